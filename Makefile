@@ -1,0 +1,137 @@
+# Chatto in C — one non-recursive Makefile. `make help` lists the targets.
+#
+# Flavours build into their own directories so objects never mix:
+#   build/        -O2 -g (default)
+#   build/asan/   ASan + UBSan        (make asan, make test-asan)
+#   build/tsan/   ThreadSanitizer     (make tsan)
+
+VERSION   := $(shell cat VERSION)
+B         ?= build
+CC        ?= cc
+PKGS      := libmicrohttpd libnats libsodium libcjson inih nettle
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lpthread -lm
+
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla -Wundef \
+             -Wno-missing-field-initializers
+OPT       ?= -O2 -g
+CFLAGS    += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SAN) -Ilib -Iserver -I$(B)/gen $(PKG_CFLAGS) -MMD -MP
+LDFLAGS   += $(SAN)
+
+LIB_SRC    := $(sort $(wildcard lib/*/*.c))
+SERVER_SRC := $(sort $(wildcard server/*.c server/*/*.c))
+UNIT_SRC   := $(sort $(wildcard test/unit/test_*.c))
+LIB_OBJ    := $(LIB_SRC:%.c=$(B)/obj/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(B)/obj/%.o)
+UNIT_BIN   := $(UNIT_SRC:test/unit/%.c=$(B)/test/%)
+GENDOC     := $(B)/gendoc
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all run test test-unit test-integration asan test-asan tsan clean install deps deps-test help \
+        check-docs docs check-headers cluster
+
+all: $(B)/chatto
+
+help:
+	@echo "Targets:"
+	@echo "  all               build build/chatto (default)"
+	@echo "  run               install missing Debian packages, build, run with embedded NATS (data in ./data)"
+	@echo "  test              install missing packages, build, run unit + integration tests"
+	@echo "  test-unit         C unit tests (cmocka)"
+	@echo "  test-integration  Python integration tests against the real binary and a real nats-server"
+	@echo "  asan / test-asan  build / test with AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "  tsan              build with ThreadSanitizer"
+	@echo "  docs              regenerate etc/chatto.ini and the man pages from the key table"
+	@echo "  check-docs        fail if etc/chatto.ini or the man pages are out of date"
+	@echo "  check-headers     compile every header on its own"
+	@echo "  install           install into \$$(DESTDIR)\$$(PREFIX)"
+	@echo "  clean             remove build/"
+	@echo "Variables: V=1 (verbose), B=<build dir>, TESTS=<pattern> (integration test filter)"
+
+$(B)/gen/version.h: VERSION
+	@mkdir -p $(@D)
+	$(Q)printf '#pragma once\n#define CHATTO_VERSION "%s"\n' "$(VERSION)" > $@.tmp && mv $@.tmp $@
+
+$(B)/obj/%.o: %.c $(B)/gen/version.h
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC    $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/libchatto.a: $(LIB_OBJ)
+	@$(if $(Q),echo "  AR    $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(B)/chatto: $(SERVER_OBJ) $(B)/libchatto.a
+	@$(if $(Q),echo "  LD    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(SERVER_OBJ) $(B)/libchatto.a $(PKG_LIBS)
+
+$(B)/test/%: test/unit/%.c $(B)/libchatto.a $(B)/gen/version.h
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC    $<")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/libchatto.a $(PKG_LIBS) -lcmocka
+
+$(GENDOC): test/tools/gendoc.c $(B)/libchatto.a
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/libchatto.a $(PKG_LIBS)
+
+deps:
+	@packaging/deps.sh run
+
+deps-test:
+	@packaging/deps.sh test
+
+run: deps all
+	$(B)/chatto run $(ARGS)
+
+test: deps-test all $(UNIT_BIN)
+	$(Q)python3 test/run_tests.py --build $(B) $(if $(TESTS),--filter '$(TESTS)')
+
+test-unit: $(UNIT_BIN)
+	$(Q)python3 test/run_tests.py --build $(B) --unit-only
+
+test-integration: all
+	$(Q)python3 test/run_tests.py --build $(B) --integration-only $(if $(TESTS),--filter '$(TESTS)')
+
+asan:
+	$(Q)$(MAKE) --no-print-directory B=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all $(addprefix build/asan/test/,$(notdir $(UNIT_BIN)))
+
+test-asan: deps-test asan
+	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    python3 test/run_tests.py --build build/asan --sanitizer $(if $(TESTS),--filter '$(TESTS)')
+
+tsan:
+	$(Q)$(MAKE) --no-print-directory B=build/tsan CC=clang OPT="-O1 -g" SAN="-fsanitize=thread" all
+
+docs: $(GENDOC)
+	$(Q)$(GENDOC) ini > etc/chatto.ini
+	$(Q)$(GENDOC) man1 < man/chatto.1.in > man/chatto.1
+	$(Q)$(GENDOC) man5 < man/chatto.ini.5.in > man/chatto.ini.5
+	@echo "regenerated etc/chatto.ini man/chatto.1 man/chatto.ini.5"
+
+check-docs: $(GENDOC)
+	$(Q)$(GENDOC) ini | diff -u etc/chatto.ini - || (echo "etc/chatto.ini is stale: run make docs"; exit 1)
+	$(Q)$(GENDOC) man1 < man/chatto.1.in | diff -u man/chatto.1 - || (echo "man/chatto.1 is stale: run make docs"; exit 1)
+	$(Q)$(GENDOC) man5 < man/chatto.ini.5.in | diff -u man/chatto.ini.5 - || (echo "man/chatto.ini.5 is stale: run make docs"; exit 1)
+
+check-headers:
+	$(Q)for h in $$(find lib server -name '*.h'); do \
+	    echo "#include \"$$h\"" | $(CC) $(CFLAGS) -I. -x c -fsyntax-only - || exit 1; done; echo "headers OK"
+
+install: all
+	install -D -m 0755 $(B)/chatto $(DESTDIR)$(PREFIX)/bin/chatto
+	install -D -m 0644 man/chatto.1 $(DESTDIR)$(PREFIX)/share/man/man1/chatto.1
+	install -D -m 0644 man/chatto.ini.5 $(DESTDIR)$(PREFIX)/share/man/man5/chatto.ini.5
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(SERVER_OBJ:.o=.d)

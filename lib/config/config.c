@@ -1,0 +1,495 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Typed configuration values, the derived names of the key table, and the env / print / example outputs.
+ * The INI reader is in ini.c. Built on one thread at start-up; read-only (and lock-free) afterwards.
+ */
+#include "config/config.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/parse.h"
+#include "config/config_int.h"
+
+static struct cfg_keyinfo g_keys[CFG_KEY_COUNT] = {
+#define KEY(ident, sec, nm, ty, df, sh, op, fl, hp)                                                                    \
+    { .id = ident, .section = sec, .name = nm, .type = ty, .def = df, .short_flag = sh, .options = op, .flags = fl,    \
+      .help = hp },
+#include "config/keys.def"
+#undef KEY
+};
+static char g_names[CFG_KEY_COUNT][3][96];
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void
+derive_names(void)
+{
+    for (size_t i = 0; i < CFG_KEY_COUNT; i++) {
+        struct cfg_keyinfo *k = &g_keys[i];
+        char *dotted = g_names[i][0], *env = g_names[i][1], *flag = g_names[i][2];
+
+        snprintf(dotted, 96, "%s.%s", k->section, k->name);
+        snprintf(env, 96, "CHATTO_%s", dotted);
+        for (char *p = env; *p; p++)
+            *p = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+        snprintf(flag, 96, "%s", dotted);
+        for (char *p = flag; *p; p++)
+            if (*p == '.' || *p == '_')
+                *p = '-';
+        k->dotted = dotted;
+        k->env = env;
+        k->longflag = (k->flags & CFG_F_SECRET) ? NULL : flag;
+    }
+}
+
+const struct cfg_keyinfo *
+cfg_keyinfo(enum cfg_key k)
+{
+    CH_ASSERT((unsigned)k < CFG_KEY_COUNT);
+    pthread_once(&g_once, derive_names);
+    return &g_keys[k];
+}
+
+int
+cfg_key_find(const char *section, const char *name)
+{
+    char dotted[160];
+
+    pthread_once(&g_once, derive_names);
+    if (section && *section)
+        snprintf(dotted, sizeof dotted, "%s.%s", section, name);
+    else
+        snprintf(dotted, sizeof dotted, "%s", name);
+    for (size_t i = 0; i < CFG_KEY_COUNT; i++)
+        if (strcmp(g_keys[i].dotted, dotted) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *
+cfg_type_name(enum cfg_type t)
+{
+    switch (t) {
+    case CFG_T_STR: return "string";
+    case CFG_T_PATH: return "path";
+    case CFG_T_BOOL: return "bool";
+    case CFG_T_INT: return "integer";
+    case CFG_T_PORT: return "port";
+    case CFG_T_SIZE: return "size";
+    case CFG_T_DURATION: return "duration";
+    case CFG_T_URL: return "URL";
+    case CFG_T_URLS: return "URL list";
+    case CFG_T_LIST: return "list";
+    case CFG_T_ENUM: return "enum";
+    }
+    return "?";
+}
+
+static void
+val_clear(struct cfg_val *v, bool secret)
+{
+    if (v->raw && secret)
+        explicit_bzero(v->raw, strlen(v->raw));
+    free(v->raw);
+    parse_list_free(v->list);
+    memset(v, 0, sizeof *v);
+}
+
+void
+cfg_free(struct cfg *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < CFG_KEY_COUNT; i++)
+        val_clear(&c->v[i], g_keys[i].flags & CFG_F_SECRET);
+    free(c);
+}
+
+struct cfg *
+cfg_new(void)
+{
+    struct cfg *c = calloc(1, sizeof *c);
+
+    if (!c)
+        return NULL;
+    pthread_once(&g_once, derive_names);
+    for (size_t i = 0; i < CFG_KEY_COUNT; i++) {
+        struct ch_err err;
+        /* a default that does not parse is a bug in keys.def; the unit tests catch it */
+        if (cfg_set(c, (enum cfg_key)i, g_keys[i].def, CFG_SRC_DEFAULT, "default", &err) != CH_OK) {
+            cfg_free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+/* Validate text for key k into v (fresh); returns the reason in err without the key name. */
+static enum ch_status
+parse_value(const struct cfg_keyinfo *k, const char *s, struct cfg_val *v, struct ch_err *err)
+{
+    enum ch_status st = CH_OK;
+    int64_t lo = INT64_MIN, hi = INT64_MAX;
+
+    switch (k->type) {
+    case CFG_T_STR:
+    case CFG_T_PATH:
+        break;
+    case CFG_T_BOOL:
+        st = parse_bool(s, &v->b, err);
+        break;
+    case CFG_T_INT:
+        if (k->options[0])
+            sscanf(k->options, "%" SCNd64 "..%" SCNd64, &lo, &hi);
+        st = parse_int(s, lo, hi, &v->i, err);
+        break;
+    case CFG_T_PORT:
+        st = parse_port(s, &v->i, err);
+        break;
+    case CFG_T_SIZE:
+        st = parse_size(s, &v->i, err);
+        break;
+    case CFG_T_DURATION:
+        st = parse_duration(s, &v->i, err);
+        break;
+    case CFG_T_URL:
+        if (*s)
+            st = parse_url(s, k->options, err);
+        break;
+    case CFG_T_URLS:
+    case CFG_T_LIST:
+        st = parse_list(s, &v->list, &v->nlist, err);
+        for (size_t i = 0; st == CH_OK && k->type == CFG_T_URLS && i < v->nlist; i++)
+            st = parse_url(v->list[i], k->options, err);
+        break;
+    case CFG_T_ENUM: {
+        const char *p = k->options;
+        bool ok = false;
+        while (*p && !ok) {
+            size_t n = strcspn(p, "|");
+            ok = strlen(s) == n && strncasecmp(p, s, n) == 0;
+            p += n + (p[n] == '|');
+        }
+        if (!ok) {
+            char opts[128];
+            snprintf(opts, sizeof opts, "%s", k->options);
+            for (char *q = opts; *q; q++)
+                if (*q == '|')
+                    *q = ',';
+            st = ch_err_set(err, CH_EINVAL, NULL, "must be one of %s, got '%.40s'", opts, s);
+        }
+        break;
+    }
+    }
+    if (st == CH_OK && !(v->raw = strdup(s)))
+        st = ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    if (st == CH_OK && k->type == CFG_T_ENUM)
+        for (char *q = v->raw; *q; q++)
+            *q = (char)tolower((unsigned char)*q);
+    return st;
+}
+
+enum ch_status
+cfg_set(struct cfg *c, enum cfg_key k, const char *value, enum cfg_source src, const char *origin,
+        struct ch_err *err)
+{
+    const struct cfg_keyinfo *ki = cfg_keyinfo(k);
+    struct cfg_val nv = { 0 };
+    struct ch_err e = { 0 };
+    enum ch_status st;
+
+    if ((st = parse_value(ki, value, &nv, &e)) != CH_OK) {
+        val_clear(&nv, ki->flags & CFG_F_SECRET);
+        if (strncmp(origin, "CHATTO_", 7) == 0 || strncmp(origin, "--", 2) == 0)
+            return ch_err_set(err, st, ki->dotted, "%s: %s", origin, e.msg);
+        return ch_err_set(err, st, ki->dotted, "%s: %s: %s", origin, ki->dotted, e.msg);
+    }
+    nv.src = src;
+    snprintf(nv.origin, sizeof nv.origin, "%s", origin);
+    val_clear(&c->v[k], ki->flags & CFG_F_SECRET);
+    c->v[k] = nv;
+    return CH_OK;
+}
+
+enum ch_status
+cfg_load_env(struct cfg *c, char *const *envp, const char *const *ignore, struct ch_err *err)
+{
+    for (; envp && *envp; envp++) {
+        const char *eq = strchr(*envp, '=');
+        char name[128];
+        bool skip = false;
+        int k = -1;
+
+        if (strncmp(*envp, "CHATTO_", 7) != 0 || !eq || (size_t)(eq - *envp) >= sizeof name)
+            continue;
+        snprintf(name, sizeof name, "%.*s", (int)(eq - *envp), *envp);
+        for (const char *const *ig = ignore; ig && *ig; ig++)
+            skip |= strcmp(*ig, name) == 0;
+        if (skip)
+            continue;
+        for (size_t i = 0; i < CFG_KEY_COUNT && k < 0; i++)
+            if (strcmp(cfg_keyinfo((enum cfg_key)i)->env, name) == 0)
+                k = (int)i;
+        if (k < 0)
+            return ch_err_set(err, CH_EINVAL, NULL,
+                              "%s: unknown environment variable (no such config key; see chatto --help)", name);
+        enum ch_status st = cfg_set(c, (enum cfg_key)k, eq + 1, CFG_SRC_ENV, name, err);
+        if (st != CH_OK)
+            return st;
+    }
+    return CH_OK;
+}
+
+static const struct cfg_val *
+getv(const struct cfg *c, enum cfg_key k)
+{
+    CH_ASSERT(c && (unsigned)k < CFG_KEY_COUNT);
+    return &c->v[k];
+}
+
+const char *
+cfg_str(const struct cfg *c, enum cfg_key k)
+{
+    const char *s = getv(c, k)->raw;
+    return s ? s : "";
+}
+
+bool
+cfg_bool(const struct cfg *c, enum cfg_key k)
+{
+    CH_ASSERT(g_keys[k].type == CFG_T_BOOL);
+    return getv(c, k)->b;
+}
+
+int64_t
+cfg_int(const struct cfg *c, enum cfg_key k)
+{
+    enum cfg_type t = g_keys[k].type;
+    CH_ASSERT(t == CFG_T_INT || t == CFG_T_PORT || t == CFG_T_SIZE || t == CFG_T_DURATION);
+    return getv(c, k)->i;
+}
+
+const char *const *
+cfg_list(const struct cfg *c, enum cfg_key k, size_t *count)
+{
+    static const char *const empty[] = { NULL };
+    const struct cfg_val *v = getv(c, k);
+
+    CH_ASSERT(g_keys[k].type == CFG_T_LIST || g_keys[k].type == CFG_T_URLS);
+    if (count)
+        *count = v->nlist;
+    return v->list ? (const char *const *)v->list : empty;
+}
+
+enum cfg_source
+cfg_source_of(const struct cfg *c, enum cfg_key k)
+{
+    return getv(c, k)->src;
+}
+
+bool
+cfg_is_set(const struct cfg *c, enum cfg_key k)
+{
+    return cfg_str(c, k)[0] != '\0';
+}
+
+static enum ch_status
+require(const struct cfg *c, enum cfg_key k, const char *why, struct ch_err *err)
+{
+    const struct cfg_keyinfo *ki = cfg_keyinfo(k);
+
+    if (cfg_is_set(c, k))
+        return CH_OK;
+    return ch_err_set(err, CH_EINVAL, ki->dotted, "%s: required when %s (set it in the config file or %s)",
+                      ki->dotted, why, ki->env);
+}
+
+#define SECRET_MIN_LEN 16
+
+enum ch_status
+cfg_validate(const struct cfg *c, struct ch_err *err)
+{
+    enum ch_status st;
+    const char *m;
+
+    /* Secrets that replicas must share: refuse to start naming every missing one at once, because replicas that
+     * silently generated different secrets would break each other's sessions. */
+    if (!cfg_bool(c, CFG_NATS_EMBEDDED_ENABLED)) {
+        char missing[CH_ERR_MSG_MAX] = "";
+        size_t off = 0;
+        for (size_t i = 0; i < CFG_KEY_COUNT; i++) {
+            const struct cfg_keyinfo *ki = cfg_keyinfo((enum cfg_key)i);
+            if ((ki->flags & CFG_F_NEEDED) && !cfg_is_set(c, (enum cfg_key)i) && off < sizeof missing)
+                off += (size_t)snprintf(missing + off, sizeof missing - off, "%s%s (%s)", off ? ", " : "",
+                                        ki->dotted, ki->env);
+        }
+        if (off)
+            return ch_err_set(err, CH_EINVAL, NULL,
+                              "nats.embedded.enabled is false, so these secrets must be set, identical on every "
+                              "process: %s",
+                              missing);
+        if ((st = require(c, CFG_NATS_CLIENT_URL, "nats.embedded.enabled is false", err)) != CH_OK)
+            return st;
+    }
+    for (size_t i = 0; i < CFG_KEY_COUNT; i++) {
+        const struct cfg_keyinfo *ki = cfg_keyinfo((enum cfg_key)i);
+        size_t n = strlen(cfg_str(c, (enum cfg_key)i));
+        if ((ki->flags & CFG_F_SECRET) && (ki->flags & CFG_F_MATCH) && n > 0 && n < SECRET_MIN_LEN)
+            return ch_err_set(err, CH_EINVAL, ki->dotted,
+                              "%s: too short (%zu bytes); use at least %d, e.g. the 43-character secrets that "
+                              "`chatto init` generates",
+                              ki->dotted, n, SECRET_MIN_LEN);
+    }
+    m = cfg_str(c, CFG_NATS_CLIENT_AUTH_METHOD);
+    if (!cfg_bool(c, CFG_NATS_EMBEDDED_ENABLED)) {
+        if (strcmp(m, "token") == 0 && (st = require(c, CFG_NATS_CLIENT_TOKEN, "auth_method is token", err)))
+            return st;
+        if (strcmp(m, "userpass") == 0 &&
+            ((st = require(c, CFG_NATS_CLIENT_USERNAME, "auth_method is userpass", err)) ||
+             (st = require(c, CFG_NATS_CLIENT_PASSWORD, "auth_method is userpass", err))))
+            return st;
+        if (strcmp(m, "nkey") == 0 && (st = require(c, CFG_NATS_CLIENT_NKEY_SEED, "auth_method is nkey", err)))
+            return st;
+        if (strcmp(m, "credentials") == 0 &&
+            (st = require(c, CFG_NATS_CLIENT_CREDENTIALS_FILE, "auth_method is credentials", err)))
+            return st;
+    }
+    if (cfg_bool(c, CFG_LIVEKIT_ENABLED) &&
+        ((st = require(c, CFG_LIVEKIT_URL, "livekit.enabled is true", err)) ||
+         (st = require(c, CFG_LIVEKIT_API_KEY, "livekit.enabled is true", err)) ||
+         (st = require(c, CFG_LIVEKIT_API_SECRET, "livekit.enabled is true", err))))
+        return st;
+    if (strcmp(cfg_str(c, CFG_CORE_ASSETS_STORAGE_BACKEND), "s3") == 0 &&
+        ((st = require(c, CFG_CORE_ASSETS_S3_ENDPOINT, "storage_backend is s3", err)) ||
+         (st = require(c, CFG_CORE_ASSETS_S3_BUCKET, "storage_backend is s3", err))))
+        return st;
+    if (strpbrk(cfg_str(c, CFG_WEBSERVER_URL), "?#"))
+        return ch_err_set(err, CH_EINVAL, "webserver.url", "webserver.url: must not contain a query or fragment");
+    if (cfg_str(c, CFG_METRICS_PATH)[0] != '/')
+        return ch_err_set(err, CH_EINVAL, "metrics.path", "metrics.path: must start with '/'");
+    if (!cfg_is_set(c, CFG_NATS_EMBEDDED_DATA_DIR) && cfg_bool(c, CFG_NATS_EMBEDDED_ENABLED))
+        return require(c, CFG_NATS_EMBEDDED_DATA_DIR, "nats.embedded.enabled is true", err);
+    return CH_OK;
+}
+
+static const char *
+source_name(enum cfg_source s)
+{
+    switch (s) {
+    case CFG_SRC_DEFAULT: return "default";
+    case CFG_SRC_GENERATED: return "generated";
+    case CFG_SRC_FILE: return "file";
+    case CFG_SRC_ENV: return "env";
+    case CFG_SRC_FLAG: return "flag";
+    }
+    return "?";
+}
+
+/* Write s as a double-quoted INI value that our reader turns back into s. */
+static void
+put_quoted(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fputc('\\', out);
+        fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+static bool
+needs_quotes(enum cfg_type t)
+{
+    return t == CFG_T_STR || t == CFG_T_PATH || t == CFG_T_URL || t == CFG_T_URLS || t == CFG_T_LIST;
+}
+
+void
+cfg_print(const struct cfg *c, FILE *out, bool show_secrets)
+{
+    const char *section = NULL;
+
+    for (size_t i = 0; i < CFG_KEY_COUNT; i++) {
+        const struct cfg_keyinfo *ki = cfg_keyinfo((enum cfg_key)i);
+        const struct cfg_val *v = &c->v[i];
+
+        if (!section || strcmp(section, ki->section) != 0) {
+            fprintf(out, "%s[%s]\n", section ? "\n" : "", ki->section);
+            section = ki->section;
+        }
+        fprintf(out, "%s = ", ki->name);
+        if ((ki->flags & CFG_F_SECRET) && !show_secrets && cfg_is_set(c, (enum cfg_key)i))
+            fputs("\"********\"", out);
+        else if (needs_quotes(ki->type))
+            put_quoted(out, cfg_str(c, (enum cfg_key)i));
+        else
+            fputs(cfg_str(c, (enum cfg_key)i), out);
+        if (v->src == CFG_SRC_DEFAULT)
+            fputs("  # default\n", out);
+        else
+            fprintf(out, "  # %s: %s\n", source_name(v->src), v->origin);
+    }
+}
+
+void
+cfg_write_example(FILE *out, const char *const *secrets)
+{
+    const char *section = NULL;
+
+    fputs("# Chatto configuration (INI; simple TOML snippets work too).\n"
+          "#\n"
+          "# Every key is listed at its default value, commented out: uncomment a line to change it.\n"
+          "# Precedence, lowest to highest: defaults < this file < CHATTO_* environment < command-line flags.\n"
+          "# Values may be quoted (\"...\" with \\\" and \\\\ escapes, or '...' taken literally); a # or ; after\n"
+          "# whitespace starts a comment. Keys must start at the beginning of a line and lines must be at most\n"
+          "# 198 bytes long.\n"
+          "#\n"
+          "# Units:  sizes      1024, 64KiB, 25MB, 1 GiB   (KB/MB/GB = 1000^n bytes, KiB/MiB/GiB = 1024^n)\n"
+          "#         durations  500ms, 30s, 15m, 2h, 90d, 1w, 1h30m\n"
+          "#         bools      true/false, yes/no, on/off, 1/0\n"
+          "#         lists      comma-separated: a, b, c\n"
+          "#\n"
+          "# Keys marked \"must match\" need the same value on every chatto process of one deployment.\n"
+          "# See chatto.ini(5) for the full reference.\n",
+          out);
+    for (size_t i = 0; i < CFG_KEY_COUNT; i++) {
+        const struct cfg_keyinfo *ki = cfg_keyinfo((enum cfg_key)i);
+        const char *sv = secrets ? secrets[i] : NULL;
+
+        if (!section || strcmp(section, ki->section) != 0) {
+            fprintf(out, "\n[%s]\n", ki->section);
+            section = ki->section;
+        }
+        fprintf(out, "\n# %s\n# %s", ki->help, cfg_type_name(ki->type));
+        if (ki->type == CFG_T_ENUM) {
+            fputs(" (", out);
+            for (const char *p = ki->options; *p; p++)
+                fputs(*p == '|' ? ", " : (char[]){ *p, 0 }, out);
+            fputs(")", out);
+        } else if (ki->type == CFG_T_INT && ki->options[0]) {
+            fprintf(out, " (%s)", ki->options);
+        }
+        fprintf(out, "; env %s", ki->env);
+        if (ki->longflag)
+            fprintf(out, "; flag --%s", ki->longflag);
+        if (ki->flags & CFG_F_MATCH)
+            fputs("; must match", out);
+        fputc('\n', out);
+        if (sv) {
+            fprintf(out, "%s = ", ki->name);
+            put_quoted(out, sv);
+            fputc('\n', out);
+            continue;
+        }
+        fprintf(out, "#%s = ", ki->name);
+        if (needs_quotes(ki->type))
+            put_quoted(out, ki->def);
+        else
+            fputs(ki->def, out);
+        fputc('\n', out);
+    }
+}

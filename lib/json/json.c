@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: MIT */
+/* Request-decoding helpers over cJSON; see json.h. Pure; any thread (cJSON hooks are set once at start-up). */
+#include "json/json.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/utf8.h"
+
+/* Depth of nesting and the presence of \u0000, scanning outside and inside strings respectively. */
+static enum ch_status
+prescan(const char *buf, size_t len, int max_depth, struct ch_err *err)
+{
+    int depth = 0;
+    bool in_str = false;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (in_str) {
+            if (c == '\\' && i + 1 < len) {
+                if (buf[i + 1] == 'u' && i + 5 < len && memcmp(buf + i + 2, "0000", 4) == 0)
+                    return ch_err_set(err, CH_EINVAL, NULL, "strings must not contain NUL (\\u0000)");
+                i++;
+            } else if (c == '"') {
+                in_str = false;
+            }
+            continue;
+        }
+        if (c == '"')
+            in_str = true;
+        else if (c == '{' || c == '[') {
+            if (++depth > max_depth)
+                return ch_err_set(err, CH_EINVAL, NULL, "JSON nested deeper than %d levels", max_depth);
+        } else if (c == '}' || c == ']')
+            depth--;
+    }
+    return CH_OK;
+}
+
+enum ch_status
+json_parse_object(const char *buf, size_t len, int max_depth, cJSON **out, struct ch_err *err)
+{
+    const char *end = NULL;
+    cJSON *v;
+    enum ch_status st;
+
+    if (len == 0)
+        return ch_err_set(err, CH_EINVAL, NULL, "empty request body; send a JSON object such as {}");
+    if ((st = prescan(buf, len, max_depth, err)) != CH_OK)
+        return st;
+    v = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+    if (!v) {
+        size_t off = end && end >= buf && end <= buf + len ? (size_t)(end - buf) : 0;
+        return ch_err_set(err, CH_EINVAL, NULL, "malformed JSON near byte %zu", off);
+    }
+    while (end < buf + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+        end++;
+    if (end != buf + len) {
+        cJSON_Delete(v);
+        return ch_err_set(err, CH_EINVAL, NULL, "unexpected data after the JSON value at byte %zu",
+                          (size_t)(end - buf));
+    }
+    if (!cJSON_IsObject(v)) {
+        cJSON_Delete(v);
+        return ch_err_set(err, CH_EINVAL, NULL, "request body must be a JSON object");
+    }
+    *out = v;
+    return CH_OK;
+}
+
+static const cJSON *
+field(const cJSON *obj, const char *name)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsNull(f) ? NULL : f;
+}
+
+enum ch_status
+json_get_str(const cJSON *obj, const char *name, bool required, size_t min, size_t max, const char **out,
+             struct ch_err *err)
+{
+    const cJSON *f = field(obj, name);
+    size_t n;
+
+    if (!f)
+        return required ? ch_err_set(err, CH_EINVAL, name, "required") : CH_OK;
+    if (!cJSON_IsString(f) || !f->valuestring)
+        return ch_err_set(err, CH_EINVAL, name, "must be a string");
+    n = strlen(f->valuestring);
+    if (!utf8_valid(f->valuestring, n))
+        return ch_err_set(err, CH_EINVAL, name, "not valid UTF-8");
+    if (n < min || n > max) {
+        if (min == max)
+            return ch_err_set(err, CH_EINVAL, name, "must be %zu bytes", min);
+        if (min > 0 && n == 0)
+            return ch_err_set(err, CH_EINVAL, name, "must not be empty");
+        return ch_err_set(err, CH_EINVAL, name, "must be %zu to %zu bytes long, got %zu", min, max, n);
+    }
+    *out = f->valuestring;
+    return CH_OK;
+}
+
+enum ch_status
+json_get_bool(const cJSON *obj, const char *name, bool required, bool *out, struct ch_err *err)
+{
+    const cJSON *f = field(obj, name);
+
+    if (!f)
+        return required ? ch_err_set(err, CH_EINVAL, name, "required") : CH_OK;
+    if (!cJSON_IsBool(f))
+        return ch_err_set(err, CH_EINVAL, name, "must be true or false");
+    *out = cJSON_IsTrue(f);
+    return CH_OK;
+}
+
+enum ch_status
+json_get_int(const cJSON *obj, const char *name, bool required, int64_t min, int64_t max, int64_t *out,
+             struct ch_err *err)
+{
+    const cJSON *f = field(obj, name);
+    int64_t v;
+
+    if (!f)
+        return required ? ch_err_set(err, CH_EINVAL, name, "required") : CH_OK;
+    if (cJSON_IsNumber(f)) {
+        double d = f->valuedouble;
+        if (!isfinite(d) || d != floor(d) || d < -9007199254740991.0 || d > 9007199254740991.0)
+            return ch_err_set(err, CH_EINVAL, name, "must be an integer");
+        v = (int64_t)d;
+    } else if (cJSON_IsString(f) && f->valuestring) {
+        char *e = NULL;
+        errno = 0;
+        long long ll = strtoll(f->valuestring, &e, 10);
+        if (errno || e == f->valuestring || *e)
+            return ch_err_set(err, CH_EINVAL, name, "must be an integer");
+        v = ll;
+    } else {
+        return ch_err_set(err, CH_EINVAL, name, "must be an integer");
+    }
+    if (v < min || v > max)
+        return ch_err_set(err, CH_EINVAL, name, "must be between %" PRId64 " and %" PRId64, min, max);
+    *out = v;
+    return CH_OK;
+}
+
+enum ch_status
+json_get_str_array(const cJSON *obj, const char *name, bool required, size_t max_items, size_t min, size_t max,
+                   const char ***out, size_t *count, struct ch_err *err)
+{
+    const cJSON *f = field(obj, name), *it;
+    const char **v;
+    size_t n = 0, i = 0;
+
+    if (!f)
+        return required ? ch_err_set(err, CH_EINVAL, name, "required") : CH_OK;
+    if (!cJSON_IsArray(f))
+        return ch_err_set(err, CH_EINVAL, name, "must be an array of strings");
+    n = (size_t)cJSON_GetArraySize(f);
+    if (n > max_items)
+        return ch_err_set(err, CH_EINVAL, name, "at most %zu items allowed, got %zu", max_items, n);
+    v = calloc(n + 1, sizeof *v);
+    if (!v)
+        return ch_err_set(err, CH_ENOMEM, name, "out of memory");
+    cJSON_ArrayForEach(it, f) {
+        size_t len;
+        if (!cJSON_IsString(it) || !it->valuestring) {
+            free(v);
+            return ch_err_set(err, CH_EINVAL, name, "item %zu must be a string", i);
+        }
+        len = strlen(it->valuestring);
+        if (!utf8_valid(it->valuestring, len) || len < min || len > max) {
+            free(v);
+            return ch_err_set(err, CH_EINVAL, name, "item %zu must be %zu to %zu bytes of UTF-8", i, min, max);
+        }
+        v[i++] = it->valuestring;
+    }
+    *out = v;
+    *count = n;
+    return CH_OK;
+}
+
+cJSON *
+json_add_int64_str(cJSON *obj, const char *name, int64_t v)
+{
+    char buf[24];
+
+    snprintf(buf, sizeof buf, "%" PRId64, v);
+    return cJSON_AddStringToObject(obj, name, buf);
+}
+
+void
+json_fmt_time(int64_t ms, char *buf, size_t len)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+
+    gmtime_r(&s, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+cJSON *
+json_add_time(cJSON *obj, const char *name, int64_t unix_ms)
+{
+    char buf[40];
+
+    json_fmt_time(unix_ms, buf, sizeof buf);
+    return cJSON_AddStringToObject(obj, name, buf);
+}
+
+char *
+json_print(const cJSON *v, size_t *len)
+{
+    char *s = cJSON_PrintUnformatted(v);
+
+    if (s && len)
+        *len = strlen(s);
+    return s;
+}

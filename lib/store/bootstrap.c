@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Creates every stream and bucket Chatto needs, with nats.replicas replicas. Idempotent and race-safe: several
+ * processes may run it at once; JetStream accepts an identical create, and a bucket created earlier with other
+ * settings (e.g. before nats.replicas was raised) is updated in place. Runs on the store-keeper thread.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "store/store_int.h"
+
+static const struct {
+    const char *name;
+    uint8_t history;
+    const char *description;
+} buckets[STORE_B_COUNT] = {
+    [STORE_B_META] = { "chatto_meta", 1, "Chatto installation identity and settings" },
+};
+
+const char *
+store_bucket_name(enum store_bucket b)
+{
+    return buckets[b].name;
+}
+
+/* Bring an existing stream to our replica count. */
+static enum ch_status
+update_replicas(struct store *st, const char *stream, struct ch_err *err)
+{
+    jsStreamInfo *si = NULL, *si2 = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s;
+    enum ch_status cs;
+
+    if ((s = js_GetStreamInfo(&si, st->js, stream, NULL, &jerr)) != NATS_OK)
+        return store_map(s, jerr, stream, err);
+    if (si->Config->Replicas == st->replicas) {
+        jsStreamInfo_Destroy(si);
+        return CH_OK;
+    }
+    si->Config->Replicas = st->replicas;
+    s = js_UpdateStream(&si2, st->js, si->Config, NULL, &jerr);
+    cs = store_map(s, jerr, stream, err);
+    if (cs != CH_OK)
+        ch_err_set(err, cs, NULL, "%s: cannot change replicas to %d (nats.replicas): %s", stream, st->replicas,
+                   nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(s));
+    jsStreamInfo_Destroy(si);
+    jsStreamInfo_Destroy(si2);
+    return cs;
+}
+
+static enum ch_status
+create_bucket(struct store *st, enum store_bucket b, struct ch_err *err)
+{
+    kvConfig kc;
+    natsStatus s;
+    char stream[64];
+
+    kvConfig_Init(&kc);
+    kc.Bucket = buckets[b].name;
+    kc.Description = buckets[b].description;
+    kc.History = buckets[b].history;
+    kc.Replicas = st->replicas;
+    kc.StorageType = js_FileStorage;
+    snprintf(stream, sizeof stream, "KV_%s", buckets[b].name);
+    s = js_CreateKeyValue(&st->kv[b], st->js, &kc);
+    if (s == NATS_OK)
+        return CH_OK;
+    /* exists with different settings: keep it (data!) and fix what we can */
+    const char *last = nats_GetLastError(NULL);
+    if (s == NATS_ERR && last && (strstr(last, "already in use") || strstr(last, "10058"))) {
+        enum ch_status cs = update_replicas(st, stream, err);
+        if (cs != CH_OK)
+            return cs;
+        s = js_KeyValue(&st->kv[b], st->js, buckets[b].name);
+        return store_map(s, 0, stream, err);
+    }
+    enum ch_status cs = store_map(s, 0, stream, err);
+    if (last && err)
+        snprintf(err->msg, sizeof err->msg, "%s: %s", stream, last);
+    return cs;
+}
+
+/* The installation's identity: the first process to get here creates it; everyone else reads the same. */
+static enum ch_status
+load_identity(struct store *st, struct ch_err *err)
+{
+    kvStore *kv = st->kv[STORE_B_META];
+    kvEntry *e = NULL;
+    unsigned char raw[12];
+    char id[32], val[96];
+    natsStatus s;
+
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(id, sizeof id, raw, sizeof raw);
+    snprintf(val, sizeof val, "%s %lld", id, (long long)store_now_ms());
+    s = kvStore_CreateString(NULL, kv, "server", val);
+    if (s != NATS_OK && s != NATS_ERR) /* NATS_ERR: it exists already (wrong last sequence) */
+        return store_map(s, 0, "server identity", err);
+    if ((s = kvStore_Get(&e, kv, "server")) != NATS_OK)
+        return store_map(s, 0, "server identity", err);
+    long long created = 0;
+    char rid[40] = "";
+    int n = kvEntry_ValueLen(e);
+    char *copy = strndup(kvEntry_Value(e), (size_t)(n > 0 ? n : 0));
+    kvEntry_Destroy(e);
+    if (!copy)
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    if (sscanf(copy, "%39s %lld", rid, &created) != 2) {
+        free(copy);
+        return ch_err_set(err, CH_EINTERNAL, NULL, "server identity record is malformed");
+    }
+    free(copy);
+    snprintf(st->server_id, sizeof st->server_id, "%s", rid);
+    st->server_created_ms = created;
+    return CH_OK;
+}
+
+enum ch_status
+store_bootstrap(struct store *st, struct ch_err *err)
+{
+    enum ch_status cs;
+
+    for (int b = 0; b < STORE_B_COUNT; b++) {
+        if (st->kv[b])
+            continue;
+        if ((cs = create_bucket(st, (enum store_bucket)b, err)) != CH_OK)
+            return cs;
+    }
+    return load_identity(st, err);
+}

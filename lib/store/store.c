@@ -1,0 +1,482 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Connection, keeper thread and readiness. See store.h for the threading rules. Log lines here are the
+ * connection's own events (connect, disconnect, reconnect, bootstrap), each logged once where it happens.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "crypto/crypto.h"
+#include "log/log.h"
+#include "store/store_int.h"
+
+int64_t
+store_now_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+store_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+store_auth_parse(const char *s)
+{
+    static const char *const names[] = { "none", "token", "userpass", "nkey", "credentials" };
+
+    for (int i = 0; i < 5; i++)
+        if (strcasecmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+enum ch_status
+store_map(natsStatus s, jsErrCode jerr, const char *what, struct ch_err *err)
+{
+    const char *text = natsStatus_GetText(s);
+    const char *last = nats_GetLastError(NULL);
+
+    if (s == NATS_OK)
+        return CH_OK;
+    if (jerr == JSStreamWrongLastSequenceErr)
+        return ch_err_set(err, CH_ECONFLICT, NULL, "%s: changed concurrently, retry", what);
+    if (jerr == JSStorageResourcesExceededErr || jerr == JSInsufficientResourcesErr ||
+        jerr == JSAccountResourcesExceededErr || jerr == JSMemoryResourcesExceededErr || jerr == JSStreamLimitsErr)
+        return ch_err_set(err, CH_ELIMIT, NULL, "%s: storage limit reached", what);
+    if (jerr == JSClusterNotAvailErr || jerr == JSStreamOfflineErr || jerr == JSClusterNoPeersErr)
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "%s: JetStream unavailable", what);
+    switch (s) {
+    case NATS_TIMEOUT:
+    case NATS_NO_SERVER:
+    case NATS_NO_RESPONDERS:
+    case NATS_CONNECTION_CLOSED:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_NOT_YET_CONNECTED:
+    case NATS_STALE_CONNECTION:
+    case NATS_IO_ERROR:
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "%s: NATS unavailable (%s)", what, text);
+    case NATS_NOT_FOUND:
+        return ch_err_set(err, CH_ENOTFOUND, NULL, "%s: not found", what);
+    case NATS_INVALID_ARG:
+    case NATS_INVALID_SUBJECT:
+        return ch_err_set(err, CH_EINVAL, NULL, "%s: invalid argument", what);
+    case NATS_NO_MEMORY:
+        return ch_err_set(err, CH_ENOMEM, NULL, "%s: out of memory", what);
+    case NATS_CONNECTION_AUTH_FAILED:
+    case NATS_NOT_PERMITTED:
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "%s: NATS refused our credentials", what);
+    default:
+        if (last && strstr(last, "wrong last sequence"))
+            return ch_err_set(err, CH_ECONFLICT, NULL, "%s: changed concurrently, retry", what);
+        return ch_err_set(err, CH_EINTERNAL, NULL, "%s: %s%s%s (jetstream error %d)", what, text,
+                          last ? ": " : "", last ? last : "", (int)jerr);
+    }
+}
+
+static void
+on_connected(natsConnection *nc, void *closure)
+{
+    struct store *st = closure;
+    char url[256] = "";
+
+    natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    log_info("nats: connected to %s", url);
+    pthread_mutex_lock(&st->mu);
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void
+on_disconnected(natsConnection *nc, void *closure)
+{
+    struct store *st = closure;
+
+    (void)nc;
+    /* nats.c also calls this on a normal close; that is not news */
+    if (!atomic_load(&st->closing))
+        log_warn("nats: disconnected; reconnecting in the background");
+}
+
+static void
+on_reconnected(natsConnection *nc, void *closure)
+{
+    char url[256] = "";
+
+    (void)closure;
+    natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    log_info("nats: reconnected to %s", url);
+}
+
+static void
+on_error(natsConnection *nc, natsSubscription *sub, natsStatus s, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    (void)closure;
+    log_warn("nats: asynchronous error: %s", natsStatus_GetText(s));
+}
+
+static void
+on_lame_duck(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    (void)closure;
+    log_info("nats: server entered lame duck mode; will move to another server");
+}
+
+static natsStatus
+sign_nonce(char **custom_err, unsigned char **sig, int *sig_len, const char *nonce, void *closure)
+{
+    struct store *st = closure;
+
+    (void)custom_err;
+    return nats_Sign(st->nkey_seed, nonce, sig, sig_len);
+}
+
+/* The seed itself, or the first line of the file it names. Caller frees (and zeroes). */
+static char *
+load_seed(const char *v, struct ch_err *err)
+{
+    char buf[256], *s;
+    FILE *f;
+    size_t n;
+
+    if (strncmp(v, "SU", 2) == 0)
+        return strdup(v);
+    if (!(f = fopen(v, "r"))) {
+        ch_err_set(err, CH_EINVAL, "nats.client.nkey_seed",
+                   "nats.client.nkey_seed: neither a user seed (SU...) nor a readable file: %s", strerror(errno));
+        return NULL;
+    }
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    s = strdup(buf);
+    explicit_bzero(buf, sizeof buf);
+    return s;
+}
+
+static void *
+keeper_main(void *arg)
+{
+    struct store *st = arg;
+    int64_t next_try = 0, backoff = 250;
+    char last_err[CH_ERR_MSG_MAX] = "";
+
+    for (bool first = true;; first = false) {
+        struct timespec ts;
+
+        pthread_mutex_lock(&st->mu);
+        if (!st->stop && !first) {
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+        }
+        bool stop = st->stop;
+        pthread_mutex_unlock(&st->mu);
+        if (stop)
+            break;
+        if (atomic_load(&st->bootstrapped) || !store_connected(st) || store_now_mono_ms() < next_try)
+            continue;
+
+        struct ch_err err = { 0 };
+        if (store_bootstrap(st, &err) == CH_OK) {
+            atomic_store(&st->bootstrapped, true);
+            log_info("store: streams and buckets ready (replicas=%d)", st->replicas);
+            continue;
+        }
+        /* retry with backoff; say it once per distinct reason */
+        if (strcmp(last_err, err.msg) != 0) {
+            log_warn("store: bootstrap failed, retrying: %s", err.msg);
+            snprintf(last_err, sizeof last_err, "%s", err.msg);
+        }
+        next_try = store_now_mono_ms() + backoff;
+        backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+    }
+    nats_ReleaseThreadMemory();
+    return NULL;
+}
+
+static enum ch_status
+set_auth(struct store *st, natsOptions *opts, const struct store_opts *o, struct ch_err *err)
+{
+    natsStatus s = NATS_OK;
+    char pub[57];
+
+    switch (o->auth) {
+    case STORE_AUTH_NONE:
+        break;
+    case STORE_AUTH_TOKEN:
+        s = natsOptions_SetToken(opts, o->token);
+        break;
+    case STORE_AUTH_USERPASS:
+        s = natsOptions_SetUserInfo(opts, o->username, o->password);
+        break;
+    case STORE_AUTH_NKEY:
+        if (!(st->nkey_seed = load_seed(o->nkey_seed, err)))
+            return err ? err->status : CH_EINVAL;
+        if (crypto_nkey_public(st->nkey_seed, pub, err) != CH_OK)
+            return ch_err_set(err, CH_EINVAL, "nats.client.nkey_seed", "nats.client.nkey_seed: %s",
+                              err ? err->msg : "invalid");
+        s = natsOptions_SetNKey(opts, pub, sign_nonce, st);
+        break;
+    case STORE_AUTH_CREDENTIALS:
+        s = natsOptions_SetUserCredentialsFromFiles(opts, o->credentials_file, NULL);
+        break;
+    }
+    if (s != NATS_OK)
+        return ch_err_set(err, CH_EINVAL, NULL, "nats client credentials: %s", nats_GetLastError(NULL));
+    if (o->ca_cert && *o->ca_cert) {
+        if (natsOptions_LoadCATrustedCertificates(opts, o->ca_cert) != NATS_OK)
+            return ch_err_set(err, CH_EINVAL, "nats.client.ca_cert", "nats.client.ca_cert: cannot load %s: %s",
+                              o->ca_cert, nats_GetLastError(NULL));
+    }
+    return CH_OK;
+}
+
+enum ch_status
+store_open(const struct store_opts *o, struct store **out, struct ch_err *err)
+{
+    struct store *st = calloc(1, sizeof *st);
+    jsOptions jo;
+    natsStatus s;
+    enum ch_status cs = CH_OK;
+    size_t n = 0, off = 0;
+
+    if (!st)
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_mutex_init(&st->check_mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    st->replicas = o->replicas > 0 ? o->replicas : 1;
+    st->timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : 5000;
+    while (o->urls[n]) {
+        off += (size_t)snprintf(st->urls + off, off < sizeof st->urls ? sizeof st->urls - off : 0, "%s%s",
+                                n ? "," : "", o->urls[n]);
+        n++;
+    }
+    if (n == 0) {
+        cs = ch_err_set(err, CH_EINVAL, "nats.client.url", "no NATS server URL");
+        goto fail;
+    }
+    if ((s = natsOptions_Create(&st->opts)) != NATS_OK) {
+        cs = store_map(s, 0, "nats options", err);
+        goto fail;
+    }
+    natsOptions_SetServers(st->opts, (const char **)o->urls, (int)n);
+    natsOptions_SetName(st->opts, o->name ? o->name : "chatto");
+    natsOptions_SetMaxReconnect(st->opts, -1);
+    natsOptions_SetReconnectWait(st->opts, o->reconnect_wait_ms > 0 ? o->reconnect_wait_ms : 1000);
+    natsOptions_SetReconnectJitter(st->opts, 100, 1000);
+    natsOptions_SetTimeout(st->opts, 2000);
+    natsOptions_SetPingInterval(st->opts, 5000);
+    natsOptions_SetMaxPingsOut(st->opts, 3);
+    natsOptions_SetReconnectBufSize(st->opts, 8 * 1024 * 1024);
+    natsOptions_SetDisconnectedCB(st->opts, on_disconnected, st);
+    natsOptions_SetReconnectedCB(st->opts, on_reconnected, st);
+    natsOptions_SetErrorHandler(st->opts, on_error, st);
+    natsOptions_SetLameDuckModeCB(st->opts, on_lame_duck, st);
+    natsOptions_SetRetryOnFailedConnect(st->opts, true, on_connected, st);
+    if ((cs = set_auth(st, st->opts, o, err)) != CH_OK)
+        goto fail;
+
+    s = natsConnection_Connect(&st->nc, st->opts);
+    if (s == NATS_NOT_YET_CONNECTED) {
+        log_info("nats: waiting for %s", st->urls);
+    } else if (s == NATS_OK) {
+        char url[256] = "";
+        natsConnection_GetConnectedUrl(st->nc, url, sizeof url);
+        log_info("nats: connected to %s", url);
+    } else {
+        cs = ch_err_set(err, CH_EUNAVAIL, NULL, "nats connect to %s: %s", st->urls,
+                        nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(s));
+        goto fail;
+    }
+    jsOptions_Init(&jo);
+    jo.Wait = st->timeout_ms;
+    if ((s = natsConnection_JetStream(&st->js, st->nc, &jo)) != NATS_OK) {
+        cs = store_map(s, 0, "jetstream context", err);
+        goto fail;
+    }
+    if (pthread_create(&st->keeper, NULL, keeper_main, st) != 0) {
+        cs = ch_err_set(err, CH_EINTERNAL, NULL, "cannot start the store-keeper thread");
+        goto fail;
+    }
+    *out = st;
+    return CH_OK;
+fail:
+    jsCtx_Destroy(st->js);
+    natsConnection_Destroy(st->nc);
+    natsOptions_Destroy(st->opts);
+    if (st->nkey_seed) {
+        explicit_bzero(st->nkey_seed, strlen(st->nkey_seed));
+        free(st->nkey_seed);
+    }
+    free(st);
+    return cs;
+}
+
+void
+store_close(struct store *st)
+{
+    if (!st)
+        return;
+    atomic_store(&st->closing, true);
+    pthread_mutex_lock(&st->mu);
+    st->stop = true;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    pthread_join(st->keeper, NULL);
+    for (int i = 0; i < STORE_B_COUNT; i++)
+        kvStore_Destroy(st->kv[i]);
+    jsCtx_Destroy(st->js);
+    if (store_connected(st))
+        natsConnection_DrainTimeout(st->nc, 2000);
+    natsConnection_Close(st->nc);
+    natsConnection_Destroy(st->nc);
+    natsOptions_Destroy(st->opts);
+    if (st->nkey_seed) {
+        explicit_bzero(st->nkey_seed, strlen(st->nkey_seed));
+        free(st->nkey_seed);
+    }
+    pthread_mutex_destroy(&st->mu);
+    pthread_mutex_destroy(&st->check_mu);
+    pthread_cond_destroy(&st->cv);
+    free(st);
+}
+
+void
+store_library_shutdown(void)
+{
+    nats_CloseAndWait(2000);
+}
+
+bool
+store_connected(struct store *st)
+{
+    return st && st->nc && natsConnection_Status(st->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+/* One live check: every bucket's stream answers a stream-info request. */
+static bool
+live_check(struct store *st, char *reason, size_t len)
+{
+    jsOptions jo;
+
+    jsOptions_Init(&jo);
+    jo.Wait = st->timeout_ms < 2000 ? st->timeout_ms : 2000;
+    for (int b = 0; b < STORE_B_COUNT; b++) {
+        char name[64];
+        jsStreamInfo *si = NULL;
+        jsErrCode jerr = 0;
+        natsStatus s;
+
+        snprintf(name, sizeof name, "KV_%s", store_bucket_name((enum store_bucket)b));
+        s = js_GetStreamInfo(&si, st->js, name, &jo, &jerr);
+        jsStreamInfo_Destroy(si);
+        if (s != NATS_OK) {
+            snprintf(reason, len, "JetStream not answering for %s: %s", name, natsStatus_GetText(s));
+            return false;
+        }
+    }
+    snprintf(reason, len, "ok");
+    return true;
+}
+
+bool
+store_ready(struct store *st, char *reason, size_t len)
+{
+    bool ok;
+    int64_t now;
+
+    if (!st) {
+        snprintf(reason, len, "storage not started");
+        return false;
+    }
+    if (!store_connected(st)) {
+        snprintf(reason, len, "NATS not connected");
+        return false;
+    }
+    if (!atomic_load(&st->bootstrapped)) {
+        snprintf(reason, len, "creating JetStream streams and buckets");
+        return false;
+    }
+    now = store_now_mono_ms();
+    pthread_mutex_lock(&st->mu);
+    bool fresh = now - st->ready_checked_ms < 1000;
+    ok = st->ready_ok;
+    snprintf(reason, len, "%s", st->ready_reason);
+    pthread_mutex_unlock(&st->mu);
+    if (fresh)
+        return ok;
+    /* one caller refreshes; concurrent callers use the previous answer instead of piling on */
+    if (pthread_mutex_trylock(&st->check_mu) != 0)
+        return ok;
+    char r[160];
+    ok = live_check(st, r, sizeof r);
+    pthread_mutex_lock(&st->mu);
+    st->ready_ok = ok;
+    st->ready_checked_ms = store_now_mono_ms();
+    snprintf(st->ready_reason, sizeof st->ready_reason, "%s", r);
+    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&st->check_mu);
+    snprintf(reason, len, "%s", r);
+    return ok;
+}
+
+enum ch_status
+store_probe_url(const char *url, const char *token, int64_t timeout_ms, struct ch_err *err)
+{
+    natsOptions *opts = NULL;
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsAccountInfo *ai = NULL;
+    jsOptions jo;
+    jsErrCode jerr = 0;
+    natsStatus s;
+    enum ch_status cs;
+
+    if ((s = natsOptions_Create(&opts)) == NATS_OK && (s = natsOptions_SetURL(opts, url)) == NATS_OK &&
+        (s = natsOptions_SetTimeout(opts, timeout_ms)) == NATS_OK &&
+        (s = natsOptions_SetAllowReconnect(opts, false)) == NATS_OK && token && *token)
+        s = natsOptions_SetToken(opts, token);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&nc, opts);
+    jsOptions_Init(&jo);
+    jo.Wait = timeout_ms;
+    if (s == NATS_OK)
+        s = natsConnection_JetStream(&js, nc, &jo);
+    if (s == NATS_OK)
+        s = js_GetAccountInfo(&ai, js, &jo, &jerr);
+    cs = store_map(s, jerr, "jetstream probe", err);
+    jsAccountInfo_Destroy(ai);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    natsOptions_Destroy(opts);
+    return cs;
+}
+
+enum ch_status
+store_server_identity(struct store *st, char *id, size_t idlen, int64_t *created_ms)
+{
+    if (!st || !atomic_load(&st->bootstrapped))
+        return CH_EUNAVAIL;
+    snprintf(id, idlen, "%s", st->server_id);
+    if (created_ms)
+        *created_ms = st->server_created_ms;
+    return CH_OK;
+}

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+/*
+ * The storage layer: the only code that talks to NATS (and the only code that includes <nats/nats.h>).
+ * It owns the connection, the JetStream context, the bootstrap of every stream and bucket Chatto needs
+ * (idempotent, with nats.replicas replicas, safe for several processes racing at start-up) and readiness.
+ *
+ * Threads: store_open/store_close on the main thread; everything else from any thread. nats.c runs its own
+ * connection and callback threads; a "store-keeper" thread of ours bootstraps once connected.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/status.h"
+
+struct store;
+
+enum store_auth { STORE_AUTH_NONE, STORE_AUTH_TOKEN, STORE_AUTH_USERPASS, STORE_AUTH_NKEY, STORE_AUTH_CREDENTIALS };
+
+struct store_opts {
+    const char *const *urls; /* NULL-terminated; e.g. { "nats://127.0.0.1:4222", NULL } */
+    enum store_auth auth;
+    const char *token;            /* STORE_AUTH_TOKEN */
+    const char *username;         /* STORE_AUTH_USERPASS */
+    const char *password;
+    const char *nkey_seed;        /* STORE_AUTH_NKEY: "SU..." or a path to a file holding it */
+    const char *credentials_file; /* STORE_AUTH_CREDENTIALS */
+    const char *ca_cert;          /* optional PEM file */
+    int replicas;                 /* for every stream and bucket we create */
+    int64_t request_timeout_ms;   /* JetStream API and publish deadline */
+    int64_t reconnect_wait_ms;
+    const char *name;             /* connection name shown by nats-server */
+};
+
+/* Parse an auth method name ("none", "token", ...); -1 if unknown. */
+int store_auth_parse(const char *s);
+
+/* Create the connection and start connecting in the background: this returns CH_OK even while NATS is down
+ * (the process stays up and not ready; nats.c keeps retrying forever). Errors are configuration problems
+ * (bad seed, unreadable CA file). *out is the caller's, freed with store_close(). */
+enum ch_status store_open(const struct store_opts *o, struct store **out, struct ch_err *err);
+
+/* Drain and close the connection, stop the keeper. Accepts NULL. */
+void store_close(struct store *st);
+
+/* Release nats.c's global resources; call once at exit after every store_close(). */
+void store_library_shutdown(void);
+
+/* True when connected, bootstrapped, and a live JetStream check of every stream and bucket answered (cached for
+ * up to one second). Otherwise false with a short reason for /readyz. */
+bool store_ready(struct store *st, char *reason, size_t len);
+
+/* True while the connection is up (no JetStream round trip). */
+bool store_connected(struct store *st);
+
+/* Connect to url afresh (token auth if token is non-empty), ask JetStream for account info, disconnect.
+ * CH_OK only if JetStream answered within timeout_ms. Used by the supervisor to probe its child. */
+enum ch_status store_probe_url(const char *url, const char *token, int64_t timeout_ms, struct ch_err *err);
+
+/* This installation's identity, created once by the first process that bootstrapped the store and shared by all.
+ * Borrowed strings; CH_EUNAVAIL until bootstrapped. */
+enum ch_status store_server_identity(struct store *st, char *id, size_t idlen, int64_t *created_ms);

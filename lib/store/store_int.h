@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+/* Internals shared by the files of lib/store only. */
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "store/store.h"
+
+/* KV buckets Chatto creates; names are the stream names minus "KV_". */
+enum store_bucket {
+    STORE_B_META, /* installation identity, secret fingerprints, server settings */
+    STORE_B_COUNT
+};
+
+struct store {
+    natsOptions *opts;
+    natsConnection *nc;
+    jsCtx *js;
+    int replicas;
+    int64_t timeout_ms;
+    char *nkey_seed; /* kept for the signature callback; zeroed on close */
+    char urls[512];  /* for log lines */
+
+    kvStore *kv[STORE_B_COUNT]; /* set by the keeper before `bootstrapped` becomes true, read-only after */
+    char server_id[40];
+    int64_t server_created_ms;
+
+    atomic_bool bootstrapped;
+    atomic_bool closing;
+
+    pthread_t keeper;
+    pthread_mutex_t mu; /* guards stop, and the ready cache below */
+    pthread_cond_t cv;
+    bool stop;
+    int64_t ready_checked_ms; /* monotonic */
+    bool ready_ok;
+    char ready_reason[160];
+    pthread_mutex_t check_mu; /* one live readiness check at a time */
+};
+
+/* Map a nats.c status (and JetStream error code, 0 if none) into our status, with what in the message. */
+enum ch_status store_map(natsStatus s, jsErrCode jerr, const char *what, struct ch_err *err);
+
+/* Name of bucket b ("chatto_meta"). */
+const char *store_bucket_name(enum store_bucket b);
+
+/* Create every stream and bucket (idempotent). Called by the keeper thread. */
+enum ch_status store_bootstrap(struct store *st, struct ch_err *err);
+
+int64_t store_now_mono_ms(void);
+int64_t store_now_ms(void);

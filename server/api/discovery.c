@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* chatto.discovery.v1.ServerDiscoveryService: what a client needs before logging in. Public; MHD threads. */
+#include "api/api.h"
+#include "config/config.h"
+#include "json/json.h"
+#include "store/store.h"
+
+static enum ch_status
+get_server(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const struct cfg *cfg = c->env->cfg;
+    cJSON *o = cJSON_CreateObject(), *login;
+    char id[40];
+    int64_t created = 0;
+
+    (void)in;
+    if (store_server_identity(c->env->store, id, sizeof id, &created) != CH_OK) {
+        cJSON_Delete(o);
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "server is starting; storage not ready yet");
+    }
+    cJSON_AddStringToObject(o, "name", cfg_str(cfg, CFG_CORE_SERVER_NAME));
+    cJSON_AddStringToObject(o, "version", c->env->version);
+    cJSON_AddStringToObject(o, "serverId", id);
+    json_add_time(o, "createdAt", created);
+    cJSON_AddStringToObject(o, "url", c->env->public_url);
+    login = cJSON_AddObjectToObject(o, "loginOptions");
+    cJSON_AddBoolToObject(login, "directRegistration", cfg_bool(cfg, CFG_AUTH_DIRECT_REGISTRATION));
+    cJSON_AddBoolToObject(login, "directLogin", cfg_bool(cfg, CFG_AUTH_DIRECT_LOGIN));
+    *out = o;
+    return CH_OK;
+}
+
+const struct api_method discovery_methods[] = {
+    { "chatto.discovery.v1.ServerDiscoveryService", "GetServer", API_AUTH_NONE, 4096, get_server },
+    { 0 },
+};

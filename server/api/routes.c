@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The route table, health endpoints and Connect dispatch: POST /api/connect/<package>.<Service>/<Method> with a
+ * JSON body, answered with the JSON reply or a Connect error. MHD worker threads.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "json/json.h"
+#include "store/store.h"
+#include "supervisor.h"
+
+#define CONNECT_PREFIX "/api/connect/"
+
+static const struct api_method *const tables[] = { discovery_methods, NULL };
+
+bool
+api_ready(struct api_env *env, char *reason, size_t len)
+{
+    if (atomic_load(&env->draining)) {
+        snprintf(reason, len, "shutting down");
+        return false;
+    }
+    if (env->sup && !sup_ready(env->sup, reason, len))
+        return false;
+    return store_ready(env->store, reason, len);
+}
+
+static void
+healthz(struct http_req *r, void *envp)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    (void)envp;
+    cJSON_AddStringToObject(o, "status", "ok");
+    http_reply_json(r, 200, o);
+}
+
+static void
+readyz(struct http_req *r, void *envp)
+{
+    char reason[200];
+    bool ok = api_ready(envp, reason, sizeof reason);
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "status", ok ? "ok" : "unavailable");
+    if (!ok)
+        cJSON_AddStringToObject(o, "reason", reason);
+    http_reply_json(r, ok ? 200 : 503, o);
+    if (!ok)
+        http_reply_header(r, "Retry-After", "1");
+}
+
+static const struct api_method *
+find_method(const char *path)
+{
+    const char *full = path + strlen(CONNECT_PREFIX), *slash = strrchr(full, '/');
+
+    if (!slash)
+        return NULL;
+    for (const struct api_method *const *t = tables; *t; t++)
+        for (const struct api_method *m = *t; m->service; m++)
+            if (strlen(m->service) == (size_t)(slash - full) && strncmp(m->service, full, (size_t)(slash - full)) == 0 &&
+                strcmp(m->method, slash + 1) == 0)
+                return m;
+    return NULL;
+}
+
+/* application/json, optionally with "; charset=utf-8" (any case) and nothing else */
+static bool
+is_json_ctype(const char *ct)
+{
+    size_t n = strlen("application/json");
+
+    if (!ct || strncasecmp(ct, "application/json", n) != 0)
+        return false;
+    ct += n;
+    while (*ct == ' ')
+        ct++;
+    if (!*ct)
+        return true;
+    if (*ct++ != ';')
+        return false;
+    while (*ct == ' ')
+        ct++;
+    return strcasecmp(ct, "charset=utf-8") == 0;
+}
+
+static void
+connect_prepare(struct http_req *r, void *envp)
+{
+    const struct api_method *m = find_method(http_req_path(r));
+
+    (void)envp;
+    if (!m) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "unknown method %.150s", http_req_path(r) + strlen(CONNECT_PREFIX));
+        http_reply_status(r, 404, "unimplemented", msg);
+        return;
+    }
+    if (!is_json_ctype(http_req_header(r, "Content-Type"))) {
+        http_reply_status(r, 415, "invalid_argument",
+                          "Content-Type must be application/json (this server speaks the Connect JSON encoding)");
+        return;
+    }
+    http_req_set_data(r, (void *)m, NULL);
+    if (m->max_body)
+        http_req_set_max_body(r, m->max_body);
+}
+
+static void
+connect_handle(struct http_req *r, void *envp)
+{
+    const struct api_method *m = http_req_data(r);
+    struct api_ctx c = { .env = envp, .req = r };
+    struct ch_err err = { 0 };
+    cJSON *in = NULL, *out = NULL;
+    size_t len;
+    const char *body = http_req_body(r, &len);
+    enum ch_status st;
+
+    /* an empty body is the empty message, as curl users expect */
+    if (len == 0)
+        in = cJSON_CreateObject();
+    else if ((st = json_parse_object(body, len, JSON_MAX_DEPTH, &in, &err)) != CH_OK) {
+        http_reply_error(r, st, &err);
+        return;
+    }
+    st = m->fn(&c, in, &out, &err);
+    cJSON_Delete(in);
+    if (st != CH_OK) {
+        cJSON_Delete(out);
+        http_reply_error(r, st, &err);
+        return;
+    }
+    http_reply_json(r, 200, out);
+}
+
+static const struct http_route routes[] = {
+    { "GET", "/healthz", false, NULL, healthz },
+    { "GET", "/readyz", false, NULL, readyz },
+    { "POST", CONNECT_PREFIX, true, connect_prepare, connect_handle },
+    { 0 },
+};
+
+const struct http_route *
+api_routes(void)
+{
+    return routes;
+}

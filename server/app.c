@@ -1,0 +1,421 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Process wiring and lifecycle. Start order: signals blocked → crypto → data dir, lock and secrets (embedded) →
+ * HTTP listener (so /healthz answers at once) → nats-server child (embedded) → storage → wait for signals.
+ * Stop order is the reverse, draining at each step.
+ *
+ * Threads in this process:
+ *   main               app_run: sigwait loop, readiness log, start/stop
+ *   MHD-worker x N     HTTP handlers (server/http, server/api); may block on storage
+ *   nats-supervisor    owns the nats-server child (embedded mode only)
+ *   store-keeper       bootstraps streams and buckets once connected
+ *   nats.c threads     connection reader/flusher/timers and subscription callbacks (our callbacks run there)
+ * SIGTERM, SIGINT and SIGHUP are blocked before any thread starts, so only main receives them (sigwait).
+ */
+#include "app.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "base/netaddr.h"
+#include "base/parse.h"
+#include "crypto/crypto.h"
+#include "http/http.h"
+#include "log/log.h"
+#include "store/store.h"
+#include "supervisor.h"
+#include "version.h"
+
+extern char **environ;
+
+/* Secrets generated for embedded mode when not configured; nats.embedded.auth_token included. */
+static const enum cfg_key generated_secrets[] = {
+    CFG_WEBSERVER_COOKIE_SIGNING_SECRET,
+    CFG_CORE_SECRET_KEY,
+    CFG_CORE_ASSETS_SIGNING_SECRET,
+    CFG_NATS_EMBEDDED_AUTH_TOKEN,
+};
+#define N_GENERATED (sizeof generated_secrets / sizeof generated_secrets[0])
+
+static void
+apply_log_config(const struct cfg *cfg)
+{
+    log_configure((enum log_level)log_level_parse(cfg_str(cfg, CFG_LOG_LEVEL)),
+                  strcmp(cfg_str(cfg, CFG_LOG_FORMAT), "json") == 0);
+}
+
+/* mkdir -p with mode for the components we create. */
+static int
+mkdirs(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+
+    if (n == 0 || n >= sizeof buf)
+        return -1;
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, mode) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+enum ch_status
+app_load_secrets(struct cfg *cfg, bool create, struct ch_err *err)
+{
+    const char *dir = cfg_str(cfg, CFG_NATS_EMBEDDED_DATA_DIR);
+    char path[PATH_MAX], names[512] = "";
+    struct cfg *saved = NULL;
+    struct stat sb;
+    bool missing = false;
+    enum ch_status st = CH_OK;
+    size_t off = 0;
+
+    snprintf(path, sizeof path, "%s/secrets.ini", dir);
+    for (size_t i = 0; i < N_GENERATED; i++)
+        missing |= !cfg_is_set(cfg, generated_secrets[i]);
+    if (!missing)
+        return CH_OK;
+    if (!(saved = cfg_new()))
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    if (stat(path, &sb) == 0) {
+        if ((st = cfg_load_file(saved, path, err)) != CH_OK)
+            goto out;
+        if (sb.st_mode & 077)
+            log_warn("app: %s is readable by other users (mode %03o); it should be 0600", path,
+                     (unsigned)(sb.st_mode & 0777));
+    } else if (errno != ENOENT) {
+        st = ch_err_set(err, CH_EINVAL, NULL, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    /* generate what neither the config nor the secrets file has */
+    bool changed = false;
+    for (size_t i = 0; i < N_GENERATED; i++) {
+        enum cfg_key k = generated_secrets[i];
+        if (cfg_is_set(cfg, k) || cfg_is_set(saved, k))
+            continue;
+        if (!create) {
+            st = ch_err_set(err, CH_ENOTFOUND, NULL, "no secrets generated yet");
+            goto out;
+        }
+        char secret[CRYPTO_SECRET_LEN + 1];
+        crypto_secret_new(secret);
+        cfg_set(saved, k, secret, CFG_SRC_GENERATED, path, NULL);
+        explicit_bzero(secret, sizeof secret);
+        off += (size_t)snprintf(names + off, off < sizeof names ? sizeof names - off : 0, "%s%s", off ? ", " : "",
+                                cfg_keyinfo(k)->dotted);
+        changed = true;
+    }
+    if (changed) {
+        char tmp[PATH_MAX + 8];
+        int fd;
+        FILE *f;
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || !(f = fdopen(fd, "w"))) {
+            st = ch_err_set(err, CH_EINVAL, "nats.embedded.data_dir", "cannot write %s: %s", tmp, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            goto out;
+        }
+        fputs("# Secrets chatto generated for this data directory. Keep this file private (mode 0600) and back it\n"
+              "# up with the data: losing it logs everyone out. Values set in the config file or environment win.\n",
+              f);
+        const char *section = NULL;
+        for (size_t i = 0; i < N_GENERATED; i++) {
+            const struct cfg_keyinfo *ki = cfg_keyinfo(generated_secrets[i]);
+            if (!cfg_is_set(saved, generated_secrets[i]))
+                continue;
+            if (!section || strcmp(section, ki->section)) {
+                fprintf(f, "[%s]\n", ki->section);
+                section = ki->section;
+            }
+            fprintf(f, "%s = \"%s\"\n", ki->name, cfg_str(saved, generated_secrets[i]));
+        }
+        if (fflush(f) != 0 || fsync(fd) != 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+            st = ch_err_set(err, CH_EINVAL, "nats.embedded.data_dir", "cannot write %s: %s", path, strerror(errno));
+            goto out;
+        }
+        log_info("app: generated %s and stored them in %s", names, path);
+    }
+    for (size_t i = 0; i < N_GENERATED; i++) {
+        enum cfg_key k = generated_secrets[i];
+        if (!cfg_is_set(cfg, k) && cfg_is_set(saved, k))
+            cfg_set(cfg, k, cfg_str(saved, k), CFG_SRC_GENERATED, path, NULL);
+    }
+out:
+    cfg_free(saved);
+    return st;
+}
+
+/* One chatto per data directory: a second one would start a second nats-server on the same store. */
+static int
+lock_data_dir(const char *dir, struct ch_err *err)
+{
+    char path[PATH_MAX], pid[32];
+    int fd;
+
+    snprintf(path, sizeof path, "%s/chatto.lock", dir);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        ch_err_set(err, CH_EINVAL, "nats.embedded.data_dir", "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        ssize_t n = read(fd, pid, sizeof pid - 1);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        ch_err_set(err, CH_EINVAL, "nats.embedded.data_dir",
+                   "data directory %s is in use by another chatto process (pid %s)", dir, *pid ? pid : "?");
+        close(fd);
+        return -1;
+    }
+    if (ftruncate(fd, 0) == 0) {
+        int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+        if (pwrite(fd, pid, (size_t)n, 0) < 0) {
+        }
+    }
+    return fd;
+}
+
+static void
+raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int
+default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    /* handlers block on JetStream round trips, so we want more threads than cores */
+    n = n > 0 ? n * 4 : 8;
+    return n < 8 ? 8 : (int)(n > 64 ? 64 : n);
+}
+
+/* SIGHUP: re-read the configuration and apply what can change without a restart (log level and format). */
+static void
+reload(const struct cli_args *args, const struct cfg *cur)
+{
+    struct cfg *next = NULL;
+    struct ch_err err = { 0 };
+
+    if (cli_build_config(args, environ, &next, &err) != CH_OK) {
+        log_error("app: SIGHUP: configuration not reloaded: %s", err.msg);
+        return;
+    }
+    apply_log_config(next);
+    log_info("app: SIGHUP: log level %s, format %s (other settings need a restart)", cfg_str(next, CFG_LOG_LEVEL),
+             cfg_str(next, CFG_LOG_FORMAT));
+    for (size_t k = 0; k < CFG_KEY_COUNT; k++) {
+        if (k == CFG_LOG_LEVEL || k == CFG_LOG_FORMAT ||
+            (cfg_source_of(next, (enum cfg_key)k) == CFG_SRC_DEFAULT &&
+             cfg_source_of(cur, (enum cfg_key)k) == CFG_SRC_GENERATED))
+            continue;
+        if (strcmp(cfg_str(next, (enum cfg_key)k), cfg_str(cur, (enum cfg_key)k)) != 0)
+            log_warn("app: SIGHUP: %s changed; restart chatto to apply it", cfg_keyinfo((enum cfg_key)k)->dotted);
+    }
+    cfg_free(next);
+}
+
+int
+app_run(struct cfg *cfg, const struct cli_args *args)
+{
+    struct api_env env = { .cfg = cfg, .version = CHATTO_VERSION };
+    struct http *http = NULL;
+    struct sup *sup = NULL;
+    struct store *store = NULL;
+    struct netaddr_set *proxies = NULL;
+    struct ch_err err = { 0 };
+    sigset_t sigs;
+    int lock_fd = -1, rc = 1;
+    bool embedded = cfg_bool(cfg, CFG_NATS_EMBEDDED_ENABLED);
+    char public_url[512], origin[512], instance[128], host[64] = "localhost", binary[PATH_MAX] = "";
+    const char *urls[2] = { NULL, NULL };
+
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    apply_log_config(cfg);
+    raise_nofile();
+    if (crypto_init() != CH_OK) {
+        log_error("app: libsodium failed to initialise");
+        goto out;
+    }
+    if (netaddr_set_parse(cfg_list(cfg, CFG_WEBSERVER_TRUSTED_PROXIES, NULL), &proxies, &err) != CH_OK) {
+        fprintf(stderr, "chatto: webserver.trusted_proxies: %s\n", err.msg);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+
+    if (embedded) {
+        const char *dir = cfg_str(cfg, CFG_NATS_EMBEDDED_DATA_DIR);
+        if (sup_resolve_binary(cfg_str(cfg, CFG_NATS_EMBEDDED_BINARY), binary, sizeof binary, &err) != CH_OK) {
+            fprintf(stderr, "chatto: %s\n", err.msg);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        if (mkdirs(dir, 0750) != 0) {
+            log_error("app: cannot create data directory %s: %s", dir, strerror(errno));
+            goto out;
+        }
+        if ((lock_fd = lock_data_dir(dir, &err)) < 0) {
+            log_error("app: %s", err.msg);
+            goto out;
+        }
+        if (app_load_secrets(cfg, true, &err) != CH_OK) {
+            log_error("app: %s", err.msg);
+            goto out;
+        }
+    }
+
+    struct http_opts ho = {
+        .bind_address = cfg_str(cfg, CFG_WEBSERVER_BIND_ADDRESS),
+        .port = (int)cfg_int(cfg, CFG_WEBSERVER_PORT),
+        .threads = cfg_int(cfg, CFG_WEBSERVER_THREADS) ? (int)cfg_int(cfg, CFG_WEBSERVER_THREADS) : default_threads(),
+        .max_connections = (int)cfg_int(cfg, CFG_WEBSERVER_MAX_CONNECTIONS),
+        .max_connections_per_ip = (int)cfg_int(cfg, CFG_WEBSERVER_MAX_CONNECTIONS_PER_IP),
+        .connection_timeout_ms = cfg_int(cfg, CFG_WEBSERVER_CONNECTION_TIMEOUT),
+        .max_body = cfg_int(cfg, CFG_WEBSERVER_MAX_BODY_SIZE),
+        .request_logging = cfg_bool(cfg, CFG_WEBSERVER_REQUEST_LOGGING),
+        .trusted_proxies = proxies,
+        .instance = instance,
+    };
+    gethostname(host, sizeof host - 1);
+    snprintf(instance, sizeof instance, "%s/%d", host, (int)getpid());
+    if (http_start(&ho, api_routes(), &env, &http, &err) != CH_OK) {
+        log_error("app: %s", err.msg);
+        goto out;
+    }
+    /* an unset webserver.url follows the port actually bound */
+    if (cfg_source_of(cfg, CFG_WEBSERVER_URL) == CFG_SRC_DEFAULT)
+        snprintf(public_url, sizeof public_url, "http://localhost:%d", http_port(http));
+    else
+        snprintf(public_url, sizeof public_url, "%s", cfg_str(cfg, CFG_WEBSERVER_URL));
+    if (parse_url_origin(public_url, origin, sizeof origin) != CH_OK)
+        snprintf(origin, sizeof origin, "%s", public_url);
+    env.public_url = public_url;
+    env.public_origin = origin;
+    log_info("http: listening on %s:%d (%d threads)", ho.bind_address, http_port(http), ho.threads);
+
+    struct store_opts so = {
+        .replicas = (int)cfg_int(cfg, CFG_NATS_REPLICAS),
+        .request_timeout_ms = cfg_int(cfg, CFG_NATS_REQUEST_TIMEOUT),
+        .name = instance,
+    };
+    if (embedded) {
+        struct sup_opts o = {
+            .binary = binary,
+            .bind_address = cfg_str(cfg, CFG_NATS_EMBEDDED_BIND_ADDRESS),
+            .port = (int)cfg_int(cfg, CFG_NATS_EMBEDDED_PORT),
+            .http_port = (int)cfg_int(cfg, CFG_NATS_EMBEDDED_HTTP_PORT),
+            .data_dir = cfg_str(cfg, CFG_NATS_EMBEDDED_DATA_DIR),
+            .token = cfg_str(cfg, CFG_NATS_EMBEDDED_AUTH_TOKEN),
+            .max_file_store = cfg_int(cfg, CFG_NATS_EMBEDDED_MAX_FILE_STORE),
+            .start_timeout_ms = cfg_int(cfg, CFG_NATS_EMBEDDED_START_TIMEOUT),
+            .stop_timeout_ms = cfg_int(cfg, CFG_NATS_EMBEDDED_STOP_TIMEOUT),
+            .probe = store_probe_url,
+        };
+        if (sup_start(&o, &sup, &err) != CH_OK) {
+            log_error("app: cannot start the embedded NATS server: %s", err.msg);
+            goto out;
+        }
+        env.sup = sup;
+        urls[0] = sup_client_url(sup);
+        so.urls = urls;
+        so.auth = STORE_AUTH_TOKEN;
+        so.token = cfg_str(cfg, CFG_NATS_EMBEDDED_AUTH_TOKEN);
+        so.reconnect_wait_ms = 250;
+    } else {
+        so.urls = cfg_list(cfg, CFG_NATS_CLIENT_URL, NULL);
+        so.auth = (enum store_auth)store_auth_parse(cfg_str(cfg, CFG_NATS_CLIENT_AUTH_METHOD));
+        so.token = cfg_str(cfg, CFG_NATS_CLIENT_TOKEN);
+        so.username = cfg_str(cfg, CFG_NATS_CLIENT_USERNAME);
+        so.password = cfg_str(cfg, CFG_NATS_CLIENT_PASSWORD);
+        so.nkey_seed = cfg_str(cfg, CFG_NATS_CLIENT_NKEY_SEED);
+        so.credentials_file = cfg_str(cfg, CFG_NATS_CLIENT_CREDENTIALS_FILE);
+        so.ca_cert = cfg_str(cfg, CFG_NATS_CLIENT_CA_CERT);
+        so.reconnect_wait_ms = 1000;
+    }
+    if (store_open(&so, &store, &err) != CH_OK) {
+        log_error("app: %s", err.msg);
+        goto out;
+    }
+    env.store = store;
+
+    /* main loop: signals, and one log line per readiness change */
+    bool was_ready = false, announced = false;
+    char last_reason[200] = "";
+    for (;;) {
+        struct timespec tick = { .tv_sec = 0, .tv_nsec = 250 * 1000000L };
+        char reason[200];
+        int sig = sigtimedwait(&sigs, NULL, &tick);
+
+        if (sig == SIGHUP) {
+            reload(args, cfg);
+            continue;
+        }
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_info("app: %s received; draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        bool ready = api_ready(&env, reason, sizeof reason);
+        if (ready && !announced) {
+            announced = true;
+            log_info("app: ready");
+            printf("Chatto %s is ready: open %s\n", CHATTO_VERSION, public_url);
+            fflush(stdout);
+        } else if (ready != was_ready && announced) {
+            if (ready)
+                log_info("app: ready again");
+        }
+        if (!ready && strcmp(reason, last_reason) != 0 && (announced || strcmp(reason, "NATS not connected") == 0))
+            log_warn("app: not ready: %s", reason);
+        snprintf(last_reason, sizeof last_reason, "%s", ready ? "" : reason);
+        was_ready = ready;
+    }
+
+    /* drain: stop taking connections, let requests finish, then storage, then the child */
+    atomic_store(&env.draining, true);
+    http_quiesce(http);
+    http_stop(http, cfg_int(cfg, CFG_WEBSERVER_SHUTDOWN_TIMEOUT));
+    http = NULL;
+    rc = 0;
+out:
+    http_stop(http, 0);
+    store_close(store);
+    sup_stop(sup);
+    store_library_shutdown();
+    netaddr_set_free(proxies);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    if (rc == 0)
+        log_info("app: stopped");
+    cfg_free(cfg);
+    return rc;
+}

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+/* Command-line parsing and --help, both generated from lib/config/keys.def. Main thread only. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OPT_KEY_BASE 1000
+#define OPT_SHOW_SECRETS 900
+
+static const char *
+cmd_name(enum cli_cmd c)
+{
+    switch (c) {
+    case CLI_RUN: return "run";
+    case CLI_INIT: return "init";
+    case CLI_CONFIG_PRINT: return "config print";
+    case CLI_CONFIG_CHECK: return "config check";
+    case CLI_VERSION: return "version";
+    case CLI_HELP: return "help";
+    }
+    return "?";
+}
+
+enum ch_status
+cli_parse(int argc, char **argv, struct cli_args *a, struct ch_err *err)
+{
+    static struct option longopts[CFG_KEY_COUNT + 8];
+    static char shortopts[128];
+    size_t n = 0, so = 0;
+    int i = 1, c;
+
+    memset(a, 0, sizeof *a);
+    a->cmd = CLI_RUN;
+    a->config_path = getenv("CHATTO_CONFIG");
+    if (a->config_path && !*a->config_path)
+        a->config_path = NULL;
+
+    /* subcommand words come first */
+    if (i < argc && argv[i][0] != '-') {
+        if (!strcmp(argv[i], "run"))
+            a->cmd = CLI_RUN;
+        else if (!strcmp(argv[i], "init"))
+            a->cmd = CLI_INIT;
+        else if (!strcmp(argv[i], "version"))
+            a->cmd = CLI_VERSION;
+        else if (!strcmp(argv[i], "help"))
+            a->cmd = CLI_HELP;
+        else if (!strcmp(argv[i], "config")) {
+            if (i + 1 < argc && !strcmp(argv[i + 1], "print"))
+                a->cmd = CLI_CONFIG_PRINT;
+            else if (i + 1 < argc && !strcmp(argv[i + 1], "check"))
+                a->cmd = CLI_CONFIG_CHECK;
+            else
+                return ch_err_set(err, CH_EINVAL, NULL, "config: expected 'print' or 'check'");
+            i++;
+        } else
+            return ch_err_set(err, CH_EINVAL, NULL, "unknown command '%s' (see chatto --help)", argv[i]);
+        i++;
+    }
+
+    longopts[n++] = (struct option){ "config", required_argument, NULL, 'c' };
+    longopts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+    longopts[n++] = (struct option){ "version", no_argument, NULL, 'V' };
+    longopts[n++] = (struct option){ "show-secrets", no_argument, NULL, OPT_SHOW_SECRETS };
+    so += (size_t)snprintf(shortopts + so, sizeof shortopts - so, "+c:hV");
+    for (size_t k = 0; k < CFG_KEY_COUNT; k++) {
+        const struct cfg_keyinfo *ki = cfg_keyinfo((enum cfg_key)k);
+        if (!ki->longflag)
+            continue;
+        longopts[n++] = (struct option){ ki->longflag, ki->type == CFG_T_BOOL ? optional_argument : required_argument,
+                                         NULL, OPT_KEY_BASE + (int)k };
+        if (ki->short_flag)
+            so += (size_t)snprintf(shortopts + so, sizeof shortopts - so, "%c:", ki->short_flag);
+    }
+    longopts[n] = (struct option){ 0 };
+
+    optind = i;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        int key = -1;
+        if (c == 'c') {
+            a->config_path = optarg;
+            continue;
+        }
+        if (c == 'h') {
+            a->cmd = CLI_HELP;
+            continue;
+        }
+        if (c == 'V') {
+            a->cmd = CLI_VERSION;
+            continue;
+        }
+        if (c == OPT_SHOW_SECRETS) {
+            a->show_secrets = true;
+            continue;
+        }
+        if (c == '?' || c == ':') {
+            const char *bad = argv[optind - 1];
+            if (optopt && optopt < 128)
+                return ch_err_set(err, CH_EINVAL, NULL, "-%c: unknown option or missing value (see chatto --help)",
+                                  optopt);
+            return ch_err_set(err, CH_EINVAL, NULL, "%s: unknown option or missing value (see chatto --help)", bad);
+        }
+        if (c >= OPT_KEY_BASE)
+            key = c - OPT_KEY_BASE;
+        else
+            for (size_t k = 0; k < CFG_KEY_COUNT && key < 0; k++)
+                if (cfg_keyinfo((enum cfg_key)k)->short_flag == c)
+                    key = (int)k;
+        if (key < 0)
+            return ch_err_set(err, CH_EINVAL, NULL, "unknown option (see chatto --help)");
+        if (a->nflags == CLI_MAX_FLAGS)
+            return ch_err_set(err, CH_EINVAL, NULL, "too many options");
+        a->flags[a->nflags].key = (enum cfg_key)key;
+        a->flags[a->nflags].value = optarg ? optarg : "true";
+        snprintf(a->flags[a->nflags].origin, sizeof a->flags[a->nflags].origin, "--%s",
+                 cfg_keyinfo((enum cfg_key)key)->longflag);
+        a->nflags++;
+    }
+    if (optind < argc && a->cmd == CLI_INIT)
+        a->init_path = argv[optind++];
+    if (optind < argc)
+        return ch_err_set(err, CH_EINVAL, NULL, "%s: unexpected argument for '%s'", argv[optind], cmd_name(a->cmd));
+    return CH_OK;
+}
+
+enum ch_status
+cli_build_config(const struct cli_args *a, char *const *envp, struct cfg **out, struct ch_err *err)
+{
+    static const char *const ignore[] = { "CHATTO_CONFIG", NULL };
+    struct cfg *c = cfg_new();
+    enum ch_status st = CH_OK;
+
+    if (!c)
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    if (a->config_path && (st = cfg_load_file(c, a->config_path, err)) != CH_OK)
+        goto fail;
+    if ((st = cfg_load_env(c, envp, ignore, err)) != CH_OK)
+        goto fail;
+    for (size_t i = 0; i < a->nflags; i++)
+        if ((st = cfg_set(c, a->flags[i].key, a->flags[i].value, CFG_SRC_FLAG, a->flags[i].origin, err)) != CH_OK)
+            goto fail;
+    *out = c;
+    return CH_OK;
+fail:
+    cfg_free(c);
+    return st;
+}
+
+void
+cli_print_help(FILE *out)
+{
+    const char *section = NULL;
+
+    fputs("Usage: chatto [COMMAND] [OPTIONS]\n"
+          "\n"
+          "Chatto is a self-hosted team chat server. By default it runs its own nats-server child (JetStream,\n"
+          "data in nats.embedded.data_dir); with --nats-embedded-enabled=false it joins an external NATS cluster.\n"
+          "\n"
+          "Commands:\n"
+          "  run                    serve (the default)\n"
+          "  init [PATH]            write a commented config file with fresh secrets (default ./chatto.ini)\n"
+          "  config print           print the effective configuration, secrets masked (--show-secrets to show)\n"
+          "  config check           validate the configuration and exit (0 = valid, 2 = invalid)\n"
+          "  version                print the version\n"
+          "  help                   print this help\n"
+          "\n"
+          "General options:\n"
+          "  -c, --config FILE      config file (also CHATTO_CONFIG); without it only env and flags apply\n"
+          "  -h, --help             print this help\n"
+          "  -V, --version          print the version\n"
+          "      --show-secrets     with config print: show secret values\n"
+          "\n"
+          "Settings (precedence: defaults < config file < CHATTO_* environment < these flags).\n"
+          "Each flag sets the config key [section] name; bools accept --flag or --flag=true|false.\n"
+          "Secrets have no flag (command lines are visible to other users): use the file or environment.\n",
+          out);
+    for (size_t k = 0; k < CFG_KEY_COUNT; k++) {
+        const struct cfg_keyinfo *ki = cfg_keyinfo((enum cfg_key)k);
+        char flag[96];
+
+        if (!section || strcmp(section, ki->section) != 0) {
+            fprintf(out, "\n  [%s]\n", ki->section);
+            section = ki->section;
+        }
+        if (ki->longflag && ki->short_flag)
+            snprintf(flag, sizeof flag, "-%c, --%s", ki->short_flag, ki->longflag);
+        else if (ki->longflag)
+            snprintf(flag, sizeof flag, "    --%s", ki->longflag);
+        else
+            snprintf(flag, sizeof flag, "    (%s)", ki->env);
+        fprintf(out, "  %-42s %s", flag, ki->help);
+        if (ki->def[0])
+            fprintf(out, " [%s]", ki->def);
+        fputc('\n', out);
+    }
+    fputs("\nEvery setting can also be given as CHATTO_<SECTION>_<NAME> in the environment, e.g.\n"
+          "CHATTO_NATS_EMBEDDED_ENABLED=false, CHATTO_NATS_CLIENT_URL=nats://nats:4222.\n"
+          "\nExit status: 0 success, 1 runtime failure, 2 usage or configuration error.\n"
+          "See chatto(1) and chatto.ini(5).\n",
+          out);
+}

@@ -1,0 +1,431 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The libmicrohttpd daemon: epoll thread pool, MHD_ALLOW_UPGRADE (for /api/realtime), connection limits and
+ * timeouts, routing, body accumulation under a cap, common security headers, access log, and draining.
+ * The access handler and the completion callback run on MHD worker threads; http_start/quiesce/stop on main.
+ */
+#include "http/http_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/netaddr.h"
+#include "log/log.h"
+
+struct http {
+    struct MHD_Daemon *d;
+    const struct http_route *routes;
+    void *env;
+    struct http_opts o;
+    char instance[96];
+    int port;
+    MHD_socket listen_fd;
+    atomic_int inflight;
+    atomic_bool draining;
+};
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char buf[512];
+
+    (void)cls;
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    buf[strcspn(buf, "\n")] = '\0';
+    log_warn("http: %s", buf);
+}
+
+/* Client IP: the peer, or, when the peer is a trusted proxy, the right-most X-Forwarded-For entry that is not
+ * itself a trusted proxy (entries left of it could be forged by the client). */
+static void
+find_client_ip(struct http *h, struct http_req *r)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char peer[64] = "unknown";
+
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, peer, sizeof peer);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, peer, sizeof peer);
+        netaddr_normalize(peer, peer, sizeof peer);
+    }
+    snprintf(r->client_ip, sizeof r->client_ip, "%s", peer);
+    if (!h->o.trusted_proxies || !netaddr_set_contains(h->o.trusted_proxies, peer))
+        return;
+    const char *xff = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Forwarded-For");
+    if (!xff)
+        return;
+    char copy[1024];
+    snprintf(copy, sizeof copy, "%s", xff);
+    for (;;) {
+        char *comma = strrchr(copy, ',');
+        char *item = comma ? comma + 1 : copy;
+        char norm[64];
+        while (*item == ' ' || *item == '\t')
+            item++;
+        item[strcspn(item, " \t")] = '\0';
+        if (!netaddr_normalize(item, norm, sizeof norm))
+            return; /* garbage: keep the last trustworthy address */
+        snprintf(r->client_ip, sizeof r->client_ip, "%s", norm);
+        if (!netaddr_set_contains(h->o.trusted_proxies, norm) || !comma)
+            return;
+        *comma = '\0';
+    }
+}
+
+static const struct http_route *
+find_route(struct http *h, const char *path, const char *method, bool *method_mismatch)
+{
+    *method_mismatch = false;
+    for (const struct http_route *rt = h->routes; rt->path; rt++) {
+        bool match = rt->prefix ? strncmp(path, rt->path, strlen(rt->path)) == 0 : strcmp(path, rt->path) == 0;
+        if (!match)
+            continue;
+        if (rt->method && strcmp(rt->method, method) != 0 &&
+            !(strcmp(rt->method, "GET") == 0 && strcmp(method, "HEAD") == 0)) {
+            *method_mismatch = true;
+            continue;
+        }
+        return rt;
+    }
+    return NULL;
+}
+
+static void
+add_common_headers(struct http *h, struct http_req *r, struct MHD_Response *resp)
+{
+    bool has_csp = false, has_cache = false;
+
+    for (size_t i = 0; i < r->nheaders; i++) {
+        MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+        has_csp |= strcasecmp(r->headers[i].name, "Content-Security-Policy") == 0;
+        has_cache |= strcasecmp(r->headers[i].name, "Cache-Control") == 0;
+    }
+    if (r->content_type[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    if (!has_csp)
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                "default-src 'none'; frame-ancestors 'none'; base-uri 'none'");
+    if (!has_cache)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, "X-Chatto-Instance", h->instance);
+    if (atomic_load(&h->draining))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+static enum MHD_Result
+send_response(struct http *h, struct http_req *r)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    if (!r->answered)
+        http_reply_errorf(r, CH_EINTERNAL, "no response");
+    resp = MHD_create_response_from_buffer(r->resp_len, r->resp, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        return MHD_NO;
+    r->resp = NULL; /* MHD owns it now */
+    add_common_headers(h, r, resp);
+    ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static void
+req_free(struct http_req *r)
+{
+    if (!r)
+        return;
+    if (r->data_free)
+        r->data_free(r->data);
+    free(r->path);
+    free(r->body);
+    free(r->resp);
+    for (size_t i = 0; i < r->nheaders; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
+    free(r);
+}
+
+static enum MHD_Result
+access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
+          const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    struct http *h = cls;
+    struct http_req *r = *con_cls;
+
+    (void)version;
+    if (!r) {
+        bool mismatch;
+        const char *cl;
+
+        if (!(r = calloc(1, sizeof *r)))
+            return MHD_NO;
+        *con_cls = r;
+        atomic_fetch_add(&h->inflight, 1);
+        r->http = h;
+        r->conn = c;
+        r->start_ms = mono_ms();
+        r->max_body = (size_t)h->o.max_body;
+        snprintf(r->method, sizeof r->method, "%s", method);
+        if (!(r->path = strdup(url)))
+            return MHD_NO;
+        find_client_ip(h, r);
+        if (atomic_load(&h->draining)) {
+            http_reply_errorf(r, CH_EUNAVAIL, "server is shutting down");
+            return MHD_YES;
+        }
+        r->route = find_route(h, url, method, &mismatch);
+        if (!r->route) {
+            if (mismatch)
+                http_reply_status(r, 405, "invalid_argument", "method not allowed for this path");
+            else
+                http_reply_status(r, 404, "not_found", "no such endpoint");
+            return MHD_YES;
+        }
+        if (r->route->prepare)
+            r->route->prepare(r, h->env);
+        cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (!r->answered && cl && strtoull(cl, NULL, 10) > r->max_body) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "request body larger than %zu bytes", r->max_body);
+            http_reply_status(r, 413, "resource_exhausted", msg);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->answered)
+            return MHD_YES; /* answer is decided; discard the rest */
+        if (r->too_large || r->body_len + n > r->max_body) {
+            r->too_large = true;
+            /* chunked bodies without a Content-Length: stop reading once far past the cap */
+            return r->body_len + n > 4 * r->max_body + 65536 ? MHD_NO : MHD_YES;
+        }
+        if (r->body_len + n > r->body_cap) {
+            size_t cap = r->body_cap ? r->body_cap : 4096;
+            while (cap < r->body_len + n)
+                cap *= 2;
+            char *nb = realloc(r->body, cap);
+            if (!nb)
+                return MHD_NO;
+            r->body = nb;
+            r->body_cap = cap;
+        }
+        memcpy(r->body + r->body_len, upload_data, n);
+        r->body_len += n;
+        return MHD_YES;
+    }
+    if (r->too_large && !r->answered) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "request body larger than %zu bytes", r->max_body);
+        http_reply_status(r, 413, "resource_exhausted", msg);
+    }
+    if (!r->answered)
+        r->route->handler(r, h->env);
+    return send_response(h, r);
+}
+
+static void
+completed_cb(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    struct http *h = cls;
+    struct http_req *r = *con_cls;
+
+    (void)c;
+    if (!r)
+        return;
+    if (h->o.request_logging)
+        log_info("http: %s %s %d %zu %lldms %s%s", r->method, r->path, r->status, r->resp_len,
+                 (long long)(mono_ms() - r->start_ms), r->client_ip,
+                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+    req_free(r);
+    *con_cls = NULL;
+    atomic_fetch_sub(&h->inflight, 1);
+}
+
+enum ch_status
+http_start(const struct http_opts *o, const struct http_route *routes, void *env, struct http **out,
+           struct ch_err *err)
+{
+    struct http *h = calloc(1, sizeof *h);
+    struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM }, *ai = NULL;
+    char port[16];
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_UPGRADE | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
+    int gai;
+
+    if (!h)
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    h->o = *o;
+    h->routes = routes;
+    h->env = env;
+    snprintf(h->instance, sizeof h->instance, "%s", o->instance ? o->instance : "chatto");
+    snprintf(port, sizeof port, "%d", o->port);
+    if ((gai = getaddrinfo(o->bind_address, port, &hints, &ai)) != 0) {
+        free(h);
+        return ch_err_set(err, CH_EINVAL, "webserver.bind_address",
+                          "webserver.bind_address: '%s' is not an IP address (%s)", o->bind_address,
+                          gai_strerror(gai));
+    }
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->d = MHD_start_daemon(
+        flags, (uint16_t)o->port, NULL, NULL, access_cb, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)((o->connection_timeout_ms + 999) / 1000), MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!h->d) {
+        int e = errno;
+        free(h);
+        return ch_err_set(err, CH_EUNAVAIL, "webserver.port", "cannot listen on %s:%d: %s", o->bind_address,
+                          o->port, e ? strerror(e) : "libmicrohttpd refused to start");
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : o->port;
+    h->listen_fd = MHD_INVALID_SOCKET;
+    *out = h;
+    return CH_OK;
+}
+
+int
+http_port(const struct http *h)
+{
+    return h->port;
+}
+
+int
+http_inflight(const struct http *h)
+{
+    return atomic_load(&((struct http *)h)->inflight);
+}
+
+void
+http_quiesce(struct http *h)
+{
+    if (!h || h->listen_fd != MHD_INVALID_SOCKET)
+        return;
+    atomic_store(&h->draining, true);
+    h->listen_fd = MHD_quiesce_daemon(h->d);
+    /* the kernel keeps queueing connects on a quiesced socket, and they would hang: refuse them now */
+    if (h->listen_fd != MHD_INVALID_SOCKET)
+        shutdown(h->listen_fd, SHUT_RDWR);
+}
+
+void
+http_stop(struct http *h, int64_t timeout_ms)
+{
+    int64_t deadline;
+
+    if (!h)
+        return;
+    http_quiesce(h);
+    deadline = mono_ms() + timeout_ms;
+    while (atomic_load(&h->inflight) > 0 && mono_ms() < deadline)
+        usleep(10000);
+    if (atomic_load(&h->inflight) > 0)
+        log_warn("http: %d request(s) still running after %lld ms; closing them", atomic_load(&h->inflight),
+                 (long long)timeout_ms);
+    MHD_stop_daemon(h->d);
+    if (h->listen_fd != MHD_INVALID_SOCKET)
+        close(h->listen_fd);
+    free(h);
+}
+
+const char *
+http_req_method(const struct http_req *r)
+{
+    return r->method;
+}
+
+const char *
+http_req_path(const struct http_req *r)
+{
+    return r->path;
+}
+
+const char *
+http_req_header(const struct http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *
+http_req_query(const struct http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *
+http_req_cookie(const struct http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, name);
+}
+
+const char *
+http_req_body(const struct http_req *r, size_t *len)
+{
+    *len = r->body_len;
+    return r->body ? r->body : "";
+}
+
+const char *
+http_req_client_ip(const struct http_req *r)
+{
+    return r->client_ip;
+}
+
+void
+http_req_set_max_body(struct http_req *r, size_t max)
+{
+    r->max_body = max;
+}
+
+void
+http_req_set_data(struct http_req *r, void *data, void (*free_fn)(void *))
+{
+    if (r->data_free)
+        r->data_free(r->data);
+    r->data = data;
+    r->data_free = free_fn;
+}
+
+void *
+http_req_data(const struct http_req *r)
+{
+    return r->data;
+}
+
+bool
+http_req_answered(const struct http_req *r)
+{
+    return r->answered;
+}

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+/*
+ * The HTTP edge: a libmicrohttpd daemon (epoll thread pool, upgrades allowed), a route table given by the caller,
+ * per-request state with a capped body, and graceful draining. Handlers run on MHD worker threads and may block
+ * on storage; they answer by filling the request's response through the http_reply_* functions (reply.c).
+ */
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/status.h"
+
+struct http;
+struct http_req;
+struct netaddr_set;
+
+typedef void (*http_handler_fn)(struct http_req *r, void *env);
+
+/* One route. path is matched exactly, or as a prefix when prefix is true. method NULL = any (the handler checks).
+ * prepare, if set, runs once headers are in and before the body is read: it may answer early (404, 415) or
+ * lower the body cap with http_req_set_max_body(). */
+struct http_route {
+    const char *method;
+    const char *path;
+    bool prefix;
+    http_handler_fn prepare;
+    http_handler_fn handler;
+};
+
+struct http_opts {
+    const char *bind_address;
+    int port;
+    int threads;
+    int max_connections;
+    int max_connections_per_ip;
+    int64_t connection_timeout_ms;
+    int64_t max_body;
+    bool request_logging;
+    const struct netaddr_set *trusted_proxies; /* borrowed; may be NULL */
+    const char *instance;                      /* X-Chatto-Instance value */
+};
+
+/* Bind and start serving. routes is borrowed (NULL-path terminated); env is passed to handlers. */
+enum ch_status http_start(const struct http_opts *o, const struct http_route *routes, void *env, struct http **out,
+                          struct ch_err *err);
+/* The bound port (useful when configured as 0). */
+int http_port(const struct http *h);
+/* Stop accepting connections (new connects are refused at once); in-flight requests continue. */
+void http_quiesce(struct http *h);
+/* Wait up to timeout_ms for in-flight requests, then stop the daemon and free. Accepts NULL. */
+void http_stop(struct http *h, int64_t timeout_ms);
+/* Requests currently being handled. */
+int http_inflight(const struct http *h);
+
+/* ---- request accessors (valid inside handlers) ---- */
+const char *http_req_method(const struct http_req *r);
+const char *http_req_path(const struct http_req *r);
+/* Request header by name (case-insensitive), NULL if absent. */
+const char *http_req_header(const struct http_req *r, const char *name);
+/* Query argument, NULL if absent. */
+const char *http_req_query(const struct http_req *r, const char *name);
+/* Cookie value, NULL if absent. */
+const char *http_req_cookie(const struct http_req *r, const char *name);
+/* The request body (not NUL-terminated) and its length. */
+const char *http_req_body(const struct http_req *r, size_t *len);
+/* Client IP after trusted-proxy X-Forwarded-For processing. */
+const char *http_req_client_ip(const struct http_req *r);
+/* Lower the body cap (only in prepare). */
+void http_req_set_max_body(struct http_req *r, size_t max);
+/* Per-request scratch pointer for the handler chain, freed by the given function when the request ends. */
+void http_req_set_data(struct http_req *r, void *data, void (*free_fn)(void *));
+void *http_req_data(const struct http_req *r);
+/* True once a response has been set. */
+bool http_req_answered(const struct http_req *r);
+
+/* ---- responses (reply.c) ---- */
+/* Answer with a JSON document (takes ownership of v, which may be NULL for "{}"). */
+void http_reply_json(struct http_req *r, int status, cJSON *v);
+/* Answer with a Connect error: {"code": ..., "message": ...} and the matching HTTP status. */
+void http_reply_error(struct http_req *r, enum ch_status s, const struct ch_err *err);
+/* Same with a plain message. */
+void http_reply_errorf(struct http_req *r, enum ch_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Answer with an explicit HTTP status and Connect code (for 405, 413, 415). */
+void http_reply_status(struct http_req *r, int http_status, const char *code, const char *msg);
+/* Answer with bytes (copied). */
+void http_reply_bytes(struct http_req *r, int status, const char *content_type, const void *body, size_t len);
+/* Add a response header (copied); up to 16 per response. */
+void http_reply_header(struct http_req *r, const char *name, const char *value);
+/* HTTP status for a status code. */
+int http_status_of(enum ch_status s);

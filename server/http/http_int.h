@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+/* Internals shared by http.c and reply.c only. */
+#include <microhttpd.h>
+
+#include "http/http.h"
+
+#define HTTP_MAX_RESP_HEADERS 16
+
+struct http_req {
+    struct http *http;
+    struct MHD_Connection *conn;
+    const struct http_route *route;
+    char method[12];
+    char *path;
+    char client_ip[64];
+    int64_t start_ms;
+
+    char *body;
+    size_t body_len, body_cap, max_body;
+    bool too_large;
+
+    void *data;
+    void (*data_free)(void *);
+
+    /* response */
+    bool answered;
+    int status;
+    char *resp;
+    size_t resp_len;
+    char content_type[64];
+    struct {
+        char *name, *value;
+    } headers[HTTP_MAX_RESP_HEADERS];
+    size_t nheaders;
+};
