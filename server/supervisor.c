@@ -479,6 +479,8 @@ sup_main(void *arg)
             backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
             memset(&err, 0, sizeof err);
             if (start_child(s, &err) != CH_OK) {
+                if (stopping(s))
+                    break;
                 log_error("nats-server: restart failed: %s; retrying in %lld ms", err.msg, (long long)backoff);
                 kill_child(s, 1000);
                 set_state(s, ST_BACKOFF, "nats-server restart failed");

@@ -46,7 +46,7 @@ update_replicas(struct store *st, const char *stream, struct ch_err *err)
     cs = store_map(s, jerr, stream, err);
     if (cs != CH_OK)
         ch_err_set(err, cs, NULL, "%s: cannot change replicas to %d (nats.replicas): %s", stream, st->replicas,
-                   nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(s));
+                   *store_last_error() ? store_last_error() : natsStatus_GetText(s));
     jsStreamInfo_Destroy(si);
     jsStreamInfo_Destroy(si2);
     return cs;
@@ -70,8 +70,8 @@ create_bucket(struct store *st, enum store_bucket b, struct ch_err *err)
     if (s == NATS_OK)
         return CH_OK;
     /* exists with different settings: keep it (data!) and fix what we can */
-    const char *last = nats_GetLastError(NULL);
-    if (s == NATS_ERR && last && (strstr(last, "already in use") || strstr(last, "10058"))) {
+    const char *last = store_last_error();
+    if (s == NATS_ERR && (strstr(last, "already in use") || strstr(last, "10058"))) {
         enum ch_status cs = update_replicas(st, stream, err);
         if (cs != CH_OK)
             return cs;
@@ -79,7 +79,7 @@ create_bucket(struct store *st, enum store_bucket b, struct ch_err *err)
         return store_map(s, 0, stream, err);
     }
     enum ch_status cs = store_map(s, 0, stream, err);
-    if (last && err)
+    if (*last && err)
         snprintf(err->msg, sizeof err->msg, "%s: %s", stream, last);
     return cs;
 }

@@ -32,6 +32,20 @@ store_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+const char *
+store_last_error(void)
+{
+    const char *e = nats_GetLastError(NULL);
+
+    /* nats.c prefixes its messages with "(file.c:123): " */
+    if (e && e[0] == '(') {
+        const char *p = strstr(e, "): ");
+        if (p)
+            e = p + 3;
+    }
+    return e ? e : "";
+}
+
 int
 store_auth_parse(const char *s)
 {
@@ -47,7 +61,7 @@ enum ch_status
 store_map(natsStatus s, jsErrCode jerr, const char *what, struct ch_err *err)
 {
     const char *text = natsStatus_GetText(s);
-    const char *last = nats_GetLastError(NULL);
+    const char *last = store_last_error();
 
     if (s == NATS_OK)
         return CH_OK;
@@ -79,10 +93,10 @@ store_map(natsStatus s, jsErrCode jerr, const char *what, struct ch_err *err)
     case NATS_NOT_PERMITTED:
         return ch_err_set(err, CH_EUNAVAIL, NULL, "%s: NATS refused our credentials", what);
     default:
-        if (last && strstr(last, "wrong last sequence"))
+        if (strstr(last, "wrong last sequence"))
             return ch_err_set(err, CH_ECONFLICT, NULL, "%s: changed concurrently, retry", what);
         return ch_err_set(err, CH_EINTERNAL, NULL, "%s: %s%s%s (jetstream error %d)", what, text,
-                          last ? ": " : "", last ? last : "", (int)jerr);
+                          *last ? ": " : "", last, (int)jerr);
     }
 }
 
@@ -95,6 +109,7 @@ on_connected(natsConnection *nc, void *closure)
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     log_info("nats: connected to %s", url);
     pthread_mutex_lock(&st->mu);
+    st->connect_error[0] = '\0';
     pthread_cond_signal(&st->cv);
     pthread_mutex_unlock(&st->mu);
 }
@@ -290,20 +305,32 @@ store_open(const struct store_opts *o, struct store **out, struct ch_err *err)
     natsOptions_SetReconnectedCB(st->opts, on_reconnected, st);
     natsOptions_SetErrorHandler(st->opts, on_error, st);
     natsOptions_SetLameDuckModeCB(st->opts, on_lame_duck, st);
-    natsOptions_SetRetryOnFailedConnect(st->opts, true, on_connected, st);
     if ((cs = set_auth(st, st->opts, o, err)) != CH_OK)
         goto fail;
 
+    /* One plain attempt first, so that the reason for a failure (refused, bad credentials, TLS) reaches the
+     * log; then nats.c's retry-on-failed-connect takes over and keeps the process up until NATS appears. */
+    natsOptions_SetRetryOnFailedConnect(st->opts, false, NULL, NULL);
     s = natsConnection_Connect(&st->nc, st->opts);
-    if (s == NATS_NOT_YET_CONNECTED) {
-        log_info("nats: waiting for %s", st->urls);
-    } else if (s == NATS_OK) {
+    if (s != NATS_OK) {
+        const char *why = store_last_error();
+        snprintf(st->connect_error, sizeof st->connect_error, "%s", *why ? why : natsStatus_GetText(s));
+        if (s == NATS_CONNECTION_AUTH_FAILED || strstr(st->connect_error, "uthorization"))
+            log_error("nats: %s refused our credentials (%s); check nats.client.auth_method and its settings; "
+                      "retrying",
+                      st->urls, st->connect_error);
+        else
+            log_info("nats: waiting for %s (%s)", st->urls, st->connect_error);
+        natsOptions_SetRetryOnFailedConnect(st->opts, true, on_connected, st);
+        s = natsConnection_Connect(&st->nc, st->opts);
+    }
+    if (s == NATS_OK) {
         char url[256] = "";
         natsConnection_GetConnectedUrl(st->nc, url, sizeof url);
         log_info("nats: connected to %s", url);
-    } else {
+    } else if (s != NATS_NOT_YET_CONNECTED) {
         cs = ch_err_set(err, CH_EUNAVAIL, NULL, "nats connect to %s: %s", st->urls,
-                        nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(s));
+                        *store_last_error() ? store_last_error() : natsStatus_GetText(s));
         goto fail;
     }
     jsOptions_Init(&jo);
@@ -389,7 +416,8 @@ live_check(struct store *st, char *reason, size_t len)
         s = js_GetStreamInfo(&si, st->js, name, &jo, &jerr);
         jsStreamInfo_Destroy(si);
         if (s != NATS_OK) {
-            snprintf(reason, len, "JetStream not answering for %s: %s", name, natsStatus_GetText(s));
+            snprintf(reason, len, "JetStream not answering for %s: %s", name,
+                     *store_last_error() ? store_last_error() : natsStatus_GetText(s));
             return false;
         }
     }
@@ -408,7 +436,12 @@ store_ready(struct store *st, char *reason, size_t len)
         return false;
     }
     if (!store_connected(st)) {
-        snprintf(reason, len, "NATS not connected");
+        pthread_mutex_lock(&st->mu);
+        if (st->connect_error[0])
+            snprintf(reason, len, "NATS not connected (%s)", st->connect_error);
+        else
+            snprintf(reason, len, "NATS not connected");
+        pthread_mutex_unlock(&st->mu);
         return false;
     }
     if (!atomic_load(&st->bootstrapped)) {

@@ -36,6 +36,7 @@ struct store {
     int64_t ready_checked_ms; /* monotonic */
     bool ready_ok;
     char ready_reason[160];
+    char connect_error[160]; /* why the initial connect failed; cleared once connected */
     pthread_mutex_t check_mu; /* one live readiness check at a time */
 };
 
@@ -47,6 +48,9 @@ const char *store_bucket_name(enum store_bucket b);
 
 /* Create every stream and bucket (idempotent). Called by the keeper thread. */
 enum ch_status store_bootstrap(struct store *st, struct ch_err *err);
+
+/* nats.c's last error text for this thread, without its "(file.c:123): " prefix; never NULL. */
+const char *store_last_error(void);
 
 int64_t store_now_mono_ms(void);
 int64_t store_now_ms(void);

@@ -93,17 +93,18 @@ find_client_ip(struct http *h, struct http_req *r)
     }
 }
 
+/* The route for path and method; when only the method differs, NULL with *mismatch set to that route. */
 static const struct http_route *
-find_route(struct http *h, const char *path, const char *method, bool *method_mismatch)
+find_route(struct http *h, const char *path, const char *method, const struct http_route **mismatch)
 {
-    *method_mismatch = false;
+    *mismatch = NULL;
     for (const struct http_route *rt = h->routes; rt->path; rt++) {
         bool match = rt->prefix ? strncmp(path, rt->path, strlen(rt->path)) == 0 : strcmp(path, rt->path) == 0;
         if (!match)
             continue;
         if (rt->method && strcmp(rt->method, method) != 0 &&
             !(strcmp(rt->method, "GET") == 0 && strcmp(method, "HEAD") == 0)) {
-            *method_mismatch = true;
+            *mismatch = rt;
             continue;
         }
         return rt;
@@ -134,6 +135,16 @@ add_common_headers(struct http *h, struct http_req *r, struct MHD_Response *resp
     MHD_add_response_header(resp, "X-Chatto-Instance", h->instance);
     if (atomic_load(&h->draining))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+/* True if the request announces a body we have not read (so an early answer must close the connection). */
+static bool
+has_body(struct MHD_Connection *c)
+{
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+    return (cl && strtoull(cl, NULL, 10) > 0) ||
+           MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
 }
 
 static enum MHD_Result
@@ -180,7 +191,7 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
 
     (void)version;
     if (!r) {
-        bool mismatch;
+        const struct http_route *mismatch;
         const char *cl;
 
         if (!(r = calloc(1, sizeof *r)))
@@ -197,15 +208,18 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
         find_client_ip(h, r);
         if (atomic_load(&h->draining)) {
             http_reply_errorf(r, CH_EUNAVAIL, "server is shutting down");
-            return MHD_YES;
+            return send_response(h, r);
         }
         r->route = find_route(h, url, method, &mismatch);
         if (!r->route) {
+            r->route = mismatch; /* for the Allow header */
             if (mismatch)
                 http_reply_status(r, 405, "invalid_argument", "method not allowed for this path");
             else
                 http_reply_status(r, 404, "not_found", "no such endpoint");
-            return MHD_YES;
+            if (has_body(c))
+                http_reply_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+            return send_response(h, r);
         }
         if (r->route->prepare)
             r->route->prepare(r, h->env);
@@ -214,6 +228,13 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
             char msg[96];
             snprintf(msg, sizeof msg, "request body larger than %zu bytes", r->max_body);
             http_reply_status(r, 413, "resource_exhausted", msg);
+        }
+        /* an answer decided from the headers alone goes out now, before any body is read (MHD then closes the
+         * connection instead of reading an upload nobody wants) */
+        if (r->answered) {
+            if (has_body(c))
+                http_reply_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+            return send_response(h, r);
         }
         return MHD_YES;
     }

@@ -1,0 +1,39 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Install the Debian packages Chatto needs, only those missing. Called by `make run` (profile "run") and
+# `make test` (profile "test"). Needs root or sudo when something is missing; does nothing otherwise.
+set -eu
+
+profile=${1:-run}
+
+run_pkgs="build-essential pkg-config libmicrohttpd-dev libnats-dev libwslay-dev libsodium-dev libcjson-dev
+          libinih-dev nettle-dev nats-server"
+test_pkgs="$run_pkgs libcmocka-dev python3 curl groff man-db"
+
+case "$profile" in
+run) want=$run_pkgs ;;
+test) want=$test_pkgs ;;
+*) echo "usage: $0 run|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+    if ! dpkg-query -W -f '${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -n "$missing" ]; then
+    echo "deps: installing Debian packages:$missing"
+    if [ "$(id -u)" -eq 0 ]; then
+        sudo=""
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo="sudo"
+    else
+        echo "deps: missing packages:$missing; run this script as root or install them with apt-get" >&2
+        exit 1
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # shellcheck disable=SC2086
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+fi

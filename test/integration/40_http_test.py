@@ -1,0 +1,153 @@
+# SPDX-License-Identifier: MIT
+"""The HTTP edge: routing, Connect error format, body and header limits, content types, security headers."""
+import json
+import socket
+import threading
+import time
+
+from harness import TestCase, http_request
+
+GET_SERVER = "/api/connect/chatto.discovery.v1.ServerDiscoveryService/GetServer"
+
+
+class HttpEdge(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        from harness import Chatto
+        cls.c = Chatto()
+        cls.c.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.cleanup()
+
+    def post(self, path, body, ctype="application/json", extra=None):
+        h = {"Content-Type": ctype} if ctype else {}
+        h.update(extra or {})
+        return http_request(self.c.port, "POST", path, body=body, headers=h)
+
+    def assertConnectError(self, r, status, code, msg_part=None):
+        self.assertEqual(r.status, status, r)
+        self.assertTrue(r.header("Content-Type").startswith("application/json"), r.headers)
+        j = r.json()
+        self.assertEqual(j["code"], code, j)
+        if msg_part:
+            self.assertIn(msg_part, j["message"])
+
+    def test_get_server_ok_with_empty_and_json_bodies(self):
+        for body in (b"", b"{}", b'{"unknownField": 1}'):
+            r = self.post(GET_SERVER, body)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["version"].count("."), 2)
+
+    def test_charset_parameter_accepted(self):
+        r = self.post(GET_SERVER, b"{}", "application/json; charset=utf-8")
+        self.assertEqual(r.status, 200, r)
+        r = self.post(GET_SERVER, b"{}", "Application/JSON;charset=UTF-8")
+        self.assertEqual(r.status, 200, r)
+
+    def test_unknown_path_404(self):
+        r = http_request(self.c.port, "GET", "/no/such/thing")
+        self.assertConnectError(r, 404, "not_found")
+
+    def test_unknown_connect_method(self):
+        r = self.post("/api/connect/chatto.api.v1.NopeService/Nope", b"{}")
+        self.assertConnectError(r, 404, "unimplemented", "chatto.api.v1.NopeService/Nope")
+
+    def test_wrong_http_method(self):
+        r = http_request(self.c.port, "GET", GET_SERVER)
+        self.assertConnectError(r, 405, "invalid_argument")
+        self.assertEqual(r.header("Allow"), "POST")
+        r = http_request(self.c.port, "POST", "/healthz", body=b"")
+        self.assertEqual(r.status, 405)
+
+    def test_wrong_content_type_415(self):
+        for ct in ("text/plain", "application/x-www-form-urlencoded", "application/proto", None,
+                   "application/json; charset=latin1", "application/jsonx"):
+            with self.subTest(ct=ct):
+                self.assertConnectError(self.post(GET_SERVER, b"{}", ct), 415, "invalid_argument", "Content-Type")
+
+    def test_malformed_json(self):
+        cases = [
+            (b"{", "malformed JSON"),
+            (b'{"a":1} trailing', "unexpected data after the JSON value"),
+            (b"[1,2]", "must be a JSON object"),
+            (b'"str"', "must be a JSON object"),
+            (b'{"a":"x\\u0000y"}', "NUL"),
+            (b"{" + b'"a":[' * 40 + b"]" * 40 + b"}", "nested deeper"),
+            (b"\xff\xfe{}", "malformed JSON"),
+        ]
+        for body, msg in cases:
+            with self.subTest(body=body[:20]):
+                self.assertConnectError(self.post(GET_SERVER, body), 400, "invalid_argument", msg)
+
+    def test_body_too_large_rejected_before_reading(self):
+        # GetServer caps bodies at 4 KiB; say 100 MB in Content-Length and send nothing
+        s = socket.create_connection(("127.0.0.1", self.c.port))
+        s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   "Content-Length: 100000000\r\n\r\n" % GET_SERVER).encode())
+        s.settimeout(5)
+        data = s.recv(65536).decode()
+        s.close()
+        self.assertIn("413", data.split("\r\n")[0])
+        self.assertIn("resource_exhausted", data)
+
+    def test_body_too_large_chunked(self):
+        s = socket.create_connection(("127.0.0.1", self.c.port))
+        s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n" % GET_SERVER).encode())
+        chunk = b"x" * 3000
+        for _ in range(3):
+            s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        s.sendall(b"0\r\n\r\n")
+        s.settimeout(5)
+        data = s.recv(65536).decode()
+        s.close()
+        self.assertIn("413", data.split("\r\n")[0])
+
+    def test_global_body_cap(self):
+        r = self.post(GET_SERVER, b"{" + b" " * 5000 + b"}")
+        self.assertConnectError(r, 413, "resource_exhausted")
+
+    def test_huge_headers_431(self):
+        r = http_request(self.c.port, "GET", "/healthz", headers={"X-Big": "a" * 70000})
+        self.assertEqual(r.status, 431)
+
+    def test_security_headers_everywhere(self):
+        for r in (http_request(self.c.port, "GET", "/healthz"), http_request(self.c.port, "GET", "/nope"),
+                  self.post(GET_SERVER, b"{}"), self.post(GET_SERVER, b"{", "text/plain")):
+            with self.subTest(status=r.status):
+                self.assertEqual(r.header("X-Content-Type-Options"), "nosniff")
+                self.assertIn("frame-ancestors 'none'", r.header("Content-Security-Policy"))
+                self.assertEqual(r.header("Referrer-Policy"), "no-referrer")
+                self.assertEqual(r.header("Cache-Control"), "no-store")
+                self.assertTrue(r.header("X-Chatto-Instance"))
+                self.assertIsNone(r.header("Access-Control-Allow-Origin"))
+
+    def test_foreign_origin_never_reflected(self):
+        r = self.post(GET_SERVER, b"{}", extra={"Origin": "http://evil.test"})
+        self.assertIsNone(r.header("Access-Control-Allow-Origin"))
+
+    def test_head_healthz(self):
+        r = http_request(self.c.port, "HEAD", "/healthz")
+        self.assertEqual(r.status, 200)
+
+    def test_many_parallel_requests(self):
+        results = []
+
+        def worker():
+            for _ in range(10):
+                results.append(self.post(GET_SERVER, b"{}").status)
+
+        ts = [threading.Thread(target=worker) for _ in range(20)]
+        t0 = time.monotonic()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(results, [200] * 200, "elapsed %.2fs" % (time.monotonic() - t0))
+
+    def test_json_reply_is_valid_utf8_json(self):
+        r = self.post(GET_SERVER, b"{}")
+        self.assertEqual(r.header("Content-Type"), "application/json; charset=utf-8")
+        json.loads(r.body.decode("utf-8"))

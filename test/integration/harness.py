@@ -1,0 +1,354 @@
+# SPDX-License-Identifier: MIT
+"""Integration-test harness: real nats-server processes, the real chatto binary, real HTTP.
+
+Everything listens on 127.0.0.1 with ports chosen at run time, keeps its data in a temporary directory, and is
+stopped by PID in tearDown (never pkill). Waiting is done by polling with a deadline (wait_for), never by sleep.
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("CHATTO_TEST_BUILD", os.path.join(ROOT, "build"))
+CHATTO_BIN = os.path.join(BUILD, "chatto")
+SANITIZER = os.environ.get("CHATTO_TEST_SANITIZER") == "1"
+# e.g. CHATTO_TEST_WRAPPER="valgrind --error-exitcode=99" to run chatto under a tool
+WRAPPER = os.environ.get("CHATTO_TEST_WRAPPER", "").split()
+TIME_SCALE = float(os.environ.get("CHATTO_TEST_TIME_SCALE", "3" if SANITIZER or WRAPPER else "1"))
+
+
+def nats_server_bin():
+    return shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+
+def free_port():
+    """A TCP port that was free a moment ago (bind to port 0 and release it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout, what, interval=0.02):
+    """Poll cond() until it returns a truthy value; fail with `what` after timeout seconds (scaled)."""
+    deadline = time.monotonic() + timeout * TIME_SCALE
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            v = cond()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - the condition may fail while things start
+            last_exc = e
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1fs waiting for %s%s" % (
+        timeout * TIME_SCALE, what, " (last error: %r)" % last_exc if last_exc else ""))
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0); look at its state
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def child_pids(pid):
+    """Direct children of pid (from /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().split(")")[-1].split()
+            if int(fields[1]) == pid:
+                out.append(int(d))
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            pass
+    return out
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def __repr__(self):
+        return "<Response %d %r>" % (self.status, self.body[:300])
+
+
+def http_request(port, method, path, body=None, headers=None, host="127.0.0.1", timeout=10):
+    """One HTTP request on a fresh connection; never raises on HTTP error statuses."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout * TIME_SCALE)
+    try:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            headers = dict(headers or {})
+            headers.setdefault("Content-Type", "application/json")
+        elif isinstance(body, str):
+            body = body.encode()
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return Response(r.status, r.getheaders(), r.read())
+    finally:
+        conn.close()
+
+
+class NatsServer:
+    """A real nats-server with JetStream in a temp store dir, on random loopback ports."""
+
+    def __init__(self, token=None, name="test-nats", extra_conf=""):
+        self.token = token
+        self.name = name
+        self.extra_conf = extra_conf
+        self.dir = tempfile.mkdtemp(prefix="chatto-nats-")
+        self.proc = None
+        self.port = None
+        self.http_port = None
+        self.log_path = os.path.join(self.dir, "nats.log")
+
+    def conf(self, port, http_port):
+        auth = 'authorization { token: "%s" }\n' % self.token if self.token else ""
+        return ('server_name: "%s"\nlisten: "127.0.0.1:%d"\nhttp: "127.0.0.1:%d"\n%s'
+                'jetstream { store_dir: "%s" }\n%s' % (self.name, port, http_port, auth,
+                                                       os.path.join(self.dir, "js"), self.extra_conf))
+
+    def start(self, port=None, wait=True):
+        self.port = port or self.port or free_port()
+        self.http_port = self.http_port or free_port()
+        path = os.path.join(self.dir, "nats.conf")
+        with open(path, "w") as f:
+            f.write(self.conf(self.port, self.http_port))
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([nats_server_bin(), "-c", path], stdout=self.log, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=10):
+        def ok():
+            r = http_request(self.http_port, "GET", "/healthz?js-enabled-only=true", timeout=2)
+            return r.status == 200
+        wait_for(ok, timeout, "nats-server on port %d to be ready" % self.port)
+
+    @property
+    def url(self):
+        return "nats://127.0.0.1:%d" % self.port
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Chatto:
+    """The real chatto binary. Configure with args, env and an optional config file text."""
+
+    def __init__(self, args=(), env=None, config=None, embedded=True, data_dir=None, port=None):
+        self.dir = tempfile.mkdtemp(prefix="chatto-test-")
+        self.port = port or free_port()
+        self.args = list(args)
+        self.env = dict(env or {})
+        self.config = config
+        self.embedded = embedded
+        self.data_dir = data_dir or os.path.join(self.dir, "data")
+        self.proc = None
+        self.stdout_path = os.path.join(self.dir, "stdout.log")
+        self.stderr_path = os.path.join(self.dir, "stderr.log")
+
+    def command(self):
+        cmd = WRAPPER + [CHATTO_BIN, "run", "--webserver-port", str(self.port), "--webserver-bind-address",
+                         "127.0.0.1"]
+        if self.embedded:
+            cmd += ["--nats-embedded-data-dir", self.data_dir]
+        if self.config is not None:
+            path = os.path.join(self.dir, "chatto.ini")
+            with open(path, "w") as f:
+                f.write(self.config)
+            cmd += ["--config", path]
+        return cmd + self.args
+
+    def start(self, wait_ready=True, timeout=20):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHATTO_")}
+        env.update(self.env)
+        self.out = open(self.stdout_path, "ab")
+        self.err = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdout=self.out, stderr=self.err, env=env)
+        if wait_ready:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout=20):
+        def ok():
+            if self.proc.poll() is not None:
+                raise AssertionError("chatto exited with %s:\n%s" % (self.proc.returncode, self.stderr()))
+            return self.get("/readyz", timeout=3).status == 200
+        wait_for(ok, timeout, "chatto on port %d to be ready" % self.port)
+
+    def wait_healthy(self, timeout=20):
+        wait_for(lambda: self.get("/healthz", timeout=2).status == 200, timeout, "chatto /healthz")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def nats_child(self):
+        """PID of the embedded nats-server child, or None."""
+        for c in child_pids(self.proc.pid):
+            try:
+                with open("/proc/%d/comm" % c) as f:
+                    if "nats-server" in f.read():
+                        return c
+            except FileNotFoundError:
+                pass
+        return None
+
+    def get(self, path, headers=None, timeout=10):
+        return http_request(self.port, "GET", path, headers=headers, timeout=timeout)
+
+    def post(self, path, body=None, headers=None, timeout=10):
+        return http_request(self.port, "POST", path, body=body, headers=headers, timeout=timeout)
+
+    def connect(self, method, body=None, headers=None, timeout=10):
+        """Call a Connect method, e.g. connect("chatto.discovery.v1.ServerDiscoveryService/GetServer", {})."""
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        return self.post("/api/connect/" + method, body if body is not None else {}, h, timeout)
+
+    def stdout(self):
+        with open(self.stdout_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stderr(self):
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=30):
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout * TIME_SCALE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("chatto did not stop within %ss of SIGTERM" % timeout)
+        return self.proc.returncode
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def sanitizer_report(self):
+        text = self.stderr()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "WARNING: ThreadSanitizer"):
+            if marker in text:
+                return text
+        return None
+
+    def cleanup(self):
+        try:
+            self.stop()
+        except AssertionError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_chatto(args, env=None, timeout=20):
+    """Run a short chatto command (config check, init, version); returns CompletedProcess with text output."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("CHATTO_")}
+    e.update(env or {})
+    return subprocess.run(WRAPPER + [CHATTO_BIN] + list(args), env=e, capture_output=True, text=True,
+                          timeout=timeout * TIME_SCALE)
+
+
+class TestCase(unittest.TestCase):
+    """Base class: tracks processes and temp dirs, cleans them up, prints chatto's log when a test fails."""
+
+    def setUp(self):
+        self._chattos = []
+        self._natss = []
+
+    def chatto(self, *a, start=True, **kw):
+        c = Chatto(*a, **kw)
+        self._chattos.append(c)
+        if start:
+            c.start()
+        return c
+
+    def nats(self, *a, start=True, **kw):
+        n = NatsServer(*a, **kw)
+        self._natss.append(n)
+        if start:
+            n.start()
+        return n
+
+    def tearDown(self):
+        failed = self._outcome_failed()
+        for c in self._chattos:
+            try:
+                c.stop()
+            except AssertionError as e:
+                print(e)
+            report = c.sanitizer_report() if SANITIZER else None
+            if failed or report:
+                print("\n--- chatto stderr (port %d) ---\n%s" % (c.port, c.stderr()[-20000:]))
+            if report:
+                c.cleanup()
+                raise AssertionError("sanitizer report in chatto's stderr")
+            c.cleanup()
+        for n in self._natss:
+            n.cleanup()
+
+    def _outcome_failed(self):
+        outcome = getattr(self, "_outcome", None)
+        if outcome is None:
+            return False
+        result = getattr(outcome, "result", None)
+        if result is None:
+            return False
+        errs = list(getattr(result, "errors", [])) + list(getattr(result, "failures", []))
+        return any(t is self for t, _ in errs)
