@@ -247,10 +247,11 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     struct http *http = NULL;
     struct sup *sup = NULL;
     struct store *store = NULL;
+    struct accounts *accounts = NULL;
     struct netaddr_set *proxies = NULL;
     struct ch_err err = { 0 };
     sigset_t sigs;
-    int lock_fd = -1, rc = 1;
+    int lock_fd = -1, rc = 1, listen_fd = -1, bound = 0;
     bool embedded = cfg_bool(cfg, CFG_NATS_EMBEDDED_ENABLED);
     char public_url[512], origin[512], instance[128], host[64] = "localhost", binary[PATH_MAX] = "";
     const char *urls[2] = { NULL, NULL };
@@ -294,34 +295,25 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         }
     }
 
-    struct http_opts ho = {
-        .bind_address = cfg_str(cfg, CFG_WEBSERVER_BIND_ADDRESS),
-        .port = (int)cfg_int(cfg, CFG_WEBSERVER_PORT),
-        .threads = cfg_int(cfg, CFG_WEBSERVER_THREADS) ? (int)cfg_int(cfg, CFG_WEBSERVER_THREADS) : default_threads(),
-        .max_connections = (int)cfg_int(cfg, CFG_WEBSERVER_MAX_CONNECTIONS),
-        .max_connections_per_ip = (int)cfg_int(cfg, CFG_WEBSERVER_MAX_CONNECTIONS_PER_IP),
-        .connection_timeout_ms = cfg_int(cfg, CFG_WEBSERVER_CONNECTION_TIMEOUT),
-        .max_body = cfg_int(cfg, CFG_WEBSERVER_MAX_BODY_SIZE),
-        .request_logging = cfg_bool(cfg, CFG_WEBSERVER_REQUEST_LOGGING),
-        .trusted_proxies = proxies,
-        .instance = instance,
-    };
     gethostname(host, sizeof host - 1);
     snprintf(instance, sizeof instance, "%s/%d", host, (int)getpid());
-    if (http_start(&ho, api_routes(), &env, &http, &err) != CH_OK) {
+    if (http_listen(cfg_str(cfg, CFG_WEBSERVER_BIND_ADDRESS), (int)cfg_int(cfg, CFG_WEBSERVER_PORT), &listen_fd,
+                    &bound, &err) != CH_OK) {
         log_error("app: %s", err.msg);
         goto out;
     }
     /* an unset webserver.url follows the port actually bound */
     if (cfg_source_of(cfg, CFG_WEBSERVER_URL) == CFG_SRC_DEFAULT)
-        snprintf(public_url, sizeof public_url, "http://localhost:%d", http_port(http));
+        snprintf(public_url, sizeof public_url, "http://localhost:%d", bound);
     else
         snprintf(public_url, sizeof public_url, "%s", cfg_str(cfg, CFG_WEBSERVER_URL));
     if (parse_url_origin(public_url, origin, sizeof origin) != CH_OK)
         snprintf(origin, sizeof origin, "%s", public_url);
     env.public_url = public_url;
     env.public_origin = origin;
-    log_info("http: listening on %s:%d (%d threads)", ho.bind_address, http_port(http), ho.threads);
+    env.cookie_secure = strncmp(public_url, "https://", 8) == 0;
+    /* __Host- cookies must be Secure, Path=/ and host-only: the browser then refuses them from anywhere else */
+    env.cookie_name = env.cookie_secure ? "__Host-chatto_session" : "chatto_session";
 
     struct store_opts so = {
         .replicas = (int)cfg_int(cfg, CFG_NATS_REPLICAS),
@@ -368,6 +360,47 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     }
     env.store = store;
 
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    struct accounts_opts ao = {
+        .store = store,
+        .core_secret = cfg_str(cfg, CFG_CORE_SECRET_KEY),
+        .cookie_signing_secret = cfg_str(cfg, CFG_WEBSERVER_COOKIE_SIGNING_SECRET),
+        .cookie_encryption_secret = cfg_str(cfg, CFG_WEBSERVER_COOKIE_ENCRYPTION_SECRET),
+        .cost = (enum crypto_pwcost)crypto_pwcost_parse(cfg_str(cfg, CFG_AUTH_PASSWORD_HASH)),
+        .max_concurrent_hashes = cfg_int(cfg, CFG_AUTH_MAX_CONCURRENT_HASHES)
+                                     ? (int)cfg_int(cfg, CFG_AUTH_MAX_CONCURRENT_HASHES)
+                                     : (int)(ncpu > 0 ? ncpu : 1),
+        .token_ttl_ms = cfg_int(cfg, CFG_AUTH_TOKEN_TTL),
+        .max_users = cfg_int(cfg, CFG_LIMITS_MAX_USERS),
+        .login_max_failures = (int)cfg_int(cfg, CFG_AUTH_LOGIN_MAX_FAILURES),
+        .login_max_failures_per_ip = (int)cfg_int(cfg, CFG_AUTH_LOGIN_MAX_FAILURES_PER_IP),
+        .login_lockout_ms = cfg_int(cfg, CFG_AUTH_LOGIN_LOCKOUT),
+    };
+    if (accounts_new(&ao, &accounts, &err) != CH_OK) {
+        log_error("app: %s", err.msg);
+        goto out;
+    }
+    env.accounts = accounts;
+
+    /* env is complete: from here on worker threads read it, nobody writes it */
+    struct http_opts ho = {
+        .listen_fd = listen_fd,
+        .threads = cfg_int(cfg, CFG_WEBSERVER_THREADS) ? (int)cfg_int(cfg, CFG_WEBSERVER_THREADS) : default_threads(),
+        .max_connections = (int)cfg_int(cfg, CFG_WEBSERVER_MAX_CONNECTIONS),
+        .max_connections_per_ip = (int)cfg_int(cfg, CFG_WEBSERVER_MAX_CONNECTIONS_PER_IP),
+        .connection_timeout_ms = cfg_int(cfg, CFG_WEBSERVER_CONNECTION_TIMEOUT),
+        .max_body = cfg_int(cfg, CFG_WEBSERVER_MAX_BODY_SIZE),
+        .request_logging = cfg_bool(cfg, CFG_WEBSERVER_REQUEST_LOGGING),
+        .trusted_proxies = proxies,
+        .instance = instance,
+    };
+    if (http_start(&ho, api_routes(), &env, &http, &err) != CH_OK) {
+        log_error("app: %s", err.msg);
+        goto out;
+    }
+    listen_fd = -1; /* the daemon owns it now */
+    log_info("http: listening on %s:%d (%d threads)", cfg_str(cfg, CFG_WEBSERVER_BIND_ADDRESS), bound, ho.threads);
+
     /* main loop: signals, and one log line per readiness change */
     bool was_ready = false, announced = false;
     char last_reason[200] = "";
@@ -407,7 +440,10 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     http = NULL;
     rc = 0;
 out:
+    if (listen_fd >= 0)
+        close(listen_fd);
     http_stop(http, 0);
+    accounts_free(accounts);
     store_close(store);
     sup_stop(sup);
     store_library_shutdown();

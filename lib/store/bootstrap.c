@@ -15,9 +15,14 @@
 static const struct {
     const char *name;
     uint8_t history;
+    int64_t ttl_ns; /* nats.c passes kvConfig.TTL to the server as nanoseconds */
     const char *description;
 } buckets[STORE_B_COUNT] = {
-    [STORE_B_META] = { "chatto_meta", 1, "Chatto installation identity and settings" },
+    [STORE_B_META] = { "chatto_meta", 1, 0, "Chatto installation identity, counters and settings" },
+    [STORE_B_USERS] = { "chatto_users", 1, 0, "Chatto user accounts" },
+    [STORE_B_LOGINS] = { "chatto_logins", 1, 0, "Chatto login names (unique)" },
+    [STORE_B_TOKENS] = { "chatto_tokens", 1, 0, "Chatto credential verifiers (sessions, tokens, API keys)" },
+    [STORE_B_THROTTLE] = { "chatto_throttle", 1, 86400LL * 1000000000LL, "Chatto failed-login counters" },
 };
 
 const char *
@@ -63,6 +68,7 @@ create_bucket(struct store *st, enum store_bucket b, struct ch_err *err)
     kc.Bucket = buckets[b].name;
     kc.Description = buckets[b].description;
     kc.History = buckets[b].history;
+    kc.TTL = buckets[b].ttl_ns;
     kc.Replicas = st->replicas;
     kc.StorageType = js_FileStorage;
     snprintf(stream, sizeof stream, "KV_%s", buckets[b].name);

@@ -16,6 +16,16 @@
 
 struct store;
 
+/* KV buckets Chatto creates (stream KV_<name>), all with nats.replicas replicas. */
+enum store_bucket {
+    STORE_B_META,     /* installation identity, counters, secret fingerprints */
+    STORE_B_USERS,    /* <userId> -> user record (JSON) */
+    STORE_B_LOGINS,   /* <login, '.' as '='> -> userId; created atomically, so logins are unique */
+    STORE_B_TOKENS,   /* <userId>.<verifier> -> credential record (sessions, bearer tokens, bot API keys) */
+    STORE_B_THROTTLE, /* failed-login counters, kept for a day */
+    STORE_B_COUNT
+};
+
 enum store_auth { STORE_AUTH_NONE, STORE_AUTH_TOKEN, STORE_AUTH_USERPASS, STORE_AUTH_NKEY, STORE_AUTH_CREDENTIALS };
 
 struct store_opts {
@@ -61,3 +71,31 @@ enum ch_status store_probe_url(const char *url, const char *token, int64_t timeo
 /* This installation's identity, created once by the first process that bootstrapped the store and shared by all.
  * Borrowed strings; CH_EUNAVAIL until bootstrapped. */
 enum ch_status store_server_identity(struct store *st, char *id, size_t idlen, int64_t *created_ms);
+
+/* Name of bucket b ("chatto_meta"). */
+const char *store_bucket_name(enum store_bucket b);
+
+/* ---- key/value (kv.c). Keys must be valid NATS KV keys ([A-Za-z0-9_=/-] and '.' separators); anything else is
+ * CH_EINVAL before NATS is asked. Values are bytes. Writes return only after JetStream acknowledged them. ---- */
+
+/* *val (NUL-terminated for convenience, caller frees) and its revision; CH_ENOTFOUND if absent or deleted. */
+enum ch_status store_kv_get(struct store *st, enum store_bucket b, const char *key, char **val, size_t *len,
+                            uint64_t *rev, struct ch_err *err);
+/* Create key only if absent: CH_EEXIST if it exists. */
+enum ch_status store_kv_create(struct store *st, enum store_bucket b, const char *key, const void *val, size_t len,
+                               uint64_t *rev, struct ch_err *err);
+/* Replace key only if its revision is still last_rev: CH_ECONFLICT otherwise (re-read and retry). */
+enum ch_status store_kv_update(struct store *st, enum store_bucket b, const char *key, const void *val, size_t len,
+                               uint64_t last_rev, uint64_t *rev, struct ch_err *err);
+/* Unconditional write. */
+enum ch_status store_kv_put(struct store *st, enum store_bucket b, const char *key, const void *val, size_t len,
+                            uint64_t *rev, struct ch_err *err);
+/* Remove key and its history (absent is fine). */
+enum ch_status store_kv_purge(struct store *st, enum store_bucket b, const char *key, struct ch_err *err);
+/* Keys matching a subject filter ("u123.*", ">" for all), sorted. *keys is NULL-terminated, freed with
+ * store_kv_keys_free(). */
+enum ch_status store_kv_keys(struct store *st, enum store_bucket b, const char *filter, char ***keys, size_t *n,
+                             struct ch_err *err);
+void store_kv_keys_free(char **keys);
+/* True if key is acceptable as a KV key. */
+bool store_kv_key_valid(const char *key);

@@ -7,12 +7,6 @@
 
 #include "store/store.h"
 
-/* KV buckets Chatto creates; names are the stream names minus "KV_". */
-enum store_bucket {
-    STORE_B_META, /* installation identity, secret fingerprints, server settings */
-    STORE_B_COUNT
-};
-
 struct store {
     natsOptions *opts;
     natsConnection *nc;
@@ -42,9 +36,6 @@ struct store {
 
 /* Map a nats.c status (and JetStream error code, 0 if none) into our status, with what in the message. */
 enum ch_status store_map(natsStatus s, jsErrCode jerr, const char *what, struct ch_err *err);
-
-/* Name of bucket b ("chatto_meta"). */
-const char *store_bucket_name(enum store_bucket b);
 
 /* Create every stream and bucket (idempotent). Called by the keeper thread. */
 enum ch_status store_bootstrap(struct store *st, struct ch_err *err);

@@ -13,6 +13,8 @@
 #include "base/status.h"
 #include "http/http.h"
 
+#include "accounts/accounts.h"
+
 struct cfg;
 struct store;
 struct sup;
@@ -22,8 +24,11 @@ struct api_env {
     const struct cfg *cfg;
     struct store *store;
     struct sup *sup; /* NULL unless nats.embedded.enabled */
+    struct accounts *accounts;
     const char *public_url;
     const char *public_origin;
+    const char *cookie_name;   /* "__Host-chatto_session" over https, else "chatto_session" */
+    bool cookie_secure;
     const char *version;
     atomic_bool draining;
 };
@@ -31,6 +36,7 @@ struct api_env {
 struct api_ctx {
     struct api_env *env;
     struct http_req *req;
+    struct principal *who; /* the caller, for methods that require authentication; NULL otherwise */
 };
 
 typedef enum ch_status (*api_fn)(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err);
@@ -47,6 +53,32 @@ struct api_method {
 
 /* Method tables, { 0 }-terminated; one per resource file. */
 extern const struct api_method discovery_methods[];
+extern const struct api_method users_methods[];
+extern const struct api_method admin_methods[];
+
+/* One page of users ({users, nextPageToken}); full adds role, disabled, createdAt (admin view). users.c. */
+enum ch_status users_list_page(struct api_ctx *c, const cJSON *in, bool full, cJSON **out, struct ch_err *err);
+
+/* Account flows outside Connect (account.c): POST /auth/register, /auth/login, /auth/logout with a JSON or
+ * form-encoded body. account_prepare checks the content type and the origin before the body is read. */
+void account_prepare(struct http_req *r, void *env);
+void account_register(struct http_req *r, void *env);
+void account_login(struct http_req *r, void *env);
+void account_logout(struct http_req *r, void *env);
+
+/* ---- authentication helpers (auth.c) ---- */
+
+/* True if the request comes from our own origin: Origin equals webserver.url's origin, or, without Origin,
+ * Sec-Fetch-Site is same-origin. Cookie-authenticated state changes require it (CSRF). */
+bool api_same_origin(struct http_req *r, const struct api_env *env);
+/* True if the request carries an Authorization header (bearer credentials are exempt from CSRF checks). */
+bool api_has_bearer(struct http_req *r);
+/* The session cookie value, or NULL. */
+const char *api_session_cookie(struct http_req *r, const struct api_env *env);
+/* Authenticate by bearer token or session cookie. CH_EAUTH with a message when missing or invalid. */
+enum ch_status api_authenticate(struct api_env *env, struct http_req *r, struct principal *p, struct ch_err *err);
+/* Set-Cookie for a new session (max_age_s > 0) or to clear it (max_age_s = 0). */
+void api_session_cookie_set(struct http_req *r, const struct api_env *env, const char *value, int64_t max_age_s);
 
 /* The full route table for http_start(). */
 const struct http_route *api_routes(void);

@@ -15,7 +15,7 @@
 
 #define CONNECT_PREFIX "/api/connect/"
 
-static const struct api_method *const tables[] = { discovery_methods, NULL };
+static const struct api_method *const tables[] = { discovery_methods, users_methods, admin_methods, NULL };
 
 bool
 api_ready(struct api_env *env, char *reason, size_t len)
@@ -93,13 +93,24 @@ static void
 connect_prepare(struct http_req *r, void *envp)
 {
     const struct api_method *m = find_method(http_req_path(r));
+    struct api_env *env = envp;
 
-    (void)envp;
     if (!m) {
         char msg[200];
         snprintf(msg, sizeof msg, "unknown method %.150s", http_req_path(r) + strlen(CONNECT_PREFIX));
         http_reply_status(r, 404, "unimplemented", msg);
         return;
+    }
+    /* decided from headers alone, before the body is read: no credentials, or a cross-site cookie request */
+    if (m->auth != API_AUTH_NONE && !api_has_bearer(r)) {
+        if (!api_session_cookie(r, env)) {
+            http_reply_errorf(r, CH_EAUTH, "authentication required: log in, or send Authorization: Bearer <token>");
+            return;
+        }
+        if (!api_same_origin(r, env)) {
+            http_reply_errorf(r, CH_EPERM, "cross-site request refused: Origin must be %s", env->public_origin);
+            return;
+        }
     }
     if (!is_json_ctype(http_req_header(r, "Content-Type"))) {
         http_reply_status(r, 415, "invalid_argument",
@@ -116,12 +127,24 @@ connect_handle(struct http_req *r, void *envp)
 {
     const struct api_method *m = http_req_data(r);
     struct api_ctx c = { .env = envp, .req = r };
+    struct principal who;
     struct ch_err err = { 0 };
     cJSON *in = NULL, *out = NULL;
     size_t len;
     const char *body = http_req_body(r, &len);
     enum ch_status st;
 
+    if (m->auth != API_AUTH_NONE) {
+        if ((st = api_authenticate(envp, r, &who, &err)) != CH_OK) {
+            http_reply_error(r, st, &err);
+            return;
+        }
+        if (m->auth == API_AUTH_ADMIN && who.user.role != ROLE_ADMIN && who.user.role != ROLE_OWNER) {
+            http_reply_errorf(r, CH_EPERM, "this needs the admin or owner role");
+            return;
+        }
+        c.who = &who;
+    }
     /* an empty body is the empty message, as curl users expect */
     if (len == 0)
         in = cJSON_CreateObject();
@@ -131,6 +154,7 @@ connect_handle(struct http_req *r, void *envp)
     }
     st = m->fn(&c, in, &out, &err);
     cJSON_Delete(in);
+    explicit_bzero(&who, sizeof who);
     if (st != CH_OK) {
         cJSON_Delete(out);
         http_reply_error(r, st, &err);
@@ -143,6 +167,9 @@ static const struct http_route routes[] = {
     { "GET", "/healthz", false, NULL, healthz },
     { "GET", "/readyz", false, NULL, readyz },
     { "POST", CONNECT_PREFIX, true, connect_prepare, connect_handle },
+    { "POST", "/auth/register", false, account_prepare, account_register },
+    { "POST", "/auth/login", false, account_prepare, account_login },
+    { "POST", "/auth/logout", false, account_prepare, account_logout },
     { 0 },
 };
 

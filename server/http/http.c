@@ -42,7 +42,7 @@ mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void
+__attribute__((format(printf, 2, 0))) static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char buf[512];
@@ -291,15 +291,45 @@ completed_cb(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_Reque
 }
 
 enum ch_status
+http_listen(const char *bind_address, int port, int *fd, int *bound, struct ch_err *err)
+{
+    struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM }, *ai = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char ps[16];
+    int s, one = 1, gai;
+
+    snprintf(ps, sizeof ps, "%d", port);
+    if ((gai = getaddrinfo(bind_address, ps, &hints, &ai)) != 0)
+        return ch_err_set(err, CH_EINVAL, "webserver.bind_address",
+                          "webserver.bind_address: '%s' is not an IP address (%s)", bind_address, gai_strerror(gai));
+    s = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s < 0 || setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(s, ai->ai_addr, ai->ai_addrlen) != 0 || listen(s, 1024) != 0 ||
+        getsockname(s, (struct sockaddr *)&ss, &sl) != 0) {
+        int e = errno;
+        if (s >= 0)
+            close(s);
+        freeaddrinfo(ai);
+        return ch_err_set(err, CH_EUNAVAIL, "webserver.port", "cannot listen on %s:%d: %s", bind_address, port,
+                          strerror(e));
+    }
+    freeaddrinfo(ai);
+    *bound = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                      : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    *fd = s;
+    return CH_OK;
+}
+
+enum ch_status
 http_start(const struct http_opts *o, const struct http_route *routes, void *env, struct http **out,
            struct ch_err *err)
 {
     struct http *h = calloc(1, sizeof *h);
-    struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM }, *ai = NULL;
-    char port[16];
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_UPGRADE | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
-    int gai;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
 
     if (!h)
         return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
@@ -307,31 +337,23 @@ http_start(const struct http_opts *o, const struct http_route *routes, void *env
     h->routes = routes;
     h->env = env;
     snprintf(h->instance, sizeof h->instance, "%s", o->instance ? o->instance : "chatto");
-    snprintf(port, sizeof port, "%d", o->port);
-    if ((gai = getaddrinfo(o->bind_address, port, &hints, &ai)) != 0) {
-        free(h);
-        return ch_err_set(err, CH_EINVAL, "webserver.bind_address",
-                          "webserver.bind_address: '%s' is not an IP address (%s)", o->bind_address,
-                          gai_strerror(gai));
-    }
-    if (ai->ai_family == AF_INET6)
+    if (getsockname(o->listen_fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(
-        flags, (uint16_t)o->port, NULL, NULL, access_cb, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)((o->connection_timeout_ms + 999) / 1000), MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h, MHD_OPTION_END);
-    freeaddrinfo(ai);
+        flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
+        (MHD_socket)o->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_connections_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((o->connection_timeout_ms + 999) / 1000),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h,
+        MHD_OPTION_END);
     if (!h->d) {
         int e = errno;
         free(h);
-        return ch_err_set(err, CH_EUNAVAIL, "webserver.port", "cannot listen on %s:%d: %s", o->bind_address,
-                          o->port, e ? strerror(e) : "libmicrohttpd refused to start");
+        return ch_err_set(err, CH_EUNAVAIL, "webserver.port", "cannot start the HTTP server: %s",
+                          e ? strerror(e) : "libmicrohttpd refused to start");
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = di ? di->port : o->port;
+    h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
     h->listen_fd = MHD_INVALID_SOCKET;
     *out = h;
     return CH_OK;

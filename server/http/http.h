@@ -30,8 +30,7 @@ struct http_route {
 };
 
 struct http_opts {
-    const char *bind_address;
-    int port;
+    int listen_fd; /* from http_listen() */
     int threads;
     int max_connections;
     int max_connections_per_ip;
@@ -42,7 +41,11 @@ struct http_opts {
     const char *instance;                      /* X-Chatto-Instance value */
 };
 
-/* Bind and start serving. routes is borrowed (NULL-path terminated); env is passed to handlers. */
+/* Open the listening socket (so the port is known, and taken, before anything else starts). *fd is the caller's
+ * until passed to http_start(); *bound is the actual port (useful when port is 0). */
+enum ch_status http_listen(const char *bind_address, int port, int *fd, int *bound, struct ch_err *err);
+
+/* Start serving on o->listen_fd (which it then owns). routes is borrowed (NULL-path terminated); env is passed to handlers. */
 enum ch_status http_start(const struct http_opts *o, const struct http_route *routes, void *env, struct http **out,
                           struct ch_err *err);
 /* The bound port (useful when configured as 0). */

@@ -1,0 +1,869 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Accounts over NATS KV. Uniqueness and counters use create / compare-and-set, never read-then-write:
+ *   logins    chatto_logins  <login key> = "<uid> <claimed at ms>"      created atomically: one winner
+ *   users     chatto_users   <uid>       = user record (JSON)           updated with compare-and-set
+ *   count     chatto_meta    users_count = "<n>"                        CAS counter for limits.max_users
+ *   owner     chatto_meta    owner       = "<uid>"                      created once: the first account
+ *   creds     chatto_tokens  <uid>.<kind>.<verifier> = JSON             kind s/t/b; revoke = purge
+ *   throttle  chatto_throttle a.<login key> / i.<ip> = "<fails> <window start ms>"
+ * Password hashes are bounded by a semaphore so parallel logins cannot exhaust memory (each argon2id hash holds
+ * its memory cost). Thread-safe; HTTP worker threads.
+ */
+#include "accounts/accounts.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/ids.h"
+#include "json/json.h"
+#include "store/store.h"
+
+#define CAS_RETRIES 50
+#define HASH_WAIT_S 10
+#define LOGIN_CLAIM_STALE_MS 60000
+
+struct accounts {
+    struct accounts_opts o;
+    struct crypto_keys *keys;
+    sem_t hashes;
+    char dummy_hash[CRYPTO_PWHASH_LEN]; /* verified against for unknown logins, so they cost the same */
+};
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static enum ch_status
+hash_acquire(struct accounts *a, struct ch_err *err)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += HASH_WAIT_S;
+    while (sem_timedwait(&a->hashes, &ts) != 0) {
+        if (errno == EINTR)
+            continue;
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "too many logins in progress; try again in a moment");
+    }
+    return CH_OK;
+}
+
+static enum ch_status
+hash_password(struct accounts *a, const char *pw, char out[CRYPTO_PWHASH_LEN], struct ch_err *err)
+{
+    enum ch_status st;
+
+    if ((st = hash_acquire(a, err)) != CH_OK)
+        return st;
+    st = crypto_pwhash_hash(a->o.cost, pw, strlen(pw), out);
+    sem_post(&a->hashes);
+    if (st != CH_OK)
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "not enough memory to hash the password; try again");
+    return CH_OK;
+}
+
+static enum ch_status
+verify_password(struct accounts *a, const char *hash, const char *pw, bool *ok, struct ch_err *err)
+{
+    enum ch_status st;
+
+    if ((st = hash_acquire(a, err)) != CH_OK)
+        return st;
+    *ok = crypto_pwhash_verify(hash, pw, strlen(pw));
+    sem_post(&a->hashes);
+    return CH_OK;
+}
+
+enum ch_status
+accounts_new(const struct accounts_opts *o, struct accounts **out, struct ch_err *err)
+{
+    struct accounts *a = calloc(1, sizeof *a);
+    enum ch_status st;
+    char pw[CRYPTO_SECRET_LEN + 1];
+
+    if (!a)
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    a->o = *o;
+    if ((st = crypto_keys_new(o->core_secret, o->cookie_signing_secret, o->cookie_encryption_secret, &a->keys,
+                              err)) != CH_OK) {
+        free(a);
+        return st;
+    }
+    sem_init(&a->hashes, 0, (unsigned)(o->max_concurrent_hashes > 0 ? o->max_concurrent_hashes : 1));
+    crypto_secret_new(pw);
+    if (crypto_pwhash_hash(o->cost, pw, strlen(pw), a->dummy_hash) != CH_OK) {
+        accounts_free(a);
+        return ch_err_set(err, CH_ENOMEM, NULL, "cannot hash a password with auth.password_hash: out of memory");
+    }
+    *out = a;
+    return CH_OK;
+}
+
+void
+accounts_free(struct accounts *a)
+{
+    if (!a)
+        return;
+    crypto_keys_free(a->keys);
+    sem_destroy(&a->hashes);
+    free(a);
+}
+
+/* ---- users ---- */
+
+enum ch_status
+accounts_get(struct accounts *a, const char *uid, struct user *out, struct ch_err *err)
+{
+    char *v = NULL;
+    size_t len;
+    enum ch_status st;
+
+    if (!id_valid(uid))
+        return ch_err_set(err, CH_ENOTFOUND, NULL, "no such user");
+    st = store_kv_get(a->o.store, STORE_B_USERS, uid, &v, &len, NULL, err);
+    if (st == CH_ENOTFOUND)
+        return ch_err_set(err, CH_ENOTFOUND, NULL, "no such user");
+    if (st != CH_OK)
+        return st;
+    st = user_parse(v, len, out);
+    free(v);
+    return st == CH_OK ? CH_OK : ch_err_set(err, CH_EINTERNAL, NULL, "user record %s is corrupt", uid);
+}
+
+enum ch_status
+accounts_get_by_login(struct accounts *a, const char *login, struct user *out, struct ch_err *err)
+{
+    char norm[USER_LOGIN_MAX + 1], key[USER_LOGIN_MAX + 1], uid[ID_MAX + 1], *v = NULL;
+    enum ch_status st;
+
+    if (user_login_normalize("login", login, norm, NULL) != CH_OK)
+        return ch_err_set(err, CH_ENOTFOUND, NULL, "no such user");
+    user_login_key(norm, key);
+    st = store_kv_get(a->o.store, STORE_B_LOGINS, key, &v, NULL, NULL, err);
+    if (st == CH_ENOTFOUND)
+        return ch_err_set(err, CH_ENOTFOUND, NULL, "no such user");
+    if (st != CH_OK)
+        return st;
+    snprintf(uid, sizeof uid, "%.*s", (int)strcspn(v, " "), v);
+    free(v);
+    return accounts_get(a, uid, out, err);
+}
+
+/* Read-modify-write a user record with compare-and-set; fn returns CH_OK to write, anything else to stop. */
+typedef enum ch_status (*modify_fn)(struct user *u, void *ctx, struct ch_err *err);
+
+static enum ch_status
+modify_user(struct accounts *a, const char *uid, modify_fn fn, void *ctx, struct user *out, struct ch_err *err)
+{
+    for (int i = 0; i < CAS_RETRIES; i++) {
+        char *v = NULL, *nv;
+        size_t len;
+        uint64_t rev;
+        struct user u;
+        enum ch_status st;
+
+        if (!id_valid(uid))
+            return ch_err_set(err, CH_ENOTFOUND, NULL, "no such user");
+        st = store_kv_get(a->o.store, STORE_B_USERS, uid, &v, &len, &rev, err);
+        if (st == CH_ENOTFOUND)
+            return ch_err_set(err, CH_ENOTFOUND, NULL, "no such user");
+        if (st != CH_OK)
+            return st;
+        st = user_parse(v, len, &u);
+        free(v);
+        if (st != CH_OK)
+            return ch_err_set(err, CH_EINTERNAL, NULL, "user record %s is corrupt", uid);
+        if ((st = fn(&u, ctx, err)) != CH_OK)
+            return st;
+        u.updated_at = now_ms();
+        if (!(nv = user_serialize(&u)))
+            return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+        st = store_kv_update(a->o.store, STORE_B_USERS, uid, nv, strlen(nv), rev, NULL, err);
+        free(nv);
+        if (st == CH_ECONFLICT)
+            continue;
+        if (st == CH_OK && out)
+            *out = u;
+        return st;
+    }
+    return ch_err_set(err, CH_EUNAVAIL, NULL, "too much contention on this account; retry");
+}
+
+static enum ch_status
+set_hash(struct user *u, void *ctx, struct ch_err *err)
+{
+    (void)err;
+    snprintf(u->password_hash, sizeof u->password_hash, "%s", (const char *)ctx);
+    return CH_OK;
+}
+
+/* users_count += delta, refusing to pass max (when delta > 0 and max > 0). *after gets the new value. */
+static enum ch_status
+adjust_count(struct accounts *a, int delta, int64_t max, int64_t *after, struct ch_err *err)
+{
+    for (int i = 0; i < CAS_RETRIES; i++) {
+        char *v = NULL, buf[32];
+        uint64_t rev = 0;
+        int64_t n = 0;
+        enum ch_status st = store_kv_get(a->o.store, STORE_B_META, "users_count", &v, NULL, &rev, err);
+
+        if (st == CH_OK)
+            n = strtoll(v, NULL, 10);
+        free(v);
+        if (st != CH_OK && st != CH_ENOTFOUND)
+            return st;
+        if (delta > 0 && max > 0 && n >= max)
+            return ch_err_set(err, CH_ELIMIT, NULL, "this server has reached its limit of %" PRId64 " users", max);
+        n += delta;
+        if (n < 0)
+            n = 0;
+        snprintf(buf, sizeof buf, "%" PRId64, n);
+        st = st == CH_ENOTFOUND ? store_kv_create(a->o.store, STORE_B_META, "users_count", buf, strlen(buf), NULL, err)
+                                : store_kv_update(a->o.store, STORE_B_META, "users_count", buf, strlen(buf), rev,
+                                                  NULL, err);
+        if (st == CH_ECONFLICT || st == CH_EEXIST)
+            continue;
+        if (st == CH_OK && after)
+            *after = n;
+        return st;
+    }
+    return ch_err_set(err, CH_EUNAVAIL, NULL, "too many registrations at once; retry");
+}
+
+/* Claim a login for uid. CH_EEXIST if someone has it (a claim older than a minute whose user never got written,
+ * left by a crash mid-registration, is taken over). */
+static enum ch_status
+claim_login(struct accounts *a, const char *key, const char *uid, struct ch_err *err)
+{
+    char val[96], *cur = NULL, owner[ID_MAX + 1];
+    uint64_t rev;
+    long long claimed = 0;
+    enum ch_status st;
+    struct user u;
+
+    snprintf(val, sizeof val, "%s %" PRId64, uid, now_ms());
+    st = store_kv_create(a->o.store, STORE_B_LOGINS, key, val, strlen(val), NULL, err);
+    if (st != CH_EEXIST)
+        return st;
+    if (store_kv_get(a->o.store, STORE_B_LOGINS, key, &cur, NULL, &rev, NULL) != CH_OK)
+        return ch_err_set(err, CH_EEXIST, "login", "login taken");
+    if (sscanf(cur, "%64s %lld", owner, &claimed) != 2)
+        owner[0] = '\0';
+    free(cur);
+    if (now_ms() - claimed < LOGIN_CLAIM_STALE_MS || accounts_get(a, owner, &u, NULL) != CH_ENOTFOUND)
+        return ch_err_set(err, CH_EEXIST, "login", "login taken");
+    st = store_kv_update(a->o.store, STORE_B_LOGINS, key, val, strlen(val), rev, NULL, err);
+    return st == CH_ECONFLICT ? ch_err_set(err, CH_EEXIST, "login", "login taken") : st;
+}
+
+static enum ch_status
+create_account(struct accounts *a, const char *login_in, const char *password, const char *display_in,
+               bool is_bot, const char *creator, int forced_role, struct user *out, struct ch_err *err)
+{
+    struct user u = { 0 };
+    char key[USER_LOGIN_MAX + 1], *rec = NULL;
+    bool counted = false, claimed = false;
+    enum ch_status st;
+
+    if ((st = user_login_normalize("login", login_in, u.login, err)) != CH_OK)
+        return st;
+    if ((st = user_display_name_check("displayName", display_in && *display_in ? display_in : u.login,
+                                      u.display_name, err)) != CH_OK)
+        return st;
+    if (!is_bot) {
+        if ((st = user_password_check("password", password, err)) != CH_OK ||
+            (st = hash_password(a, password, u.password_hash, err)) != CH_OK)
+            return st;
+    }
+    id_new(u.id);
+    u.is_bot = is_bot;
+    u.created_at = u.updated_at = now_ms();
+    snprintf(u.created_by, sizeof u.created_by, "%s", creator ? creator : "");
+    user_login_key(u.login, key);
+    if (!is_bot) {
+        if ((st = adjust_count(a, 1, a->o.max_users, NULL, err)) != CH_OK)
+            goto fail;
+        counted = true;
+    }
+    if ((st = claim_login(a, key, u.id, err)) != CH_OK)
+        goto fail;
+    claimed = true;
+    if (forced_role >= 0) {
+        u.role = (enum user_role)forced_role;
+        if (u.role == ROLE_OWNER)
+            store_kv_put(a->o.store, STORE_B_META, "owner", u.id, strlen(u.id), NULL, NULL);
+    } else if (!is_bot) {
+        /* the first account to get here owns the server: one atomic create decides */
+        st = store_kv_create(a->o.store, STORE_B_META, "owner", u.id, strlen(u.id), NULL, err);
+        if (st == CH_OK)
+            u.role = ROLE_OWNER;
+        else if (st != CH_EEXIST)
+            goto fail;
+    }
+    if (!(rec = user_serialize(&u))) {
+        st = ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+        goto fail;
+    }
+    if ((st = store_kv_create(a->o.store, STORE_B_USERS, u.id, rec, strlen(rec), NULL, err)) != CH_OK)
+        goto fail;
+    explicit_bzero(rec, strlen(rec));
+    free(rec);
+    *out = u;
+    explicit_bzero(&u, sizeof u);
+    return CH_OK;
+fail:
+    /* undo what we claimed, best effort: nothing half-made should block the name or the count */
+    if (claimed)
+        store_kv_purge(a->o.store, STORE_B_LOGINS, key, NULL);
+    if (counted)
+        adjust_count(a, -1, 0, NULL, NULL);
+    if (rec)
+        explicit_bzero(rec, strlen(rec));
+    free(rec);
+    explicit_bzero(&u, sizeof u);
+    return st;
+}
+
+enum ch_status
+accounts_register(struct accounts *a, const char *login, const char *password, const char *display, struct user *out,
+                  struct ch_err *err)
+{
+    return create_account(a, login, password, display, false, NULL, -1, out, err);
+}
+
+enum ch_status
+accounts_create_user(struct accounts *a, const char *login, const char *password, const char *display,
+                     enum user_role role, struct user *out, struct ch_err *err)
+{
+    return create_account(a, login, password, display, false, NULL, (int)role, out, err);
+}
+
+/* ---- throttling ---- */
+
+static void
+ip_key(const char *ip, char *out, size_t len)
+{
+    size_t i = 0;
+
+    snprintf(out, len, "i.");
+    for (i = 2; *ip && i + 1 < len; ip++, i++)
+        out[i] = (*ip == '.' || *ip == ':') ? '_' : *ip;
+    out[i] = '\0';
+}
+
+/* Seconds until key's lockout ends, 0 if not locked. Errors count as "not locked": availability over strictness
+ * for the throttle only; the password check still runs. */
+static int64_t
+throttle_locked(struct accounts *a, const char *key, int max)
+{
+    char *v = NULL;
+    long long fails = 0, start = 0;
+    int64_t left = 0;
+
+    if (max <= 0 || store_kv_get(a->o.store, STORE_B_THROTTLE, key, &v, NULL, NULL, NULL) != CH_OK)
+        return 0;
+    if (sscanf(v, "%lld %lld", &fails, &start) == 2 && fails >= max) {
+        int64_t end = start + a->o.login_lockout_ms;
+        if (end > now_ms())
+            left = (end - now_ms() + 999) / 1000;
+    }
+    free(v);
+    return left;
+}
+
+static void
+throttle_fail(struct accounts *a, const char *key)
+{
+    for (int i = 0; i < CAS_RETRIES; i++) {
+        char *v = NULL, buf[64];
+        uint64_t rev = 0;
+        long long fails = 0, start = 0;
+        int64_t now = now_ms();
+        enum ch_status st = store_kv_get(a->o.store, STORE_B_THROTTLE, key, &v, NULL, &rev, NULL);
+
+        if (st == CH_OK && sscanf(v, "%lld %lld", &fails, &start) == 2 && now - start < a->o.login_lockout_ms)
+            fails++;
+        else
+            fails = 1, start = now;
+        free(v);
+        snprintf(buf, sizeof buf, "%lld %lld", fails, start);
+        st = st == CH_OK ? store_kv_update(a->o.store, STORE_B_THROTTLE, key, buf, strlen(buf), rev, NULL, NULL)
+                         : store_kv_create(a->o.store, STORE_B_THROTTLE, key, buf, strlen(buf), NULL, NULL);
+        if (st != CH_ECONFLICT && st != CH_EEXIST)
+            return;
+    }
+}
+
+enum ch_status
+accounts_login(struct accounts *a, const char *login, const char *password, const char *client_ip, struct user *out,
+               int64_t *retry_after_s, struct ch_err *err)
+{
+    char norm[USER_LOGIN_MAX + 1], lkey[USER_LOGIN_MAX + 1], akey[64], ikey[80];
+    struct user u;
+    bool known, ok = false;
+    int64_t wait_a, wait_i;
+    enum ch_status st;
+
+    if ((st = user_login_normalize("login", login, norm, err)) != CH_OK)
+        return st;
+    if (!*password)
+        return ch_err_set(err, CH_EINVAL, "password", "required");
+    if (strlen(password) > USER_PASSWORD_MAX)
+        return ch_err_set(err, CH_EINVAL, "password", "must be at most %d bytes", USER_PASSWORD_MAX);
+    user_login_key(norm, lkey);
+    snprintf(akey, sizeof akey, "a.%s", lkey);
+    ip_key(client_ip ? client_ip : "unknown", ikey, sizeof ikey);
+    wait_a = throttle_locked(a, akey, a->o.login_max_failures);
+    wait_i = throttle_locked(a, ikey, a->o.login_max_failures_per_ip);
+    if (wait_a || wait_i) {
+        *retry_after_s = wait_a > wait_i ? wait_a : wait_i;
+        return ch_err_set(err, CH_ELIMIT, NULL, "too many failed logins; try again in %" PRId64 " seconds",
+                          *retry_after_s);
+    }
+    st = accounts_get_by_login(a, norm, &u, err);
+    if (st != CH_OK && st != CH_ENOTFOUND)
+        return st;
+    known = st == CH_OK && !u.is_bot && u.password_hash[0];
+    /* unknown logins verify against a dummy hash so both cases take the same time */
+    if ((st = verify_password(a, known ? u.password_hash : a->dummy_hash, password, &ok, err)) != CH_OK)
+        return st;
+    if (!known || !ok) {
+        throttle_fail(a, akey);
+        throttle_fail(a, ikey);
+        explicit_bzero(&u, sizeof u);
+        return ch_err_set(err, CH_EAUTH, NULL, "invalid login or password");
+    }
+    if (u.disabled) {
+        explicit_bzero(&u, sizeof u);
+        return ch_err_set(err, CH_EPERM, NULL, "this account has been disabled");
+    }
+    store_kv_purge(a->o.store, STORE_B_THROTTLE, akey, NULL);
+    if (crypto_pwhash_needs_rehash(u.password_hash, a->o.cost)) {
+        /* auth.password_hash changed since this hash was made: store the just-verified password at the new cost */
+        char h[CRYPTO_PWHASH_LEN];
+        if (hash_password(a, password, h, NULL) == CH_OK && modify_user(a, u.id, set_hash, h, &u, NULL) == CH_OK) {
+        }
+        explicit_bzero(h, sizeof h);
+    }
+    *out = u;
+    explicit_bzero(&u, sizeof u);
+    return CH_OK;
+}
+
+/* ---- credentials ---- */
+
+static void
+cred_key(const char *uid, char kind, const char *verifier, char *out, size_t len)
+{
+    snprintf(out, len, "%s.%c.%s", uid, kind, verifier);
+}
+
+enum ch_status
+accounts_issue(struct accounts *a, const struct user *u, char kind, char **value, int64_t *expires_ms,
+               struct ch_err *err)
+{
+    unsigned char secret[CRYPTO_TOKEN_SECRET];
+    char verifier[CRYPTO_VERIFIER_HEX], key[200], rec[200];
+    int64_t now = now_ms(), exp = kind == CRED_APIKEY ? 0 : now + a->o.token_ttl_ms;
+    enum ch_status st;
+    char *v;
+
+    crypto_token_secret(secret);
+    crypto_token_verifier(a->keys, kind, u->id, secret, verifier);
+    cred_key(u->id, kind, verifier, key, sizeof key);
+    snprintf(rec, sizeof rec, "{\"kind\":\"%c\",\"userId\":\"%s\",\"createdAt\":\"%" PRId64 "\",\"expiresAt\":\"%" PRId64
+             "\"}", kind, u->id, now, exp);
+    if ((st = store_kv_create(a->o.store, STORE_B_TOKENS, key, rec, strlen(rec), NULL, err)) != CH_OK) {
+        explicit_bzero(secret, sizeof secret);
+        return st == CH_EEXIST ? ch_err_set(err, CH_EINTERNAL, NULL, "credential collision") : st;
+    }
+    v = kind == CRED_SESSION ? crypto_cookie_seal(a->keys, u->id, secret, exp / 1000)
+                             : crypto_bearer_format(kind, u->id, secret);
+    explicit_bzero(secret, sizeof secret);
+    if (!v) {
+        store_kv_purge(a->o.store, STORE_B_TOKENS, key, NULL);
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    }
+    *value = v;
+    if (expires_ms)
+        *expires_ms = exp;
+    return CH_OK;
+}
+
+/* Look up a credential (kind, uid, secret) and its user. */
+static enum ch_status
+resolve(struct accounts *a, char kind, const char *uid, const unsigned char secret[CRYPTO_TOKEN_SECRET],
+        struct principal *p, struct ch_err *err)
+{
+    char verifier[CRYPTO_VERIFIER_HEX], key[200], *v = NULL;
+    enum ch_status st;
+    cJSON *rec;
+    int64_t exp = 0;
+
+    crypto_token_verifier(a->keys, kind, uid, secret, verifier);
+    cred_key(uid, kind, verifier, key, sizeof key);
+    st = store_kv_get(a->o.store, STORE_B_TOKENS, key, &v, NULL, NULL, err);
+    if (st == CH_ENOTFOUND)
+        return ch_err_set(err, CH_EAUTH, NULL, "session expired or revoked; log in again");
+    if (st != CH_OK)
+        return st;
+    rec = cJSON_Parse(v);
+    free(v);
+    if (rec) {
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(rec, "expiresAt");
+        exp = cJSON_IsString(e) ? strtoll(e->valuestring, NULL, 10) : 0;
+        cJSON_Delete(rec);
+    }
+    if (exp && exp <= now_ms()) {
+        store_kv_purge(a->o.store, STORE_B_TOKENS, key, NULL);
+        return ch_err_set(err, CH_EAUTH, NULL, "session expired; log in again");
+    }
+    if ((st = accounts_get(a, uid, &p->user, err)) != CH_OK)
+        return st == CH_ENOTFOUND ? ch_err_set(err, CH_EAUTH, NULL, "unknown user") : st;
+    if (p->user.disabled || p->user.deleted)
+        return ch_err_set(err, CH_EAUTH, NULL, "this account has been disabled");
+    p->kind = kind;
+    snprintf(p->verifier, sizeof p->verifier, "%s", verifier);
+    return CH_OK;
+}
+
+enum ch_status
+accounts_auth_cookie(struct accounts *a, const char *cookie, struct principal *p, struct ch_err *err)
+{
+    char uid[65];
+    unsigned char secret[CRYPTO_TOKEN_SECRET];
+    enum ch_status st;
+
+    if (crypto_cookie_open(a->keys, cookie, now_ms() / 1000, uid, secret, NULL) != CH_OK)
+        return ch_err_set(err, CH_EAUTH, NULL, "invalid or expired session cookie; log in again");
+    st = resolve(a, CRED_SESSION, uid, secret, p, err);
+    explicit_bzero(secret, sizeof secret);
+    return st;
+}
+
+enum ch_status
+accounts_auth_bearer(struct accounts *a, const char *bearer, struct principal *p, struct ch_err *err)
+{
+    char uid[65], kind;
+    unsigned char secret[CRYPTO_TOKEN_SECRET];
+    enum ch_status st;
+
+    if (crypto_bearer_parse(bearer, &kind, uid, secret) != CH_OK || (kind != CRED_TOKEN && kind != CRED_APIKEY))
+        return ch_err_set(err, CH_EAUTH, NULL, "malformed bearer token");
+    st = resolve(a, kind, uid, secret, p, err);
+    explicit_bzero(secret, sizeof secret);
+    return st;
+}
+
+enum ch_status
+accounts_revoke(struct accounts *a, const struct principal *p, struct ch_err *err)
+{
+    char key[200];
+
+    cred_key(p->user.id, p->kind, p->verifier, key, sizeof key);
+    return store_kv_purge(a->o.store, STORE_B_TOKENS, key, err);
+}
+
+enum ch_status
+accounts_revoke_all(struct accounts *a, const char *uid, const char *except, bool apikeys, struct ch_err *err)
+{
+    char filter[100], **keys = NULL;
+    size_t n = 0;
+    enum ch_status st;
+
+    if (!id_valid(uid))
+        return ch_err_set(err, CH_ENOTFOUND, NULL, "no such user");
+    snprintf(filter, sizeof filter, "%s.*.*", uid);
+    if ((st = store_kv_keys(a->o.store, STORE_B_TOKENS, filter, &keys, &n, err)) != CH_OK)
+        return st;
+    for (size_t i = 0; i < n && st == CH_OK; i++) {
+        const char *kind = keys[i] + strlen(uid) + 1, *ver = kind + 2;
+        if ((except && strcmp(ver, except) == 0) || (!apikeys && *kind == CRED_APIKEY))
+            continue;
+        st = store_kv_purge(a->o.store, STORE_B_TOKENS, keys[i], err);
+    }
+    store_kv_keys_free(keys);
+    return st;
+}
+
+/* ---- listing and profile ---- */
+
+enum ch_status
+accounts_list(struct accounts *a, const char *after, size_t limit, bool include_disabled, struct user **out,
+              size_t *n, char next[ID_MAX + 1], struct ch_err *err)
+{
+    char **keys = NULL;
+    size_t nk = 0, cnt = 0, i = 0;
+    struct user *v;
+    enum ch_status st;
+
+    next[0] = '\0';
+    if ((st = store_kv_keys(a->o.store, STORE_B_USERS, ">", &keys, &nk, err)) != CH_OK)
+        return st;
+    if (!(v = calloc(limit ? limit : 1, sizeof *v))) {
+        store_kv_keys_free(keys);
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    }
+    while (i < nk && after && *after && strcmp(keys[i], after) <= 0)
+        i++;
+    for (; i < nk && cnt < limit; i++) {
+        st = accounts_get(a, keys[i], &v[cnt], err);
+        if (st == CH_ENOTFOUND)
+            continue;
+        if (st != CH_OK)
+            break;
+        explicit_bzero(v[cnt].password_hash, sizeof v[cnt].password_hash);
+        if (v[cnt].deleted || (v[cnt].disabled && !include_disabled))
+            continue;
+        cnt++;
+    }
+    if (st == CH_ENOTFOUND)
+        st = CH_OK;
+    if (st == CH_OK && cnt == limit && i < nk)
+        snprintf(next, ID_MAX + 1, "%s", v[cnt - 1].id);
+    store_kv_keys_free(keys);
+    if (st != CH_OK) {
+        free(v);
+        return st;
+    }
+    *out = v;
+    *n = cnt;
+    return CH_OK;
+}
+
+static enum ch_status
+set_display(struct user *u, void *ctx, struct ch_err *err)
+{
+    (void)err;
+    snprintf(u->display_name, sizeof u->display_name, "%s", (const char *)ctx);
+    return CH_OK;
+}
+
+enum ch_status
+accounts_update_profile(struct accounts *a, const char *uid, const char *display, struct user *out,
+                        struct ch_err *err)
+{
+    char name[USER_NAME_MAX_BYTES + 1];
+    enum ch_status st;
+
+    if ((st = user_display_name_check("displayName", display, name, err)) != CH_OK)
+        return st;
+    return modify_user(a, uid, set_display, name, out, err);
+}
+
+enum ch_status
+accounts_set_password(struct accounts *a, const char *uid, const char *password, struct ch_err *err)
+{
+    char h[CRYPTO_PWHASH_LEN];
+    enum ch_status st;
+
+    if ((st = user_password_check("password", password, err)) != CH_OK ||
+        (st = hash_password(a, password, h, err)) != CH_OK)
+        return st;
+    st = modify_user(a, uid, set_hash, h, NULL, err);
+    explicit_bzero(h, sizeof h);
+    if (st == CH_OK)
+        st = accounts_revoke_all(a, uid, NULL, false, err);
+    return st;
+}
+
+enum ch_status
+accounts_change_password(struct accounts *a, const struct principal *p, const char *current, const char *next,
+                         struct ch_err *err)
+{
+    struct user u;
+    char h[CRYPTO_PWHASH_LEN];
+    bool ok = false;
+    enum ch_status st;
+
+    if (!*current)
+        return ch_err_set(err, CH_EINVAL, "currentPassword", "required");
+    if ((st = user_password_check("newPassword", next, err)) != CH_OK)
+        return st;
+    if ((st = accounts_get(a, p->user.id, &u, err)) != CH_OK)
+        return st;
+    if (u.is_bot || !u.password_hash[0])
+        return ch_err_set(err, CH_ECONFLICT, NULL, "this account has no password");
+    if ((st = verify_password(a, u.password_hash, current, &ok, err)) != CH_OK)
+        return st;
+    explicit_bzero(&u, sizeof u);
+    if (!ok)
+        return ch_err_set(err, CH_EPERM, "currentPassword", "does not match");
+    if ((st = hash_password(a, next, h, err)) != CH_OK)
+        return st;
+    st = modify_user(a, p->user.id, set_hash, h, NULL, err);
+    explicit_bzero(h, sizeof h);
+    /* every other session and token of this user stops working, on every process */
+    if (st == CH_OK)
+        st = accounts_revoke_all(a, p->user.id, p->verifier, false, err);
+    return st;
+}
+
+/* ---- bots ---- */
+
+enum ch_status
+accounts_create_bot(struct accounts *a, const char *creator, const char *login, const char *display,
+                    struct user *out, char **api_key, struct ch_err *err)
+{
+    enum ch_status st = create_account(a, login, NULL, display, true, creator, ROLE_MEMBER, out, err);
+
+    if (st != CH_OK)
+        return st;
+    return accounts_issue(a, out, CRED_APIKEY, api_key, NULL, err);
+}
+
+enum ch_status
+accounts_rotate_bot_key(struct accounts *a, const char *bot_id, char **api_key, struct ch_err *err)
+{
+    struct user u;
+    char filter[100], **keys = NULL;
+    size_t n = 0;
+    enum ch_status st;
+
+    if ((st = accounts_get(a, bot_id, &u, err)) != CH_OK)
+        return st;
+    if (!u.is_bot)
+        return ch_err_set(err, CH_EINVAL, "userId", "not a bot");
+    /* issue first, then revoke the others: a failure in between leaves the bot with a working key */
+    char *fresh = NULL;
+    if ((st = accounts_issue(a, &u, CRED_APIKEY, &fresh, NULL, err)) != CH_OK)
+        return st;
+    snprintf(filter, sizeof filter, "%s.b.*", u.id);
+    if ((st = store_kv_keys(a->o.store, STORE_B_TOKENS, filter, &keys, &n, err)) == CH_OK) {
+        char fresh_ver[CRYPTO_VERIFIER_HEX], kind, uid[65];
+        unsigned char secret[CRYPTO_TOKEN_SECRET];
+        crypto_bearer_parse(fresh, &kind, uid, secret);
+        crypto_token_verifier(a->keys, CRED_APIKEY, uid, secret, fresh_ver);
+        explicit_bzero(secret, sizeof secret);
+        for (size_t i = 0; i < n && st == CH_OK; i++)
+            if (strcmp(keys[i] + strlen(u.id) + 3, fresh_ver) != 0)
+                st = store_kv_purge(a->o.store, STORE_B_TOKENS, keys[i], err);
+        store_kv_keys_free(keys);
+    }
+    if (st != CH_OK) {
+        explicit_bzero(fresh, strlen(fresh));
+        free(fresh);
+        return st;
+    }
+    *api_key = fresh;
+    return CH_OK;
+}
+
+/* ---- roles ---- */
+
+static bool
+is_staff(const struct user *u)
+{
+    return u->role == ROLE_ADMIN || u->role == ROLE_OWNER;
+}
+
+static enum ch_status
+count_owners(struct accounts *a, size_t *owners, struct ch_err *err)
+{
+    char after[ID_MAX + 1] = "", next[ID_MAX + 1];
+    enum ch_status st;
+
+    *owners = 0;
+    do {
+        struct user *v = NULL;
+        size_t n = 0;
+        if ((st = accounts_list(a, after, 200, false, &v, &n, next, err)) != CH_OK)
+            return st;
+        for (size_t i = 0; i < n; i++)
+            *owners += v[i].role == ROLE_OWNER;
+        free(v);
+        snprintf(after, sizeof after, "%s", next);
+    } while (next[0]);
+    return CH_OK;
+}
+
+struct role_change {
+    enum user_role role;
+};
+
+static enum ch_status
+apply_role(struct user *u, void *ctx, struct ch_err *err)
+{
+    (void)err;
+    u->role = ((struct role_change *)ctx)->role;
+    return CH_OK;
+}
+
+/* Common permission rule for changing target: actor is staff, not the target, and only owners touch admins and
+ * owners. */
+static enum ch_status
+may_manage(const struct user *actor, const struct user *target, struct ch_err *err)
+{
+    if (!actor)
+        return CH_OK;
+    if (!is_staff(actor))
+        return ch_err_set(err, CH_EPERM, NULL, "only admins and owners may do this");
+    if (strcmp(actor->id, target->id) == 0)
+        return ch_err_set(err, CH_EPERM, "userId", "you cannot do this to your own account");
+    if (is_staff(target) && actor->role != ROLE_OWNER)
+        return ch_err_set(err, CH_EPERM, "userId", "only an owner may change an admin or owner");
+    return CH_OK;
+}
+
+enum ch_status
+accounts_set_role(struct accounts *a, const struct user *actor, const char *uid, enum user_role role,
+                  struct user *out, struct ch_err *err)
+{
+    struct user t;
+    struct role_change rc = { role };
+    enum ch_status st;
+    size_t owners;
+
+    if ((st = accounts_get(a, uid, &t, err)) != CH_OK)
+        return st;
+    if ((st = may_manage(actor, &t, err)) != CH_OK)
+        return st;
+    if (role == ROLE_OWNER && actor && actor->role != ROLE_OWNER)
+        return ch_err_set(err, CH_EPERM, "role", "only an owner may make someone an owner");
+    if (role == ROLE_OWNER && t.is_bot)
+        return ch_err_set(err, CH_EINVAL, "role", "a bot cannot be an owner");
+    if (t.role == ROLE_OWNER && role != ROLE_OWNER) {
+        if ((st = count_owners(a, &owners, err)) != CH_OK)
+            return st;
+        if (owners <= 1)
+            return ch_err_set(err, CH_ECONFLICT, "role", "the last owner cannot be demoted; make someone else an "
+                                                         "owner first");
+    }
+    return modify_user(a, uid, apply_role, &rc, out, err);
+}
+
+static enum ch_status
+apply_disabled(struct user *u, void *ctx, struct ch_err *err)
+{
+    (void)err;
+    u->disabled = *(bool *)ctx;
+    return CH_OK;
+}
+
+enum ch_status
+accounts_set_disabled(struct accounts *a, const struct user *actor, const char *uid, bool disabled, struct user *out,
+                      struct ch_err *err)
+{
+    struct user t;
+    enum ch_status st;
+
+    if ((st = accounts_get(a, uid, &t, err)) != CH_OK)
+        return st;
+    if ((st = may_manage(actor, &t, err)) != CH_OK)
+        return st;
+    if ((st = modify_user(a, uid, apply_disabled, &disabled, out, err)) != CH_OK)
+        return st;
+    /* a disabled user's sessions, tokens and API keys die everywhere */
+    return disabled ? accounts_revoke_all(a, uid, NULL, true, err) : CH_OK;
+}

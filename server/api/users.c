@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * chatto.api.v1.UserService (the directory) and chatto.api.v1.MyAccountService (the caller's own account).
+ * MHD worker threads.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "json/json.h"
+
+#define PAGE_DEFAULT 50
+#define PAGE_MAX 200
+
+static enum ch_status
+get_user(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *uid = NULL;
+    struct user u;
+    enum ch_status st;
+
+    if ((st = json_get_str(in, "userId", true, 1, 64, &uid, err)) != CH_OK || (st = id_check("userId", uid, err)))
+        return st;
+    if ((st = accounts_get(c->env->accounts, uid, &u, err)) != CH_OK)
+        return st;
+    *out = cJSON_CreateObject();
+    cJSON_AddItemToObject(*out, "user", user_to_json(&u, false));
+    return CH_OK;
+}
+
+enum ch_status
+users_list_page(struct api_ctx *c, const cJSON *in, bool full, cJSON **out, struct ch_err *err)
+{
+    int64_t size = PAGE_DEFAULT;
+    const char *token = "";
+    bool include_disabled = false;
+    struct user *v = NULL;
+    size_t n = 0;
+    char next[ID_MAX + 1];
+    enum ch_status st;
+    cJSON *arr;
+
+    if ((st = json_get_int(in, "pageSize", false, 1, PAGE_MAX, &size, err)) != CH_OK ||
+        (st = json_get_str(in, "pageToken", false, 0, 64, &token, err)) != CH_OK)
+        return st;
+    if (*token && !id_valid(token))
+        return ch_err_set(err, CH_EINVAL, "pageToken", "not a token this server issued");
+    if (full && (st = json_get_bool(in, "includeDisabled", false, &include_disabled, err)) != CH_OK)
+        return st;
+    if ((st = accounts_list(c->env->accounts, token, (size_t)size, include_disabled, &v, &n, next, err)) != CH_OK)
+        return st;
+    *out = cJSON_CreateObject();
+    arr = cJSON_AddArrayToObject(*out, "users");
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, user_to_json(&v[i], full));
+    cJSON_AddStringToObject(*out, "nextPageToken", next);
+    free(v);
+    return CH_OK;
+}
+
+static enum ch_status
+list_users(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    return users_list_page(c, in, false, out, err);
+}
+
+static enum ch_status
+get_my_account(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    (void)in;
+    (void)err;
+    *out = cJSON_CreateObject();
+    cJSON_AddItemToObject(*out, "user", user_to_json(&c->who->user, true));
+    return CH_OK;
+}
+
+static enum ch_status
+update_profile(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *name = NULL;
+    struct user u;
+    enum ch_status st;
+
+    if ((st = json_get_str(in, "displayName", true, 0, 1024, &name, err)) != CH_OK ||
+        (st = accounts_update_profile(c->env->accounts, c->who->user.id, name, &u, err)) != CH_OK)
+        return st;
+    *out = cJSON_CreateObject();
+    cJSON_AddItemToObject(*out, "user", user_to_json(&u, true));
+    return CH_OK;
+}
+
+static enum ch_status
+update_password(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *cur = "", *next = NULL;
+    enum ch_status st;
+
+    if ((st = json_get_str(in, "currentPassword", true, 0, 4096, &cur, err)) != CH_OK ||
+        (st = json_get_str(in, "newPassword", true, 0, 4096, &next, err)) != CH_OK ||
+        (st = accounts_change_password(c->env->accounts, c->who, cur, next, err)) != CH_OK)
+        return st;
+    *out = cJSON_CreateObject();
+    return CH_OK;
+}
+
+const struct api_method users_methods[] = {
+    { "chatto.api.v1.UserService", "GetUser", API_AUTH_USER, 4096, get_user },
+    { "chatto.api.v1.UserService", "ListUsers", API_AUTH_USER, 4096, list_users },
+    { "chatto.api.v1.MyAccountService", "GetMyAccount", API_AUTH_USER, 4096, get_my_account },
+    { "chatto.api.v1.MyAccountService", "UpdateProfile", API_AUTH_USER, 4096, update_profile },
+    { "chatto.api.v1.MyAccountService", "UpdatePassword", API_AUTH_USER, 16384, update_password },
+    { 0 },
+};
