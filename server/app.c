@@ -55,9 +55,8 @@ apply_log_config(const struct cfg *cfg)
                   strcmp(cfg_str(cfg, CFG_LOG_FORMAT), "json") == 0);
 }
 
-/* mkdir -p with mode for the components we create. */
-static int
-mkdirs(const char *path, mode_t mode)
+int
+app_mkdirs(const char *path, mode_t mode)
 {
     char buf[PATH_MAX];
     size_t n = strlen(path);
@@ -164,9 +163,8 @@ out:
     return st;
 }
 
-/* One chatto per data directory: a second one would start a second nats-server on the same store. */
-static int
-lock_data_dir(const char *dir, struct ch_err *err)
+int
+app_lock_data_dir(const char *dir, struct ch_err *err)
 {
     char path[PATH_MAX], pid[32];
     int fd;
@@ -181,7 +179,7 @@ lock_data_dir(const char *dir, struct ch_err *err)
         ssize_t n = read(fd, pid, sizeof pid - 1);
         pid[n > 0 ? n : 0] = '\0';
         pid[strcspn(pid, "\n")] = '\0';
-        ch_err_set(err, CH_EINVAL, "nats.embedded.data_dir",
+        ch_err_set(err, CH_EEXIST, "nats.embedded.data_dir",
                    "data directory %s is in use by another chatto process (pid %s)", dir, *pid ? pid : "?");
         close(fd);
         return -1;
@@ -192,6 +190,47 @@ lock_data_dir(const char *dir, struct ch_err *err)
         }
     }
     return fd;
+}
+
+void
+app_store_opts(const struct cfg *cfg, const char *name, struct store_opts *so)
+{
+    memset(so, 0, sizeof *so);
+    so->replicas = (int)cfg_int(cfg, CFG_NATS_REPLICAS);
+    so->request_timeout_ms = cfg_int(cfg, CFG_NATS_REQUEST_TIMEOUT);
+    so->name = name;
+    if (cfg_bool(cfg, CFG_NATS_EMBEDDED_ENABLED))
+        return; /* the caller knows the child's URL and token */
+    so->urls = cfg_list(cfg, CFG_NATS_CLIENT_URL, NULL);
+    so->auth = (enum store_auth)store_auth_parse(cfg_str(cfg, CFG_NATS_CLIENT_AUTH_METHOD));
+    so->token = cfg_str(cfg, CFG_NATS_CLIENT_TOKEN);
+    so->username = cfg_str(cfg, CFG_NATS_CLIENT_USERNAME);
+    so->password = cfg_str(cfg, CFG_NATS_CLIENT_PASSWORD);
+    so->nkey_seed = cfg_str(cfg, CFG_NATS_CLIENT_NKEY_SEED);
+    so->credentials_file = cfg_str(cfg, CFG_NATS_CLIENT_CREDENTIALS_FILE);
+    so->ca_cert = cfg_str(cfg, CFG_NATS_CLIENT_CA_CERT);
+    so->reconnect_wait_ms = 1000;
+}
+
+void
+app_accounts_opts(const struct cfg *cfg, struct store *st, struct accounts_opts *ao)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+    memset(ao, 0, sizeof *ao);
+    ao->store = st;
+    ao->core_secret = cfg_str(cfg, CFG_CORE_SECRET_KEY);
+    ao->cookie_signing_secret = cfg_str(cfg, CFG_WEBSERVER_COOKIE_SIGNING_SECRET);
+    ao->cookie_encryption_secret = cfg_str(cfg, CFG_WEBSERVER_COOKIE_ENCRYPTION_SECRET);
+    ao->cost = (enum crypto_pwcost)crypto_pwcost_parse(cfg_str(cfg, CFG_AUTH_PASSWORD_HASH));
+    ao->max_concurrent_hashes = cfg_int(cfg, CFG_AUTH_MAX_CONCURRENT_HASHES)
+                                    ? (int)cfg_int(cfg, CFG_AUTH_MAX_CONCURRENT_HASHES)
+                                    : (int)(ncpu > 0 ? ncpu : 1);
+    ao->token_ttl_ms = cfg_int(cfg, CFG_AUTH_TOKEN_TTL);
+    ao->max_users = cfg_int(cfg, CFG_LIMITS_MAX_USERS);
+    ao->login_max_failures = (int)cfg_int(cfg, CFG_AUTH_LOGIN_MAX_FAILURES);
+    ao->login_max_failures_per_ip = (int)cfg_int(cfg, CFG_AUTH_LOGIN_MAX_FAILURES_PER_IP);
+    ao->login_lockout_ms = cfg_int(cfg, CFG_AUTH_LOGIN_LOCKOUT);
 }
 
 static void
@@ -281,11 +320,11 @@ app_run(struct cfg *cfg, const struct cli_args *args)
             rc = EXIT_USAGE;
             goto out;
         }
-        if (mkdirs(dir, 0750) != 0) {
+        if (app_mkdirs(dir, 0750) != 0) {
             log_error("app: cannot create data directory %s: %s", dir, strerror(errno));
             goto out;
         }
-        if ((lock_fd = lock_data_dir(dir, &err)) < 0) {
+        if ((lock_fd = app_lock_data_dir(dir, &err)) < 0) {
             log_error("app: %s", err.msg);
             goto out;
         }
@@ -315,11 +354,8 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     /* __Host- cookies must be Secure, Path=/ and host-only: the browser then refuses them from anywhere else */
     env.cookie_name = env.cookie_secure ? "__Host-chatto_session" : "chatto_session";
 
-    struct store_opts so = {
-        .replicas = (int)cfg_int(cfg, CFG_NATS_REPLICAS),
-        .request_timeout_ms = cfg_int(cfg, CFG_NATS_REQUEST_TIMEOUT),
-        .name = instance,
-    };
+    struct store_opts so;
+    app_store_opts(cfg, instance, &so);
     if (embedded) {
         struct sup_opts o = {
             .binary = binary,
@@ -343,16 +379,6 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         so.auth = STORE_AUTH_TOKEN;
         so.token = cfg_str(cfg, CFG_NATS_EMBEDDED_AUTH_TOKEN);
         so.reconnect_wait_ms = 250;
-    } else {
-        so.urls = cfg_list(cfg, CFG_NATS_CLIENT_URL, NULL);
-        so.auth = (enum store_auth)store_auth_parse(cfg_str(cfg, CFG_NATS_CLIENT_AUTH_METHOD));
-        so.token = cfg_str(cfg, CFG_NATS_CLIENT_TOKEN);
-        so.username = cfg_str(cfg, CFG_NATS_CLIENT_USERNAME);
-        so.password = cfg_str(cfg, CFG_NATS_CLIENT_PASSWORD);
-        so.nkey_seed = cfg_str(cfg, CFG_NATS_CLIENT_NKEY_SEED);
-        so.credentials_file = cfg_str(cfg, CFG_NATS_CLIENT_CREDENTIALS_FILE);
-        so.ca_cert = cfg_str(cfg, CFG_NATS_CLIENT_CA_CERT);
-        so.reconnect_wait_ms = 1000;
     }
     if (store_open(&so, &store, &err) != CH_OK) {
         log_error("app: %s", err.msg);
@@ -360,22 +386,8 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     }
     env.store = store;
 
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    struct accounts_opts ao = {
-        .store = store,
-        .core_secret = cfg_str(cfg, CFG_CORE_SECRET_KEY),
-        .cookie_signing_secret = cfg_str(cfg, CFG_WEBSERVER_COOKIE_SIGNING_SECRET),
-        .cookie_encryption_secret = cfg_str(cfg, CFG_WEBSERVER_COOKIE_ENCRYPTION_SECRET),
-        .cost = (enum crypto_pwcost)crypto_pwcost_parse(cfg_str(cfg, CFG_AUTH_PASSWORD_HASH)),
-        .max_concurrent_hashes = cfg_int(cfg, CFG_AUTH_MAX_CONCURRENT_HASHES)
-                                     ? (int)cfg_int(cfg, CFG_AUTH_MAX_CONCURRENT_HASHES)
-                                     : (int)(ncpu > 0 ? ncpu : 1),
-        .token_ttl_ms = cfg_int(cfg, CFG_AUTH_TOKEN_TTL),
-        .max_users = cfg_int(cfg, CFG_LIMITS_MAX_USERS),
-        .login_max_failures = (int)cfg_int(cfg, CFG_AUTH_LOGIN_MAX_FAILURES),
-        .login_max_failures_per_ip = (int)cfg_int(cfg, CFG_AUTH_LOGIN_MAX_FAILURES_PER_IP),
-        .login_lockout_ms = cfg_int(cfg, CFG_AUTH_LOGIN_LOCKOUT),
-    };
+    struct accounts_opts ao;
+    app_accounts_opts(cfg, store, &ao);
     if (accounts_new(&ao, &accounts, &err) != CH_OK) {
         log_error("app: %s", err.msg);
         goto out;

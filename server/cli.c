@@ -8,6 +8,8 @@
 
 #define OPT_KEY_BASE 1000
 #define OPT_SHOW_SECRETS 900
+#define OPT_ROLE 901
+#define OPT_DISPLAY 902
 
 static const char *
 cmd_name(enum cli_cmd c)
@@ -17,6 +19,7 @@ cmd_name(enum cli_cmd c)
     case CLI_INIT: return "init";
     case CLI_CONFIG_PRINT: return "config print";
     case CLI_CONFIG_CHECK: return "config check";
+    case CLI_USER: return "user";
     case CLI_VERSION: return "version";
     case CLI_HELP: return "help";
     }
@@ -47,6 +50,8 @@ cli_parse(int argc, char **argv, struct cli_args *a, struct ch_err *err)
             a->cmd = CLI_VERSION;
         else if (!strcmp(argv[i], "help"))
             a->cmd = CLI_HELP;
+        else if (!strcmp(argv[i], "user"))
+            a->cmd = CLI_USER;
         else if (!strcmp(argv[i], "config")) {
             if (i + 1 < argc && !strcmp(argv[i + 1], "print"))
                 a->cmd = CLI_CONFIG_PRINT;
@@ -64,7 +69,9 @@ cli_parse(int argc, char **argv, struct cli_args *a, struct ch_err *err)
     longopts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
     longopts[n++] = (struct option){ "version", no_argument, NULL, 'V' };
     longopts[n++] = (struct option){ "show-secrets", no_argument, NULL, OPT_SHOW_SECRETS };
-    so += (size_t)snprintf(shortopts + so, sizeof shortopts - so, "+c:hV");
+    longopts[n++] = (struct option){ "role", required_argument, NULL, OPT_ROLE };
+    longopts[n++] = (struct option){ "display-name", required_argument, NULL, OPT_DISPLAY };
+    so += (size_t)snprintf(shortopts + so, sizeof shortopts - so, "c:hV");
     for (size_t k = 0; k < CFG_KEY_COUNT; k++) {
         const struct cfg_keyinfo *ki = cfg_keyinfo((enum cfg_key)k);
         if (!ki->longflag)
@@ -96,6 +103,13 @@ cli_parse(int argc, char **argv, struct cli_args *a, struct ch_err *err)
             a->show_secrets = true;
             continue;
         }
+        if (c == OPT_ROLE || c == OPT_DISPLAY) {
+            if (a->cmd != CLI_USER)
+                return ch_err_set(err, CH_EINVAL, NULL, "--%s: only for 'chatto user'",
+                                  c == OPT_ROLE ? "role" : "display-name");
+            *(c == OPT_ROLE ? &a->role : &a->display) = optarg;
+            continue;
+        }
         if (c == '?' || c == ':') {
             const char *bad = argv[optind - 1];
             if (optopt && optopt < 128)
@@ -121,6 +135,8 @@ cli_parse(int argc, char **argv, struct cli_args *a, struct ch_err *err)
     }
     if (optind < argc && a->cmd == CLI_INIT)
         a->init_path = argv[optind++];
+    while (a->cmd == CLI_USER && optind < argc && a->npos < sizeof a->pos / sizeof a->pos[0])
+        a->pos[a->npos++] = argv[optind++];
     if (optind < argc)
         return ch_err_set(err, CH_EINVAL, NULL, "%s: unexpected argument for '%s'", argv[optind], cmd_name(a->cmd));
     return CH_OK;
@@ -164,6 +180,14 @@ cli_print_help(FILE *out)
           "  init [PATH]            write a commented config file with fresh secrets (default ./chatto.ini)\n"
           "  config print           print the effective configuration, secrets masked (--show-secrets to show)\n"
           "  config check           validate the configuration and exit (0 = valid, 2 = invalid)\n"
+          "  user create LOGIN [--role member|admin|owner] [--display-name NAME]\n"
+          "                         create an account; the password is read from stdin\n"
+          "  user set-password LOGIN  reset a password (read from stdin); ends all its sessions\n"
+          "  user set-role LOGIN ROLE give an account the role member, admin or owner\n"
+          "  user disable|enable LOGIN  disable (ending all sessions) or re-enable an account\n"
+          "  user list              list accounts\n"
+          "                         user commands use the same NATS as the server (in embedded mode the running\n"
+          "                         server's child, or a temporary one when the server is stopped)\n"
           "  version                print the version\n"
           "  help                   print this help\n"
           "\n"

@@ -10,7 +10,7 @@
 #include "base/status.h"
 #include "config/config.h"
 
-enum cli_cmd { CLI_RUN, CLI_INIT, CLI_CONFIG_PRINT, CLI_CONFIG_CHECK, CLI_VERSION, CLI_HELP };
+enum cli_cmd { CLI_RUN, CLI_INIT, CLI_CONFIG_PRINT, CLI_CONFIG_CHECK, CLI_USER, CLI_VERSION, CLI_HELP };
 
 #define CLI_MAX_FLAGS 128
 
@@ -19,6 +19,10 @@ struct cli_args {
     const char *config_path; /* -c/--config or CHATTO_CONFIG; NULL = none */
     const char *init_path;   /* chatto init [PATH] */
     bool show_secrets;       /* config print --show-secrets */
+    const char *role;        /* user create|set-role --role */
+    const char *display;     /* user create --display-name */
+    const char *pos[4];      /* user VERB ARG...: positional words after the command */
+    size_t npos;
     size_t nflags;
     struct {
         enum cfg_key key;

@@ -10,7 +10,9 @@
 #include "app.h"
 #include "cli.h"
 #include "crypto/crypto.h"
+#include "log/log.h"
 #include "supervisor.h"
+#include "usercmd.h"
 #include "version.h"
 
 extern char **environ;
@@ -102,6 +104,18 @@ main(int argc, char **argv)
         fprintf(stderr, "chatto: %s\n", err.msg);
         cfg_free(cfg);
         return EXIT_USAGE;
+    }
+    if (args.cmd == CLI_USER) {
+        if (crypto_init() != CH_OK) {
+            fprintf(stderr, "chatto: libsodium failed to initialise\n");
+            cfg_free(cfg);
+            return 1;
+        }
+        /* operator commands print results on stdout; keep the log for warnings */
+        log_configure(LOGL_WARN, false);
+        rc = usercmd_run(&args, cfg);
+        cfg_free(cfg);
+        return rc;
     }
     if (args.cmd == CLI_CONFIG_CHECK || args.cmd == CLI_CONFIG_PRINT) {
         rc = cmd_config(&args, cfg);

@@ -398,6 +398,22 @@ kill_child(struct sup *s, int64_t timeout_ms)
     log_info("nats-server: stopped (%s)", how);
 }
 
+/* <data_dir>/run/client.url: where operator commands (chatto user ...) find the running child. */
+static void
+write_url_file(struct sup *s)
+{
+    char path[4200], tmp[4300];
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/client.url", s->ports_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if ((f = fopen(tmp, "w")) != NULL) {
+        fprintf(f, "%s\n", s->url);
+        if (fclose(f) == 0)
+            rename(tmp, path);
+    }
+}
+
 /* STARTING: spawn and wait for JetStream. CH_OK when READY. */
 static enum ch_status
 start_child(struct sup *s, struct ch_err *err)
@@ -427,6 +443,7 @@ start_child(struct sup *s, struct ch_err *err)
                 /* pin the ports: clients keep reconnecting to the same address across restarts */
                 s->port = port;
                 s->http_port = http_port > 0 ? http_port : s->http_port;
+                write_url_file(s);
                 set_state(s, ST_READY, "ok");
                 log_info("nats-server: JetStream ready at %s (monitoring port %d)", s->url, http_port);
                 return CH_OK;
@@ -605,6 +622,24 @@ fail:
     free(s->token);
     free(s);
     return cs;
+}
+
+enum ch_status
+sup_running_url(const char *data_dir, char *url, size_t len, struct ch_err *err)
+{
+    char path[4200];
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/run/client.url", data_dir);
+    if (!(f = fopen(path, "r")))
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "cannot read %s: %s", path, strerror(errno));
+    if (!fgets(url, (int)len, f)) {
+        fclose(f);
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "%s is empty", path);
+    }
+    fclose(f);
+    url[strcspn(url, "\r\n")] = '\0';
+    return CH_OK;
 }
 
 const char *

@@ -41,6 +41,9 @@ enum ch_status sup_resolve_binary(const char *name, char *out, size_t len, struc
  * left running. *out is the caller's, freed by sup_stop(). */
 enum ch_status sup_start(const struct sup_opts *o, struct sup **out, struct ch_err *err);
 
+/* The client URL of the child run by another chatto process on data_dir (from <data_dir>/run/client.url). */
+enum ch_status sup_running_url(const char *data_dir, char *url, size_t len, struct ch_err *err);
+
 /* nats://host:port of the child; stable for the lifetime of the sup (restarts reuse the port). */
 const char *sup_client_url(const struct sup *s);
 
