@@ -82,7 +82,7 @@ handler(void *user, const char *section, const char *name, const char *value)
     int line = x->calls < x->nkeys ? x->key_lines[x->calls] : 0;
     char sec[128], *val = NULL, origin[96];
     const char *why;
-    size_t a, b;
+    size_t a, b, cap = strlen(value) + 1;
     int k;
 
     x->calls++;
@@ -105,7 +105,7 @@ handler(void *user, const char *section, const char *name, const char *value)
                    cfg_keyinfo((enum cfg_key)k)->dotted, x->set_line[k]);
         goto fail;
     }
-    if (!(val = malloc(strlen(value) + 1))) {
+    if (!(val = calloc(1, cap))) {
         ch_err_set(&x->err, CH_ENOMEM, NULL, "out of memory");
         goto fail;
     }
@@ -116,12 +116,12 @@ handler(void *user, const char *section, const char *name, const char *value)
     if (cfg_set(x->cfg, (enum cfg_key)k, val, CFG_SRC_FILE, origin, &x->err) != CH_OK)
         goto fail;
     x->set_line[k] = line;
-    explicit_bzero(val, strlen(val));
+    explicit_bzero(val, cap);
     free(val);
     return 1;
 fail:
     if (val)
-        explicit_bzero(val, strlen(val));
+        explicit_bzero(val, cap); /* an unterminated quote leaves val without a NUL: never strlen it */
     free(val);
     x->err_line = line;
     return 0;

@@ -253,12 +253,18 @@ class Chatto:
         return self.post("/api/connect/" + method, body if body is not None else {}, h, timeout)
 
     def stdout(self):
-        with open(self.stdout_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        return self._read(self.stdout_path)
 
     def stderr(self):
-        with open(self.stderr_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        return self._read(self.stderr_path)
+
+    @staticmethod
+    def _read(path):
+        try:
+            with open(path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
 
     def signal(self, sig):
         self.proc.send_signal(sig)
@@ -301,8 +307,13 @@ def run_chatto(args, env=None, timeout=20):
     """Run a short chatto command (config check, init, version); returns CompletedProcess with text output."""
     e = {k: v for k, v in os.environ.items() if not k.startswith("CHATTO_")}
     e.update(env or {})
-    return subprocess.run(WRAPPER + [CHATTO_BIN] + list(args), env=e, capture_output=True, text=True,
-                          timeout=timeout * TIME_SCALE)
+    p = subprocess.run(WRAPPER + [CHATTO_BIN] + list(args), env=e, capture_output=True, text=True,
+                       timeout=timeout * TIME_SCALE)
+    if SANITIZER:
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if marker in p.stderr:
+                raise AssertionError("sanitizer report from chatto %s:\n%s" % (" ".join(args), p.stderr))
+    return p
 
 
 class TestCase(unittest.TestCase):
