@@ -25,10 +25,59 @@ static const struct {
     [STORE_B_THROTTLE] = { "chatto_throttle", 1, 86400LL * 1000000000LL, "Chatto failed-login counters" },
 };
 
+static enum ch_status update_replicas(struct store *st, const char *stream, struct ch_err *err);
+
+static const struct {
+    const char *name;
+    const char *subjects;
+    int64_t duplicates_ns;
+    const char *description;
+} streams[STORE_S_COUNT] = {
+    /* a 10-minute duplicate window: a client retrying a post with the same Idempotency-Key stores it once */
+    [STORE_S_EVENTS] = { "CHATTO_EVENTS", "chatto.ev.>", 600LL * 1000000000LL, "Chatto rooms and messages" },
+};
+
 const char *
 store_bucket_name(enum store_bucket b)
 {
     return buckets[b].name;
+}
+
+const char *
+store_stream_name(enum store_stream s)
+{
+    return streams[s].name;
+}
+
+static enum ch_status
+create_stream(struct store *st, enum store_stream s, struct ch_err *err)
+{
+    jsStreamConfig sc;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    const char *subjects[1] = { streams[s].subjects };
+    natsStatus ns;
+
+    jsStreamConfig_Init(&sc);
+    sc.Name = streams[s].name;
+    sc.Description = streams[s].description;
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    sc.Replicas = st->replicas;
+    sc.Duplicates = streams[s].duplicates_ns;
+    sc.AllowDirect = true;
+    sc.DenyPurge = true; /* history is only ever erased message by message */
+    ns = js_AddStream(&si, st->js, &sc, NULL, &jerr);
+    jsStreamInfo_Destroy(si);
+    if (ns == NATS_OK)
+        return CH_OK;
+    if (jerr == JSStreamNameExistErr)
+        return update_replicas(st, streams[s].name, err);
+    enum ch_status cs = store_map(ns, jerr, streams[s].name, err);
+    if (*store_last_error() && err)
+        snprintf(err->msg, sizeof err->msg, "%s: %s", streams[s].name, store_last_error());
+    return cs;
 }
 
 /* Bring an existing stream to our replica count. */
@@ -136,5 +185,8 @@ store_bootstrap(struct store *st, struct ch_err *err)
         if ((cs = create_bucket(st, (enum store_bucket)b, err)) != CH_OK)
             return cs;
     }
+    for (int s = 0; s < STORE_S_COUNT; s++)
+        if ((cs = create_stream(st, (enum store_stream)s, err)) != CH_OK)
+            return cs;
     return load_identity(st, err);
 }

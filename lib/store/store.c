@@ -205,13 +205,18 @@ keeper_main(void *arg)
         pthread_mutex_unlock(&st->mu);
         if (stop)
             break;
-        if (atomic_load(&st->bootstrapped) || !store_connected(st) || store_now_mono_ms() < next_try)
+        if (atomic_load(&st->bootstrapped)) {
+            store_followers_attach(st);
+            continue;
+        }
+        if (!store_connected(st) || store_now_mono_ms() < next_try)
             continue;
 
         struct ch_err err = { 0 };
         if (store_bootstrap(st, &err) == CH_OK) {
             atomic_store(&st->bootstrapped, true);
             log_info("store: streams and buckets ready (replicas=%d)", st->replicas);
+            store_followers_attach(st);
             continue;
         }
         /* retry with backoff; say it once per distinct reason */

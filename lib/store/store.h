@@ -72,6 +72,12 @@ enum ch_status store_probe_url(const char *url, const char *token, int64_t timeo
  * Borrowed strings; CH_EUNAVAIL until bootstrapped. */
 enum ch_status store_server_identity(struct store *st, char *id, size_t idlen, int64_t *created_ms);
 
+/* Streams Chatto creates (besides the KV buckets' own), all with nats.replicas replicas. */
+enum store_stream {
+    STORE_S_EVENTS, /* CHATTO_EVENTS: the append-only source of truth of rooms and messages, chatto.ev.> */
+    STORE_S_COUNT
+};
+
 /* Name of bucket b ("chatto_meta"). */
 const char *store_bucket_name(enum store_bucket b);
 
@@ -99,3 +105,48 @@ enum ch_status store_kv_keys(struct store *st, enum store_bucket b, const char *
 void store_kv_keys_free(char **keys);
 /* True if key is acceptable as a KV key. */
 bool store_kv_key_valid(const char *key);
+
+/* ---- streams (events.c) ---- */
+
+const char *store_stream_name(enum store_stream s);
+
+struct store_pub_opts {
+    const char *msg_id;            /* Nats-Msg-Id: a retry with the same id within the window is stored once */
+    bool expect_none;              /* the subject must have no message yet */
+    uint64_t expect_subject_seq;   /* if > 0: the subject's last message must have this sequence */
+};
+
+/* Append data to subject (a subject of one of our streams; every token validated). Returns after JetStream
+ * acknowledged it, with its sequence; *dup is set when it was a duplicate of an earlier publish with the same
+ * msg_id (then *seq is the original's). CH_ECONFLICT when an expectation failed, CH_EUNAVAIL when JetStream did
+ * not answer in time (the write may or may not have happened: retry with the same msg_id). */
+enum ch_status store_publish(struct store *st, const char *subject, const void *data, size_t len,
+                             const struct store_pub_opts *o, uint64_t *seq, bool *dup, struct ch_err *err);
+
+/* The last sequence of a stream (0 if empty): one round trip to the stream's leader. */
+enum ch_status store_last_seq(struct store *st, enum store_stream s, uint64_t *seq, struct ch_err *err);
+
+/* Securely erase one message: JetStream overwrites its bytes on disk (unlike a plain delete). Absent is fine. */
+enum ch_status store_erase(struct store *st, enum store_stream s, uint64_t seq, struct ch_err *err);
+
+/* A follower receives every message of a stream in order, from the first, then live, on a nats.c thread.
+ * It is (re)subscribed by the store once the stream exists, and survives reconnects. */
+struct store_follower;
+typedef void (*store_follow_fn)(void *ctx, uint64_t seq, const char *subject, const char *data, size_t len,
+                                int64_t unix_ms);
+enum ch_status store_follow(struct store *st, enum store_stream s, store_follow_fn fn, void *ctx,
+                            struct store_follower **out, struct ch_err *err);
+/* The stream's last sequence when the follower subscribed (what "caught up" means), 0 before that. */
+uint64_t store_follower_target(struct store_follower *f);
+/* Unsubscribe and free (call before store_close). Accepts NULL. */
+void store_follower_stop(struct store_follower *f);
+
+/* A KV watcher: fn(key, value, rev) for every current entry, then fn(NULL, ...) once ("initial values done"),
+ * then live updates; deleted entries come with value NULL. Runs on a thread of its own. */
+struct store_watch;
+typedef void (*store_watch_fn)(void *ctx, const char *key, const char *val, size_t len, uint64_t rev);
+enum ch_status store_kv_watch(struct store *st, enum store_bucket b, const char *filter, store_watch_fn fn,
+                              void *ctx, struct store_watch **out, struct ch_err *err);
+void store_kv_watch_stop(struct store_watch *w);
+/* The last revision in bucket b (the KV stream's last sequence), for read-your-writes waits. */
+enum ch_status store_kv_last_rev(struct store *st, enum store_bucket b, uint64_t *rev, struct ch_err *err);

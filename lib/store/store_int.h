@@ -17,6 +17,7 @@ struct store {
     char urls[512];  /* for log lines */
 
     kvStore *kv[STORE_B_COUNT]; /* set by the keeper before `bootstrapped` becomes true, read-only after */
+    struct store_follower *followers; /* guarded by mu; subscribed by the keeper once bootstrapped */
     char server_id[40];
     int64_t server_created_ms;
 
@@ -36,6 +37,19 @@ struct store {
 
 /* Map a nats.c status (and JetStream error code, 0 if none) into our status, with what in the message. */
 enum ch_status store_map(natsStatus s, jsErrCode jerr, const char *what, struct ch_err *err);
+
+struct store_follower {
+    struct store *st;
+    enum store_stream stream;
+    store_follow_fn fn;
+    void *ctx;
+    natsSubscription *sub; /* set by the keeper (under st->mu) */
+    _Atomic uint64_t target;
+    struct store_follower *next;
+};
+
+/* Subscribe every registered follower that is not yet subscribed. Keeper thread, after bootstrap. */
+void store_followers_attach(struct store *st);
 
 /* Create every stream and bucket (idempotent). Called by the keeper thread. */
 enum ch_status store_bootstrap(struct store *st, struct ch_err *err);

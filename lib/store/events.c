@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Streams: publishing with expectations and message ids, the last sequence, secure erase, followers (ordered
+ * consumers replaying a stream from the start and then live) and KV watchers. Any thread; follower callbacks
+ * run on nats.c's subscription threads, watcher callbacks on a thread per watcher.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log/log.h"
+#include "store/store_int.h"
+
+/* Subjects we publish to: dot-separated tokens of [A-Za-z0-9_=-], none empty, no wildcards or spaces. */
+static bool
+subject_valid(const char *s)
+{
+    size_t tok = 0;
+
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        char c = *s;
+        if (c == '.') {
+            if (tok == 0)
+                return false;
+            tok = 0;
+            continue;
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+              c == '='))
+            return false;
+        tok++;
+    }
+    return tok > 0;
+}
+
+enum ch_status
+store_publish(struct store *st, const char *subject, const void *data, size_t len, const struct store_pub_opts *o,
+              uint64_t *seq, bool *dup, struct ch_err *err)
+{
+    jsPubOptions po;
+    jsPubAck *ack = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s;
+    enum ch_status cs;
+
+    if (!st || !atomic_load(&st->bootstrapped))
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "storage is not ready yet");
+    if (!subject_valid(subject))
+        return ch_err_set(err, CH_EINVAL, NULL, "invalid subject");
+    jsPubOptions_Init(&po);
+    po.MaxWait = st->timeout_ms;
+    if (o) {
+        po.MsgId = o->msg_id;
+        po.ExpectNoMessage = o->expect_none;
+        po.ExpectLastSubjectSeq = o->expect_subject_seq;
+    }
+    s = js_Publish(&ack, st->js, subject, data, (int)len, &po, &jerr);
+    cs = store_map(s, jerr, "publish", err);
+    if (cs == CH_OK) {
+        if (seq)
+            *seq = ack->Sequence;
+        if (dup)
+            *dup = ack->Duplicate;
+    }
+    jsPubAck_Destroy(ack);
+    return cs;
+}
+
+enum ch_status
+store_last_seq(struct store *st, enum store_stream s, uint64_t *seq, struct ch_err *err)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns;
+
+    if (!st || !atomic_load(&st->bootstrapped))
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "storage is not ready yet");
+    ns = js_GetStreamInfo(&si, st->js, store_stream_name(s), NULL, &jerr);
+    if (ns == NATS_OK)
+        *seq = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return store_map(ns, jerr, store_stream_name(s), err);
+}
+
+enum ch_status
+store_kv_last_rev(struct store *st, enum store_bucket b, uint64_t *rev, struct ch_err *err)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns;
+    char name[64];
+
+    if (!st || !atomic_load(&st->bootstrapped))
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "storage is not ready yet");
+    snprintf(name, sizeof name, "KV_%s", store_bucket_name(b));
+    ns = js_GetStreamInfo(&si, st->js, name, NULL, &jerr);
+    if (ns == NATS_OK)
+        *rev = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return store_map(ns, jerr, name, err);
+}
+
+enum ch_status
+store_erase(struct store *st, enum store_stream s, uint64_t seq, struct ch_err *err)
+{
+    jsErrCode jerr = 0;
+    natsStatus ns;
+
+    if (!st || !atomic_load(&st->bootstrapped))
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "storage is not ready yet");
+    ns = js_EraseMsg(st->js, store_stream_name(s), seq, NULL, &jerr);
+    if (ns != NATS_OK && (jerr == JSSequenceNotFoundErr || jerr == JSNoMessageFoundErr))
+        return CH_OK; /* already gone */
+    return store_map(ns, jerr, "erase", err);
+}
+
+/* ---- followers ---- */
+
+static void
+on_follow_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    struct store_follower *f = closure;
+    jsMsgMetaData *meta = NULL;
+
+    (void)nc;
+    (void)sub;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        f->fn(f->ctx, meta->Sequence.Stream, natsMsg_GetSubject(msg), natsMsg_GetData(msg),
+              (size_t)natsMsg_GetDataLength(msg), meta->Timestamp / 1000000);
+        jsMsgMetaData_Destroy(meta);
+    }
+    natsMsg_Destroy(msg);
+}
+
+static enum ch_status
+follower_subscribe(struct store_follower *f, struct ch_err *err)
+{
+    struct store *st = f->st;
+    jsSubOptions so;
+    jsErrCode jerr = 0;
+    natsStatus s;
+    uint64_t last = 0;
+    enum ch_status cs;
+    char subj[64];
+
+    if ((cs = store_last_seq(st, f->stream, &last, err)) != CH_OK)
+        return cs;
+    jsSubOptions_Init(&so);
+    so.Stream = store_stream_name(f->stream);
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverAll;
+    snprintf(subj, sizeof subj, "%s", f->stream == STORE_S_EVENTS ? "chatto.ev.>" : ">");
+    s = js_Subscribe(&f->sub, st->js, subj, on_follow_msg, f, NULL, &so, &jerr);
+    if (s != NATS_OK)
+        return store_map(s, jerr, "follow", err);
+    natsSubscription_SetPendingLimits(f->sub, -1, -1); /* a replay must never be dropped as a slow consumer */
+    atomic_store(&f->target, last);
+    return CH_OK;
+}
+
+void
+store_followers_attach(struct store *st)
+{
+    pthread_mutex_lock(&st->mu);
+    for (struct store_follower *f = st->followers; f; f = f->next) {
+        struct ch_err err = { 0 };
+        if (f->sub)
+            continue;
+        if (follower_subscribe(f, &err) != CH_OK)
+            log_warn("store: cannot follow %s yet: %s", store_stream_name(f->stream), err.msg);
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+enum ch_status
+store_follow(struct store *st, enum store_stream s, store_follow_fn fn, void *ctx, struct store_follower **out,
+             struct ch_err *err)
+{
+    struct store_follower *f = calloc(1, sizeof *f);
+
+    if (!f)
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    f->st = st;
+    f->stream = s;
+    f->fn = fn;
+    f->ctx = ctx;
+    pthread_mutex_lock(&st->mu);
+    f->next = st->followers;
+    st->followers = f;
+    pthread_cond_signal(&st->cv); /* the keeper subscribes it */
+    pthread_mutex_unlock(&st->mu);
+    *out = f;
+    return CH_OK;
+}
+
+uint64_t
+store_follower_target(struct store_follower *f)
+{
+    return f && f->sub ? atomic_load(&f->target) : 0;
+}
+
+void
+store_follower_stop(struct store_follower *f)
+{
+    struct store *st;
+
+    if (!f)
+        return;
+    st = f->st;
+    pthread_mutex_lock(&st->mu);
+    for (struct store_follower **p = &st->followers; *p; p = &(*p)->next)
+        if (*p == f) {
+            *p = f->next;
+            break;
+        }
+    pthread_mutex_unlock(&st->mu);
+    if (f->sub) {
+        natsSubscription_Unsubscribe(f->sub);
+        natsSubscription_Destroy(f->sub);
+    }
+    free(f);
+}
+
+/* ---- KV watchers ---- */
+
+struct store_watch {
+    struct store *st;
+    enum store_bucket bucket;
+    char *filter;
+    store_watch_fn fn;
+    void *ctx;
+    pthread_t thread;
+    atomic_bool stop;
+};
+
+static void *
+watch_main(void *arg)
+{
+    struct store_watch *w = arg;
+    kvWatcher *kw = NULL;
+
+    while (!atomic_load(&w->stop)) {
+        if (!kw) {
+            kvWatchOptions o;
+            if (!atomic_load(&w->st->bootstrapped)) {
+                nanosleep(&(struct timespec){ 0, 50 * 1000000L }, NULL);
+                continue;
+            }
+            kvWatchOptions_Init(&o);
+            if (kvStore_Watch(&kw, w->st->kv[w->bucket], w->filter, &o) != NATS_OK) {
+                kw = NULL;
+                nanosleep(&(struct timespec){ 0, 500 * 1000000L }, NULL);
+                continue;
+            }
+        }
+        kvEntry *e = NULL;
+        natsStatus s = kvWatcher_Next(&e, kw, 500);
+        if (s == NATS_TIMEOUT)
+            continue;
+        if (s != NATS_OK) {
+            /* the watcher broke (it normally survives reconnects): start over, replaying current values */
+            kvWatcher_Destroy(kw);
+            kw = NULL;
+            continue;
+        }
+        if (!e) {
+            w->fn(w->ctx, NULL, NULL, 0, 0);
+            continue;
+        }
+        if (kvEntry_Operation(e) == kvOp_Put)
+            w->fn(w->ctx, kvEntry_Key(e), kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), kvEntry_Revision(e));
+        else
+            w->fn(w->ctx, kvEntry_Key(e), NULL, 0, kvEntry_Revision(e));
+        kvEntry_Destroy(e);
+    }
+    if (kw) {
+        kvWatcher_Stop(kw);
+        kvWatcher_Destroy(kw);
+    }
+    nats_ReleaseThreadMemory();
+    return NULL;
+}
+
+enum ch_status
+store_kv_watch(struct store *st, enum store_bucket b, const char *filter, store_watch_fn fn, void *ctx,
+               struct store_watch **out, struct ch_err *err)
+{
+    struct store_watch *w = calloc(1, sizeof *w);
+
+    if (!w || !(w->filter = strdup(filter))) {
+        free(w);
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    }
+    w->st = st;
+    w->bucket = b;
+    w->fn = fn;
+    w->ctx = ctx;
+    if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+        free(w->filter);
+        free(w);
+        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot start a watcher thread");
+    }
+    *out = w;
+    return CH_OK;
+}
+
+void
+store_kv_watch_stop(struct store_watch *w)
+{
+    if (!w)
+        return;
+    atomic_store(&w->stop, true);
+    pthread_join(w->thread, NULL);
+    free(w->filter);
+    free(w);
+}
