@@ -30,6 +30,7 @@
 #include "api/api.h"
 #include "base/netaddr.h"
 #include "base/parse.h"
+#include "chat/chat.h"
 #include "crypto/crypto.h"
 #include "http/http.h"
 #include "log/log.h"
@@ -287,6 +288,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     struct sup *sup = NULL;
     struct store *store = NULL;
     struct accounts *accounts = NULL;
+    struct chat *chat = NULL;
     struct netaddr_set *proxies = NULL;
     struct ch_err err = { 0 };
     sigset_t sigs;
@@ -393,6 +395,16 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         goto out;
     }
     env.accounts = accounts;
+    struct chat_opts co = {
+        .store = store,
+        .edit_window_ms = cfg_int(cfg, CFG_CHAT_EDIT_WINDOW),
+        .timeout_ms = cfg_int(cfg, CFG_NATS_REQUEST_TIMEOUT),
+    };
+    if (chat_new(&co, &chat, &err) != CH_OK) {
+        log_error("app: %s", err.msg);
+        goto out;
+    }
+    env.chat = chat;
 
     /* env is complete: from here on worker threads read it, nobody writes it */
     struct http_opts ho = {
@@ -455,6 +467,7 @@ out:
     if (listen_fd >= 0)
         close(listen_fd);
     http_stop(http, 0);
+    chat_free(chat);
     accounts_free(accounts);
     store_close(store);
     sup_stop(sup);

@@ -23,6 +23,9 @@ static const struct {
     [STORE_B_LOGINS] = { "chatto_logins", 1, 0, "Chatto login names (unique)" },
     [STORE_B_TOKENS] = { "chatto_tokens", 1, 0, "Chatto credential verifiers (sessions, tokens, API keys)" },
     [STORE_B_THROTTLE] = { "chatto_throttle", 1, 86400LL * 1000000000LL, "Chatto failed-login counters" },
+    [STORE_B_READS] = { "chatto_reads", 1, 0, "Chatto read positions" },
+    [STORE_B_ROOMNAMES] = { "chatto_roomnames", 1, 0, "Chatto room names (unique)" },
+    [STORE_B_DMS] = { "chatto_dms", 1, 0, "Chatto direct-message rooms by participants" },
 };
 
 static enum ch_status update_replicas(struct store *st, const char *stream, struct ch_err *err);

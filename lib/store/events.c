@@ -196,10 +196,23 @@ store_follow(struct store *st, enum store_stream s, store_follow_fn fn, void *ct
     return CH_OK;
 }
 
+bool
+store_follower_attached(struct store_follower *f)
+{
+    bool v;
+
+    if (!f)
+        return false;
+    pthread_mutex_lock(&f->st->mu);
+    v = f->sub != NULL;
+    pthread_mutex_unlock(&f->st->mu);
+    return v;
+}
+
 uint64_t
 store_follower_target(struct store_follower *f)
 {
-    return f && f->sub ? atomic_load(&f->target) : 0;
+    return store_follower_attached(f) ? atomic_load(&f->target) : 0;
 }
 
 void

@@ -23,6 +23,9 @@ enum store_bucket {
     STORE_B_LOGINS,   /* <login, '.' as '='> -> userId; created atomically, so logins are unique */
     STORE_B_TOKENS,   /* <userId>.<verifier> -> credential record (sessions, bearer tokens, bot API keys) */
     STORE_B_THROTTLE, /* failed-login counters, kept for a day */
+    STORE_B_READS,    /* <userId>.<roomId> -> last read position */
+    STORE_B_ROOMNAMES,/* <hash of the case-folded name> -> roomId; created atomically, so names are unique */
+    STORE_B_DMS,      /* <hash of the sorted participant ids> -> roomId; one DM per set of users */
     STORE_B_COUNT
 };
 
@@ -138,6 +141,8 @@ enum ch_status store_follow(struct store *st, enum store_stream s, store_follow_
                             struct store_follower **out, struct ch_err *err);
 /* The stream's last sequence when the follower subscribed (what "caught up" means), 0 before that. */
 uint64_t store_follower_target(struct store_follower *f);
+/* True once the follower is subscribed (its target is then meaningful). */
+bool store_follower_attached(struct store_follower *f);
 /* Unsubscribe and free (call before store_close). Accepts NULL. */
 void store_follower_stop(struct store_follower *f);
 

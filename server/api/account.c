@@ -12,6 +12,7 @@
 
 #include "api/api.h"
 #include "base/form.h"
+#include "chat/chat.h"
 #include "config/config.h"
 #include "json/json.h"
 #include "log/log.h"
@@ -151,7 +152,11 @@ account_register(struct http_req *r, void *envp)
             st = accounts_register(env->accounts, in.login, in.password, in.display, &u, &err);
     }
     if (st == CH_OK) {
+        struct ch_err jerr = { 0 };
         log_info("account: registered user %s%s", u.id, u.role == ROLE_OWNER ? " (owner)" : "");
+        /* everyone starts in #general; the account exists either way */
+        if (chat_join_general(env->chat, &u, &jerr) != CH_OK)
+            log_warn("account: could not add %s to #general: %s", u.id, jerr.msg);
         answer_with_credentials(r, env, &u, in.issue_token);
         explicit_bzero(&u, sizeof u);
     } else {

@@ -16,6 +16,7 @@
 #include "accounts/accounts.h"
 
 struct cfg;
+struct chat;
 struct store;
 struct sup;
 
@@ -25,6 +26,7 @@ struct api_env {
     struct store *store;
     struct sup *sup; /* NULL unless nats.embedded.enabled */
     struct accounts *accounts;
+    struct chat *chat;
     const char *public_url;
     const char *public_origin;
     const char *cookie_name;   /* "__Host-chatto_session" over https, else "chatto_session" */
@@ -55,6 +57,8 @@ struct api_method {
 extern const struct api_method discovery_methods[];
 extern const struct api_method users_methods[];
 extern const struct api_method admin_methods[];
+extern const struct api_method rooms_methods[];
+extern const struct api_method messages_methods[];
 
 /* One page of users ({users, nextPageToken}); full adds role, disabled, createdAt (admin view). users.c. */
 enum ch_status users_list_page(struct api_ctx *c, const cJSON *in, bool full, cJSON **out, struct ch_err *err);

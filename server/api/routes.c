@@ -9,13 +9,15 @@
 #include <strings.h>
 
 #include "api/api.h"
+#include "chat/chat.h"
 #include "json/json.h"
 #include "store/store.h"
 #include "supervisor.h"
 
 #define CONNECT_PREFIX "/api/connect/"
 
-static const struct api_method *const tables[] = { discovery_methods, users_methods, admin_methods, NULL };
+static const struct api_method *const tables[] = { discovery_methods, users_methods, admin_methods, rooms_methods,
+                                                   messages_methods, NULL };
 
 bool
 api_ready(struct api_env *env, char *reason, size_t len)
@@ -26,7 +28,9 @@ api_ready(struct api_env *env, char *reason, size_t len)
     }
     if (env->sup && !sup_ready(env->sup, reason, len))
         return false;
-    return store_ready(env->store, reason, len);
+    if (!store_ready(env->store, reason, len))
+        return false;
+    return env->chat ? chat_ready(env->chat, reason, len) : true;
 }
 
 static void

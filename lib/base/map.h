@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+/*
+ * A hash map from strings to pointers (open addressing, linear probing, FNV-1a). Keys are copied; values are
+ * borrowed. Not thread-safe: the owner locks. Iteration order is unspecified.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+
+struct map;
+
+struct map *map_new(void);
+/* Frees the map and its keys; free_value (may be NULL) is called for each value. */
+void map_free(struct map *m, void (*free_value)(void *));
+void *map_get(const struct map *m, const char *key);
+/* Insert or replace; returns the previous value (or NULL). Returns NULL and leaves the map unchanged only on
+ * out-of-memory, which map_put reports through *oom when given. */
+void *map_put(struct map *m, const char *key, void *value, bool *oom);
+/* Remove; returns the removed value or NULL. */
+void *map_del(struct map *m, const char *key);
+size_t map_len(const struct map *m);
+/* Iterate: start with *it = 0; returns false when done. */
+bool map_next(const struct map *m, size_t *it, const char **key, void **value);

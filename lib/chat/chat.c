@@ -1,0 +1,1535 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Chat commands and queries over the read model. Every operation first syncs (learns the stream's last sequence
+ * and waits until the local model applied it), so it sees every write acknowledged anywhere before it started.
+ * Writes append one event with an expectation on its subject (a room, a member, a message) and retry a few times
+ * when another process won the race; then they wait for their own event to be applied before answering.
+ *
+ * Subjects: chatto.ev.<room>.room | chatto.ev.<room>.mem.<user> | chatto.ev.<room>.msg.<message>
+ * Thread-safe; HTTP worker threads. Owns the follower, two KV watchers and the eraser thread.
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/utf8.h"
+#include "chat/chat_int.h"
+#include "json/json.h"
+#include "store/store.h"
+
+#define BODY_MAX 10000
+#define MAX_REACTIONS_PER_USER 20
+#define DM_MAX_PARTICIPANTS 9
+#define CAS_RETRIES 10
+#define GENERAL_ID "general"
+
+struct chat {
+    struct store *store;
+    struct chat_model *m;
+    struct store_follower *follower;
+    struct store_watch *users_w, *reads_w;
+    int64_t edit_window_ms, timeout_ms;
+    pthread_t eraser;
+    pthread_mutex_t emu;
+    pthread_cond_t ecv;
+    bool stop;
+};
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool
+is_staff(const struct user *u)
+{
+    return u->role == ROLE_ADMIN || u->role == ROLE_OWNER;
+}
+
+/* ---- feeding the model ---- */
+
+static void
+on_event(void *ctx, uint64_t seq, const char *subject, const char *data, size_t len, int64_t ms)
+{
+    chat_model_apply(((struct chat *)ctx)->m, seq, subject, data, len, ms);
+}
+
+static void
+on_user(void *ctx, const char *key, const char *val, size_t len, uint64_t rev)
+{
+    chat_model_user(((struct chat *)ctx)->m, key, val, len, rev);
+}
+
+static void
+on_read(void *ctx, const char *key, const char *val, size_t len, uint64_t rev)
+{
+    chat_model_read(((struct chat *)ctx)->m, key, val, len, rev);
+}
+
+/* Erases bodies of deleted messages that a deleter (maybe another, crashed process) left behind. */
+static void *
+eraser_main(void *arg)
+{
+    struct chat *c = arg;
+
+    for (;;) {
+        struct timespec ts;
+        uint64_t *v = NULL;
+        size_t n = 0;
+
+        pthread_mutex_lock(&c->emu);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 2;
+        if (!c->stop)
+            pthread_cond_timedwait(&c->ecv, &c->emu, &ts);
+        bool stop = c->stop;
+        pthread_mutex_unlock(&c->emu);
+        if (stop)
+            break;
+        chat_model_take_erasures(c->m, &v, &n);
+        for (size_t i = 0; i < n; i++)
+            store_erase(c->store, STORE_S_EVENTS, v[i], NULL);
+        free(v);
+    }
+    return NULL;
+}
+
+enum ch_status
+chat_new(const struct chat_opts *o, struct chat **out, struct ch_err *err)
+{
+    struct chat *c = calloc(1, sizeof *c);
+    enum ch_status st;
+
+    if (!c || !(c->m = chat_model_new())) {
+        free(c);
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    }
+    c->store = o->store;
+    c->edit_window_ms = o->edit_window_ms;
+    c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
+    pthread_mutex_init(&c->emu, NULL);
+    pthread_cond_init(&c->ecv, NULL);
+    if ((st = store_kv_watch(c->store, STORE_B_USERS, ">", on_user, c, &c->users_w, err)) != CH_OK ||
+        (st = store_kv_watch(c->store, STORE_B_READS, ">", on_read, c, &c->reads_w, err)) != CH_OK ||
+        (st = store_follow(c->store, STORE_S_EVENTS, on_event, c, &c->follower, err)) != CH_OK) {
+        chat_free(c);
+        return st;
+    }
+    if (pthread_create(&c->eraser, NULL, eraser_main, c) != 0) {
+        c->eraser = 0;
+        chat_free(c);
+        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot start the eraser thread");
+    }
+    *out = c;
+    return CH_OK;
+}
+
+void
+chat_free(struct chat *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->emu);
+    c->stop = true;
+    pthread_cond_signal(&c->ecv);
+    pthread_mutex_unlock(&c->emu);
+    if (c->eraser)
+        pthread_join(c->eraser, NULL);
+    store_follower_stop(c->follower);
+    store_kv_watch_stop(c->users_w);
+    store_kv_watch_stop(c->reads_w);
+    chat_model_free(c->m);
+    pthread_mutex_destroy(&c->emu);
+    pthread_cond_destroy(&c->ecv);
+    free(c);
+}
+
+void
+chat_set_listener(struct chat *c, chat_listener_fn fn, void *ctx)
+{
+    pthread_rwlock_wrlock(&c->m->lock);
+    c->m->listener = fn;
+    c->m->listener_ctx = ctx;
+    pthread_rwlock_unlock(&c->m->lock);
+}
+
+bool
+chat_ready(struct chat *c, char *reason, size_t len)
+{
+    if (!store_follower_attached(c->follower)) {
+        snprintf(reason, len, "read model not subscribed yet");
+        return false;
+    }
+    uint64_t target = store_follower_target(c->follower), applied = chat_model_applied(c->m);
+    if (applied < target) {
+        snprintf(reason, len, "replaying history (%" PRIu64 " of %" PRIu64 ")", applied, target);
+        return false;
+    }
+    pthread_mutex_lock(&c->m->mu);
+    bool loaded = c->m->users_loaded && c->m->reads_loaded;
+    pthread_mutex_unlock(&c->m->mu);
+    if (!loaded) {
+        snprintf(reason, len, "loading users and read positions");
+        return false;
+    }
+    return true;
+}
+
+/* Everything acknowledged before now is in our model afterwards. */
+static enum ch_status
+sync_events(struct chat *c, struct ch_err *err)
+{
+    uint64_t last = 0;
+    enum ch_status st;
+
+    if ((st = store_last_seq(c->store, STORE_S_EVENTS, &last, err)) != CH_OK)
+        return st;
+    if (!chat_model_wait(c->m, last, c->timeout_ms))
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "this server is catching up with recent changes; retry");
+    return CH_OK;
+}
+
+static enum ch_status
+sync_reads(struct chat *c, struct ch_err *err)
+{
+    uint64_t rev = 0;
+    enum ch_status st;
+
+    if ((st = store_kv_last_rev(c->store, STORE_B_READS, &rev, err)) != CH_OK)
+        return st;
+    if (!chat_model_wait_reads(c->m, rev, c->timeout_ms))
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "this server is catching up with recent changes; retry");
+    return CH_OK;
+}
+
+static enum ch_status
+sync_users(struct chat *c, struct ch_err *err)
+{
+    uint64_t rev = 0;
+    enum ch_status st;
+
+    if ((st = store_kv_last_rev(c->store, STORE_B_USERS, &rev, err)) != CH_OK)
+        return st;
+    if (!chat_model_wait_users(c->m, rev, c->timeout_ms))
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "this server is catching up with recent changes; retry");
+    return CH_OK;
+}
+
+/* Build an event object: {type, id, actor, at}. */
+static cJSON *
+event_new(const char *type, const struct user *who)
+{
+    cJSON *o = cJSON_CreateObject();
+    char id[ID_LEN + 1];
+
+    id_new(id);
+    cJSON_AddStringToObject(o, "type", type);
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "actor", who ? who->id : "");
+    cJSON_AddNumberToObject(o, "at", (double)now_ms());
+    return o;
+}
+
+/* Append ev (consumed) and wait until our model applied it. */
+static enum ch_status
+append(struct chat *c, const char *subject, cJSON *ev, const struct store_pub_opts *o, uint64_t *seq, bool *dup,
+       struct ch_err *err)
+{
+    char *data = json_print(ev, NULL);
+    uint64_t s = 0;
+    enum ch_status st;
+
+    cJSON_Delete(ev);
+    if (!data)
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    st = store_publish(c->store, subject, data, strlen(data), o, &s, dup, err);
+    explicit_bzero(data, strlen(data));
+    free(data);
+    if (st != CH_OK)
+        return st;
+    if (!chat_model_wait(c->m, s, c->timeout_ms))
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "stored, but this server has not caught up yet; retry");
+    if (seq)
+        *seq = s;
+    return CH_OK;
+}
+
+/* ---- access rules (model read-locked) ---- */
+
+static enum ch_status
+room_access(struct chat *c, const char *room_id, const struct user *who, bool must_be_member, struct chat_room **r,
+            struct chat_member **cm, struct ch_err *err)
+{
+    *r = model_room(c->m, room_id);
+    *cm = *r ? model_member(*r, who->id) : NULL;
+    if (!*r || (!*cm && (*r)->vis != VIS_PUBLIC))
+        return ch_err_set(err, CH_ENOTFOUND, "roomId", "no such room");
+    if (must_be_member && !*cm)
+        return ch_err_set(err, CH_EPERM, "roomId", "join the room first");
+    return CH_OK;
+}
+
+static bool
+room_admin(const struct chat_member *cm, const struct user *who)
+{
+    return is_staff(who) || (cm && cm->role >= RROLE_ADMIN);
+}
+
+/* ---- validation ---- */
+
+static enum ch_status
+check_text(const char *field, const char *in, size_t max_chars, size_t max_bytes, bool allow_empty, bool single_line,
+           char *out, size_t outlen, struct ch_err *err)
+{
+    const char *a = in, *b = in + strlen(in);
+    size_t n;
+
+    while (a < b && isspace((unsigned char)*a))
+        a++;
+    while (b > a && isspace((unsigned char)b[-1]))
+        b--;
+    n = (size_t)(b - a);
+    if (!n && !allow_empty)
+        return ch_err_set(err, CH_EINVAL, field, "must not be empty");
+    if (!utf8_valid(a, n))
+        return ch_err_set(err, CH_EINVAL, field, "not valid UTF-8");
+    if (n > max_bytes || utf8_count(a, n) > max_chars)
+        return ch_err_set(err, CH_EINVAL, field, "must be at most %zu characters", max_chars);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)a[i];
+        if ((ch < 0x20 && !(!single_line && (ch == '\n' || ch == '\t'))) || ch == 0x7f)
+            return ch_err_set(err, CH_EINVAL, field, "must not contain control characters");
+    }
+    snprintf(out, outlen, "%.*s", (int)n, a);
+    return CH_OK;
+}
+
+static void
+hash_hex(const char *s, char out[65])
+{
+    unsigned char h[32];
+
+    crypto_generichash(h, sizeof h, (const unsigned char *)s, strlen(s), NULL, 0);
+    sodium_bin2hex(out, 65, h, sizeof h);
+}
+
+/* KV key for a room name: case-folded (ASCII), hashed so any Unicode name is a valid key. */
+static void
+name_key(const char *name, char out[65])
+{
+    char folded[ROOM_NAME_MAX_BYTES + 1];
+    size_t i = 0;
+
+    for (; name[i] && i < ROOM_NAME_MAX_BYTES; i++)
+        folded[i] = (char)tolower((unsigned char)name[i]);
+    folded[i] = '\0';
+    hash_hex(folded, out);
+}
+
+static enum ch_status
+check_body(const char *body, struct ch_err *err)
+{
+    size_t n = strlen(body);
+
+    if (n == 0)
+        return ch_err_set(err, CH_EINVAL, "body", "must not be empty");
+    if (n > BODY_MAX)
+        return ch_err_set(err, CH_EINVAL, "body", "must be at most %d bytes, got %zu", BODY_MAX, n);
+    if (!utf8_valid(body, n))
+        return ch_err_set(err, CH_EINVAL, "body", "not valid UTF-8");
+    bool blank = true;
+    for (const char *p = body; *p && blank; p++)
+        blank = isspace((unsigned char)*p);
+    if (blank)
+        return ch_err_set(err, CH_EINVAL, "body", "must not be blank");
+    return CH_OK;
+}
+
+size_t
+chat_parse_mentions(struct chat *c, const char *body, char (*out)[65], size_t max)
+{
+    size_t n = 0;
+
+    for (const char *p = body; *p && n < max; p++) {
+        char login[USER_LOGIN_MAX + 2];
+        size_t k = 0;
+
+        if (*p != '@' || (p > body && (isalnum((unsigned char)p[-1]) || strchr("_.-", p[-1]))))
+            continue;
+        for (const char *q = p + 1; *q && (isalnum((unsigned char)*q) || strchr("_.-", *q)) && k <= USER_LOGIN_MAX;
+             q++)
+            login[k++] = (char)tolower((unsigned char)*q);
+        while (k > 0 && (login[k - 1] == '.' || login[k - 1] == '-'))
+            k--; /* "@bob." ends a sentence */
+        if (k == 0 || k > USER_LOGIN_MAX)
+            continue;
+        login[k] = '\0';
+        const char *id = map_get(c->m->logins, login);
+        if (!id)
+            continue;
+        bool dup = false;
+        for (size_t i = 0; i < n && !dup; i++)
+            dup = !strcmp(out[i], id);
+        if (!dup)
+            snprintf(out[n++], 65, "%s", id);
+    }
+    return n;
+}
+
+static cJSON *
+wrap(const char *name, cJSON *v)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddItemToObject(o, name, v);
+    return o;
+}
+
+static enum ch_status
+id_or_empty(const char *field, const char *v, struct ch_err *err)
+{
+    return v && *v ? id_check(field, v, err) : CH_OK;
+}
+
+/* ---- rooms ---- */
+
+enum ch_status
+chat_create_room(struct chat *c, const struct user *who, const char *name_in, const char *desc_in,
+                 const char *visibility, cJSON **out, struct ch_err *err)
+{
+    char name[ROOM_NAME_MAX_BYTES + 1], desc[ROOM_DESC_MAX_BYTES + 1], key[65], id[ID_LEN + 1], subject[128];
+    enum ch_status st;
+    cJSON *ev, *room, *mem, *one;
+    struct store_pub_opts po = { .expect_none = true };
+
+    if (name_in[0] == '#')
+        name_in++; /* "#general" and "general" are the same name */
+    if ((st = check_text("name", name_in, ROOM_NAME_MAX_CHARS, ROOM_NAME_MAX_BYTES, false, true, name, sizeof name,
+                         err)) != CH_OK ||
+        (st = check_text("description", desc_in ? desc_in : "", ROOM_DESC_MAX_CHARS, ROOM_DESC_MAX_BYTES, true,
+                         false, desc, sizeof desc, err)) != CH_OK)
+        return st;
+    if (visibility && *visibility && strcmp(visibility, "public") && strcmp(visibility, "private"))
+        return ch_err_set(err, CH_EINVAL, "visibility", "must be public or private");
+    id_new(id);
+    name_key(name, key);
+    st = store_kv_create(c->store, STORE_B_ROOMNAMES, key, id, strlen(id), NULL, err);
+    if (st == CH_EEXIST)
+        return ch_err_set(err, CH_EEXIST, "name", "a room with this name already exists");
+    if (st != CH_OK)
+        return st;
+    ev = event_new("room.created", who);
+    room = cJSON_AddObjectToObject(ev, "room");
+    cJSON_AddStringToObject(room, "id", id);
+    cJSON_AddStringToObject(room, "name", name);
+    cJSON_AddStringToObject(room, "description", desc);
+    cJSON_AddStringToObject(room, "visibility", visibility && !strcmp(visibility, "private") ? "private" : "public");
+    mem = cJSON_AddArrayToObject(ev, "members");
+    one = cJSON_CreateObject();
+    cJSON_AddStringToObject(one, "user", who->id);
+    cJSON_AddStringToObject(one, "role", "owner");
+    cJSON_AddItemToArray(mem, one);
+    snprintf(subject, sizeof subject, "chatto.ev.%s.room", id);
+    if ((st = append(c, subject, ev, &po, NULL, NULL, err)) != CH_OK) {
+        store_kv_purge(c->store, STORE_B_ROOMNAMES, key, NULL);
+        return st;
+    }
+    pthread_rwlock_rdlock(&c->m->lock);
+    struct chat_room *r = model_room(c->m, id);
+    *out = r ? wrap("room", view_room(r)) : NULL;
+    pthread_rwlock_unlock(&c->m->lock);
+    return *out ? CH_OK : ch_err_set(err, CH_EINTERNAL, NULL, "room vanished");
+}
+
+/* Common prologue of room-admin operations: sync, then find the room and check the caller may manage it. */
+static enum ch_status
+managed_room(struct chat *c, const struct user *who, const char *room_id, struct chat_room **r,
+             struct chat_member **cm, struct ch_err *err)
+{
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    if ((st = room_access(c, room_id, who, false, r, cm, err)) == CH_OK && !room_admin(*cm, who))
+        st = ch_err_set(err, CH_EPERM, "roomId", "only the room's admins may do this");
+    if (st == CH_OK && (*r)->vis == VIS_DM)
+        st = ch_err_set(err, CH_ECONFLICT, "roomId", "direct message rooms cannot be changed this way");
+    if (st != CH_OK)
+        pthread_rwlock_unlock(&c->m->lock);
+    return st; /* on success the caller holds the read lock */
+}
+
+enum ch_status
+chat_update_room(struct chat *c, const struct user *who, const char *room_id, const char *name_in,
+                 const char *desc_in, cJSON **out, struct ch_err *err)
+{
+    char name[ROOM_NAME_MAX_BYTES + 1] = "", desc[ROOM_DESC_MAX_BYTES + 1] = "", newkey[65] = "", oldkey[65],
+         subject[128];
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+    uint64_t expect;
+    bool rename = false;
+
+    if (name_in && name_in[0] == '#')
+        name_in++;
+    if ((name_in && (st = check_text("name", name_in, ROOM_NAME_MAX_CHARS, ROOM_NAME_MAX_BYTES, false, true, name,
+                                     sizeof name, err)) != CH_OK) ||
+        (desc_in && (st = check_text("description", desc_in, ROOM_DESC_MAX_CHARS, ROOM_DESC_MAX_BYTES, true, false,
+                                     desc, sizeof desc, err)) != CH_OK))
+        return st;
+    for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+        if ((st = managed_room(c, who, room_id, &r, &cm, err)) != CH_OK)
+            return st;
+        if (r->archived) {
+            pthread_rwlock_unlock(&c->m->lock);
+            return ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived; unarchive it first");
+        }
+        expect = r->room_seq;
+        name_key(r->name, oldkey);
+        rename = name_in && strcasecmp(name, r->name) != 0;
+        pthread_rwlock_unlock(&c->m->lock);
+        if (rename && !newkey[0]) {
+            name_key(name, newkey);
+            st = store_kv_create(c->store, STORE_B_ROOMNAMES, newkey, room_id, strlen(room_id), NULL, err);
+            if (st == CH_EEXIST)
+                return ch_err_set(err, CH_EEXIST, "name", "a room with this name already exists");
+            if (st != CH_OK)
+                return st;
+        }
+        cJSON *ev = event_new("room.updated", who);
+        if (name_in)
+            cJSON_AddStringToObject(ev, "name", name);
+        if (desc_in)
+            cJSON_AddStringToObject(ev, "description", desc);
+        struct store_pub_opts po = { .expect_subject_seq = expect };
+        snprintf(subject, sizeof subject, "chatto.ev.%s.room", room_id);
+        st = append(c, subject, ev, &po, NULL, NULL, err);
+        if (st == CH_ECONFLICT)
+            continue;
+        break;
+    }
+    if (st != CH_OK) {
+        if (newkey[0])
+            store_kv_purge(c->store, STORE_B_ROOMNAMES, newkey, NULL);
+        return st;
+    }
+    if (rename && strcmp(oldkey, newkey) != 0)
+        store_kv_purge(c->store, STORE_B_ROOMNAMES, oldkey, NULL);
+    pthread_rwlock_rdlock(&c->m->lock);
+    r = model_room(c->m, room_id);
+    *out = r ? wrap("room", view_room(r)) : NULL;
+    pthread_rwlock_unlock(&c->m->lock);
+    return *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "roomId", "no such room");
+}
+
+enum ch_status
+chat_set_archived(struct chat *c, const struct user *who, const char *room_id, bool archived, cJSON **out,
+                  struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st = CH_OK;
+    char subject[128];
+
+    for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+        if ((st = managed_room(c, who, room_id, &r, &cm, err)) != CH_OK)
+            return st;
+        bool same = r->archived == archived;
+        uint64_t expect = r->room_seq;
+        pthread_rwlock_unlock(&c->m->lock);
+        if (same)
+            break;
+        struct store_pub_opts po = { .expect_subject_seq = expect };
+        snprintf(subject, sizeof subject, "chatto.ev.%s.room", room_id);
+        st = append(c, subject, event_new(archived ? "room.archived" : "room.unarchived", who), &po, NULL, NULL,
+                    err);
+        if (st != CH_ECONFLICT)
+            break;
+    }
+    if (st != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    r = model_room(c->m, room_id);
+    *out = r ? wrap("room", view_room(r)) : NULL;
+    pthread_rwlock_unlock(&c->m->lock);
+    return *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "roomId", "no such room");
+}
+
+static enum ch_status
+member_event(struct chat *c, const struct user *who, const char *room_id, const char *type, const char *user,
+             const char *role, struct ch_err *err)
+{
+    char subject[160];
+    cJSON *ev = event_new(type, who);
+
+    cJSON_AddStringToObject(ev, "user", user);
+    if (role)
+        cJSON_AddStringToObject(ev, "role", role);
+    snprintf(subject, sizeof subject, "chatto.ev.%s.mem.%s", room_id, user);
+    return append(c, subject, ev, NULL, NULL, NULL, err);
+}
+
+enum ch_status
+chat_join(struct chat *c, const struct user *who, const char *room_id, cJSON **out, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    st = room_access(c, room_id, who, false, &r, &cm, err);
+    if (st == CH_OK && !cm && r->archived)
+        st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived");
+    bool member = st == CH_OK && cm;
+    pthread_rwlock_unlock(&c->m->lock);
+    if (st != CH_OK)
+        return st;
+    if (!member && (st = member_event(c, who, room_id, "member.joined", who->id, "member", err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    r = model_room(c->m, room_id);
+    *out = r ? wrap("room", view_room(r)) : NULL;
+    pthread_rwlock_unlock(&c->m->lock);
+    return *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "roomId", "no such room");
+}
+
+enum ch_status
+chat_leave(struct chat *c, const struct user *who, const char *room_id, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    st = room_access(c, room_id, who, true, &r, &cm, err);
+    pthread_rwlock_unlock(&c->m->lock);
+    if (st != CH_OK)
+        return st;
+    return member_event(c, who, room_id, "member.left", who->id, NULL, err);
+}
+
+enum ch_status
+chat_add_member(struct chat *c, const struct user *who, const char *room_id, const char *user, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    if ((st = id_check("userId", user, err)) != CH_OK || (st = sync_users(c, err)) != CH_OK)
+        return st;
+    if ((st = managed_room(c, who, room_id, &r, &cm, err)) != CH_OK)
+        return st;
+    const struct user *u = model_user(c->m, user);
+    if (!u || u->disabled || u->deleted)
+        st = ch_err_set(err, CH_ENOTFOUND, "userId", "no such user");
+    else if (r->archived)
+        st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived");
+    bool already = st == CH_OK && model_member(r, user);
+    pthread_rwlock_unlock(&c->m->lock);
+    if (st != CH_OK || already)
+        return st;
+    return member_event(c, who, room_id, "member.added", user, "member", err);
+}
+
+enum ch_status
+chat_remove_member(struct chat *c, const struct user *who, const char *room_id, const char *user, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    if ((st = id_check("userId", user, err)) != CH_OK)
+        return st;
+    if ((st = managed_room(c, who, room_id, &r, &cm, err)) != CH_OK)
+        return st;
+    struct chat_member *target = model_member(r, user);
+    if (!target)
+        st = ch_err_set(err, CH_ENOTFOUND, "userId", "not a member of this room");
+    else if (target->role >= RROLE_ADMIN && !is_staff(who) && (!cm || cm->role != RROLE_OWNER))
+        st = ch_err_set(err, CH_EPERM, "userId", "only the room owner may remove an admin");
+    pthread_rwlock_unlock(&c->m->lock);
+    if (st != CH_OK)
+        return st;
+    return member_event(c, who, room_id, "member.removed", user, NULL, err);
+}
+
+enum ch_status
+chat_list_members(struct chat *c, const struct user *who, const char *room_id, cJSON **out, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    if ((st = room_access(c, room_id, who, false, &r, &cm, err)) == CH_OK) {
+        cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "members");
+        cJSON *users = cJSON_AddObjectToObject(cJSON_AddObjectToObject(o, "includes"), "users");
+        size_t it = 0;
+        void *v;
+        while (map_next(r->members, &it, NULL, &v)) {
+            struct chat_member *mm = v;
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "userId", mm->user);
+            cJSON_AddStringToObject(x, "role", room_role_str(mm->role));
+            json_add_time(x, "joinedAt", mm->joined_at);
+            cJSON_AddItemToArray(arr, x);
+            view_include_user(c->m, users, mm->user);
+        }
+        *out = o;
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    return st;
+}
+
+/* Unread messages (by others, top level) and mentions of uid after the member's read position. */
+static void
+unread_counts(const struct chat_room *r, const struct chat_member *cm, size_t *unread, size_t *mentions)
+{
+    *unread = *mentions = 0;
+    for (size_t i = model_tl_after(r, cm->last_read); i < r->ntl; i++) {
+        const struct chat_msg *msg = r->tl[i]->msg;
+        if (r->tl[i]->kind == IT_MSG && !msg->deleted_at && strcmp(msg->author, cm->user) != 0)
+            (*unread)++;
+    }
+    for (size_t i = seqlist_after(&r->mentioned, cm->last_read); i < r->mentioned.n; i++) {
+        const struct chat_msg *msg = r->mentioned.v[i];
+        if (msg->deleted_at || !strcmp(msg->author, cm->user))
+            continue;
+        for (size_t j = 0; j < msg->nmentions; j++)
+            if (!strcmp(msg->mentions[j], cm->user)) {
+                (*mentions)++;
+                break;
+            }
+    }
+}
+
+enum ch_status
+chat_list_rooms(struct chat *c, const struct user *who, cJSON **out, struct ch_err *err)
+{
+    enum ch_status st;
+    cJSON *o, *arr;
+    size_t it = 0;
+    void *v;
+
+    if ((st = sync_events(c, err)) != CH_OK || (st = sync_reads(c, err)) != CH_OK)
+        return st;
+    o = cJSON_CreateObject();
+    arr = cJSON_AddArrayToObject(o, "rooms");
+    pthread_rwlock_rdlock(&c->m->lock);
+    while (map_next(c->m->rooms, &it, NULL, &v)) {
+        struct chat_room *r = v;
+        struct chat_member *cm = r->exists ? model_member(r, who->id) : NULL;
+        size_t unread = 0, mentions = 0;
+        if (!r->exists || (!cm && r->vis != VIS_PUBLIC))
+            continue;
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddItemToObject(x, "room", view_room(r));
+        cJSON_AddBoolToObject(x, "joined", cm != NULL);
+        if (cm) {
+            unread_counts(r, cm, &unread, &mentions);
+            cJSON_AddStringToObject(x, "role", room_role_str(cm->role));
+        }
+        cJSON_AddNumberToObject(x, "unreadCount", (double)unread);
+        cJSON_AddNumberToObject(x, "mentionCount", (double)mentions);
+        cJSON_AddNumberToObject(x, "memberCount", (double)map_len(r->members));
+        if (r->last_activity)
+            json_add_time(x, "lastActivityAt", r->last_activity);
+        cJSON_AddItemToArray(arr, x);
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    *out = o;
+    return CH_OK;
+}
+
+static int
+cmp_ids(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Publish the DM's creation for room_id (idempotent: the room subject must be empty). */
+static enum ch_status
+create_dm_room(struct chat *c, const struct user *who, const char *room_id, const char *key,
+               const char *const *ids, size_t n, struct ch_err *err)
+{
+    cJSON *ev = event_new("room.created", who), *room = cJSON_AddObjectToObject(ev, "room");
+    cJSON *mem = cJSON_AddArrayToObject(ev, "members");
+    struct store_pub_opts po = { .expect_none = true };
+    char subject[128];
+    enum ch_status st;
+
+    cJSON_AddStringToObject(room, "id", room_id);
+    cJSON_AddStringToObject(room, "name", "");
+    cJSON_AddStringToObject(room, "description", "");
+    cJSON_AddStringToObject(room, "visibility", "dm");
+    cJSON_AddStringToObject(room, "dmKey", key);
+    for (size_t i = 0; i < n; i++) {
+        cJSON *one = cJSON_CreateObject();
+        cJSON_AddStringToObject(one, "user", ids[i]);
+        cJSON_AddStringToObject(one, "role", "member");
+        cJSON_AddItemToArray(mem, one);
+    }
+    snprintf(subject, sizeof subject, "chatto.ev.%s.room", room_id);
+    st = append(c, subject, ev, &po, NULL, NULL, err);
+    return st == CH_ECONFLICT ? CH_OK : st; /* someone created it first */
+}
+
+enum ch_status
+chat_start_dm(struct chat *c, const struct user *who, const char *const *in, size_t n_in, cJSON **out,
+              struct ch_err *err)
+{
+    const char *ids[DM_MAX_PARTICIPANTS + 1];
+    size_t n = 0;
+    char joined[(ID_MAX + 1) * (DM_MAX_PARTICIPANTS + 1) + 1] = "", key[65], room_id[ID_MAX + 1];
+    enum ch_status st;
+
+    ids[n++] = who->id;
+    for (size_t i = 0; i < n_in; i++) {
+        bool dup = false;
+        if ((st = id_check("participantIds", in[i], err)) != CH_OK)
+            return st;
+        for (size_t j = 0; j < n && !dup; j++)
+            dup = !strcmp(ids[j], in[i]);
+        if (dup)
+            continue;
+        if (n == DM_MAX_PARTICIPANTS)
+            return ch_err_set(err, CH_EINVAL, "participantIds", "at most %d other participants",
+                              DM_MAX_PARTICIPANTS - 1);
+        ids[n++] = in[i];
+    }
+    if ((st = sync_users(c, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    for (size_t i = 1; i < n && st == CH_OK; i++) {
+        const struct user *u = model_user(c->m, ids[i]);
+        if (!u || u->disabled || u->deleted)
+            st = ch_err_set(err, CH_ENOTFOUND, "participantIds", "no such user: %s", ids[i]);
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    if (st != CH_OK)
+        return st;
+    qsort(ids, n, sizeof ids[0], cmp_ids);
+    for (size_t i = 0; i < n; i++) {
+        strcat(joined, ids[i]);
+        strcat(joined, ",");
+    }
+    hash_hex(joined, key);
+    /* one atomic claim decides the DM's id, whichever process gets there first */
+    id_new(room_id);
+    st = store_kv_create(c->store, STORE_B_DMS, key, room_id, strlen(room_id), NULL, err);
+    if (st == CH_EEXIST) {
+        char *v = NULL;
+        if ((st = store_kv_get(c->store, STORE_B_DMS, key, &v, NULL, NULL, err)) != CH_OK)
+            return st;
+        snprintf(room_id, sizeof room_id, "%s", v);
+        free(v);
+        if (!id_valid(room_id))
+            return ch_err_set(err, CH_EINTERNAL, NULL, "corrupt DM record");
+    } else if (st != CH_OK) {
+        return st;
+    }
+    pthread_rwlock_rdlock(&c->m->lock);
+    bool exists = model_room(c->m, room_id) != NULL;
+    pthread_rwlock_unlock(&c->m->lock);
+    /* the claim's winner creates the room; if it crashed before doing so, whoever comes next finishes */
+    if (!exists && (st = create_dm_room(c, who, room_id, key, ids, n, err)) != CH_OK)
+        return st;
+    if (!exists && (st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    struct chat_room *r = model_room(c->m, room_id);
+    *out = r ? wrap("room", view_room(r)) : NULL;
+    pthread_rwlock_unlock(&c->m->lock);
+    return *out ? CH_OK : ch_err_set(err, CH_EUNAVAIL, NULL, "the DM is being created; retry");
+}
+
+enum ch_status
+chat_join_general(struct chat *c, const struct user *who, struct ch_err *err)
+{
+    enum ch_status st;
+    cJSON *room = NULL;
+
+    if ((st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    bool exists = model_room(c->m, GENERAL_ID) != NULL;
+    pthread_rwlock_unlock(&c->m->lock);
+    if (!exists) {
+        char key[65], subject[64];
+        cJSON *ev = event_new("room.created", who), *r = cJSON_AddObjectToObject(ev, "room");
+        struct store_pub_opts po = { .expect_none = true };
+        name_key("general", key);
+        store_kv_create(c->store, STORE_B_ROOMNAMES, key, GENERAL_ID, strlen(GENERAL_ID), NULL, NULL);
+        cJSON_AddStringToObject(r, "id", GENERAL_ID);
+        cJSON_AddStringToObject(r, "name", "general");
+        cJSON_AddStringToObject(r, "description", "Everyone on this server");
+        cJSON_AddStringToObject(r, "visibility", "public");
+        cJSON_AddArrayToObject(ev, "members");
+        snprintf(subject, sizeof subject, "chatto.ev.%s.room", GENERAL_ID);
+        st = append(c, subject, ev, &po, NULL, NULL, err);
+        if (st != CH_OK && st != CH_ECONFLICT) /* conflict: another process created it first */
+            return st;
+    }
+    st = chat_join(c, who, GENERAL_ID, &room, err);
+    cJSON_Delete(room);
+    return st;
+}
+
+/* ---- messages ---- */
+
+/* The message id for an idempotency key: the same key from the same user always names the same message. */
+static void
+idem_id(const char *uid, const char *key, char out[ID_LEN + 1])
+{
+    static const char alpha[] = "0123456789abcdefghjkmnpqrstvwxyz";
+    unsigned char h[ID_LEN];
+    crypto_generichash_state st;
+
+    crypto_generichash_init(&st, NULL, 0, sizeof h);
+    crypto_generichash_update(&st, (const unsigned char *)uid, strlen(uid));
+    crypto_generichash_update(&st, (const unsigned char *)":", 1);
+    crypto_generichash_update(&st, (const unsigned char *)key, strlen(key));
+    crypto_generichash_final(&st, h, sizeof h);
+    for (int i = 0; i < ID_LEN; i++)
+        out[i] = alpha[h[i] & 31];
+    out[ID_LEN] = '\0';
+}
+
+static void
+add_snapshot(cJSON *msg, const char *id, const char *author, int64_t created, const char *body,
+             const char *thread_root, const char *in_reply_to, char (*mentions)[65], size_t nm)
+{
+    cJSON *arr;
+
+    cJSON_AddStringToObject(msg, "id", id);
+    cJSON_AddStringToObject(msg, "author", author);
+    cJSON_AddNumberToObject(msg, "createdAt", (double)created);
+    cJSON_AddStringToObject(msg, "body", body);
+    if (thread_root && *thread_root)
+        cJSON_AddStringToObject(msg, "threadRoot", thread_root);
+    if (in_reply_to && *in_reply_to)
+        cJSON_AddStringToObject(msg, "inReplyTo", in_reply_to);
+    arr = cJSON_AddArrayToObject(msg, "mentions");
+    for (size_t i = 0; i < nm; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(mentions[i]));
+}
+
+static enum ch_status
+message_out(struct chat *c, const struct user *who, const char *room_id, const char *msg_id, cJSON **out,
+            struct ch_err *err)
+{
+    pthread_rwlock_rdlock(&c->m->lock);
+    struct chat_room *r = model_room(c->m, room_id);
+    struct chat_msg *msg = model_msg(r, msg_id);
+    *out = msg ? wrap("message", view_message(msg, room_id, who->id)) : NULL;
+    pthread_rwlock_unlock(&c->m->lock);
+    return *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "eventId", "no such message");
+}
+
+enum ch_status
+chat_post(struct chat *c, const struct user *who, const char *room_id, const char *body, const char *thread_root,
+          const char *in_reply_to, const char *idem_key, cJSON **out, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    char mentions[50][65], id[ID_LEN + 1], subject[160], msgid[200];
+    size_t nm = 0;
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = check_body(body, err)) != CH_OK ||
+        (st = id_or_empty("threadRootEventId", thread_root, err)) != CH_OK ||
+        (st = id_or_empty("inReplyTo", in_reply_to, err)) != CH_OK)
+        return st;
+    if (idem_key) {
+        size_t n = strlen(idem_key);
+        bool ok = n >= 1 && n <= 128;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = idem_key[i] > 0x20 && idem_key[i] < 0x7f;
+        if (!ok)
+            return ch_err_set(err, CH_EINVAL, "Idempotency-Key", "must be 1-128 printable ASCII characters");
+    }
+    if ((st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    st = room_access(c, room_id, who, true, &r, &cm, err);
+    if (st == CH_OK && r->archived)
+        st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived (read-only)");
+    if (st == CH_OK && thread_root && *thread_root) {
+        struct chat_msg *root = model_msg(r, thread_root);
+        if (!root || root->deleted_at)
+            st = ch_err_set(err, CH_ENOTFOUND, "threadRootEventId", "no such message in this room");
+        else if (root->thread_root[0])
+            st = ch_err_set(err, CH_EINVAL, "threadRootEventId", "replies cannot start threads; use the root");
+    }
+    if (st == CH_OK && in_reply_to && *in_reply_to && !model_msg(r, in_reply_to))
+        st = ch_err_set(err, CH_ENOTFOUND, "inReplyTo", "no such message in this room");
+    if (st == CH_OK)
+        nm = chat_parse_mentions(c, body, mentions, 50);
+    pthread_rwlock_unlock(&c->m->lock);
+    if (st != CH_OK)
+        return st;
+    if (idem_key)
+        idem_id(who->id, idem_key, id);
+    else
+        id_new(id);
+    cJSON *ev = event_new("msg.posted", who), *msg = cJSON_AddObjectToObject(ev, "msg");
+    add_snapshot(msg, id, who->id, now_ms(), body, thread_root, in_reply_to, mentions, nm);
+    snprintf(subject, sizeof subject, "chatto.ev.%s.msg.%s", room_id, id);
+    snprintf(msgid, sizeof msgid, "post:%s:%s", who->id, idem_key ? idem_key : id);
+    struct store_pub_opts po = { .msg_id = msgid, .expect_none = true };
+    st = append(c, subject, ev, &po, NULL, NULL, err);
+    /* a retry after the duplicate window finds its message already there: that is success too */
+    if (st == CH_ECONFLICT && idem_key)
+        st = CH_OK;
+    if (st != CH_OK)
+        return st;
+    return message_out(c, who, room_id, id, out, err);
+}
+
+/* Read a message under lock for a change: its room, state and subject sequence. */
+struct msg_state {
+    uint64_t last_seq, pos;
+    int64_t created_at;
+    char author[ID_MAX + 1], thread_root[ID_MAX + 1], in_reply_to[ID_MAX + 1];
+    uint64_t *body_seqs;
+    size_t nbody;
+    bool can_moderate;
+};
+
+static enum ch_status
+msg_for_change(struct chat *c, const struct user *who, const char *room_id, const char *msg_id, bool for_delete,
+               struct msg_state *s, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    memset(s, 0, sizeof *s);
+    if ((st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    if ((st = room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+        struct chat_msg *msg = model_msg(r, msg_id);
+        if (!msg || msg->deleted_at) {
+            st = ch_err_set(err, CH_ENOTFOUND, "eventId", "no such message");
+        } else if (r->archived) {
+            st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived (read-only)");
+        } else {
+            s->last_seq = msg->last_seq;
+            s->pos = msg->pos;
+            s->created_at = msg->created_at;
+            memcpy(s->author, msg->author, sizeof s->author);
+            memcpy(s->thread_root, msg->thread_root, sizeof s->thread_root);
+            memcpy(s->in_reply_to, msg->in_reply_to, sizeof s->in_reply_to);
+            s->can_moderate = room_admin(cm, who);
+            if (for_delete && msg->nbody && (s->body_seqs = malloc(msg->nbody * sizeof *s->body_seqs))) {
+                memcpy(s->body_seqs, msg->body_seqs, msg->nbody * sizeof *s->body_seqs);
+                s->nbody = msg->nbody;
+            }
+        }
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    return st;
+}
+
+enum ch_status
+chat_edit(struct chat *c, const struct user *who, const char *room_id, const char *msg_id, const char *body,
+          cJSON **out, struct ch_err *err)
+{
+    struct msg_state s;
+    enum ch_status st;
+    char subject[160];
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_check("eventId", msg_id, err)) != CH_OK ||
+        (st = check_body(body, err)) != CH_OK)
+        return st;
+    for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+        char mentions[50][65];
+        size_t nm;
+        if ((st = msg_for_change(c, who, room_id, msg_id, true, &s, err)) != CH_OK)
+            return st;
+        if (strcmp(s.author, who->id) != 0) {
+            free(s.body_seqs);
+            return ch_err_set(err, CH_EPERM, "eventId", "only the author may edit a message");
+        }
+        if (!is_staff(who) && c->edit_window_ms > 0 && now_ms() - s.created_at > c->edit_window_ms) {
+            free(s.body_seqs);
+            return ch_err_set(err, CH_ECONFLICT, "eventId", "messages can only be edited for %" PRId64
+                              " minutes after posting", c->edit_window_ms / 60000);
+        }
+        pthread_rwlock_rdlock(&c->m->lock);
+        nm = chat_parse_mentions(c, body, mentions, 50);
+        pthread_rwlock_unlock(&c->m->lock);
+        cJSON *ev = event_new("msg.edited", who), *msg = cJSON_AddObjectToObject(ev, "msg");
+        add_snapshot(msg, msg_id, s.author, s.created_at, body, s.thread_root, s.in_reply_to, mentions, nm);
+        cJSON_AddNumberToObject(msg, "pos", (double)s.pos);
+        cJSON_AddNumberToObject(msg, "editedAt", (double)now_ms());
+        snprintf(subject, sizeof subject, "chatto.ev.%s.msg.%s", room_id, msg_id);
+        struct store_pub_opts po = { .expect_subject_seq = s.last_seq };
+        st = append(c, subject, ev, &po, NULL, NULL, err);
+        if (st == CH_OK) /* the previous versions' bodies go (the edit's own snapshot keeps the new one) */
+            for (size_t i = 0; i < s.nbody; i++)
+                store_erase(c->store, STORE_S_EVENTS, s.body_seqs[i], NULL);
+        free(s.body_seqs);
+        if (st != CH_ECONFLICT)
+            break;
+    }
+    if (st != CH_OK)
+        return st;
+    return message_out(c, who, room_id, msg_id, out, err);
+}
+
+enum ch_status
+chat_delete(struct chat *c, const struct user *who, const char *room_id, const char *msg_id, struct ch_err *err)
+{
+    struct msg_state s;
+    enum ch_status st;
+    char subject[160];
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_check("eventId", msg_id, err)) != CH_OK)
+        return st;
+    for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+        if ((st = msg_for_change(c, who, room_id, msg_id, true, &s, err)) != CH_OK)
+            return st;
+        if (strcmp(s.author, who->id) != 0 && !s.can_moderate) {
+            free(s.body_seqs);
+            return ch_err_set(err, CH_EPERM, "eventId", "only the author or a room admin may delete a message");
+        }
+        cJSON *ev = event_new("msg.deleted", who), *msg = cJSON_AddObjectToObject(ev, "msg");
+        cJSON_AddStringToObject(msg, "id", msg_id);
+        cJSON_AddStringToObject(msg, "author", s.author);
+        cJSON_AddNumberToObject(msg, "createdAt", (double)s.created_at);
+        cJSON_AddNumberToObject(msg, "pos", (double)s.pos);
+        cJSON_AddNumberToObject(msg, "deletedAt", (double)now_ms());
+        if (s.thread_root[0])
+            cJSON_AddStringToObject(msg, "threadRoot", s.thread_root);
+        if (s.in_reply_to[0])
+            cJSON_AddStringToObject(msg, "inReplyTo", s.in_reply_to);
+        snprintf(subject, sizeof subject, "chatto.ev.%s.msg.%s", room_id, msg_id);
+        struct store_pub_opts po = { .expect_subject_seq = s.last_seq };
+        st = append(c, subject, ev, &po, NULL, NULL, err);
+        if (st == CH_OK) /* the tombstone is durable: now destroy every stored copy of the body */
+            for (size_t i = 0; i < s.nbody; i++)
+                store_erase(c->store, STORE_S_EVENTS, s.body_seqs[i], NULL);
+        free(s.body_seqs);
+        if (st != CH_ECONFLICT)
+            break;
+    }
+    return st;
+}
+
+enum ch_status
+chat_get_message(struct chat *c, const struct user *who, const char *room_id, const char *msg_id, cJSON **out,
+                 struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_check("eventId", msg_id, err)) != CH_OK ||
+        (st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    st = room_access(c, room_id, who, true, &r, &cm, err);
+    pthread_rwlock_unlock(&c->m->lock);
+    if (st != CH_OK)
+        return st;
+    return message_out(c, who, room_id, msg_id, out, err);
+}
+
+enum ch_status
+chat_get_messages(struct chat *c, const struct user *who, const char *room_id, const char *const *ids, size_t n,
+                  cJSON **out, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK)
+        return st;
+    for (size_t i = 0; i < n; i++)
+        if ((st = id_check("eventIds", ids[i], err)) != CH_OK)
+            return st;
+    if ((st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    if ((st = room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+        cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "messages");
+        for (size_t i = 0; i < n; i++) {
+            struct chat_msg *msg = model_msg(r, ids[i]);
+            if (msg)
+                cJSON_AddItemToArray(arr, view_message(msg, room_id, who->id));
+        }
+        *out = o;
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    return st;
+}
+
+static enum ch_status
+check_emoji(const char *e, struct ch_err *err)
+{
+    size_t n = strlen(e);
+
+    if (n == 0)
+        return ch_err_set(err, CH_EINVAL, "emoji", "required");
+    if (n > EMOJI_MAX_BYTES)
+        return ch_err_set(err, CH_EINVAL, "emoji", "must be at most %d bytes", EMOJI_MAX_BYTES);
+    if (!utf8_valid(e, n))
+        return ch_err_set(err, CH_EINVAL, "emoji", "not valid UTF-8");
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)e[i] <= 0x20 || e[i] == 0x7f)
+            return ch_err_set(err, CH_EINVAL, "emoji", "must not contain spaces or control characters");
+    return CH_OK;
+}
+
+enum ch_status
+chat_react(struct chat *c, const struct user *who, const char *room_id, const char *msg_id, const char *emoji,
+           bool add, cJSON **out, struct ch_err *err)
+{
+    enum ch_status st;
+    char subject[160];
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_check("eventId", msg_id, err)) != CH_OK ||
+        (st = check_emoji(emoji, err)) != CH_OK)
+        return st;
+    for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+        struct chat_room *r;
+        struct chat_member *cm;
+        uint64_t expect = 0;
+        bool noop = false;
+
+        if ((st = sync_events(c, err)) != CH_OK)
+            return st;
+        pthread_rwlock_rdlock(&c->m->lock);
+        if ((st = room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+            struct chat_msg *msg = model_msg(r, msg_id);
+            size_t mine = 0;
+            bool have = false;
+            if (!msg || msg->deleted_at)
+                st = ch_err_set(err, CH_ENOTFOUND, "eventId", "no such message");
+            else if (r->archived)
+                st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived (read-only)");
+            else {
+                for (size_t i = 0; i < msg->nreactions; i++)
+                    for (size_t j = 0; j < msg->reactions[i].n; j++)
+                        if (!strcmp(msg->reactions[i].users[j], who->id)) {
+                            mine++;
+                            have |= !strcmp(msg->reactions[i].emoji, emoji);
+                        }
+                noop = add == have;
+                if (add && !have && mine >= MAX_REACTIONS_PER_USER)
+                    st = ch_err_set(err, CH_ELIMIT, "emoji", "at most %d different reactions per message",
+                                    MAX_REACTIONS_PER_USER);
+                expect = msg->last_seq;
+            }
+        }
+        pthread_rwlock_unlock(&c->m->lock);
+        if (st != CH_OK)
+            return st;
+        if (noop)
+            break;
+        cJSON *ev = event_new(add ? "reaction.added" : "reaction.removed", who);
+        cJSON_AddStringToObject(ev, "msgId", msg_id);
+        cJSON_AddStringToObject(ev, "emoji", emoji);
+        snprintf(subject, sizeof subject, "chatto.ev.%s.msg.%s", room_id, msg_id);
+        struct store_pub_opts po = { .expect_subject_seq = expect };
+        st = append(c, subject, ev, &po, NULL, NULL, err);
+        if (st != CH_ECONFLICT)
+            break;
+    }
+    if (st != CH_OK)
+        return st;
+    return message_out(c, who, room_id, msg_id, out, err);
+}
+
+/* ---- history ---- */
+
+static enum ch_status
+parse_cursor(const char *field, const char *s, uint64_t *out, struct ch_err *err)
+{
+    char *end = NULL;
+
+    if (!s || !*s)
+        return CH_OK;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || !isdigit((unsigned char)*s))
+        return ch_err_set(err, CH_EINVAL, field, "not a cursor this server issued");
+    *out = v;
+    return CH_OK;
+}
+
+/* Render items [from, to) of a position-sorted sequence as a page. get(i) returns the item's position and view. */
+struct pager {
+    const struct chat_model *m;
+    const struct chat_room *r;
+    const char *viewer;
+    const struct chat_item *const *items; /* timeline, or NULL */
+    const struct seqlist *replies;        /* thread, or NULL */
+    size_t n;
+};
+
+static uint64_t
+pager_pos(const struct pager *p, size_t i)
+{
+    return p->items ? p->items[i]->pos : p->replies->v[i]->pos;
+}
+
+static cJSON *
+pager_page(const struct pager *p, size_t from, size_t to)
+{
+    cJSON *page = cJSON_CreateObject(), *events = cJSON_AddArrayToObject(page, "events");
+    cJSON *users = cJSON_AddObjectToObject(cJSON_AddObjectToObject(page, "includes"), "users");
+
+    for (size_t i = from; i < to; i++) {
+        if (p->items) {
+            const struct chat_item *it = p->items[i];
+            cJSON_AddItemToArray(events, view_item(it, p->r->id, p->viewer));
+            view_include_user(p->m, users, it->actor);
+            if (it->subject_user[0])
+                view_include_user(p->m, users, it->subject_user);
+        } else {
+            const struct chat_msg *msg = p->replies->v[i];
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "id", msg->id);
+            json_add_time(e, "createdAt", msg->created_at);
+            cJSON_AddStringToObject(e, "actorId", msg->author);
+            json_add_int64_str(e, "cursor", (int64_t)msg->pos);
+            cJSON_AddItemToObject(cJSON_AddObjectToObject(e, "messagePosted"), "message",
+                                  view_message(msg, p->r->id, p->viewer));
+            cJSON_AddItemToArray(events, e);
+            view_include_user(p->m, users, msg->author);
+        }
+    }
+    if (to > from) {
+        json_add_int64_str(page, "startCursor", (int64_t)pager_pos(p, from));
+        json_add_int64_str(page, "endCursor", (int64_t)pager_pos(p, to - 1));
+    } else {
+        cJSON_AddStringToObject(page, "startCursor", "");
+        cJSON_AddStringToObject(page, "endCursor", "");
+    }
+    cJSON_AddBoolToObject(page, "hasOlder", from > 0);
+    cJSON_AddBoolToObject(page, "hasNewer", to < p->n);
+    return page;
+}
+
+static size_t
+pager_after(const struct pager *p, uint64_t pos)
+{
+    return p->items ? model_tl_after(p->r, pos) : seqlist_after(p->replies, pos);
+}
+
+/* [from, to) for before/after/newest. */
+static void
+pager_window(const struct pager *p, bool has_before, uint64_t before, bool has_after, uint64_t after, size_t limit,
+             size_t *from, size_t *to)
+{
+    if (has_after) {
+        *from = pager_after(p, after);
+        *to = *from + limit < p->n ? *from + limit : p->n;
+    } else {
+        *to = has_before ? (before ? pager_after(p, before - 1) : 0) : p->n;
+        *from = *to > limit ? *to - limit : 0;
+    }
+}
+
+static enum ch_status
+check_limit(int limit, size_t *out, struct ch_err *err)
+{
+    if (limit == 0)
+        limit = 50;
+    if (limit < 1 || limit > 100)
+        return ch_err_set(err, CH_EINVAL, "limit", "must be between 1 and 100");
+    *out = (size_t)limit;
+    return CH_OK;
+}
+
+enum ch_status
+chat_room_events(struct chat *c, const struct user *who, const char *room_id, const char *before, const char *after,
+                 int limit_in, cJSON **out, struct ch_err *err)
+{
+    uint64_t b = 0, a = 0;
+    size_t limit = 50, from, to;
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = check_limit(limit_in, &limit, err)) != CH_OK ||
+        (st = parse_cursor("before", before, &b, err)) != CH_OK || (st = parse_cursor("after", after, &a, err)) != CH_OK)
+        return st;
+    if (before && *before && after && *after)
+        return ch_err_set(err, CH_EINVAL, "before", "give before or after, not both");
+    if ((st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    if ((st = room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+        struct pager p = { .m = c->m, .r = r, .viewer = who->id, .items = (const struct chat_item *const *)r->tl,
+                           .n = r->ntl };
+        pager_window(&p, before && *before, b, after && *after, a, limit, &from, &to);
+        *out = cJSON_CreateObject();
+        cJSON_AddStringToObject(*out, "roomId", room_id);
+        cJSON_AddItemToObject(*out, "page", pager_page(&p, from, to));
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    return st;
+}
+
+enum ch_status
+chat_room_events_around(struct chat *c, const struct user *who, const char *room_id, const char *event,
+                        int limit_in, cJSON **out, struct ch_err *err)
+{
+    size_t limit = 50, idx = SIZE_MAX;
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_check("eventId", event, err)) != CH_OK ||
+        (st = check_limit(limit_in, &limit, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    if ((st = room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+        struct chat_msg *msg = model_msg(r, event);
+        if (msg && !msg->thread_root[0]) {
+            size_t i = model_tl_after(r, msg->pos - 1);
+            if (i < r->ntl && r->tl[i]->pos == msg->pos)
+                idx = i;
+        }
+        for (size_t i = 0; idx == SIZE_MAX && i < r->ntl; i++)
+            if (!strcmp(r->tl[i]->id, event))
+                idx = i;
+        if (idx == SIZE_MAX) {
+            st = ch_err_set(err, CH_ENOTFOUND, "eventId", "no such event in this room's timeline");
+        } else {
+            struct pager p = { .m = c->m, .r = r, .viewer = who->id, .items = (const struct chat_item *const *)r->tl,
+                               .n = r->ntl };
+            size_t from = idx > limit / 2 ? idx - limit / 2 : 0, to = from + limit < r->ntl ? from + limit : r->ntl;
+            *out = cJSON_CreateObject();
+            cJSON_AddStringToObject(*out, "roomId", room_id);
+            cJSON_AddItemToObject(*out, "page", pager_page(&p, from, to));
+        }
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    return st;
+}
+
+enum ch_status
+chat_thread(struct chat *c, const struct user *who, const char *room_id, const char *root_id, const char *before,
+            const char *after, int limit_in, cJSON **out, struct ch_err *err)
+{
+    uint64_t b = 0, a = 0;
+    size_t limit = 50, from, to;
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+    static const struct seqlist empty;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK ||
+        (st = id_check("threadRootEventId", root_id, err)) != CH_OK ||
+        (st = check_limit(limit_in, &limit, err)) != CH_OK || (st = parse_cursor("before", before, &b, err)) != CH_OK ||
+        (st = parse_cursor("after", after, &a, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    if ((st = room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+        struct chat_msg *root = model_msg(r, root_id);
+        const struct seqlist *l = map_get(r->threads, root_id);
+        if (!root || root->thread_root[0]) {
+            st = ch_err_set(err, CH_ENOTFOUND, "threadRootEventId", "no such thread in this room");
+        } else {
+            struct pager p = { .m = c->m, .r = r, .viewer = who->id, .replies = l ? l : &empty, .n = l ? l->n : 0 };
+            pager_window(&p, before && *before, b, after && *after, a, limit, &from, &to);
+            *out = cJSON_CreateObject();
+            cJSON_AddItemToObject(*out, "root", view_message(root, room_id, who->id));
+            cJSON_AddItemToObject(*out, "page", pager_page(&p, from, to));
+        }
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    return st;
+}
+
+/* ---- read state ---- */
+
+enum ch_status
+chat_mark_read(struct chat *c, const struct user *who, const char *room_id, const char *event, cJSON **out,
+               struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+    uint64_t pos = 0, rev = 0;
+    char key[2 * ID_MAX + 2], val[32];
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_or_empty("eventId", event, err)) != CH_OK ||
+        (st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    if ((st = room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+        if (event && *event) {
+            struct chat_msg *msg = model_msg(r, event);
+            if (msg)
+                pos = msg->pos;
+            for (size_t i = 0; !pos && i < r->ntl; i++)
+                if (!strcmp(r->tl[i]->id, event))
+                    pos = r->tl[i]->pos;
+            if (!pos)
+                st = ch_err_set(err, CH_ENOTFOUND, "eventId", "no such event in this room");
+        } else {
+            pos = chat_model_applied(c->m); /* positions are stream sequences: everything so far */
+        }
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    if (st != CH_OK)
+        return st;
+    snprintf(key, sizeof key, "%s.%s", who->id, room_id);
+    snprintf(val, sizeof val, "%" PRIu64, pos);
+    /* only ever forward, even when two devices race */
+    for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+        char *cur = NULL;
+        uint64_t cur_rev = 0;
+        st = store_kv_get(c->store, STORE_B_READS, key, &cur, NULL, &cur_rev, err);
+        if (st == CH_OK && strtoull(cur, NULL, 10) >= pos) {
+            free(cur);
+            rev = cur_rev;
+            break;
+        }
+        free(cur);
+        if (st == CH_OK)
+            st = store_kv_update(c->store, STORE_B_READS, key, val, strlen(val), cur_rev, &rev, err);
+        else if (st == CH_ENOTFOUND)
+            st = store_kv_create(c->store, STORE_B_READS, key, val, strlen(val), &rev, err);
+        if (st != CH_ECONFLICT && st != CH_EEXIST)
+            break;
+    }
+    if (st != CH_OK)
+        return st;
+    if (!chat_model_wait_reads(c->m, rev, c->timeout_ms))
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "stored, but this server has not caught up yet; retry");
+    pthread_rwlock_rdlock(&c->m->lock);
+    r = model_room(c->m, room_id);
+    cm = model_member(r, who->id);
+    *out = cJSON_CreateObject();
+    if (cm) {
+        size_t unread, mentions;
+        unread_counts(r, cm, &unread, &mentions);
+        json_add_int64_str(*out, "lastReadCursor", (int64_t)cm->last_read);
+        cJSON_AddNumberToObject(*out, "unreadCount", (double)unread);
+        cJSON_AddNumberToObject(*out, "mentionCount", (double)mentions);
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    return CH_OK;
+}

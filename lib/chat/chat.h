@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+/*
+ * The chat core: rooms, direct messages, messages, threads, reactions, history and read state. Writes append
+ * events to the CHATTO_EVENTS stream (optimistic concurrency through expected subject sequences); every process
+ * keeps a read model fed by an ordered consumer and answers reads from memory. A read first learns the stream's
+ * last sequence and waits until the local model has applied it, so a write acknowledged by any process is seen
+ * by the next read on every process.
+ *
+ * All functions are thread-safe (HTTP worker threads). Results are cJSON trees owned by the caller.
+ */
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/status.h"
+#include "model/user.h"
+
+struct store;
+struct chat;
+
+/* A change the model applied, for realtime delivery. payload is a complete frame body (owned by the model,
+ * valid during the call); audience lists the user ids that may see it. Called on the follower thread with the
+ * model locked: copy what you need and return quickly. */
+struct chat_change {
+    uint64_t seq;
+    const char *room_id;
+    const char *type;
+    const cJSON *payload;
+    const char *const *audience;
+    size_t naudience;
+};
+typedef void (*chat_listener_fn)(void *ctx, const struct chat_change *c);
+
+struct chat_opts {
+    struct store *store;
+    int64_t edit_window_ms;
+    int64_t timeout_ms; /* read-your-writes waits */
+};
+
+enum ch_status chat_new(const struct chat_opts *o, struct chat **out, struct ch_err *err);
+void chat_free(struct chat *c);
+/* True once the read model has replayed the stream up to where it was when we subscribed. */
+bool chat_ready(struct chat *c, char *reason, size_t len);
+void chat_set_listener(struct chat *c, chat_listener_fn fn, void *ctx);
+
+/* The caller of every operation below is `who` (an authenticated user). */
+
+/* Rooms. visibility: "public" or "private". Each returns {room} where noted. */
+enum ch_status chat_create_room(struct chat *c, const struct user *who, const char *name, const char *description,
+                                const char *visibility, cJSON **out, struct ch_err *err);
+enum ch_status chat_update_room(struct chat *c, const struct user *who, const char *room, const char *name,
+                                const char *description, cJSON **out, struct ch_err *err);
+enum ch_status chat_set_archived(struct chat *c, const struct user *who, const char *room, bool archived,
+                                 cJSON **out, struct ch_err *err);
+enum ch_status chat_join(struct chat *c, const struct user *who, const char *room, cJSON **out, struct ch_err *err);
+enum ch_status chat_leave(struct chat *c, const struct user *who, const char *room, struct ch_err *err);
+enum ch_status chat_add_member(struct chat *c, const struct user *who, const char *room, const char *user,
+                               struct ch_err *err);
+enum ch_status chat_remove_member(struct chat *c, const struct user *who, const char *room, const char *user,
+                                  struct ch_err *err);
+enum ch_status chat_list_members(struct chat *c, const struct user *who, const char *room, cJSON **out,
+                                 struct ch_err *err);
+/* {rooms: [{room, joined, unreadCount, mentionCount, memberCount, lastActivityAt}]}: joined rooms and DMs, and
+ * the public rooms the user could join. */
+enum ch_status chat_list_rooms(struct chat *c, const struct user *who, cJSON **out, struct ch_err *err);
+/* The one DM for exactly {who} ∪ ids, created if needed (even when two processes race). */
+enum ch_status chat_start_dm(struct chat *c, const struct user *who, const char *const *ids, size_t n, cJSON **out,
+                             struct ch_err *err);
+
+/* Messages. idem_key (may be NULL) makes a retried post store once. Each returns {message}. */
+enum ch_status chat_post(struct chat *c, const struct user *who, const char *room, const char *body,
+                         const char *thread_root, const char *in_reply_to, const char *idem_key, cJSON **out,
+                         struct ch_err *err);
+enum ch_status chat_edit(struct chat *c, const struct user *who, const char *room, const char *msg, const char *body,
+                         cJSON **out, struct ch_err *err);
+enum ch_status chat_delete(struct chat *c, const struct user *who, const char *room, const char *msg,
+                           struct ch_err *err);
+enum ch_status chat_get_message(struct chat *c, const struct user *who, const char *room, const char *msg,
+                                cJSON **out, struct ch_err *err);
+/* {messages: [...]} for the ids found (missing ids are skipped). */
+enum ch_status chat_get_messages(struct chat *c, const struct user *who, const char *room, const char *const *ids,
+                                 size_t n, cJSON **out, struct ch_err *err);
+enum ch_status chat_react(struct chat *c, const struct user *who, const char *room, const char *msg,
+                          const char *emoji, bool add, cJSON **out, struct ch_err *err);
+
+/* History: {page: {events, startCursor, endCursor, hasOlder, hasNewer, includes: {users}}}. With neither before
+ * nor after: the newest page. limit 1..100. */
+enum ch_status chat_room_events(struct chat *c, const struct user *who, const char *room, const char *before,
+                                const char *after, int limit, cJSON **out, struct ch_err *err);
+enum ch_status chat_room_events_around(struct chat *c, const struct user *who, const char *room, const char *event,
+                                       int limit, cJSON **out, struct ch_err *err);
+/* A thread's replies, oldest first, paged like history: {root, page}. */
+enum ch_status chat_thread(struct chat *c, const struct user *who, const char *room, const char *root,
+                           const char *before, const char *after, int limit, cJSON **out, struct ch_err *err);
+
+/* Read state: up to event (a message id) or, when NULL, everything. Never moves backwards. */
+enum ch_status chat_mark_read(struct chat *c, const struct user *who, const char *room, const char *event,
+                              cJSON **out, struct ch_err *err);
+
+/* The public #general room exists (created once, whoever gets there first) and user joins it. */
+enum ch_status chat_join_general(struct chat *c, const struct user *who, struct ch_err *err);
+
+/* Parse "@login" mentions in body against known logins: ids into out (up to max), returns how many. */
+size_t chat_parse_mentions(struct chat *c, const char *body, char (*out)[65], size_t max);

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+/*
+ * Internals of lib/chat: the in-memory read model built from the CHATTO_EVENTS stream (model.c), its JSON views
+ * (view.c) and the commands that append to the stream (chat.c).
+ *
+ * Locking: struct chat_model has one rwlock. The follower thread applies events under the write lock; queries
+ * take the read lock; nothing takes it across a NATS request. `applied` (events), `users_rev` and `reads_rev`
+ * advance after each apply and are signalled on `cv` for read-your-writes waits.
+ */
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/ids.h"
+#include "base/map.h"
+#include "chat/chat.h"
+#include "model/user.h"
+
+#define ROOM_NAME_MAX_CHARS 80
+#define ROOM_NAME_MAX_BYTES 320
+#define ROOM_DESC_MAX_CHARS 500
+#define ROOM_DESC_MAX_BYTES 2000
+#define EMOJI_MAX_BYTES 32
+
+enum room_vis { VIS_PUBLIC = 0, VIS_PRIVATE, VIS_DM };
+enum room_role { RROLE_MEMBER = 0, RROLE_ADMIN, RROLE_OWNER };
+
+struct chat_reaction {
+    char emoji[EMOJI_MAX_BYTES + 1];
+    char (*users)[ID_MAX + 1];
+    size_t n;
+};
+
+struct chat_msg {
+    char id[ID_MAX + 1];
+    char author[ID_MAX + 1];
+    uint64_t pos; /* timeline position: the sequence of the message's first snapshot */
+    int64_t created_at, edited_at, deleted_at;
+    char *body; /* NULL once deleted (or before any snapshot was seen) */
+    char thread_root[ID_MAX + 1];
+    char in_reply_to[ID_MAX + 1];
+    char (*mentions)[ID_MAX + 1];
+    size_t nmentions;
+    struct chat_reaction *reactions;
+    size_t nreactions;
+    uint64_t *body_seqs; /* stream messages that hold a body of this message (erased when it is deleted) */
+    size_t nbody;
+    uint32_t reply_count; /* as a thread root: live replies */
+    int64_t last_reply_at;
+    uint64_t last_seq; /* last event on the message's subject (compare-and-set for edits and deletes) */
+    bool known;        /* a snapshot or tombstone was applied (reactions may arrive first during a replay) */
+};
+
+enum item_kind { IT_MSG, IT_ROOM_CREATED, IT_ROOM_UPDATED, IT_ROOM_ARCHIVED, IT_ROOM_UNARCHIVED, IT_JOINED, IT_LEFT };
+
+/* One entry of a room's timeline (messages and room events, not thread replies). */
+struct chat_item {
+    uint64_t pos;
+    enum item_kind kind;
+    char id[ID_MAX + 1];
+    char actor[ID_MAX + 1];
+    char subject_user[ID_MAX + 1]; /* joined/left: who */
+    int64_t at;
+    struct chat_msg *msg; /* IT_MSG; owned by the room's msgs map */
+};
+
+struct chat_member {
+    char user[ID_MAX + 1];
+    enum room_role role;
+    int64_t joined_at;
+    uint64_t last_read; /* position read up to */
+    uint64_t seq;       /* last event on this member's subject */
+};
+
+struct seqlist {
+    struct chat_msg **v; /* sorted by pos */
+    size_t n, cap;
+};
+
+struct chat_room {
+    char id[ID_MAX + 1];
+    char name[ROOM_NAME_MAX_BYTES + 1];
+    char description[ROOM_DESC_MAX_BYTES + 1];
+    enum room_vis vis;
+    bool archived;
+    bool exists; /* room.created applied */
+    int64_t created_at;
+    char created_by[ID_MAX + 1];
+    char dm_key[65];
+    uint64_t room_seq; /* last event on the room subject */
+    struct map *members; /* user id -> chat_member */
+    struct map *msgs;    /* msg id -> chat_msg */
+    struct map *threads; /* root id -> struct seqlist of replies */
+    struct seqlist mentioned; /* messages with mentions (timeline and threads) */
+    struct chat_item **tl;
+    size_t ntl, captl;
+    int64_t last_activity; /* ms of the newest message */
+};
+
+struct chat_model {
+    pthread_rwlock_t lock;
+    struct map *rooms;   /* id -> chat_room */
+    struct map *dms;     /* dm key -> room id (borrowed from the room) */
+    struct map *users;   /* id -> struct user (password hash cleared) */
+    struct map *logins;  /* login -> user id (borrowed) */
+    struct map *pending_reads; /* "uid.room" -> uint64 pos, for reads seen before the member */
+
+    /* seqs of bodies that belong to deleted messages and may still be on disk (a deleter crashed before erasing) */
+    uint64_t *erase;
+    size_t nerase, caperase;
+
+    pthread_mutex_t mu; /* guards the progress fields and cv */
+    pthread_cond_t cv;
+    uint64_t applied, users_rev, reads_rev;
+    bool users_loaded, reads_loaded;
+
+    chat_listener_fn listener;
+    void *listener_ctx;
+    atomic_ulong bad_events;
+};
+
+struct chat_model *chat_model_new(void);
+void chat_model_free(struct chat_model *m);
+/* Apply one event of the stream (follower thread). */
+void chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len,
+                      int64_t ms);
+/* Users directory and read positions (watcher threads). id/key NULL = "initial values done". */
+void chat_model_user(struct chat_model *m, const char *id, const char *json, size_t len, uint64_t rev);
+void chat_model_read(struct chat_model *m, const char *key, const char *val, size_t len, uint64_t rev);
+/* Wait until the events (resp. users, reads) applied reach at least seq; false on timeout. */
+bool chat_model_wait(struct chat_model *m, uint64_t seq, int64_t timeout_ms);
+bool chat_model_wait_users(struct chat_model *m, uint64_t rev, int64_t timeout_ms);
+bool chat_model_wait_reads(struct chat_model *m, uint64_t rev, int64_t timeout_ms);
+uint64_t chat_model_applied(struct chat_model *m);
+/* Take the erase backlog (caller frees *v). */
+void chat_model_take_erasures(struct chat_model *m, uint64_t **v, size_t *n);
+
+/* Lookups; caller holds the lock. */
+struct chat_room *model_room(struct chat_model *m, const char *id);
+struct chat_member *model_member(struct chat_room *r, const char *uid);
+struct chat_msg *model_msg(struct chat_room *r, const char *id);
+const struct user *model_user(struct chat_model *m, const char *id);
+/* Index of the first timeline item with pos > p (binary search). */
+size_t model_tl_after(const struct chat_room *r, uint64_t p);
+size_t seqlist_after(const struct seqlist *l, uint64_t p);
+
+/* Views (view.c); caller holds the lock. `viewer` decides hasReacted. */
+cJSON *view_room(const struct chat_room *r);
+cJSON *view_message(const struct chat_msg *msg, const char *room_id, const char *viewer);
+cJSON *view_item(const struct chat_item *it, const char *room_id, const char *viewer);
+cJSON *view_user(const struct chat_model *m, const char *id);
+/* Add users {id: User} for ids to includes (deduplicated). */
+void view_include_user(const struct chat_model *m, cJSON *users, const char *id);
+
+const char *room_role_str(enum room_role r);

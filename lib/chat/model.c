@@ -1,0 +1,909 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The read model: rooms, members, messages, threads, reactions and read positions, rebuilt from the event stream
+ * (replayed from the first event at start, then live). chat_model_apply runs on the follower thread only;
+ * chat_model_user / chat_model_read on their watcher threads; all under the write lock. Malformed events are
+ * counted and skipped: one bad record must not stop a server from starting.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chat/chat_int.h"
+#include "json/json.h"
+
+static const char *const role_names[] = { "member", "admin", "owner" };
+
+const char *
+room_role_str(enum room_role r)
+{
+    return (unsigned)r < 3 ? role_names[r] : "member";
+}
+
+static enum room_role
+role_parse(const char *s)
+{
+    for (int i = 0; i < 3; i++)
+        if (s && !strcmp(s, role_names[i]))
+            return (enum room_role)i;
+    return RROLE_MEMBER;
+}
+
+/* ---- lifetime ---- */
+
+static void
+msg_free(void *p)
+{
+    struct chat_msg *m = p;
+
+    if (!m)
+        return;
+    free(m->body);
+    free(m->mentions);
+    for (size_t i = 0; i < m->nreactions; i++)
+        free(m->reactions[i].users);
+    free(m->reactions);
+    free(m->body_seqs);
+    free(m);
+}
+
+static void
+seqlist_free(void *p)
+{
+    struct seqlist *l = p;
+
+    if (l)
+        free(l->v);
+    free(l);
+}
+
+static void
+room_free(void *p)
+{
+    struct chat_room *r = p;
+
+    if (!r)
+        return;
+    map_free(r->members, free);
+    map_free(r->threads, seqlist_free);
+    map_free(r->msgs, msg_free);
+    for (size_t i = 0; i < r->ntl; i++)
+        free(r->tl[i]);
+    free(r->tl);
+    free(r->mentioned.v);
+    free(r);
+}
+
+struct chat_model *
+chat_model_new(void)
+{
+    struct chat_model *m = calloc(1, sizeof *m);
+
+    if (!m)
+        return NULL;
+    pthread_rwlock_init(&m->lock, NULL);
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->cv, NULL);
+    m->rooms = map_new();
+    m->dms = map_new();
+    m->users = map_new();
+    m->logins = map_new();
+    m->pending_reads = map_new();
+    if (!m->rooms || !m->dms || !m->users || !m->logins || !m->pending_reads) {
+        chat_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void
+chat_model_free(struct chat_model *m)
+{
+    if (!m)
+        return;
+    map_free(m->rooms, room_free);
+    map_free(m->dms, NULL);
+    map_free(m->users, free);
+    map_free(m->logins, NULL);
+    map_free(m->pending_reads, free);
+    free(m->erase);
+    pthread_rwlock_destroy(&m->lock);
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cv);
+    free(m);
+}
+
+/* ---- lookups ---- */
+
+struct chat_room *
+model_room(struct chat_model *m, const char *id)
+{
+    struct chat_room *r = id ? map_get(m->rooms, id) : NULL;
+
+    return r && r->exists ? r : NULL;
+}
+
+struct chat_member *
+model_member(struct chat_room *r, const char *uid)
+{
+    return r && uid ? map_get(r->members, uid) : NULL;
+}
+
+struct chat_msg *
+model_msg(struct chat_room *r, const char *id)
+{
+    struct chat_msg *msg = r && id ? map_get(r->msgs, id) : NULL;
+
+    return msg && msg->known ? msg : NULL;
+}
+
+const struct user *
+model_user(struct chat_model *m, const char *id)
+{
+    return id ? map_get(m->users, id) : NULL;
+}
+
+size_t
+model_tl_after(const struct chat_room *r, uint64_t p)
+{
+    size_t lo = 0, hi = r->ntl;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (r->tl[mid]->pos <= p)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+size_t
+seqlist_after(const struct seqlist *l, uint64_t p)
+{
+    size_t lo = 0, hi = l->n;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (l->v[mid]->pos <= p)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* ---- small helpers ---- */
+
+static const char *
+jstr(const cJSON *o, const char *name)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    return cJSON_IsString(f) && f->valuestring ? f->valuestring : NULL;
+}
+
+static int64_t
+jint(const cJSON *o, const char *name)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    if (cJSON_IsNumber(f))
+        return (int64_t)f->valuedouble;
+    if (cJSON_IsString(f) && f->valuestring)
+        return strtoll(f->valuestring, NULL, 10);
+    return 0;
+}
+
+static void
+copy_id(char dst[ID_MAX + 1], const char *src)
+{
+    snprintf(dst, ID_MAX + 1, "%s", src && id_valid(src) ? src : "");
+}
+
+static bool
+seqlist_insert(struct seqlist *l, struct chat_msg *msg)
+{
+    size_t at;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        struct chat_msg **nv = realloc(l->v, cap * sizeof *nv);
+        if (!nv)
+            return false;
+        l->v = nv;
+        l->cap = cap;
+    }
+    at = seqlist_after(l, msg->pos);
+    memmove(l->v + at + 1, l->v + at, (l->n - at) * sizeof *l->v);
+    l->v[at] = msg;
+    l->n++;
+    return true;
+}
+
+static void
+seqlist_remove(struct seqlist *l, const struct chat_msg *msg)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i] == msg) {
+            memmove(l->v + i, l->v + i + 1, (l->n - i - 1) * sizeof *l->v);
+            l->n--;
+            return;
+        }
+}
+
+static struct chat_item *
+tl_insert(struct chat_room *r, uint64_t pos, enum item_kind kind)
+{
+    struct chat_item *it = calloc(1, sizeof *it);
+    size_t at;
+
+    if (!it)
+        return NULL;
+    if (r->ntl == r->captl) {
+        size_t cap = r->captl ? r->captl * 2 : 16;
+        struct chat_item **nv = realloc(r->tl, cap * sizeof *nv);
+        if (!nv) {
+            free(it);
+            return NULL;
+        }
+        r->tl = nv;
+        r->captl = cap;
+    }
+    it->pos = pos;
+    it->kind = kind;
+    at = model_tl_after(r, pos); /* live events append; replays of edited messages insert earlier */
+    memmove(r->tl + at + 1, r->tl + at, (r->ntl - at) * sizeof *r->tl);
+    r->tl[at] = it;
+    r->ntl++;
+    return it;
+}
+
+static struct chat_room *
+room_get_or_new(struct chat_model *m, const char *id)
+{
+    struct chat_room *r = map_get(m->rooms, id);
+
+    if (r)
+        return r;
+    if (!(r = calloc(1, sizeof *r)))
+        return NULL;
+    copy_id(r->id, id);
+    r->members = map_new();
+    r->msgs = map_new();
+    r->threads = map_new();
+    if (!r->members || !r->msgs || !r->threads) {
+        room_free(r);
+        return NULL;
+    }
+    map_put(m->rooms, id, r, NULL);
+    return r;
+}
+
+static struct chat_msg *
+msg_get_or_new(struct chat_room *r, const char *id)
+{
+    struct chat_msg *msg = map_get(r->msgs, id);
+
+    if (msg)
+        return msg;
+    if (!(msg = calloc(1, sizeof *msg)))
+        return NULL;
+    copy_id(msg->id, id);
+    map_put(r->msgs, id, msg, NULL);
+    return msg;
+}
+
+static void
+erase_later(struct chat_model *m, uint64_t seq)
+{
+    if (m->nerase == m->caperase) {
+        size_t cap = m->caperase ? m->caperase * 2 : 16;
+        uint64_t *nv = realloc(m->erase, cap * sizeof *nv);
+        if (!nv)
+            return;
+        m->erase = nv;
+        m->caperase = cap;
+    }
+    m->erase[m->nerase++] = seq;
+}
+
+/* Recount a thread root's live replies and latest reply time. */
+static void
+thread_summary(struct chat_room *r, const char *root_id)
+{
+    struct chat_msg *root = msg_get_or_new(r, root_id);
+    struct seqlist *l = map_get(r->threads, root_id);
+
+    if (!root)
+        return;
+    root->reply_count = 0;
+    root->last_reply_at = 0;
+    for (size_t i = 0; l && i < l->n; i++) {
+        if (l->v[i]->deleted_at)
+            continue;
+        root->reply_count++;
+        if (l->v[i]->created_at > root->last_reply_at)
+            root->last_reply_at = l->v[i]->created_at;
+    }
+}
+
+/* ---- change notifications ---- */
+
+static void
+notify(struct chat_model *m, struct chat_room *r, uint64_t seq, const char *type, cJSON *payload,
+       const char *extra_user)
+{
+    const char **aud;
+    size_t n = 0, it = 0;
+    const char *key;
+
+    if (!m->listener || !payload) {
+        cJSON_Delete(payload);
+        return;
+    }
+    aud = calloc(map_len(r->members) + 2, sizeof *aud);
+    if (!aud) {
+        cJSON_Delete(payload);
+        return;
+    }
+    while (map_next(r->members, &it, &key, NULL))
+        aud[n++] = key;
+    if (extra_user && !map_get(r->members, extra_user))
+        aud[n++] = extra_user;
+    cJSON_AddStringToObject(payload, "type", type);
+    cJSON_AddStringToObject(payload, "roomId", r->id);
+    if (seq)
+        json_add_int64_str(payload, "cursor", (int64_t)seq);
+    struct chat_change c = { .seq = seq, .room_id = r->id, .type = type, .payload = payload, .audience = aud,
+                             .naudience = n };
+    m->listener(m->listener_ctx, &c);
+    free(aud);
+    cJSON_Delete(payload);
+}
+
+/* ---- applying events ---- */
+
+static void
+apply_room_created(struct chat_model *m, struct chat_room *r, uint64_t seq, const cJSON *ev, const char *actor,
+                   int64_t at)
+{
+    const cJSON *room = cJSON_GetObjectItemCaseSensitive(ev, "room"), *mem;
+    const char *vis = jstr(room, "visibility");
+    struct chat_item *it;
+
+    if (r->exists)
+        return;
+    r->exists = true;
+    snprintf(r->name, sizeof r->name, "%s", jstr(room, "name") ? jstr(room, "name") : "");
+    snprintf(r->description, sizeof r->description, "%s", jstr(room, "description") ? jstr(room, "description") : "");
+    r->vis = vis && !strcmp(vis, "private") ? VIS_PRIVATE : vis && !strcmp(vis, "dm") ? VIS_DM : VIS_PUBLIC;
+    r->created_at = at;
+    copy_id(r->created_by, actor);
+    if (jstr(room, "dmKey")) {
+        snprintf(r->dm_key, sizeof r->dm_key, "%s", jstr(room, "dmKey"));
+        map_put(m->dms, r->dm_key, r->id, NULL);
+    }
+    r->room_seq = seq;
+    cJSON_ArrayForEach(mem, cJSON_GetObjectItemCaseSensitive(ev, "members"))
+    {
+        const char *u = jstr(mem, "user");
+        struct chat_member *cm;
+        if (!u || !id_valid(u) || map_get(r->members, u) || !(cm = calloc(1, sizeof *cm)))
+            continue;
+        copy_id(cm->user, u);
+        cm->role = role_parse(jstr(mem, "role"));
+        cm->joined_at = at;
+        char key[2 * ID_MAX + 2];
+        snprintf(key, sizeof key, "%s.%s", u, r->id);
+        uint64_t *pending = map_del(m->pending_reads, key);
+        if (pending) {
+            cm->last_read = *pending;
+            free(pending);
+        }
+        map_put(r->members, u, cm, NULL);
+    }
+    if ((it = tl_insert(r, seq, IT_ROOM_CREATED))) {
+        copy_id(it->id, jstr(ev, "id"));
+        copy_id(it->actor, actor);
+        it->at = at;
+    }
+    if (m->listener) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddItemToObject(p, "room", view_room(r));
+        notify(m, r, seq, "room.created", p, NULL);
+    }
+}
+
+static void
+apply_room_event(struct chat_model *m, struct chat_room *r, uint64_t seq, const char *type, const cJSON *ev,
+                 const char *actor, int64_t at)
+{
+    enum item_kind kind;
+    struct chat_item *it;
+
+    if (!r->exists)
+        return;
+    r->room_seq = seq;
+    if (!strcmp(type, "room.updated")) {
+        if (jstr(ev, "name"))
+            snprintf(r->name, sizeof r->name, "%s", jstr(ev, "name"));
+        if (jstr(ev, "description"))
+            snprintf(r->description, sizeof r->description, "%s", jstr(ev, "description"));
+        kind = IT_ROOM_UPDATED;
+    } else if (!strcmp(type, "room.archived")) {
+        r->archived = true;
+        kind = IT_ROOM_ARCHIVED;
+    } else {
+        r->archived = false;
+        kind = IT_ROOM_UNARCHIVED;
+    }
+    if ((it = tl_insert(r, seq, kind))) {
+        copy_id(it->id, jstr(ev, "id"));
+        copy_id(it->actor, actor);
+        it->at = at;
+    }
+    if (m->listener) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddItemToObject(p, "room", view_room(r));
+        notify(m, r, seq, kind == IT_ROOM_UPDATED ? "room.updated" : "room.archived", p, NULL);
+    }
+}
+
+static void
+apply_member(struct chat_model *m, struct chat_room *r, uint64_t seq, const char *type, const cJSON *ev,
+             const char *actor, int64_t at)
+{
+    const char *u = jstr(ev, "user");
+    struct chat_member *cm;
+    bool join = !strcmp(type, "member.joined") || !strcmp(type, "member.added");
+    bool leave = !strcmp(type, "member.left") || !strcmp(type, "member.removed");
+    struct chat_item *it;
+    char key[2 * ID_MAX + 2];
+
+    if (!r->exists || !u || !id_valid(u))
+        return;
+    cm = map_get(r->members, u);
+    if (join) {
+        if (cm) { /* already a member (a replay of a raced join): keep the first */
+            cm->seq = seq;
+            return;
+        }
+        if (!(cm = calloc(1, sizeof *cm)))
+            return;
+        copy_id(cm->user, u);
+        cm->role = role_parse(jstr(ev, "role"));
+        cm->joined_at = at;
+        cm->seq = seq;
+        snprintf(key, sizeof key, "%s.%s", u, r->id);
+        uint64_t *pending = map_del(m->pending_reads, key);
+        if (pending) {
+            cm->last_read = *pending;
+            free(pending);
+        }
+        map_put(r->members, u, cm, NULL);
+    } else if (leave) {
+        if (!cm)
+            return;
+        free(map_del(r->members, u));
+    } else if (!strcmp(type, "member.role")) {
+        if (cm) {
+            cm->role = role_parse(jstr(ev, "role"));
+            cm->seq = seq;
+        }
+        return; /* no timeline entry */
+    } else {
+        return;
+    }
+    if ((it = tl_insert(r, seq, join ? IT_JOINED : IT_LEFT))) {
+        copy_id(it->id, jstr(ev, "id"));
+        copy_id(it->actor, actor);
+        copy_id(it->subject_user, u);
+        it->at = at;
+    }
+    if (m->listener) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "userId", u);
+        cJSON_AddItemToObject(p, "room", view_room(r));
+        notify(m, r, seq, join ? "member.joined" : "member.left", p, leave ? u : NULL);
+    }
+}
+
+static void
+set_list(char (**dst)[ID_MAX + 1], size_t *n, const cJSON *arr)
+{
+    const cJSON *x;
+    size_t cnt = 0, cap = (size_t)cJSON_GetArraySize(arr);
+
+    free(*dst);
+    *dst = NULL;
+    *n = 0;
+    if (!cap || !(*dst = calloc(cap, sizeof **dst)))
+        return;
+    cJSON_ArrayForEach(x, arr)
+    {
+        if (cJSON_IsString(x) && id_valid(x->valuestring))
+            copy_id((*dst)[cnt++], x->valuestring);
+    }
+    *n = cnt;
+}
+
+static void
+apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const char *type, const cJSON *ev,
+              const char *actor)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(ev, "msg");
+    const char *id = jstr(j, "id");
+    struct chat_msg *msg;
+    bool posted = !strcmp(type, "msg.posted"), deleted = !strcmp(type, "msg.deleted");
+    bool was_known, was_deleted;
+    int64_t pos;
+
+    (void)actor;
+    if (!r->exists || !id || !id_valid(id) || !(msg = msg_get_or_new(r, id)))
+        return;
+    was_known = msg->known;
+    was_deleted = msg->deleted_at != 0;
+    pos = posted ? (int64_t)seq : jint(j, "pos");
+    if (pos <= 0)
+        pos = (int64_t)seq;
+    msg->last_seq = seq;
+    if (!was_known) {
+        msg->known = true;
+        msg->pos = (uint64_t)pos;
+        copy_id(msg->author, jstr(j, "author"));
+        msg->created_at = jint(j, "createdAt");
+        copy_id(msg->thread_root, jstr(j, "threadRoot"));
+        copy_id(msg->in_reply_to, jstr(j, "inReplyTo"));
+        if (msg->thread_root[0]) {
+            struct seqlist *l = map_get(r->threads, msg->thread_root);
+            if (!l && (l = calloc(1, sizeof *l)))
+                map_put(r->threads, msg->thread_root, l, NULL);
+            if (l)
+                seqlist_insert(l, msg);
+        } else {
+            struct chat_item *it = tl_insert(r, msg->pos, IT_MSG);
+            if (it) {
+                copy_id(it->id, msg->id);
+                copy_id(it->actor, msg->author);
+                it->at = msg->created_at;
+                it->msg = msg;
+            }
+        }
+    }
+    if (deleted) {
+        if (!msg->deleted_at) {
+            msg->deleted_at = jint(j, "deletedAt") ? jint(j, "deletedAt") : 1;
+            free(msg->body);
+            msg->body = NULL;
+            for (size_t i = 0; i < msg->nreactions; i++)
+                free(msg->reactions[i].users);
+            free(msg->reactions);
+            msg->reactions = NULL;
+            msg->nreactions = 0;
+            if (msg->nmentions)
+                seqlist_remove(&r->mentioned, msg);
+            free(msg->mentions);
+            msg->mentions = NULL;
+            msg->nmentions = 0;
+        }
+        /* whatever snapshot bytes we saw must go; the deleter erases them, this is the safety net */
+        for (size_t i = 0; i < msg->nbody; i++)
+            erase_later(m, msg->body_seqs[i]);
+        free(msg->body_seqs);
+        msg->body_seqs = NULL;
+        msg->nbody = 0;
+    } else if (msg->deleted_at) {
+        /* a snapshot older than its tombstone can only appear in a replay where erasure did not finish */
+        erase_later(m, seq);
+        return;
+    } else {
+        const char *body = jstr(j, "body");
+        char *nb = strdup(body ? body : "");
+        uint64_t *ns = realloc(msg->body_seqs, (msg->nbody + 1) * sizeof *ns);
+        if (nb) {
+            free(msg->body);
+            msg->body = nb;
+        }
+        if (ns) {
+            msg->body_seqs = ns;
+            msg->body_seqs[msg->nbody++] = seq;
+        }
+        if (!posted)
+            msg->edited_at = jint(j, "editedAt");
+        bool had_mentions = msg->nmentions > 0;
+        set_list(&msg->mentions, &msg->nmentions, cJSON_GetObjectItemCaseSensitive(j, "mentions"));
+        if (msg->nmentions && !had_mentions)
+            seqlist_insert(&r->mentioned, msg);
+        else if (!msg->nmentions && had_mentions)
+            seqlist_remove(&r->mentioned, msg);
+        if (!msg->thread_root[0] && msg->created_at > r->last_activity)
+            r->last_activity = msg->created_at;
+    }
+    if (msg->thread_root[0])
+        thread_summary(r, msg->thread_root);
+    if (m->listener) {
+        cJSON *p = cJSON_CreateObject();
+        const char *t;
+        if (deleted) {
+            t = "message.deleted";
+            cJSON_AddStringToObject(p, "eventId", msg->id);
+            if (msg->thread_root[0])
+                cJSON_AddStringToObject(p, "threadRootEventId", msg->thread_root);
+        } else {
+            t = was_known && !was_deleted ? "message.updated" : "message.created";
+            cJSON_AddItemToObject(p, "message", view_message(msg, r->id, NULL));
+        }
+        notify(m, r, seq, t, p, NULL);
+        if (msg->thread_root[0]) {
+            struct chat_msg *root = map_get(r->msgs, msg->thread_root);
+            if (root) {
+                cJSON *q = cJSON_CreateObject();
+                cJSON_AddStringToObject(q, "threadRootEventId", root->id);
+                cJSON_AddNumberToObject(q, "replyCount", root->reply_count);
+                if (root->last_reply_at)
+                    json_add_time(q, "lastReplyAt", root->last_reply_at);
+                notify(m, r, seq, "thread.updated", q, NULL);
+            }
+        }
+    }
+}
+
+static void
+apply_reaction(struct chat_model *m, struct chat_room *r, uint64_t seq, bool add, const cJSON *ev, const char *actor)
+{
+    const char *id = jstr(ev, "msgId"), *emoji = jstr(ev, "emoji");
+    struct chat_msg *msg;
+    struct chat_reaction *rx = NULL;
+    size_t i;
+
+    if (!r->exists || !id || !emoji || !actor || !id_valid(actor) || strlen(emoji) > EMOJI_MAX_BYTES ||
+        !(msg = msg_get_or_new(r, id)))
+        return;
+    msg->last_seq = seq;
+    if (msg->deleted_at)
+        return;
+    for (i = 0; i < msg->nreactions; i++)
+        if (!strcmp(msg->reactions[i].emoji, emoji))
+            rx = &msg->reactions[i];
+    if (add) {
+        if (!rx) {
+            struct chat_reaction *nv = realloc(msg->reactions, (msg->nreactions + 1) * sizeof *nv);
+            if (!nv)
+                return;
+            msg->reactions = nv;
+            rx = &msg->reactions[msg->nreactions++];
+            memset(rx, 0, sizeof *rx);
+            snprintf(rx->emoji, sizeof rx->emoji, "%s", emoji);
+        }
+        for (i = 0; i < rx->n; i++)
+            if (!strcmp(rx->users[i], actor))
+                return; /* already there */
+        char(*nu)[ID_MAX + 1] = realloc(rx->users, (rx->n + 1) * sizeof *nu);
+        if (!nu)
+            return;
+        rx->users = nu;
+        copy_id(rx->users[rx->n++], actor);
+    } else {
+        if (!rx)
+            return;
+        for (i = 0; i < rx->n && strcmp(rx->users[i], actor); i++)
+            ;
+        if (i == rx->n)
+            return;
+        memmove(rx->users + i, rx->users + i + 1, (rx->n - i - 1) * sizeof *rx->users);
+        rx->n--;
+        if (rx->n == 0) {
+            free(rx->users);
+            size_t k = (size_t)(rx - msg->reactions);
+            memmove(msg->reactions + k, msg->reactions + k + 1, (msg->nreactions - k - 1) * sizeof *rx);
+            msg->nreactions--;
+            rx = NULL;
+        }
+    }
+    if (m->listener && msg->known) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "eventId", msg->id);
+        cJSON_AddStringToObject(p, "emoji", emoji);
+        cJSON_AddStringToObject(p, "userId", actor);
+        cJSON_AddNumberToObject(p, "count", rx ? (double)rx->n : 0);
+        notify(m, r, seq, add ? "reaction.added" : "reaction.removed", p, NULL);
+    }
+}
+
+void
+chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len, int64_t ms)
+{
+    cJSON *ev = cJSON_ParseWithLength(data, len);
+    const char *type = jstr(ev, "type"), *actor = jstr(ev, "actor");
+    char room_id[ID_MAX + 1];
+    const char *p;
+    size_t n;
+    int64_t at;
+
+    /* subject: chatto.ev.<room>.<kind>[.<id>] */
+    p = subject + strlen("chatto.ev.");
+    n = strcspn(p, ".");
+    if (strncmp(subject, "chatto.ev.", 10) != 0 || n == 0 || n > ID_MAX || !type) {
+        atomic_fetch_add(&m->bad_events, 1);
+        goto done_unlocked;
+    }
+    memcpy(room_id, p, n);
+    room_id[n] = '\0';
+    at = jint(ev, "at") ? jint(ev, "at") : ms;
+
+    pthread_rwlock_wrlock(&m->lock);
+    struct chat_room *r = id_valid(room_id) ? room_get_or_new(m, room_id) : NULL;
+    if (!r)
+        atomic_fetch_add(&m->bad_events, 1);
+    else if (!strcmp(type, "room.created"))
+        apply_room_created(m, r, seq, ev, actor, at);
+    else if (!strcmp(type, "room.updated") || !strcmp(type, "room.archived") || !strcmp(type, "room.unarchived"))
+        apply_room_event(m, r, seq, type, ev, actor, at);
+    else if (!strncmp(type, "member.", 7))
+        apply_member(m, r, seq, type, ev, actor, at);
+    else if (!strcmp(type, "msg.posted") || !strcmp(type, "msg.edited") || !strcmp(type, "msg.deleted"))
+        apply_message(m, r, seq, type, ev, actor);
+    else if (!strcmp(type, "reaction.added") || !strcmp(type, "reaction.removed"))
+        apply_reaction(m, r, seq, type[9] == 'a', ev, actor);
+    else
+        atomic_fetch_add(&m->bad_events, 1);
+    pthread_rwlock_unlock(&m->lock);
+done_unlocked:
+    cJSON_Delete(ev);
+    pthread_mutex_lock(&m->mu);
+    if (seq > m->applied)
+        m->applied = seq;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* ---- users and read positions ---- */
+
+void
+chat_model_user(struct chat_model *m, const char *id, const char *json, size_t len, uint64_t rev)
+{
+    if (id) {
+        struct user *u = NULL, *old;
+        if (json && (u = malloc(sizeof *u)) && user_parse(json, len, u) != CH_OK) {
+            free(u);
+            u = NULL;
+        }
+        if (u)
+            explicit_bzero(u->password_hash, sizeof u->password_hash);
+        pthread_rwlock_wrlock(&m->lock);
+        old = map_get(m->users, id);
+        if (old)
+            map_del(m->logins, old->login);
+        if (u) {
+            map_put(m->users, id, u, NULL);
+            map_put(m->logins, u->login, u->id, NULL);
+        } else {
+            map_del(m->users, id);
+        }
+        free(old);
+        pthread_rwlock_unlock(&m->lock);
+    }
+    pthread_mutex_lock(&m->mu);
+    if (!id)
+        m->users_loaded = true;
+    if (rev > m->users_rev)
+        m->users_rev = rev;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void
+chat_model_read(struct chat_model *m, const char *key, const char *val, size_t len, uint64_t rev)
+{
+    if (key && val) {
+        char uid[ID_MAX + 1], room[ID_MAX + 1], buf[32];
+        const char *dot = strchr(key, '.');
+        uint64_t pos;
+
+        snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf ? len : sizeof buf - 1), val);
+        pos = strtoull(buf, NULL, 10);
+        if (dot && (size_t)(dot - key) <= ID_MAX && strlen(dot + 1) <= ID_MAX) {
+            snprintf(uid, sizeof uid, "%.*s", (int)(dot - key), key);
+            snprintf(room, sizeof room, "%s", dot + 1);
+            pthread_rwlock_wrlock(&m->lock);
+            struct chat_room *r = map_get(m->rooms, room);
+            struct chat_member *cm = r ? map_get(r->members, uid) : NULL;
+            if (cm) {
+                if (pos > cm->last_read) {
+                    cm->last_read = pos;
+                    if (m->listener) {
+                        cJSON *p = cJSON_CreateObject();
+                        json_add_int64_str(p, "lastReadCursor", (int64_t)pos);
+                        /* only the reader's own devices care */
+                        const char *aud[1] = { uid };
+                        cJSON_AddStringToObject(p, "type", "read.updated");
+                        cJSON_AddStringToObject(p, "roomId", r->id);
+                        struct chat_change c = { .room_id = r->id, .type = "read.updated", .payload = p,
+                                                 .audience = aud, .naudience = 1 };
+                        m->listener(m->listener_ctx, &c);
+                        cJSON_Delete(p);
+                    }
+                }
+            } else {
+                /* the member event has not arrived yet (reads and events come on different streams) */
+                uint64_t *v = malloc(sizeof *v);
+                if (v) {
+                    *v = pos;
+                    free(map_put(m->pending_reads, key, v, NULL));
+                }
+            }
+            pthread_rwlock_unlock(&m->lock);
+        }
+    }
+    pthread_mutex_lock(&m->mu);
+    if (!key)
+        m->reads_loaded = true;
+    if (rev > m->reads_rev)
+        m->reads_rev = rev;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* ---- waiting ---- */
+
+static bool
+wait_for(struct chat_model *m, uint64_t *field, uint64_t target, int64_t timeout_ms)
+{
+    struct timespec ts;
+    bool ok;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&m->mu);
+    while (*field < target)
+        if (pthread_cond_timedwait(&m->cv, &m->mu, &ts) != 0)
+            break;
+    ok = *field >= target;
+    pthread_mutex_unlock(&m->mu);
+    return ok;
+}
+
+bool
+chat_model_wait(struct chat_model *m, uint64_t seq, int64_t timeout_ms)
+{
+    return wait_for(m, &m->applied, seq, timeout_ms);
+}
+
+bool
+chat_model_wait_users(struct chat_model *m, uint64_t rev, int64_t timeout_ms)
+{
+    return wait_for(m, &m->users_rev, rev, timeout_ms);
+}
+
+bool
+chat_model_wait_reads(struct chat_model *m, uint64_t rev, int64_t timeout_ms)
+{
+    return wait_for(m, &m->reads_rev, rev, timeout_ms);
+}
+
+uint64_t
+chat_model_applied(struct chat_model *m)
+{
+    pthread_mutex_lock(&m->mu);
+    uint64_t v = m->applied;
+    pthread_mutex_unlock(&m->mu);
+    return v;
+}
+
+void
+chat_model_take_erasures(struct chat_model *m, uint64_t **v, size_t *n)
+{
+    pthread_rwlock_wrlock(&m->lock);
+    *v = m->erase;
+    *n = m->nerase;
+    m->erase = NULL;
+    m->nerase = m->caperase = 0;
+    pthread_rwlock_unlock(&m->lock);
+}

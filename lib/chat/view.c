@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/* JSON views of the read model in the API's shapes (SPEC §5). Callers hold the model lock. */
+#include <stdio.h>
+#include <string.h>
+
+#include "chat/chat_int.h"
+#include "json/json.h"
+
+static const char *
+vis_str(enum room_vis v)
+{
+    return v == VIS_PRIVATE ? "private" : v == VIS_DM ? "dm" : "public";
+}
+
+cJSON *
+view_room(const struct chat_room *r)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "id", r->id);
+    cJSON_AddStringToObject(o, "name", r->name);
+    cJSON_AddStringToObject(o, "description", r->description);
+    cJSON_AddBoolToObject(o, "archived", r->archived);
+    cJSON_AddStringToObject(o, "visibility", vis_str(r->vis));
+    cJSON_AddBoolToObject(o, "isDm", r->vis == VIS_DM);
+    json_add_time(o, "createdAt", r->created_at);
+    if (r->vis == VIS_DM) {
+        cJSON *ids = cJSON_AddArrayToObject(o, "participantIds");
+        size_t it = 0;
+        const char *k;
+        while (map_next(r->members, &it, &k, NULL))
+            cJSON_AddItemToArray(ids, cJSON_CreateString(k));
+    }
+    return o;
+}
+
+cJSON *
+view_message(const struct chat_msg *msg, const char *room_id, const char *viewer)
+{
+    cJSON *o = cJSON_CreateObject(), *arr;
+
+    cJSON_AddStringToObject(o, "id", msg->id);
+    cJSON_AddStringToObject(o, "roomId", room_id);
+    json_add_time(o, "createdAt", msg->created_at);
+    cJSON_AddStringToObject(o, "actorId", msg->author);
+    if (msg->body && !msg->deleted_at)
+        cJSON_AddStringToObject(o, "body", msg->body);
+    cJSON_AddArrayToObject(o, "attachments");
+    if (msg->edited_at)
+        json_add_time(o, "updatedAt", msg->edited_at);
+    cJSON_AddBoolToObject(o, "edited", msg->edited_at != 0);
+    if (msg->in_reply_to[0])
+        cJSON_AddStringToObject(o, "inReplyTo", msg->in_reply_to);
+    if (msg->thread_root[0])
+        cJSON_AddStringToObject(o, "threadRootEventId", msg->thread_root);
+    arr = cJSON_AddArrayToObject(o, "reactions");
+    for (size_t i = 0; i < msg->nreactions; i++) {
+        const struct chat_reaction *rx = &msg->reactions[i];
+        cJSON *x = cJSON_CreateObject();
+        bool mine = false;
+        for (size_t j = 0; viewer && j < rx->n; j++)
+            mine |= !strcmp(rx->users[j], viewer);
+        cJSON_AddStringToObject(x, "emoji", rx->emoji);
+        cJSON_AddNumberToObject(x, "count", (double)rx->n);
+        cJSON_AddBoolToObject(x, "hasReacted", mine);
+        cJSON_AddItemToArray(arr, x);
+    }
+    arr = cJSON_AddArrayToObject(o, "mentions");
+    for (size_t i = 0; i < msg->nmentions; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(msg->mentions[i]));
+    if (!msg->thread_root[0] && (msg->reply_count || msg->last_reply_at)) {
+        cJSON *t = cJSON_AddObjectToObject(o, "thread");
+        cJSON_AddStringToObject(t, "threadRootEventId", msg->id);
+        cJSON_AddNumberToObject(t, "replyCount", msg->reply_count);
+        if (msg->last_reply_at)
+            json_add_time(t, "lastReplyAt", msg->last_reply_at);
+    }
+    if (msg->deleted_at)
+        json_add_time(o, "deletedAt", msg->deleted_at);
+    cJSON_AddBoolToObject(o, "pinned", false);
+    json_add_int64_str(o, "cursor", (int64_t)msg->pos);
+    return o;
+}
+
+cJSON *
+view_item(const struct chat_item *it, const char *room_id, const char *viewer)
+{
+    cJSON *o = cJSON_CreateObject(), *x;
+
+    cJSON_AddStringToObject(o, "id", it->id);
+    json_add_time(o, "createdAt", it->at);
+    cJSON_AddStringToObject(o, "actorId", it->actor);
+    json_add_int64_str(o, "cursor", (int64_t)it->pos);
+    switch (it->kind) {
+    case IT_MSG:
+        x = cJSON_AddObjectToObject(o, "messagePosted");
+        cJSON_AddItemToObject(x, "message", view_message(it->msg, room_id, viewer));
+        break;
+    case IT_ROOM_CREATED:
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "roomCreated"), "roomId", room_id);
+        break;
+    case IT_ROOM_UPDATED:
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "roomUpdated"), "roomId", room_id);
+        break;
+    case IT_ROOM_ARCHIVED:
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "roomArchived"), "roomId", room_id);
+        break;
+    case IT_ROOM_UNARCHIVED:
+        x = cJSON_AddObjectToObject(o, "roomUnarchived");
+        cJSON_AddStringToObject(x, "roomId", room_id);
+        break;
+    case IT_JOINED:
+        x = cJSON_AddObjectToObject(o, "userJoinedRoom");
+        cJSON_AddStringToObject(x, "roomId", room_id);
+        cJSON_AddStringToObject(x, "userId", it->subject_user);
+        break;
+    case IT_LEFT:
+        x = cJSON_AddObjectToObject(o, "userLeftRoom");
+        cJSON_AddStringToObject(x, "roomId", room_id);
+        cJSON_AddStringToObject(x, "userId", it->subject_user);
+        break;
+    }
+    return o;
+}
+
+cJSON *
+view_user(const struct chat_model *m, const char *id)
+{
+    const struct user *u = model_user((struct chat_model *)m, id);
+
+    if (u)
+        return user_to_json(u, false);
+    /* not (yet) in the directory: a minimal record rather than a hole in includes */
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "login", "");
+    cJSON_AddStringToObject(o, "displayName", "");
+    cJSON_AddBoolToObject(o, "deleted", false);
+    cJSON_AddBoolToObject(o, "isBot", false);
+    return o;
+}
+
+void
+view_include_user(const struct chat_model *m, cJSON *users, const char *id)
+{
+    if (!id || !*id || cJSON_GetObjectItemCaseSensitive(users, id))
+        return;
+    cJSON_AddItemToObject(users, id, view_user(m, id));
+}

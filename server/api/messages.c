@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/* chatto.api.v1.MessageService: post, edit, delete, read and react. MHD worker threads. */
+#include <stdlib.h>
+
+#include "api/api.h"
+#include "chat/chat.h"
+#include "json/json.h"
+
+#define ME (&c->who->user)
+
+/* {roomId, eventId} */
+static enum ch_status
+target(const cJSON *in, const char **room, const char **ev, struct ch_err *err)
+{
+    enum ch_status st;
+
+    if ((st = json_get_str(in, "roomId", true, 1, 64, room, err)) != CH_OK)
+        return st;
+    return json_get_str(in, "eventId", true, 1, 64, ev, err);
+}
+
+static enum ch_status
+create_message(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *room = NULL, *body = NULL, *root = NULL, *reply = NULL, **assets = NULL;
+    size_t nassets = 0;
+    enum ch_status st;
+
+    if ((st = json_get_str(in, "roomId", true, 1, 64, &room, err)) != CH_OK ||
+        (st = json_get_str(in, "body", true, 0, 65536, &body, err)) != CH_OK ||
+        (st = json_get_str(in, "threadRootEventId", false, 0, 64, &root, err)) != CH_OK ||
+        (st = json_get_str(in, "inReplyTo", false, 0, 64, &reply, err)) != CH_OK ||
+        (st = json_get_str_array(in, "attachmentAssetIds", false, 32, 1, 64, &assets, &nassets, err)) != CH_OK)
+        return st;
+    free(assets);
+    if (nassets)
+        return ch_err_set(err, CH_ECONFLICT, "attachmentAssetIds", "attachments are not available on this server yet");
+    return chat_post(c->env->chat, ME, room, body, root, reply, http_req_header(c->req, "Idempotency-Key"), out, err);
+}
+
+static enum ch_status
+update_message(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *room = NULL, *ev = NULL, *body = NULL;
+    enum ch_status st;
+
+    if ((st = target(in, &room, &ev, err)) != CH_OK || (st = json_get_str(in, "body", true, 0, 65536, &body, err)))
+        return st;
+    return chat_edit(c->env->chat, ME, room, ev, body, out, err);
+}
+
+static enum ch_status
+delete_message(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *room = NULL, *ev = NULL;
+    enum ch_status st;
+
+    if ((st = target(in, &room, &ev, err)) != CH_OK || (st = chat_delete(c->env->chat, ME, room, ev, err)) != CH_OK)
+        return st;
+    *out = cJSON_CreateObject();
+    cJSON_AddBoolToObject(*out, "deleted", true);
+    return CH_OK;
+}
+
+static enum ch_status
+get_message(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *room = NULL, *ev = NULL;
+    enum ch_status st;
+
+    if ((st = target(in, &room, &ev, err)) != CH_OK)
+        return st;
+    return chat_get_message(c->env->chat, ME, room, ev, out, err);
+}
+
+static enum ch_status
+batch_get_messages(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *room = NULL, **ids = NULL;
+    size_t n = 0;
+    enum ch_status st;
+
+    if ((st = json_get_str(in, "roomId", true, 1, 64, &room, err)) != CH_OK ||
+        (st = json_get_str_array(in, "eventIds", true, 100, 1, 64, &ids, &n, err)) != CH_OK)
+        return st;
+    st = chat_get_messages(c->env->chat, ME, room, ids, n, out, err);
+    free(ids);
+    return st;
+}
+
+static enum ch_status
+react(struct api_ctx *c, const cJSON *in, cJSON **out, bool add, struct ch_err *err)
+{
+    const char *room = NULL, *ev = NULL, *emoji = NULL;
+    enum ch_status st;
+
+    if ((st = target(in, &room, &ev, err)) != CH_OK || (st = json_get_str(in, "emoji", true, 0, 256, &emoji, err)))
+        return st;
+    return chat_react(c->env->chat, ME, room, ev, emoji, add, out, err);
+}
+
+static enum ch_status
+add_reaction(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    return react(c, in, out, true, err);
+}
+
+static enum ch_status
+remove_reaction(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    return react(c, in, out, false, err);
+}
+
+const struct api_method messages_methods[] = {
+    { "chatto.api.v1.MessageService", "CreateMessage", API_AUTH_USER, 128 * 1024, create_message },
+    { "chatto.api.v1.MessageService", "UpdateMessage", API_AUTH_USER, 128 * 1024, update_message },
+    { "chatto.api.v1.MessageService", "DeleteMessage", API_AUTH_USER, 4096, delete_message },
+    { "chatto.api.v1.MessageService", "GetMessage", API_AUTH_USER, 4096, get_message },
+    { "chatto.api.v1.MessageService", "BatchGetMessages", API_AUTH_USER, 16384, batch_get_messages },
+    { "chatto.api.v1.MessageService", "AddReaction", API_AUTH_USER, 4096, add_reaction },
+    { "chatto.api.v1.MessageService", "RemoveReaction", API_AUTH_USER, 4096, remove_reaction },
+    { 0 },
+};
