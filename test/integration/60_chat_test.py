@@ -1,0 +1,569 @@
+# SPDX-License-Identifier: MIT
+"""The chat core on two chatto processes sharing one NATS server: every call, its bad inputs and its rules."""
+import json
+import os
+import threading
+
+from harness import FAST_AUTH, Client, TestCase, external_env, http_request
+
+R = "chatto.api.v1.RoomService/"
+M = "chatto.api.v1.MessageService/"
+T = "chatto.api.v1.ThreadService/"
+ADMIN = "chatto.admin.v1.AdminUserService/"
+
+
+def grep_tree(root, needle):
+    hits = []
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            try:
+                with open(p, "rb") as fh:
+                    if needle in fh.read():
+                        hits.append(p)
+            except OSError:
+                pass
+    return hits
+
+
+class Chat(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.n = self.nats(token="chat-test-token")
+        env = external_env(self.n)
+        self.a = self.chatto(embedded=False, env=env, args=FAST_AUTH)
+        self.b = self.chatto(embedded=False, env=env, args=FAST_AUTH)
+        self.alice = Client(self.a)  # the owner
+        self.alice_id = self.alice.register("alice").json()["user"]["id"]
+        self.bob = Client(self.b)
+        self.bob_id = self.bob.register("bob").json()["user"]["id"]
+        self.carol = Client(self.a)
+        self.carol_id = self.carol.register("carol").json()["user"]["id"]
+
+    def err(self, client, method, body, status, code, field=None):
+        r = client.call(method, body)
+        self.assertEqual((r.status, r.json().get("code")), (status, code), (method, body, r))
+        if field:
+            self.assertTrue(r.json()["message"].startswith(field + ": "), r.json())
+        return r.json()
+
+    def room(self, client, name, **kw):
+        body = {"name": name}
+        body.update(kw)
+        return client.ok(R + "CreateRoom", body)["room"]
+
+    def post(self, client, room, body, **kw):
+        req = {"roomId": room, "body": body}
+        req.update(kw)
+        return client.ok(M + "CreateMessage", req)["message"]
+
+    def events(self, client, room, **kw):
+        req = {"roomId": room}
+        req.update(kw)
+        return client.ok(R + "GetRoomEvents", req)["page"]
+
+    # ---- rooms ----
+
+    def test_general_room_everyone_joins(self):
+        for c in (self.alice, self.bob, self.carol):
+            rooms = {x["room"]["id"]: x for x in c.ok(R + "ListRooms")["rooms"]}
+            self.assertTrue(rooms["general"]["joined"])
+            self.assertEqual(rooms["general"]["room"]["name"], "general")
+        members = self.alice.ok(R + "ListMembers", {"roomId": "general"})["members"]
+        self.assertEqual({m["userId"] for m in members}, {self.alice_id, self.bob_id, self.carol_id})
+
+    def test_create_room_and_rules(self):
+        r = self.room(self.alice, "Design Team", description="Pixels", visibility="public")
+        self.assertEqual((r["name"], r["description"], r["archived"]), ("Design Team", "Pixels", False))
+        # unique case-insensitively, on either process
+        self.err(self.bob, R + "CreateRoom", {"name": "design team"}, 409, "already_exists", "name")
+        self.err(self.bob, R + "CreateRoom", {"name": "#DESIGN TEAM"}, 409, "already_exists", "name")
+        self.err(self.bob, R + "CreateRoom", {"name": ""}, 400, "invalid_argument", "name")
+        self.err(self.bob, R + "CreateRoom", {"name": "x" * 81}, 400, "invalid_argument", "name")
+        self.err(self.bob, R + "CreateRoom", {"name": "tab\there"}, 400, "invalid_argument", "name")
+        self.err(self.bob, R + "CreateRoom", {"name": "ok", "description": "d" * 501}, 400, "invalid_argument",
+                 "description")
+        self.err(self.bob, R + "CreateRoom", {"name": "ok", "visibility": "secret"}, 400, "invalid_argument",
+                 "visibility")
+        self.err(self.bob, R + "CreateRoom", {}, 400, "invalid_argument", "name")
+        self.assertEqual(self.room(self.bob, "é" * 80)["name"], "é" * 80)
+
+    def test_concurrent_room_creation_one_name_one_room(self):
+        results = []
+
+        def go(c):
+            results.append(c.call(R + "CreateRoom", {"name": "Race"}).status)
+
+        ts = [threading.Thread(target=go, args=(Client(p, cookie=self.alice.cookie),)) for p in (self.a, self.b) * 10]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(sorted(results), [200] + [409] * 19)
+
+    def test_update_archive_and_read_only(self):
+        r = self.room(self.alice, "Ops")
+        self.bob.ok(R + "JoinRoom", {"roomId": r["id"]})
+        self.err(self.bob, R + "UpdateRoom", {"roomId": r["id"], "name": "Mine"}, 403, "permission_denied")
+        u = self.alice.ok(R + "UpdateRoom", {"roomId": r["id"], "name": "Operations", "description": "24/7"})
+        self.assertEqual((u["room"]["name"], u["room"]["description"]), ("Operations", "24/7"))
+        # the old name is free again, the new one is taken
+        self.room(self.bob, "ops")
+        self.err(self.bob, R + "CreateRoom", {"name": "operations"}, 409, "already_exists")
+        self.err(self.alice, R + "UpdateRoom", {"roomId": r["id"]}, 400, "invalid_argument")
+        self.assertTrue(self.alice.ok(R + "ArchiveRoom", {"roomId": r["id"]})["room"]["archived"])
+        # archived = read-only, on the other process too
+        self.err(self.bob.on(self.a), M + "CreateMessage", {"roomId": r["id"], "body": "hi"}, 400,
+                 "failed_precondition")
+        self.assertTrue(self.events(self.bob, r["id"])["events"][-1].get("roomArchived"))
+        self.alice.ok(R + "UnarchiveRoom", {"roomId": r["id"]})
+        self.post(self.bob, r["id"], "back again")
+
+    def test_private_rooms_invisible_and_unjoinable(self):
+        r = self.room(self.alice, "Secret", visibility="private")
+        ids = [x["room"]["id"] for x in self.bob.ok(R + "ListRooms")["rooms"]]
+        self.assertNotIn(r["id"], ids)
+        for m, body in ((R + "JoinRoom", {"roomId": r["id"]}), (R + "GetRoomEvents", {"roomId": r["id"]}),
+                        (R + "ListMembers", {"roomId": r["id"]}),
+                        (M + "CreateMessage", {"roomId": r["id"], "body": "x"})):
+            self.err(self.bob, m, body, 404, "not_found")
+        # a member adds bob: now he sees it, posts, and can leave
+        self.alice.ok(R + "AddMember", {"roomId": r["id"], "userId": self.bob_id})
+        self.assertIn(r["id"], [x["room"]["id"] for x in self.bob.ok(R + "ListRooms")["rooms"]])
+        self.post(self.bob, r["id"], "thanks")
+        self.assertEqual(self.bob.ok(R + "LeaveRoom", {"roomId": r["id"]}), {"left": True})
+        self.err(self.bob, R + "GetRoomEvents", {"roomId": r["id"]}, 404, "not_found")
+
+    def test_membership_admin_rules(self):
+        r = self.room(self.alice, "Team")
+        self.bob.ok(R + "JoinRoom", {"roomId": r["id"]})
+        self.bob.ok(R + "JoinRoom", {"roomId": r["id"]})  # idempotent
+        self.err(self.bob, R + "AddMember", {"roomId": r["id"], "userId": self.carol_id}, 403, "permission_denied")
+        self.err(self.bob, R + "RemoveMember", {"roomId": r["id"], "userId": self.alice_id}, 403,
+                 "permission_denied")
+        self.err(self.alice, R + "AddMember", {"roomId": r["id"], "userId": "nosuchuser"}, 404, "not_found")
+        self.alice.ok(R + "RemoveMember", {"roomId": r["id"], "userId": self.bob_id})
+        self.err(self.bob, M + "CreateMessage", {"roomId": r["id"], "body": "x"}, 403, "permission_denied")
+        self.err(self.alice, R + "RemoveMember", {"roomId": r["id"], "userId": self.bob_id}, 404, "not_found")
+        page = self.events(self.alice, r["id"])
+        kinds = [next(k for k in e if k in ("roomCreated", "userJoinedRoom", "userLeftRoom", "messagePosted"))
+                 for e in page["events"]]
+        self.assertEqual(kinds, ["roomCreated", "userJoinedRoom", "userLeftRoom"])
+        self.err(self.carol, R + "LeaveRoom", {"roomId": r["id"]}, 403, "permission_denied")
+
+    # ---- DMs ----
+
+    def test_start_dm_returns_the_one_dm(self):
+        d1 = self.alice.ok(R + "StartDM", {"participantIds": [self.bob_id]})["room"]
+        d2 = self.bob.ok(R + "StartDM", {"participantIds": [self.alice_id, self.bob_id]})["room"]
+        self.assertEqual(d1["id"], d2["id"])
+        self.assertTrue(d1["isDm"])
+        self.assertEqual(sorted(d1["participantIds"]), sorted([self.alice_id, self.bob_id]))
+        g = self.alice.ok(R + "StartDM", {"participantIds": [self.bob_id, self.carol_id]})["room"]
+        self.assertNotEqual(g["id"], d1["id"])
+        self.post(self.bob, d1["id"], "psst")
+        self.err(self.carol, R + "GetRoomEvents", {"roomId": d1["id"]}, 404, "not_found")
+        self.err(self.carol, R + "JoinRoom", {"roomId": d1["id"]}, 404, "not_found")
+        self.err(self.alice, R + "StartDM", {"participantIds": []}, 400, "invalid_argument", "participantIds")
+        self.err(self.alice, R + "StartDM", {"participantIds": ["nosuchuser"]}, 404, "not_found")
+        self.err(self.alice, R + "StartDM", {"participantIds": ["a.b"]}, 400, "invalid_argument", "participantIds")
+        self.err(self.alice, R + "UpdateRoom", {"roomId": d1["id"], "name": "x"}, 400, "failed_precondition")
+
+    def test_concurrent_start_dm_creates_exactly_one(self):
+        ids = []
+
+        def go(c, other):
+            r = c.call(R + "StartDM", {"participantIds": [other]})
+            ids.append(r.json()["room"]["id"] if r.status == 200 else r.status)
+
+        ts = []
+        for i in range(10):
+            ts.append(threading.Thread(target=go, args=(Client(self.a if i % 2 else self.b, cookie=self.carol.cookie),
+                                                        self.bob_id)))
+            ts.append(threading.Thread(target=go, args=(Client(self.b if i % 2 else self.a, cookie=self.bob.cookie),
+                                                        self.carol_id)))
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(len(set(ids)), 1, ids)
+        dms = [x for x in self.bob.ok(R + "ListRooms")["rooms"] if x["room"]["isDm"]]
+        self.assertEqual(len(dms), 1)
+
+    # ---- messages ----
+
+    def test_messages_create_get_edit_delete(self):
+        m = self.post(self.alice, "general", "Hello @bob and @nobody, see @Carol.")
+        self.assertEqual(m["actorId"], self.alice_id)
+        self.assertEqual(sorted(m["mentions"]), sorted([self.bob_id, self.carol_id]))
+        got = self.bob.ok(M + "GetMessage", {"roomId": "general", "eventId": m["id"]})["message"]
+        self.assertEqual(got["body"], m["body"])
+        self.assertFalse(got["edited"])
+        self.err(self.bob, M + "UpdateMessage", {"roomId": "general", "eventId": m["id"], "body": "mine"}, 403,
+                 "permission_denied")
+        e = self.alice.ok(M + "UpdateMessage", {"roomId": "general", "eventId": m["id"], "body": "Edited"})
+        self.assertEqual((e["message"]["body"], e["message"]["edited"]), ("Edited", True))
+        self.assertIn("updatedAt", e["message"])
+        got = self.bob.ok(M + "GetMessage", {"roomId": "general", "eventId": m["id"]})["message"]
+        self.assertEqual(got["body"], "Edited")
+        self.err(self.carol, M + "DeleteMessage", {"roomId": "general", "eventId": m["id"]}, 403,
+                 "permission_denied")
+        self.assertEqual(self.alice.ok(M + "DeleteMessage", {"roomId": "general", "eventId": m["id"]}),
+                         {"deleted": True})
+        tomb = self.bob.ok(M + "GetMessage", {"roomId": "general", "eventId": m["id"]})["message"]
+        self.assertNotIn("body", tomb)
+        self.assertIn("deletedAt", tomb)
+        # the tombstone stays in history, in place
+        ev = [e for e in self.events(self.bob, "general")["events"] if e["id"] == m["id"]]
+        self.assertEqual(len(ev), 1)
+        self.assertIn("deletedAt", ev[0]["messagePosted"]["message"])
+        self.err(self.alice, M + "UpdateMessage", {"roomId": "general", "eventId": m["id"], "body": "x"}, 404,
+                 "not_found")
+        self.err(self.alice, M + "DeleteMessage", {"roomId": "general", "eventId": m["id"]}, 404, "not_found")
+        batch = self.bob.ok(M + "BatchGetMessages", {"roomId": "general", "eventIds": [m["id"], "nosuch"]})
+        self.assertEqual([x["id"] for x in batch["messages"]], [m["id"]])
+
+    def test_room_admin_may_delete_others_messages(self):
+        r = self.room(self.alice, "Moderated")
+        self.bob.ok(R + "JoinRoom", {"roomId": r["id"]})
+        m = self.post(self.bob, r["id"], "spam spam")
+        self.alice.ok(M + "DeleteMessage", {"roomId": r["id"], "eventId": m["id"]})
+
+    def test_body_validation(self):
+        self.err(self.alice, M + "CreateMessage", {"roomId": "general", "body": ""}, 400, "invalid_argument", "body")
+        self.err(self.alice, M + "CreateMessage", {"roomId": "general", "body": "   \n "}, 400, "invalid_argument",
+                 "body")
+        self.err(self.alice, M + "CreateMessage", {"roomId": "general", "body": "x" * 10001}, 400,
+                 "invalid_argument", "body")
+        self.post(self.alice, "general", "x" * 10000)
+        self.post(self.alice, "general", "😀" * 2500)  # 10,000 bytes of 4-byte characters
+        self.err(self.alice, M + "CreateMessage", {"roomId": "general"}, 400, "invalid_argument", "body")
+        self.err(self.alice, M + "CreateMessage", {"roomId": "general", "body": 5}, 400, "invalid_argument", "body")
+        # invalid UTF-8 straight in the JSON bytes
+        raw = b'{"roomId":"general","body":"bad \xff\xfe bytes"}'
+        r = self.a.post("/api/connect/" + M + "CreateMessage", raw, self.alice.headers(
+            {"Content-Type": "application/json"}))
+        self.assertEqual((r.status, r.json()["code"]), (400, "invalid_argument"), r)
+        self.assertIn("body", r.json()["message"])
+        self.err(self.alice, M + "CreateMessage", {"roomId": "general", "body": "x",
+                                                   "attachmentAssetIds": ["abc"]}, 400, "failed_precondition")
+
+    def test_ids_validated_before_nats(self):
+        for bad in ("a.b", "a*", ">", "a b", "x" * 65, "", "gen\u00e9ral", "a\tb"):
+            for m, body in ((M + "CreateMessage", {"roomId": bad, "body": "x"}),
+                            (R + "GetRoomEvents", {"roomId": bad}), (R + "JoinRoom", {"roomId": bad}),
+                            (M + "GetMessage", {"roomId": "general", "eventId": bad}),
+                            (M + "AddReaction", {"roomId": "general", "eventId": bad, "emoji": "x"})):
+                r = self.alice.call(m, body)
+                self.assertEqual(r.status, 400, (m, bad, r))
+                self.assertEqual(r.json()["code"], "invalid_argument")
+
+    def test_idempotency_key_stores_once(self):
+        h = {"Idempotency-Key": "retry-123"}
+        r1 = self.alice.call(M + "CreateMessage", {"roomId": "general", "body": "once"}, h)
+        r2 = Client(self.b, cookie=self.alice.cookie).call(M + "CreateMessage",
+                                                          {"roomId": "general", "body": "once"}, h)
+        self.assertEqual((r1.status, r2.status), (200, 200))
+        self.assertEqual(r1.json()["message"]["id"], r2.json()["message"]["id"])
+        bodies = [e["messagePosted"]["message"]["body"] for e in self.events(self.bob, "general")["events"]
+                  if "messagePosted" in e]
+        self.assertEqual(bodies.count("once"), 1)
+        # the same key from another user is another message
+        r3 = self.bob.call(M + "CreateMessage", {"roomId": "general", "body": "once"}, h)
+        self.assertNotEqual(r3.json()["message"]["id"], r1.json()["message"]["id"])
+        r = self.alice.call(M + "CreateMessage", {"roomId": "general", "body": "x"}, {"Idempotency-Key": "a b"})
+        self.assertEqual(r.status, 400)
+
+    # ---- threads and reactions ----
+
+    def test_threads(self):
+        root = self.post(self.alice, "general", "Thread root")
+        replies = [self.post(self.bob if i % 2 else self.carol, "general", "reply %d" % i,
+                             threadRootEventId=root["id"]) for i in range(5)]
+        got = self.alice.ok(M + "GetMessage", {"roomId": "general", "eventId": root["id"]})["message"]
+        self.assertEqual(got["thread"]["replyCount"], 5)
+        self.assertEqual(got["thread"]["lastReplyAt"], replies[-1]["createdAt"])
+        # replies are not in the room's timeline
+        tl = [e["id"] for e in self.events(self.alice, "general")["events"]]
+        self.assertIn(root["id"], tl)
+        self.assertFalse(set(r["id"] for r in replies) & set(tl))
+        page = self.bob.ok(T + "GetThreadReplies", {"roomId": "general", "threadRootEventId": root["id"],
+                                                    "limit": 2})
+        self.assertEqual(page["root"]["id"], root["id"])
+        self.assertEqual([e["id"] for e in page["page"]["events"]], [r["id"] for r in replies[3:]])
+        self.assertTrue(page["page"]["hasOlder"])
+        older = self.bob.ok(T + "GetThreadReplies", {"roomId": "general", "threadRootEventId": root["id"],
+                                                     "limit": 10, "before": page["page"]["startCursor"]})
+        self.assertEqual([e["id"] for e in older["page"]["events"]], [r["id"] for r in replies[:3]])
+        self.err(self.alice, M + "CreateMessage", {"roomId": "general", "body": "x",
+                                                   "threadRootEventId": replies[0]["id"]}, 400, "invalid_argument",
+                 "threadRootEventId")
+        self.err(self.alice, M + "CreateMessage", {"roomId": "general", "body": "x",
+                                                   "threadRootEventId": "nosuchmessage"}, 404, "not_found")
+        self.alice.ok(M + "DeleteMessage", {"roomId": "general", "eventId": replies[4]["id"]})
+        got = self.alice.ok(M + "GetMessage", {"roomId": "general", "eventId": root["id"]})["message"]
+        self.assertEqual(got["thread"]["replyCount"], 4)
+        q = self.post(self.bob, "general", "quoting", inReplyTo=root["id"])
+        self.assertEqual(q["inReplyTo"], root["id"])
+
+    def test_reactions(self):
+        m = self.post(self.alice, "general", "react to me")
+        self.alice.ok(M + "AddReaction", {"roomId": "general", "eventId": m["id"], "emoji": "👍"})
+        r = self.bob.ok(M + "AddReaction", {"roomId": "general", "eventId": m["id"], "emoji": "👍"})["message"]
+        self.assertEqual(r["reactions"], [{"emoji": "👍", "count": 2, "hasReacted": True}])
+        self.bob.ok(M + "AddReaction", {"roomId": "general", "eventId": m["id"], "emoji": "👍"})  # idempotent
+        c = self.carol.ok(M + "GetMessage", {"roomId": "general", "eventId": m["id"]})["message"]
+        self.assertEqual(c["reactions"], [{"emoji": "👍", "count": 2, "hasReacted": False}])
+        r = self.alice.ok(M + "RemoveReaction", {"roomId": "general", "eventId": m["id"], "emoji": "👍"})["message"]
+        self.assertEqual(r["reactions"], [{"emoji": "👍", "count": 1, "hasReacted": False}])
+        self.err(self.alice, M + "AddReaction", {"roomId": "general", "eventId": m["id"], "emoji": ""}, 400,
+                 "invalid_argument", "emoji")
+        self.err(self.alice, M + "AddReaction", {"roomId": "general", "eventId": m["id"], "emoji": "x" * 33}, 400,
+                 "invalid_argument", "emoji")
+        self.err(self.alice, M + "AddReaction", {"roomId": "general", "eventId": m["id"], "emoji": "a b"}, 400,
+                 "invalid_argument", "emoji")
+        for i in range(20):
+            self.carol.ok(M + "AddReaction", {"roomId": "general", "eventId": m["id"], "emoji": ":e%d:" % i})
+        self.err(self.carol, M + "AddReaction", {"roomId": "general", "eventId": m["id"], "emoji": ":e20:"}, 429,
+                 "resource_exhausted", "emoji")
+        self.bob.ok(M + "AddReaction", {"roomId": "general", "eventId": m["id"], "emoji": ":e20:"})
+
+    # ---- history ----
+
+    def test_history_paging_backwards_forwards_and_around(self):
+        r = self.room(self.alice, "Paging")
+        posted = [self.post(self.alice, r["id"], "m%02d" % i)["id"] for i in range(25)]
+        seen, cursor = [], None
+        while True:
+            req = {"roomId": r["id"], "limit": 10}
+            if cursor:
+                req["before"] = cursor
+            page = Client(self.b, cookie=self.alice.cookie).ok(R + "GetRoomEvents", req)["page"]
+            seen = [e["id"] for e in page["events"]] + seen
+            if not page["hasOlder"]:
+                break
+            cursor = page["startCursor"]
+        msgs = [i for i in seen if i in posted]
+        self.assertEqual(msgs, posted)
+        self.assertEqual(len(seen), len(set(seen)))
+        # forwards from the oldest
+        page = self.alice.ok(R + "GetRoomEvents", {"roomId": r["id"], "after": "0", "limit": 3})["page"]
+        self.assertFalse(page["hasOlder"])
+        self.assertTrue(page["hasNewer"])
+        # around a message
+        page = self.alice.ok(R + "GetRoomEventsAround", {"roomId": r["id"], "eventId": posted[12], "limit": 5})
+        ids = [e["id"] for e in page["page"]["events"]]
+        self.assertEqual(ids, posted[10:15])
+        self.err(self.alice, R + "GetRoomEvents", {"roomId": r["id"], "limit": 101}, 400, "invalid_argument", "limit")
+        self.err(self.alice, R + "GetRoomEvents", {"roomId": r["id"], "before": "abc"}, 400, "invalid_argument",
+                 "before")
+        self.err(self.alice, R + "GetRoomEvents", {"roomId": r["id"], "before": "5", "after": "1"}, 400,
+                 "invalid_argument")
+        users = page["page"]["includes"]["users"]
+        self.assertEqual(users[self.alice_id]["login"], "alice")
+
+    def test_pagination_stable_while_posting(self):
+        r = self.room(self.alice, "Busy")
+        self.bob.ok(R + "JoinRoom", {"roomId": r["id"]})
+        first = [self.post(self.alice, r["id"], "old %d" % i)["id"] for i in range(30)]
+        stop = threading.Event()
+        fresh = []
+
+        def writer():
+            while not stop.is_set():
+                fresh.append(self.post(Client(self.b, cookie=self.bob.cookie), r["id"], "new")["id"])
+
+        t = threading.Thread(target=writer)
+        page = self.alice.ok(R + "GetRoomEvents", {"roomId": r["id"], "limit": 5})["page"]
+        t.start()
+        seen = [e["id"] for e in page["events"]]
+        while page["hasOlder"]:
+            page = Client(self.b, cookie=self.alice.cookie).ok(
+                R + "GetRoomEvents", {"roomId": r["id"], "limit": 5, "before": page["startCursor"]})["page"]
+            seen = [e["id"] for e in page["events"]] + seen
+        stop.set()
+        t.join()
+        self.assertEqual(len(seen), len(set(seen)), "duplicates across pages")
+        self.assertEqual([i for i in seen if i in first], first, "gap across pages")
+        self.assertTrue(fresh)
+
+    def test_read_your_writes_across_processes(self):
+        r = self.room(self.alice, "RYW")
+        pa = Client(self.a, cookie=self.alice.cookie)
+        pb = Client(self.b, cookie=self.alice.cookie)
+        stale = 0
+        for i in range(500):
+            w, rd = (pa, pb) if i % 2 else (pb, pa)
+            m = w.ok(M + "CreateMessage", {"roomId": r["id"], "body": "ryw %d" % i})["message"]
+            page = rd.ok(R + "GetRoomEvents", {"roomId": r["id"], "limit": 1})["page"]
+            if page["events"][-1]["id"] != m["id"]:
+                stale += 1
+        self.assertEqual(stale, 0)
+
+    def test_concurrent_edits_resolve_without_lost_updates(self):
+        m = self.post(self.alice, "general", "v0")
+        results = []
+
+        def edit(c, body):
+            results.append((body, c.call(M + "UpdateMessage", {"roomId": "general", "eventId": m["id"],
+                                                               "body": body}).status))
+
+        ts = [threading.Thread(target=edit, args=(Client(self.a if i % 2 else self.b, cookie=self.alice.cookie),
+                                                  "v%d" % (i + 1))) for i in range(10)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertTrue(all(s == 200 for _, s in results), results)
+        final_a = self.alice.ok(M + "GetMessage", {"roomId": "general", "eventId": m["id"]})["message"]["body"]
+        final_b = Client(self.b, cookie=self.alice.cookie).ok(
+            M + "GetMessage", {"roomId": "general", "eventId": m["id"]})["message"]["body"]
+        self.assertEqual(final_a, final_b)
+        # an edit racing a delete: the delete wins or the edit lands first; never a zombie body
+        m2 = self.post(self.alice, "general", "doomed")
+        out = []
+        t1 = threading.Thread(target=lambda: out.append(self.alice.call(
+            M + "DeleteMessage", {"roomId": "general", "eventId": m2["id"]}).status))
+        t2 = threading.Thread(target=lambda: out.append(Client(self.b, cookie=self.alice.cookie).call(
+            M + "UpdateMessage", {"roomId": "general", "eventId": m2["id"], "body": "zombie"}).status))
+        t1.start(), t2.start(), t1.join(), t2.join()
+        got = self.bob.ok(M + "GetMessage", {"roomId": "general", "eventId": m2["id"]})["message"]
+        self.assertNotIn("body", got)
+
+    # ---- read state ----
+
+    def test_unread_and_mentions_same_everywhere(self):
+        r = self.room(self.alice, "Unread")
+        self.bob.ok(R + "JoinRoom", {"roomId": r["id"]})
+        for i in range(3):
+            self.post(self.alice, r["id"], "news %d" % i)
+        self.post(self.alice, r["id"], "@bob look")
+        self.post(self.bob, r["id"], "my own message does not count")
+
+        def counts(c):
+            x = [x for x in c.ok(R + "ListRooms")["rooms"] if x["room"]["id"] == r["id"]][0]
+            return x["unreadCount"], x["mentionCount"]
+
+        self.assertEqual(counts(self.bob), (4, 1))
+        self.assertEqual(counts(Client(self.a, cookie=self.bob.cookie)), (4, 1))
+        out = self.bob.ok(R + "MarkRoomAsRead", {"roomId": r["id"]})
+        self.assertEqual((out["unreadCount"], out["mentionCount"]), (0, 0))
+        self.assertEqual(counts(Client(self.a, cookie=self.bob.cookie)), (0, 0))
+        m = self.post(self.alice, r["id"], "one more")
+        self.assertEqual(counts(self.bob), (1, 0))
+        # marking an older event does not move the position backwards
+        first = self.events(self.bob, r["id"])["events"][0]["id"]
+        self.bob.ok(R + "MarkRoomAsRead", {"roomId": r["id"], "eventId": first})
+        self.assertEqual(counts(self.bob), (1, 0))
+        self.bob.ok(R + "MarkRoomAsRead", {"roomId": r["id"], "eventId": m["id"]})
+        self.assertEqual(counts(Client(self.a, cookie=self.bob.cookie)), (0, 0))
+        self.err(self.bob, R + "MarkRoomAsRead", {"roomId": r["id"], "eventId": "nosuchevent"}, 404, "not_found")
+
+    # ---- durability and erasure ----
+
+    def test_restarted_process_serves_full_history(self):
+        r = self.room(self.alice, "Durable")
+        ids = [self.post(self.alice, r["id"], "keep %d" % i)["id"] for i in range(20)]
+        self.alice.ok(M + "UpdateMessage", {"roomId": r["id"], "eventId": ids[3], "body": "edited"})
+        self.alice.ok(M + "DeleteMessage", {"roomId": r["id"], "eventId": ids[5]})
+        self.assertEqual(self.b.stop(), 0)
+        self.b.start()
+        page = Client(self.b, cookie=self.alice.cookie).ok(R + "GetRoomEvents", {"roomId": r["id"],
+                                                                                 "limit": 100})["page"]
+        msgs = [e["messagePosted"]["message"] for e in page["events"] if "messagePosted" in e]
+        self.assertEqual([m["id"] for m in msgs], ids)
+        self.assertEqual(msgs[3]["body"], "edited")
+        self.assertNotIn("body", msgs[5])
+
+    def test_deleted_body_is_erased_from_the_store(self):
+        secret = "the launch code is 0000-%s" % os.urandom(6).hex()
+        m = self.post(self.alice, "general", secret)
+        e = self.alice.ok(M + "UpdateMessage", {"roomId": "general", "eventId": m["id"],
+                                                "body": secret + " (edited)"})["message"]
+        self.assertTrue(grep_tree(self.n.dir, secret.encode()), "the body should be in the store before")
+        self.alice.ok(M + "DeleteMessage", {"roomId": "general", "eventId": e["id"]})
+        self.assertEqual(grep_tree(self.n.dir, secret.encode()), [])
+        self.assertEqual(grep_tree(self.a.dir, secret.encode()) + grep_tree(self.b.dir, secret.encode()), [])
+
+
+class Authorization(TestCase):
+    """Each call × {member, non-member, removed member, server admin, anonymous, bot}."""
+
+    def test_matrix(self):
+        n = self.nats(token="authz-token")
+        c = self.chatto(embedded=False, env=external_env(n), args=FAST_AUTH)
+        owner = Client(c)
+        owner.register("owner")
+        member, outsider, removed = Client(c), Client(c), Client(c)
+        member.register("member")
+        outsider_id = outsider.register("outsider").json()["user"]["id"]
+        removed_id = removed.register("removed").json()["user"]["id"]
+        bot = Client(c, token=owner.ok(ADMIN + "CreateBot", {"login": "botty"})["apiKey"])
+        anon = Client(c)
+        room = owner.ok(R + "CreateRoom", {"name": "Private", "visibility": "private"})["room"]["id"]
+        pub = owner.ok(R + "CreateRoom", {"name": "Public"})["room"]["id"]
+        for rid in (room, pub):
+            for who in (member, removed):
+                owner.ok(R + "AddMember", {"roomId": rid, "userId": who.ok(
+                    "chatto.api.v1.MyAccountService/GetMyAccount")["user"]["id"]})
+        msg = {rid: owner.ok(M + "CreateMessage", {"roomId": rid, "body": "hi"})["message"]["id"]
+               for rid in (room, pub)}
+        for rid in (room, pub):
+            owner.ok(R + "RemoveMember", {"roomId": rid, "userId": removed_id})
+        # bot joins the public room only
+        bot.ok(R + "JoinRoom", {"roomId": pub})
+        calls = [
+            (R + "GetRoomEvents", lambda rid: {"roomId": rid}),
+            (R + "ListMembers", lambda rid: {"roomId": rid}),
+            (M + "CreateMessage", lambda rid: {"roomId": rid, "body": "x"}),
+            (M + "GetMessage", lambda rid: {"roomId": rid, "eventId": msg[rid]}),
+            (M + "AddReaction", lambda rid: {"roomId": rid, "eventId": msg[rid], "emoji": "x"}),
+            (M + "UpdateMessage", lambda rid: {"roomId": rid, "eventId": msg[rid], "body": "y"}),
+            (M + "DeleteMessage", lambda rid: {"roomId": rid, "eventId": msg[rid]}),
+            (R + "MarkRoomAsRead", lambda rid: {"roomId": rid}),
+            (R + "UpdateRoom", lambda rid: {"roomId": rid, "description": "z"}),
+            (R + "ArchiveRoom", lambda rid: {"roomId": rid}),
+            (R + "AddMember", lambda rid: {"roomId": rid, "userId": outsider_id}),
+        ]
+        # expected status per actor for the private room; public differs for non-members (403, not 404)
+        owner_only = {R + "UpdateRoom", R + "ArchiveRoom", R + "AddMember", M + "UpdateMessage", M + "DeleteMessage"}
+        for method, body in calls:
+            for rid in (room, pub):
+                hidden = 404 if rid == room else 403
+                expect = {
+                    "member": 403 if method in owner_only else 200,
+                    "outsider": hidden,
+                    "removed": hidden,
+                    "anonymous": 401,
+                    "bot": (403 if method in owner_only else 200) if rid == pub else 404,
+                }
+                if method == R + "ListMembers" and rid == pub:
+                    expect["outsider"] = expect["removed"] = 200  # public member lists are visible
+                for name, who in (("member", member), ("outsider", outsider), ("removed", removed),
+                                  ("anonymous", anon), ("bot", bot)):
+                    r = who.call(method, body(rid))
+                    self.assertEqual(r.status, expect[name], (method, "private" if rid == room else "public", name,
+                                                              r))
+                    if r.status != 200:
+                        self.assertNotIn(b'"body"', r.body)
+
+
+class EditWindow(TestCase):
+    def test_authors_edit_within_the_window_admins_any_time(self):
+        from harness import wait_for
+        n = self.nats(token="edit-token")
+        c = self.chatto(embedded=False, env=external_env(n), args=FAST_AUTH + ["--chat-edit-window", "1s"])
+        admin = Client(c)
+        admin.register("admin")  # the owner
+        user = Client(c)
+        user.register("user")
+        m1 = user.ok(M + "CreateMessage", {"roomId": "general", "body": "typo"})["message"]
+        m2 = admin.ok(M + "CreateMessage", {"roomId": "general", "body": "admin typo"})["message"]
+        user.ok(M + "UpdateMessage", {"roomId": "general", "eventId": m1["id"], "body": "fixed"})
+
+        def expired():
+            r = user.call(M + "UpdateMessage", {"roomId": "general", "eventId": m1["id"], "body": "late"})
+            return r.status == 400 and r.json()["code"] == "failed_precondition"
+
+        wait_for(expired, 10, "the edit window to close")
+        admin.ok(M + "UpdateMessage", {"roomId": "general", "eventId": m2["id"], "body": "admins may"})
