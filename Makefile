@@ -35,7 +35,7 @@ endif
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all run test test-unit test-integration asan test-asan tsan clean install deps deps-test help \
+.PHONY: bench all run test test-unit test-integration asan test-asan tsan clean install deps deps-test help \
         check-docs docs check-headers cluster
 
 all: $(B)/chatto
@@ -49,6 +49,7 @@ help:
 	@echo "  test-integration  Python integration tests against the real binary and a real nats-server"
 	@echo "  asan / test-asan  build / test with AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "  tsan              build with ThreadSanitizer"
+	@echo "  bench             post/history latency and throughput vs raw JetStream (needs wrk)"
 	@echo "  docs              regenerate etc/chatto.ini and the man pages from the key table"
 	@echo "  check-docs        fail if etc/chatto.ini or the man pages are out of date"
 	@echo "  check-headers     compile every header on its own"
@@ -81,6 +82,13 @@ $(B)/test/%: test/unit/%.c $(B)/libchatto.a $(B)/gen/version.h
 $(GENDOC): test/tools/gendoc.c $(B)/libchatto.a
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/libchatto.a $(PKG_LIBS)
+
+$(B)/bench/jspub: bench/jspub.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< $(PKG_LIBS)
+
+bench: deps-test all $(B)/bench/jspub
+	$(Q)python3 bench/run.py
 
 deps:
 	@packaging/deps.sh run

@@ -280,6 +280,13 @@ reload(const struct cli_args *args, const struct cfg *cur)
     cfg_free(next);
 }
 
+/* accounts' user cache is the chat read model's directory */
+static bool
+lookup_user(void *chat, const char *uid, struct user *out)
+{
+    return chat_lookup_user(chat, uid, out);
+}
+
 int
 app_run(struct cfg *cfg, const struct cli_args *args)
 {
@@ -309,6 +316,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         log_error("app: libsodium failed to initialise");
         goto out;
     }
+    store_library_init();
     if (netaddr_set_parse(cfg_list(cfg, CFG_WEBSERVER_TRUSTED_PROXIES, NULL), &proxies, &err) != CH_OK) {
         fprintf(stderr, "chatto: webserver.trusted_proxies: %s\n", err.msg);
         rc = EXIT_USAGE;
@@ -405,6 +413,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         goto out;
     }
     env.chat = chat;
+    accounts_set_user_cache(accounts, lookup_user, chat);
 
     /* env is complete: from here on worker threads read it, nobody writes it */
     struct http_opts ho = {

@@ -88,6 +88,7 @@ conn_open(struct cfg *cfg, struct conn *c)
 
     memset(c, 0, sizeof *c);
     c->lock_fd = -1;
+    store_library_init();
     app_store_opts(cfg, "chatto-cli", &so);
     if (cfg_bool(cfg, CFG_NATS_EMBEDDED_ENABLED)) {
         const char *dir = cfg_str(cfg, CFG_NATS_EMBEDDED_DATA_DIR);

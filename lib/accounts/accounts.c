@@ -30,6 +30,8 @@
 
 struct accounts {
     struct accounts_opts o;
+    accounts_user_cache_fn cache; /* set once at start-up, before requests */
+    void *cache_ctx;
     struct crypto_keys *keys;
     sem_t hashes;
     char dummy_hash[CRYPTO_PWHASH_LEN]; /* verified against for unknown logins, so they cost the same */
@@ -108,6 +110,13 @@ accounts_new(const struct accounts_opts *o, struct accounts **out, struct ch_err
     }
     *out = a;
     return CH_OK;
+}
+
+void
+accounts_set_user_cache(struct accounts *a, accounts_user_cache_fn fn, void *ctx)
+{
+    a->cache = fn;
+    a->cache_ctx = ctx;
 }
 
 void
@@ -529,7 +538,7 @@ resolve(struct accounts *a, char kind, const char *uid, const unsigned char secr
         store_kv_purge(a->o.store, STORE_B_TOKENS, key, NULL);
         return ch_err_set(err, CH_EAUTH, NULL, "session expired; log in again");
     }
-    if ((st = accounts_get(a, uid, &p->user, err)) != CH_OK)
+    if ((!a->cache || !a->cache(a->cache_ctx, uid, &p->user)) && (st = accounts_get(a, uid, &p->user, err)) != CH_OK)
         return st == CH_ENOTFOUND ? ch_err_set(err, CH_EAUTH, NULL, "unknown user") : st;
     if (p->user.disabled || p->user.deleted)
         return ch_err_set(err, CH_EAUTH, NULL, "this account has been disabled");

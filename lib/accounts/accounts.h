@@ -43,6 +43,12 @@ struct principal {
 };
 
 enum ch_status accounts_new(const struct accounts_opts *o, struct accounts **out, struct ch_err *err);
+
+/* An in-memory user directory (the chat read model) to consult before NATS when resolving credentials: the
+ * credential itself is always checked in NATS (so revocation is immediate everywhere); the user record may come
+ * from the directory, which follows the users bucket within milliseconds. fn returns true if it filled *out. */
+typedef bool (*accounts_user_cache_fn)(void *ctx, const char *uid, struct user *out);
+void accounts_set_user_cache(struct accounts *a, accounts_user_cache_fn fn, void *ctx);
 void accounts_free(struct accounts *a);
 
 /* Register (or fail with CH_EEXIST "login taken", CH_ELIMIT at limits.max_users). The first account becomes the

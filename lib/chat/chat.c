@@ -27,7 +27,20 @@
 #define CAS_RETRIES 10
 #define GENERAL_ID "general"
 
+/* Coalesces "what is the last sequence?" requests: a caller needs an answer to a request sent after it arrived,
+ * so it waits for the next round to start; everyone waiting shares that round's single NATS request. */
+struct syncer {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t started, done; /* rounds */
+    bool busy;
+    uint64_t result;
+    enum ch_status status;
+    struct ch_err err;
+};
+
 struct chat {
+    struct syncer sync_ev, sync_reads, sync_users;
     struct store *store;
     struct chat_model *m;
     struct store_follower *follower;
@@ -117,6 +130,11 @@ chat_new(const struct chat_opts *o, struct chat **out, struct ch_err *err)
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
     pthread_mutex_init(&c->emu, NULL);
     pthread_cond_init(&c->ecv, NULL);
+    struct syncer *ss[] = { &c->sync_ev, &c->sync_reads, &c->sync_users };
+    for (int i = 0; i < 3; i++) {
+        pthread_mutex_init(&ss[i]->mu, NULL);
+        pthread_cond_init(&ss[i]->cv, NULL);
+    }
     if ((st = store_kv_watch(c->store, STORE_B_USERS, ">", on_user, c, &c->users_w, err)) != CH_OK ||
         (st = store_kv_watch(c->store, STORE_B_READS, ">", on_read, c, &c->reads_w, err)) != CH_OK ||
         (st = store_follow(c->store, STORE_S_EVENTS, on_event, c, &c->follower, err)) != CH_OK) {
@@ -149,6 +167,11 @@ chat_free(struct chat *c)
     chat_model_free(c->m);
     pthread_mutex_destroy(&c->emu);
     pthread_cond_destroy(&c->ecv);
+    struct syncer *ss[] = { &c->sync_ev, &c->sync_reads, &c->sync_users };
+    for (int i = 0; i < 3; i++) {
+        pthread_mutex_destroy(&ss[i]->mu);
+        pthread_cond_destroy(&ss[i]->cv);
+    }
     free(c);
 }
 
@@ -183,6 +206,61 @@ chat_ready(struct chat *c, char *reason, size_t len)
     return true;
 }
 
+typedef enum ch_status (*last_fn)(struct chat *c, uint64_t *out, struct ch_err *err);
+
+static enum ch_status
+syncer_last(struct chat *c, struct syncer *s, last_fn fn, uint64_t *out, struct ch_err *err)
+{
+    uint64_t target;
+    enum ch_status st;
+
+    pthread_mutex_lock(&s->mu);
+    target = s->started + 1; /* the first round that starts after we arrived */
+    while (s->done < target) {
+        if (s->busy) {
+            pthread_cond_wait(&s->cv, &s->mu);
+            continue;
+        }
+        s->busy = true;
+        uint64_t round = ++s->started;
+        pthread_mutex_unlock(&s->mu);
+        struct ch_err e = { 0 };
+        uint64_t v = 0;
+        enum ch_status rs = fn(c, &v, &e);
+        pthread_mutex_lock(&s->mu);
+        s->result = v;
+        s->status = rs;
+        s->err = e;
+        s->done = round;
+        s->busy = false;
+        pthread_cond_broadcast(&s->cv);
+    }
+    st = s->status;
+    *out = s->result;
+    if (st != CH_OK && err)
+        *err = s->err;
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+static enum ch_status
+last_event(struct chat *c, uint64_t *out, struct ch_err *err)
+{
+    return store_last_seq(c->store, STORE_S_EVENTS, out, err);
+}
+
+static enum ch_status
+last_read_rev(struct chat *c, uint64_t *out, struct ch_err *err)
+{
+    return store_kv_last_rev(c->store, STORE_B_READS, out, err);
+}
+
+static enum ch_status
+last_user_rev(struct chat *c, uint64_t *out, struct ch_err *err)
+{
+    return store_kv_last_rev(c->store, STORE_B_USERS, out, err);
+}
+
 /* Everything acknowledged before now is in our model afterwards. */
 static enum ch_status
 sync_events(struct chat *c, struct ch_err *err)
@@ -190,7 +268,7 @@ sync_events(struct chat *c, struct ch_err *err)
     uint64_t last = 0;
     enum ch_status st;
 
-    if ((st = store_last_seq(c->store, STORE_S_EVENTS, &last, err)) != CH_OK)
+    if ((st = syncer_last(c, &c->sync_ev, last_event, &last, err)) != CH_OK)
         return st;
     if (!chat_model_wait(c->m, last, c->timeout_ms))
         return ch_err_set(err, CH_EUNAVAIL, NULL, "this server is catching up with recent changes; retry");
@@ -203,7 +281,7 @@ sync_reads(struct chat *c, struct ch_err *err)
     uint64_t rev = 0;
     enum ch_status st;
 
-    if ((st = store_kv_last_rev(c->store, STORE_B_READS, &rev, err)) != CH_OK)
+    if ((st = syncer_last(c, &c->sync_reads, last_read_rev, &rev, err)) != CH_OK)
         return st;
     if (!chat_model_wait_reads(c->m, rev, c->timeout_ms))
         return ch_err_set(err, CH_EUNAVAIL, NULL, "this server is catching up with recent changes; retry");
@@ -216,11 +294,25 @@ sync_users(struct chat *c, struct ch_err *err)
     uint64_t rev = 0;
     enum ch_status st;
 
-    if ((st = store_kv_last_rev(c->store, STORE_B_USERS, &rev, err)) != CH_OK)
+    if ((st = syncer_last(c, &c->sync_users, last_user_rev, &rev, err)) != CH_OK)
         return st;
     if (!chat_model_wait_users(c->m, rev, c->timeout_ms))
         return ch_err_set(err, CH_EUNAVAIL, NULL, "this server is catching up with recent changes; retry");
     return CH_OK;
+}
+
+bool
+chat_lookup_user(struct chat *c, const char *uid, struct user *out)
+{
+    const struct user *u;
+    bool found;
+
+    pthread_rwlock_rdlock(&c->m->lock);
+    u = model_user(c->m, uid);
+    if ((found = u != NULL))
+        *out = *u;
+    pthread_rwlock_unlock(&c->m->lock);
+    return found;
 }
 
 /* Build an event object: {type, id, actor, at}. */

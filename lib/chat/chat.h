@@ -102,5 +102,8 @@ enum ch_status chat_mark_read(struct chat *c, const struct user *who, const char
 /* The public #general room exists (created once, whoever gets there first) and user joins it. */
 enum ch_status chat_join_general(struct chat *c, const struct user *who, struct ch_err *err);
 
+/* The directory's copy of a user (no password hash); false if not (yet) known. */
+bool chat_lookup_user(struct chat *c, const char *uid, struct user *out);
+
 /* Parse "@login" mentions in body against known logins: ids into out (up to max), returns how many. */
 size_t chat_parse_mentions(struct chat *c, const char *body, char (*out)[65], size_t max);

@@ -306,6 +306,8 @@ store_open(const struct store_opts *o, struct store **out, struct ch_err *err)
     natsOptions_SetPingInterval(st->opts, 5000);
     natsOptions_SetMaxPingsOut(st->opts, 3);
     natsOptions_SetReconnectBufSize(st->opts, 8 * 1024 * 1024);
+    /* every request/reply is on some HTTP request's critical path: write it now, not at the next flush */
+    natsOptions_SetSendAsap(st->opts, true);
     natsOptions_SetDisconnectedCB(st->opts, on_disconnected, st);
     natsOptions_SetReconnectedCB(st->opts, on_reconnected, st);
     natsOptions_SetErrorHandler(st->opts, on_error, st);
@@ -389,6 +391,14 @@ store_close(struct store *st)
     pthread_mutex_destroy(&st->check_mu);
     pthread_cond_destroy(&st->cv);
     free(st);
+}
+
+void
+store_library_init(void)
+{
+    /* nats.c spins on its mutexes before sleeping (a few thousand tries by default); with more threads than cores
+     * that burns CPU the request threads need. This must run before the first connection, probes included. */
+    nats_Open(0);
 }
 
 void

@@ -57,6 +57,9 @@ enum ch_status store_open(const struct store_opts *o, struct store **out, struct
 /* Drain and close the connection, stop the keeper. Accepts NULL. */
 void store_close(struct store *st);
 
+/* Initialise nats.c (call once, first, before any other store function). */
+void store_library_init(void);
+
 /* Release nats.c's global resources; call once at exit after every store_close(). */
 void store_library_shutdown(void);
 

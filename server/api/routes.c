@@ -143,6 +143,12 @@ connect_handle(struct http_req *r, void *envp)
             http_reply_error(r, st, &err);
             return;
         }
+        /* roles decide here: read the record itself, not the directory's copy */
+        if (m->auth == API_AUTH_ADMIN && (st = accounts_get(((struct api_env *)envp)->accounts, who.user.id, &who.user,
+                                                             &err)) != CH_OK) {
+            http_reply_error(r, st, &err);
+            return;
+        }
         if (m->auth == API_AUTH_ADMIN && who.user.role != ROLE_ADMIN && who.user.role != ROLE_OWNER) {
             http_reply_errorf(r, CH_EPERM, "this needs the admin or owner role");
             return;
