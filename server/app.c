@@ -8,7 +8,10 @@
  *   main               app_run: sigwait loop, readiness log, start/stop
  *   MHD-worker x N     HTTP handlers (server/http, server/api); may block on storage
  *   nats-supervisor    owns the nats-server child (embedded mode only)
- *   store-keeper       bootstraps streams and buckets once connected
+ *   store-keeper       bootstraps streams and buckets once connected; subscribes stream followers
+ *   kv watchers        one thread per KV watch (users, read positions, presence, revoked tokens)
+ *   ws-loop            every WebSocket (epoll + wslay); ws-auth checks hello tokens
+ *   chat eraser        erases bodies of deleted messages a crashed deleter left behind
  *   nats.c threads     connection reader/flusher/timers and subscription callbacks (our callbacks run there)
  * SIGTERM, SIGINT and SIGHUP are blocked before any thread starts, so only main receives them (sigwait).
  */
@@ -36,6 +39,7 @@
 #include "log/log.h"
 #include "store/store.h"
 #include "supervisor.h"
+#include "ws/hub.h"
 #include "version.h"
 
 extern char **environ;
@@ -296,6 +300,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     struct store *store = NULL;
     struct accounts *accounts = NULL;
     struct chat *chat = NULL;
+    struct hub *hub = NULL;
     struct netaddr_set *proxies = NULL;
     struct ch_err err = { 0 };
     sigset_t sigs;
@@ -414,6 +419,28 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     }
     env.chat = chat;
     accounts_set_user_cache(accounts, lookup_user, chat);
+    struct hub_opts hop = {
+        .accounts = accounts,
+        .chat = chat,
+        .store = store,
+        .instance = instance,
+        .max_connections = (int)cfg_int(cfg, CFG_REALTIME_MAX_CONNECTIONS),
+        .ping_ms = cfg_int(cfg, CFG_REALTIME_PING_INTERVAL),
+        .idle_ms = cfg_int(cfg, CFG_REALTIME_IDLE_TIMEOUT),
+        .hello_ms = cfg_int(cfg, CFG_REALTIME_HELLO_TIMEOUT),
+        .max_message = (size_t)cfg_int(cfg, CFG_REALTIME_MAX_MESSAGE_SIZE),
+        .queue_hard = (size_t)cfg_int(cfg, CFG_REALTIME_SEND_QUEUE_HARD),
+        .queue_soft = (size_t)cfg_int(cfg, CFG_REALTIME_SEND_QUEUE_SOFT),
+        .soft_grace_ms = cfg_int(cfg, CFG_REALTIME_SEND_QUEUE_GRACE),
+        .replay_events = (size_t)cfg_int(cfg, CFG_REALTIME_REPLAY_EVENTS),
+        .typing_ms = cfg_int(cfg, CFG_REALTIME_TYPING_TIMEOUT),
+        .presence_ms = cfg_int(cfg, CFG_REALTIME_PRESENCE_INTERVAL),
+    };
+    if (hub_start(&hop, &hub, &err) != CH_OK) {
+        log_error("app: %s", err.msg);
+        goto out;
+    }
+    env.hub = hub;
 
     /* env is complete: from here on worker threads read it, nobody writes it */
     struct http_opts ho = {
@@ -469,12 +496,15 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     /* drain: stop taking connections, let requests finish, then storage, then the child */
     atomic_store(&env.draining, true);
     http_quiesce(http);
+    hub_stop(hub); /* WebSockets get 1001 before the daemon stops (it would drop them) */
+    hub = NULL;
     http_stop(http, cfg_int(cfg, CFG_WEBSERVER_SHUTDOWN_TIMEOUT));
     http = NULL;
     rc = 0;
 out:
     if (listen_fd >= 0)
         close(listen_fd);
+    hub_stop(hub);
     http_stop(http, 0);
     chat_free(chat);
     accounts_free(accounts);

@@ -102,6 +102,19 @@ enum ch_status chat_mark_read(struct chat *c, const struct user *who, const char
 /* The public #general room exists (created once, whoever gets there first) and user joins it. */
 enum ch_status chat_join_general(struct chat *c, const struct user *who, struct ch_err *err);
 
+/* Member ids of a room (array freed with free()); false if there is no such room. Reads the model as it is (no
+ * sync): for realtime fan-out, which runs on the stream's own order. */
+bool chat_room_member_ids(struct chat *c, const char *room, char (**ids)[65], size_t *n);
+/* Whether uid may see room now (a member). */
+bool chat_is_member(struct chat *c, const char *room, const char *uid);
+/* For UpdateTypingIndicator: CH_OK if who may type in room (member of a room that is not archived). */
+enum ch_status chat_check_typing(struct chat *c, const struct user *who, const char *room, const char *thread_root,
+                                 struct ch_err *err);
+/* The last event sequence this process applied (a realtime client's starting cursor). */
+uint64_t chat_applied(struct chat *c);
+/* The stream's last sequence when the read model subscribed: changes up to it are the start-up replay. */
+uint64_t chat_replay_target(struct chat *c);
+
 /* The directory's copy of a user (no password hash); false if not (yet) known. */
 bool chat_lookup_user(struct chat *c, const char *uid, struct user *out);
 

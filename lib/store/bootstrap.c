@@ -26,6 +26,8 @@ static const struct {
     [STORE_B_READS] = { "chatto_reads", 1, 0, "Chatto read positions" },
     [STORE_B_ROOMNAMES] = { "chatto_roomnames", 1, 0, "Chatto room names (unique)" },
     [STORE_B_DMS] = { "chatto_dms", 1, 0, "Chatto direct-message rooms by participants" },
+    /* entries of a crashed process age out; live ones are refreshed well within this */
+    [STORE_B_PRESENCE] = { "chatto_presence", 1, 120LL * 1000000000LL, "Chatto presence heartbeats" },
 };
 
 static enum ch_status update_replicas(struct store *st, const char *stream, struct ch_err *err);

@@ -330,3 +330,62 @@ store_kv_watch_stop(struct store_watch *w)
     free(w->filter);
     free(w);
 }
+
+/* ---- core NATS ---- */
+
+struct store_sub {
+    natsSubscription *sub;
+    store_sub_fn fn;
+    void *ctx;
+};
+
+enum ch_status
+store_core_publish(struct store *st, const char *subject, const void *data, size_t len, struct ch_err *err)
+{
+    if (!st || !st->nc)
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "storage is not ready yet");
+    if (!subject_valid(subject))
+        return ch_err_set(err, CH_EINVAL, NULL, "invalid subject");
+    return store_map(natsConnection_Publish(st->nc, subject, data, (int)len), 0, "publish", err);
+}
+
+static void
+on_core_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    struct store_sub *s = closure;
+
+    (void)nc;
+    (void)sub;
+    s->fn(s->ctx, natsMsg_GetSubject(msg), natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
+    natsMsg_Destroy(msg);
+}
+
+enum ch_status
+store_core_subscribe(struct store *st, const char *subject, store_sub_fn fn, void *ctx, struct store_sub **out,
+                     struct ch_err *err)
+{
+    struct store_sub *s = calloc(1, sizeof *s);
+    natsStatus ns;
+
+    if (!s)
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    s->fn = fn;
+    s->ctx = ctx;
+    ns = natsConnection_Subscribe(&s->sub, st->nc, subject, on_core_msg, s);
+    if (ns != NATS_OK) {
+        free(s);
+        return store_map(ns, 0, "subscribe", err);
+    }
+    *out = s;
+    return CH_OK;
+}
+
+void
+store_core_unsubscribe(struct store_sub *s)
+{
+    if (!s)
+        return;
+    natsSubscription_Unsubscribe(s->sub);
+    natsSubscription_Destroy(s->sub);
+    free(s);
+}

@@ -26,6 +26,7 @@ enum store_bucket {
     STORE_B_READS,    /* <userId>.<roomId> -> last read position */
     STORE_B_ROOMNAMES,/* <hash of the case-folded name> -> roomId; created atomically, so names are unique */
     STORE_B_DMS,      /* <hash of the sorted participant ids> -> roomId; one DM per set of users */
+    STORE_B_PRESENCE, /* <userId>.<process> -> online|away, refreshed by the process holding the sockets */
     STORE_B_COUNT
 };
 
@@ -158,3 +159,16 @@ enum ch_status store_kv_watch(struct store *st, enum store_bucket b, const char 
 void store_kv_watch_stop(struct store_watch *w);
 /* The last revision in bucket b (the KV stream's last sequence), for read-your-writes waits. */
 enum ch_status store_kv_last_rev(struct store *st, enum store_bucket b, uint64_t *rev, struct ch_err *err);
+
+/* ---- core NATS (ephemeral: typing indicators) ---- */
+
+/* Fire-and-forget publish on a subject (validated like store_publish). */
+enum ch_status store_core_publish(struct store *st, const char *subject, const void *data, size_t len,
+                                  struct ch_err *err);
+/* Subscribe to a subject pattern (may end in ">"); fn runs on a nats.c thread. Re-established after reconnects by
+ * nats.c. Free with store_core_unsubscribe(). */
+struct store_sub;
+typedef void (*store_sub_fn)(void *ctx, const char *subject, const char *data, size_t len);
+enum ch_status store_core_subscribe(struct store *st, const char *subject, store_sub_fn fn, void *ctx,
+                                    struct store_sub **out, struct ch_err *err);
+void store_core_unsubscribe(struct store_sub *s);

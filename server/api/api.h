@@ -17,6 +17,7 @@
 
 struct cfg;
 struct chat;
+struct hub;
 struct store;
 struct sup;
 
@@ -27,6 +28,7 @@ struct api_env {
     struct sup *sup; /* NULL unless nats.embedded.enabled */
     struct accounts *accounts;
     struct chat *chat;
+    struct hub *hub;
     const char *public_url;
     const char *public_origin;
     const char *cookie_name;   /* "__Host-chatto_session" over https, else "chatto_session" */

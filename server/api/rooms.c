@@ -5,6 +5,7 @@
 #include "api/api.h"
 #include "chat/chat.h"
 #include "json/json.h"
+#include "ws/hub.h"
 
 #define ME (&c->who->user)
 
@@ -213,7 +214,23 @@ get_thread(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
     return chat_thread(c->env->chat, ME, id, root, before, after, limit, out, err);
 }
 
+static enum ch_status
+update_typing(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *id = NULL, *root = NULL;
+    enum ch_status st;
+
+    if ((st = room_id(in, &id, err)) != CH_OK ||
+        (st = json_get_str(in, "threadRootEventId", false, 0, 64, &root, err)) != CH_OK ||
+        (st = chat_check_typing(c->env->chat, ME, id, root, err)) != CH_OK ||
+        (st = hub_typing(c->env->hub, id, ME->id, root, err)) != CH_OK)
+        return st;
+    *out = cJSON_CreateObject();
+    return CH_OK;
+}
+
 const struct api_method rooms_methods[] = {
+    { "chatto.api.v1.RoomService", "UpdateTypingIndicator", API_AUTH_USER, 4096, update_typing },
     { "chatto.api.v1.RoomService", "CreateRoom", API_AUTH_USER, 16384, create_room },
     { "chatto.api.v1.RoomService", "UpdateRoom", API_AUTH_USER, 16384, update_room },
     { "chatto.api.v1.RoomService", "ArchiveRoom", API_AUTH_USER, 4096, archive_room },

@@ -13,6 +13,7 @@
 #include "json/json.h"
 #include "store/store.h"
 #include "supervisor.h"
+#include "ws/upgrade.h"
 
 #define CONNECT_PREFIX "/api/connect/"
 
@@ -176,6 +177,7 @@ connect_handle(struct http_req *r, void *envp)
 static const struct http_route routes[] = {
     { "GET", "/healthz", false, NULL, healthz },
     { "GET", "/readyz", false, NULL, readyz },
+    { "GET", "/api/realtime", false, NULL, ws_upgrade },
     { "POST", CONNECT_PREFIX, true, connect_prepare, connect_handle },
     { "POST", "/auth/register", false, account_prepare, account_register },
     { "POST", "/auth/login", false, account_prepare, account_login },

@@ -8,6 +8,7 @@
 
 #include "api/api.h"
 #include "json/json.h"
+#include "ws/hub.h"
 
 #define PAGE_DEFAULT 50
 #define PAGE_MAX 200
@@ -24,7 +25,10 @@ get_user(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
     if ((st = accounts_get(c->env->accounts, uid, &u, err)) != CH_OK)
         return st;
     *out = cJSON_CreateObject();
-    cJSON_AddItemToObject(*out, "user", user_to_json(&u, false));
+    cJSON *j = user_to_json(&u, false);
+    if (c->env->hub)
+        cJSON_AddStringToObject(j, "presenceStatus", hub_presence(c->env->hub, u.id));
+    cJSON_AddItemToObject(*out, "user", j);
     return CH_OK;
 }
 

@@ -147,12 +147,74 @@ has_body(struct MHD_Connection *c)
            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
 }
 
+/* Shared by the request (until it completes) and MHD's upgrade callback: whichever comes last frees it. */
+struct http_upgrade {
+    void (*fn)(void *cls, int fd, struct MHD_UpgradeResponseHandle *urh, const char *extra, size_t len);
+    void (*abort)(void *cls);
+    void *cls;
+    atomic_bool done; /* the upgrade callback ran */
+    atomic_int refs;
+};
+
+static void
+upgrade_unref(struct http_upgrade *u)
+{
+    if (atomic_fetch_sub(&u->refs, 1) == 1) {
+        if (!atomic_load(&u->done) && u->abort)
+            u->abort(u->cls);
+        free(u);
+    }
+}
+
+static void
+upgrade_trampoline(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra_in, size_t extra_len,
+                   MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+    struct http_upgrade *u = cls;
+
+    (void)c;
+    (void)con_cls;
+    atomic_store(&u->done, true);
+    u->fn(u->cls, sock, urh, extra_in, extra_len);
+    upgrade_unref(u);
+}
+
+static enum MHD_Result
+send_upgrade(struct http *h, struct http_req *r)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+    struct http_upgrade *u = calloc(1, sizeof *u);
+
+    (void)h;
+    if (!u)
+        return MHD_NO;
+    u->fn = r->upgrade_fn;
+    u->abort = r->upgrade_abort;
+    u->cls = r->upgrade_cls;
+    atomic_store(&u->refs, 2); /* the request and the upgrade callback */
+    r->up = u;
+    resp = MHD_create_response_for_upgrade(upgrade_trampoline, u);
+    if (!resp) {
+        r->up = NULL;
+        free(u);
+        return MHD_NO;
+    }
+    for (size_t i = 0; i < r->nheaders; i++)
+        MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+    ret = MHD_queue_response(r->conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 static enum MHD_Result
 send_response(struct http *h, struct http_req *r)
 {
     struct MHD_Response *resp;
     enum MHD_Result ret;
 
+    if (r->upgrade_fn)
+        return send_upgrade(h, r);
     if (!r->answered)
         http_reply_errorf(r, CH_EINTERNAL, "no response");
     resp = MHD_create_response_from_buffer(r->resp_len, r->resp, MHD_RESPMEM_MUST_FREE);
@@ -166,10 +228,20 @@ send_response(struct http *h, struct http_req *r)
 }
 
 static void
-req_free(struct http_req *r)
+req_free(struct http_req *r, bool completed)
 {
     if (!r)
         return;
+    if (r->up) {
+        struct http_upgrade *u = r->up;
+        /* a request that did not complete will not be upgraded: drop the callback's reference too, so the last
+         * unref runs abort() */
+        if (!completed && !atomic_load(&u->done))
+            atomic_fetch_sub(&u->refs, 1);
+        upgrade_unref(u);
+    } else if (r->upgrade_fn && r->upgrade_abort) {
+        r->upgrade_abort(r->upgrade_cls); /* never queued */
+    }
     if (r->data_free)
         r->data_free(r->data);
     free(r->path);
@@ -285,7 +357,7 @@ completed_cb(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_Reque
         log_info("http: %s %s %d %zu %lldms %s%s", r->method, r->path, r->status, r->resp_len,
                  (long long)(mono_ms() - r->start_ms), r->client_ip,
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
-    req_free(r);
+    req_free(r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     *con_cls = NULL;
     atomic_fetch_sub(&h->inflight, 1);
 }
@@ -465,6 +537,18 @@ void *
 http_req_data(const struct http_req *r)
 {
     return r->data;
+}
+
+void
+http_reply_upgrade(struct http_req *r,
+                   void (*fn)(void *cls, int fd, struct MHD_UpgradeResponseHandle *urh, const char *extra, size_t len),
+                   void (*abort)(void *cls), void *cls)
+{
+    r->upgrade_fn = fn;
+    r->upgrade_abort = abort;
+    r->upgrade_cls = cls;
+    r->answered = true;
+    r->status = 101;
 }
 
 bool

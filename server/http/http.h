@@ -91,5 +91,14 @@ void http_reply_status(struct http_req *r, int http_status, const char *code, co
 void http_reply_bytes(struct http_req *r, int status, const char *content_type, const void *body, size_t len);
 /* Add a response header (copied); up to 16 per response. */
 void http_reply_header(struct http_req *r, const char *name, const char *value);
+/* Answer 101 Switching Protocols and hand the socket to fn once MHD has sent it (on an MHD thread; fn must not
+ * block and must eventually call MHD_upgrade_action(urh, CLOSE)). If the upgrade never happens (the client went
+ * away), abort(cls) runs instead. Response headers (Upgrade, Sec-WebSocket-Accept) are added with
+ * http_reply_header(). */
+struct MHD_UpgradeResponseHandle;
+void http_reply_upgrade(struct http_req *r,
+                        void (*fn)(void *cls, int fd, struct MHD_UpgradeResponseHandle *urh, const char *extra,
+                                   size_t len),
+                        void (*abort)(void *cls), void *cls);
 /* HTTP status for a status code. */
 int http_status_of(enum ch_status s);

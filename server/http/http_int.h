@@ -23,6 +23,12 @@ struct http_req {
     void *data;
     void (*data_free)(void *);
 
+    /* an upgrade (WebSocket) instead of a response body */
+    void (*upgrade_fn)(void *cls, int fd, struct MHD_UpgradeResponseHandle *urh, const char *extra, size_t len);
+    void (*upgrade_abort)(void *cls);
+    void *upgrade_cls;
+    struct http_upgrade *up;
+
     /* response */
     bool answered;
     int status;
