@@ -81,6 +81,7 @@ struct ws_conn {
     bool auth_wait;  /* a hello token is being checked */
     bool doomed;     /* no more events; closing */
     bool gone;       /* freed at the end of this loop iteration */
+    bool no_read;    /* a protocol violation: read nothing more, just deliver our close frame */
     struct principal who;
     char status[8]; /* online | away */
     uint64_t resume_from;
@@ -201,7 +202,7 @@ conn_update_epoll(struct ws_conn *c)
 
     if (c->gone)
         return;
-    if (wslay_event_want_read(c->ctx))
+    if (wslay_event_want_read(c->ctx) && !c->no_read)
         ev |= EPOLLIN;
     if (wslay_event_want_write(c->ctx))
         ev |= EPOLLOUT;
@@ -225,8 +226,8 @@ conn_flush(struct ws_conn *c)
         conn_free(c);
         return;
     }
-    if (!wslay_event_want_read(c->ctx) && !wslay_event_want_write(c->ctx)) {
-        conn_free(c); /* close handshake done */
+    if ((!wslay_event_want_read(c->ctx) || c->no_read) && !wslay_event_want_write(c->ctx)) {
+        conn_free(c); /* close handshake done, or nothing left to say to a peer we stopped reading */
         return;
     }
     conn_update_epoll(c);
@@ -425,24 +426,33 @@ ring_push(struct hub *h, const struct qitem *it)
     h->ring_n++;
 }
 
+/* Events after this are all in the ring: those evicted, and the start-up replay (never delivered), are not. */
+static uint64_t
+ring_floor(struct hub *h)
+{
+    uint64_t target = chat_replay_target(h->o.chat);
+
+    return h->ring_floor > target ? h->ring_floor : target;
+}
+
 static uint64_t
 ring_last(struct hub *h)
 {
-    return h->ring_n ? h->ring[(h->ring_start + h->ring_n - 1) % h->ring_cap].seq : h->ring_floor;
+    return h->ring_n ? h->ring[(h->ring_start + h->ring_n - 1) % h->ring_cap].seq : ring_floor(h);
 }
 
 /* The conn is authenticated and said hello: ready, then what it missed, then live events. */
 static void
 conn_make_ready(struct hub *h, struct ws_conn *c)
 {
-    uint64_t last = ring_last(h), from = last;
+    uint64_t last = ring_last(h), floor = ring_floor(h), from = last;
     bool reset = false;
     cJSON *o;
 
     if (c->has_resume) {
-        if (c->resume_from >= h->ring_floor && c->resume_from <= last)
+        if (c->resume_from >= floor && c->resume_from <= last)
             from = c->resume_from;
-        else if (c->resume_from < h->ring_floor)
+        else if (c->resume_from < floor)
             reset = true; /* too much was missed (or this process has not seen it): refetch */
     }
     if (reset)
@@ -562,6 +572,10 @@ recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *
     ssize_t n;
 
     (void)flags;
+    if (c->no_read) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
     if (c->extra_off < c->extra_len) {
         size_t k = c->extra_len - c->extra_off < len ? c->extra_len - c->extra_off : len;
         memcpy(buf, c->extra + c->extra_off, k);
@@ -596,9 +610,15 @@ send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
 static void
 frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg, void *ud)
 {
+    struct ws_conn *c = ud;
+
     (void)ctx;
-    (void)arg;
-    ((struct ws_conn *)ud)->last_recv = now_ms();
+    c->last_recv = now_ms();
+    /* wslay only notices an oversized message once it has buffered it: refuse it from its header */
+    if (arg->payload_length > c->h->o.max_message) {
+        c->no_read = true;
+        conn_close(c, 1009, "message too big");
+    }
 }
 
 static void
@@ -623,10 +643,18 @@ conn_io(struct ws_conn *c, uint32_t events)
 {
     if (c->gone)
         return;
-    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) && wslay_event_want_read(c->ctx)) {
-        if (wslay_event_recv(c->ctx) != 0) {
-            conn_free(c);
-            return;
+    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) && wslay_event_want_read(c->ctx) && !c->no_read) {
+        int rv = wslay_event_recv(c->ctx);
+        if (rv != 0) {
+            /* a protocol violation (wslay has usually queued its close frame) or a dead socket: read no more,
+             * deliver what close frame there is, then hang up */
+            c->no_read = true;
+            if (!c->doomed) {
+                c->doomed = true;
+                c->doom_at = now_ms();
+            }
+            if (rv == WSLAY_ERR_PROTO && !wslay_event_get_close_sent(c->ctx))
+                wslay_event_queue_close(c->ctx, 1002, (const uint8_t *)"protocol error", 14);
         }
     } else if (events & (EPOLLHUP | EPOLLERR)) {
         conn_free(c);

@@ -1,0 +1,365 @@
+# SPDX-License-Identifier: MIT
+"""Realtime delivery on two chatto processes: who gets which event, resume, typing, presence, limits."""
+import os
+import resource
+import signal
+import socket
+import threading
+import time
+
+from harness import FAST_AUTH, Client, TestCase, external_env, http_request, wait_for
+from wsclient import WS, Closed, HandshakeError, connect
+
+R = "chatto.api.v1.RoomService/"
+M = "chatto.api.v1.MessageService/"
+FAST_RT = ["--realtime-ping-interval", "1s", "--realtime-idle-timeout", "3s", "--realtime-hello-timeout", "2s",
+           "--realtime-typing-timeout", "1s", "--realtime-presence-interval", "1s"]
+
+
+class Realtime(TestCase):
+    extra = []
+
+    def setUp(self):
+        super().setUp()
+        self.n = self.nats(token="rt-token")
+        env = external_env(self.n)
+        self.a = self.chatto(embedded=False, env=env, args=FAST_AUTH + FAST_RT + self.extra)
+        self.b = self.chatto(embedded=False, env=env, args=FAST_AUTH + FAST_RT + self.extra)
+        self.users = {}
+        for name, proc in (("alice", self.a), ("bob", self.b), ("carol", self.a)):
+            c = Client(proc)
+            r = c.register(name, token=True)
+            self.users[name] = (c, r.json()["user"]["id"])
+        self.sockets = []
+
+    def tearDown(self):
+        for ws in self.sockets:
+            try:
+                ws.sock.close()
+            except OSError:
+                pass
+        super().tearDown()
+
+    def ws(self, name, proc=None, resume=None):
+        c, _ = self.users[name]
+        ws, ready = connect(proc or c.c, token=c.token, resume=resume)
+        self.sockets.append(ws)
+        return ws, ready
+
+    def client(self, name, proc=None):
+        c, _ = self.users[name]
+        return c if proc is None else Client(proc, token=c.token)
+
+    def uid(self, name):
+        return self.users[name][1]
+
+    def collect(self, ws, until_type, timeout=5, pred=lambda m: True):
+        """All messages up to and including the first of until_type matching pred."""
+        out = []
+        deadline = time.monotonic() + timeout
+        while True:
+            m = ws.recv(max(0.01, deadline - time.monotonic()))
+            out.append(m)
+            if m.get("type") == until_type and pred(m):
+                return out
+
+    def test_message_events_reach_members_on_both_processes(self):
+        wa, _ = self.ws("alice", self.a)
+        wb, _ = self.ws("bob", self.b)
+        alice, bob = self.client("alice"), self.client("bob")
+        room = alice.ok(R + "CreateRoom", {"name": "Live"})["room"]["id"]
+        bob.ok(R + "JoinRoom", {"roomId": room})
+        m = alice.ok(M + "CreateMessage", {"roomId": room, "body": "hello from A"})["message"]
+        for ws in (wa, wb):
+            got = ws.recv_type("message.created")
+            self.assertEqual((got["roomId"], got["message"]["id"], got["message"]["body"]),
+                             (room, m["id"], "hello from A"))
+            self.assertTrue(int(got["cursor"]) > 0)
+        # bob (on B) edits? no: bob reacts, alice edits and deletes, threads update
+        bob.ok(M + "AddReaction", {"roomId": room, "eventId": m["id"], "emoji": "🎉"})
+        alice.ok(M + "UpdateMessage", {"roomId": room, "eventId": m["id"], "body": "edited"})
+        reply = bob.ok(M + "CreateMessage", {"roomId": room, "body": "in thread",
+                                             "threadRootEventId": m["id"]})["message"]
+        bob.ok(M + "RemoveReaction", {"roomId": room, "eventId": m["id"], "emoji": "🎉"})
+        alice.ok(M + "DeleteMessage", {"roomId": room, "eventId": reply["id"]})
+        for ws in (wa, wb):
+            seen = self.collect(ws, "message.deleted")
+            types = [x["type"] for x in seen]
+            for t in ("reaction.added", "message.updated", "message.created", "thread.updated", "reaction.removed"):
+                self.assertIn(t, types)
+            ra = next(x for x in seen if x["type"] == "reaction.added")
+            self.assertEqual((ra["eventId"], ra["emoji"], ra["userId"], ra["count"]),
+                             (m["id"], "🎉", self.uid("bob"), 1))
+            upd = next(x for x in seen if x["type"] == "message.updated")
+            self.assertEqual(upd["message"]["body"], "edited")
+            th = next(x for x in seen if x["type"] == "thread.updated")
+            self.assertEqual((th["threadRootEventId"], th["replyCount"]), (m["id"], 1))
+            cursors = [int(x["cursor"]) for x in seen if "cursor" in x]
+            self.assertEqual(cursors, sorted(cursors), "durable events arrive in order")
+
+    def test_non_members_get_nothing(self):
+        wc, _ = self.ws("carol", self.b)
+        alice, bob = self.client("alice"), self.client("bob")
+        room = alice.ok(R + "CreateRoom", {"name": "Closed", "visibility": "private"})["room"]["id"]
+        alice.ok(R + "AddMember", {"roomId": room, "userId": self.uid("bob")})
+        alice.ok(M + "CreateMessage", {"roomId": room, "body": "secret"})
+        bob.ok(R + "UpdateTypingIndicator", {"roomId": room})
+        # a marker in a room carol shares, posted afterwards: everything before it was delivered by then
+        alice.ok(M + "CreateMessage", {"roomId": "general", "body": "marker"})
+        seen = self.collect(wc, "message.created", pred=lambda m: m["message"]["body"] == "marker")
+        self.assertFalse([m for m in seen if m.get("roomId") == room], seen)
+        self.assertNotIn("secret", repr(seen))
+
+    def test_membership_changes_take_effect_live(self):
+        wb, _ = self.ws("bob", self.a)
+        alice = self.client("alice")
+        room = alice.ok(R + "CreateRoom", {"name": "Door", "visibility": "private"})["room"]["id"]
+        alice.ok(R + "AddMember", {"roomId": room, "userId": self.uid("bob")})
+        j = wb.recv_type("member.joined")
+        self.assertEqual((j["roomId"], j["userId"]), (room, self.uid("bob")))
+        alice.ok(M + "CreateMessage", {"roomId": room, "body": "while bob is in"})
+        self.assertEqual(wb.recv_type("message.created")["message"]["body"], "while bob is in")
+        alice.ok(R + "RemoveMember", {"roomId": room, "userId": self.uid("bob")})
+        left = wb.recv_type("member.left")
+        self.assertEqual(left["userId"], self.uid("bob"))
+        alice.ok(M + "CreateMessage", {"roomId": room, "body": "after bob left"})
+        alice.ok(M + "CreateMessage", {"roomId": "general", "body": "marker"})
+        seen = self.collect(wb, "message.created", pred=lambda m: m["message"]["body"] == "marker")
+        self.assertNotIn("after bob left", repr(seen))
+
+    def test_read_state_reaches_only_the_readers_other_devices(self):
+        w1, _ = self.ws("bob", self.a)
+        w2, _ = self.ws("bob", self.b)
+        wa, _ = self.ws("alice", self.a)
+        self.client("alice").ok(M + "CreateMessage", {"roomId": "general", "body": "read me"})
+        self.client("bob", self.b).ok(R + "MarkRoomAsRead", {"roomId": "general"})
+        for ws in (w1, w2):
+            r = ws.recv_type("read.updated")
+            self.assertEqual(r["roomId"], "general")
+        self.client("alice").ok(M + "CreateMessage", {"roomId": "general", "body": "marker"})
+        seen = self.collect(wa, "message.created", pred=lambda m: m["message"]["body"] == "marker")
+        self.assertNotIn("read.updated", [m["type"] for m in seen])
+
+    def test_room_updates_and_archive(self):
+        wb, _ = self.ws("bob", self.b)
+        alice = self.client("alice")
+        alice.ok(R + "UpdateRoom", {"roomId": "general", "description": "new topic"})
+        self.assertEqual(wb.recv_type("room.updated")["room"]["description"], "new topic")
+        alice.ok(R + "ArchiveRoom", {"roomId": "general"})
+        self.assertTrue(wb.recv_type("room.archived")["room"]["archived"])
+
+    def test_resume_without_gaps_or_duplicates(self):
+        wb, ready = self.ws("bob", self.b)
+        alice = self.client("alice")
+        first = alice.ok(M + "CreateMessage", {"roomId": "general", "body": "before drop"})["message"]
+        got = wb.recv_type("message.created")
+        cursor = got["cursor"]
+        wb.sock.close()  # the network drops
+        missed = [alice.ok(M + "CreateMessage", {"roomId": "general", "body": "missed %d" % i})["message"]["id"]
+                  for i in range(5)]
+        # reconnect to the other process with the last cursor seen
+        w2, r2 = self.ws("bob", self.a, resume=cursor)
+        self.assertEqual(r2["cursor"], cursor)
+        alice.ok(M + "CreateMessage", {"roomId": "general", "body": "live again"})
+        seen = self.collect(w2, "message.created", pred=lambda m: m["message"]["body"] == "live again")
+        ids = [m["message"]["id"] for m in seen if m["type"] == "message.created"]
+        self.assertEqual(ids[:-1], missed)
+        self.assertNotIn(first["id"], ids)
+
+    def test_resume_from_too_old_a_cursor_resets(self):
+        self.client("alice").ok(M + "CreateMessage", {"roomId": "general", "body": "x"})
+        self.assertEqual(self.b.stop(), 0)
+        self.b.start()  # a fresh process remembers nothing before its start
+        ws = WS(self.b.port)
+        self.sockets.append(ws)
+        ready, before = ws.hello(token=self.users["bob"][0].token, resume="1")
+        self.assertEqual([m["type"] for m in before], ["reset"])
+
+    def test_typing_appears_and_expires(self):
+        wb, _ = self.ws("bob", self.b)
+        self.client("alice").ok(R + "UpdateTypingIndicator", {"roomId": "general"})
+        t = wb.recv_type("typing")
+        self.assertEqual((t["roomId"], [u["userId"] for u in t["users"]]), ("general", [self.uid("alice")]))
+        t = wb.recv_type("typing", timeout=5)
+        self.assertEqual(t["users"], [])
+        r = self.client("carol").call(R + "UpdateTypingIndicator", {"roomId": "nosuchroom"})
+        self.assertEqual(r.status, 404)
+
+    def test_presence_online_away_offline_and_crash_expiry(self):
+        wb, _ = self.ws("bob", self.b)
+        wa, _ = self.ws("alice", self.a)
+        p = wb.recv_type("presence")
+        while p["userId"] != self.uid("alice"):
+            p = wb.recv_type("presence")
+        self.assertEqual(p["status"], "online")
+        got = self.client("bob").ok("chatto.api.v1.UserService/GetUser", {"userId": self.uid("alice")})
+        self.assertEqual(got["user"]["presenceStatus"], "online")
+        wa.send_json({"type": "presence", "status": "away"})
+        p = wb.recv_type("presence")
+        self.assertEqual((p["userId"], p["status"]), (self.uid("alice"), "away"))
+        wa.close()
+        p = wb.recv_type("presence")
+        self.assertEqual((p["userId"], p["status"]), (self.uid("alice"), "offline"))
+        # a crashed process's users go offline once its heartbeats stop
+        wc, _ = self.ws("carol", self.a)
+        p = wb.recv_type("presence", timeout=5)
+        self.a.kill9()
+        p = wb.recv_type("presence", timeout=15)
+        while p["userId"] != self.uid("carol"):
+            p = wb.recv_type("presence", timeout=15)
+        self.assertEqual(p["status"], "offline")
+
+    def test_logout_and_disable_terminate_sockets(self):
+        ws, _ = self.ws("carol", self.b)
+        r = http_request(self.a.port, "POST", "/auth/logout", body={},
+                         headers={"Authorization": "Bearer " + self.users["carol"][0].token})
+        self.assertEqual(r.status, 200)
+        self.assertEqual(ws.recv_type("session.terminated")["type"], "session.terminated")
+        self.assertEqual(ws.expect_close(), 1008)
+        # disabling bob ends his sockets on both processes
+        w1, _ = self.ws("bob", self.a)
+        w2, _ = self.ws("bob", self.b)
+        self.client("alice").ok("chatto.admin.v1.AdminUserService/DisableUser", {"userId": self.uid("bob")})
+        for w in (w1, w2):
+            w.recv_type("session.terminated")
+            self.assertEqual(w.expect_close(), 1008)
+
+
+class Handshake(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.c = self.chatto(args=FAST_AUTH + FAST_RT + ["--realtime-max-connections", "3"])
+        self.alice = Client(self.c)
+        self.alice.register("alice", token=True)
+
+    def status_of(self, **kw):
+        try:
+            ws = WS(self.c.port, **kw)
+            ws.sock.close()
+            return 101
+        except HandshakeError as e:
+            return e.status
+
+    def test_bad_handshakes(self):
+        self.assertEqual(self.status_of(version="8"), 426)
+        try:
+            WS(self.c.port, version="8")
+        except HandshakeError as e:
+            self.assertEqual(e.headers.get("sec-websocket-version"), "13")
+        self.assertEqual(self.status_of(key="tooshort"), 400)
+        self.assertEqual(self.status_of(key=""), 400)
+        self.assertEqual(self.status_of(headers={"Authorization": "Bearer chatto_t_nope"}), 401)
+        # a cookie-authenticated socket from another site, or with no Origin at all
+        cookie = {"Cookie": "chatto_session=" + self.alice.cookie}
+        self.assertEqual(self.status_of(headers=dict(cookie, Origin="http://evil.test")), 403)
+        self.assertEqual(self.status_of(headers=cookie), 403)
+        self.assertEqual(self.status_of(headers=dict(cookie, Origin="http://localhost:%d" % self.c.port)), 101)
+        r = http_request(self.c.port, "GET", "/api/realtime")
+        self.assertEqual(r.status, 400)
+        r = http_request(self.c.port, "POST", "/api/realtime", body=b"")
+        self.assertEqual(r.status, 405)
+
+    def test_cookie_and_header_auth_still_send_hello(self):
+        ws = WS(self.c.port, {"Authorization": "Bearer " + self.alice.token})
+        ready, _ = ws.hello()
+        self.assertEqual(ready["type"], "ready")
+        ws.close()
+
+    def test_bad_hello(self):
+        ws = WS(self.c.port)
+        ws.send_json({"type": "hello", "token": "chatto_t_bogus"})
+        self.assertEqual(ws.expect_close(), 1008)
+        ws = WS(self.c.port)
+        ws.send_json({"type": "hello"})
+        self.assertEqual(ws.expect_close(), 1008)
+        ws = WS(self.c.port)
+        ws.send_text("not json")
+        self.assertEqual(ws.expect_close(), 1008)
+        ws = WS(self.c.port)  # silence: closed after the hello timeout (2 s here)
+        self.assertEqual(ws.expect_close(timeout=10), 1008)
+
+    def test_connection_cap(self):
+        socks = [WS(self.c.port) for _ in range(3)]
+        self.assertEqual(self.status_of(), 503)
+        socks[0].close()
+        wait_for(lambda: self.status_of() == 101, 5, "a slot to free up")
+
+    def test_dead_peer_closed(self):
+        ws = WS(self.c.port)
+        ws.hello(token=self.alice.token)
+        # never answer pings: closed after the idle timeout (3 s here)
+        deadline = time.monotonic() + 15
+        code = None
+        while time.monotonic() < deadline and code is None:
+            try:
+                fin, op, payload = ws.recv_frame(timeout=1)
+                if op == 0x8:
+                    code = int.from_bytes(payload[:2], "big")
+            except TimeoutError:
+                pass
+        self.assertEqual(code, 1001)
+
+    def test_shutdown_closes_with_1001(self):
+        ws = WS(self.c.port)
+        ws.hello(token=self.alice.token)
+        self.c.signal(signal.SIGTERM)
+        self.assertEqual(ws.expect_close(), 1001)
+        self.c.proc.wait(20)
+        self.assertEqual(self.c.proc.returncode, 0)
+
+
+class Load(TestCase):
+    def test_thousand_connections_and_a_slow_reader(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+        c = self.chatto(args=FAST_AUTH + ["--realtime-send-queue-hard", "256KiB", "--realtime-send-queue-soft",
+                                          "64KiB"])
+        alice = Client(c)
+        alice.register("alice", token=True)
+        bob = Client(c)
+        bob.register("bob", token=True)
+        carol = Client(c)
+        carol.register("carol", token=True)
+        room = alice.ok(R + "CreateRoom", {"name": "Flood"})["room"]["id"]
+        bob.ok(R + "JoinRoom", {"roomId": room})
+        # 1,000 idle sockets held open (carol is not in the flooded room)
+        socks = []
+        for i in range(1000):
+            ws = WS(c.port)
+            ws.hello(token=carol.token)
+            socks.append(ws)
+        fast, _ = connect(c, token=bob.token)
+        socks.append(fast)
+        self.assertEqual(http_request(c.port, "GET", "/readyz").status, 200)
+        # a slow reader: tiny receive buffer, never reads
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect(("127.0.0.1", c.port))
+        import base64
+        key = base64.b64encode(os.urandom(16)).decode()
+        slow.sendall(("GET /api/realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n"
+                      % (key, bob.token)).encode())
+        payload = b'{"type":"hello"}'
+        mask = os.urandom(4)
+        slow.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        body = "x" * 8000
+        t0 = time.monotonic()
+        for i in range(400):
+            alice.ok(M + "CreateMessage", {"roomId": room, "body": "%d %s" % (i, body)})
+        posting = time.monotonic() - t0
+        # the fast reader gets every message; the slow one was cut off, nobody else was slowed down
+        got = 0
+        while got < 400:
+            m = fast.recv(10)
+            if m["type"] == "message.created":
+                got += 1
+        wait_for(lambda: "bytes not read (over the hard limit)" in c.stderr(), 15, "the slow reader to be cut off")
+        self.assertLess(posting, 60)
+        self.assertGreaterEqual(http_request(c.port, "GET", "/readyz").status, 200)
+        for ws in socks[:50] + socks[-50:]:
+            ws.send_json({"type": "ping"})
+            self.assertEqual(ws.recv_type("pong")["type"], "pong")
+        for ws in socks:
+            ws.sock.close()
+        slow.close()
