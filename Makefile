@@ -87,8 +87,13 @@ $(B)/bench/jspub: bench/jspub.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< $(PKG_LIBS)
 
-bench: deps-test all $(B)/bench/jspub
+$(B)/bench/fanout: bench/fanout.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< -lpthread
+
+bench: deps-test all $(B)/bench/jspub $(B)/bench/fanout
 	$(Q)python3 bench/run.py
+	$(Q)python3 bench/realtime.py
 
 deps:
 	@packaging/deps.sh run

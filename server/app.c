@@ -450,6 +450,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         .max_connections_per_ip = (int)cfg_int(cfg, CFG_WEBSERVER_MAX_CONNECTIONS_PER_IP),
         .connection_timeout_ms = cfg_int(cfg, CFG_WEBSERVER_CONNECTION_TIMEOUT),
         .max_body = cfg_int(cfg, CFG_WEBSERVER_MAX_BODY_SIZE),
+        .memory_limit = (size_t)cfg_int(cfg, CFG_WEBSERVER_CONNECTION_MEMORY),
         .request_logging = cfg_bool(cfg, CFG_WEBSERVER_REQUEST_LOGGING),
         .trusted_proxies = proxies,
         .instance = instance,

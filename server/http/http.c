@@ -416,7 +416,7 @@ http_start(const struct http_opts *o, const struct http_route *routes, void *env
         (MHD_socket)o->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((o->connection_timeout_ms + 999) / 1000),
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)o->memory_limit, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h,
         MHD_OPTION_END);
     if (!h->d) {
         int e = errno;

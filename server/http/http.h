@@ -36,6 +36,7 @@ struct http_opts {
     int max_connections_per_ip;
     int64_t connection_timeout_ms;
     int64_t max_body;
+    size_t memory_limit; /* per connection: request line, headers and I/O buffers; bigger headers get 431 */
     bool request_logging;
     const struct netaddr_set *trusted_proxies; /* borrowed; may be NULL */
     const char *instance;                      /* X-Chatto-Instance value */

@@ -82,7 +82,12 @@ struct ws_conn {
     bool doomed;     /* no more events; closing */
     bool gone;       /* freed at the end of this loop iteration */
     bool no_read;    /* a protocol violation: read nothing more, just deliver our close frame */
-    struct principal who;
+    struct {         /* the part of struct principal a socket needs (kept small: thousands of idle sockets) */
+        struct {
+            char id[ID_MAX + 1];
+        } user;
+        char verifier[CRYPTO_VERIFIER_HEX];
+    } who;
     char status[8]; /* online | away */
     uint64_t resume_from;
     bool has_resume;
@@ -580,6 +585,11 @@ recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *
         size_t k = c->extra_len - c->extra_off < len ? c->extra_len - c->extra_off : len;
         memcpy(buf, c->extra + c->extra_off, k);
         c->extra_off += k;
+        if (c->extra_off == c->extra_len) { /* consumed: give the memory back */
+            free(c->extra);
+            c->extra = NULL;
+            c->extra_len = c->extra_off = 0;
+        }
         return (ssize_t)k;
     }
     n = recv(c->fd, buf, len, MSG_DONTWAIT);
@@ -685,8 +695,10 @@ conn_new(struct hub *h, struct qitem *it)
     c->extra_len = it->extra_len;
     it->extra = NULL;
     c->authed = it->authed;
-    if (c->authed)
-        c->who = it->who;
+    if (c->authed) {
+        memcpy(c->who.user.id, it->who.user.id, sizeof c->who.user.id);
+        memcpy(c->who.verifier, it->who.verifier, sizeof c->who.verifier);
+    }
     c->opened = c->last_recv = c->last_ping = now_ms();
     snprintf(c->status, sizeof c->status, "online");
     c->next = h->conns;
@@ -902,7 +914,8 @@ auth_result(struct hub *h, struct qitem *it)
             return;
         }
         c->authed = true;
-        c->who = it->who;
+        memcpy(c->who.user.id, it->who.user.id, sizeof c->who.user.id);
+        memcpy(c->who.verifier, it->who.verifier, sizeof c->who.verifier);
         conn_make_ready(h, c);
         return;
     }
