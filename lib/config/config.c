@@ -367,6 +367,15 @@ cfg_validate(const struct cfg *c, struct ch_err *err)
         ((st = require(c, CFG_CORE_ASSETS_S3_ENDPOINT, "storage_backend is s3", err)) ||
          (st = require(c, CFG_CORE_ASSETS_S3_BUCKET, "storage_backend is s3", err))))
         return st;
+    /* configured but not built yet: say so instead of silently doing nothing */
+    if (cfg_bool(c, CFG_LIVEKIT_ENABLED))
+        return ch_err_set(err, CH_EINVAL, "livekit.enabled",
+                          "livekit.enabled: voice and video calls are not available in this version");
+    if (cfg_bool(c, CFG_METRICS_ENABLED))
+        return ch_err_set(err, CH_EINVAL, "metrics.enabled", "metrics.enabled: metrics are not available in this version");
+    if (strcmp(cfg_str(c, CFG_CORE_ASSETS_STORAGE_BACKEND), "s3") == 0)
+        return ch_err_set(err, CH_EINVAL, "core.assets.storage_backend",
+                          "core.assets.storage_backend: s3 is not available in this version; use nats");
     if (strpbrk(cfg_str(c, CFG_WEBSERVER_URL), "?#"))
         return ch_err_set(err, CH_EINVAL, "webserver.url", "webserver.url: must not contain a query or fragment");
     if (cfg_str(c, CFG_METRICS_PATH)[0] != '/')
@@ -445,8 +454,8 @@ cfg_write_example(FILE *out, const char *const *secrets)
           "# Every key is listed at its default value, commented out: uncomment a line to change it.\n"
           "# Precedence, lowest to highest: defaults < this file < CHATTO_* environment < command-line flags.\n"
           "# Values may be quoted (\"...\" with \\\" and \\\\ escapes, or '...' taken literally); a # or ; after\n"
-          "# whitespace starts a comment. Keys must start at the beginning of a line and lines must be at most\n"
-          "# 198 bytes long.\n"
+          "# whitespace starts a comment. Keys may be indented; each key may appear once; lines must be at\n"
+          "# most 198 bytes long.\n"
           "#\n"
           "# Units:  sizes      1024, 64KiB, 25MB, 1 GiB   (KB/MB/GB = 1000^n bytes, KiB/MiB/GiB = 1024^n)\n"
           "#         durations  500ms, 30s, 15m, 2h, 90d, 1w, 1h30m\n"

@@ -102,6 +102,15 @@ class ConfigErrors(TestCase):
     def test_missing_nats_binary(self):
         self.check_fails(["--nats-embedded-binary", "/nonexistent/nats-server"], "nats.embedded.binary")
 
+    def test_features_not_built_yet_are_refused(self):
+        self.check_fails(["--metrics-enabled"], "metrics.enabled: metrics are not available in this version")
+        self.check_fails(["--core-assets-storage-backend", "s3", "--core-assets-s3-endpoint", "x",
+                          "--core-assets-s3-bucket", "b"], "s3 is not available in this version")
+        self.check_fails(["--livekit-enabled", "--livekit-url", "wss://lk", "--livekit-api-key", "k"],
+                         "livekit.api_secret: required", env={})
+        self.check_fails(["--livekit-enabled", "--livekit-url", "wss://lk", "--livekit-api-key", "k"],
+                         "calls are not available", env={"CHATTO_LIVEKIT_API_SECRET": "s" * 20})
+
     def test_unknown_command(self):
         p = run_chatto(["frobnicate"])
         self.assertEqual(p.returncode, 2)
