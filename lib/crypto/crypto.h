@@ -22,6 +22,11 @@ void crypto_secret_new(char out[CRYPTO_SECRET_LEN + 1]);
 /* The NATS NKey public key ("U...", 56 characters) for a user seed ("SU..."), into pub[57].
  * CH_EINVAL if the seed is malformed (bad base32, checksum or prefix). */
 enum ch_status crypto_nkey_public(const char *seed, char pub[57], struct ch_err *err);
+/* Ed25519 signature of msg with a user seed (the NATS nonce challenge). *sig (64 bytes) is the caller's, freed
+ * with free(). We sign ourselves: Debian's libnats 3.4.1 nats_Sign() rejects every seed on signed-char
+ * platforms (it compares a char with an int prefix constant). */
+enum ch_status crypto_nkey_sign(const char *seed, const unsigned char *msg, size_t len, unsigned char **sig,
+                                struct ch_err *err);
 
 /* ---- password hashing (pwhash.c): argon2id through libsodium ---- */
 

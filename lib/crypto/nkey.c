@@ -8,6 +8,7 @@
  * Signing the server nonce is done by nats.c's nats_Sign() with the seed. Pure; any thread.
  */
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "crypto/crypto.h"
@@ -71,6 +72,54 @@ b32_encode(const unsigned char *in, size_t n, char *out)
     if (bits > 0)
         out[o++] = B32[(buf << (5 - bits)) & 31];
     out[o] = '\0';
+}
+
+/* Decode and check a user seed into the 32 raw seed bytes. */
+static enum ch_status
+decode_seed(const char *seed, unsigned char out[32], struct ch_err *err)
+{
+    unsigned char raw[64];
+    size_t n = b32_decode(seed, raw, sizeof raw);
+    enum ch_status st = CH_OK;
+    unsigned c;
+
+    if (n != 36) {
+        st = ch_err_set(err, CH_EINVAL, NULL, "not an NKey seed (expected 58 base32 characters starting SU)");
+        goto out;
+    }
+    c = crc16(raw, 34);
+    if (raw[34] != (c & 0xFF) || raw[35] != (c >> 8)) {
+        st = ch_err_set(err, CH_EINVAL, NULL, "NKey seed checksum mismatch (mistyped?)");
+        goto out;
+    }
+    if ((raw[0] & 0xF8) != PREFIX_SEED || (((raw[0] & 7u) << 5) | (raw[1] >> 3)) != PREFIX_USER) {
+        st = ch_err_set(err, CH_EINVAL, NULL, "not a user NKey seed (must start with SU)");
+        goto out;
+    }
+    memcpy(out, raw + 2, 32);
+out:
+    sodium_memzero(raw, sizeof raw);
+    return st;
+}
+
+enum ch_status
+crypto_nkey_sign(const char *seed, const unsigned char *msg, size_t len, unsigned char **sig, struct ch_err *err)
+{
+    unsigned char s[32], pk[32], sk[64], *out;
+    enum ch_status st;
+
+    if ((st = decode_seed(seed, s, err)) != CH_OK)
+        return st;
+    crypto_sign_seed_keypair(pk, sk, s);
+    out = malloc(crypto_sign_BYTES);
+    if (out)
+        crypto_sign_detached(out, NULL, msg, len, sk);
+    sodium_memzero(s, sizeof s);
+    sodium_memzero(sk, sizeof sk);
+    if (!out)
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    *sig = out;
+    return CH_OK;
 }
 
 enum ch_status

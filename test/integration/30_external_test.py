@@ -113,3 +113,76 @@ class External(TestCase):
         c.proc.wait(15)
         self.assertEqual(c.proc.returncode, 0)
         self.assertIn("SIGINT received; draining", c.stderr())
+
+
+def _ed25519_public(seed32):
+    """Ed25519 public key of a 32-byte seed (RFC 8032, plain Python; only for the test)."""
+    import hashlib
+    p = 2 ** 255 - 19
+    q = 2 ** 252 + 27742317777372353535851937790883648493
+    d = -121665 * pow(121666, p - 2, p) % p
+    gy = 4 * pow(5, p - 2, p) % p
+    gx2 = (gy * gy - 1) * pow(d * gy * gy + 1, p - 2, p) % p
+    gx = pow(gx2, (p + 3) // 8, p)
+    if (gx * gx - gx2) % p:
+        gx = gx * pow(2, (p - 1) // 4, p) % p
+    if gx & 1:
+        gx = p - gx
+    G = (gx, gy, 1, gx * gy % p)
+
+    def add(P, Q):
+        A = (P[1] - P[0]) * (Q[1] - Q[0]) % p
+        B = (P[1] + P[0]) * (Q[1] + Q[0]) % p
+        C = 2 * P[3] * Q[3] * d % p
+        D = 2 * P[2] * Q[2] % p
+        E, F, G_, H = B - A, D - C, D + C, B + A
+        return (E * F % p, G_ * H % p, F * G_ % p, E * H % p)
+
+    h = hashlib.sha512(seed32).digest()
+    a = int.from_bytes(h[:32], "little")
+    a &= (1 << 254) - 8
+    a |= 1 << 254
+    R, P_ = (0, 1, 1, 0), G
+    while a:
+        if a & 1:
+            R = add(R, P_)
+        P_ = add(P_, P_)
+        a >>= 1
+    zi = pow(R[2], p - 2, p)
+    x, y = R[0] * zi % p, R[1] * zi % p
+    return (y | ((x & 1) << 255)).to_bytes(32, "little")
+
+
+def _nkey(prefix_bytes, payload):
+    import base64
+
+    def crc16(data):
+        crc = 0
+        for byte in data:
+            crc ^= byte << 8
+            for _ in range(8):
+                crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+        return crc
+
+    raw = bytes(prefix_bytes) + payload
+    return base64.b32encode(raw + crc16(raw).to_bytes(2, "little")).decode().rstrip("=")
+
+
+class NKeyAuth(TestCase):
+    def test_nkey_seed_string_and_file(self):
+        import os
+        seed_raw = os.urandom(32)
+        seed = _nkey([0x90 | (160 >> 5), (160 & 31) << 3], seed_raw)
+        pub = _nkey([160], _ed25519_public(seed_raw))
+        self.assertTrue(seed.startswith("SU") and pub.startswith("U"))
+        n = self.nats(extra_conf='authorization { users = [ { nkey: "%s" } ] }\n' % pub)
+        c = self.chatto(embedded=False, env=external_env(n.url, CHATTO_NATS_CLIENT_AUTH_METHOD="nkey",
+                                                         CHATTO_NATS_CLIENT_NKEY_SEED=seed))
+        self.assertEqual(c.connect(GET_SERVER).status, 200)
+        path = os.path.join(c.dir, "user.nk")
+        with open(path, "w") as f:
+            f.write(seed + "\n")
+        c2 = self.chatto(embedded=False, env=external_env(n.url, CHATTO_NATS_CLIENT_AUTH_METHOD="nkey",
+                                                          CHATTO_NATS_CLIENT_NKEY_SEED=path))
+        self.assertEqual(c2.connect(GET_SERVER).status, 200)
+        self.assertNotIn(seed, c.stderr() + c2.stderr())

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/* lib/base: UTF-8, CIDR sets, ids, urlencoded forms, the hash map. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/form.h"
+#include "base/ids.h"
+#include "base/map.h"
+#include "base/netaddr.h"
+#include "base/utf8.h"
+#include "crypto/crypto.h"
+
+static void
+test_utf8_accepts_valid_rejects_invalid(void **state)
+{
+    static const char *good[] = { "", "plain", "é", "€", "😀", "\xf4\x8f\xbf\xbf", "κόσμε" };
+    static const char *bad[] = { "\xff", "\xc0\x80", "\xc1\xbf", "\xe0\x80\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                 "\xf8\x88\x80\x80\x80", "\xe2\x82", "a\x80", "\xf0\x9f\x98" };
+    (void)state;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_true(utf8_valid(good[i], strlen(good[i])));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (utf8_valid(bad[i], strlen(bad[i])))
+            fail_msg("bad UTF-8 #%zu accepted", i);
+    assert_int_equal(utf8_count("κόσμε😀", strlen("κόσμε😀")), 6);
+}
+
+static void
+test_netaddr_sets(void **state)
+{
+    const char *items[] = { "10.0.0.0/8", "192.168.1.7", "fd00::/8", "::1", NULL };
+    const char *bad1[] = { "10.0.0.0/33", NULL }, *bad2[] = { "nonsense", NULL }, *bad3[] = { "::1/129", NULL };
+    struct netaddr_set *s = NULL;
+    struct ch_err err;
+    char buf[64];
+    (void)state;
+    assert_int_equal(netaddr_set_parse(items, &s, NULL), CH_OK);
+    assert_true(netaddr_set_contains(s, "10.1.2.3"));
+    assert_true(netaddr_set_contains(s, "::ffff:10.200.0.1"));
+    assert_true(netaddr_set_contains(s, "192.168.1.7"));
+    assert_false(netaddr_set_contains(s, "192.168.1.8"));
+    assert_true(netaddr_set_contains(s, "fd12::34"));
+    assert_true(netaddr_set_contains(s, "::1"));
+    assert_false(netaddr_set_contains(s, "::2"));
+    assert_false(netaddr_set_contains(s, "11.0.0.1"));
+    assert_false(netaddr_set_contains(s, "not an ip"));
+    netaddr_set_free(s);
+    assert_int_equal(netaddr_set_parse(bad1, &s, &err), CH_EINVAL);
+    assert_non_null(strstr(err.msg, "10.0.0.0/33"));
+    assert_int_equal(netaddr_set_parse(bad2, &s, &err), CH_EINVAL);
+    assert_int_equal(netaddr_set_parse(bad3, &s, &err), CH_EINVAL);
+    const char *all[] = { "0.0.0.0/0", NULL };
+    assert_int_equal(netaddr_set_parse(all, &s, NULL), CH_OK);
+    assert_true(netaddr_set_contains(s, "8.8.8.8"));
+    assert_false(netaddr_set_contains(s, "2001:db8::1"));
+    netaddr_set_free(s);
+    assert_true(netaddr_normalize("::ffff:127.0.0.1", buf, sizeof buf));
+    assert_string_equal(buf, "127.0.0.1");
+}
+
+static void
+test_ids_are_sortable_and_subject_safe(void **state)
+{
+    char a[ID_LEN + 1], b[ID_LEN + 1];
+    (void)state;
+    id_new_at(1000, a);
+    id_new_at(2000, b);
+    assert_int_equal(strlen(a), ID_LEN);
+    assert_true(strcmp(a, b) < 0);
+    assert_true(id_valid(a));
+    for (const char *p = a; *p; p++)
+        assert_non_null(strchr("0123456789abcdefghjkmnpqrstvwxyz", *p));
+    static const char *bad[] = { "", "a.b", "a*", ">", "a b", "a\tb", "é", "x/y",
+                                 "0123456789012345678901234567890123456789012345678901234567890123456789" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(id_valid(bad[i]));
+    assert_true(id_valid("general"));
+    assert_true(id_valid("A-b_9"));
+    struct ch_err err;
+    assert_int_equal(id_check("roomId", "a.b", &err), CH_EINVAL);
+    assert_string_equal(err.field, "roomId");
+}
+
+static void
+test_form_decoding(void **state)
+{
+    struct form *f = NULL;
+    struct ch_err err;
+    const char *body = "login=al%69ce&password=p%40ss+word%26%3D&empty=&flag&login=second";
+    (void)state;
+    assert_int_equal(form_parse(body, strlen(body), &f, NULL), CH_OK);
+    assert_string_equal(form_get(f, "login"), "alice");
+    assert_string_equal(form_get(f, "password"), "p@ss word&=");
+    assert_string_equal(form_get(f, "empty"), "");
+    assert_string_equal(form_get(f, "flag"), "");
+    assert_null(form_get(f, "missing"));
+    form_free(f);
+    assert_int_equal(form_parse("a=%zz", 5, &f, &err), CH_EINVAL);
+    assert_int_equal(form_parse("a=%4", 4, &f, &err), CH_EINVAL);
+    assert_int_equal(form_parse("a=%00", 5, &f, &err), CH_EINVAL);
+    assert_int_equal(form_parse("", 0, &f, NULL), CH_OK);
+    form_free(f);
+}
+
+static void
+test_map_put_get_delete_grow(void **state)
+{
+    struct map *m = map_new();
+    char key[32];
+    size_t it = 0, n = 0;
+    void *v;
+    (void)state;
+    for (intptr_t i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "k%ld", (long)i);
+        assert_null(map_put(m, key, (void *)(i + 1), NULL));
+    }
+    assert_int_equal(map_len(m), 5000);
+    for (intptr_t i = 0; i < 5000; i += 2) {
+        snprintf(key, sizeof key, "k%ld", (long)i);
+        assert_ptr_equal(map_del(m, key), (void *)(i + 1));
+    }
+    for (intptr_t i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "k%ld", (long)i);
+        assert_ptr_equal(map_get(m, key), i % 2 ? (void *)(i + 1) : NULL);
+    }
+    while (map_next(m, &it, NULL, &v))
+        n++;
+    assert_int_equal(n, 2500);
+    assert_ptr_equal(map_put(m, "k1", (void *)7, NULL), (void *)2);
+    assert_ptr_equal(map_get(m, "k1"), (void *)7);
+    map_free(m, NULL);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_utf8_accepts_valid_rejects_invalid),
+        cmocka_unit_test(test_netaddr_sets),
+        cmocka_unit_test(test_ids_are_sortable_and_subject_safe),
+        cmocka_unit_test(test_form_decoding),
+        cmocka_unit_test(test_map_put_get_delete_grow),
+    };
+    crypto_init();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

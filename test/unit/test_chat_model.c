@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+/* The chat read model, fed events directly (no NATS): timelines, threads, reactions, tombstones, erasure, replays
+ * where erased snapshots are missing, and malformed events. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat/chat_int.h"
+
+static void
+ev(struct chat_model *m, uint64_t seq, const char *subject, const char *json)
+{
+    chat_model_apply(m, seq, subject, json, strlen(json), 1000 + (int64_t)seq);
+}
+
+#define ROOM "chatto.ev.r1.room"
+#define MSG(id) "chatto.ev.r1.msg." id
+
+static struct chat_model *
+room_with_members(void)
+{
+    struct chat_model *m = chat_model_new();
+    ev(m, 1, ROOM,
+       "{\"type\":\"room.created\",\"id\":\"e1\",\"actor\":\"alice\",\"room\":{\"id\":\"r1\",\"name\":\"R\","
+       "\"visibility\":\"public\"},\"members\":[{\"user\":\"alice\",\"role\":\"owner\"}]}");
+    ev(m, 2, "chatto.ev.r1.mem.bob", "{\"type\":\"member.joined\",\"id\":\"e2\",\"actor\":\"bob\",\"user\":\"bob\"}");
+    return m;
+}
+
+static void
+test_room_members_and_timeline(void **state)
+{
+    struct chat_model *m = room_with_members();
+    struct chat_room *r = model_room(m, "r1");
+    (void)state;
+    assert_non_null(r);
+    assert_string_equal(r->name, "R");
+    assert_int_equal(model_member(r, "alice")->role, RROLE_OWNER);
+    assert_non_null(model_member(r, "bob"));
+    assert_int_equal(r->ntl, 2);
+    assert_int_equal(r->tl[0]->kind, IT_ROOM_CREATED);
+    assert_int_equal(r->tl[1]->kind, IT_JOINED);
+    /* a duplicate join (two processes raced) changes nothing */
+    ev(m, 3, "chatto.ev.r1.mem.bob", "{\"type\":\"member.joined\",\"id\":\"e3\",\"actor\":\"bob\",\"user\":\"bob\"}");
+    assert_int_equal(r->ntl, 2);
+    ev(m, 4, "chatto.ev.r1.mem.bob", "{\"type\":\"member.left\",\"id\":\"e4\",\"actor\":\"bob\",\"user\":\"bob\"}");
+    assert_null(model_member(r, "bob"));
+    assert_int_equal(r->tl[2]->kind, IT_LEFT);
+    assert_int_equal(chat_model_applied(m), 4);
+    chat_model_free(m);
+}
+
+static void
+test_messages_edits_deletes_and_erasure_backlog(void **state)
+{
+    struct chat_model *m = room_with_members();
+    struct chat_room *r = model_room(m, "r1");
+    uint64_t *er = NULL;
+    size_t n = 0;
+    (void)state;
+    ev(m, 3, MSG("m1"), "{\"type\":\"msg.posted\",\"actor\":\"alice\",\"msg\":{\"id\":\"m1\",\"author\":\"alice\","
+                        "\"createdAt\":5,\"body\":\"hi @bob\",\"mentions\":[\"bob\"]}}");
+    struct chat_msg *msg = model_msg(r, "m1");
+    assert_non_null(msg);
+    assert_int_equal(msg->pos, 3);
+    assert_string_equal(msg->body, "hi @bob");
+    assert_int_equal(r->mentioned.n, 1);
+    ev(m, 4, MSG("m1"), "{\"type\":\"msg.edited\",\"actor\":\"alice\",\"msg\":{\"id\":\"m1\",\"author\":\"alice\","
+                        "\"createdAt\":5,\"pos\":3,\"editedAt\":9,\"body\":\"hello\",\"mentions\":[]}}");
+    assert_string_equal(msg->body, "hello");
+    assert_int_equal(msg->edited_at, 9);
+    assert_int_equal(msg->pos, 3);
+    assert_int_equal(msg->nbody, 2);
+    assert_int_equal(r->mentioned.n, 0);
+    ev(m, 5, MSG("m1"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"m1\",\"emoji\":\"x\"}");
+    assert_int_equal(msg->nreactions, 1);
+    ev(m, 6, MSG("m1"), "{\"type\":\"msg.deleted\",\"actor\":\"alice\",\"msg\":{\"id\":\"m1\",\"author\":\"alice\","
+                        "\"createdAt\":5,\"pos\":3,\"deletedAt\":10}}");
+    assert_null(msg->body);
+    assert_int_equal(msg->deleted_at, 10);
+    assert_int_equal(msg->nreactions, 0);
+    assert_int_equal(msg->last_seq, 6);
+    chat_model_take_erasures(m, &er, &n);
+    assert_int_equal(n, 2); /* both snapshots that held the body */
+    assert_int_equal(er[0], 3);
+    assert_int_equal(er[1], 4);
+    free(er);
+    assert_int_equal(r->ntl, 3); /* the tombstone keeps its place */
+    assert_ptr_equal(r->tl[2]->msg, msg);
+    chat_model_free(m);
+}
+
+static void
+test_replay_after_erasure_keeps_positions(void **state)
+{
+    /* the first snapshot (seq 3) was erased by an edit; the replay sees a reaction before the edit snapshot */
+    struct chat_model *m = room_with_members();
+    struct chat_room *r = model_room(m, "r1");
+    (void)state;
+    ev(m, 4, MSG("m0"), "{\"type\":\"msg.posted\",\"actor\":\"bob\",\"msg\":{\"id\":\"m0\",\"author\":\"bob\","
+                        "\"createdAt\":6,\"body\":\"later\"}}");
+    ev(m, 5, MSG("m1"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"m1\",\"emoji\":\"y\"}");
+    assert_null(model_msg(r, "m1")); /* a placeholder only */
+    ev(m, 6, MSG("m1"), "{\"type\":\"msg.edited\",\"actor\":\"alice\",\"msg\":{\"id\":\"m1\",\"author\":\"alice\","
+                        "\"createdAt\":5,\"pos\":3,\"editedAt\":9,\"body\":\"edited\"}}");
+    struct chat_msg *msg = model_msg(r, "m1");
+    assert_non_null(msg);
+    assert_int_equal(msg->nreactions, 1);
+    /* ordered by original position: created(1) joined(2) m1(3) m0(4) */
+    assert_int_equal(r->ntl, 4);
+    assert_ptr_equal(r->tl[2]->msg, msg);
+    assert_string_equal(r->tl[3]->msg->id, "m0");
+    /* a tombstone without any snapshot (all erased) still places the message */
+    ev(m, 7, MSG("m9"), "{\"type\":\"msg.deleted\",\"actor\":\"alice\",\"msg\":{\"id\":\"m9\",\"author\":\"bob\","
+                        "\"createdAt\":1,\"pos\":2,\"deletedAt\":11}}");
+    assert_int_equal(r->ntl, 5);
+    assert_string_equal(r->tl[2]->msg->id, "m9");
+    chat_model_free(m);
+}
+
+static void
+test_threads_count_live_replies(void **state)
+{
+    struct chat_model *m = room_with_members();
+    struct chat_room *r = model_room(m, "r1");
+    (void)state;
+    ev(m, 3, MSG("root"), "{\"type\":\"msg.posted\",\"actor\":\"alice\",\"msg\":{\"id\":\"root\",\"author\":\"alice\","
+                          "\"createdAt\":5,\"body\":\"q\"}}");
+    ev(m, 4, MSG("r1a"), "{\"type\":\"msg.posted\",\"actor\":\"bob\",\"msg\":{\"id\":\"r1a\",\"author\":\"bob\","
+                         "\"createdAt\":6,\"body\":\"a\",\"threadRoot\":\"root\"}}");
+    ev(m, 5, MSG("r1b"), "{\"type\":\"msg.posted\",\"actor\":\"bob\",\"msg\":{\"id\":\"r1b\",\"author\":\"bob\","
+                         "\"createdAt\":7,\"body\":\"b\",\"threadRoot\":\"root\"}}");
+    struct chat_msg *root = model_msg(r, "root");
+    assert_int_equal(root->reply_count, 2);
+    assert_int_equal(root->last_reply_at, 7);
+    assert_int_equal(r->ntl, 3); /* replies are not in the timeline */
+    ev(m, 6, MSG("r1b"), "{\"type\":\"msg.deleted\",\"actor\":\"bob\",\"msg\":{\"id\":\"r1b\",\"author\":\"bob\","
+                         "\"createdAt\":7,\"pos\":5,\"threadRoot\":\"root\",\"deletedAt\":8}}");
+    assert_int_equal(root->reply_count, 1);
+    assert_int_equal(root->last_reply_at, 6);
+    chat_model_free(m);
+}
+
+static void
+test_reactions_add_remove_idempotent(void **state)
+{
+    struct chat_model *m = room_with_members();
+    struct chat_room *r = model_room(m, "r1");
+    (void)state;
+    ev(m, 3, MSG("m1"), "{\"type\":\"msg.posted\",\"actor\":\"alice\",\"msg\":{\"id\":\"m1\",\"author\":\"alice\","
+                        "\"createdAt\":5,\"body\":\"x\"}}");
+    ev(m, 4, MSG("m1"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"m1\",\"emoji\":\"+1\"}");
+    ev(m, 5, MSG("m1"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"m1\",\"emoji\":\"+1\"}");
+    ev(m, 6, MSG("m1"), "{\"type\":\"reaction.added\",\"actor\":\"alice\",\"msgId\":\"m1\",\"emoji\":\"+1\"}");
+    struct chat_msg *msg = model_msg(r, "m1");
+    assert_int_equal(msg->nreactions, 1);
+    assert_int_equal(msg->reactions[0].n, 2);
+    ev(m, 7, MSG("m1"), "{\"type\":\"reaction.removed\",\"actor\":\"bob\",\"msgId\":\"m1\",\"emoji\":\"+1\"}");
+    ev(m, 8, MSG("m1"), "{\"type\":\"reaction.removed\",\"actor\":\"bob\",\"msgId\":\"m1\",\"emoji\":\"+1\"}");
+    assert_int_equal(msg->reactions[0].n, 1);
+    ev(m, 9, MSG("m1"), "{\"type\":\"reaction.removed\",\"actor\":\"alice\",\"msgId\":\"m1\",\"emoji\":\"+1\"}");
+    assert_int_equal(msg->nreactions, 0);
+    cJSON *v = view_message(msg, "r1", "alice");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(v, "reactions")), 0);
+    cJSON_Delete(v);
+    chat_model_free(m);
+}
+
+static void
+test_malformed_events_are_counted_and_skipped(void **state)
+{
+    struct chat_model *m = room_with_members();
+    (void)state;
+    ev(m, 3, "chatto.ev.r1.msg.x", "not json");
+    ev(m, 4, "chatto.ev..room", "{\"type\":\"room.created\"}");
+    ev(m, 5, "other.subject", "{\"type\":\"msg.posted\"}");
+    ev(m, 6, "chatto.ev.r1.msg.x", "{\"type\":\"who.knows\"}");
+    ev(m, 7, "chatto.ev.r*.room", "{\"type\":\"room.created\"}");
+    ev(m, 8, MSG("m1"), "{\"type\":\"msg.posted\",\"msg\":{\"id\":\"bad.id\"}}");
+    assert_true(atomic_load(&m->bad_events) >= 5);
+    assert_int_equal(chat_model_applied(m), 8);
+    assert_int_equal(model_room(m, "r1")->ntl, 2);
+    chat_model_free(m);
+}
+
+static void
+test_users_directory_and_read_positions(void **state)
+{
+    struct chat_model *m = room_with_members();
+    const char *u = "{\"id\":\"bob\",\"login\":\"bob\",\"displayName\":\"Bob\",\"role\":\"member\","
+                    "\"passwordHash\":\"$argon2id$secret\"}";
+    (void)state;
+    chat_model_user(m, "bob", u, strlen(u), 1);
+    chat_model_user(m, NULL, NULL, 0, 0);
+    const struct user *b = model_user(m, "bob");
+    assert_non_null(b);
+    assert_string_equal(b->display_name, "Bob");
+    assert_string_equal(b->password_hash, ""); /* never kept in memory */
+    assert_string_equal(map_get(m->logins, "bob"), "bob");
+    chat_model_read(m, "bob.r1", "7", 1, 3);
+    assert_int_equal(model_member(model_room(m, "r1"), "bob")->last_read, 7);
+    chat_model_read(m, "bob.r1", "5", 1, 4); /* never backwards */
+    assert_int_equal(model_member(model_room(m, "r1"), "bob")->last_read, 7);
+    /* a read position that arrives before the membership is kept for it */
+    chat_model_read(m, "carol.r1", "9", 1, 5);
+    ev(m, 3, "chatto.ev.r1.mem.carol", "{\"type\":\"member.added\",\"actor\":\"alice\",\"user\":\"carol\"}");
+    assert_int_equal(model_member(model_room(m, "r1"), "carol")->last_read, 9);
+    assert_true(chat_model_wait_reads(m, 5, 10));
+    assert_false(chat_model_wait_reads(m, 6, 10));
+    chat_model_free(m);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_room_members_and_timeline),
+        cmocka_unit_test(test_messages_edits_deletes_and_erasure_backlog),
+        cmocka_unit_test(test_replay_after_erasure_keeps_positions),
+        cmocka_unit_test(test_threads_count_live_replies),
+        cmocka_unit_test(test_reactions_add_remove_idempotent),
+        cmocka_unit_test(test_malformed_events_are_counted_and_skipped),
+        cmocka_unit_test(test_users_directory_and_read_positions),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
