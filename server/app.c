@@ -24,7 +24,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -236,6 +239,28 @@ app_accounts_opts(const struct cfg *cfg, struct store *st, struct accounts_opts 
     ao->login_max_failures = (int)cfg_int(cfg, CFG_AUTH_LOGIN_MAX_FAILURES);
     ao->login_max_failures_per_ip = (int)cfg_int(cfg, CFG_AUTH_LOGIN_MAX_FAILURES_PER_IP);
     ao->login_lockout_ms = cfg_int(cfg, CFG_AUTH_LOGIN_LOCKOUT);
+}
+
+/* systemd's readiness protocol (Type=notify): one datagram to $NOTIFY_SOCKET. A no-op outside systemd. */
+static void
+sd_notify_msg(const char *msg)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    size_t n;
+    int fd;
+
+    if (!path || (path[0] != '/' && path[0] != '@') || (n = strlen(path)) >= sizeof sa.sun_path)
+        return;
+    memcpy(sa.sun_path, path, n);
+    if (sa.sun_path[0] == '@')
+        sa.sun_path[0] = '\0'; /* abstract socket */
+    if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+        return;
+    if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+        log_warn("app: cannot notify systemd: %s", strerror(errno));
+    close(fd);
 }
 
 static void
@@ -471,7 +496,9 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         int sig = sigtimedwait(&sigs, NULL, &tick);
 
         if (sig == SIGHUP) {
+            sd_notify_msg("RELOADING=1");
             reload(args, cfg);
+            sd_notify_msg("READY=1");
             continue;
         }
         if (sig == SIGTERM || sig == SIGINT) {
@@ -482,6 +509,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         if (ready && !announced) {
             announced = true;
             log_info("app: ready");
+            sd_notify_msg("READY=1\nSTATUS=ready");
             printf("Chatto %s is ready: open %s\n", CHATTO_VERSION, public_url);
             fflush(stdout);
         } else if (ready != was_ready && announced) {
@@ -495,6 +523,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     }
 
     /* drain: stop taking connections, let requests finish, then storage, then the child */
+    sd_notify_msg("STOPPING=1\nSTATUS=draining");
     atomic_store(&env.draining, true);
     http_quiesce(http);
     hub_stop(hub); /* WebSockets get 1001 before the daemon stops (it would drop them) */

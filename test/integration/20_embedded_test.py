@@ -164,3 +164,27 @@ class Embedded(TestCase):
         self.assertEqual(c.get("/readyz").status, 200)
         time.sleep(0)  # the process keeps serving
         self.assertEqual(c.stop(), 0)
+
+
+class SystemdNotify(TestCase):
+    def test_ready_and_stopping_are_notified(self):
+        import socket as _socket
+        import tempfile
+        d = tempfile.mkdtemp()
+        path = os.path.join(d, "notify.sock")
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+        s.bind(path)
+        s.settimeout(20)
+        try:
+            c = self.chatto(env={"NOTIFY_SOCKET": path}, start=False)
+            c.start(wait_ready=False)
+            msg = s.recv(4096).decode()
+            self.assertIn("READY=1", msg)
+            self.assertEqual(c.get("/readyz").status, 200)  # READY=1 only once /readyz says ready
+            c.signal(signal.SIGTERM)
+            self.assertIn("STOPPING=1", s.recv(4096).decode())
+            c.proc.wait(20)
+        finally:
+            s.close()
+            import shutil
+            shutil.rmtree(d, ignore_errors=True)
