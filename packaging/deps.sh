@@ -8,7 +8,7 @@ profile=${1:-run}
 
 run_pkgs="build-essential pkg-config libmicrohttpd-dev libnats-dev libwslay-dev libsodium-dev libcjson-dev
           libinih-dev nettle-dev nats-server"
-test_pkgs="$run_pkgs libcmocka-dev python3 curl groff man-db wrk"
+test_pkgs="$run_pkgs libcmocka-dev python3 curl groff man-db wrk chromium"
 
 case "$profile" in
 run) want=$run_pkgs ;;
@@ -23,6 +23,12 @@ for p in $want; do
     fi
 done
 
+# Node.js for the browser tests: the machine's own if it has one (NodeSource ships npm inside nodejs, and
+# asking apt for Debian's npm beside it fails), else Debian's nodejs and npm
+if [ "$profile" = test ] && ! command -v node >/dev/null 2>&1; then
+    missing="$missing nodejs npm"
+fi
+
 if [ -n "$missing" ]; then
     echo "deps: installing Debian packages:$missing"
     if [ "$(id -u)" -eq 0 ]; then
@@ -36,4 +42,13 @@ if [ -n "$missing" ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     # shellcheck disable=SC2086
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# playwright-core for the browser tests, pinned by test/browser/package-lock.json; it drives Debian's chromium
+if [ "$profile" = test ]; then
+    dir=$(cd "$(dirname "$0")/../test/browser" && pwd)
+    if [ ! -d "$dir/node_modules/playwright-core" ]; then
+        echo "deps: installing playwright-core (npm) into test/browser"
+        (cd "$dir" && npm ci --no-audit --no-fund --silent)
+    fi
 fi

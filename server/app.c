@@ -42,6 +42,7 @@
 #include "log/log.h"
 #include "store/store.h"
 #include "supervisor.h"
+#include "web.h"
 #include "ws/hub.h"
 #include "version.h"
 
@@ -326,12 +327,15 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     struct accounts *accounts = NULL;
     struct chat *chat = NULL;
     struct hub *hub = NULL;
+    struct web *web = NULL;
     struct netaddr_set *proxies = NULL;
     struct ch_err err = { 0 };
     sigset_t sigs;
     int lock_fd = -1, rc = 1, listen_fd = -1, bound = 0;
     bool embedded = cfg_bool(cfg, CFG_NATS_EMBEDDED_ENABLED);
     char public_url[512], origin[512], instance[128], host[64] = "localhost", binary[PATH_MAX] = "";
+    char alias4[64], alias6[64];
+    const char *aliases[] = { alias4, alias6, NULL };
     const char *urls[2] = { NULL, NULL };
 
     sigemptyset(&sigs);
@@ -381,10 +385,14 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         log_error("app: %s", err.msg);
         goto out;
     }
-    /* an unset webserver.url follows the port actually bound */
-    if (cfg_source_of(cfg, CFG_WEBSERVER_URL) == CFG_SRC_DEFAULT)
+    /* an unset webserver.url follows the port actually bound; a person may open it as localhost or 127.0.0.1,
+     * so both loopback spellings count as our origin until an operator names the real one */
+    if (cfg_source_of(cfg, CFG_WEBSERVER_URL) == CFG_SRC_DEFAULT) {
         snprintf(public_url, sizeof public_url, "http://localhost:%d", bound);
-    else
+        snprintf(alias4, sizeof alias4, "http://127.0.0.1:%d", bound);
+        snprintf(alias6, sizeof alias6, "http://[::1]:%d", bound);
+        env.origin_aliases = aliases;
+    } else
         snprintf(public_url, sizeof public_url, "%s", cfg_str(cfg, CFG_WEBSERVER_URL));
     if (parse_url_origin(public_url, origin, sizeof origin) != CH_OK)
         snprintf(origin, sizeof origin, "%s", public_url);
@@ -466,6 +474,14 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         goto out;
     }
     env.hub = hub;
+    char ws_origin[600];
+    snprintf(ws_origin, sizeof ws_origin, "%s%s", strncmp(origin, "https://", 8) ? "ws://" : "wss://",
+             strstr(origin, "://") ? strstr(origin, "://") + 3 : origin);
+    if (web_load(cfg_str(cfg, CFG_WEBSERVER_WEB_DIR), ws_origin, &web, &err) == CH_OK)
+        log_info("http: web client from %s", web_dir(web));
+    else
+        log_warn("http: no web client (%s); serving the API only", err.msg);
+    env.web = web;
 
     /* env is complete: from here on worker threads read it, nobody writes it */
     struct http_opts ho = {
@@ -537,6 +553,7 @@ out:
     hub_stop(hub);
     http_stop(http, 0);
     chat_free(chat);
+    web_free(web);
     accounts_free(accounts);
     store_close(store);
     sup_stop(sup);

@@ -18,6 +18,7 @@
 struct cfg;
 struct chat;
 struct hub;
+struct web;
 struct store;
 struct sup;
 
@@ -29,8 +30,10 @@ struct api_env {
     struct accounts *accounts;
     struct chat *chat;
     struct hub *hub;
+    struct web *web; /* NULL when no web client files were found */
     const char *public_url;
     const char *public_origin;
+    const char *const *origin_aliases; /* NULL-terminated; loopback spellings while webserver.url is unset */
     const char *cookie_name;   /* "__Host-chatto_session" over https, else "chatto_session" */
     bool cookie_secure;
     const char *version;

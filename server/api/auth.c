@@ -15,8 +15,15 @@ api_same_origin(struct http_req *r, const struct api_env *env)
     const char *origin = http_req_header(r, "Origin");
     const char *site;
 
-    if (origin)
-        return strcasecmp(origin, env->public_origin) == 0; /* exact, lengths included; "null" never matches */
+    if (origin) {
+        /* exact, lengths included; "null" never matches */
+        if (strcasecmp(origin, env->public_origin) == 0)
+            return true;
+        for (const char *const *a = env->origin_aliases; a && *a; a++)
+            if (strcasecmp(origin, *a) == 0)
+                return true;
+        return false;
+    }
     site = http_req_header(r, "Sec-Fetch-Site");
     return site && strcmp(site, "same-origin") == 0;
 }

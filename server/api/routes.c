@@ -13,6 +13,7 @@
 #include "json/json.h"
 #include "store/store.h"
 #include "supervisor.h"
+#include "web.h"
 #include "ws/upgrade.h"
 
 #define CONNECT_PREFIX "/api/connect/"
@@ -174,6 +175,18 @@ connect_handle(struct http_req *r, void *envp)
     http_reply_json(r, 200, out);
 }
 
+static void
+web_route(struct http_req *r, void *envp)
+{
+    struct api_env *env = envp;
+
+    if (!env->web) {
+        http_reply_status(r, 404, "not_found", "the web client is not installed on this server (API only)");
+        return;
+    }
+    web_serve(r, env->web);
+}
+
 static const struct http_route routes[] = {
     { "GET", "/healthz", false, NULL, healthz },
     { "GET", "/readyz", false, NULL, readyz },
@@ -182,6 +195,7 @@ static const struct http_route routes[] = {
     { "POST", "/auth/register", false, account_prepare, account_register },
     { "POST", "/auth/login", false, account_prepare, account_login },
     { "POST", "/auth/logout", false, account_prepare, account_logout },
+    { "GET", "/", true, NULL, web_route }, /* last: everything else is a static file or 404 */
     { 0 },
 };
 

@@ -55,8 +55,12 @@ users_list_page(struct api_ctx *c, const cJSON *in, bool full, cJSON **out, stru
         return st;
     *out = cJSON_CreateObject();
     arr = cJSON_AddArrayToObject(*out, "users");
-    for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(arr, user_to_json(&v[i], full));
+    for (size_t i = 0; i < n; i++) {
+        cJSON *j = user_to_json(&v[i], full);
+        if (c->env->hub)
+            cJSON_AddStringToObject(j, "presenceStatus", hub_presence(c->env->hub, v[i].id));
+        cJSON_AddItemToArray(arr, j);
+    }
     cJSON_AddStringToObject(*out, "nextPageToken", next);
     free(v);
     return CH_OK;

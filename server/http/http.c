@@ -102,6 +102,9 @@ find_route(struct http *h, const char *path, const char *method, const struct ht
         bool match = rt->prefix ? strncmp(path, rt->path, strlen(rt->path)) == 0 : strcmp(path, rt->path) == 0;
         if (!match)
             continue;
+        /* the catch-all "/" (static files) must not hide "wrong method" on a real endpoint */
+        if (rt->prefix && !strcmp(rt->path, "/") && *mismatch)
+            continue;
         if (rt->method && strcmp(rt->method, method) != 0 &&
             !(strcmp(rt->method, "GET") == 0 && strcmp(method, "HEAD") == 0)) {
             *mismatch = rt;

@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: MIT
+// End-to-end test of the web client in Debian's headless Chromium (playwright-core), against the real chatto
+// binary with its embedded NATS. Two browser contexts are two users. Screenshots go to build/test-output/browser.
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "..", "..");
+const build = process.env.CHATTO_TEST_BUILD || path.join(root, "build");
+const outDir = path.join(root, "build", "test-output", "browser");
+fs.mkdirSync(outDir, { recursive: true });
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "chatto-browser-"));
+const scale = Number(process.env.CHATTO_TEST_TIME_SCALE || 1);
+const T = (ms) => ms * scale;
+
+let port, chatto, log = "";
+const results = [];
+
+async function freePort() {
+  return new Promise((ok) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => ok(p)); });
+  });
+}
+
+function startChatto() {
+  chatto = spawn(path.join(build, "chatto"), ["run", "--webserver-port", String(port), "--webserver-bind-address",
+    "127.0.0.1", "--nats-embedded-data-dir", dataDir, "--auth-password-hash", "owasp",
+    "--realtime-typing-timeout", "3s"], { env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CHATTO_"))) });
+  chatto.stderr.on("data", (d) => { log += d; });
+  chatto.stdout.on("data", (d) => { log += d; });
+}
+
+async function waitReady() {
+  const deadline = Date.now() + T(20000);
+  while (Date.now() < deadline) {
+    try { if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) return; } catch (e) { /* not up */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("chatto did not become ready:\n" + log.slice(-3000));
+}
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push([name, true]);
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    results.push([name, false]);
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+    throw e;
+  }
+}
+
+async function apiAs(token, method, body) {
+  const r = await fetch(`http://127.0.0.1:${port}/api/connect/${method}`, {
+    method: "POST", headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
+    body: JSON.stringify(body),
+  });
+  const j = await r.json();
+  if (!r.ok) throw new Error(method + ": " + JSON.stringify(j));
+  return j;
+}
+
+const XSS = [
+  `<img src=x onerror="window.__xss=1;alert(1)">`,
+  `<script>window.__xss=1;alert(2)</script>`,
+  `"><svg onload=alert(3)>`,
+  `javascript:alert(4)`,
+  `<a href="javascript:alert(5)">click</a>`,
+  `{{constructor.constructor('alert(6)')()}}`,
+  `</textarea><script>alert(7)</script>`,
+  `<iframe src="javascript:alert(8)"></iframe>`,
+];
+
+async function main() {
+  port = await freePort();
+  startChatto();
+  await waitReady();
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+  });
+  const base = `http://127.0.0.1:${port}/`;
+  const unexpectedDialogs = [];
+  const pages = {};
+  async function newUser(name) {
+    const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(T(10000));
+    page.on("dialog", async (d) => {
+      if (d.type() === "confirm" && d.message() === "Delete this message?") return d.accept();
+      unexpectedDialogs.push(`${name}: ${d.type()} ${d.message()}`);
+      return d.dismiss();
+    });
+    page.on("pageerror", (e) => unexpectedDialogs.push(`${name}: page error ${e.message}`));
+    pages[name] = page;
+    return page;
+  }
+  const alice = await newUser("alice");
+  const bob = await newUser("bob");
+  const msgs = (page) => page.locator("#messages [data-testid=message]");
+  const lastMsg = (page) => msgs(page).last();
+  const roomItem = (page, label) => page.locator("#room-list li", { hasText: label });
+
+  async function register(page, login, display) {
+    await page.goto(base);
+    await page.getByRole("button", { name: "Create an account" }).click();
+    await page.fill("#auth-login", login);
+    await page.fill("#auth-display", display);
+    await page.fill("#auth-password", "correct horse battery");
+    await page.click("#auth-submit");
+    await page.locator("#room-list li", { hasText: "#general" }).waitFor();
+    await page.waitForFunction(() => document.body.dataset.connected === "true");
+  }
+
+  await step("security headers on the page", async () => {
+    const r = await fetch(base);
+    const csp = r.headers.get("content-security-policy");
+    if (!csp || !csp.includes("script-src 'self'") || csp.includes("unsafe-inline") || !csp.includes("frame-ancestors 'none'"))
+      throw new Error("CSP: " + csp);
+    if (r.headers.get("x-content-type-options") !== "nosniff") throw new Error("nosniff missing");
+    if (!r.headers.get("referrer-policy")) throw new Error("Referrer-Policy missing");
+    if (!r.headers.get("content-type").startsWith("text/html")) throw new Error("content type");
+    const html = await r.text();
+    const js = html.match(/src="(\/static\/app\.js\?v=[0-9a-f]{16})"/);
+    if (!js) throw new Error("no hashed script URL in index.html");
+    const a = await fetch(base.slice(0, -1) + js[1]);
+    if (!a.headers.get("content-type").startsWith("text/javascript")) throw new Error("js content type");
+    if (!a.headers.get("cache-control").includes("immutable")) throw new Error("hashed asset not immutable");
+    if ((await fetch(base + "static/nope.js")).status !== 404) throw new Error("missing file not 404");
+    if ((await fetch(base + "static/../../etc/passwd")).status !== 404) throw new Error("traversal not 404");
+  });
+
+  await step("register, wrong password, log out and in", async () => {
+    await alice.goto(base);
+    await alice.fill("#auth-login", "nobody");
+    await alice.fill("#auth-password", "wrong password");
+    await alice.click("#auth-submit");
+    await alice.locator("#auth-error", { hasText: "do not match" }).waitFor();
+    await alice.screenshot({ path: path.join(outDir, "01-login.png") });
+    await register(alice, "alice", "Alice Liddell");
+    await register(bob, "bob", "Bob Builder");
+    await bob.click("#logout");
+    await bob.locator("#auth-form").waitFor();
+    await bob.fill("#auth-login", "bob");
+    await bob.fill("#auth-password", "correct horse battery");
+    await bob.click("#auth-submit");
+    await bob.locator("#room-list li", { hasText: "#general" }).waitFor();
+    await bob.waitForFunction(() => document.body.dataset.connected === "true");
+  });
+
+  await step("create a room, the other user browses and joins it", async () => {
+    await alice.click("#new-room");
+    await alice.fill("#new-room-name", "design");
+    await alice.fill("#new-room-desc", "Pixels and fonts");
+    await alice.click("#dialog-ok");
+    await alice.locator("#room-name", { hasText: "#design" }).waitFor();
+    await bob.click("#browse");
+    await bob.click('#dialog-body button[data-join]');
+    await bob.locator("#room-name", { hasText: "#design" }).waitFor();
+  });
+
+  await step("send, seen live on the other side", async () => {
+    await alice.fill("#composer-input", "Hello Bob, see https://example.com/spec.");
+    await alice.press("#composer-input", "Enter");
+    await lastMsg(bob).locator(".body", { hasText: "Hello Bob" }).waitFor();
+    const link = lastMsg(bob).locator(".body a");
+    if ((await link.getAttribute("href")) !== "https://example.com/spec") throw new Error("link not made safely");
+    if ((await lastMsg(bob).locator(".author").textContent()) !== "Alice Liddell") throw new Error("display name");
+    // Shift+Enter is a newline, not a send
+    await bob.fill("#composer-input", "line one");
+    await bob.press("#composer-input", "Shift+Enter");
+    await bob.type("#composer-input", "line two");
+    await bob.press("#composer-input", "Enter");
+    await lastMsg(alice).locator(".body", { hasText: "line one\nline two" }).waitFor();
+  });
+
+  await step("react", async () => {
+    const target = msgs(bob).filter({ hasText: "Hello Bob" });
+    await target.hover();
+    await target.locator('.actions button[title="React 👍"]').click();
+    await msgs(alice).filter({ hasText: "Hello Bob" }).locator('.reactions button[data-emoji="👍"]', { hasText: "1" }).waitFor();
+  });
+
+  await step("reply in a thread", async () => {
+    const target = msgs(bob).filter({ hasText: "Hello Bob" });
+    await target.hover();
+    await target.locator('.actions button[title="Reply in thread"]').click();
+    await bob.locator("#thread:not([hidden])").waitFor();
+    await bob.fill("#thread-input", "Replying in the thread");
+    await bob.press("#thread-input", "Enter");
+    await bob.locator("#thread-messages .body", { hasText: "Replying in the thread" }).waitFor();
+    await msgs(alice).filter({ hasText: "Hello Bob" }).locator(".thread-link", { hasText: "1 reply" }).waitFor();
+    await msgs(alice).filter({ hasText: "Hello Bob" }).locator(".thread-link").click();
+    await alice.locator("#thread-messages .body", { hasText: "Replying in the thread" }).waitFor();
+    await alice.screenshot({ path: path.join(outDir, "03-thread.png") });
+    await alice.click("#thread-close");
+    await bob.click("#thread-close");
+  });
+
+  await step("edit and delete own messages", async () => {
+    const mine = msgs(alice).filter({ hasText: "Hello Bob" });
+    await mine.hover();
+    await mine.locator('.actions button[title="Edit"]').click();
+    await alice.locator(".edit-box textarea").fill("Hello Bob (fixed)");
+    await alice.press(".edit-box textarea", "Enter");
+    await msgs(bob).filter({ hasText: "Hello Bob (fixed)" }).locator(".edited").waitFor();
+    await alice.fill("#composer-input", "to be deleted");
+    await alice.press("#composer-input", "Enter");
+    await lastMsg(bob).locator(".body", { hasText: "to be deleted" }).waitFor();
+    const doomed = msgs(alice).filter({ hasText: "to be deleted" });
+    await doomed.hover();
+    await doomed.locator('.actions button[title="Delete"]').click();
+    await lastMsg(bob).locator(".body", { hasText: "This message was deleted." }).waitFor();
+    if ((await msgs(bob).filter({ hasText: "to be deleted" }).count()) !== 0) throw new Error("deleted text still shown");
+  });
+
+  await step("typing indicator and mention autocomplete", async () => {
+    await bob.type("#composer-input", "typing…");
+    await alice.locator("#typing", { hasText: "Bob Builder is typing" }).waitFor();
+    await bob.fill("#composer-input", "");
+    await alice.locator("#typing", { hasText: /^$/ }).waitFor({ timeout: T(10000) });
+    await alice.type("#composer-input", "hi @bo");
+    await alice.locator("#mention-popup li", { hasText: "@bob" }).waitFor();
+    await alice.press("#composer-input", "Enter");
+    if ((await alice.inputValue("#composer-input")) !== "hi @bob ") throw new Error("mention not completed");
+    await alice.type("#composer-input", "look at this");
+    await alice.press("#composer-input", "Enter");
+    await lastMsg(bob).locator(".body.mention-me", { hasText: "hi @bob look at this" }).waitFor();
+    await bob.screenshot({ path: path.join(outDir, "02-room.png") });
+  });
+
+  await step("unread and mention badges appear and clear", async () => {
+    await roomItem(bob, "#general").click();
+    await bob.locator("#room-name", { hasText: "#general" }).waitFor();
+    await alice.fill("#composer-input", "news in design");
+    await alice.press("#composer-input", "Enter");
+    await alice.fill("#composer-input", "@bob are you there?");
+    await alice.press("#composer-input", "Enter");
+    await roomItem(bob, "#design").locator(".badge.mention-count", { hasText: "1" }).waitFor();
+    await roomItem(bob, "#design").click();
+    await roomItem(bob, "#design").locator(".badge").waitFor({ state: "detached" });
+  });
+
+  await step("direct message and presence", async () => {
+    await alice.click("#new-dm");
+    await alice.click('#dialog-body button[data-dm="bob"]');
+    await alice.locator("#room-name", { hasText: "Bob Builder" }).waitFor();
+    await alice.locator("#dm-list li .dot.online").waitFor();
+    await alice.fill("#composer-input", "private hello");
+    await alice.press("#composer-input", "Enter");
+    await bob.locator("#dm-list li", { hasText: "Alice Liddell" }).waitFor();
+    await bob.locator("#dm-list li", { hasText: "Alice Liddell" }).click();
+    await lastMsg(bob).locator(".body", { hasText: "private hello" }).waitFor();
+  });
+
+  await step("XSS corpus in messages, room names and display names stays text", async () => {
+    const tokA = (await (await fetch(base + "auth/login", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ login: "alice", password: "correct horse battery", issueToken: true }) })).json()).token;
+    await apiAs(tokA, "chatto.api.v1.MyAccountService/UpdateProfile", { displayName: XSS[0] });
+    const rooms = [];
+    for (const [i, p] of XSS.slice(0, 4).entries()) {
+      const r = await apiAs(tokA, "chatto.api.v1.RoomService/CreateRoom", { name: p + " " + i });
+      rooms.push(r.room.id);
+      await apiAs(tokA, "chatto.api.v1.RoomService/AddMember", { roomId: r.room.id, userId: (await apiAs(tokA, "chatto.api.v1.UserService/ListUsers", {})).users.find((u) => u.login === "bob").id });
+    }
+    await roomItem(bob, "#design").click();
+    for (const p of XSS) await apiAs(tokA, "chatto.api.v1.MessageService/CreateMessage", { roomId: rooms[0], body: p });
+    await roomItem(bob, XSS[0].slice(0, 10)).first().click();
+    await lastMsg(bob).locator(".body", { hasText: XSS[XSS.length - 1] }).waitFor();
+    await bob.reload();
+    await bob.waitForFunction(() => document.body.dataset.connected === "true");
+    for (const p of XSS) {
+      if ((await msgs(bob).locator(".body", { hasText: p }).count()) < 1) throw new Error("payload not shown as text: " + p);
+    }
+    if ((await bob.locator("#messages img, #messages script, #messages svg, #messages iframe").count()) !== 0) throw new Error("markup rendered");
+    if ((await bob.locator('#messages a[href^="javascript"]').count()) !== 0) throw new Error("javascript: link");
+    if (await bob.evaluate(() => window.__xss)) throw new Error("script ran");
+    await bob.screenshot({ path: path.join(outDir, "04-xss.png") });
+    await apiAs(tokA, "chatto.api.v1.MyAccountService/UpdateProfile", { displayName: "Alice Liddell" });
+  });
+
+  await step("server killed and restarted: the page reconnects and shows what was posted meanwhile", async () => {
+    await roomItem(bob, "#design").click();
+    await bob.locator("#room-name", { hasText: "#design" }).waitFor();
+    chatto.kill("SIGKILL");
+    await bob.locator("#banner:not([hidden])").waitFor();
+    await bob.screenshot({ path: path.join(outDir, "05-disconnected.png") });
+    startChatto();
+    await waitReady();
+    const tokA = (await (await fetch(base + "auth/login", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ login: "alice", password: "correct horse battery", issueToken: true }) })).json()).token;
+    const design = (await apiAs(tokA, "chatto.api.v1.RoomService/ListRooms", {})).rooms.find((x) => x.room.name === "design").room.id;
+    await apiAs(tokA, "chatto.api.v1.MessageService/CreateMessage", { roomId: design, body: "posted while you were away 1" });
+    await apiAs(tokA, "chatto.api.v1.MessageService/CreateMessage", { roomId: design, body: "posted while you were away 2" });
+    await bob.locator("#banner").waitFor({ state: "hidden", timeout: T(30000) });
+    await msgs(bob).locator(".body", { hasText: "posted while you were away 2" }).waitFor({ timeout: T(20000) });
+    await msgs(bob).locator(".body", { hasText: "posted while you were away 1" }).waitFor();
+    // and live again
+    await apiAs(tokA, "chatto.api.v1.MessageService/CreateMessage", { roomId: design, body: "live after restart" });
+    await lastMsg(bob).locator(".body", { hasText: "live after restart" }).waitFor();
+  });
+
+  await step("dark theme and a phone-sized screen", async () => {
+    await alice.emulateMedia({ colorScheme: "dark" });
+    await alice.screenshot({ path: path.join(outDir, "06-dark.png") });
+    const bg = await alice.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    if (bg === "rgb(255, 255, 255)") throw new Error("dark theme not applied");
+    await bob.setViewportSize({ width: 390, height: 800 });
+    await bob.locator("#menu").click();
+    await roomItem(bob, "#general").click();
+    await bob.locator("#room-name", { hasText: "#general" }).waitFor();
+    await bob.screenshot({ path: path.join(outDir, "07-phone.png") });
+    // keyboard: focus a room item and open it with Enter
+    await bob.locator("#menu").click();
+    await roomItem(bob, "#design").focus();
+    await bob.keyboard.press("Enter");
+    await bob.locator("#room-name", { hasText: "#design" }).waitFor();
+  });
+
+  await step("no unexpected dialogs or page errors", async () => {
+    if (unexpectedDialogs.length) throw new Error(unexpectedDialogs.join("\n"));
+  });
+
+  await browser.close();
+}
+
+let code = 0;
+try {
+  await main();
+} catch (e) {
+  code = 1;
+  console.log("chatto log (tail):\n" + log.slice(-4000));
+} finally {
+  if (chatto && chatto.exitCode === null) chatto.kill("SIGTERM");
+  await new Promise((r) => setTimeout(r, 500));
+  fs.rmSync(dataDir, { recursive: true, force: true });
+}
+const passed = results.filter((r) => r[1]).length;
+console.log(`${passed} passed, ${results.length - passed} failed`);
+process.exit(code);

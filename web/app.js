@@ -1,0 +1,857 @@
+// SPDX-License-Identifier: MIT
+// Chatto web client: plain ES module, no build step. Message text is only ever put in the page as text
+// (textContent); links are made from http(s) URLs found in it, never from markup.
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, props = {}, ...kids) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(e.dataset, v);
+    else e.setAttribute(k, v);
+  }
+  for (const kid of kids) if (kid != null) e.append(kid);
+  return e;
+};
+
+// ---------------------------------------------------------------- state
+
+const S = {
+  me: null,
+  users: new Map(),       // id -> user
+  rooms: new Map(),       // id -> directory entry {room, joined, unreadCount, mentionCount, ...}
+  current: null,          // room id
+  timeline: new Map(),    // room id -> {items: [...events], hasOlder, loading}
+  thread: null,           // {roomId, rootId}
+  presence: new Map(),    // user id -> status
+  typing: new Map(),      // room id -> [{userId, threadRootEventId}]
+  cursor: null,           // last durable realtime cursor seen
+  ws: null,
+  wsDelay: 500,
+  lastTypingSent: 0,
+};
+
+// ---------------------------------------------------------------- API
+
+class ApiError extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+async function post(path, body, headers = {}) {
+  let r;
+  try {
+    r = await fetch(path, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", ...headers },
+      body: JSON.stringify(body ?? {}),
+    });
+  } catch (e) {
+    throw new ApiError(0, "unavailable", "cannot reach the server");
+  }
+  let data = {};
+  try { data = await r.json(); } catch (e) { /* empty or not JSON */ }
+  if (!r.ok) throw new ApiError(r.status, data.code || "unknown", data.message || r.statusText);
+  return data;
+}
+
+const api = (method, body, headers) => post("/api/connect/" + method, body, headers);
+
+// ---------------------------------------------------------------- helpers
+
+function userName(id) {
+  const u = S.users.get(id);
+  return u ? (u.displayName || u.login) : "…";
+}
+
+async function ensureUsers(ids) {
+  const missing = [...new Set(ids)].filter((id) => id && !S.users.has(id));
+  await Promise.all(missing.map(async (id) => {
+    try {
+      const u = (await api("chatto.api.v1.UserService/GetUser", { userId: id })).user;
+      S.users.set(id, u);
+      if (u.presenceStatus) S.presence.set(id, u.presenceStatus);
+    }
+    catch (e) { /* deleted or not visible */ }
+  }));
+}
+
+async function loadAllUsers() {
+  let token = "";
+  do {
+    const page = await api("chatto.api.v1.UserService/ListUsers", { pageSize: 200, pageToken: token });
+    for (const u of page.users) {
+      S.users.set(u.id, u);
+      if (u.presenceStatus) S.presence.set(u.id, u.presenceStatus);
+    }
+    token = page.nextPageToken;
+  } while (token);
+}
+
+function roomTitle(entry) {
+  const r = entry.room;
+  if (!r.isDm) return "#" + r.name;
+  const others = (r.participantIds || []).filter((id) => id !== S.me.id);
+  return others.length ? others.map(userName).join(", ") : userName(S.me.id);
+}
+
+const URL_RE = /\bhttps?:\/\/[^\s<>"']+/gi;
+
+// Text plus safe links: every piece is a text node, an <a> only wraps text that parses as an http(s) URL.
+function renderText(text, target) {
+  let last = 0;
+  for (const m of text.matchAll(URL_RE)) {
+    let url = m[0].replace(/[.,;:!?)\]]+$/, "");
+    target.append(document.createTextNode(text.slice(last, m.index)));
+    let ok = false;
+    try { ok = ["http:", "https:"].includes(new URL(url).protocol); } catch (e) { ok = false; }
+    if (ok) {
+      target.append(el("a", { href: url, target: "_blank", rel: "noopener noreferrer nofollow", text: url }));
+    } else {
+      target.append(document.createTextNode(url));
+    }
+    last = m.index + url.length;
+  }
+  target.append(document.createTextNode(text.slice(last)));
+}
+
+const fmtTime = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+const fmtDay = (iso) => new Date(iso).toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
+const newKey = () => (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2) + Date.now());
+
+function banner(text) {
+  const b = $("banner");
+  b.textContent = text || "";
+  b.hidden = !text;
+}
+
+// ---------------------------------------------------------------- auth
+
+let registering = false;
+
+function showAuth() {
+  $("app").hidden = true;
+  $("auth").hidden = false;
+  $("auth-login").focus();
+}
+
+function setAuthMode(reg) {
+  registering = reg;
+  $("auth-title").textContent = reg ? "Create your account" : "Log in to continue";
+  $("auth-submit").textContent = reg ? "Create account" : "Log in";
+  $("auth-switch").textContent = reg ? "I already have an account" : "Create an account";
+  $("auth-display-row").hidden = !reg;
+  $("auth-password").autocomplete = reg ? "new-password" : "current-password";
+  $("auth-error").textContent = "";
+}
+
+const friendly = {
+  "invalid login or password": "That login and password do not match.",
+  "login: login taken": "That login is taken. Pick another one.",
+};
+
+$("auth-switch").addEventListener("click", () => setAuthMode(!registering));
+$("auth-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const body = { login: $("auth-login").value.trim(), password: $("auth-password").value };
+  if (registering && $("auth-display").value.trim()) body.displayName = $("auth-display").value.trim();
+  $("auth-submit").disabled = true;
+  try {
+    const r = await post(registering ? "/auth/register" : "/auth/login", body);
+    S.me = r.user;
+    $("auth-password").value = "";
+    await start();
+  } catch (e) {
+    let msg = friendly[e.message] || e.message;
+    if (e.status === 429) msg = "Too many attempts. " + e.message;
+    $("auth-error").textContent = msg;
+  } finally {
+    $("auth-submit").disabled = false;
+  }
+});
+
+$("logout").addEventListener("click", async () => {
+  try { await post("/auth/logout", {}); } catch (e) { /* already gone */ }
+  location.reload();
+});
+
+// ---------------------------------------------------------------- sidebar
+
+async function loadRooms() {
+  const r = await api("chatto.api.v1.RoomService/ListRooms");
+  S.rooms.clear();
+  for (const x of r.rooms) S.rooms.set(x.room.id, x);
+  const dmUsers = r.rooms.filter((x) => x.room.isDm).flatMap((x) => x.room.participantIds || []);
+  await ensureUsers(dmUsers);
+  renderSidebar();
+}
+
+function renderSidebar() {
+  const rooms = $("room-list"), dms = $("dm-list");
+  rooms.replaceChildren();
+  dms.replaceChildren();
+  const joined = [...S.rooms.values()].filter((x) => x.joined)
+    .sort((a, b) => roomTitle(a).localeCompare(roomTitle(b)));
+  for (const x of joined) {
+    const li = el("li", {
+      tabindex: "0", role: "button", dataset: { room: x.room.id, testid: "room-item" },
+      class: (x.room.id === S.current ? "active " : "") + (x.unreadCount ? "unread" : ""),
+      onclick: () => openRoom(x.room.id),
+      onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); openRoom(x.room.id); } },
+    });
+    if (x.room.isDm) {
+      const other = (x.room.participantIds || []).find((id) => id !== S.me.id);
+      li.append(el("span", { class: "dot " + (S.presence.get(other) || "offline"), dataset: { user: other || "" } }));
+    }
+    li.append(el("span", { class: "label", text: roomTitle(x) }));
+    if (x.mentionCount) li.append(el("span", { class: "badge mention-count", title: "mentions", text: String(x.mentionCount) }));
+    else if (x.unreadCount) li.append(el("span", { class: "badge unread-count", title: "unread", text: String(x.unreadCount) }));
+    (x.room.isDm ? dms : rooms).append(li);
+  }
+}
+
+// ---------------------------------------------------------------- timeline
+
+function itemOf(ev) { return ev.messagePosted ? ev.messagePosted.message : null; }
+
+function mergeEvents(roomId, events, atStart) {
+  const t = S.timeline.get(roomId);
+  const seen = new Set(t.items.map((e) => e.id));
+  const fresh = events.filter((e) => !seen.has(e.id));
+  t.items = atStart ? fresh.concat(t.items) : t.items.concat(fresh);
+  t.items.sort((a, b) => Number(a.cursor) - Number(b.cursor));
+}
+
+async function openRoom(roomId) {
+  S.current = roomId;
+  $("app").classList.remove("show-side");
+  const x = S.rooms.get(roomId);
+  $("room-name").textContent = x ? roomTitle(x) : "";
+  $("room-desc").textContent = x && !x.room.isDm ? x.room.description : "";
+  $("composer-input").disabled = !!(x && x.room.archived);
+  $("composer-input").placeholder = x && x.room.archived ? "This room is archived" : "Message " + (x ? roomTitle(x) : "");
+  location.hash = "#/room/" + encodeURIComponent(roomId);
+  if (!S.timeline.has(roomId)) {
+    S.timeline.set(roomId, { items: [], hasOlder: true, loading: false });
+    await loadPage(roomId, null);
+  }
+  renderTimeline(true);
+  renderSidebar();
+  renderTyping();
+  markRead();
+  $("composer-input").focus();
+}
+
+async function loadPage(roomId, before) {
+  const t = S.timeline.get(roomId);
+  if (t.loading) return;
+  t.loading = true;
+  try {
+    const req = { roomId, limit: 50 };
+    if (before) req.before = before;
+    const r = await api("chatto.api.v1.RoomService/GetRoomEvents", req);
+    for (const [id, u] of Object.entries(r.page.includes.users || {})) if (!S.users.has(id) || !S.users.get(id).login) S.users.set(id, u);
+    mergeEvents(roomId, r.page.events, true);
+    t.hasOlder = r.page.hasOlder;
+  } finally {
+    t.loading = false;
+  }
+}
+
+$("messages").addEventListener("scroll", async () => {
+  const box = $("messages"), t = S.timeline.get(S.current);
+  if (!t || !t.hasOlder || t.loading || box.scrollTop > 80) return;
+  const oldest = t.items[0];
+  if (!oldest) return;
+  const before = box.scrollHeight;
+  await loadPage(S.current, oldest.cursor);
+  renderTimeline(false);
+  box.scrollTop = box.scrollHeight - before + box.scrollTop;
+});
+
+function systemText(ev) {
+  if (ev.roomCreated) return userName(ev.actorId) + " created the room";
+  if (ev.roomUpdated) return userName(ev.actorId) + " updated the room";
+  if (ev.roomArchived) return userName(ev.actorId) + " archived the room";
+  if (ev.roomUnarchived) return userName(ev.actorId) + " unarchived the room";
+  if (ev.userJoinedRoom) return userName(ev.userJoinedRoom.userId) + " joined";
+  if (ev.userLeftRoom) return userName(ev.userLeftRoom.userId) + " left";
+  return null;
+}
+
+function renderTimeline(scrollToEnd) {
+  const box = $("messages");
+  const t = S.timeline.get(S.current);
+  const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  box.replaceChildren();
+  if (!t) return;
+  let day = null;
+  for (const ev of t.items) {
+    const d = fmtDay(ev.createdAt);
+    if (d !== day) {
+      day = d;
+      box.append(el("div", { class: "day" }, el("span", { text: d })));
+    }
+    const m = itemOf(ev);
+    if (m) box.append(renderMessage(m, false));
+    else {
+      const txt = systemText(ev);
+      if (txt) box.append(el("div", { class: "system", text: txt }));
+    }
+  }
+  if (scrollToEnd || atEnd) box.scrollTop = box.scrollHeight;
+}
+
+const QUICK = ["👍", "❤️", "😂", "🎉", "👀", "✅"];
+
+function renderMessage(m, inThread) {
+  const mine = m.actorId === S.me.id;
+  const div = el("article", { class: "msg" + (m.deletedAt ? " deleted" : ""), dataset: { id: m.id, testid: "message" } });
+  const meta = el("div", { class: "meta" },
+    el("span", { class: "dot " + (S.presence.get(m.actorId) || "offline"), dataset: { user: m.actorId } }),
+    el("span", { class: "author", text: userName(m.actorId) }),
+    el("time", { datetime: m.createdAt, title: new Date(m.createdAt).toLocaleString(), text: fmtTime(m.createdAt) }));
+  if (m.edited && !m.deletedAt) meta.append(el("span", { class: "edited", text: "(edited)" }));
+  div.append(meta);
+  const body = el("div", { class: "body", dataset: { testid: "body" } });
+  if (m.deletedAt) body.textContent = "This message was deleted.";
+  else {
+    renderText(m.body || "", body);
+    if ((m.mentions || []).includes(S.me.id)) body.classList.add("mention-me");
+  }
+  div.append(body);
+  if (!m.deletedAt) {
+    if (m.reactions && m.reactions.length) {
+      const rx = el("div", { class: "reactions" });
+      for (const r of m.reactions) {
+        rx.append(el("button", {
+          type: "button", class: r.hasReacted ? "mine" : "", "aria-pressed": String(r.hasReacted),
+          title: r.hasReacted ? "Remove your reaction" : "React", dataset: { emoji: r.emoji },
+          onclick: () => react(m, r.emoji, !r.hasReacted), text: r.emoji + " " + r.count,
+        }));
+      }
+      div.append(rx);
+    }
+    if (!inThread && m.thread && m.thread.replyCount) {
+      div.append(el("button", {
+        type: "button", class: "link thread-link", onclick: () => openThread(m.roomId, m.id),
+        text: m.thread.replyCount + (m.thread.replyCount === 1 ? " reply" : " replies"),
+      }));
+    }
+    const actions = el("div", { class: "actions" });
+    for (const e of QUICK.slice(0, 3)) {
+      actions.append(el("button", { type: "button", title: "React " + e, "aria-label": "React " + e, text: e,
+        onclick: () => react(m, e, !(m.reactions || []).some((r) => r.emoji === e && r.hasReacted)) }));
+    }
+    if (!inThread) actions.append(el("button", { type: "button", title: "Reply in thread", text: "💬", "aria-label": "Reply in thread",
+      onclick: () => openThread(m.roomId, m.id) }));
+    if (mine) actions.append(el("button", { type: "button", title: "Edit", text: "✏️", "aria-label": "Edit message",
+      onclick: () => startEdit(div, m) }));
+    const entry = S.rooms.get(m.roomId);
+    if (mine || S.me.role === "owner" || S.me.role === "admin" || (entry && ["owner", "admin"].includes(entry.role))) {
+      actions.append(el("button", { type: "button", title: "Delete", text: "🗑️", "aria-label": "Delete message",
+        onclick: () => deleteMessage(m) }));
+    }
+    div.append(actions);
+  }
+  return div;
+}
+
+function replaceMessage(m) {
+  const t = S.timeline.get(m.roomId);
+  if (t) {
+    for (const ev of t.items) if (ev.messagePosted && ev.messagePosted.message.id === m.id) ev.messagePosted.message = m;
+  }
+  if (S.thread && S.thread.roomId === m.roomId) {
+    if (S.thread.root && S.thread.root.id === m.id) S.thread.root = m;
+    S.thread.items = (S.thread.items || []).map((x) => (x.id === m.id ? m : x));
+  }
+}
+
+function rerender() {
+  if (S.current) renderTimeline(false);
+  if (S.thread) renderThread();
+}
+
+async function react(m, emoji, add) {
+  try {
+    const r = await api("chatto.api.v1.MessageService/" + (add ? "AddReaction" : "RemoveReaction"),
+      { roomId: m.roomId, eventId: m.id, emoji });
+    replaceMessage(r.message);
+    rerender();
+  } catch (e) { banner(e.message); setTimeout(() => banner(S.ws && S.ws.readyState === 1 ? "" : $("banner").textContent), 3000); }
+}
+
+function startEdit(div, m) {
+  const body = div.querySelector(".body");
+  const box = el("textarea", { rows: "2", "aria-label": "Edit message" });
+  box.value = m.body;
+  const save = async () => {
+    try {
+      const r = await api("chatto.api.v1.MessageService/UpdateMessage", { roomId: m.roomId, eventId: m.id, body: box.value });
+      replaceMessage(r.message);
+    } catch (e) { alertLine(e.message); }
+    rerender();
+  };
+  box.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); save(); }
+    if (e.key === "Escape") { e.preventDefault(); rerender(); }
+  });
+  body.replaceWith(el("div", { class: "edit-box" }, box, el("span", { class: "muted", text: "Enter to save, Escape to cancel" })));
+  box.focus();
+}
+
+async function deleteMessage(m) {
+  if (!confirm("Delete this message?")) return;
+  try { await api("chatto.api.v1.MessageService/DeleteMessage", { roomId: m.roomId, eventId: m.id }); }
+  catch (e) { alertLine(e.message); }
+}
+
+function alertLine(text) {
+  $("typing").textContent = text;
+  setTimeout(renderTyping, 4000);
+}
+
+// ---------------------------------------------------------------- sending
+
+async function send(roomId, text, threadRoot) {
+  const body = { roomId, body: text };
+  if (threadRoot) body.threadRootEventId = threadRoot;
+  const key = newKey();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const r = await api("chatto.api.v1.MessageService/CreateMessage", body, { "Idempotency-Key": key });
+      return r.message;
+    } catch (e) {
+      // a retry with the same key is stored once; only retry what may not have arrived
+      if (attempt < 3 && (e.status === 0 || e.status === 503)) { await new Promise((ok) => setTimeout(ok, 500 * (attempt + 1))); continue; }
+      throw e;
+    }
+  }
+}
+
+function composerKeys(input, popupOwner) {
+  input.addEventListener("keydown", (e) => {
+    if (popupOwner && mention.open && mention.input === input) {
+      if (e.key === "ArrowDown" || e.key === "ArrowUp") { e.preventDefault(); moveMention(e.key === "ArrowDown" ? 1 : -1); return; }
+      if (e.key === "Enter" || e.key === "Tab") { e.preventDefault(); pickMention(); return; }
+      if (e.key === "Escape") { e.preventDefault(); closeMention(); return; }
+    }
+    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); input.form.requestSubmit(); }
+  });
+  input.addEventListener("input", () => {
+    input.style.height = "auto";
+    input.style.height = input.scrollHeight + "px";
+    if (popupOwner) updateMention(input);
+    typingPing(input === $("thread-input") && S.thread ? S.thread.rootId : null);
+  });
+}
+
+$("composer").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const input = $("composer-input"), text = input.value;
+  if (!text.trim() || !S.current) return;
+  input.value = "";
+  input.style.height = "auto";
+  closeMention();
+  try {
+    const m = await send(S.current, text);
+    addMessage(m);
+  } catch (err) {
+    input.value = text;
+    alertLine(err.message);
+  }
+});
+
+function typingPing(threadRoot) {
+  const now = Date.now();
+  if (!S.current || now - S.lastTypingSent < 3000) return;
+  S.lastTypingSent = now;
+  const body = { roomId: S.current };
+  if (threadRoot) body.threadRootEventId = threadRoot;
+  api("chatto.api.v1.RoomService/UpdateTypingIndicator", body).catch(() => {});
+}
+
+function renderTyping() {
+  const list = (S.typing.get(S.current) || []).filter((t) => t.userId !== S.me.id);
+  const names = list.map((t) => userName(t.userId));
+  $("typing").textContent = names.length === 0 ? "" : names.length === 1 ? names[0] + " is typing…"
+    : names.slice(0, -1).join(", ") + " and " + names[names.length - 1] + " are typing…";
+}
+
+// ---------------------------------------------------------------- mentions
+
+const mention = { open: false, input: null, start: 0, items: [], sel: 0 };
+
+function updateMention(input) {
+  const upto = input.value.slice(0, input.selectionStart);
+  const m = /(^|[^\w.-])@([\w.-]{0,32})$/.exec(upto);
+  if (!m) { closeMention(); return; }
+  const q = m[2].toLowerCase();
+  const items = [...S.users.values()].filter((u) => !u.deleted && (u.login.startsWith(q) || (u.displayName || "").toLowerCase().startsWith(q)))
+    .sort((a, b) => a.login.localeCompare(b.login)).slice(0, 8);
+  if (!items.length) { closeMention(); return; }
+  Object.assign(mention, { open: true, input, start: upto.length - q.length, items, sel: 0 });
+  const pop = $("mention-popup");
+  pop.replaceChildren(...items.map((u, i) => el("li", {
+    role: "option", "aria-selected": String(i === 0), dataset: { login: u.login },
+    onmousedown: (e) => { e.preventDefault(); mention.sel = i; pickMention(); },
+    text: (u.displayName || u.login) + " @" + u.login,
+  })));
+  pop.hidden = false;
+}
+
+function moveMention(d) {
+  mention.sel = (mention.sel + d + mention.items.length) % mention.items.length;
+  [...$("mention-popup").children].forEach((li, i) => li.setAttribute("aria-selected", String(i === mention.sel)));
+}
+
+function pickMention() {
+  const u = mention.items[mention.sel], input = mention.input;
+  const pos = input.selectionStart;
+  input.value = input.value.slice(0, mention.start) + u.login + " " + input.value.slice(pos);
+  const caret = mention.start + u.login.length + 1;
+  input.setSelectionRange(caret, caret);
+  closeMention();
+  input.focus();
+}
+
+function closeMention() {
+  mention.open = false;
+  $("mention-popup").hidden = true;
+}
+
+// ---------------------------------------------------------------- threads
+
+async function openThread(roomId, rootId) {
+  S.thread = { roomId, rootId, root: null, items: [] };
+  $("thread").hidden = false;
+  const r = await api("chatto.api.v1.ThreadService/GetThreadReplies", { roomId, threadRootEventId: rootId, limit: 100 });
+  await ensureUsers(r.page.events.map((e) => e.actorId));
+  S.thread.root = r.root;
+  S.thread.items = r.page.events.map(itemOf);
+  renderThread();
+  $("thread-input").focus();
+}
+
+function renderThread() {
+  if (!S.thread) return;
+  $("thread-root").replaceChildren(S.thread.root ? renderMessage(S.thread.root, true) : "");
+  const box = $("thread-messages");
+  box.replaceChildren(...S.thread.items.map((m) => renderMessage(m, true)));
+  box.scrollTop = box.scrollHeight;
+}
+
+$("thread-close").addEventListener("click", () => { S.thread = null; $("thread").hidden = true; });
+$("thread-composer").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const input = $("thread-input"), text = input.value;
+  if (!text.trim() || !S.thread) return;
+  input.value = "";
+  try {
+    const m = await send(S.thread.roomId, text, S.thread.rootId);
+    addMessage(m);
+  } catch (err) { input.value = text; alertLine(err.message); }
+});
+
+// ---------------------------------------------------------------- live events
+
+function addMessage(m) {
+  if (m.threadRootEventId) {
+    if (S.thread && S.thread.rootId === m.threadRootEventId && !S.thread.items.some((x) => x.id === m.id)) {
+      S.thread.items.push(m);
+      renderThread();
+    }
+    return;
+  }
+  const t = S.timeline.get(m.roomId);
+  if (t && !t.items.some((e) => e.id === m.id)) {
+    mergeEvents(m.roomId, [{ id: m.id, createdAt: m.createdAt, actorId: m.actorId, cursor: m.cursor, messagePosted: { message: m } }], false);
+    if (m.roomId === S.current) renderTimeline(false);
+  }
+}
+
+function countUnread(m) {
+  if (m.actorId === S.me.id || m.threadRootEventId) return;
+  const x = S.rooms.get(m.roomId);
+  if (!x) return;
+  if (m.roomId === S.current && document.visibilityState === "visible") { markRead(); return; }
+  x.unreadCount = (x.unreadCount || 0) + 1;
+  if ((m.mentions || []).includes(S.me.id)) x.mentionCount = (x.mentionCount || 0) + 1;
+  renderSidebar();
+}
+
+let readTimer = null;
+function markRead() {
+  clearTimeout(readTimer);
+  readTimer = setTimeout(async () => {
+    const id = S.current;
+    if (!id) return;
+    try {
+      const r = await api("chatto.api.v1.RoomService/MarkRoomAsRead", { roomId: id });
+      const x = S.rooms.get(id);
+      if (x) { x.unreadCount = r.unreadCount || 0; x.mentionCount = r.mentionCount || 0; renderSidebar(); }
+    } catch (e) { /* not a member any more */ }
+  }, 300);
+}
+
+document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") markRead(); });
+
+async function onEvent(f) {
+  if (f.cursor) S.cursor = f.cursor;
+  switch (f.type) {
+    case "message.created":
+      await ensureUsers([f.message.actorId]);
+      addMessage(f.message);
+      countUnread(f.message);
+      break;
+    case "message.updated":
+      // the realtime copy does not know which reactions are ours: keep ours from what we had
+      replaceMessage(mergeMine(f.message));
+      rerender();
+      break;
+    case "message.deleted": {
+      const t = S.timeline.get(f.roomId);
+      const patch = (m) => ({ ...m, body: undefined, deletedAt: new Date().toISOString(), reactions: [] });
+      if (t) for (const ev of t.items) if (ev.messagePosted && ev.messagePosted.message.id === f.eventId) ev.messagePosted.message = patch(ev.messagePosted.message);
+      if (S.thread && S.thread.roomId === f.roomId) {
+        S.thread.items = S.thread.items.map((m) => (m.id === f.eventId ? patch(m) : m));
+        if (S.thread.root && S.thread.root.id === f.eventId) S.thread.root = patch(S.thread.root);
+      }
+      rerender();
+      break;
+    }
+    case "reaction.added":
+    case "reaction.removed":
+      applyReaction(f);
+      rerender();
+      break;
+    case "thread.updated": {
+      const t = S.timeline.get(f.roomId);
+      if (t) for (const ev of t.items) {
+        const m = ev.messagePosted && ev.messagePosted.message;
+        if (m && m.id === f.threadRootEventId) m.thread = { threadRootEventId: m.id, replyCount: f.replyCount, lastReplyAt: f.lastReplyAt };
+      }
+      if (f.roomId === S.current) renderTimeline(false);
+      break;
+    }
+    case "member.joined":
+    case "member.left":
+    case "room.created":
+    case "room.updated":
+    case "room.archived":
+      await loadRooms();
+      if (f.roomId === S.current) {
+        if (f.type === "member.left" && f.userId === S.me.id) { S.current = null; $("messages").replaceChildren(); $("room-name").textContent = ""; }
+        else { await refreshCurrent(); }
+      }
+      break;
+    case "read.updated": {
+      const x = S.rooms.get(f.roomId);
+      if (x) { await loadRooms(); }
+      break;
+    }
+    case "typing":
+      S.typing.set(f.roomId, f.users || []);
+      if (f.roomId === S.current) renderTyping();
+      break;
+    case "presence":
+      S.presence.set(f.userId, f.status);
+      for (const d of document.querySelectorAll('.dot[data-user="' + CSS.escape(f.userId) + '"]')) d.className = "dot " + f.status;
+      break;
+    case "session.terminated":
+      S.cursor = null;
+      location.reload();
+      break;
+    case "reset":
+      await resync();
+      break;
+    default:
+      break;
+  }
+}
+
+function mergeMine(m) {
+  let old = null;
+  const t = S.timeline.get(m.roomId);
+  if (t) for (const ev of t.items) if (ev.messagePosted && ev.messagePosted.message.id === m.id) old = ev.messagePosted.message;
+  if (!old && S.thread) old = S.thread.items.find((x) => x.id === m.id) || (S.thread.root && S.thread.root.id === m.id ? S.thread.root : null);
+  if (old) m.reactions = (m.reactions || []).map((r) => ({ ...r, hasReacted: (old.reactions || []).some((o) => o.emoji === r.emoji && o.hasReacted) }));
+  return m;
+}
+
+function applyReaction(f) {
+  const fix = (m) => {
+    if (!m || m.id !== f.eventId) return m;
+    let rx = (m.reactions || []).filter((r) => r.emoji !== f.emoji);
+    const prev = (m.reactions || []).find((r) => r.emoji === f.emoji);
+    const mine = f.userId === S.me.id ? f.type === "reaction.added" : !!(prev && prev.hasReacted);
+    if (f.count > 0) rx = rx.concat([{ emoji: f.emoji, count: f.count, hasReacted: mine }]);
+    return { ...m, reactions: rx };
+  };
+  const t = S.timeline.get(f.roomId);
+  if (t) for (const ev of t.items) if (ev.messagePosted) ev.messagePosted.message = fix(ev.messagePosted.message);
+  if (S.thread && S.thread.roomId === f.roomId) {
+    S.thread.items = S.thread.items.map(fix);
+    S.thread.root = fix(S.thread.root);
+  }
+}
+
+async function refreshCurrent() {
+  if (!S.current) return;
+  S.timeline.set(S.current, { items: [], hasOlder: true, loading: false });
+  try { await loadPage(S.current, null); } catch (e) { /* left or hidden */ }
+  renderTimeline(true);
+}
+
+async function resync() {
+  // we missed too much: forget cached history and fetch what is shown again
+  S.timeline.clear();
+  await loadRooms();
+  if (S.current && S.rooms.has(S.current)) await openRoom(S.current);
+  if (S.thread) await openThread(S.thread.roomId, S.thread.rootId);
+}
+
+// ---------------------------------------------------------------- realtime connection
+
+function connect() {
+  const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/realtime";
+  const ws = new WebSocket(url);
+  S.ws = ws;
+  let ready = false;
+  ws.onopen = () => {
+    const hello = { type: "hello" };
+    if (S.cursor) hello.resumeFrom = S.cursor;
+    ws.send(JSON.stringify(hello));
+  };
+  ws.onmessage = async (m) => {
+    let f;
+    try { f = JSON.parse(m.data); } catch (e) { return; }
+    if (f.type === "ready") {
+      const resumed = !!S.cursor;
+      ready = true;
+      S.wsDelay = 500;
+      if (!resumed) S.cursor = f.cursor;
+      banner("");
+      document.body.dataset.connected = "true";
+      return;
+    }
+    await onEvent(f);
+  };
+  ws.onclose = () => {
+    document.body.dataset.connected = "false";
+    if (S.ws !== ws) return;
+    banner(ready ? "Connection lost. Reconnecting…" : "Cannot reach the server. Retrying…");
+    setTimeout(connect, S.wsDelay);
+    S.wsDelay = Math.min(S.wsDelay * 2, 10000);
+  };
+}
+
+// ---------------------------------------------------------------- dialogs
+
+function dialog(title, body, onOk, okText = "OK") {
+  const d = $("dialog");
+  $("dialog-title").textContent = title;
+  $("dialog-body").replaceChildren(...body);
+  $("dialog-error").textContent = "";
+  $("dialog-ok").textContent = okText;
+  $("dialog-ok").hidden = !onOk;
+  $("dialog-ok").onclick = async (e) => {
+    e.preventDefault();
+    try { await onOk(); d.close(); } catch (err) { $("dialog-error").textContent = err.message; }
+  };
+  $("dialog-cancel").onclick = () => d.close();
+  d.showModal();
+}
+
+$("new-room").addEventListener("click", () => {
+  const name = el("input", { id: "new-room-name", maxlength: "80", "aria-label": "Room name" });
+  const desc = el("input", { id: "new-room-desc", maxlength: "500", "aria-label": "Description" });
+  const priv = el("input", { id: "new-room-private", type: "checkbox" });
+  dialog("Create a room", [
+    el("label", {}, "Name", name), el("label", {}, "Description (optional)", desc),
+    el("label", {}, priv, " Private (only people you add can see it)"),
+  ], async () => {
+    const r = await api("chatto.api.v1.RoomService/CreateRoom",
+      { name: name.value, description: desc.value, visibility: priv.checked ? "private" : "public" });
+    await loadRooms();
+    await openRoom(r.room.id);
+  }, "Create");
+  name.focus();
+});
+
+$("browse").addEventListener("click", async () => {
+  await loadRooms();
+  const list = el("ul", { class: "pick-list" });
+  const open = [...S.rooms.values()].filter((x) => !x.joined && !x.room.isDm);
+  if (!open.length) list.append(el("li", { class: "muted", text: "No other public rooms yet." }));
+  for (const x of open) {
+    list.append(el("li", {}, el("span", { text: "#" + x.room.name + (x.room.archived ? " (archived)" : "") }),
+      x.room.archived ? null : el("button", { type: "button", dataset: { join: x.room.id }, text: "Join", onclick: async () => {
+        await api("chatto.api.v1.RoomService/JoinRoom", { roomId: x.room.id });
+        $("dialog").close();
+        await loadRooms();
+        await openRoom(x.room.id);
+      } })));
+  }
+  dialog("Browse rooms", [list], null);
+});
+
+$("new-dm").addEventListener("click", async () => {
+  await loadAllUsers();
+  const list = el("ul", { class: "pick-list" });
+  for (const u of [...S.users.values()].filter((u) => u.id !== S.me.id && !u.deleted)) {
+    list.append(el("li", {}, el("span", { text: (u.displayName || u.login) + " @" + u.login }),
+      el("button", { type: "button", dataset: { dm: u.login }, text: "Message", onclick: async () => {
+        const r = await api("chatto.api.v1.RoomService/StartDM", { participantIds: [u.id] });
+        $("dialog").close();
+        await loadRooms();
+        await openRoom(r.room.id);
+      } })));
+  }
+  dialog("New direct message", [list], null);
+});
+
+$("menu").addEventListener("click", () => $("app").classList.toggle("show-side"));
+
+$("theme").addEventListener("click", () => {
+  const root = document.documentElement;
+  const dark = root.dataset.theme ? root.dataset.theme === "dark" : matchMedia("(prefers-color-scheme: dark)").matches;
+  root.dataset.theme = dark ? "light" : "dark";
+  localStorage.setItem("chatto-theme", root.dataset.theme);
+});
+
+// ---------------------------------------------------------------- start
+
+async function start() {
+  $("auth").hidden = true;
+  $("app").hidden = false;
+  try {
+    const info = await api("chatto.discovery.v1.ServerDiscoveryService/GetServer");
+    $("server-name").textContent = info.name;
+    document.title = info.name;
+  } catch (e) { /* cosmetic */ }
+  S.users.set(S.me.id, S.me);
+  $("me").replaceChildren(el("span", { class: "dot online", dataset: { user: S.me.id } }), el("span", { text: S.me.displayName || S.me.login }));
+  await loadAllUsers();
+  await loadRooms();
+  connect();
+  const wanted = decodeURIComponent((location.hash.match(/^#\/room\/(.+)$/) || [])[1] || "");
+  const first = S.rooms.has(wanted) ? wanted : S.rooms.has("general") ? "general" : [...S.rooms.keys()][0];
+  if (first) await openRoom(first);
+}
+
+composerKeys($("composer-input"), true);
+composerKeys($("thread-input"), false);
+if (localStorage.getItem("chatto-theme")) document.documentElement.dataset.theme = localStorage.getItem("chatto-theme");
+
+(async () => {
+  try {
+    S.me = (await api("chatto.api.v1.MyAccountService/GetMyAccount")).user;
+    await start();
+  } catch (e) {
+    setAuthMode(false);
+    showAuth();
+  }
+})();
