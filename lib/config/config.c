@@ -224,8 +224,9 @@ cfg_load_env(struct cfg *c, char *const *envp, const char *const *ignore, struct
         bool skip = false;
         int k = -1;
 
-        if (strncmp(*envp, "CHATTO_", 7) != 0 || !eq || (size_t)(eq - *envp) >= sizeof name)
+        if (strncmp(*envp, "CHATTO_", 7) != 0 || !eq)
             continue;
+        /* a name too long for the buffer is no key either: it gets the unknown-variable error below */
         snprintf(name, sizeof name, "%.*s", (int)(eq - *envp), *envp);
         for (const char *const *ig = ignore; ig && *ig; ig++)
             skip |= strcmp(*ig, name) == 0;
@@ -398,15 +399,21 @@ source_name(enum cfg_source s)
     return "?";
 }
 
-/* Write s as a double-quoted INI value that our reader turns back into s. */
+/* Write s as a double-quoted INI value that our reader turns back into s. A raw newline would end the line, so
+ * line breaks and tabs (possible in values from the environment) go out as escapes. */
 static void
 put_quoted(FILE *out, const char *s)
 {
     fputc('"', out);
     for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fputc('\\', out);
-        fputc(*s, out);
+        switch (*s) {
+        case '"': fputs("\\\"", out); break;
+        case '\\': fputs("\\\\", out); break;
+        case '\n': fputs("\\n", out); break;
+        case '\r': fputs("\\r", out); break;
+        case '\t': fputs("\\t", out); break;
+        default: fputc(*s, out);
+        }
     }
     fputc('"', out);
 }
