@@ -148,7 +148,7 @@ parse_duration(const char *s, int64_t *out, struct ch_err *err)
     enum ch_status st;
 
     p = skip_ws(s);
-    if (strcmp(p, "0") == 0) {
+    if (*p == '0' && *skip_ws(p + 1) == '\0') { /* a bare 0 needs no unit; spaces around it as for "30s " */
         *out = 0;
         return CH_OK;
     }
@@ -161,8 +161,11 @@ parse_duration(const char *s, int64_t *out, struct ch_err *err)
 
         if (*p == '-')
             return ch_err_set(err, CH_EINVAL, NULL, "duration must not be negative");
-        if ((st = parse_num_prefix(p, &v, &end, err)) != CH_OK)
+        if ((st = parse_num_prefix(p, &v, &end, NULL)) != CH_OK) {
+            if (isdigit((unsigned char)*p))
+                return ch_err_set(err, CH_EINVAL, NULL, "duration too large: '%.40s'", s);
             return ch_err_set(err, CH_EINVAL, NULL, "expected a duration like 30s, 15m, 2h or 90d, got '%.40s'", s);
+        }
         if (*end == '.')
             return ch_err_set(err, CH_EINVAL, NULL, "duration must use whole numbers, e.g. 90m instead of 1.5h");
         for (i = 0; i < sizeof units / sizeof units[0]; i++) {
@@ -216,17 +219,41 @@ parse_url(const char *s, const char *schemes, struct ch_err *err)
 enum ch_status
 parse_url_origin(const char *url, char *buf, size_t len)
 {
+    static const struct {
+        const char *scheme, *port;
+    } defaults[] = { { "http", "80" }, { "https", "443" }, { "ws", "80" }, { "wss", "443" } };
     const char *colon = strstr(url, "://");
-    const char *host;
-    size_t n, i;
+    const char *host, *port = NULL;
+    size_t slen, hlen, n, i;
 
-    if (!colon)
+    if (!colon || colon == url)
         return CH_EINVAL;
+    slen = (size_t)(colon - url);
     host = colon + 3;
-    n = (size_t)(host - url) + strcspn(host, "/?#");
+    hlen = strcspn(host, "/?#");
     /* userinfo is not part of an origin; we reject it rather than strip it */
-    if (memchr(host, '@', strcspn(host, "/?#")))
+    if (memchr(host, '@', hlen))
         return CH_EINVAL;
+    /* the port is after the last ':' that follows any "[v6]" literal */
+    for (i = hlen; i > 0 && host[i - 1] != ']'; i--)
+        if (host[i - 1] == ':') {
+            port = host + i;
+            break;
+        }
+    /* browsers send Origin without the scheme's default port (RFC 6454 section 6.2) and without an empty one,
+     * so https://x:443 must become the https://x they send */
+    if (port) {
+        size_t plen = (size_t)(host + hlen - port);
+        bool drop = plen == 0;
+        for (i = 0; i < sizeof defaults / sizeof defaults[0] && !drop; i++)
+            drop = slen == strlen(defaults[i].scheme) && strncasecmp(url, defaults[i].scheme, slen) == 0 &&
+                   plen == strlen(defaults[i].port) && memcmp(port, defaults[i].port, plen) == 0;
+        if (drop)
+            hlen = (size_t)(port - 1 - host);
+    }
+    if (hlen == 0)
+        return CH_EINVAL; /* no host */
+    n = (size_t)(host - url) + hlen;
     if (n + 1 > len)
         return CH_EINVAL;
     for (i = 0; i < n; i++)
@@ -294,6 +321,8 @@ fmt_duration(int64_t ms, char *buf, size_t len)
                   { "ms", 1 } };
     size_t off = 0;
 
+    if (len == 0)
+        return;
     if (ms <= 0) {
         snprintf(buf, len, "0");
         return;
@@ -304,10 +333,10 @@ fmt_duration(int64_t ms, char *buf, size_t len)
         if (units[i].ms == 604800000 && ms % units[i].ms != 0)
             continue;
         if (ms >= units[i].ms) {
-            int w = snprintf(buf + off, off < len ? len - off : 0, "%lld%s", (long long)(ms / units[i].ms),
-                             units[i].unit);
+            /* on truncation stop at the end of buf rather than pointing past it */
+            int w = snprintf(buf + off, len - off, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
             if (w > 0)
-                off += (size_t)w;
+                off = off + (size_t)w < len ? off + (size_t)w : len - 1;
             ms %= units[i].ms;
         }
     }

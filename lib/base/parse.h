@@ -32,8 +32,9 @@ enum ch_status parse_duration(const char *s, int64_t *out, struct ch_err *err);
  * No whitespace or control characters. */
 enum ch_status parse_url(const char *s, const char *schemes, struct ch_err *err);
 
-/* The origin ("scheme://host[:port]", lower-cased scheme and host) of an absolute URL into buf.
- * Returns CH_EINVAL if the URL has no "://". */
+/* The origin of an absolute URL into buf, serialised as browsers send it in an Origin header:
+ * "scheme://host[:port]", lower-cased, without the scheme's default port (80 for http/ws, 443 for https/wss).
+ * Returns CH_EINVAL if the URL has no "://", no host or userinfo, or buf is too small. */
 enum ch_status parse_url_origin(const char *url, char *buf, size_t len);
 
 /* Split a comma-separated list into trimmed, non-empty items. *items is a NULL-terminated array owned by the
