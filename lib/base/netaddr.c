@@ -66,11 +66,21 @@ netaddr_set_parse(const char *const *items, struct netaddr_set **out, struct ch_
             goto bad;
         bits = v4 ? 32 : 128;
         if (slash) {
+            /* digits only: strtol alone would also take " 8" and "+8" */
+            if (slash[1] < '0' || slash[1] > '9')
+                goto bad;
             bits = strtol(slash + 1, &end, 10);
-            if (end == slash + 1 || *end || bits < 0 || bits > (v4 ? 32 : 128))
+            if (*end || bits < 0 || bits > 128)
                 goto bad;
         }
-        s->v[i].bits = (int)(v4 ? bits + 96 : bits);
+        /* an IPv4 prefix counts over the last 32 bits. An IPv4-mapped address spelt as IPv6 takes either an IPv4
+         * prefix (::ffff:10.0.0.0/8) or the IPv6 one (::ffff:10.0.0.0/104); 33..95 would reach past the mapped
+         * range into real IPv6 space, which nobody means */
+        if (v4 && bits <= 32)
+            bits += 96;
+        else if (v4 && (!strchr(ip, ':') || bits < 96))
+            goto bad;
+        s->v[i].bits = (int)bits;
         continue;
     bad:
         free(s);
