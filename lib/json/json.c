@@ -12,7 +12,9 @@
 
 #include "base/utf8.h"
 
-/* Depth of nesting and the presence of \u0000, scanning outside and inside strings respectively. */
+/* Depth of nesting, \u0000 inside strings, and raw control characters anywhere. cJSON would copy a raw NUL into
+ * a string (which then ends early, like \u0000) and skip any byte below 0x20 as if it were whitespace; RFC 8259
+ * allows neither, so we refuse them rather than guess what the client meant. */
 static enum ch_status
 prescan(const char *buf, size_t len, int max_depth, struct ch_err *err)
 {
@@ -21,6 +23,9 @@ prescan(const char *buf, size_t len, int max_depth, struct ch_err *err)
 
     for (size_t i = 0; i < len; i++) {
         char c = buf[i];
+        if ((unsigned char)c < 0x20 && (in_str || (c != ' ' && c != '\t' && c != '\n' && c != '\r')))
+            return ch_err_set(err, CH_EINVAL, NULL, "control character 0x%02x at byte %zu%s", (unsigned char)c, i,
+                              in_str ? " inside a string (escape it)" : "");
         if (in_str) {
             if (c == '\\' && i + 1 < len) {
                 if (buf[i + 1] == 'u' && i + 5 < len && memcmp(buf + i + 2, "0000", 4) == 0)
@@ -196,12 +201,18 @@ json_add_int64_str(cJSON *obj, const char *name, int64_t v)
 void
 json_fmt_time(int64_t ms, char *buf, size_t len)
 {
-    time_t s = (time_t)(ms / 1000);
+    /* floor division, so times before 1970 get a seconds field one lower and a positive millisecond part
+     * (written without ms - frac, which would overflow at INT64_MIN) */
+    int64_t frac = ms % 1000 < 0 ? ms % 1000 + 1000 : ms % 1000;
+    time_t s = (time_t)(ms / 1000 - (ms % 1000 < 0));
     struct tm tm;
 
-    gmtime_r(&s, &tm);
+    if (!gmtime_r(&s, &tm)) {
+        snprintf(buf, len, "1970-01-01T00:00:00.000Z"); /* year beyond int: tm was not filled in */
+        return;
+    }
     snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
 }
 
 cJSON *
