@@ -5,7 +5,8 @@
  *   seed:   [0x90 | prefix>>5] [prefix<<3] raw-ed25519-seed[32] crc16[2]   ("SU..." for users)
  *   public: [prefix]           raw-ed25519-public[32]           crc16[2]   ("U..." for users)
  * where prefix 'U' is 20<<3 and crc16 is CRC-16/XMODEM (poly 0x1021, init 0), little-endian.
- * Signing the server nonce is done by nats.c's nats_Sign() with the seed. Pure; any thread.
+ * A seed is exactly 58 characters; the 2 bits left over after 36 bytes must be zero, so each seed has one
+ * spelling. We sign the server nonce ourselves (see crypto.h for why not nats_Sign()). Pure; any thread.
  */
 #include <sodium.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@ crc16(const unsigned char *p, size_t n)
 
 static const char B32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
+/* Decode unpadded base32; 0 on a bad character, overflow of out, or non-zero leftover bits (a string that is
+ * not the canonical encoding of any byte string, such as a seed with a character appended). */
 static size_t
 b32_decode(const char *s, unsigned char *out, size_t cap)
 {
@@ -42,7 +45,7 @@ b32_decode(const char *s, unsigned char *out, size_t cap)
         const char *p = strchr(B32, *s);
         if (!p || !*s)
             return 0;
-        buf = (buf << 5) | (unsigned)(p - B32);
+        buf = ((buf << 5) | (unsigned)(p - B32)) & 0xFFF;
         bits += 5;
         if (bits >= 8) {
             if (n == cap)
@@ -51,6 +54,8 @@ b32_decode(const char *s, unsigned char *out, size_t cap)
             bits -= 8;
         }
     }
+    if (bits >= 5 || (buf & ((1u << bits) - 1)) != 0)
+        return 0;
     return n;
 }
 
@@ -125,33 +130,20 @@ crypto_nkey_sign(const char *seed, const unsigned char *msg, size_t len, unsigne
 enum ch_status
 crypto_nkey_public(const char *seed, char pub[57], struct ch_err *err)
 {
-    unsigned char raw[64], pk[32], sk[64], enc[35];
-    size_t n = b32_decode(seed, raw, sizeof raw);
-    enum ch_status st = CH_OK;
+    unsigned char s[32], pk[32], sk[64], enc[35];
+    enum ch_status st;
     unsigned c;
 
-    if (n != 36) {
-        st = ch_err_set(err, CH_EINVAL, NULL, "not an NKey seed (expected 58 base32 characters starting SU)");
-        goto out;
-    }
-    c = crc16(raw, 34);
-    if (raw[34] != (c & 0xFF) || raw[35] != (c >> 8)) {
-        st = ch_err_set(err, CH_EINVAL, NULL, "NKey seed checksum mismatch (mistyped?)");
-        goto out;
-    }
-    if ((raw[0] & 0xF8) != PREFIX_SEED || (((raw[0] & 7u) << 5) | (raw[1] >> 3)) != PREFIX_USER) {
-        st = ch_err_set(err, CH_EINVAL, NULL, "not a user NKey seed (must start with SU)");
-        goto out;
-    }
-    crypto_sign_seed_keypair(pk, sk, raw + 2);
+    if ((st = decode_seed(seed, s, err)) != CH_OK)
+        return st;
+    crypto_sign_seed_keypair(pk, sk, s);
+    sodium_memzero(s, sizeof s);
+    sodium_memzero(sk, sizeof sk);
     enc[0] = PREFIX_USER;
     memcpy(enc + 1, pk, 32);
     c = crc16(enc, 33);
     enc[33] = (unsigned char)(c & 0xFF);
     enc[34] = (unsigned char)(c >> 8);
     b32_encode(enc, sizeof enc, pub);
-out:
-    sodium_memzero(raw, sizeof raw);
-    sodium_memzero(sk, sizeof sk);
-    return st;
+    return CH_OK;
 }
