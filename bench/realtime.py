@@ -40,15 +40,16 @@ def main():
         nats_port = int(nats_url.rsplit(":", 1)[1])
         nats_token = re.search(r'auth_token = "([^"]+)"', open(os.path.join(c.data_dir, "secrets.ini")).read())[1]
         rows = []
-        for n in (100, 1000):
+        for n in (() if "--idle-only" in sys.argv else (100, 1000)):
             ws = run("ws", c.port, n, RATE, token, "general")
             raw = run("nats", nats_port, n, RATE, nats_token)
             rows.append(("chatto WebSocket, %d clients" % n, ws))
             rows.append(("raw core NATS, %d subscribers" % n, raw))
-        print("\nChatto realtime fan-out: 1 room, %d msg/s for %s s (clients, chatto and nats-server share %d cores)"
-              % (RATE, SECONDS, os.cpu_count()))
-        print("%-34s %9s %11s %12s %9s %9s %9s" % ("", "sent", "delivered", "delivered/s", "p50 ms", "p99 ms",
-                                                   "max ms"))
+        if rows:
+            print("\nChatto realtime fan-out: 1 room, %d msg/s for %s s (clients, chatto and nats-server share %d "
+                  "cores)" % (RATE, SECONDS, os.cpu_count()))
+            print("%-34s %9s %11s %12s %9s %9s %9s" % ("", "sent", "delivered", "delivered/s", "p50 ms", "p99 ms",
+                                                       "max ms"))
         for name, r in rows:
             print("%-34s %9s %11s %12s %9s %9s %9s" % (name, r["sent"], r["delivered"], r["rate"], r["p50_ms"],
                                                        r["p99_ms"], r["max_ms"]))

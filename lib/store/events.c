@@ -334,16 +334,19 @@ store_kv_watch_stop(struct store_watch *w)
 /* ---- core NATS ---- */
 
 struct store_sub {
-    natsSubscription *sub;
+    struct store *st;
+    char *subject;
+    natsSubscription *sub; /* set once the connection is up (under st->mu) */
     store_sub_fn fn;
     void *ctx;
+    struct store_sub *next;
 };
 
 enum ch_status
 store_core_publish(struct store *st, const char *subject, const void *data, size_t len, struct ch_err *err)
 {
-    if (!st || !st->nc)
-        return ch_err_set(err, CH_EUNAVAIL, NULL, "storage is not ready yet");
+    if (!store_connected(st))
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "NATS is not connected");
     if (!subject_valid(subject))
         return ch_err_set(err, CH_EINVAL, NULL, "invalid subject");
     return store_map(natsConnection_Publish(st->nc, subject, data, (int)len), 0, "publish", err);
@@ -360,22 +363,42 @@ on_core_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closu
     natsMsg_Destroy(msg);
 }
 
+void
+store_subs_attach(struct store *st)
+{
+    if (!store_connected(st))
+        return;
+    pthread_mutex_lock(&st->mu);
+    for (struct store_sub *s = st->subs; s; s = s->next) {
+        if (s->sub)
+            continue;
+        if (natsConnection_Subscribe(&s->sub, st->nc, s->subject, on_core_msg, s) != NATS_OK) {
+            s->sub = NULL;
+            log_warn("store: cannot subscribe to %s yet: %s", s->subject, store_last_error());
+        }
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
 enum ch_status
 store_core_subscribe(struct store *st, const char *subject, store_sub_fn fn, void *ctx, struct store_sub **out,
                      struct ch_err *err)
 {
     struct store_sub *s = calloc(1, sizeof *s);
-    natsStatus ns;
 
-    if (!s)
+    if (!s || !(s->subject = strdup(subject))) {
+        free(s);
         return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    }
+    s->st = st;
     s->fn = fn;
     s->ctx = ctx;
-    ns = natsConnection_Subscribe(&s->sub, st->nc, subject, on_core_msg, s);
-    if (ns != NATS_OK) {
-        free(s);
-        return store_map(ns, 0, "subscribe", err);
-    }
+    pthread_mutex_lock(&st->mu);
+    s->next = st->subs;
+    st->subs = s;
+    pthread_cond_signal(&st->cv); /* the keeper subscribes it once connected */
+    pthread_mutex_unlock(&st->mu);
+    store_subs_attach(st);
     *out = s;
     return CH_OK;
 }
@@ -383,9 +406,22 @@ store_core_subscribe(struct store *st, const char *subject, store_sub_fn fn, voi
 void
 store_core_unsubscribe(struct store_sub *s)
 {
+    struct store *st;
+
     if (!s)
         return;
-    natsSubscription_Unsubscribe(s->sub);
-    natsSubscription_Destroy(s->sub);
+    st = s->st;
+    pthread_mutex_lock(&st->mu);
+    for (struct store_sub **p = &st->subs; *p; p = &(*p)->next)
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    pthread_mutex_unlock(&st->mu);
+    if (s->sub) {
+        natsSubscription_Unsubscribe(s->sub);
+        natsSubscription_Destroy(s->sub);
+    }
+    free(s->subject);
     free(s);
 }

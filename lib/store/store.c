@@ -145,6 +145,18 @@ on_error(natsConnection *nc, natsSubscription *sub, natsStatus s, void *closure)
 }
 
 static void
+on_closed(natsConnection *nc, void *closure)
+{
+    struct store *st = closure;
+
+    (void)nc;
+    pthread_mutex_lock(&st->closed_mu);
+    st->closed = true;
+    pthread_cond_signal(&st->closed_cv);
+    pthread_mutex_unlock(&st->closed_mu);
+}
+
+static void
 on_lame_duck(natsConnection *nc, void *closure)
 {
     (void)nc;
@@ -208,6 +220,7 @@ keeper_main(void *arg)
         pthread_mutex_unlock(&st->mu);
         if (stop)
             break;
+        store_subs_attach(st);
         if (atomic_load(&st->bootstrapped)) {
             store_followers_attach(st);
             continue;
@@ -285,6 +298,8 @@ store_open(const struct store_opts *o, struct store **out, struct ch_err *err)
     pthread_mutex_init(&st->mu, NULL);
     pthread_mutex_init(&st->check_mu, NULL);
     pthread_cond_init(&st->cv, NULL);
+    pthread_mutex_init(&st->closed_mu, NULL);
+    pthread_cond_init(&st->closed_cv, NULL);
     st->replicas = o->replicas > 0 ? o->replicas : 1;
     st->timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : 5000;
     while (o->urls[n]) {
@@ -315,6 +330,7 @@ store_open(const struct store_opts *o, struct store **out, struct ch_err *err)
     natsOptions_SetReconnectedCB(st->opts, on_reconnected, st);
     natsOptions_SetErrorHandler(st->opts, on_error, st);
     natsOptions_SetLameDuckModeCB(st->opts, on_lame_duck, st);
+    natsOptions_SetClosedCB(st->opts, on_closed, st);
     if ((cs = set_auth(st, st->opts, o, err)) != CH_OK)
         goto fail;
 
@@ -384,6 +400,16 @@ store_close(struct store *st)
     if (store_connected(st))
         natsConnection_DrainTimeout(st->nc, 2000);
     natsConnection_Close(st->nc);
+    /* nats.c runs the disconnected and closed callbacks on its own thread, after Close returns: st must live
+     * until they have run */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 5;
+    pthread_mutex_lock(&st->closed_mu);
+    while (!st->closed)
+        if (pthread_cond_timedwait(&st->closed_cv, &st->closed_mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&st->closed_mu);
     natsConnection_Destroy(st->nc);
     natsOptions_Destroy(st->opts);
     if (st->nkey_seed) {
@@ -393,6 +419,8 @@ store_close(struct store *st)
     pthread_mutex_destroy(&st->mu);
     pthread_mutex_destroy(&st->check_mu);
     pthread_cond_destroy(&st->cv);
+    pthread_mutex_destroy(&st->closed_mu);
+    pthread_cond_destroy(&st->closed_cv);
     free(st);
 }
 

@@ -18,6 +18,10 @@ struct store {
 
     kvStore *kv[STORE_B_COUNT]; /* set by the keeper before `bootstrapped` becomes true, read-only after */
     struct store_follower *followers; /* guarded by mu; subscribed by the keeper once bootstrapped */
+    struct store_sub *subs;           /* guarded by mu; core subscriptions, made once connected */
+    pthread_mutex_t closed_mu;        /* the closed callback has run (store_close waits for it) */
+    pthread_cond_t closed_cv;
+    bool closed;
     char server_id[40];
     int64_t server_created_ms;
 
@@ -47,6 +51,9 @@ struct store_follower {
     _Atomic uint64_t target;
     struct store_follower *next;
 };
+
+/* Make every registered core subscription that is not made yet (once connected). */
+void store_subs_attach(struct store *st);
 
 /* Subscribe every registered follower that is not yet subscribed. Keeper thread, after bootstrap. */
 void store_followers_attach(struct store *st);

@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -47,7 +48,6 @@ struct qitem {
     struct qitem *next;
     /* Q_CONN */
     int fd;
-    struct MHD_UpgradeResponseHandle *urh;
     char *extra;
     size_t extra_len;
     bool authed;
@@ -70,7 +70,6 @@ struct qitem {
 struct ws_conn {
     uint64_t id;
     int fd;
-    struct MHD_UpgradeResponseHandle *urh;
     wslay_event_context_ptr ctx;
     struct hub *h;
     char *extra;
@@ -395,7 +394,7 @@ conn_free(struct ws_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     wslay_event_context_free(c->ctx);
-    MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
+    close(c->fd);
     atomic_fetch_sub(&h->slots, 1);
     free(c->extra);
     sodium_memzero(&c->who, sizeof c->who);
@@ -682,7 +681,7 @@ conn_new(struct hub *h, struct qitem *it)
 
     if (!c || wslay_event_context_server_init(&c->ctx, &callbacks, c) != 0) {
         free(c);
-        MHD_upgrade_action(it->urh, MHD_UPGRADE_ACTION_CLOSE);
+        close(it->fd);
         atomic_fetch_sub(&h->slots, 1);
         return;
     }
@@ -690,7 +689,6 @@ conn_new(struct hub *h, struct qitem *it)
     c->id = ++h->next_id;
     c->h = h;
     c->fd = it->fd;
-    c->urh = it->urh;
     c->extra = it->extra;
     c->extra_len = it->extra_len;
     it->extra = NULL;
@@ -935,7 +933,7 @@ drain_queue(struct hub *h)
         switch (it->kind) {
         case Q_CONN:
             if (h->stopping) {
-                MHD_upgrade_action(it->urh, MHD_UPGRADE_ACTION_CLOSE);
+                close(it->fd);
                 atomic_fetch_sub(&h->slots, 1);
             } else {
                 conn_new(h, it);
@@ -1253,7 +1251,6 @@ hub_start(const struct hub_opts *o, struct hub **out, struct ch_err *err)
     if ((st = store_kv_watch(o->store, STORE_B_PRESENCE, ">", on_presence, h, &h->presence_w, err)) != CH_OK ||
         (st = store_kv_watch(o->store, STORE_B_TOKENS, ">", on_token, h, &h->tokens_w, err)) != CH_OK ||
         (st = store_core_subscribe(o->store, "chatto.rt.typing.>", on_typing, h, &h->typing_sub, err)) != CH_OK) {
-        *out = h;
         hub_stop(h);
         return st;
     }
@@ -1343,18 +1340,25 @@ hub_adopt(struct hub *h, int fd, struct MHD_UpgradeResponseHandle *urh, const ch
           const struct principal *who)
 {
     struct qitem *it = calloc(1, sizeof *it);
+    int own = -1;
 
-    if (!it || (extra_len && !(it->extra = malloc(extra_len)))) {
+    /* The hub keeps its own descriptor and hands the connection back to MHD at once, so MHD frees the
+     * request's memory pool (up to webserver.connection_memory) instead of holding it for the socket's life.
+     * MHD only closes its descriptor (no shutdown(), see the websocket tests), so ours stays open. */
+    if (it && (!extra_len || (it->extra = malloc(extra_len))))
+        own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (extra_len && it && it->extra)
+        memcpy(it->extra, extra_in, extra_len);
+    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+    if (own < 0) {
+        if (it)
+            free(it->extra);
         free(it);
-        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
         hub_release(h);
         return;
     }
     it->kind = Q_CONN;
-    it->fd = fd;
-    it->urh = urh;
-    if (extra_len)
-        memcpy(it->extra, extra_in, extra_len);
+    it->fd = own;
     it->extra_len = extra_len;
     if (who) {
         it->authed = true;

@@ -213,7 +213,7 @@ class Accounts(TwoProcesses):
         self.assertEqual(r["user"]["displayName"], "Alice L.")
         u = Client(self.b, cookie=alice.cookie).ok("chatto.api.v1.UserService/GetUser", {"userId": ids[0]})["user"]
         self.assertEqual(u["displayName"], "Alice L.")
-        self.assertEqual(set(u), {"id", "login", "displayName", "deleted", "isBot"})
+        self.assertEqual(set(u), {"id", "login", "displayName", "deleted", "isBot", "presenceStatus"})
         seen, token = [], ""
         while True:
             page = alice.ok("chatto.api.v1.UserService/ListUsers", {"pageSize": 2, "pageToken": token})
