@@ -147,4 +147,7 @@ install: all
 clean:
 	rm -rf build
 
+# packaging targets (deb, test-package) live beside the packaging files
+-include packaging/packaging.mk
+
 -include $(LIB_OBJ:.o=.d) $(SERVER_OBJ:.o=.d)
