@@ -221,6 +221,29 @@ app_store_opts(const struct cfg *cfg, const char *name, struct store_opts *so)
     so->reconnect_wait_ms = 1000;
 }
 
+/* The settings every process on one NATS must share: the table's must-match keys, except the NATS URLs (each
+ * process may list the cluster's nodes in its own order). Numbers are compared by value. */
+static size_t
+app_match_settings(const struct cfg *cfg, struct store_setting *out, char (*num)[24])
+{
+    size_t n = 0;
+
+    for (int k = 0; k < CFG_KEY_COUNT; k++) {
+        const struct cfg_keyinfo *ki = cfg_keyinfo((enum cfg_key)k);
+        if (!(ki->flags & CFG_F_MATCH) || k == CFG_NATS_CLIENT_URL)
+            continue;
+        out[n].name = ki->dotted;
+        if (ki->type == CFG_T_INT) {
+            snprintf(num[n], sizeof num[n], "%lld", (long long)cfg_int(cfg, (enum cfg_key)k));
+            out[n].value = num[n];
+        } else {
+            out[n].value = cfg_str(cfg, (enum cfg_key)k);
+        }
+        n++;
+    }
+    return n;
+}
+
 void
 app_accounts_opts(const struct cfg *cfg, struct store *st, struct accounts_opts *ao)
 {
@@ -403,7 +426,11 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     env.cookie_name = env.cookie_secure ? "__Host-chatto_session" : "chatto_session";
 
     struct store_opts so;
+    struct store_setting match[CFG_KEY_COUNT];
+    char match_num[CFG_KEY_COUNT][24];
     app_store_opts(cfg, instance, &so);
+    so.settings = match;
+    so.nsettings = app_match_settings(cfg, match, match_num);
     if (embedded) {
         struct sup_opts o = {
             .binary = binary,
@@ -504,7 +531,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     log_info("http: listening on %s:%d (%d threads)", cfg_str(cfg, CFG_WEBSERVER_BIND_ADDRESS), bound, ho.threads);
 
     /* main loop: signals, and one log line per readiness change */
-    bool was_ready = false, announced = false;
+    bool was_ready = false, announced = false, fatal = false;
     char last_reason[200] = "";
     for (;;) {
         struct timespec tick = { .tv_sec = 0, .tv_nsec = 250 * 1000000L };
@@ -519,6 +546,11 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         }
         if (sig == SIGTERM || sig == SIGINT) {
             log_info("app: %s received; draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        if (store_fatal(store, reason, sizeof reason)) {
+            log_error("app: refusing to serve: %s", reason);
+            fatal = true;
             break;
         }
         bool ready = api_ready(&env, reason, sizeof reason);
@@ -546,7 +578,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     hub = NULL;
     http_stop(http, cfg_int(cfg, CFG_WEBSERVER_SHUTDOWN_TIMEOUT));
     http = NULL;
-    rc = 0;
+    rc = fatal ? 2 : 0;
 out:
     if (listen_fd >= 0)
         close(listen_fd);

@@ -28,6 +28,7 @@ static const struct {
     [STORE_B_DMS] = { "chatto_dms", 1, 0, "Chatto direct-message rooms by participants" },
     /* entries of a crashed process age out; live ones are refreshed well within this */
     [STORE_B_PRESENCE] = { "chatto_presence", 1, 120LL * 1000000000LL, "Chatto presence heartbeats" },
+    [STORE_B_PROCS] = { "chatto_processes", 1, PROCS_TTL_S * 1000000000LL, "Chatto processes and their settings" },
 };
 
 static enum ch_status update_replicas(struct store *st, const char *stream, struct ch_err *err);
@@ -193,5 +194,7 @@ store_bootstrap(struct store *st, struct ch_err *err)
     for (int s = 0; s < STORE_S_COUNT; s++)
         if ((cs = create_stream(st, (enum store_stream)s, err)) != CH_OK)
             return cs;
-    return load_identity(st, err);
+    if ((cs = load_identity(st, err)) != CH_OK)
+        return cs;
+    return store_procs_join(st, err);
 }

@@ -223,8 +223,11 @@ keeper_main(void *arg)
         store_subs_attach(st);
         if (atomic_load(&st->bootstrapped)) {
             store_followers_attach(st);
+            store_procs_refresh(st);
             continue;
         }
+        if (store_fatal(st, last_err, sizeof last_err))
+            continue; /* the app is on its way out */
         if (!store_connected(st) || store_now_mono_ms() < next_try)
             continue;
 
@@ -235,8 +238,8 @@ keeper_main(void *arg)
             store_followers_attach(st);
             continue;
         }
-        /* retry with backoff; say it once per distinct reason */
-        if (strcmp(last_err, err.msg) != 0) {
+        /* retry with backoff; say it once per distinct reason (a fatal one is the app's to report) */
+        if (!store_fatal(st, NULL, 0) && strcmp(last_err, err.msg) != 0) {
             log_warn("store: bootstrap failed, retrying: %s", err.msg);
             snprintf(last_err, sizeof last_err, "%s", err.msg);
         }
@@ -365,6 +368,8 @@ store_open(const struct store_opts *o, struct store **out, struct ch_err *err)
         cs = store_map(s, 0, "jetstream context", err);
         goto fail;
     }
+    if ((cs = store_procs_init(st, o, err)) != CH_OK)
+        goto fail;
     if (pthread_create(&st->keeper, NULL, keeper_main, st) != 0) {
         cs = ch_err_set(err, CH_EINTERNAL, NULL, "cannot start the store-keeper thread");
         goto fail;
@@ -379,6 +384,7 @@ fail:
         explicit_bzero(st->nkey_seed, strlen(st->nkey_seed));
         free(st->nkey_seed);
     }
+    free(st->proc_record);
     free(st);
     return cs;
 }
@@ -394,6 +400,7 @@ store_close(struct store *st)
     pthread_cond_signal(&st->cv);
     pthread_mutex_unlock(&st->mu);
     pthread_join(st->keeper, NULL);
+    store_procs_leave(st);
     for (int i = 0; i < STORE_B_COUNT; i++)
         kvStore_Destroy(st->kv[i]);
     jsCtx_Destroy(st->js);
@@ -444,7 +451,33 @@ store_connected(struct store *st)
     return st && st->nc && natsConnection_Status(st->nc) == NATS_CONN_STATUS_CONNECTED;
 }
 
-/* One live check: every bucket's stream answers a stream-info request. */
+/* A replicated stream can take writes only with a leader and a majority of its replicas current. A leader cut
+ * off from the others still answers stream-info for a while, so the answer's cluster part is what tells. */
+static bool
+has_quorum(const jsStreamInfo *si, const char *name, char *reason, size_t len)
+{
+    const jsClusterInfo *ci = si->Cluster;
+    int want, current = 1;
+
+    if (!si->Config || si->Config->Replicas <= 1 || !ci)
+        return true;
+    if (!ci->Leader || !*ci->Leader) {
+        snprintf(reason, len, "JetStream stream %s has no leader", name);
+        return false;
+    }
+    for (int i = 0; i < ci->ReplicasLen; i++)
+        if (ci->Replicas[i] && ci->Replicas[i]->Current && !ci->Replicas[i]->Offline)
+            current++;
+    want = (int)si->Config->Replicas / 2 + 1;
+    if (current < want) {
+        snprintf(reason, len, "JetStream stream %s has lost quorum (%d of %d replicas current)", name, current,
+                 (int)si->Config->Replicas);
+        return false;
+    }
+    return true;
+}
+
+/* One live check: every bucket's stream, and the event stream, answers a stream-info request with a quorum. */
 static bool
 live_check(struct store *st, char *reason, size_t len)
 {
@@ -452,20 +485,27 @@ live_check(struct store *st, char *reason, size_t len)
 
     jsOptions_Init(&jo);
     jo.Wait = st->timeout_ms < 2000 ? st->timeout_ms : 2000;
-    for (int b = 0; b < STORE_B_COUNT; b++) {
+    for (int i = 0; i < STORE_S_COUNT + STORE_B_COUNT; i++) {
         char name[64];
         jsStreamInfo *si = NULL;
         jsErrCode jerr = 0;
         natsStatus s;
 
-        snprintf(name, sizeof name, "KV_%s", store_bucket_name((enum store_bucket)b));
+        if (i < STORE_S_COUNT)
+            snprintf(name, sizeof name, "%s", store_stream_name((enum store_stream)i));
+        else
+            snprintf(name, sizeof name, "KV_%s", store_bucket_name((enum store_bucket)(i - STORE_S_COUNT)));
         s = js_GetStreamInfo(&si, st->js, name, &jo, &jerr);
-        jsStreamInfo_Destroy(si);
         if (s != NATS_OK) {
+            jsStreamInfo_Destroy(si);
             snprintf(reason, len, "JetStream not answering for %s: %s", name,
                      *store_last_error() ? store_last_error() : natsStatus_GetText(s));
             return false;
         }
+        bool quorum = has_quorum(si, name, reason, len);
+        jsStreamInfo_Destroy(si);
+        if (!quorum)
+            return false;
     }
     snprintf(reason, len, "ok");
     return true;
@@ -490,6 +530,8 @@ store_ready(struct store *st, char *reason, size_t len)
         pthread_mutex_unlock(&st->mu);
         return false;
     }
+    if (store_fatal(st, reason, len))
+        return false;
     if (!atomic_load(&st->bootstrapped)) {
         snprintf(reason, len, "creating JetStream streams and buckets");
         return false;

@@ -27,7 +27,14 @@ enum store_bucket {
     STORE_B_ROOMNAMES,/* <hash of the case-folded name> -> roomId; created atomically, so names are unique */
     STORE_B_DMS,      /* <hash of the sorted participant ids> -> roomId; one DM per set of users */
     STORE_B_PRESENCE, /* <userId>.<process> -> online|away, refreshed by the process holding the sockets */
+    STORE_B_PROCS,    /* <process> -> fingerprints of its must-match settings, refreshed while it runs */
     STORE_B_COUNT
+};
+
+/* A setting every process on one NATS must share (only a fingerprint of the value leaves the process). */
+struct store_setting {
+    const char *name;  /* "webserver.cookie_signing_secret" */
+    const char *value;
 };
 
 enum store_auth { STORE_AUTH_NONE, STORE_AUTH_TOKEN, STORE_AUTH_USERPASS, STORE_AUTH_NKEY, STORE_AUTH_CREDENTIALS };
@@ -45,6 +52,9 @@ struct store_opts {
     int64_t request_timeout_ms;   /* JetStream API and publish deadline */
     int64_t reconnect_wait_ms;
     const char *name;             /* connection name shown by nats-server */
+    /* must-match settings; with none (CLI commands) the process does not join the process registry */
+    const struct store_setting *settings;
+    size_t nsettings;
 };
 
 /* Parse an auth method name ("none", "token", ...); -1 if unknown. */
@@ -54,6 +64,10 @@ int store_auth_parse(const char *s);
  * (the process stays up and not ready; nats.c keeps retrying forever). Errors are configuration problems
  * (bad seed, unreadable CA file). *out is the caller's, freed with store_close(). */
 enum ch_status store_open(const struct store_opts *o, struct store **out, struct ch_err *err);
+
+/* True (with the reason) when this process must stop: one of its must-match settings differs from a running
+ * process's on the same NATS. Checked at every (re)bootstrap; the app exits with status 2. */
+bool store_fatal(struct store *st, char *reason, size_t len);
 
 /* Drain and close the connection, stop the keeper. Accepts NULL. */
 void store_close(struct store *st);

@@ -37,7 +37,26 @@ struct store {
     char ready_reason[160];
     char connect_error[160]; /* why the initial connect failed; cleared once connected */
     pthread_mutex_t check_mu; /* one live readiness check at a time */
+
+    /* process registry (procs.c); the record and key are set at open, the rest by the keeper */
+    char *proc_record;         /* NULL for CLI commands, which do not register */
+    char proc_key[96];
+    int64_t proc_refreshed_ms; /* monotonic */
+    char fatal[640];           /* guarded by mu: why this process must not serve (settings mismatch) */
 };
+
+#define PROCS_REFRESH_MS 10000
+#define PROCS_TTL_S 30
+
+/* Fingerprint the must-match settings into this process's record. */
+enum ch_status store_procs_init(struct store *st, const struct store_opts *o, struct ch_err *err);
+/* Register this process and compare its settings with every running process's; CH_EINVAL (and st->fatal)
+ * when one differs from a process that registered earlier. Keeper thread, after the buckets exist. */
+enum ch_status store_procs_join(struct store *st, struct ch_err *err);
+/* Refresh the record when due. Keeper thread. */
+void store_procs_refresh(struct store *st);
+/* Remove the record (clean shutdown) and free it. */
+void store_procs_leave(struct store *st);
 
 /* Map a nats.c status (and JetStream error code, 0 if none) into our status, with what in the message. */
 enum ch_status store_map(natsStatus s, jsErrCode jerr, const char *what, struct ch_err *err);

@@ -189,7 +189,6 @@ send_upgrade(struct http *h, struct http_req *r)
     enum MHD_Result ret;
     struct http_upgrade *u = calloc(1, sizeof *u);
 
-    (void)h;
     if (!u)
         return MHD_NO;
     u->fn = r->upgrade_fn;
@@ -205,6 +204,7 @@ send_upgrade(struct http *h, struct http_req *r)
     }
     for (size_t i = 0; i < r->nheaders; i++)
         MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+    MHD_add_response_header(resp, "X-Chatto-Instance", h->instance);
     ret = MHD_queue_response(r->conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
     MHD_destroy_response(resp);
     return ret;

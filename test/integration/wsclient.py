@@ -69,6 +69,7 @@ class WS:
         expect = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
         assert hdrs.get("sec-websocket-accept") == expect, hdrs
         self.buf = rest
+        self.headers = hdrs
         self.closed = None
 
     # -- framing --

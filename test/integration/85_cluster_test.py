@@ -1,0 +1,378 @@
+# SPDX-License-Identifier: MIT
+"""Horizontal scaling on a real cluster: 3 nats-server nodes (JetStream, nats.replicas = 3), 3 chatto processes
+in external mode and nginx round-robin in front (cluster.py). Requests land on every process; WebSockets get what
+other processes accept; processes come and go (gracefully and by kill -9) and NATS nodes die (the stream leader,
+then quorum) while a writer keeps posting with Idempotency-Keys: nothing acknowledged is lost or stored twice."""
+import os
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from cluster import Cluster  # noqa: E402
+from harness import Chatto, Client, SHARED_SECRETS, TIME_SCALE, http_request, wait_for  # noqa: E402
+from wsclient import WS, Closed  # noqa: E402
+
+M = "chatto.api.v1.MessageService/"
+R = "chatto.api.v1.RoomService/"
+
+
+class Writer(threading.Thread):
+    """Posts numbered messages through the balancer like a careful bot: each post carries an Idempotency-Key and
+    is retried with the same key on a connection error, 502, 503 or 504, until it is acknowledged."""
+
+    def __init__(self, lb, token, room, prefix, interval=0.02, give_up_s=60):
+        super().__init__(daemon=True)
+        self.lb, self.token, self.room, self.prefix = lb, token, room, prefix
+        self.interval, self.give_up_s = interval, give_up_s
+        self.acked = {}          # body -> message id
+        self.errors = []         # (body, status or exception) of every failed attempt
+        self.lost = []           # bodies never acknowledged (gave up)
+        self.rejected = []       # bodies refused with a status a retry cannot fix (a bug)
+        self.longest = 0.0       # longest time from the first attempt to the acknowledgement
+        self.statuses = set()
+        self.halt = threading.Event()
+        self.n = 0
+
+    def post(self, body, key):
+        h = {"Content-Type": "application/json", "Authorization": "Bearer " + self.token, "Idempotency-Key": key}
+        return http_request(self.lb.port, "POST", "/api/connect/" + M + "CreateMessage",
+                            {"roomId": self.room, "body": body}, h, timeout=15)
+
+    def run(self):
+        while not self.halt.is_set():
+            body, key = "%s %05d" % (self.prefix, self.n), "%s-%05d" % (self.prefix, self.n)
+            self.n += 1
+            t0 = time.monotonic()
+            while True:
+                try:
+                    r = self.post(body, key)
+                    status = r.status
+                except OSError as e:
+                    r, status = None, type(e).__name__
+                self.statuses.add(status)
+                if status == 200:
+                    self.acked[body] = r.json()["message"]["id"]
+                    break
+                self.errors.append((body, status))
+                if status not in (502, 503, 504) and not isinstance(status, str):
+                    self.rejected.append((body, status, r.body[:200] if r else b""))
+                    break
+                if time.monotonic() - t0 > self.give_up_s:
+                    self.lost.append(body)
+                    break
+                time.sleep(0.1)
+            self.longest = max(self.longest, time.monotonic() - t0)
+            time.sleep(self.interval)
+
+    def stop(self):
+        self.halt.set()
+        self.join(90)
+
+
+class ClusterTest(unittest.TestCase):
+    cluster = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = Cluster()
+        try:
+            cls.cluster.start()
+        except Exception:
+            cls.cluster.cleanup()
+            raise
+        cls.lb = cls.cluster.lb
+        cls.alice = Client(cls.lb)
+        r = cls.alice.register("alice", token=True)
+        assert r.status == 200, r
+        cls.bob = Client(cls.lb)
+        assert cls.bob.register("bob", token=True).status == 200
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.cluster:
+            cls.cluster.cleanup()
+
+    def setUp(self):
+        self.sockets = []
+
+    def tearDown(self):
+        for ws in self.sockets:
+            try:
+                ws.sock.close()
+            except OSError:
+                pass
+        if self._failed():
+            for c in self.cluster.chattos:
+                print("\n--- chatto %d stderr ---\n%s" % (c.port, c.stderr()[-6000:]))
+
+    def _failed(self):
+        res = getattr(getattr(self, "_outcome", None), "result", None)
+        return bool(res) and any(t is self for t, _ in list(res.errors) + list(res.failures))
+
+    # ---- helpers ----
+
+    def room(self, name):
+        return self.alice.ok(R + "CreateRoom", {"name": name})["room"]["id"]
+
+    def history(self, client, room):
+        """Every message body in a room, oldest first (pages backwards through the balancer)."""
+        bodies, cursor = [], None
+        while True:
+            req = {"roomId": room, "limit": 100}
+            if cursor:
+                req["before"] = cursor
+            page = client.ok(R + "GetRoomEvents", req)["page"]
+            bodies = [e["messagePosted"]["message"]["body"] for e in page["events"]
+                      if "messagePosted" in e and not e["messagePosted"]["message"].get("deleted")] + bodies
+            if not page["hasOlder"]:
+                return bodies
+            cursor = page["startCursor"]
+
+    def check_writer(self, w, room, max_errors=None):
+        self.assertEqual(w.rejected, [], "posts refused with a status a retry cannot fix")
+        self.assertEqual(w.lost, [], "posts never acknowledged")
+        self.assertGreater(len(w.acked), 20)
+        bodies = [b for b in self.history(self.alice, room) if b.startswith(w.prefix + " ")]
+        dups = sorted({b for b in bodies if bodies.count(b) > 1})
+        self.assertEqual(dups, [], "stored twice")
+        missing = sorted(set(w.acked) - set(bodies))
+        self.assertEqual(missing, [], "acknowledged but not in history")
+        if max_errors is not None:
+            self.assertLessEqual(len(w.errors), max_errors, w.errors[:20])
+        return bodies
+
+    def ws(self, client, port=None):
+        ws = WS(port or self.lb.port)
+        self.sockets.append(ws)
+        ready, _ = ws.hello(token=client.token)
+        return ws, ready
+
+    def bodies_from(self, ws, want, timeout=15):
+        got = []
+        deadline = time.monotonic() + timeout * TIME_SCALE
+        while not set(want) <= set(got):
+            m = ws.recv(max(0.01, deadline - time.monotonic()))
+            if m.get("type") == "message.created":
+                got.append(m["message"]["body"])
+        return got
+
+    # ---- tests (unittest runs them in name order; each leaves the cluster whole) ----
+
+    def test_1_requests_land_on_every_process(self):
+        seen = set()
+        me = Client(self.lb)
+        r = me.register("carol")
+        self.assertEqual(r.status, 200)
+        seen.add(r.header("X-Chatto-Instance"))
+        room = None
+        for i in range(12):
+            if room is None:
+                r = me.call(R + "CreateRoom", {"name": "spread"})
+                room = r.json()["room"]["id"]
+            else:
+                r = me.call(M + "CreateMessage", {"roomId": room, "body": "spread %d" % i})
+            self.assertEqual(r.status, 200, r)
+            seen.add(r.header("X-Chatto-Instance"))
+        self.assertEqual(len(seen), 3, seen)
+        # log in again (a new session) and read through the balancer: every process sees the same data
+        again = Client(self.lb)
+        self.assertEqual(again.login("carol").status, 200)
+        reads = set()
+        for _ in range(6):
+            r = again.call(R + "GetRoomEvents", {"roomId": room})
+            self.assertEqual(r.status, 200)
+            reads.add(r.header("X-Chatto-Instance"))
+            got = [e["messagePosted"]["message"]["body"] for e in r.json()["page"]["events"] if "messagePosted" in e]
+            self.assertEqual(got, ["spread %d" % i for i in range(1, 12)])
+        self.assertEqual(len(reads), 3)
+
+    def test_2_websockets_get_messages_posted_through_other_processes(self):
+        sockets = [self.ws(self.bob)[0] for _ in range(3)]
+        where = {ws.headers.get("x-chatto-instance") for ws in sockets}
+        self.assertEqual(len(where), 3, "each socket should land on another process: %s" % where)
+        posted, via = [], set()
+        for i in range(9):
+            r = self.alice.call(M + "CreateMessage", {"roomId": "general", "body": "live %d" % i})
+            self.assertEqual(r.status, 200)
+            via.add(r.header("X-Chatto-Instance"))
+            posted.append("live %d" % i)
+        self.assertEqual(len(via), 3)
+        for ws in sockets:
+            got = self.bodies_from(ws, posted)
+            self.assertEqual([b for b in got if b in posted], posted)
+
+    def test_3_scale_up_and_down_under_traffic(self):
+        room = self.room("scaling")
+        w = Writer(self.lb, self.alice.token, room, "scale")
+        w.start()
+        try:
+            time.sleep(1)
+            fourth = self.cluster.add_chatto()  # scale up: nginx reloads with 4 backends
+            inst = set()
+            wait_for(lambda: inst.add(self.lb.get("/healthz").header("X-Chatto-Instance")) or len(inst) == 4, 10,
+                     "requests to reach the 4th process")
+            time.sleep(1)
+            # scale down: a process leaves the balancer, then drains and stops
+            self.assertEqual(self.cluster.remove_chatto(self.cluster.chattos[0]), 0)
+            time.sleep(1)
+            self.assertIn(fourth, self.cluster.chattos)
+        finally:
+            w.stop()
+        # graceful changes lose nothing and fail nothing
+        self.check_writer(w, room, max_errors=0)
+
+    def test_4_kill9_a_chatto_process_mid_traffic(self):
+        room = self.room("crash")
+        watcher, _ = self.ws(self.bob)
+        victim = self.process_of(watcher)
+        w = Writer(self.lb, self.alice.token, room, "crash")
+        w.start()
+        try:
+            time.sleep(1.5)
+            victim.kill9()
+            # the watcher's socket dies with its process
+            with self.assertRaises((Closed, OSError, AssertionError)):
+                for _ in range(500):
+                    watcher.recv(5)
+            time.sleep(2)
+        finally:
+            w.stop()
+        self.check_writer(w, room)
+        print("\n  chatto killed: %d acked, %d failed attempts retried, longest write %.1fs"
+              % (len(w.acked), len(w.errors), w.longest))
+        # the client reconnects through the balancer (to a live process)
+        ws2, ready = self.ws(self.bob)
+        self.assertEqual(ready["type"], "ready")
+        self.assertNotEqual(ws2.headers.get("x-chatto-instance"), watcher.headers.get("x-chatto-instance"))
+        self.replace(victim)
+
+    def process_of(self, ws):
+        inst = ws.headers.get("x-chatto-instance") or ""
+        return next(c for c in self.cluster.chattos if inst.endswith("/%d" % c.pid))
+
+    def replace(self, victim):
+        """Put a fresh process where a killed one was, so the next test has three again."""
+        self.cluster.chattos.remove(victim)
+        victim.cleanup()
+        self.cluster.add_chatto()
+
+    def test_4b_resume_after_process_crash(self):
+        room = self.room("resume")
+        self.alice.ok(R + "AddMember", {"roomId": room, "userId": self.bob_id()})
+        watcher, _ = self.ws(self.bob)
+        self.alice.ok(M + "CreateMessage", {"roomId": room, "body": "before crash"})
+        first = watcher.recv_type("message.created", 10)
+        victim = self.process_of(watcher)
+        victim.kill9()
+        missed = []
+        for i in range(5):
+            r = self.alice.call(M + "CreateMessage", {"roomId": room, "body": "missed %d" % i},
+                                {"Idempotency-Key": "resume-%d" % i})
+            if r.status != 200:  # a request that was on its way to the dead process: retry, same key
+                r = self.alice.call(M + "CreateMessage", {"roomId": room, "body": "missed %d" % i},
+                                    {"Idempotency-Key": "resume-%d" % i})
+            self.assertEqual(r.status, 200, r)
+            missed.append("missed %d" % i)
+        ws2 = WS(self.lb.port)
+        self.sockets.append(ws2)
+        ready, backlog = ws2.hello(token=self.bob.token, resume=first["cursor"])
+        self.assertEqual(ready.get("type"), "ready")
+        got = [m["message"]["body"] for m in backlog if m.get("type") == "message.created"]
+        got += self.bodies_from(ws2, [x for x in missed if x not in got]) if not set(missed) <= set(got) else []
+        self.assertEqual([b for b in got if b.startswith("missed")], missed)
+        self.replace(victim)
+
+    def bob_id(self):
+        return self.bob.ok("chatto.api.v1.MyAccountService/GetMyAccount")["user"]["id"]
+
+    def test_5_kill9_the_stream_leader(self):
+        room = self.room("leader")
+        leader = self.cluster.stream_leader()
+        self.assertIsNotNone(leader)
+        w = Writer(self.lb, self.alice.token, room, "leader")
+        w.start()
+        try:
+            time.sleep(1.5)
+            before = len(w.acked)
+            leader.kill9()
+            killed = time.monotonic()
+            wait_for(lambda: len(w.acked) > before + 20, 30, "writes to continue after the leader died")
+            resumed = time.monotonic() - killed
+            time.sleep(1)
+            leader.start(wait=False)  # same port, same store dir: it rejoins and catches up
+            leader.wait_ready(30)
+            time.sleep(1)
+        finally:
+            w.stop()
+        self.check_writer(w, room)
+        self.assertLess(w.longest, 15 * TIME_SCALE, "a write stalled for %.1fs" % w.longest)
+        print("\n  stream leader killed: writes continued within %.1fs; longest single write %.1fs; %d acked"
+              % (resumed, w.longest, len(w.acked)))
+        # the restarted node catches up: same last sequence as the new leader
+        new = self.cluster.stream_leader()
+
+        def caught_up():
+            a, b = leader.stream("CHATTO_EVENTS"), new.stream("CHATTO_EVENTS")
+            return a and b and a["state"]["last_seq"] == b["state"]["last_seq"]
+        wait_for(caught_up, 30, "the restarted node to catch up")
+
+    def test_6_losing_quorum_fails_writes_honestly_and_recovers(self):
+        room = self.room("quorum")
+        self.alice.ok(M + "CreateMessage", {"roomId": room, "body": "quorum before"})
+        down = [n for n in self.cluster.nodes][:2]
+        for n in down:
+            n.kill9()
+        try:
+            # writes fail with unavailable, never a false success
+            for i in range(3):
+                r = self.alice.call(M + "CreateMessage", {"roomId": room, "body": "quorum lost %d" % i},
+                                    {"Idempotency-Key": "q-%d" % i})
+                self.assertIn(r.status, (503, 504), r)
+                if r.status == 503:
+                    self.assertEqual(r.json().get("code"), "unavailable", r)
+            # every process says it is not ready
+            for c in self.cluster.chattos:
+                wait_for(lambda c=c: c.get("/readyz", timeout=3).status == 503, 30,
+                         "chatto %d /readyz to go 503 without quorum" % c.port)
+        finally:
+            for n in down:
+                n.start(wait=False)
+            for n in down:
+                n.wait_ready(30)
+        for c in self.cluster.chattos:
+            wait_for(lambda c=c: c.get("/readyz", timeout=3).status == 200, 60,
+                     "chatto %d /readyz to recover" % c.port)
+        wait_for(lambda: self.alice.call(M + "CreateMessage", {"roomId": room, "body": "quorum back"},
+                                         {"Idempotency-Key": "q-back"}).status == 200, 30, "writes to succeed")
+        bodies = self.history(self.alice, room)
+        self.assertEqual(bodies[0], "quorum before")
+        self.assertEqual(bodies.count("quorum back"), 1)
+
+    def test_7_a_process_with_a_different_secret_refuses_to_start(self):
+        for env_name, setting in (("CHATTO_WEBSERVER_COOKIE_SIGNING_SECRET", "webserver.cookie_signing_secret"),
+                                  ("CHATTO_CORE_SECRET_KEY", "core.secret_key"),
+                                  ("CHATTO_CORE_ASSETS_SIGNING_SECRET", "core.assets.signing_secret"),
+                                  ("CHATTO_WEBSERVER_URL", "webserver.url"),
+                                  ("CHATTO_LIVEKIT_SERVER_ID", "livekit.server_id")):
+            value = "http://elsewhere.example" if setting == "webserver.url" else "other-0123456789abcdef-value"
+            c = Chatto(args=self.cluster.args, env=self.cluster.env(**{env_name: value}), embedded=False)
+            try:
+                c.start(wait_ready=False)
+                c.proc.wait(30 * TIME_SCALE)
+                self.assertEqual(c.proc.returncode, 2, c.stderr())
+                self.assertIn(setting + " differs from the value used by the running Chatto process", c.stderr())
+                if env_name in SHARED_SECRETS:
+                    self.assertNotIn(SHARED_SECRETS[env_name], c.stderr(), "a secret was logged")
+                    self.assertNotIn(value, c.stderr(), "a secret was logged")
+            finally:
+                c.cleanup()
+        # the others are unaffected
+        for c in self.cluster.chattos:
+            self.assertEqual(c.get("/readyz").status, 200)
+
+
+if __name__ == "__main__":
+    unittest.main()
