@@ -57,7 +57,24 @@ store_publish(struct store *st, const char *subject, const void *data, size_t le
         po.ExpectNoMessage = o->expect_none;
         po.ExpectLastSubjectSeq = o->expect_subject_seq;
     }
-    s = js_Publish(&ack, st->js, subject, data, (int)len, &po, &jerr);
+    if (o && o->msg_id) {
+        /* With a message id a resend is safe (the stream drops the duplicate), so instead of one long wait,
+         * resend every second until the deadline: after a stream-leader change the first publish is often lost
+         * with the old leader, and the new one answers a resend at once. */
+        int64_t deadline = store_now_mono_ms() + st->timeout_ms;
+        for (;;) {
+            int64_t left = deadline - store_now_mono_ms();
+            po.MaxWait = left < 1000 ? (left > 50 ? left : 50) : 1000;
+            jerr = 0;
+            s = js_Publish(&ack, st->js, subject, data, (int)len, &po, &jerr);
+            if ((s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS) || store_now_mono_ms() + 100 >= deadline)
+                break;
+            if (s == NATS_NO_RESPONDERS)
+                nats_Sleep(100);
+        }
+    } else {
+        s = js_Publish(&ack, st->js, subject, data, (int)len, &po, &jerr);
+    }
     cs = store_map(s, jerr, "publish", err);
     if (cs == CH_OK) {
         if (seq)
@@ -69,6 +86,28 @@ store_publish(struct store *st, const char *subject, const void *data, size_t le
     return cs;
 }
 
+/* Stream info, asked again every second until the request deadline: while a stream elects a new leader,
+ * requests go unanswered, and the one asked after the election is answered at once. */
+static natsStatus
+stream_info(struct store *st, const char *name, jsStreamInfo **si, jsErrCode *jerr)
+{
+    int64_t deadline = store_now_mono_ms() + st->timeout_ms;
+    jsOptions jo;
+    natsStatus s;
+
+    jsOptions_Init(&jo);
+    for (;;) {
+        int64_t left = deadline - store_now_mono_ms();
+        jo.Wait = left < 1000 ? (left > 50 ? left : 50) : 1000;
+        *jerr = 0;
+        s = js_GetStreamInfo(si, st->js, name, &jo, jerr);
+        if ((s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS) || store_now_mono_ms() + 100 >= deadline)
+            return s;
+        if (s == NATS_NO_RESPONDERS)
+            nats_Sleep(100);
+    }
+}
+
 enum ch_status
 store_last_seq(struct store *st, enum store_stream s, uint64_t *seq, struct ch_err *err)
 {
@@ -78,7 +117,7 @@ store_last_seq(struct store *st, enum store_stream s, uint64_t *seq, struct ch_e
 
     if (!st || !atomic_load(&st->bootstrapped))
         return ch_err_set(err, CH_EUNAVAIL, NULL, "storage is not ready yet");
-    ns = js_GetStreamInfo(&si, st->js, store_stream_name(s), NULL, &jerr);
+    ns = stream_info(st, store_stream_name(s), &si, &jerr);
     if (ns == NATS_OK)
         *seq = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
@@ -96,7 +135,7 @@ store_kv_last_rev(struct store *st, enum store_bucket b, uint64_t *rev, struct c
     if (!st || !atomic_load(&st->bootstrapped))
         return ch_err_set(err, CH_EUNAVAIL, NULL, "storage is not ready yet");
     snprintf(name, sizeof name, "KV_%s", store_bucket_name(b));
-    ns = js_GetStreamInfo(&si, st->js, name, NULL, &jerr);
+    ns = stream_info(st, name, &si, &jerr);
     if (ns == NATS_OK)
         *rev = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
@@ -152,6 +191,9 @@ follower_subscribe(struct store_follower *f, struct ch_err *err)
     so.Stream = store_stream_name(f->stream);
     so.Ordered = true;
     so.Config.DeliverPolicy = js_DeliverAll;
+    /* the consumer lives on the stream leader; if that node dies, missed heartbeats make nats.c recreate it
+     * elsewhere. nats.c's default (5 s, reset after two misses) would leave this process blind for ~10 s */
+    so.Config.Heartbeat = 1000LL * 1000000LL;
     snprintf(subj, sizeof subj, "%s", f->stream == STORE_S_EVENTS ? "chatto.ev.>" : ">");
     s = js_Subscribe(&f->sub, st->js, subj, on_follow_msg, f, NULL, &so, &jerr);
     if (s != NATS_OK)
