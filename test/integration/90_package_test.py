@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
 """The Debian package: lintian, contents, man pages, the systemd unit, and install → run → reinstall → remove →
-purge in a throwaway root (test/package/throwaway_root.py says how, and why not debootstrap).
+purge in a throwaway root (test/package/throwaway_root.py says how, and why not debootstrap); then
+chatto.service under a real systemd booted in that root, sandbox and all.
 
-The .deb is built once per run with `make deb` (about 10 s); the install cycle takes about 15 s more. The
-package is built from the sources, not from the binary under test, so sanitizer runs skip this file.
+The .deb is built once per run with `make deb` (about 10 s); the rest takes about 25 s. The package is
+built from the sources, not from the binary under test, so sanitizer runs skip this file.
 """
 import ctypes
 import gzip
@@ -17,6 +18,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 from harness import BUILD, ROOT, SANITIZER, WRAPPER, child_pids, free_port, http_request, pid_alive, wait_for
@@ -421,6 +423,99 @@ class Install(unittest.TestCase):
             self.assertFalse(os.path.lexists(self.path(gone)), gone)
         # the system user stays (Debian practice; chatto.postrm says why)
         self.ids()
+
+
+
+class Systemd(unittest.TestCase):
+    """chatto.service as shipped, run by systemd 252 (PID 1 of its own namespaces, on a throwaway root with
+    the package installed): the sandbox still lets chatto start its nats-server child and write
+    /var/lib/chatto, Type=notify, reload, Restart=on-failure and a clean stop all work."""
+
+    @classmethod
+    def setUpClass(cls):
+        why = skip_reason() or throwaway_root.available()
+        if why:
+            raise unittest.SkipTest(why)
+        cls.root = throwaway_root.ThrowawayRoot().start()
+        try:
+            if cls.root.run(["dpkg-query", "-W", "chatto"], check=False).returncode == 0:
+                cls.root.run(["dpkg", "--purge", "chatto"])
+            cls.root.copy_in(deb(), "/tmp/chatto.deb")
+            cls.root.run(["dpkg", "-i", "/tmp/chatto.deb"])
+            # what an operator's `systemctl edit chatto` would write: a free loopback port
+            cls.port = free_port()
+            os.makedirs(cls.root.path("/etc/systemd/system/chatto.service.d"))
+            with open(cls.root.path("/etc/systemd/system/chatto.service.d/test.conf"), "w") as f:
+                f.write("[Service]\nEnvironment=CHATTO_WEBSERVER_PORT=%d CHATTO_WEBSERVER_BIND_ADDRESS=127.0.0.1\n"
+                        % cls.port)
+            try:
+                cls.root.boot()
+
+                def answers():
+                    p = cls.root.sd(["systemctl", "is-system-running"], check=False, timeout=10)
+                    return p.stdout.strip() in ("initializing", "starting", "running", "degraded")
+                wait_for(answers, 20, "systemd in the throwaway root to answer systemctl")
+            except (RuntimeError, AssertionError) as e:
+                raise unittest.SkipTest("cannot boot systemd here: %s" % e)
+        except BaseException:
+            cls.root.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.root.stop()
+
+    def show(self, *props):
+        out = self.root.sd(["systemctl", "show", "-p", ",".join(props), "chatto.service"]).stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def journal(self):
+        return self.root.sd(["journalctl", "-u", "chatto.service", "--no-pager", "-o", "cat"], check=False).stdout
+
+    def test_service_lifecycle(self):
+        try:
+            self.lifecycle()
+        except BaseException:
+            print("\n--- journalctl -u chatto ---\n%s" % self.journal()[-20000:])
+            raise
+
+    def lifecycle(self):
+        # Type=notify: start returns once chatto has sent READY=1
+        self.root.sd(["systemctl", "start", "chatto.service"], timeout=90)
+        self.assertEqual(http_request(self.port, "GET", "/readyz", timeout=5).status, 200)
+        st = self.show("ActiveState", "StatusText", "MainPID")
+        self.assertEqual((st["ActiveState"], st["StatusText"]), ("active", "ready"))
+        status = self.root.sd(["systemctl", "status", "chatto.service", "--no-pager", "-n0"], check=False).stdout
+        self.assertIn("/usr/sbin/nats-server -c /var/lib/chatto/nats-server.conf", status)
+        # the sandbox is on: seccomp filter, no new privileges, no capabilities, PrivateUsers
+        proc = self.root.sd(["cat", "/proc/%s/status" % st["MainPID"]]).stdout
+        self.assertRegex(proc, r"\nNoNewPrivs:\t1\n")
+        self.assertRegex(proc, r"\nSeccomp:\t2\n")
+        self.assertRegex(proc, r"\nCapBnd:\t0+\n")
+        self.assertTrue(os.path.exists(self.root.path("/var/lib/chatto/nats-server.conf")))
+
+        # systemctl reload: SIGHUP, RELOADING=1 ... READY=1
+        self.root.sd(["systemctl", "reload", "chatto.service"], timeout=30)
+        self.assertEqual(self.show("ActiveState")["ActiveState"], "active")
+        self.assertIn("SIGHUP", self.journal())
+
+        # Restart=on-failure: a crash brings it back, with the same data directory
+        self.root.sd(["systemctl", "kill", "--kill-who=main", "--signal=KILL", "chatto.service"])
+        wait_for(lambda: self.show("NRestarts")["NRestarts"] == "1" and
+                 self.show("ActiveState")["ActiveState"] == "active", 30, "chatto.service to be restarted")
+        wait_for(lambda: http_request(self.port, "GET", "/readyz", timeout=2).status == 200, 30,
+                 "/readyz after the restart")
+
+        # systemctl stop: chatto drains and stops its child itself, well within TimeoutStopSec
+        t0 = time.monotonic()
+        self.root.sd(["systemctl", "stop", "chatto.service"], timeout=90)
+        self.assertLess(time.monotonic() - t0, 20)
+        st = self.show("ActiveState", "Result", "ExecMainStatus")
+        self.assertEqual((st["ActiveState"], st["Result"], st["ExecMainStatus"]), ("inactive", "success", "0"))
+        log = self.journal()
+        log = log[log.rindex("Stopping chatto.service"):]
+        self.assertIn("nats-server: stopped (exited with status 0)", log)
+        self.assertNotIn("Killing process", log)  # nothing was left for KillMode=mixed's final SIGKILL
 
 
 if __name__ == "__main__":

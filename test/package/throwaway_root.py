@@ -10,12 +10,16 @@ test leaves no mount behind.
 
 Why this and not the alternatives: it needs no download and takes a second. `dpkg --root` alone cannot run
 the maintainer scripts (they need a shell, adduser and the libraries inside the root), so it would need a
-debootstrap'd minbase (minutes, a network mirror, and debootstrap itself); and systemd-nspawn or a real
-boot needs systemd as PID 1, which this machine does not have. The overlay view already holds the
+debootstrap'd minbase (minutes, a network mirror, and debootstrap itself); systemd-nspawn is not
+installed (systemd-container) and would want a full OS tree too. The overlay view already holds the
 installed dependencies (nats-server, the libraries, adduser) because `make test` installs them on the host.
 Needs root (CAP_SYS_ADMIN) and overlayfs; available() says why not otherwise.
 
-Manual use:  python3 test/package/throwaway_root.py build/chatto_*.deb   (a shell inside, package installed)
+boot() goes one step further: systemd as PID 1 of a new PID namespace, on the same overlay (after a
+pivot_root, like systemd-nspawn does it, without needing systemd-nspawn or systemd on the host), with a
+cgroup of its own. That runs chatto.service exactly as written, sandbox and all.
+
+Manual use:  python3 test/package/throwaway_root.py [--boot] build/chatto_*.deb   (a shell inside)
 """
 import ctypes
 import os
@@ -24,6 +28,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 PR_SET_PDEATHSIG = 1
 
@@ -58,6 +63,57 @@ exec chroot "$r" sh -c 'echo ready && exec sleep infinity'
 """
 
 
+# runs in a new PID, mount, UTS and IPC namespace entered from the holder's mount namespace (not its chroot):
+# $1 is the overlay's mount point there, $2 the cgroup directory on the host to give systemd
+BOOT = r"""
+set -eu
+r=$1 cg=$2
+mount -t proc proc "$r/proc"
+mkdir "$cg"
+echo 0 >"$cg/cgroup.procs"
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+    mount --bind "$cg" "$r/sys/fs/cgroup"
+else
+    # hybrid: systemd's named v1 hierarchy, and the v2 one beside it when the host has it
+    mount -t tmpfs -o mode=0755 cgroup "$r/sys/fs/cgroup"
+    mkdir "$r/sys/fs/cgroup/systemd"
+    mount --bind "$cg" "$r/sys/fs/cgroup/systemd"
+    if [ -e /sys/fs/cgroup/unified/cgroup.procs ]; then
+        u=/sys/fs/cgroup/unified/${cg##*/}
+        mkdir "$u"
+        echo 0 >"$u/cgroup.procs"
+        mkdir "$r/sys/fs/cgroup/unified"
+        mount --bind "$u" "$r/sys/fs/cgroup/unified"
+    fi
+fi
+cd "$r"
+mkdir -p .oldroot
+pivot_root . .oldroot
+umount -l /.oldroot
+echo ready
+exec chroot . env container=chatto-test /lib/systemd/systemd --system --unit=chatto-test.target \
+    </dev/null >/dev/null 2>&1
+"""
+
+
+def _cgroup_base():
+    """Where boot() makes systemd's cgroup, or None when the host has neither layout it knows."""
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return "/sys/fs/cgroup"
+    if os.path.exists("/sys/fs/cgroup/systemd/cgroup.procs"):
+        return "/sys/fs/cgroup/systemd"
+    return None
+
+
+def _rm_cgroup(path):
+    """Removes a cgroup tree bottom-up (each directory can go once its processes have exited)."""
+    for d, subdirs, _ in sorted(os.walk(path), key=lambda w: -w[0].count("/")):
+        try:
+            os.rmdir(d)
+        except FileNotFoundError:
+            pass
+
+
 def _die_with_parent():
     # the holder (and so the namespace) must not outlive a test runner that is killed before stop()
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -90,6 +146,8 @@ class ThrowawayRoot:
     def __init__(self):
         self.base = None
         self.holder = None
+        self.init = None  # boot(): the unshare process whose child is systemd
+        self.cgroups = []
 
     def start(self):
         self.base = tempfile.mkdtemp(prefix="chatto-troot-")
@@ -133,12 +191,70 @@ class ThrowawayRoot:
                                                                                  p.stdout, p.stderr))
         return p
 
+    def boot(self):
+        """Starts systemd (PID 1 of its own PID namespace) on this root; returns its PID on the host. It
+        starts chatto-test.target, which this writes: journald only. Raises RuntimeError when it cannot."""
+        base = _cgroup_base()
+        if base is None:
+            raise RuntimeError("no cgroup layout to give systemd (neither cgroup2 nor a name=systemd hierarchy)")
+        with open(self.path("/etc/systemd/system/chatto-test.target"), "w") as f:
+            f.write("[Unit]\nDescription=chatto package test\nWants=systemd-journald.service\n")
+        cg = os.path.join(base, os.path.basename(self.base))
+        self.cgroups = [cg, os.path.join("/sys/fs/cgroup/unified", os.path.basename(self.base))]
+        self.init = subprocess.Popen(
+            ["nsenter", "-t", str(self.pid), "-m", "--", "unshare", "--pid", "--fork", "--mount", "--propagation",
+             "private", "--uts", "--ipc", "sh", "-c", BOOT, "sh", self.base + "/root", cg],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=ENV,
+            preexec_fn=_die_with_parent)
+        if self.init.stdout.readline().strip() != b"ready":
+            err = self.init.stderr.read() if self.init.wait(10) is not None else b""
+            raise RuntimeError("cannot boot systemd in the throwaway root: %s" % err.decode(errors="replace"))
+        with open("/proc/%d/task/%d/children" % (self.init.pid, self.init.pid)) as f:
+            self.systemd = int(f.read().split()[0])
+        return self.systemd
+
+    def sd(self, cmd, check=True, timeout=120):
+        """Runs cmd beside the booted systemd (its PID namespace: systemctl and journalctl work)."""
+        argv = ["nsenter", "-t", str(self.systemd), "-m", "-p", "-r", "-w", "--"] + list(cmd)
+        p = subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError("%s exited %d\n--- stdout\n%s--- stderr\n%s" % (" ".join(cmd), p.returncode,
+                                                                                 p.stdout, p.stderr))
+        return p
+
+    def halt(self):
+        """Kills systemd, and so everything in its PID namespace, and removes its cgroups."""
+        if self.init is not None:
+            try:
+                os.kill(self.systemd, signal.SIGKILL)
+            except (AttributeError, ProcessLookupError):
+                pass
+            if self.init.poll() is None:
+                try:
+                    self.init.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.init.kill()
+                    self.init.wait()
+            self.init.stdout.close()
+            self.init.stderr.close()
+            self.init = None
+        for cg in self.cgroups:
+            if os.path.isdir(cg):
+                for _ in range(100):  # the killed processes leave their cgroups a moment later
+                    try:
+                        _rm_cgroup(cg)
+                        break
+                    except OSError:
+                        time.sleep(0.05)
+        self.cgroups = []
+
     def copy_in(self, src, dst):
         shutil.copyfile(src, self.path(dst))
 
     def stop(self):
         """Kills the holder; the namespace, its mounts and the tmpfs go with it. Call after every process
         started inside has exited (they would keep the namespace alive)."""
+        self.halt()
         if self.holder is not None:
             if self.holder.poll() is None:
                 self.holder.send_signal(signal.SIGKILL)
@@ -155,13 +271,20 @@ if __name__ == "__main__":
     why = available()
     if why:
         sys.exit("throwaway root: " + why)
+    boot = "--boot" in sys.argv
     root = ThrowawayRoot().start()
     try:
         for deb in sys.argv[1:]:
+            if deb == "--boot":
+                continue
             inside = "/tmp/" + os.path.basename(deb)
             root.copy_in(deb, inside)
             subprocess.run(root.argv(["dpkg", "-i", inside]), env=ENV)
-        print("throwaway root: holder pid %d; exit the shell to throw it away" % root.pid)
-        subprocess.run(root.argv(["bash", "-l"]), env=ENV)
+        if boot:
+            print("throwaway root: systemd is pid %d; exit the shell to throw it all away" % root.boot())
+            subprocess.run(["nsenter", "-t", str(root.systemd), "-m", "-p", "-r", "-w", "--", "bash", "-l"], env=ENV)
+        else:
+            print("throwaway root: holder pid %d; exit the shell to throw it away" % root.pid)
+            subprocess.run(root.argv(["bash", "-l"]), env=ENV)
     finally:
         root.stop()
