@@ -36,7 +36,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 
 .PHONY: bench all run test test-unit test-integration asan test-asan tsan clean install deps deps-test help \
-        check-docs docs check-headers cluster
+        check-docs docs check-headers cluster bench-cluster
 
 all: $(B)/chatto
 
@@ -50,6 +50,8 @@ help:
 	@echo "  asan / test-asan  build / test with AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "  tsan              build with ThreadSanitizer"
 	@echo "  bench             post/history latency and throughput vs raw JetStream (needs wrk)"
+	@echo "  bench-cluster     post and fan-out throughput with 1 vs 3 processes on a 3-node NATS cluster"
+	@echo "  cluster           run 3 NATS nodes, 3 chatto processes and nginx in front; prints the URL"
 	@echo "  docs              regenerate etc/chatto.ini and the man pages from the key table"
 	@echo "  check-docs        fail if etc/chatto.ini or the man pages are out of date"
 	@echo "  check-headers     compile every header on its own"
@@ -94,6 +96,12 @@ $(B)/bench/fanout: bench/fanout.c
 bench: deps-test all $(B)/bench/jspub $(B)/bench/fanout
 	$(Q)python3 bench/run.py
 	$(Q)python3 bench/realtime.py
+
+bench-cluster: deps-test all $(B)/bench/fanout
+	$(Q)python3 bench/cluster.py
+
+cluster: deps-test all
+	$(Q)python3 test/integration/cluster.py
 
 deps:
 	@packaging/deps.sh run

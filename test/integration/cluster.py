@@ -123,8 +123,9 @@ http {{
         self._write()
         before = self.workers()
         self.proc.send_signal(signal.SIGHUP)
-        # the reload is done when a worker the old master did not have is up
-        wait_for(lambda: self.workers() - before, 10, "nginx to reload")
+        # the reload is done when the new workers are up and the old ones have finished (they stop accepting at
+        # once, but finish their requests; WebSockets they still carry are closed after worker_shutdown_timeout)
+        wait_for(lambda: (self.workers() - before) and not (self.workers() & before), 15, "nginx to reload")
 
     def workers(self):
         try:
