@@ -440,8 +440,9 @@ class Systemd(unittest.TestCase):
         try:
             if cls.root.run(["dpkg-query", "-W", "chatto"], check=False).returncode == 0:
                 cls.root.run(["dpkg", "--purge", "chatto"])
-            cls.root.copy_in(deb(), "/tmp/chatto.deb")
-            cls.root.run(["dpkg", "-i", "/tmp/chatto.deb"])
+            # not in /tmp: the booted systemd mounts its own there
+            cls.root.copy_in(deb(), "/var/cache/chatto-test.deb")
+            cls.root.run(["dpkg", "-i", "/var/cache/chatto-test.deb"])
             # what an operator's `systemctl edit chatto` would write: a free loopback port
             cls.port = free_port()
             os.makedirs(cls.root.path("/etc/systemd/system/chatto.service.d"))
@@ -472,14 +473,14 @@ class Systemd(unittest.TestCase):
     def journal(self):
         return self.root.sd(["journalctl", "-u", "chatto.service", "--no-pager", "-o", "cat"], check=False).stdout
 
-    def test_service_lifecycle(self):
-        try:
-            self.lifecycle()
-        except BaseException:
+    def run(self, result=None):
+        # on failure, the unit's journal says why
+        before = len(result.failures) + len(result.errors) if result else 0
+        super().run(result)
+        if result and len(result.failures) + len(result.errors) > before and hasattr(type(self), "root"):
             print("\n--- journalctl -u chatto ---\n%s" % self.journal()[-20000:])
-            raise
 
-    def lifecycle(self):
+    def test_1_service_lifecycle(self):
         # Type=notify: start returns once chatto has sent READY=1
         self.root.sd(["systemctl", "start", "chatto.service"], timeout=90)
         self.assertEqual(http_request(self.port, "GET", "/readyz", timeout=5).status, 200)
@@ -516,6 +517,25 @@ class Systemd(unittest.TestCase):
         log = log[log.rindex("Stopping chatto.service"):]
         self.assertIn("nats-server: stopped (exited with status 0)", log)
         self.assertNotIn("Killing process", log)  # nothing was left for KillMode=mixed's final SIGKILL
+
+    def test_2_dpkg_drives_the_service(self):
+        """With systemd running, postinst starts (or restarts) the service and prerm stops it on removal."""
+        os.remove(self.root.path("/usr/sbin/policy-rc.d"))  # let deb-systemd-invoke act
+        self.root.sd(["systemctl", "start", "chatto.service"], timeout=90)
+        pid = self.show("MainPID")["MainPID"]
+        self.root.sd(["dpkg", "-i", "/var/cache/chatto-test.deb"])  # upgrade path: postinst restarts
+        st = self.show("ActiveState", "MainPID")
+        self.assertEqual(st["ActiveState"], "active")
+        self.assertNotEqual(st["MainPID"], pid)
+        self.root.sd(["dpkg", "-r", "chatto"])  # prerm stops it before its files go
+        self.assertEqual(self.show("ActiveState")["ActiveState"], "inactive")
+        self.assertTrue(os.path.exists(self.root.path("/var/lib/chatto/nats-server.conf")))
+        self.root.sd(["dpkg", "-i", "/var/cache/chatto-test.deb"])  # from config-files: postinst starts it again
+        self.assertEqual(self.show("ActiveState")["ActiveState"], "active")
+        wait_for(lambda: http_request(self.port, "GET", "/readyz", timeout=2).status == 200, 30, "/readyz")
+        self.root.sd(["dpkg", "--purge", "chatto"])
+        self.assertIn(self.show("ActiveState").get("ActiveState"), ("inactive", None))
+        self.assertFalse(os.path.exists(self.root.path("/var/lib/chatto")))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,8 @@ mkdir -m 1777 "$r/run/lock"
 # and should one be reachable anyway, invoke-rc.d and deb-systemd-invoke ask policy-rc.d first: 101 = no
 printf '#!/bin/sh\nexit 101\n' >"$r/usr/sbin/policy-rc.d"
 chmod 0755 "$r/usr/sbin/policy-rc.d"
+# man-db's dpkg trigger rebuilds the whole index after every install and removal (seconds each): off here
+rm -f "$r/var/lib/man-db/auto-update"
 # say ready only from inside the chroot: until then /proc/PID/root still points at the host's /
 exec chroot "$r" sh -c 'echo ready && exec sleep infinity'
 """
