@@ -226,7 +226,7 @@ class Install(unittest.TestCase):
         return self.root.path(p)
 
     def ids(self):
-        """(uid, gid) of the chatto user inside the root."""
+        """(uid, gid, home, shell) of the chatto user inside the root."""
         with open(self.path("/etc/passwd")) as f:
             for line in f:
                 f_ = line.split(":")
@@ -243,6 +243,7 @@ class Install(unittest.TestCase):
         return p.stdout if p.returncode == 0 else "not-installed"
 
     def test_10_files_owners_modes(self):
+        self.assertNotRegex(self.install_log.lower(), r"warn|error", self.install_log)
         uid, gid, home, shell = self.ids()
         self.assertLess(uid, 1000, "not a system user")
         self.assertEqual((home, shell), ("/var/lib/chatto", "/usr/sbin/nologin"))
