@@ -37,9 +37,10 @@ _deb = None
 def skip_reason():
     if SANITIZER or WRAPPER:
         return "the package is built from source, not from the instrumented binary under test"
-    for tool in ("dpkg-deb", "dpkg-shlibdeps", "dpkg-parsechangelog", "lintian", "systemd-analyze", "groff", "man"):
+    for tool, pkg in (("dpkg-deb", "dpkg"), ("dpkg-shlibdeps", "dpkg-dev"), ("dpkg-parsechangelog", "dpkg-dev"),
+                      ("lintian", "lintian"), ("systemd-analyze", "systemd"), ("groff", "groff"), ("man", "man-db")):
         if not shutil.which(tool):
-            return "%s is missing (packaging/deps.sh test installs it)" % tool
+            return "%s is missing (Debian package %s)" % (tool, pkg)
     return None
 
 
