@@ -37,6 +37,25 @@ class External(TestCase):
                                                          CHATTO_NATS_CLIENT_PASSWORD="pw-0123456789"))
         self.assertEqual(c.get("/readyz").status, 200)
 
+    def test_mismatched_setting_refused_until_the_others_stop(self):
+        n = self.nats()
+        a = self.chatto(embedded=False, env=external_env(n.url))
+        other = external_env(n.url, CHATTO_CORE_SECRET_KEY="a-different-core-secret-0123456789")
+        b = self.chatto(embedded=False, env=other, start=False)
+        b.start(wait_ready=False)
+        self.assertEqual(b.proc.wait(30), 2, b.stderr())
+        self.assertIn("core.secret_key differs from the value used by the running Chatto process", b.stderr())
+        self.assertNotIn("a-different-core-secret", b.stderr())
+        # the same values are welcome
+        c = self.chatto(embedded=False, env=external_env(n.url))
+        self.assertEqual(c.get("/readyz").status, 200)
+        self.assertEqual(a.get("/readyz").status, 200)
+        # an operator changing the secret stops every process first; then the new value is accepted
+        self.assertEqual(a.stop(), 0)
+        self.assertEqual(c.stop(), 0)
+        d = self.chatto(embedded=False, env=other)
+        self.assertEqual(d.get("/readyz").status, 200)
+
     def test_start_before_nats_then_connect(self):
         n = self.nats(token="tok-0123456789", start=False)
         n.port = free_port()
