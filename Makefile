@@ -52,6 +52,8 @@ help:
 	@echo "  bench             post/history latency and throughput vs raw JetStream (needs wrk)"
 	@echo "  bench-cluster     post and fan-out throughput with 1 vs 3 processes on a 3-node NATS cluster"
 	@echo "  cluster           run 3 NATS nodes, 3 chatto processes and nginx in front; prints the URL"
+	@echo "  deb               build build/chatto_<version>_<arch>.deb (dpkg-deb; hardened build in build/deb-build)"
+	@echo "  test-package      lintian, unit checks, install/run/purge in a throwaway root, chatto.service under systemd"
 	@echo "  docs              regenerate etc/chatto.ini and the man pages from the key table"
 	@echo "  check-docs        fail if etc/chatto.ini or the man pages are out of date"
 	@echo "  check-headers     compile every header on its own"
