@@ -445,8 +445,9 @@ check_body(const char *body, struct ch_err *err)
     return CH_OK;
 }
 
-size_t
-chat_parse_mentions(struct chat *c, const char *body, char (*out)[65], size_t max)
+/* The user ids @mentioned in body; *unknown counts @names that match no user (yet). Model read-locked. */
+static size_t
+parse_mentions(struct chat *c, const char *body, char (*out)[65], size_t max, size_t *unknown)
 {
     size_t n = 0;
 
@@ -465,8 +466,10 @@ chat_parse_mentions(struct chat *c, const char *body, char (*out)[65], size_t ma
             continue;
         login[k] = '\0';
         const char *id = map_get(c->m->logins, login);
-        if (!id)
+        if (!id) {
+            (*unknown)++;
             continue;
+        }
         bool dup = false;
         for (size_t i = 0; i < n && !dup; i++)
             dup = !strcmp(out[i], id);
@@ -474,6 +477,14 @@ chat_parse_mentions(struct chat *c, const char *body, char (*out)[65], size_t ma
             snprintf(out[n++], 65, "%s", id);
     }
     return n;
+}
+
+size_t
+chat_parse_mentions(struct chat *c, const char *body, char (*out)[65], size_t max)
+{
+    size_t unknown = 0;
+
+    return parse_mentions(c, body, out, max, &unknown);
 }
 
 static cJSON *
@@ -1034,12 +1045,41 @@ message_out(struct chat *c, const struct user *who, const char *room_id, const c
     return *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "eventId", "no such message");
 }
 
+/* May who post this in room_id, per this process's model? Also resolves the mentions; *unknown counts @names
+ * that match nobody (such a user may have registered a moment ago through another process). */
+static enum ch_status
+post_check(struct chat *c, const struct user *who, const char *room_id, const char *body, const char *thread_root,
+           const char *in_reply_to, char (*mentions)[65], size_t *nm, size_t *unknown, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    *unknown = 0;
+    pthread_rwlock_rdlock(&c->m->lock);
+    st = room_access(c, room_id, who, true, &r, &cm, err);
+    if (st == CH_OK && r->archived)
+        st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived (read-only)");
+    if (st == CH_OK && thread_root && *thread_root) {
+        struct chat_msg *root = model_msg(r, thread_root);
+        if (!root || root->deleted_at)
+            st = ch_err_set(err, CH_ENOTFOUND, "threadRootEventId", "no such message in this room");
+        else if (root->thread_root[0])
+            st = ch_err_set(err, CH_EINVAL, "threadRootEventId", "replies cannot start threads; use the root");
+    }
+    if (st == CH_OK && in_reply_to && *in_reply_to && !model_msg(r, in_reply_to))
+        st = ch_err_set(err, CH_ENOTFOUND, "inReplyTo", "no such message in this room");
+    if (st == CH_OK)
+        *nm = parse_mentions(c, body, mentions, 50, unknown);
+    pthread_rwlock_unlock(&c->m->lock);
+    return st;
+}
+
 enum ch_status
 chat_post(struct chat *c, const struct user *who, const char *room_id, const char *body, const char *thread_root,
           const char *in_reply_to, const char *idem_key, cJSON **out, struct ch_err *err)
 {
     struct chat_room *r;
-    struct chat_member *cm;
     char mentions[50][65], id[ID_LEN + 1], subject[160], msgid[200];
     size_t nm = 0;
     enum ch_status st;
@@ -1056,24 +1096,17 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
         if (!ok)
             return ch_err_set(err, CH_EINVAL, "Idempotency-Key", "must be 1-128 printable ASCII characters");
     }
-    if ((st = sync_events(c, err)) != CH_OK)
-        return st;
-    pthread_rwlock_rdlock(&c->m->lock);
-    st = room_access(c, room_id, who, true, &r, &cm, err);
-    if (st == CH_OK && r->archived)
-        st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived (read-only)");
-    if (st == CH_OK && thread_root && *thread_root) {
-        struct chat_msg *root = model_msg(r, thread_root);
-        if (!root || root->deleted_at)
-            st = ch_err_set(err, CH_ENOTFOUND, "threadRootEventId", "no such message in this room");
-        else if (root->thread_root[0])
-            st = ch_err_set(err, CH_EINVAL, "threadRootEventId", "replies cannot start threads; use the root");
+    /* Validate against this process's model first; only when that fails, catch up with the stream and validate
+     * again (a room or a membership made a moment ago through another process). A model that trails the stream
+     * can only be too permissive about a membership that just ended: the stream order settles that below. */
+    for (int pass = 0;; pass++) {
+        size_t unknown = 0;
+        if (pass == 1 && (st = sync_events(c, err)) != CH_OK)
+            return st;
+        st = post_check(c, who, room_id, body, thread_root, in_reply_to, mentions, &nm, &unknown, err);
+        if ((st == CH_OK && !unknown) || pass == 1)
+            break;
     }
-    if (st == CH_OK && in_reply_to && *in_reply_to && !model_msg(r, in_reply_to))
-        st = ch_err_set(err, CH_ENOTFOUND, "inReplyTo", "no such message in this room");
-    if (st == CH_OK)
-        nm = chat_parse_mentions(c, body, mentions, 50);
-    pthread_rwlock_unlock(&c->m->lock);
     if (st != CH_OK)
         return st;
     if (idem_key)
@@ -1089,6 +1122,16 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
     /* a retry after the duplicate window finds its message already there: that is success too */
     if (st == CH_ECONFLICT && idem_key)
         st = CH_OK;
+    if (st != CH_OK)
+        return st;
+    /* the stream order may have refused it: the author left (or was removed) or the room was archived first */
+    pthread_rwlock_rdlock(&c->m->lock);
+    r = model_room(c->m, room_id);
+    struct chat_msg *posted = r ? map_get(r->msgs, id) : NULL;
+    if (posted && posted->refused)
+        st = r->archived ? ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived (read-only)")
+                         : ch_err_set(err, CH_EPERM, "roomId", "join the room first");
+    pthread_rwlock_unlock(&c->m->lock);
     if (st != CH_OK)
         return st;
     return message_out(c, who, room_id, id, out, err);

@@ -52,6 +52,8 @@ struct chat_msg {
     int64_t last_reply_at;
     uint64_t last_seq; /* last event on the message's subject (compare-and-set for edits and deletes) */
     bool known;        /* a snapshot or tombstone was applied (reactions may arrive first during a replay) */
+    bool refused;      /* a post the stream order makes invalid (author no longer a member, room archived):
+                        * every process ignores it and its later events; its bytes are erased */
 };
 
 enum item_kind { IT_MSG, IT_ROOM_CREATED, IT_ROOM_UPDATED, IT_ROOM_ARCHIVED, IT_ROOM_UNARCHIVED, IT_JOINED, IT_LEFT };

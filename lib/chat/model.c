@@ -543,6 +543,18 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
     (void)actor;
     if (!r->exists || !id || !id_valid(id) || !(msg = msg_get_or_new(r, id)))
         return;
+    if (msg->refused) {
+        erase_later(m, seq);
+        return;
+    }
+    /* A process validates a post against its own model, which may trail the stream by a moment; the stream
+     * order decides. A post ordered after its author left (or after the room was archived) is refused here,
+     * the same way on every process, and the posting process reports it (chat_post checks model_msg). */
+    if (posted && !msg->known && (r->archived || !model_member(r, jstr(j, "author")))) {
+        msg->refused = true;
+        erase_later(m, seq);
+        return;
+    }
     was_known = msg->known;
     was_deleted = msg->deleted_at != 0;
     pos = posted ? (int64_t)seq : jint(j, "pos");

@@ -215,6 +215,41 @@ test_users_directory_and_read_positions(void **state)
     chat_model_free(m);
 }
 
+/* Posts the stream orders after their author left, or after the room was archived, are refused the same way on
+ * every process: invisible, their later events ignored, their bytes erased. */
+static void
+test_posts_after_leaving_or_archiving_are_refused(void **state)
+{
+    struct chat_model *m = room_with_members();
+    struct chat_room *r = model_room(m, "r1");
+    uint64_t *er = NULL;
+    size_t n = 0;
+    (void)state;
+    ev(m, 3, "chatto.ev.r1.mem.bob", "{\"type\":\"member.left\",\"id\":\"e3\",\"actor\":\"bob\",\"user\":\"bob\"}");
+    ev(m, 4, MSG("m1"), "{\"type\":\"msg.posted\",\"actor\":\"bob\",\"msg\":{\"id\":\"m1\",\"author\":\"bob\","
+                        "\"createdAt\":5,\"body\":\"too late\"}}");
+    assert_null(model_msg(r, "m1"));
+    assert_true(((struct chat_msg *)map_get(r->msgs, "m1"))->refused);
+    ev(m, 5, MSG("m1"), "{\"type\":\"msg.edited\",\"actor\":\"bob\",\"msg\":{\"id\":\"m1\",\"author\":\"bob\","
+                        "\"createdAt\":5,\"pos\":4,\"editedAt\":9,\"body\":\"still\"}}");
+    assert_null(model_msg(r, "m1"));
+    /* alice, still a member, posts; then the room is archived and her next post is refused */
+    ev(m, 6, MSG("m2"), "{\"type\":\"msg.posted\",\"actor\":\"alice\",\"msg\":{\"id\":\"m2\",\"author\":\"alice\","
+                        "\"createdAt\":6,\"body\":\"fine\"}}");
+    assert_non_null(model_msg(r, "m2"));
+    ev(m, 7, ROOM, "{\"type\":\"room.archived\",\"id\":\"e7\",\"actor\":\"alice\"}");
+    ev(m, 8, MSG("m3"), "{\"type\":\"msg.posted\",\"actor\":\"alice\",\"msg\":{\"id\":\"m3\",\"author\":\"alice\","
+                        "\"createdAt\":8,\"body\":\"archived\"}}");
+    assert_null(model_msg(r, "m3"));
+    chat_model_take_erasures(m, &er, &n);
+    assert_int_equal(n, 3);
+    assert_int_equal(er[0], 4);
+    assert_int_equal(er[1], 5);
+    assert_int_equal(er[2], 8);
+    free(er);
+    chat_model_free(m);
+}
+
 int
 main(void)
 {
@@ -226,6 +261,7 @@ main(void)
         cmocka_unit_test(test_reactions_add_remove_idempotent),
         cmocka_unit_test(test_malformed_events_are_counted_and_skipped),
         cmocka_unit_test(test_users_directory_and_read_positions),
+        cmocka_unit_test(test_posts_after_leaving_or_archiving_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
