@@ -31,7 +31,7 @@ static const struct {
     [STORE_B_PROCS] = { "chatto_processes", 1, PROCS_TTL_S * 1000000000LL, "Chatto processes and their settings" },
 };
 
-static enum ch_status update_replicas(struct store *st, const char *stream, struct ch_err *err);
+static enum ch_status update_stream(struct store *st, const char *stream, bool bucket, struct ch_err *err);
 
 static const struct {
     const char *name;
@@ -79,7 +79,7 @@ create_stream(struct store *st, enum store_stream s, struct ch_err *err)
     if (ns == NATS_OK)
         return CH_OK;
     if (jerr == JSStreamNameExistErr)
-        return update_replicas(st, streams[s].name, err);
+        return update_stream(st, streams[s].name, false, err);
     enum ch_status cs = store_map(ns, jerr, streams[s].name, err);
     if (*store_last_error() && err)
         snprintf(err->msg, sizeof err->msg, "%s: %s", streams[s].name, store_last_error());
@@ -87,21 +87,26 @@ create_stream(struct store *st, enum store_stream s, struct ch_err *err)
 }
 
 /* Bring an existing stream to our replica count. */
+/* Bring an existing stream to our settings: nats.replicas replicas and, for buckets, no direct gets when
+ * replicated. A direct get may be answered by any replica, including one a moment behind: a credential revoked
+ * or a login registered through another process could then look unchanged. Reads through the leader cannot. */
 static enum ch_status
-update_replicas(struct store *st, const char *stream, struct ch_err *err)
+update_stream(struct store *st, const char *stream, bool bucket, struct ch_err *err)
 {
     jsStreamInfo *si = NULL, *si2 = NULL;
     jsErrCode jerr = 0;
     natsStatus s;
     enum ch_status cs;
+    bool direct = !bucket || st->replicas == 1;
 
     if ((s = js_GetStreamInfo(&si, st->js, stream, NULL, &jerr)) != NATS_OK)
         return store_map(s, jerr, stream, err);
-    if (si->Config->Replicas == st->replicas) {
+    if (si->Config->Replicas == st->replicas && si->Config->AllowDirect == direct) {
         jsStreamInfo_Destroy(si);
         return CH_OK;
     }
     si->Config->Replicas = st->replicas;
+    si->Config->AllowDirect = direct;
     s = js_UpdateStream(&si2, st->js, si->Config, NULL, &jerr);
     cs = store_map(s, jerr, stream, err);
     if (cs != CH_OK)
@@ -128,14 +133,16 @@ create_bucket(struct store *st, enum store_bucket b, struct ch_err *err)
     kc.StorageType = js_FileStorage;
     snprintf(stream, sizeof stream, "KV_%s", buckets[b].name);
     s = js_CreateKeyValue(&st->kv[b], st->js, &kc);
-    if (s == NATS_OK)
+    if (s == NATS_OK && st->replicas == 1)
         return CH_OK;
-    /* exists with different settings: keep it (data!) and fix what we can */
+    /* exists with different settings (keep it: data!), or needs reads through the leader: fix, bind again */
     const char *last = store_last_error();
-    if (s == NATS_ERR && (strstr(last, "already in use") || strstr(last, "10058"))) {
-        enum ch_status cs = update_replicas(st, stream, err);
+    if (s == NATS_OK || (s == NATS_ERR && (strstr(last, "already in use") || strstr(last, "10058")))) {
+        enum ch_status cs = update_stream(st, stream, true, err);
         if (cs != CH_OK)
             return cs;
+        kvStore_Destroy(st->kv[b]);
+        st->kv[b] = NULL;
         s = js_KeyValue(&st->kv[b], st->js, buckets[b].name);
         return store_map(s, 0, stream, err);
     }

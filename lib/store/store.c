@@ -95,6 +95,10 @@ store_map(natsStatus s, jsErrCode jerr, const char *what, struct ch_err *err)
     default:
         if (strstr(last, "wrong last sequence"))
             return ch_err_set(err, CH_ECONFLICT, NULL, "%s: changed concurrently, retry", what);
+        /* the KV calls do not hand us the JetStream error code, only its text (HTTP-like 503 from the server) */
+        if (strstr(last, "temporarily unavailable") || strstr(last, "not available") || strstr(last, "offline") ||
+            strstr(last, "no suitable peers"))
+            return ch_err_set(err, CH_EUNAVAIL, NULL, "%s: JetStream unavailable (%s)", what, last);
         return ch_err_set(err, CH_EINTERNAL, NULL, "%s: %s%s%s (jetstream error %d)", what, text,
                           *last ? ": " : "", last, (int)jerr);
     }

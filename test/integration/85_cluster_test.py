@@ -351,6 +351,21 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(bodies[0], "quorum before")
         self.assertEqual(bodies.count("quorum back"), 1)
 
+    def test_0_accounts_read_your_writes_across_processes(self):
+        """With replicas, a read answered by a replica a moment behind would undo these: each step goes to
+        another process directly, right after the previous one was acknowledged."""
+        procs = self.cluster.chattos
+        for i in range(30):
+            a, b, c = procs[i % 3], procs[(i + 1) % 3], procs[(i + 2) % 3]
+            name = "ryw%02d" % i
+            self.assertEqual(Client(a).register(name, token=True).status, 200)
+            u = Client(b)
+            self.assertEqual(u.login(name, token=True).status, 200, "login right after registering elsewhere")
+            self.assertEqual(u.on(c).call("chatto.api.v1.MyAccountService/GetMyAccount").status, 200)
+            self.assertEqual(Client(a, token=u.token).logout().status, 200)
+            r = Client(c, token=u.token).call("chatto.api.v1.MyAccountService/GetMyAccount")
+            self.assertEqual(r.status, 401, "a token revoked through another process still worked")
+
     def test_7_a_process_with_a_different_secret_refuses_to_start(self):
         for env_name, setting in (("CHATTO_WEBSERVER_COOKIE_SIGNING_SECRET", "webserver.cookie_signing_secret"),
                                   ("CHATTO_CORE_SECRET_KEY", "core.secret_key"),
