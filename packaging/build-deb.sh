@@ -7,7 +7,7 @@
 #
 # Why not debhelper: the binary is already built and tested by the Makefile, so dpkg-buildpackage would
 # only copy the source tree, compile it a second time and need debhelper installed on every CI run. What dh
-# would add for us is small and written out here: strip, gzip the man pages and changelog, md5sums,
+# would add for us is small and written out here: strip, gzip the man pages and changelog, md5sums, conffiles,
 # dpkg-shlibdeps for Depends, and the systemd snippets in the maintainer scripts.
 set -eu
 
@@ -55,12 +55,17 @@ mkdir -p "$st/usr/share/chatto/web"
 cp -R "$root/web/." "$st/usr/share/chatto/web/"
 find "$st/usr/share/chatto/web" -type d -exec chmod 0755 {} + -o -type f -exec chmod 0644 {} +
 
-# config template: etc/chatto.ini as `make docs` generates it, with the data in /var/lib/chatto. postinst
-# turns it into /etc/chatto/chatto.ini with fresh secrets (see chatto.postinst for why not a conffile).
-"$gendoc" ini | sed 's|^#data_dir = "\./data"$|data_dir = "/var/lib/chatto"|' >"$st/usr/share/chatto/chatto.ini"
-[ "$(grep -c '^data_dir = "/var/lib/chatto"$' "$st/usr/share/chatto/chatto.ini")" -eq 1 ] ||
+# the configuration, a dpkg conffile: etc/chatto.ini as `make docs` generates it (every key at its default,
+# commented out), with the data in /var/lib/chatto. It holds no secrets, so dpkg may prompt about it on
+# upgrades and operators may edit it freely; postinst generates the secrets into /etc/chatto/secrets.env, which
+# is not a conffile (Debian policy 10.7.3: maintainer scripts must not edit conffiles), and sets this file to
+# root:chatto 0640 with dpkg-statoverride.
+install -d "$st/etc/chatto"
+"$gendoc" ini | sed 's|^#data_dir = "\./data"$|data_dir = "/var/lib/chatto"|' >"$st/etc/chatto/chatto.ini"
+[ "$(grep -c '^data_dir = "/var/lib/chatto"$' "$st/etc/chatto/chatto.ini")" -eq 1 ] ||
     die "gendoc ini no longer has the line '#data_dir = \"./data\"'; update the sed in $0"
-chmod 0644 "$st/usr/share/chatto/chatto.ini"
+chmod 0644 "$st/etc/chatto/chatto.ini"
+echo /etc/chatto/chatto.ini >"$st/DEBIAN/conffiles"
 
 # bookworm's systemd still looks in /lib (usrmerge moves it later)
 install -D -m 0644 "$root/packaging/systemd/chatto.service" "$st/lib/systemd/system/chatto.service"
@@ -91,9 +96,11 @@ size=$(du -k -s --exclude=DEBIAN "$st" | cut -f1)
 sed -e "s|@VERSION@|$version|" -e "s|@ARCH@|$arch|" -e "s|@INSTALLED_SIZE@|$size|" -e "s|@SHLIBS@|$shlibs|" \
     "$deb/control" >"$st/DEBIAN/control"
 
+# md5sums leaves the conffiles out, as dh_md5sums does: dpkg keeps their sums in its own database
+conffiles=$(sed 's|^/||' "$st/DEBIAN/conffiles")
 (cd "$st" && find . -path ./DEBIAN -prune -o -type f -print | sed 's|^\./||' | LC_ALL=C sort |
-    xargs md5sum) >"$st/DEBIAN/md5sums"
-chmod 0644 "$st/DEBIAN/control" "$st/DEBIAN/md5sums"
+    grep -v -x -F "$conffiles" | xargs md5sum) >"$st/DEBIAN/md5sums"
+chmod 0644 "$st/DEBIAN/control" "$st/DEBIAN/md5sums" "$st/DEBIAN/conffiles"
 find "$st" -newermt "@$SOURCE_DATE_EPOCH" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
 out=$outdir/chatto_${version}_${arch}.deb
