@@ -39,6 +39,9 @@
 #include "store/store.h"
 
 #define DOOM_GRACE_MS 5000
+/* Frames are gathered per connection and written with one send() per loop iteration: a burst of events costs
+ * one system call per socket, not two per frame (wslay writes header and payload separately). */
+#define OUT_MAX (64 * 1024)
 #define CLOSE_FLUSH_MS 2000
 
 enum qkind { Q_CONN, Q_CHANGE, Q_TYPING, Q_PRESENCE, Q_REVOKED, Q_AUTH, Q_STOP };
@@ -92,7 +95,12 @@ struct ws_conn {
     bool has_resume;
     int64_t opened, last_recv, last_ping, soft_since, doom_at;
     uint32_t events; /* current epoll interest */
-    struct ws_conn *next, *prev;
+    bool dirty;      /* has queued frames; flushed once at the end of the loop iteration */
+    uint16_t close_code;      /* a close frame to queue once the messages before it are out (wslay would */
+    const char *close_reason; /* send a control frame ahead of queued messages) */
+    char *out;       /* frames wslay handed us and the socket did not take yet (freed when empty) */
+    uint32_t out_len, out_cap;
+    struct ws_conn *next, *prev, *dirty_next;
 };
 
 struct typer {
@@ -130,6 +138,7 @@ struct hub {
 
     /* loop-thread state */
     struct ws_conn *conns;
+    struct ws_conn *dirty; /* connections with frames queued during this loop iteration */
     uint64_t next_id;
     struct map *by_user; /* uid -> struct userconns */
     struct ring_entry *ring;
@@ -197,6 +206,7 @@ qitem_free(struct qitem *it)
 /* ---- sending ---- */
 
 static void conn_close(struct ws_conn *c, uint16_t code, const char *reason);
+static void conn_abort(struct ws_conn *c, uint16_t code, const char *reason);
 
 static void
 conn_update_epoll(struct ws_conn *c)
@@ -208,7 +218,7 @@ conn_update_epoll(struct ws_conn *c)
         return;
     if (wslay_event_want_read(c->ctx) && !c->no_read)
         ev |= EPOLLIN;
-    if (wslay_event_want_write(c->ctx))
+    if (wslay_event_want_write(c->ctx) || c->out_len)
         ev |= EPOLLOUT;
     if (ev == c->events)
         return;
@@ -221,20 +231,71 @@ conn_update_epoll(struct ws_conn *c)
 static void conn_free(struct ws_conn *c);
 
 /* Write what we can now; a socket that cannot take more is retried on EPOLLOUT. */
+/* Write what we gathered; false if the peer is gone. */
+static bool
+out_write(struct ws_conn *c)
+{
+    while (c->out_len) {
+        ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK;
+        }
+        memmove(c->out, c->out + n, c->out_len - (size_t)n);
+        c->out_len -= (uint32_t)n;
+    }
+    free(c->out); /* idle sockets keep no buffer */
+    c->out = NULL;
+    c->out_cap = 0;
+    return true;
+}
+
 static void
 conn_flush(struct ws_conn *c)
 {
     if (c->gone)
         return;
-    if (wslay_event_send(c->ctx) != 0) {
-        conn_free(c);
-        return;
-    }
-    if ((!wslay_event_want_read(c->ctx) || c->no_read) && !wslay_event_want_write(c->ctx)) {
+    do {
+        if (wslay_event_send(c->ctx) != 0 || !out_write(c)) {
+            conn_free(c);
+            return;
+        }
+        if (c->close_code && wslay_event_get_queued_msg_count(c->ctx) == 0) {
+            wslay_event_queue_close(c->ctx, c->close_code, (const uint8_t *)c->close_reason, strlen(c->close_reason));
+            c->close_code = 0;
+        }
+        /* wslay stops when our buffer is full; go on while the socket keeps taking it */
+    } while (!c->out_len && wslay_event_want_write(c->ctx));
+    if ((!wslay_event_want_read(c->ctx) || c->no_read) && !wslay_event_want_write(c->ctx) && !c->out_len) {
         conn_free(c); /* close handshake done, or nothing left to say to a peer we stopped reading */
         return;
     }
     conn_update_epoll(c);
+}
+
+static void
+mark_dirty(struct ws_conn *c)
+{
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    c->dirty_next = c->h->dirty;
+    c->h->dirty = c;
+}
+
+/* End of a loop iteration: write every socket that got frames. */
+static void
+flush_dirty(struct hub *h)
+{
+    while (h->dirty) {
+        struct ws_conn *c = h->dirty;
+        h->dirty = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        if (!c->gone)
+            conn_flush(c);
+    }
 }
 
 static void
@@ -249,14 +310,11 @@ conn_send(struct ws_conn *c, const char *frame, size_t len)
         conn_free(c);
         return;
     }
-    queued = wslay_event_get_queued_msg_length(c->ctx);
-    conn_flush(c);
-    if (c->gone)
-        return;
-    queued = wslay_event_get_queued_msg_length(c->ctx);
+    mark_dirty(c);
+    queued = wslay_event_get_queued_msg_length(c->ctx) + c->out_len;
     if (queued > c->h->o.queue_hard) {
         log_warn("ws: closing connection of %s: %zu bytes not read (over the hard limit)", c->who.user.id, queued);
-        conn_close(c, 1008, "too slow: too many unread messages");
+        conn_abort(c, 1008, "too slow: too many unread messages");
     } else if (queued > c->h->o.queue_soft) {
         if (!c->soft_since)
             c->soft_since = now_ms();
@@ -288,6 +346,18 @@ send_simple(struct ws_conn *c, const char *type, const char *k, const char *v)
     conn_send_json(c, o);
 }
 
+/* A reader too slow to keep up: its close frame goes ahead of the backlog it will never read. */
+static void
+conn_abort(struct ws_conn *c, uint16_t code, const char *reason)
+{
+    if (c->gone || c->doomed)
+        return;
+    c->doomed = true;
+    c->doom_at = now_ms();
+    wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason, strlen(reason));
+    conn_flush(c);
+}
+
 /* Queue a close frame (after any backlog) and stop sending events. */
 static void
 conn_close(struct ws_conn *c, uint16_t code, const char *reason)
@@ -296,7 +366,8 @@ conn_close(struct ws_conn *c, uint16_t code, const char *reason)
         return;
     c->doomed = true;
     c->doom_at = now_ms();
-    wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason, strlen(reason));
+    c->close_code = code;
+    c->close_reason = reason;
     conn_flush(c);
 }
 
@@ -393,10 +464,18 @@ conn_free(struct ws_conn *c)
         h->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    if (c->dirty) {
+        struct ws_conn **pp = &h->dirty;
+        while (*pp && *pp != c)
+            pp = &(*pp)->dirty_next;
+        if (*pp)
+            *pp = c->dirty_next;
+    }
     wslay_event_context_free(c->ctx);
     close(c->fd);
     atomic_fetch_sub(&h->slots, 1);
     free(c->extra);
+    free(c->out);
     sodium_memzero(&c->who, sizeof c->who);
     free(c);
 }
@@ -605,15 +684,36 @@ static ssize_t
 send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *ud)
 {
     struct ws_conn *c = ud;
-    ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0));
 
-    if (n >= 0)
-        return n;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-    else
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-    return -1;
+    (void)flags;
+    if (c->out_len + len > OUT_MAX && c->out_len) {
+        if (!out_write(c)) {
+            wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+            return -1;
+        }
+    }
+    if (c->out_len + len > OUT_MAX) {
+        if (c->out_len) {
+            wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+            return -1;
+        }
+        len = OUT_MAX; /* a frame bigger than the buffer goes in pieces */
+    }
+    if (c->out_len + len > c->out_cap) {
+        uint32_t cap = c->out_cap ? c->out_cap : 4096;
+        while (cap < c->out_len + len)
+            cap *= 2;
+        char *p = realloc(c->out, cap);
+        if (!p) {
+            wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+            return -1;
+        }
+        c->out = p;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, data, len);
+    c->out_len += (uint32_t)len;
+    return (ssize_t)len;
 }
 
 static void
@@ -996,7 +1096,7 @@ tick(struct hub *h)
         if (c->soft_since && now - c->soft_since > h->o.soft_grace_ms) {
             log_warn("ws: closing connection of %s: unread messages for %lld ms", c->who.user.id,
                      (long long)(now - c->soft_since));
-            conn_close(c, 1013, "too slow: unread messages for too long");
+            conn_abort(c, 1013, "too slow: unread messages for too long");
             continue;
         }
         if (now - c->last_ping >= h->o.ping_ms) {
@@ -1074,6 +1174,7 @@ loop_main(void *arg)
             next_tick = now_ms() + 250;
             tick(h);
         }
+        flush_dirty(h);
         if (h->stopping && (!h->conns || now_ms() >= h->stop_deadline))
             break;
     }
