@@ -158,6 +158,9 @@ cli_build_config(const struct cli_args *a, char *const *envp, struct cfg **out, 
     for (size_t i = 0; i < a->nflags; i++)
         if ((st = cfg_set(c, a->flags[i].key, a->flags[i].value, CFG_SRC_FLAG, a->flags[i].origin, err)) != CH_OK)
             goto fail;
+    if (cfg_is_set(c, CFG_CORE_SECRETS_FILE) &&
+        (st = cfg_load_env_file(c, cfg_str(c, CFG_CORE_SECRETS_FILE), err)) != CH_OK)
+        goto fail;
     *out = c;
     return CH_OK;
 fail:

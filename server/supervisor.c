@@ -230,6 +230,8 @@ write_conf(struct sup *s, struct ch_err *err)
     return CH_OK;
 }
 
+extern char **environ;
+
 static enum ch_status
 spawn(struct sup *s, struct ch_err *err)
 {
@@ -238,12 +240,26 @@ spawn(struct sup *s, struct ch_err *err)
     char *argv[] = { s->binary, "-c", s->conf_path, NULL };
     enum ch_status cs;
     int child_errno = 0;
+    size_t n = 0, k = 0;
 
     if ((cs = write_conf(s, err)) != CH_OK)
         return cs;
-    if (pipe2(out, O_CLOEXEC) != 0)
+    /* the child's environment is ours without CHATTO_* (our secrets are none of its business); built before
+     * fork, as the child may only make async-signal-safe calls */
+    while (environ[n])
+        n++;
+    char **envp = calloc(n + 1, sizeof *envp);
+    if (!envp)
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "CHATTO_", 7) != 0)
+            envp[k++] = environ[i];
+    if (pipe2(out, O_CLOEXEC) != 0) {
+        free(envp);
         return ch_err_set(err, CH_EINTERNAL, NULL, "pipe: %s", strerror(errno));
+    }
     if (pipe2(ep, O_CLOEXEC) != 0) {
+        free(envp);
         close(out[0]);
         close(out[1]);
         return ch_err_set(err, CH_EINTERNAL, NULL, "pipe: %s", strerror(errno));
@@ -263,12 +279,13 @@ spawn(struct sup *s, struct ch_err *err)
         dup2(out[1], STDERR_FILENO);
         /* no other descriptor of ours (client sockets, listeners) may leak into the child */
         syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);
-        execv(s->binary, argv);
+        execve(s->binary, argv, envp);
         int e = errno;
         if (write(ep[1], &e, sizeof e) < 0) {
         }
         _exit(127);
     }
+    free(envp);
     close(out[1]);
     close(ep[1]);
     if (pid < 0) {

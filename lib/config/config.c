@@ -6,8 +6,10 @@
 #include "config/config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -250,6 +252,80 @@ getv(const struct cfg *c, enum cfg_key k)
 {
     CH_ASSERT(c && (unsigned)k < CFG_KEY_COUNT);
     return &c->v[k];
+}
+
+/* One value of an environment file: optional matching quotes removed, surrounding blanks trimmed. */
+static char *
+env_value(char *v)
+{
+    size_t n;
+
+    while (*v == ' ' || *v == '\t')
+        v++;
+    n = strlen(v);
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\r'))
+        v[--n] = '\0';
+    if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) {
+        v[n - 1] = '\0';
+        v++;
+    }
+    return v;
+}
+
+enum ch_status
+cfg_load_env_file(struct cfg *c, const char *path, struct ch_err *err)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    int lineno = 0;
+    enum ch_status st = CH_OK;
+
+    if (!f)
+        return ch_err_set(err, CH_EINVAL, "core.secrets_file", "core.secrets_file: cannot read %s: %s", path,
+                          strerror(errno));
+    while (st == CH_OK && fgets(line, sizeof line, f)) {
+        char *p = line, *eq, origin[600];
+        int k = -1;
+
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            st = ch_err_set(err, CH_EINVAL, NULL, "%s:%d: line too long", path, lineno);
+            break;
+        }
+        line[strcspn(line, "\n")] = '\0';
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p || *p == '#' || *p == ';')
+            continue;
+        if (strncmp(p, "export ", 7) == 0)
+            p += 7;
+        if (!(eq = strchr(p, '='))) {
+            st = ch_err_set(err, CH_EINVAL, NULL, "%s:%d: expected NAME=value", path, lineno);
+            break;
+        }
+        *eq = '\0';
+        p[strcspn(p, " \t")] = '\0';
+        if (strncmp(p, "CHATTO_", 7) != 0)
+            continue; /* the file may hold other variables for other programs */
+        for (size_t i = 0; i < CFG_KEY_COUNT && k < 0; i++)
+            if (strcmp(cfg_keyinfo((enum cfg_key)i)->env, p) == 0)
+                k = (int)i;
+        if (k < 0) {
+            st = ch_err_set(err, CH_EINVAL, NULL, "%s:%d: %s: unknown variable (no such config key)", path, lineno,
+                            p);
+            break;
+        }
+        /* like the environment, but the real environment and flags win */
+        if (getv(c, (enum cfg_key)k)->src >= CFG_SRC_ENV)
+            continue;
+        snprintf(origin, sizeof origin, "%s:%d", path, lineno);
+        st = cfg_set(c, (enum cfg_key)k, env_value(eq + 1), CFG_SRC_ENV, origin, err);
+    }
+    if (st == CH_OK && ferror(f))
+        st = ch_err_set(err, CH_EINVAL, "core.secrets_file", "core.secrets_file: cannot read %s", path);
+    explicit_bzero(line, sizeof line);
+    fclose(f);
+    return st;
 }
 
 const char *

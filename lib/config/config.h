@@ -78,6 +78,12 @@ enum ch_status cfg_load_string(struct cfg *c, const char *text, const char *name
  * NULL-terminated ignore list (e.g. CHATTO_CONFIG). */
 enum ch_status cfg_load_env(struct cfg *c, char *const *envp, const char *const *ignore, struct ch_err *err);
 
+/* Apply the CHATTO_* lines of an environment file (NAME=value, systemd EnvironmentFile syntax: # comments,
+ * optional quotes, optional "export "), as if they were environment variables, except that keys the real
+ * environment or a flag already set keep their values. Other names are ignored; unknown CHATTO_ names are
+ * errors naming file:line. */
+enum ch_status cfg_load_env_file(struct cfg *c, const char *path, struct ch_err *err);
+
 /* Set one key from text; origin ("--port", "CHATTO_X", "file:12") is used in error messages. */
 enum ch_status cfg_set(struct cfg *c, enum cfg_key k, const char *value, enum cfg_source src, const char *origin,
                        struct ch_err *err);

@@ -72,6 +72,26 @@ class ConfigErrors(TestCase):
         self.check_fails([], "CHATTO_WEBSERVER_PROT: unknown environment variable",
                          env={"CHATTO_WEBSERVER_PROT": "1"})
 
+    def test_secrets_file_applies_like_the_environment(self):
+        envf = os.path.join(self.tmp, "secrets.env")
+        with open(envf, "w") as f:
+            f.write("# written by the package\n\nCHATTO_CORE_SECRET_KEY='core-from-file-0123456789abcdef'\n"
+                    "export CHATTO_WEBSERVER_COOKIE_SIGNING_SECRET=\"cookie-from-file-0123456789abcd\"\n"
+                    "OTHER_PROGRAM=ignored\n")
+        path = self.write('[core]\nsecrets_file = "%s"\nsecret_key = "core-from-ini-0123456789abcdef"\n' % envf)
+        p = run_chatto(["config", "print", "-c", path, "--show-secrets"],
+                       env={"CHATTO_WEBSERVER_COOKIE_SIGNING_SECRET": "cookie-from-env-0123456789abcd"})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # the file's value beats the config file; the real environment beats the file
+        self.assertIn('secret_key = "core-from-file-0123456789abcdef"  # env: %s:3' % envf, p.stdout)
+        self.assertIn('cookie_signing_secret = "cookie-from-env-0123456789abcd"', p.stdout)
+        # errors name file and line, or the unreadable file
+        with open(envf, "a") as f:
+            f.write("CHATTO_CORE_SECRET_KYE=x\n")
+        self.check_fails(["-c", path], "%s:6: CHATTO_CORE_SECRET_KYE: unknown variable" % envf)
+        self.check_fails(["--core-secrets-file", "/nonexistent/s.env"],
+                         "core.secrets_file: cannot read /nonexistent/s.env")
+
     def test_bad_flag_value_names_the_flag(self):
         self.check_fails(["--auth-token-ttl", "forever"], "--auth-token-ttl: ")
 

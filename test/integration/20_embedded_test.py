@@ -32,6 +32,13 @@ class Embedded(TestCase):
         self.assertTrue(info["loginOptions"]["directRegistration"])
         self.assertIsNotNone(c.nats_child())
 
+    def test_child_does_not_inherit_chatto_secrets(self):
+        c = self.chatto(env={"CHATTO_CORE_SECRET_KEY": "core-secret-only-for-chatto-0123", "KEEP_ME": "1"})
+        with open("/proc/%d/environ" % c.nats_child(), "rb") as f:
+            env = f.read().split(b"\0")
+        self.assertIn(b"KEEP_ME=1", env)
+        self.assertFalse([e for e in env if e.startswith(b"CHATTO_")], "CHATTO_* reached nats-server")
+
     def test_secrets_generated_once_private_and_never_logged(self):
         c = self.chatto()
         path = os.path.join(c.data_dir, "secrets.ini")
