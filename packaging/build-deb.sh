@@ -56,14 +56,19 @@ cp -R "$root/web/." "$st/usr/share/chatto/web/"
 find "$st/usr/share/chatto/web" -type d -exec chmod 0755 {} + -o -type f -exec chmod 0644 {} +
 
 # the configuration, a dpkg conffile: etc/chatto.ini as `make docs` generates it (every key at its default,
-# commented out), with the data in /var/lib/chatto. It holds no secrets, so dpkg may prompt about it on
-# upgrades and operators may edit it freely; postinst generates the secrets into /etc/chatto/secrets.env, which
-# is not a conffile (Debian policy 10.7.3: maintainer scripts must not edit conffiles), and sets this file to
-# root:chatto 0640 with dpkg-statoverride.
+# commented out), with the data in /var/lib/chatto and core.secrets_file pointing at /etc/chatto/secrets.env.
+# It holds no secrets, so dpkg may prompt about it on upgrades and operators may edit it freely; postinst
+# generates the secrets into /etc/chatto/secrets.env, which is not a conffile (Debian policy 10.7.3: maintainer
+# scripts must not edit conffiles), and sets this file to root:chatto 0640 with dpkg-statoverride. chatto reads
+# secrets.env itself (core.secrets_file), so `sudo -u chatto chatto user ...` gets the service's secrets and
+# they are not in the service's environment.
 install -d "$st/etc/chatto"
-"$gendoc" ini | sed 's|^#data_dir = "\./data"$|data_dir = "/var/lib/chatto"|' >"$st/etc/chatto/chatto.ini"
+"$gendoc" ini | sed -e 's|^#data_dir = "\./data"$|data_dir = "/var/lib/chatto"|' \
+    -e 's|^#secrets_file = ""$|secrets_file = "/etc/chatto/secrets.env"|' >"$st/etc/chatto/chatto.ini"
 [ "$(grep -c '^data_dir = "/var/lib/chatto"$' "$st/etc/chatto/chatto.ini")" -eq 1 ] ||
     die "gendoc ini no longer has the line '#data_dir = \"./data\"'; update the sed in $0"
+[ "$(grep -c '^secrets_file = "/etc/chatto/secrets.env"$' "$st/etc/chatto/chatto.ini")" -eq 1 ] ||
+    die "gendoc ini no longer has the line '#secrets_file = \"\"'; update the sed in $0"
 chmod 0644 "$st/etc/chatto/chatto.ini"
 echo /etc/chatto/chatto.ini >"$st/DEBIAN/conffiles"
 

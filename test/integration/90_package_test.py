@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 """The Debian package: lintian, contents, man pages, the systemd unit, and install → run → reinstall → remove →
 purge in a throwaway root (test/package/throwaway_root.py says how, and why not debootstrap), with the conffile
-/etc/chatto/chatto.ini and the secrets postinst writes once into /etc/chatto/secrets.env; then chatto.service
-under a real systemd booted in that root, sandbox and all, with those secrets.
+/etc/chatto/chatto.ini and the secrets postinst writes once into /etc/chatto/secrets.env, which chatto reads
+itself (the template's core.secrets_file); then chatto.service under a real systemd booted in that root, sandbox
+and all, with those secrets and without them in its environment.
 
 The .deb is built once per run with `make deb` (about 10 s); the rest takes about 25 s. The package is
 built from the sources, not from the binary under test, so sanitizer runs skip this file.
@@ -27,13 +28,13 @@ from harness import BUILD, ROOT, SANITIZER, WRAPPER, child_pids, free_port, http
 sys.path.insert(0, os.path.join(ROOT, "test", "package"))
 import throwaway_root  # noqa: E402
 
-# what postinst writes into /etc/chatto/secrets.env: the secrets `chatto init` generates, as chatto.service's
-# environment (EnvironmentFile=)
+# what postinst writes into /etc/chatto/secrets.env: the secrets `chatto init` generates, as CHATTO_* lines
+# (EnvironmentFile= syntax) that chatto reads itself through the template's core.secrets_file
 SECRETS_ENV = "/etc/chatto/secrets.env"
 SECRET_VARS = ("CHATTO_WEBSERVER_COOKIE_SIGNING_SECRET", "CHATTO_WEBSERVER_COOKIE_ENCRYPTION_SECRET",
                "CHATTO_CORE_SECRET_KEY", "CHATTO_CORE_ASSETS_SIGNING_SECRET")
-# the README.Debian recipe for operator commands: load secrets.env as systemd does, then run chatto
-WITH_SECRETS = ["sh", "-c", 'set -a; . %s; exec chatto "$@"' % SECRETS_ENV, "chatto"]
+# the keys the template sets; every other one is commented out
+TEMPLATE_KEYS = {"core.secrets_file": SECRETS_ENV, "nats.embedded.data_dir": "/var/lib/chatto"}
 MAX_EXPOSURE = 3.0
 PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
 
@@ -90,6 +91,11 @@ def env_file(text):
             raise AssertionError("not NAME=value: %r" % line)
         out[m[1]] = m[2]
     return out
+
+
+def env_lines(text):
+    """{NAME: line number} of an EnvironmentFile= text's NAME=value lines."""
+    return {m[1]: n for n, line in enumerate(text.splitlines(), 1) if (m := re.match(r"^([A-Z][A-Z0-9_]*)=", line))}
 
 
 def sha256(path):
@@ -166,15 +172,18 @@ class Package(unittest.TestCase):
         web = sorted(os.listdir(os.path.join(ROOT, "web")))
         self.assertEqual(sorted(os.listdir(os.path.join(self.tmp, "usr/share/chatto/web"))), web)
 
-    def test_conffile_is_the_generated_template_with_the_packaged_data_dir_and_no_secrets(self):
+    def test_conffile_is_the_generated_template_with_the_packaged_paths_and_no_secrets(self):
         with open(os.path.join(ROOT, "etc", "chatto.ini")) as f:
             repo = f.read()
         with open(os.path.join(self.tmp, "etc/chatto/chatto.ini")) as f:
             tpl = f.read()
-        # every key commented out but data_dir: no secret, nothing that differs between hosts
-        self.assertEqual(ini_values(tpl), {"nats.embedded.data_dir": "/var/lib/chatto"})
-        self.assertEqual(tpl.replace('data_dir = "/var/lib/chatto"', '#data_dir = "./data"'), repo,
-                         "the template differs from etc/chatto.ini by more than data_dir (run make docs?)")
+        # every key commented out but data_dir and secrets_file: no secret, nothing that differs between hosts
+        self.assertEqual(ini_values(tpl), TEMPLATE_KEYS)
+        self.assertRegex(tpl, r'\n\[core\]\n(#.*\n|\n|\w+ = .*\n)*secrets_file = "%s"\n' % SECRETS_ENV)
+        self.assertEqual(tpl.replace('\ndata_dir = "/var/lib/chatto"\n', '\n#data_dir = "./data"\n')
+                         .replace('\nsecrets_file = "%s"\n' % SECRETS_ENV, '\n#secrets_file = ""\n'), repo,
+                         "the template differs from etc/chatto.ini by more than data_dir and secrets_file "
+                         "(run make docs?)")
 
     def test_man_pages_render_without_warnings(self):
         for page in ("usr/share/man/man1/chatto.1.gz", "usr/share/man/man5/chatto.ini.5.gz"):
@@ -205,8 +214,9 @@ class Package(unittest.TestCase):
         settings = dict(re.findall(r"(?m)^(\w+)=(.*)$", unit))
         self.assertEqual(settings["Type"], "notify")
         self.assertEqual(settings["ExecStart"], "/usr/bin/chatto run --config /etc/chatto/chatto.ini")
-        # without "-": a missing secrets file fails the start rather than let chatto make new secrets
-        self.assertEqual(settings["EnvironmentFile"], SECRETS_ENV)
+        # chatto reads secrets.env itself (core.secrets_file): the secrets stay out of its environment
+        self.assertNotIn("EnvironmentFile", settings)
+        self.assertNotIn("CHATTO_", unit.replace("CHATTO_*", ""))
         self.assertEqual(settings["User"], "chatto")
         self.assertEqual(settings["StateDirectory"], "chatto")
         self.assertEqual(settings["KillMode"], "mixed")
@@ -323,13 +333,13 @@ class Install(unittest.TestCase):
 
     def test_20_config_has_no_secrets_and_secrets_env_has_fresh_ones(self):
         conf = self.read("/etc/chatto/chatto.ini")
-        self.assertEqual(ini_values(conf), {"nats.embedded.data_dir": "/var/lib/chatto"})
+        self.assertEqual(ini_values(conf), TEMPLATE_KEYS)
         env = env_file(self.read(SECRETS_ENV))
         self.assertEqual(sorted(env), sorted(SECRET_VARS))
         self.assertEqual(len(set(env.values())), len(env), "secrets repeat")
         for v in env.values():
             self.assertRegex(v, r"^[A-Za-z0-9_-]{43}$")  # chatto init's: 32 random bytes, base64url
-        # sh reads it as systemd does (README.Debian's recipe for operator commands relies on it)
+        # the values need no quoting: sh reads the file as systemd and chatto do
         p = self.root.run(["sh", "-c", "set -a; . %s; env" % SECRETS_ENV])
         self.assertEqual({k: v for k, v in env_file(p.stdout).items() if k.startswith("CHATTO_")}, env)
 
@@ -337,13 +347,22 @@ class Install(unittest.TestCase):
         p = self.root.run(["chatto", "config", "check", "-c", "/etc/chatto/chatto.ini"], user="chatto", check=False)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("configuration OK (embedded NATS", p.stdout)
-        # with secrets.env loaded, chatto sees every secret, set from the environment and masked
-        p = self.root.run(WITH_SECRETS + ["config", "print", "-c", "/etc/chatto/chatto.ini"], user="chatto")
-        env = env_file(self.read(SECRETS_ENV))
+        # the plain command, as README.Debian gives it: chatto reads secrets.env through core.secrets_file and
+        # sees every secret, set from that file's line, masked
+        p = self.root.run(["chatto", "config", "print", "-c", "/etc/chatto/chatto.ini"], user="chatto")
+        text = self.read(SECRETS_ENV)
+        env, lines = env_file(text), env_lines(text)
+        self.assertIn('secrets_file = "%s"  # file: /etc/chatto/chatto.ini:' % SECRETS_ENV, p.stdout)
         for var in SECRET_VARS:
-            self.assertRegex(p.stdout, r'(?m)^\w+ = "\*{8}"  # env: %s$' % var)
+            self.assertRegex(p.stdout, r'(?m)^\w+ = "\*{8}"  # env: %s:%d$' % (re.escape(SECRETS_ENV), lines[var]))
+        self.assertEqual(len(re.findall(r"# env: ", p.stdout)), len(SECRET_VARS), p.stdout)
         for v in env.values():
             self.assertNotIn(v, p.stdout)
+        # and the values are secrets.env's
+        p = self.root.run(["chatto", "config", "print", "--show-secrets", "-c", "/etc/chatto/chatto.ini"],
+                          user="chatto")
+        for v in env.values():
+            self.assertIn(' = "%s"  # env: %s:' % (v, SECRETS_ENV), p.stdout)
         # other users can read neither file
         for path in ("/etc/chatto/chatto.ini", SECRETS_ENV):
             p = self.root.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", "cat", path],
@@ -385,7 +404,6 @@ class Install(unittest.TestCase):
 
         env = dict(throwaway_root.ENV, NOTIFY_SOCKET="/run/chatto-notify", CHATTO_WEBSERVER_PORT=str(port),
                    CHATTO_WEBSERVER_BIND_ADDRESS="127.0.0.1", CHATTO_AUTH_PASSWORD_HASH="owasp")
-        env.update(env_file(self.read(SECRETS_ENV)))  # EnvironmentFile=
         log = tempfile.TemporaryFile()
         self.addCleanup(log.close)
         argv = self.root.argv(["chatto", "run", "--config", "/etc/chatto/chatto.ini"], user="chatto", sandbox=True,
@@ -419,13 +437,23 @@ class Install(unittest.TestCase):
                 st = os.lstat(self.path("/var/lib/chatto/" + name))
                 self.assertEqual((st.st_uid, st.st_mode & 0o007), (uid, 0), name)
 
-            # the secrets came from secrets.env: chatto generated only the nats-server child's token
+            # the secrets came from secrets.env, read by chatto (core.secrets_file), not from its environment:
+            # chatto generated only the nats-server child's token, and neither process has a secret in environ
             self.assertEqual(list(ini_values(self.read("/var/lib/chatto/secrets.ini"))), ["nats.embedded.auth_token"])
+            secrets = env_file(self.read(SECRETS_ENV))
+            for pid in (cls.proc.pid, child[0]):
+                with open("/proc/%d/environ" % pid, "rb") as f:
+                    environ = f.read().decode(errors="replace")
+                for var, v in secrets.items():
+                    self.assertNotIn(var, environ)
+                    self.assertNotIn(v, environ)
 
-            # README.Debian's recipe for operator commands, while the service runs
-            p = self.root.run(WITH_SECRETS + ["user", "create", "boss", "--role", "owner", "--config",
-                                              "/etc/chatto/chatto.ini"], user="chatto", input="a long passphrase\n")
+            # README.Debian's operator commands, plain, while the service runs
+            p = self.root.run(["chatto", "user", "create", "boss", "--role", "owner", "--config",
+                               "/etc/chatto/chatto.ini"], user="chatto", input="a long passphrase\n")
             self.assertIn("created boss", p.stdout)
+            p = self.root.run(["chatto", "user", "list", "--config", "/etc/chatto/chatto.ini"], user="chatto")
+            self.assertIn("boss", p.stdout)
 
             # the web client comes from /usr/share/chatto/web, found relative to /usr/bin/chatto
             r = http_request(port, "GET", "/", timeout=5)
@@ -469,8 +497,9 @@ class Install(unittest.TestCase):
         self.assertEqual(sorted(os.listdir(self.path("/var/lib/chatto"))), data)
         uid, gid, _, _ = self.ids()
         self.assertMode("/var/lib/chatto", 0o750, uid, gid)
-        p = self.root.run(WITH_SECRETS + ["config", "print", "-c", "/etc/chatto/chatto.ini"], user="chatto")
+        p = self.root.run(["chatto", "config", "print", "-c", "/etc/chatto/chatto.ini"], user="chatto")
         self.assertIn('server_name = "Ops"  # file: /etc/chatto/chatto.ini', p.stdout)
+        self.assertIn("# env: %s:" % SECRETS_ENV, p.stdout)
 
     def test_70_remove_keeps_config_and_data_and_reinstall_reuses_them(self):
         conf, secrets = self.read("/etc/chatto/chatto.ini"), self.read(SECRETS_ENV)
@@ -496,6 +525,10 @@ class Install(unittest.TestCase):
         self.assertIn("/etc/chatto/secrets.env is missing", log)
         self.assertEqual(self.status(), "installed")
         self.assertEqual(os.listdir(self.path("/etc/chatto")), ["chatto.ini"])
+        # and without it chatto refuses the configuration (so the service does not start with other secrets)
+        p = self.root.run(["chatto", "config", "check", "-c", "/etc/chatto/chatto.ini"], user="chatto", check=False)
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+        self.assertIn("core.secrets_file: cannot read %s" % SECRETS_ENV, p.stderr)
 
     def test_80_purge_removes_config_and_data(self):
         with open(self.path(SECRETS_ENV), "w") as f:  # test_75 deleted it; purge must delete it too
@@ -590,13 +623,18 @@ class Systemd(unittest.TestCase):
         self.assertRegex(proc, r"\nSeccomp:\t2\n")
         self.assertRegex(proc, r"\nCapBnd:\t0+\n")
         self.assertTrue(os.path.exists(self.root.path("/var/lib/chatto/nats-server.conf")))
-        # EnvironmentFile=: the service runs with the secrets of secrets.env, and so chatto generated none but
-        # the child's token
+        # no EnvironmentFile=: the service's environment holds no secret (only the test drop-in's variables),
+        # yet it runs with those of secrets.env, read through core.secrets_file, and so chatto generated none
+        # but the child's token
         with open(self.root.path(SECRETS_ENV)) as f:
             secrets = env_file(f.read())
-        environ = self.root.sd(["cat", "/proc/%s/environ" % st["MainPID"]]).stdout.split("\0")
-        self.assertEqual({k: v for k, v in (e.split("=", 1) for e in environ if "=" in e) if k in SECRET_VARS},
-                         secrets)
+        self.assertEqual(sorted(secrets), sorted(SECRET_VARS))
+        environ = self.root.sd(["cat", "/proc/%s/environ" % st["MainPID"]]).stdout
+        variables = dict(e.split("=", 1) for e in environ.split("\0") if "=" in e)
+        self.assertEqual(sorted(k for k in variables if k.startswith("CHATTO_")),
+                         ["CHATTO_WEBSERVER_BIND_ADDRESS", "CHATTO_WEBSERVER_PORT"])
+        for v in secrets.values():
+            self.assertNotIn(v, environ)
         with open(self.root.path("/var/lib/chatto/secrets.ini")) as f:
             self.assertEqual(list(ini_values(f.read())), ["nats.embedded.auth_token"])
 
