@@ -412,8 +412,14 @@ app_run(struct cfg *cfg, const struct cli_args *args)
      * so both loopback spellings count as our origin until an operator names the real one */
     if (cfg_source_of(cfg, CFG_WEBSERVER_URL) == CFG_SRC_DEFAULT) {
         snprintf(public_url, sizeof public_url, "http://localhost:%d", bound);
-        snprintf(alias4, sizeof alias4, "http://127.0.0.1:%d", bound);
-        snprintf(alias6, sizeof alias6, "http://[::1]:%d", bound);
+        char u[64];
+        /* spelled as browsers send Origin (no default port): through the same parser as webserver.url */
+        snprintf(u, sizeof u, "http://127.0.0.1:%d", bound);
+        if (parse_url_origin(u, alias4, sizeof alias4) != CH_OK)
+            snprintf(alias4, sizeof alias4, "%s", u);
+        snprintf(u, sizeof u, "http://[::1]:%d", bound);
+        if (parse_url_origin(u, alias6, sizeof alias6) != CH_OK)
+            snprintf(alias6, sizeof alias6, "%s", u);
         env.origin_aliases = aliases;
     } else
         snprintf(public_url, sizeof public_url, "%s", cfg_str(cfg, CFG_WEBSERVER_URL));

@@ -142,10 +142,31 @@ on_reconnected(natsConnection *nc, void *closure)
 static void
 on_error(natsConnection *nc, natsSubscription *sub, natsStatus s, void *closure)
 {
+    struct store *st = closure;
+    int64_t now = store_now_mono_ms();
+    long quiet = 0;
+    bool say;
+
     (void)nc;
     (void)sub;
-    (void)closure;
-    log_warn("nats: asynchronous error: %s", natsStatus_GetText(s));
+    /* During a failover every subscription reports the same thing (e.g. missed heartbeats) several times a
+     * second: say it once, then at most every 30 s with how many were not logged. */
+    pthread_mutex_lock(&st->err_mu);
+    say = s != st->err_last || now - st->err_logged_ms >= 30000;
+    if (say) {
+        quiet = st->err_quiet;
+        st->err_quiet = 0;
+        st->err_last = s;
+        st->err_logged_ms = now;
+    } else {
+        st->err_quiet++;
+    }
+    pthread_mutex_unlock(&st->err_mu);
+    if (say && quiet)
+        log_warn("nats: asynchronous error: %s (and %ld more asynchronous errors in the last 30 s)",
+                 natsStatus_GetText(s), quiet);
+    else if (say)
+        log_warn("nats: asynchronous error: %s", natsStatus_GetText(s));
 }
 
 static void
@@ -307,6 +328,7 @@ store_open(const struct store_opts *o, struct store **out, struct ch_err *err)
     pthread_cond_init(&st->cv, NULL);
     pthread_mutex_init(&st->closed_mu, NULL);
     pthread_cond_init(&st->closed_cv, NULL);
+    pthread_mutex_init(&st->err_mu, NULL);
     st->replicas = o->replicas > 0 ? o->replicas : 1;
     st->timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : 5000;
     while (o->urls[n]) {
@@ -432,6 +454,7 @@ store_close(struct store *st)
     pthread_cond_destroy(&st->cv);
     pthread_mutex_destroy(&st->closed_mu);
     pthread_cond_destroy(&st->closed_cv);
+    pthread_mutex_destroy(&st->err_mu);
     free(st);
 }
 

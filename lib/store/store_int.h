@@ -36,6 +36,10 @@ struct store {
     bool ready_ok;
     char ready_reason[160];
     char connect_error[160]; /* why the initial connect failed; cleared once connected */
+    pthread_mutex_t err_mu;   /* guards the three below */
+    natsStatus err_last;      /* asynchronous errors: the last one logged, when, and how many since not logged */
+    int64_t err_logged_ms;
+    long err_quiet;
     pthread_mutex_t check_mu; /* one live readiness check at a time */
 
     /* process registry (procs.c); the record and key are set at open, the rest by the keeper */

@@ -318,6 +318,10 @@ class ClusterTest(unittest.TestCase):
             a, b = leader.stream("CHATTO_EVENTS"), new.stream("CHATTO_EVENTS")
             return a and b and a["state"]["last_seq"] == b["state"]["last_seq"]
         wait_for(caught_up, 30, "the restarted node to catch up")
+        # a failover is logged, not shouted: repeated asynchronous errors are summarised
+        for c in self.cluster.chattos:
+            n = c.stderr().count("asynchronous error")
+            self.assertLessEqual(n, 6, "chatto %d logged %d asynchronous errors" % (c.port, n))
 
     def test_6_losing_quorum_fails_writes_honestly_and_recovers(self):
         room = self.room("quorum")
