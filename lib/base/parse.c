@@ -25,13 +25,21 @@ parse_bool(const char *s, bool *out, struct ch_err *err)
 {
     static const char *const yes[] = { "true", "yes", "on", "1" };
     static const char *const no[] = { "false", "no", "off", "0" };
+    const char *t = s;
+    size_t n;
 
+    /* blanks around the value are ignored, as for numbers, sizes and durations */
+    while (*t == ' ' || *t == '\t')
+        t++;
+    n = strlen(t);
+    while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+        n--;
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-        if (strcasecmp(s, yes[i]) == 0) {
+        if (strlen(yes[i]) == n && strncasecmp(t, yes[i], n) == 0) {
             *out = true;
             return CH_OK;
         }
-        if (strcasecmp(s, no[i]) == 0) {
+        if (strlen(no[i]) == n && strncasecmp(t, no[i], n) == 0) {
             *out = false;
             return CH_OK;
         }

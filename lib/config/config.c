@@ -136,6 +136,7 @@ parse_value(const struct cfg_keyinfo *k, const char *s, struct cfg_val *v, struc
 {
     enum ch_status st = CH_OK;
     int64_t lo = INT64_MIN, hi = INT64_MAX;
+    char canon[64] = "";
 
     switch (k->type) {
     case CFG_T_STR:
@@ -169,13 +170,25 @@ parse_value(const struct cfg_keyinfo *k, const char *s, struct cfg_val *v, struc
             st = parse_url(v->list[i], k->options, err);
         break;
     case CFG_T_ENUM: {
-        const char *p = k->options;
+        const char *p = k->options, *t = s;
+        size_t tl;
         bool ok = false;
+        /* blanks around the value are ignored and any case is accepted, as for the other types; the value kept
+         * is the table's spelling, so readers compare against one form */
+        while (*t == ' ' || *t == '\t')
+            t++;
+        tl = strlen(t);
+        while (tl && (t[tl - 1] == ' ' || t[tl - 1] == '\t'))
+            tl--;
         while (*p && !ok) {
             size_t n = strcspn(p, "|");
-            ok = strlen(s) == n && strncasecmp(p, s, n) == 0;
+            ok = tl == n && strncasecmp(p, t, n) == 0;
+            if (ok && n < sizeof canon)
+                snprintf(canon, sizeof canon, "%.*s", (int)n, p);
             p += n + (p[n] == '|');
         }
+        if (ok && canon[0])
+            s = canon;
         if (!ok) {
             char opts[128];
             snprintf(opts, sizeof opts, "%s", k->options);

@@ -104,6 +104,23 @@ assert_same_config(const struct cfg *a, const struct cfg *b)
 
 /* ---- the table ---- */
 
+/* Enum values: any case, blanks around them ignored; the value kept is the table's spelling. */
+static void
+test_enum_values_are_kept_in_the_tables_spelling(void **state)
+{
+    struct cfg *c = cfg_new();
+    struct ch_err err = { 0 };
+    (void)state;
+    assert_int_equal(cfg_set(c, CFG_NATS_CLIENT_AUTH_METHOD, " Token ", CFG_SRC_ENV, "CHATTO_X", &err), CH_OK);
+    assert_string_equal(cfg_str(c, CFG_NATS_CLIENT_AUTH_METHOD), "token");
+    assert_int_equal(cfg_set(c, CFG_LOG_FORMAT, "JSON", CFG_SRC_FLAG, "--log-format", &err), CH_OK);
+    assert_string_equal(cfg_str(c, CFG_LOG_FORMAT), "json");
+    assert_int_equal(cfg_set(c, CFG_LOG_FORMAT, "jsonl", CFG_SRC_FLAG, "--log-format", &err), CH_EINVAL);
+    assert_non_null(strstr(err.msg, "must be one of"));
+    assert_string_equal(cfg_str(c, CFG_LOG_FORMAT), "json");
+    cfg_free(c);
+}
+
 static void
 test_table_defaults_all_parse_and_are_the_effective_values(void **state)
 {
@@ -566,7 +583,7 @@ test_load_env_errors_name_the_variable(void **state)
         { "CHATTO_CORE_ASSETS_MAX_UPLOAD_SIZE=1.5MB", "CHATTO_CORE_ASSETS_MAX_UPLOAD_SIZE: size must be a whole" },
         { "CHATTO_LOG_FORMAT=xml", "CHATTO_LOG_FORMAT: must be one of text,json" },
         { "CHATTO_NATS_CLIENT_URL=http://x", "CHATTO_NATS_CLIENT_URL: URL scheme must be one of nats|tls" },
-        { "CHATTO_LOG_LEVEL= debug", "CHATTO_LOG_LEVEL: must be one of" }, /* values are taken as given */
+        { "CHATTO_LOG_LEVEL=de bug", "CHATTO_LOG_LEVEL: must be one of" }, /* blanks around are trimmed, not inside */
     };
     (void)state;
     for (size_t i = 0; i < N(c); i++) {
@@ -865,6 +882,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_enum_values_are_kept_in_the_tables_spelling),
         cmocka_unit_test(test_table_defaults_all_parse_and_are_the_effective_values),
         cmocka_unit_test(test_table_every_key_has_help_and_unique_names),
         cmocka_unit_test(test_load_string_reads_the_seed_snippet_verbatim),

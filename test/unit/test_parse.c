@@ -73,7 +73,7 @@ test_parse_bool_accepts_every_spelling_in_any_case(void **state)
         { "true", true },   { "TRUE", true },   { "True", true },  { "yes", true },   { "YES", true },
         { "On", true },     { "on", true },     { "1", true },     { "false", false }, { "FALSE", false },
         { "False", false }, { "no", false },    { "No", false },   { "off", false },   { "OFF", false },
-        { "0", false },
+        { "0", false },     { " true", true },  { "true ", true }, { "\toff\t", false },
     };
     (void)state;
     for (size_t i = 0; i < N(c); i++) {
@@ -88,9 +88,9 @@ test_parse_bool_accepts_every_spelling_in_any_case(void **state)
 static void
 test_parse_bool_rejects_garbage_and_leaves_output_alone(void **state)
 {
-    static const char *const bad[] = { "",     "maybe", "2",   "truee", " true", "true ", "y",
-                                       "n",    "t",     "f",   "-1",    "01",    "yes!",  "enabled",
-                                       "on\n", "10",    "nope" };
+    static const char *const bad[] = { "",    "maybe", "2",   "truee", "  ",      "t rue", "y",
+                                       "n",   "t",     "f",   "-1",    "01",      "yes!",  "enabled",
+                                       "on\n", "10",   "nope" };
     (void)state;
     for (size_t i = 0; i < N(bad); i++) {
         struct ch_err err = { 0 };
