@@ -188,11 +188,33 @@ class Cluster:
         env.update(extra)
         return env
 
-    def start(self):
+    def _start_nodes(self):
+        """Start the three nodes; True once all answer. A node that exits at once lost one of its ports (picked
+        free a moment ago) to someone else, e.g. another node's outgoing route connection."""
         for n in self.nodes:
             n.start(wait=False)
-        for n in self.nodes:
-            n.wait_ready(30)
+
+        def state():
+            if any(n.proc.poll() is not None for n in self.nodes):
+                return "exited"
+            try:
+                return all(http_request(n.http_port, "GET", "/healthz?js-enabled-only=true", timeout=2).status == 200
+                           for n in self.nodes) and "ready"
+            except OSError:
+                return False
+        return wait_for(state, 30, "the NATS cluster to be ready") == "ready"
+
+    def start(self):
+        for attempt in range(3):
+            if self._start_nodes():
+                break
+            for n in self.nodes:  # new ports for everyone (the routes name each other's cluster ports)
+                n.stop()
+            cports = [free_port() for _ in range(3)]
+            for n, cp in zip(self.nodes, cports):
+                n.port, n.http_port, n.cluster_port, n.routes = None, None, cp, cports
+        else:
+            raise AssertionError("the NATS cluster did not start in 3 attempts")
         for _ in range(self.nprocs):
             self.add_chatto(balance=False)
         self.lb.start([c.port for c in self.chattos])
