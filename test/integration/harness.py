@@ -7,6 +7,7 @@ stopped by PID in tearDown (never pkill). Waiting is done by polling with a dead
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -28,9 +29,35 @@ def nats_server_bin():
     return shutil.which("nats-server") or "/usr/sbin/nats-server"
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_EPHEMERAL = _ephemeral_range()
+_rng = random.Random(os.getpid() ^ int(time.time() * 1000))
+
+
 def free_port():
-    """A TCP port that was free a moment ago (bind to port 0 and release it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A TCP port that was free a moment ago. Picked below the kernel's ephemeral range, so the outgoing
+    connections of the processes under test (NATS routes, clients) cannot take it before its owner binds it."""
+    lo = 10000
+    hi = _EPHEMERAL[0] - 1 if _EPHEMERAL[0] > lo + 1000 else 65535
+    for _ in range(200):
+        port = _rng.randint(lo, hi)
+        if _EPHEMERAL[0] <= port <= _EPHEMERAL[1]:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # fall back to the kernel's choice
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
