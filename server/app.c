@@ -244,6 +244,17 @@ app_match_settings(const struct cfg *cfg, struct store_setting *out, char (*num)
     return n;
 }
 
+/* http://host:port spelled as browsers send Origin (no default port), through the same parser as webserver.url */
+static void
+loopback_origin(const char *host, int port, char *buf, size_t len)
+{
+    char u[64];
+
+    snprintf(u, sizeof u, "http://%s:%d", host, port);
+    if (parse_url_origin(u, buf, len) != CH_OK)
+        snprintf(buf, len, "%s", u);
+}
+
 void
 app_accounts_opts(const struct cfg *cfg, struct store *st, struct accounts_opts *ao)
 {
@@ -412,14 +423,8 @@ app_run(struct cfg *cfg, const struct cli_args *args)
      * so both loopback spellings count as our origin until an operator names the real one */
     if (cfg_source_of(cfg, CFG_WEBSERVER_URL) == CFG_SRC_DEFAULT) {
         snprintf(public_url, sizeof public_url, "http://localhost:%d", bound);
-        char u[64];
-        /* spelled as browsers send Origin (no default port): through the same parser as webserver.url */
-        snprintf(u, sizeof u, "http://127.0.0.1:%d", bound);
-        if (parse_url_origin(u, alias4, sizeof alias4) != CH_OK)
-            snprintf(alias4, sizeof alias4, "%s", u);
-        snprintf(u, sizeof u, "http://[::1]:%d", bound);
-        if (parse_url_origin(u, alias6, sizeof alias6) != CH_OK)
-            snprintf(alias6, sizeof alias6, "%s", u);
+        loopback_origin("127.0.0.1", bound, alias4, sizeof alias4);
+        loopback_origin("[::1]", bound, alias6, sizeof alias6);
         env.origin_aliases = aliases;
     } else
         snprintf(public_url, sizeof public_url, "%s", cfg_str(cfg, CFG_WEBSERVER_URL));
@@ -554,8 +559,9 @@ app_run(struct cfg *cfg, const struct cli_args *args)
             log_info("app: %s received; draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             break;
         }
-        if (store_fatal(store, reason, sizeof reason)) {
-            log_error("app: refusing to serve: %s", reason);
+        char why[640];
+        if (store_fatal(store, why, sizeof why)) {
+            log_error("app: refusing to serve: %s", why);
             fatal = true;
             break;
         }

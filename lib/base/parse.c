@@ -20,20 +20,27 @@ skip_ws(const char *p)
     return p;
 }
 
+const char *
+parse_trim(const char *s, size_t *len)
+{
+    size_t n;
+
+    s = skip_ws(s);
+    n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    *len = n;
+    return s;
+}
+
 enum ch_status
 parse_bool(const char *s, bool *out, struct ch_err *err)
 {
     static const char *const yes[] = { "true", "yes", "on", "1" };
     static const char *const no[] = { "false", "no", "off", "0" };
-    const char *t = s;
     size_t n;
+    const char *t = parse_trim(s, &n); /* blanks around are ignored, as for numbers, sizes and durations */
 
-    /* blanks around the value are ignored, as for numbers, sizes and durations */
-    while (*t == ' ' || *t == '\t')
-        t++;
-    n = strlen(t);
-    while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
-        n--;
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
         if (strlen(yes[i]) == n && strncasecmp(t, yes[i], n) == 0) {
             *out = true;

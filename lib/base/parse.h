@@ -14,6 +14,9 @@
 /* true/false, yes/no, on/off, 1/0 (case-insensitive). */
 enum ch_status parse_bool(const char *s, bool *out, struct ch_err *err);
 
+/* s without the blanks (spaces, tabs) around it: where it starts, and its length in *len. */
+const char *parse_trim(const char *s, size_t *len);
+
 /* A decimal integer in [min, max], no trailing garbage. */
 enum ch_status parse_int(const char *s, int64_t min, int64_t max, int64_t *out, struct ch_err *err);
 

@@ -170,16 +170,12 @@ parse_value(const struct cfg_keyinfo *k, const char *s, struct cfg_val *v, struc
             st = parse_url(v->list[i], k->options, err);
         break;
     case CFG_T_ENUM: {
-        const char *p = k->options, *t = s;
+        const char *p = k->options, *t;
         size_t tl;
         bool ok = false;
         /* blanks around the value are ignored and any case is accepted, as for the other types; the value kept
          * is the table's spelling, so readers compare against one form */
-        while (*t == ' ' || *t == '\t')
-            t++;
-        tl = strlen(t);
-        while (tl && (t[tl - 1] == ' ' || t[tl - 1] == '\t'))
-            tl--;
+        t = parse_trim(s, &tl);
         while (*p && !ok) {
             size_t n = strcspn(p, "|");
             ok = tl == n && strncasecmp(p, t, n) == 0;
@@ -230,6 +226,16 @@ cfg_set(struct cfg *c, enum cfg_key k, const char *value, enum cfg_source src, c
     return CH_OK;
 }
 
+/* The key whose environment name is name, or -1. */
+static int
+env_key(const char *name)
+{
+    for (size_t i = 0; i < CFG_KEY_COUNT; i++)
+        if (strcmp(cfg_keyinfo((enum cfg_key)i)->env, name) == 0)
+            return (int)i;
+    return -1;
+}
+
 enum ch_status
 cfg_load_env(struct cfg *c, char *const *envp, const char *const *ignore, struct ch_err *err)
 {
@@ -237,7 +243,7 @@ cfg_load_env(struct cfg *c, char *const *envp, const char *const *ignore, struct
         const char *eq = strchr(*envp, '=');
         char name[128];
         bool skip = false;
-        int k = -1;
+        int k;
 
         if (strncmp(*envp, "CHATTO_", 7) != 0 || !eq)
             continue;
@@ -247,10 +253,7 @@ cfg_load_env(struct cfg *c, char *const *envp, const char *const *ignore, struct
             skip |= strcmp(*ig, name) == 0;
         if (skip)
             continue;
-        for (size_t i = 0; i < CFG_KEY_COUNT && k < 0; i++)
-            if (strcmp(cfg_keyinfo((enum cfg_key)i)->env, name) == 0)
-                k = (int)i;
-        if (k < 0)
+        if ((k = env_key(name)) < 0)
             return ch_err_set(err, CH_EINVAL, NULL,
                               "%s: unknown environment variable (no such config key; see chatto --help)", name);
         enum ch_status st = cfg_set(c, (enum cfg_key)k, eq + 1, CFG_SRC_ENV, name, err);
@@ -273,11 +276,8 @@ env_value(char *v)
 {
     size_t n;
 
-    while (*v == ' ' || *v == '\t')
-        v++;
-    n = strlen(v);
-    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\r'))
-        v[--n] = '\0';
+    v = (char *)parse_trim(v, &n);
+    v[n] = '\0';
     if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) {
         v[n - 1] = '\0';
         v++;
@@ -298,14 +298,14 @@ cfg_load_env_file(struct cfg *c, const char *path, struct ch_err *err)
                           strerror(errno));
     while (st == CH_OK && fgets(line, sizeof line, f)) {
         char *p = line, *eq, origin[600];
-        int k = -1;
+        int k;
 
         lineno++;
         if (!strchr(line, '\n') && !feof(f)) {
             st = ch_err_set(err, CH_EINVAL, NULL, "%s:%d: line too long", path, lineno);
             break;
         }
-        line[strcspn(line, "\n")] = '\0';
+        line[strcspn(line, "\r\n")] = '\0';
         while (*p == ' ' || *p == '\t')
             p++;
         if (!*p || *p == '#' || *p == ';')
@@ -320,10 +320,7 @@ cfg_load_env_file(struct cfg *c, const char *path, struct ch_err *err)
         p[strcspn(p, " \t")] = '\0';
         if (strncmp(p, "CHATTO_", 7) != 0)
             continue; /* the file may hold other variables for other programs */
-        for (size_t i = 0; i < CFG_KEY_COUNT && k < 0; i++)
-            if (strcmp(cfg_keyinfo((enum cfg_key)i)->env, p) == 0)
-                k = (int)i;
-        if (k < 0) {
+        if ((k = env_key(p)) < 0) {
             st = ch_err_set(err, CH_EINVAL, NULL, "%s:%d: %s: unknown variable (no such config key)", path, lineno,
                             p);
             break;

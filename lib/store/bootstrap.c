@@ -110,7 +110,8 @@ update_stream(struct store *st, const char *stream, bool bucket, struct ch_err *
     s = js_UpdateStream(&si2, st->js, si->Config, NULL, &jerr);
     cs = store_map(s, jerr, stream, err);
     if (cs != CH_OK)
-        ch_err_set(err, cs, NULL, "%s: cannot change replicas to %d (nats.replicas): %s", stream, st->replicas,
+        ch_err_set(err, cs, NULL, "%s: cannot update to %d replicas (nats.replicas), direct gets %s: %s", stream,
+                   st->replicas, direct ? "on" : "off",
                    *store_last_error() ? store_last_error() : natsStatus_GetText(s));
     jsStreamInfo_Destroy(si);
     jsStreamInfo_Destroy(si2);

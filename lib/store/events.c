@@ -36,6 +36,28 @@ subject_valid(const char *s)
     return tok > 0;
 }
 
+/* Requests that are safe to repeat are resent every second until the request deadline instead of waiting once
+ * for all of it: while a stream elects a new leader requests go unanswered (or are lost with the old leader),
+ * and the first one sent after the election is answered at once. */
+static int64_t
+attempt_wait(int64_t deadline)
+{
+    int64_t left = deadline - store_now_mono_ms();
+
+    return left < 1000 ? (left > 50 ? left : 50) : 1000;
+}
+
+/* Whether an attempt that ended with s should be repeated (pausing briefly when nobody answered at all). */
+static bool
+resend(natsStatus s, int64_t deadline)
+{
+    if ((s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS) || store_now_mono_ms() + 100 >= deadline)
+        return false;
+    if (s == NATS_NO_RESPONDERS)
+        nats_Sleep(100);
+    return true;
+}
+
 enum ch_status
 store_publish(struct store *st, const char *subject, const void *data, size_t len, const struct store_pub_opts *o,
               uint64_t *seq, bool *dup, struct ch_err *err)
@@ -58,20 +80,13 @@ store_publish(struct store *st, const char *subject, const void *data, size_t le
         po.ExpectLastSubjectSeq = o->expect_subject_seq;
     }
     if (o && o->msg_id) {
-        /* With a message id a resend is safe (the stream drops the duplicate), so instead of one long wait,
-         * resend every second until the deadline: after a stream-leader change the first publish is often lost
-         * with the old leader, and the new one answers a resend at once. */
+        /* with a message id a resend is safe: the stream drops the duplicate */
         int64_t deadline = store_now_mono_ms() + st->timeout_ms;
-        for (;;) {
-            int64_t left = deadline - store_now_mono_ms();
-            po.MaxWait = left < 1000 ? (left > 50 ? left : 50) : 1000;
+        do {
+            po.MaxWait = attempt_wait(deadline);
             jerr = 0;
             s = js_Publish(&ack, st->js, subject, data, (int)len, &po, &jerr);
-            if ((s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS) || store_now_mono_ms() + 100 >= deadline)
-                break;
-            if (s == NATS_NO_RESPONDERS)
-                nats_Sleep(100);
-        }
+        } while (resend(s, deadline));
     } else {
         s = js_Publish(&ack, st->js, subject, data, (int)len, &po, &jerr);
     }
@@ -86,8 +101,7 @@ store_publish(struct store *st, const char *subject, const void *data, size_t le
     return cs;
 }
 
-/* Stream info, asked again every second until the request deadline: while a stream elects a new leader,
- * requests go unanswered, and the one asked after the election is answered at once. */
+/* Stream info, resent until the request deadline (see attempt_wait). */
 static natsStatus
 stream_info(struct store *st, const char *name, jsStreamInfo **si, jsErrCode *jerr)
 {
@@ -96,16 +110,12 @@ stream_info(struct store *st, const char *name, jsStreamInfo **si, jsErrCode *je
     natsStatus s;
 
     jsOptions_Init(&jo);
-    for (;;) {
-        int64_t left = deadline - store_now_mono_ms();
-        jo.Wait = left < 1000 ? (left > 50 ? left : 50) : 1000;
+    do {
+        jo.Wait = attempt_wait(deadline);
         *jerr = 0;
         s = js_GetStreamInfo(si, st->js, name, &jo, jerr);
-        if ((s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS) || store_now_mono_ms() + 100 >= deadline)
-            return s;
-        if (s == NATS_NO_RESPONDERS)
-            nats_Sleep(100);
-    }
+    } while (resend(s, deadline));
+    return s;
 }
 
 enum ch_status

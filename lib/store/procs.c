@@ -87,21 +87,20 @@ record_find(const char *rec, size_t len, const char *name, char *fp)
     return false;
 }
 
-/* Compare our record with another process's; the first differing setting's name goes into `name`. */
+/* Compare our record with another process's; the first setting whose fingerprint differs goes into name.
+ * A setting the other record lacks (an older version) is not compared. */
 static bool
 records_differ(const char *mine, const char *theirs, size_t theirs_len, char *name, size_t namelen)
 {
-    const char *p = strchr(mine, '\n');
-
-    while (p && *++p) {
+    for (const char *p = strchr(mine, '\n'); p && *++p;) {
         const char *sp = strchr(p, ' '), *eol = strchr(p, '\n');
-        char key[128], ours[2 * FP_BYTES + 1], other[2 * FP_BYTES + 1];
-        if (!sp || !eol || (size_t)(sp - p) >= sizeof key)
+        char key[128], other[2 * FP_BYTES + 1];
+
+        if (!sp || !eol || (size_t)(sp - p) >= sizeof key || eol - sp - 1 != 2 * FP_BYTES)
             break;
         memcpy(key, p, (size_t)(sp - p));
         key[sp - p] = '\0';
-        if (record_find(mine, strlen(mine), key, ours) && record_find(theirs, theirs_len, key, other)
-            && strcmp(ours, other) != 0) {
+        if (record_find(theirs, theirs_len, key, other) && memcmp(sp + 1, other, 2 * FP_BYTES) != 0) {
             snprintf(name, namelen, "%s", key);
             return true;
         }

@@ -346,29 +346,34 @@ send_simple(struct ws_conn *c, const char *type, const char *k, const char *v)
     conn_send_json(c, o);
 }
 
-/* A reader too slow to keep up: its close frame goes ahead of the backlog it will never read. */
+/* Stop sending events and close: after the backlog, or ahead of it (a reader too slow to keep up would never
+ * read its way to the close frame). */
 static void
-conn_abort(struct ws_conn *c, uint16_t code, const char *reason)
+conn_end(struct ws_conn *c, uint16_t code, const char *reason, bool ahead)
 {
     if (c->gone || c->doomed)
         return;
     c->doomed = true;
     c->doom_at = now_ms();
-    wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason, strlen(reason));
+    if (ahead) {
+        wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason, strlen(reason));
+    } else {
+        c->close_code = code; /* queued by conn_flush once the messages before it are out */
+        c->close_reason = reason;
+    }
     conn_flush(c);
 }
 
-/* Queue a close frame (after any backlog) and stop sending events. */
+static void
+conn_abort(struct ws_conn *c, uint16_t code, const char *reason)
+{
+    conn_end(c, code, reason, true);
+}
+
 static void
 conn_close(struct ws_conn *c, uint16_t code, const char *reason)
 {
-    if (c->gone || c->doomed)
-        return;
-    c->doomed = true;
-    c->doom_at = now_ms();
-    c->close_code = code;
-    c->close_reason = reason;
-    conn_flush(c);
+    conn_end(c, code, reason, false);
 }
 
 /* ---- per-user registry and presence ---- */

@@ -45,6 +45,7 @@ class External(TestCase):
         b.start(wait_ready=False)
         self.assertEqual(b.proc.wait(30), 2, b.stderr())
         self.assertIn("core.secret_key differs from the value used by the running Chatto process", b.stderr())
+        self.assertIn("stop all processes before changing it everywhere", b.stderr())  # the advice, whole
         self.assertNotIn("a-different-core-secret", b.stderr())
         # the same values are welcome
         c = self.chatto(embedded=False, env=external_env(n.url))

@@ -17,8 +17,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (FAST_AUTH, SHARED_SECRETS, Chatto, NatsServer, free_port, http_request,  # noqa: E402
-                     wait_for)
+from harness import (FAST_AUTH, SHARED_SECRETS, Chatto, Endpoint, NatsServer, free_port,  # noqa: E402
+                     http_request, wait_for)
 
 NATS_TOKEN = "cluster-test-token-0123456789"
 
@@ -54,8 +54,9 @@ class Node(NatsServer):
         return None
 
 
-class Balancer:
-    """nginx, round-robin over the chatto processes, with WebSocket upgrade; reloaded on membership changes."""
+class Balancer(Endpoint):
+    """nginx, round-robin over the chatto processes, with WebSocket upgrade; reloaded on membership changes.
+    To harness.Client it looks like one chatto process."""
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="chatto-nginx-")
@@ -148,17 +149,6 @@ http {{
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    # the balancer looks like a chatto process to harness.Client
-    def get(self, path, headers=None, timeout=10):
-        return http_request(self.port, "GET", path, headers=headers, timeout=timeout)
-
-    def post(self, path, body=None, headers=None, timeout=10):
-        return http_request(self.port, "POST", path, body=body, headers=headers, timeout=timeout)
-
-    def connect(self, method, body=None, headers=None, timeout=10):
-        h = {"Content-Type": "application/json"}
-        h.update(headers or {})
-        return self.post("/api/connect/" + method, body if body is not None else {}, h, timeout)
 
 
 class Cluster:

@@ -205,7 +205,23 @@ class NatsServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class Chatto:
+class Endpoint:
+    """Something serving Chatto's HTTP API on 127.0.0.1:self.port (a chatto process, or a load balancer)."""
+
+    def get(self, path, headers=None, timeout=10):
+        return http_request(self.port, "GET", path, headers=headers, timeout=timeout)
+
+    def post(self, path, body=None, headers=None, timeout=10):
+        return http_request(self.port, "POST", path, body=body, headers=headers, timeout=timeout)
+
+    def connect(self, method, body=None, headers=None, timeout=10):
+        """Call a Connect method, e.g. connect("chatto.discovery.v1.ServerDiscoveryService/GetServer", {})."""
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        return self.post("/api/connect/" + method, body if body is not None else {}, h, timeout)
+
+
+class Chatto(Endpoint):
     """The real chatto binary. Configure with args, env and an optional config file text."""
 
     def __init__(self, args=(), env=None, config=None, embedded=True, data_dir=None, port=None):
@@ -266,18 +282,6 @@ class Chatto:
             except FileNotFoundError:
                 pass
         return None
-
-    def get(self, path, headers=None, timeout=10):
-        return http_request(self.port, "GET", path, headers=headers, timeout=timeout)
-
-    def post(self, path, body=None, headers=None, timeout=10):
-        return http_request(self.port, "POST", path, body=body, headers=headers, timeout=timeout)
-
-    def connect(self, method, body=None, headers=None, timeout=10):
-        """Call a Connect method, e.g. connect("chatto.discovery.v1.ServerDiscoveryService/GetServer", {})."""
-        h = {"Content-Type": "application/json"}
-        h.update(headers or {})
-        return self.post("/api/connect/" + method, body if body is not None else {}, h, timeout)
 
     def stdout(self):
         return self._read(self.stdout_path)
