@@ -19,5 +19,6 @@ deb: $(GENDOC)
 	$(Q)packaging/build-deb.sh $(DEB_BUILD)/chatto $(GENDOC) $(B) >/dev/null
 	@echo "  DEB   $(DEB_FILE)"
 
-test-package: deps-test deb
+test-package: deps-test
+	$(Q)$(MAKE) --no-print-directory deb
 	$(Q)python3 test/run_tests.py --build $(B) --integration-only --filter 90_package
