@@ -35,7 +35,7 @@ endif
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
-.PHONY: bench all run test test-unit test-integration asan test-asan tsan clean install deps deps-test help \
+.PHONY: bench all run test test-unit test-integration asan test-asan tsan test-tsan clean install deps deps-test help \
         check-docs docs check-headers cluster bench-cluster
 
 all: $(B)/chatto
@@ -48,7 +48,7 @@ help:
 	@echo "  test-unit         C unit tests (cmocka)"
 	@echo "  test-integration  Python integration tests against the real binary and a real nats-server"
 	@echo "  asan / test-asan  build / test with AddressSanitizer + UndefinedBehaviorSanitizer"
-	@echo "  tsan              build with ThreadSanitizer"
+	@echo "  tsan / test-tsan  build / test (unit + chat, realtime, stall, cluster suites) with ThreadSanitizer"
 	@echo "  bench             post/history latency and throughput vs raw JetStream (needs wrk)"
 	@echo "  bench-cluster     post and fan-out throughput with 1 vs 3 processes on a 3-node NATS cluster"
 	@echo "  cluster           run 3 NATS nodes, 3 chatto processes and nginx in front; prints the URL"
@@ -140,7 +140,17 @@ test-asan: deps-test
 	    python3 test/run_tests.py --build build/asan --sanitizer $(if $(TESTS),--filter '$(TESTS)')
 
 tsan:
-	$(Q)$(MAKE) --no-print-directory B=build/tsan CC=clang OPT="-O1 -g" SAN="-fsanitize=thread" all
+	$(Q)$(MAKE) --no-print-directory B=build/tsan CC=clang OPT="-O1 -g" SAN="-fsanitize=thread" \
+	    all $(addprefix build/tsan/test/,$(notdir $(UNIT_BIN)))
+
+# ThreadSanitizer over the unit tests and the suites where threads meet: chat, realtime, the stall tests and the
+# cluster. test/tsan.supp silences only libraries we do not own (each entry says why).
+TSAN_SUITES := 45_stall,60_chat,70_realtime,75_websocket,85_cluster
+test-tsan: deps-test
+	$(Q)$(MAKE) --no-print-directory tsan
+	$(Q)TSAN_OPTIONS="suppressions=$(CURDIR)/test/tsan.supp halt_on_error=0 second_deadlock_stack=1 history_size=4" \
+	    python3 test/run_tests.py --build build/tsan --sanitizer --filter '$(if $(TESTS),$(TESTS),$(TSAN_SUITES))' \
+	        $(if $(TESTS),,--all-unit)
 
 docs: $(GENDOC)
 	$(Q)$(GENDOC) ini > etc/chatto.ini

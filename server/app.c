@@ -6,11 +6,16 @@
  *
  * Threads in this process:
  *   main               app_run: sigwait loop, readiness log, start/stop
- *   MHD-worker x N     HTTP handlers (server/http, server/api); may block on storage
+ *   MHD               accepts HTTP connections (libmicrohttpd's internal thread)
+ *   MHD-connection     one per HTTP connection: HTTP handlers (server/http, server/api); may block on storage,
+ *                      which holds up only that connection; gone once a WebSocket is handed to ws-loop
  *   nats-supervisor    owns the nats-server child (embedded mode only)
  *   store-keeper       bootstraps streams and buckets once connected; subscribes stream followers
+ *   store-health       asks JetStream a few times a second; /readyz reads what it found
  *   kv watchers        one thread per KV watch (users, read positions, presence, revoked tokens)
- *   ws-loop            every WebSocket (epoll + wslay); ws-auth checks hello tokens
+ *   ws-loop            every WebSocket (epoll + wslay): moves bytes, never waits on NATS (server/ws)
+ *   rt-worker          realtime: replay ring, resume, typing, presence, audiences (lib/realtime); no NATS calls
+ *   rt-io              realtime's NATS calls: hello token checks, this process's presence entries
  *   chat eraser        erases bodies of deleted messages a crashed deleter left behind
  *   nats.c threads     connection reader/flusher/timers and subscription callbacks (our callbacks run there)
  * SIGTERM, SIGINT and SIGHUP are blocked before any thread starts, so only main receives them (sigwait).
@@ -43,7 +48,8 @@
 #include "store/store.h"
 #include "supervisor.h"
 #include "web.h"
-#include "ws/hub.h"
+#include "realtime/realtime.h"
+#include "ws/ws.h"
 #include "version.h"
 
 extern char **environ;
@@ -309,16 +315,6 @@ raise_nofile(void)
     }
 }
 
-static int
-default_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-    /* handlers block on JetStream round trips, so we want more threads than cores */
-    n = n > 0 ? n * 4 : 8;
-    return n < 8 ? 8 : (int)(n > 64 ? 64 : n);
-}
-
 /* SIGHUP: re-read the configuration and apply what can change without a restart (log level and format). */
 static void
 reload(const struct cli_args *args, const struct cfg *cur)
@@ -360,7 +356,8 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     struct store *store = NULL;
     struct accounts *accounts = NULL;
     struct chat *chat = NULL;
-    struct hub *hub = NULL;
+    struct rt *rt = NULL;
+    struct ws *ws = NULL;
     struct web *web = NULL;
     struct netaddr_set *proxies = NULL;
     struct ch_err err = { 0 };
@@ -490,11 +487,16 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     }
     env.chat = chat;
     accounts_set_user_cache(accounts, lookup_user, chat);
-    struct hub_opts hop = {
-        .accounts = accounts,
-        .chat = chat,
+    struct rt_opts rto = {
         .store = store,
+        .chat = chat,
+        .accounts = accounts,
         .instance = instance,
+        .replay_events = (size_t)cfg_int(cfg, CFG_REALTIME_REPLAY_EVENTS),
+        .typing_ms = cfg_int(cfg, CFG_REALTIME_TYPING_TIMEOUT),
+        .presence_ms = cfg_int(cfg, CFG_REALTIME_PRESENCE_INTERVAL),
+    };
+    struct ws_opts wso = {
         .max_connections = (int)cfg_int(cfg, CFG_REALTIME_MAX_CONNECTIONS),
         .ping_ms = cfg_int(cfg, CFG_REALTIME_PING_INTERVAL),
         .idle_ms = cfg_int(cfg, CFG_REALTIME_IDLE_TIMEOUT),
@@ -503,15 +505,19 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         .queue_hard = (size_t)cfg_int(cfg, CFG_REALTIME_SEND_QUEUE_HARD),
         .queue_soft = (size_t)cfg_int(cfg, CFG_REALTIME_SEND_QUEUE_SOFT),
         .soft_grace_ms = cfg_int(cfg, CFG_REALTIME_SEND_QUEUE_GRACE),
-        .replay_events = (size_t)cfg_int(cfg, CFG_REALTIME_REPLAY_EVENTS),
-        .typing_ms = cfg_int(cfg, CFG_REALTIME_TYPING_TIMEOUT),
-        .presence_ms = cfg_int(cfg, CFG_REALTIME_PRESENCE_INTERVAL),
     };
-    if (hub_start(&hop, &hub, &err) != CH_OK) {
+    /* the domain first, then the transport it hands frames to, then the domain's threads and feeds */
+    if (rt_new(&rto, &rt, &err) != CH_OK) {
         log_error("app: %s", err.msg);
         goto out;
     }
-    env.hub = hub;
+    env.rt = rt;
+    wso.rt = rt;
+    if (ws_start(&wso, &ws, &err) != CH_OK || rt_start(rt, ws_transport(), ws, &err) != CH_OK) {
+        log_error("app: %s", err.msg);
+        goto out;
+    }
+    env.ws = ws;
     char ws_origin[600];
     snprintf(ws_origin, sizeof ws_origin, "%s%s", strncmp(origin, "https://", 8) ? "ws://" : "wss://",
              strstr(origin, "://") ? strstr(origin, "://") + 3 : origin);
@@ -524,7 +530,6 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     /* env is complete: from here on worker threads read it, nobody writes it */
     struct http_opts ho = {
         .listen_fd = listen_fd,
-        .threads = cfg_int(cfg, CFG_WEBSERVER_THREADS) ? (int)cfg_int(cfg, CFG_WEBSERVER_THREADS) : default_threads(),
         .max_connections = (int)cfg_int(cfg, CFG_WEBSERVER_MAX_CONNECTIONS),
         .max_connections_per_ip = (int)cfg_int(cfg, CFG_WEBSERVER_MAX_CONNECTIONS_PER_IP),
         .connection_timeout_ms = cfg_int(cfg, CFG_WEBSERVER_CONNECTION_TIMEOUT),
@@ -539,7 +544,11 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         goto out;
     }
     listen_fd = -1; /* the daemon owns it now */
-    log_info("http: listening on %s:%d (%d threads)", cfg_str(cfg, CFG_WEBSERVER_BIND_ADDRESS), bound, ho.threads);
+    log_info("http: listening on %s:%d (a thread per connection, at most %d connections)",
+             cfg_str(cfg, CFG_WEBSERVER_BIND_ADDRESS), bound, ho.max_connections);
+    if (cfg_source_of(cfg, CFG_WEBSERVER_THREADS) != CFG_SRC_DEFAULT)
+        log_warn("app: webserver.threads is ignored: every HTTP connection has a thread of its own (bounded by "
+                 "webserver.max_connections); remove the setting");
 
     /* main loop: signals, and one log line per readiness change */
     bool was_ready = false, announced = false, fatal = false;
@@ -582,19 +591,22 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         was_ready = ready;
     }
 
-    /* drain: stop taking connections, let requests finish, then storage, then the child */
+    /* drain: stop taking connections, say goodbye to WebSockets, let requests finish (up to shutdown_timeout),
+     * then close NATS, which releases any handler still waiting on it, then stop the rest and the child */
     sd_notify_msg("STOPPING=1\nSTATUS=draining");
     atomic_store(&env.draining, true);
     http_quiesce(http);
-    hub_stop(hub); /* WebSockets get 1001 before the daemon stops (it would drop them) */
-    hub = NULL;
-    http_stop(http, cfg_int(cfg, CFG_WEBSERVER_SHUTDOWN_TIMEOUT));
-    http = NULL;
+    ws_quiesce(ws);       /* WebSockets get 1001 before the daemon stops (it would drop them) */
+    rt_quiesce(rt, 2000); /* ... and their users' presence goes, while NATS answers */
+    http_wait_idle(http, cfg_int(cfg, CFG_WEBSERVER_SHUTDOWN_TIMEOUT));
     rc = fatal ? 2 : 0;
 out:
     if (listen_fd >= 0)
         close(listen_fd);
-    hub_stop(hub);
+    ws_quiesce(ws);
+    store_shutdown(store, 2000);
+    rt_stop(rt); /* nothing calls the transport after this */
+    ws_stop(ws);
     http_stop(http, 0);
     chat_free(chat);
     web_free(web);

@@ -184,18 +184,61 @@ on_follow_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *clo
     natsMsg_Destroy(msg);
 }
 
+void
+store_sub_done_init(struct store_sub_done *d)
+{
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cv, NULL);
+    d->done = false;
+}
+
+void
+store_sub_done_destroy(struct store_sub_done *d)
+{
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+}
+
+void
+store_sub_done_cb(void *closure)
+{
+    struct store_sub_done *d = closure;
+
+    pthread_mutex_lock(&d->mu);
+    d->done = true;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+void
+store_sub_done_wait(struct store_sub_done *d, int64_t timeout_ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&d->mu);
+    while (!d->done)
+        if (pthread_cond_timedwait(&d->cv, &d->mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* Subscribe f (NATS round trips: stream info, consumer creation). Called without any lock held. */
 static enum ch_status
-follower_subscribe(struct store_follower *f, struct ch_err *err)
+follower_subscribe(struct store_follower *f, natsSubscription **sub, uint64_t *last, struct ch_err *err)
 {
     struct store *st = f->st;
     jsSubOptions so;
     jsErrCode jerr = 0;
     natsStatus s;
-    uint64_t last = 0;
     enum ch_status cs;
     char subj[64];
 
-    if ((cs = store_last_seq(st, f->stream, &last, err)) != CH_OK)
+    if ((cs = store_last_seq(st, f->stream, last, err)) != CH_OK)
         return cs;
     jsSubOptions_Init(&so);
     so.Stream = store_stream_name(f->stream);
@@ -205,26 +248,48 @@ follower_subscribe(struct store_follower *f, struct ch_err *err)
      * elsewhere. nats.c's default (5 s, reset after two misses) would leave this process blind for ~10 s */
     so.Config.Heartbeat = 1000LL * 1000000LL;
     snprintf(subj, sizeof subj, "%s", f->stream == STORE_S_EVENTS ? "chatto.ev.>" : ">");
-    s = js_Subscribe(&f->sub, st->js, subj, on_follow_msg, f, NULL, &so, &jerr);
+    s = js_Subscribe(sub, st->js, subj, on_follow_msg, f, NULL, &so, &jerr);
     if (s != NATS_OK)
         return store_map(s, jerr, "follow", err);
-    natsSubscription_SetPendingLimits(f->sub, -1, -1); /* a replay must never be dropped as a slow consumer */
-    atomic_store(&f->target, last);
+    natsSubscription_SetPendingLimits(*sub, -1, -1); /* a replay must never be dropped as a slow consumer */
+    natsSubscription_SetOnCompleteCB(*sub, store_sub_done_cb, &f->done);
     return CH_OK;
 }
 
 void
 store_followers_attach(struct store *st)
 {
-    pthread_mutex_lock(&st->mu);
-    for (struct store_follower *f = st->followers; f; f = f->next) {
+    for (;;) {
+        struct store_follower *f;
+        natsSubscription *sub = NULL;
+        uint64_t last = 0;
         struct ch_err err = { 0 };
-        if (f->sub)
-            continue;
-        if (follower_subscribe(f, &err) != CH_OK)
+        enum ch_status cs;
+
+        /* claim one unsubscribed follower, then subscribe it with the lock released: /readyz, the connection
+         * callbacks and store_follower_stop must never wait behind a NATS round trip */
+        pthread_mutex_lock(&st->mu);
+        for (f = st->followers; f && (f->sub || f->attaching); f = f->next)
+            ;
+        if (f)
+            f->attaching = true;
+        pthread_mutex_unlock(&st->mu);
+        if (!f)
+            return;
+        cs = follower_subscribe(f, &sub, &last, &err);
+        pthread_mutex_lock(&st->mu);
+        f->attaching = false;
+        if (cs == CH_OK) {
+            atomic_store(&f->target, last);
+            f->sub = sub;
+        }
+        pthread_cond_broadcast(&st->attach_cv);
+        pthread_mutex_unlock(&st->mu);
+        if (cs != CH_OK) {
             log_warn("store: cannot follow %s yet: %s", store_stream_name(f->stream), err.msg);
+            return; /* the keeper tries again in a second */
+        }
     }
-    pthread_mutex_unlock(&st->mu);
 }
 
 enum ch_status
@@ -239,6 +304,7 @@ store_follow(struct store *st, enum store_stream s, store_follow_fn fn, void *ct
     f->stream = s;
     f->fn = fn;
     f->ctx = ctx;
+    store_sub_done_init(&f->done);
     pthread_mutex_lock(&st->mu);
     f->next = st->followers;
     st->followers = f;
@@ -271,21 +337,29 @@ void
 store_follower_stop(struct store_follower *f)
 {
     struct store *st;
+    natsSubscription *sub;
 
     if (!f)
         return;
     st = f->st;
     pthread_mutex_lock(&st->mu);
+    while (f->attaching) /* the keeper is subscribing it right now: let it finish */
+        pthread_cond_wait(&st->attach_cv, &st->mu);
     for (struct store_follower **p = &st->followers; *p; p = &(*p)->next)
         if (*p == f) {
             *p = f->next;
             break;
         }
+    sub = f->sub;
+    f->sub = NULL;
     pthread_mutex_unlock(&st->mu);
-    if (f->sub) {
-        natsSubscription_Unsubscribe(f->sub);
-        natsSubscription_Destroy(f->sub);
+    if (sub) {
+        natsSubscription_Unsubscribe(sub);
+        /* the handler may be running on nats.c's thread right now: f (and its ctx) live until it returned */
+        store_sub_done_wait(&f->done, 5000);
+        natsSubscription_Destroy(sub);
     }
+    store_sub_done_destroy(&f->done);
     free(f);
 }
 
@@ -315,9 +389,11 @@ watch_main(void *arg)
                 continue;
             }
             kvWatchOptions_Init(&o);
+            if (store_closing(w->st))
+                break; /* the connection is going away: nothing more will come */
             if (kvStore_Watch(&kw, w->st->kv[w->bucket], w->filter, &o) != NATS_OK) {
                 kw = NULL;
-                nanosleep(&(struct timespec){ 0, 500 * 1000000L }, NULL);
+                nanosleep(&(struct timespec){ 0, 200 * 1000000L }, NULL);
                 continue;
             }
         }
@@ -388,7 +464,9 @@ store_kv_watch_stop(struct store_watch *w)
 struct store_sub {
     struct store *st;
     char *subject;
-    natsSubscription *sub; /* set once the connection is up (under st->mu) */
+    natsSubscription *sub; /* under st->mu: set once subscribed (the connection was up) */
+    bool attaching;        /* under st->mu: being subscribed, without the lock */
+    struct store_sub_done done;
     store_sub_fn fn;
     void *ctx;
     struct store_sub *next;
@@ -418,18 +496,33 @@ on_core_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closu
 void
 store_subs_attach(struct store *st)
 {
-    if (!store_connected(st))
-        return;
-    pthread_mutex_lock(&st->mu);
-    for (struct store_sub *s = st->subs; s; s = s->next) {
-        if (s->sub)
-            continue;
-        if (natsConnection_Subscribe(&s->sub, st->nc, s->subject, on_core_msg, s) != NATS_OK) {
-            s->sub = NULL;
+    while (store_connected(st)) {
+        struct store_sub *s;
+        natsSubscription *sub = NULL;
+        natsStatus ns;
+
+        pthread_mutex_lock(&st->mu);
+        for (s = st->subs; s && (s->sub || s->attaching); s = s->next)
+            ;
+        if (s)
+            s->attaching = true;
+        pthread_mutex_unlock(&st->mu);
+        if (!s)
+            return;
+        ns = natsConnection_Subscribe(&sub, st->nc, s->subject, on_core_msg, s);
+        if (ns == NATS_OK)
+            natsSubscription_SetOnCompleteCB(sub, store_sub_done_cb, &s->done);
+        pthread_mutex_lock(&st->mu);
+        s->attaching = false;
+        if (ns == NATS_OK)
+            s->sub = sub;
+        pthread_cond_broadcast(&st->attach_cv);
+        pthread_mutex_unlock(&st->mu);
+        if (ns != NATS_OK) {
             log_warn("store: cannot subscribe to %s yet: %s", s->subject, store_last_error());
+            return;
         }
     }
-    pthread_mutex_unlock(&st->mu);
 }
 
 enum ch_status
@@ -445,6 +538,7 @@ store_core_subscribe(struct store *st, const char *subject, store_sub_fn fn, voi
     s->st = st;
     s->fn = fn;
     s->ctx = ctx;
+    store_sub_done_init(&s->done);
     pthread_mutex_lock(&st->mu);
     s->next = st->subs;
     st->subs = s;
@@ -459,21 +553,28 @@ void
 store_core_unsubscribe(struct store_sub *s)
 {
     struct store *st;
+    natsSubscription *sub;
 
     if (!s)
         return;
     st = s->st;
     pthread_mutex_lock(&st->mu);
+    while (s->attaching)
+        pthread_cond_wait(&st->attach_cv, &st->mu);
     for (struct store_sub **p = &st->subs; *p; p = &(*p)->next)
         if (*p == s) {
             *p = s->next;
             break;
         }
+    sub = s->sub;
+    s->sub = NULL;
     pthread_mutex_unlock(&st->mu);
-    if (s->sub) {
-        natsSubscription_Unsubscribe(s->sub);
-        natsSubscription_Destroy(s->sub);
+    if (sub) {
+        natsSubscription_Unsubscribe(sub);
+        store_sub_done_wait(&s->done, 5000);
+        natsSubscription_Destroy(sub);
     }
+    store_sub_done_destroy(&s->done);
     free(s->subject);
     free(s);
 }

@@ -177,7 +177,7 @@ store_procs_refresh(struct store *st)
 void
 store_procs_leave(struct store *st)
 {
-    if (st->proc_record && st->kv[STORE_B_PROCS] && store_connected(st) && !st->fatal[0])
+    if (st->proc_record && st->kv[STORE_B_PROCS] && store_answering(st) && !st->fatal[0])
         kvStore_Delete(st->kv[STORE_B_PROCS], st->proc_key);
     free(st->proc_record);
     st->proc_record = NULL;

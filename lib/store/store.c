@@ -112,6 +112,7 @@ on_connected(natsConnection *nc, void *closure)
 
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     log_info("nats: connected to %s", url);
+    atomic_store(&st->up, true);
     pthread_mutex_lock(&st->mu);
     st->connect_error[0] = '\0';
     pthread_cond_signal(&st->cv);
@@ -124,6 +125,7 @@ on_disconnected(natsConnection *nc, void *closure)
     struct store *st = closure;
 
     (void)nc;
+    atomic_store(&st->up, false);
     /* nats.c also calls this on a normal close; that is not news */
     if (!atomic_load(&st->closing))
         log_warn("nats: disconnected; reconnecting in the background");
@@ -132,9 +134,10 @@ on_disconnected(natsConnection *nc, void *closure)
 static void
 on_reconnected(natsConnection *nc, void *closure)
 {
+    struct store *st = closure;
     char url[256] = "";
 
-    (void)closure;
+    atomic_store(&st->up, true);
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     log_info("nats: reconnected to %s", url);
 }
@@ -145,26 +148,39 @@ on_error(natsConnection *nc, natsSubscription *sub, natsStatus s, void *closure)
     struct store *st = closure;
     int64_t now = store_now_mono_ms();
     long quiet = 0;
-    bool say;
+    bool say = false;
+    size_t slot = 0;
 
     (void)nc;
     (void)sub;
-    /* During a failover every subscription reports the same thing (e.g. missed heartbeats) several times a
-     * second: say it once, then at most every 30 s with how many were not logged. */
+    /* During a failover every subscription reports the same few things (missed heartbeats, timeouts) several
+     * times a second, often alternating: say each kind once, then at most every 30 s with how many were not
+     * logged. Eight kinds are remembered; a ninth takes the slot logged longest ago. */
     pthread_mutex_lock(&st->err_mu);
-    say = s != st->err_last || now - st->err_logged_ms >= 30000;
-    if (say) {
-        quiet = st->err_quiet;
-        st->err_quiet = 0;
-        st->err_last = s;
-        st->err_logged_ms = now;
+    for (size_t i = 0; i < sizeof st->errs / sizeof st->errs[0]; i++) {
+        if (st->errs[i].status == s && st->errs[i].logged_ms) {
+            slot = i;
+            break;
+        }
+        if (st->errs[i].logged_ms < st->errs[slot].logged_ms)
+            slot = i;
+    }
+    if (st->errs[slot].status != s || !st->errs[slot].logged_ms) {
+        st->errs[slot].status = s;
+        st->errs[slot].quiet = 0;
+        st->errs[slot].logged_ms = 0;
+    }
+    if (!st->errs[slot].logged_ms || now - st->errs[slot].logged_ms >= 30000) {
+        say = true;
+        quiet = st->errs[slot].quiet;
+        st->errs[slot].quiet = 0;
+        st->errs[slot].logged_ms = now ? now : 1;
     } else {
-        st->err_quiet++;
+        st->errs[slot].quiet++;
     }
     pthread_mutex_unlock(&st->err_mu);
     if (say && quiet)
-        log_warn("nats: asynchronous error: %s (and %ld more asynchronous errors in the last 30 s)",
-                 natsStatus_GetText(s), quiet);
+        log_warn("nats: asynchronous error: %s (%ld more in the last 30 s)", natsStatus_GetText(s), quiet);
     else if (say)
         log_warn("nats: asynchronous error: %s", natsStatus_GetText(s));
 }
@@ -175,6 +191,7 @@ on_closed(natsConnection *nc, void *closure)
     struct store *st = closure;
 
     (void)nc;
+    atomic_store(&st->up, false);
     pthread_mutex_lock(&st->closed_mu);
     st->closed = true;
     pthread_cond_signal(&st->closed_cv);
@@ -275,6 +292,19 @@ keeper_main(void *arg)
     return NULL;
 }
 
+static void store_free(struct store *st);
+static void wait_closed(struct store *st, int64_t timeout_ms);
+
+static void
+stop_keeper(struct store *st)
+{
+    pthread_mutex_lock(&st->mu);
+    st->stop = true;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    pthread_join(st->keeper, NULL);
+}
+
 static enum ch_status
 set_auth(struct store *st, natsOptions *opts, const struct store_opts *o, struct ch_err *err)
 {
@@ -324,8 +354,10 @@ store_open(const struct store_opts *o, struct store **out, struct ch_err *err)
     if (!st)
         return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
     pthread_mutex_init(&st->mu, NULL);
-    pthread_mutex_init(&st->check_mu, NULL);
+    pthread_mutex_init(&st->hmu, NULL);
     pthread_cond_init(&st->cv, NULL);
+    pthread_cond_init(&st->attach_cv, NULL);
+    pthread_cond_init(&st->hcv, NULL);
     pthread_mutex_init(&st->closed_mu, NULL);
     pthread_cond_init(&st->closed_cv, NULL);
     pthread_mutex_init(&st->err_mu, NULL);
@@ -381,6 +413,7 @@ store_open(const struct store_opts *o, struct store **out, struct ch_err *err)
     }
     if (s == NATS_OK) {
         char url[256] = "";
+        atomic_store(&st->up, true);
         natsConnection_GetConnectedUrl(st->nc, url, sizeof url);
         log_info("nats: connected to %s", url);
     } else if (s != NATS_NOT_YET_CONNECTED) {
@@ -400,10 +433,45 @@ store_open(const struct store_opts *o, struct store **out, struct ch_err *err)
         cs = ch_err_set(err, CH_EINTERNAL, NULL, "cannot start the store-keeper thread");
         goto fail;
     }
+    pthread_setname_np(st->keeper, "store-keeper");
+    if ((cs = store_health_start(st, err)) != CH_OK) {
+        stop_keeper(st);
+        goto fail;
+    }
     *out = st;
     return CH_OK;
 fail:
     jsCtx_Destroy(st->js);
+    store_free(st);
+    return cs;
+}
+
+/* Close the connection and wait for nats.c's closed callback (it runs on nats.c's thread after Close returns, and
+ * uses st), then free what the store owns. Used by store_close and by store_open's failure path. */
+static void
+wait_closed(struct store *st, int64_t timeout_ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&st->closed_mu);
+    while (!st->closed)
+        if (pthread_cond_timedwait(&st->closed_cv, &st->closed_mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&st->closed_mu);
+}
+
+static void
+store_free(struct store *st)
+{
+    if (st->nc) {
+        natsConnection_Close(st->nc);
+        wait_closed(st, 5000);
+    }
     natsConnection_Destroy(st->nc);
     natsOptions_Destroy(st->opts);
     if (st->nkey_seed) {
@@ -411,8 +479,41 @@ fail:
         free(st->nkey_seed);
     }
     free(st->proc_record);
+    pthread_mutex_destroy(&st->mu);
+    pthread_mutex_destroy(&st->hmu);
+    pthread_cond_destroy(&st->cv);
+    pthread_cond_destroy(&st->attach_cv);
+    pthread_cond_destroy(&st->hcv);
+    pthread_mutex_destroy(&st->closed_mu);
+    pthread_cond_destroy(&st->closed_cv);
+    pthread_mutex_destroy(&st->err_mu);
     free(st);
-    return cs;
+}
+
+void
+store_shutdown(struct store *st, int64_t drain_ms)
+{
+    if (!st || atomic_exchange(&st->closing, true))
+        return;
+    store_health_stop(st);
+    /* leave the process registry while NATS answers (a record left behind expires by itself) */
+    if (store_answering(st))
+        store_procs_leave(st);
+    /* A drain flushes what we published and then closes; with the server gone or stalled it would only wait.
+     * Either way the connection ends here, and every call still waiting on it (a keeper round, a watcher, an HTTP
+     * handler) returns at once instead of running out its request timeout. */
+    if (store_answering(st))
+        natsConnection_DrainTimeout(st->nc, drain_ms);
+    else
+        natsConnection_Close(st->nc);
+    wait_closed(st, drain_ms + 1000);
+    stop_keeper(st);
+}
+
+bool
+store_closing(struct store *st)
+{
+    return st && atomic_load(&st->closing);
 }
 
 void
@@ -420,42 +521,13 @@ store_close(struct store *st)
 {
     if (!st)
         return;
-    atomic_store(&st->closing, true);
-    pthread_mutex_lock(&st->mu);
-    st->stop = true;
-    pthread_cond_signal(&st->cv);
-    pthread_mutex_unlock(&st->mu);
-    pthread_join(st->keeper, NULL);
-    store_procs_leave(st);
+    store_shutdown(st, 2000);
+    store_procs_leave(st); /* frees the record if the registry was not reachable */
     for (int i = 0; i < STORE_B_COUNT; i++)
         kvStore_Destroy(st->kv[i]);
     jsCtx_Destroy(st->js);
-    if (store_connected(st))
-        natsConnection_DrainTimeout(st->nc, 2000);
-    natsConnection_Close(st->nc);
-    /* nats.c runs the disconnected and closed callbacks on its own thread, after Close returns: st must live
-     * until they have run */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 5;
-    pthread_mutex_lock(&st->closed_mu);
-    while (!st->closed)
-        if (pthread_cond_timedwait(&st->closed_cv, &st->closed_mu, &ts) != 0)
-            break;
-    pthread_mutex_unlock(&st->closed_mu);
-    natsConnection_Destroy(st->nc);
-    natsOptions_Destroy(st->opts);
-    if (st->nkey_seed) {
-        explicit_bzero(st->nkey_seed, strlen(st->nkey_seed));
-        free(st->nkey_seed);
-    }
-    pthread_mutex_destroy(&st->mu);
-    pthread_mutex_destroy(&st->check_mu);
-    pthread_cond_destroy(&st->cv);
-    pthread_mutex_destroy(&st->closed_mu);
-    pthread_cond_destroy(&st->closed_cv);
-    pthread_mutex_destroy(&st->err_mu);
-    free(st);
+    st->js = NULL;
+    store_free(st);
 }
 
 void
@@ -475,115 +547,7 @@ store_library_shutdown(void)
 bool
 store_connected(struct store *st)
 {
-    return st && st->nc && natsConnection_Status(st->nc) == NATS_CONN_STATUS_CONNECTED;
-}
-
-/* A replicated stream can take writes only with a leader and a majority of its replicas current. A leader cut
- * off from the others still answers stream-info for a while, so the answer's cluster part is what tells. */
-static bool
-has_quorum(const jsStreamInfo *si, const char *name, char *reason, size_t len)
-{
-    const jsClusterInfo *ci = si->Cluster;
-    int want, current = 1;
-
-    if (!si->Config || si->Config->Replicas <= 1 || !ci)
-        return true;
-    if (!ci->Leader || !*ci->Leader) {
-        snprintf(reason, len, "JetStream stream %s has no leader", name);
-        return false;
-    }
-    for (int i = 0; i < ci->ReplicasLen; i++)
-        if (ci->Replicas[i] && ci->Replicas[i]->Current && !ci->Replicas[i]->Offline)
-            current++;
-    want = (int)si->Config->Replicas / 2 + 1;
-    if (current < want) {
-        snprintf(reason, len, "JetStream stream %s has lost quorum (%d of %d replicas current)", name, current,
-                 (int)si->Config->Replicas);
-        return false;
-    }
-    return true;
-}
-
-/* One live check: every bucket's stream, and the event stream, answers a stream-info request with a quorum. */
-static bool
-live_check(struct store *st, char *reason, size_t len)
-{
-    jsOptions jo;
-
-    jsOptions_Init(&jo);
-    jo.Wait = st->timeout_ms < 2000 ? st->timeout_ms : 2000;
-    for (int i = 0; i < STORE_S_COUNT + STORE_B_COUNT; i++) {
-        char name[64];
-        jsStreamInfo *si = NULL;
-        jsErrCode jerr = 0;
-        natsStatus s;
-
-        if (i < STORE_S_COUNT)
-            snprintf(name, sizeof name, "%s", store_stream_name((enum store_stream)i));
-        else
-            snprintf(name, sizeof name, "KV_%s", store_bucket_name((enum store_bucket)(i - STORE_S_COUNT)));
-        s = js_GetStreamInfo(&si, st->js, name, &jo, &jerr);
-        if (s != NATS_OK) {
-            jsStreamInfo_Destroy(si);
-            snprintf(reason, len, "JetStream not answering for %s: %s", name,
-                     *store_last_error() ? store_last_error() : natsStatus_GetText(s));
-            return false;
-        }
-        bool quorum = has_quorum(si, name, reason, len);
-        jsStreamInfo_Destroy(si);
-        if (!quorum)
-            return false;
-    }
-    snprintf(reason, len, "ok");
-    return true;
-}
-
-bool
-store_ready(struct store *st, char *reason, size_t len)
-{
-    bool ok;
-    int64_t now;
-
-    if (!st) {
-        snprintf(reason, len, "storage not started");
-        return false;
-    }
-    if (!store_connected(st)) {
-        pthread_mutex_lock(&st->mu);
-        if (st->connect_error[0])
-            snprintf(reason, len, "NATS not connected (%s)", st->connect_error);
-        else
-            snprintf(reason, len, "NATS not connected");
-        pthread_mutex_unlock(&st->mu);
-        return false;
-    }
-    if (store_fatal(st, reason, len))
-        return false;
-    if (!atomic_load(&st->bootstrapped)) {
-        snprintf(reason, len, "creating JetStream streams and buckets");
-        return false;
-    }
-    now = store_now_mono_ms();
-    pthread_mutex_lock(&st->mu);
-    bool fresh = now - st->ready_checked_ms < 1000;
-    ok = st->ready_ok;
-    snprintf(reason, len, "%s", st->ready_reason);
-    pthread_mutex_unlock(&st->mu);
-    if (fresh)
-        return ok;
-    /* one caller refreshes; concurrent callers use the previous answer instead of piling on */
-    if (pthread_mutex_trylock(&st->check_mu) != 0)
-        return ok;
-    char r[160];
-    ok = live_check(st, r, sizeof r);
-    pthread_mutex_lock(&st->mu);
-    st->ready_ok = ok;
-    st->ready_checked_ms = store_now_mono_ms();
-    snprintf(st->ready_reason, sizeof st->ready_reason, "%s", r);
-    pthread_mutex_unlock(&st->mu);
-    pthread_mutex_unlock(&st->check_mu);
-    snprintf(reason, len, "%s", r);
-    return ok;
+    return st && atomic_load(&st->up);
 }
 
 enum ch_status

@@ -5,8 +5,17 @@
  * It owns the connection, the JetStream context, the bootstrap of every stream and bucket Chatto needs
  * (idempotent, with nats.replicas replicas, safe for several processes racing at start-up) and readiness.
  *
- * Threads: store_open/store_close on the main thread; everything else from any thread. nats.c runs its own
- * connection and callback threads; a "store-keeper" thread of ours bootstraps once connected.
+ * Threads: store_open/store_shutdown/store_close on the main thread; everything else from any thread. nats.c
+ * runs its own connection and callback threads; "store-keeper" bootstraps once connected and subscribes
+ * followers; "store-health" asks JetStream a few times a second so that store_ready() never has to.
+ *
+ * Locking rule: no lock of ours is held across a NATS call (a request, a publish, a subscribe). A caller that
+ * must not be held up while NATS stalls (/healthz, /readyz, the WebSocket loop, nats.c's callbacks) takes, at
+ * most, a mutex that is only ever held for copying a few fields. Work that needs NATS and is shared (attaching a
+ * follower) is claimed under the lock, done without it, and its result stored under it again; whoever must
+ * wait for it (store_follower_stop) waits on a condition variable, not on the NATS call. store_connected() reads
+ * an atomic flag kept by the connection callbacks: nats.c's own status call takes the connection's mutex, which a
+ * socket write to a stalled server can hold for seconds.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -69,7 +78,15 @@ enum ch_status store_open(const struct store_opts *o, struct store **out, struct
  * process's on the same NATS. Checked at every (re)bootstrap; the app exits with status 2. */
 bool store_fatal(struct store *st, char *reason, size_t len);
 
-/* Drain and close the connection, stop the keeper. Accepts NULL. */
+/* Begin shutting down (main thread, once everything that needs NATS to finish has finished): leave the process
+ * registry, flush and close the connection (at once when NATS is down or stalled, else within drain_ms) and stop
+ * the store's threads. Calls still waiting on NATS return at once (CH_EUNAVAIL); later ones fail the same way.
+ * Followers, watchers and subscriptions still need their owners' stop calls. Idempotent; accepts NULL. */
+void store_shutdown(struct store *st, int64_t drain_ms);
+/* True once store_shutdown() has begun. Any thread. */
+bool store_closing(struct store *st);
+/* store_shutdown() if not done yet, then free. Every follower, watcher and subscription must be stopped first.
+ * Accepts NULL. */
 void store_close(struct store *st);
 
 /* Initialise nats.c (call once, first, before any other store function). */
@@ -82,8 +99,11 @@ void store_library_shutdown(void);
  * up to one second). Otherwise false with a short reason for /readyz. */
 bool store_ready(struct store *st, char *reason, size_t len);
 
-/* True while the connection is up (no JetStream round trip). */
+/* True while the connection is up. Takes no lock and makes no NATS call. */
 bool store_connected(struct store *st);
+/* True while the connection is up and JetStream answered the health thread's latest request in time (no stall):
+ * worth making an optional call (a courtesy cleanup at shutdown). No NATS call; a short internal lock. */
+bool store_answering(struct store *st);
 
 /* Connect to url afresh (token auth if token is non-empty), ask JetStream for account info, disconnect.
  * CH_OK only if JetStream answered within timeout_ms. Used by the supervisor to probe its child. */

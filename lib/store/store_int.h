@@ -27,20 +27,32 @@ struct store {
 
     atomic_bool bootstrapped;
     atomic_bool closing;
+    atomic_bool up; /* the connection is up: set and cleared by nats.c's callbacks, read without any lock (nats.c's
+                     * own status call takes the connection's mutex, which a stalled socket write can hold) */
 
     pthread_t keeper;
-    pthread_mutex_t mu; /* guards stop, and the ready cache below */
+    pthread_mutex_t mu; /* guards stop, connect_error, fatal and the followers' and subscriptions' lists */
     pthread_cond_t cv;
+    pthread_cond_t attach_cv; /* a follower or subscription finished attaching (see store_follower_stop) */
     bool stop;
-    int64_t ready_checked_ms; /* monotonic */
-    bool ready_ok;
-    char ready_reason[160];
     char connect_error[160]; /* why the initial connect failed; cleared once connected */
-    pthread_mutex_t err_mu;   /* guards the three below */
-    natsStatus err_last;      /* asynchronous errors: the last one logged, when, and how many since not logged */
-    int64_t err_logged_ms;
-    long err_quiet;
-    pthread_mutex_t check_mu; /* one live readiness check at a time */
+
+    /* readiness (health.c): the "store-health" thread asks JetStream, store_ready() only reads */
+    pthread_t health;
+    pthread_mutex_t hmu; /* guards the fields below; never held across a NATS call */
+    pthread_cond_t hcv;
+    bool hstop;
+    int64_t asking_since_ms;  /* monotonic; since when health requests go unanswered (0: the last one answered) */
+    int64_t last_answer_ms;   /* monotonic; the last time JetStream answered a health request */
+    bool checked;             /* a full check has completed since the store was bootstrapped */
+    bool check_ok;            /* ... and its result */
+    char check_reason[160];
+    pthread_mutex_t err_mu; /* guards errs */
+    struct {                /* asynchronous errors: each kind is logged once, then at most every 30 s */
+        natsStatus status;
+        int64_t logged_ms;
+        long quiet; /* how many since it was last logged */
+    } errs[8];
 
     /* process registry (procs.c); the record and key are set at open, the rest by the keeper */
     char *proc_record;         /* NULL for CLI commands, which do not register */
@@ -65,12 +77,28 @@ void store_procs_leave(struct store *st);
 /* Map a nats.c status (and JetStream error code, 0 if none) into our status, with what in the message. */
 enum ch_status store_map(natsStatus s, jsErrCode jerr, const char *what, struct ch_err *err);
 
+/* A subscription's end: nats.c calls its completion callback once the handler has returned for the last time,
+ * so whoever frees what the handler uses waits for it (store_sub_done_wait). */
+struct store_sub_done {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+};
+void store_sub_done_init(struct store_sub_done *d);
+void store_sub_done_destroy(struct store_sub_done *d);
+/* nats.c completion callback (closure: struct store_sub_done *). */
+void store_sub_done_cb(void *closure);
+/* Wait (at most timeout_ms) until the completion callback ran. */
+void store_sub_done_wait(struct store_sub_done *d, int64_t timeout_ms);
+
 struct store_follower {
     struct store *st;
     enum store_stream stream;
     store_follow_fn fn;
     void *ctx;
-    natsSubscription *sub; /* set by the keeper (under st->mu) */
+    natsSubscription *sub; /* under st->mu: set by the keeper once subscribed */
+    bool attaching;        /* under st->mu: the keeper is subscribing it (without the lock) */
+    struct store_sub_done done;
     _Atomic uint64_t target;
     struct store_follower *next;
 };
@@ -80,6 +108,10 @@ void store_subs_attach(struct store *st);
 
 /* Subscribe every registered follower that is not yet subscribed. Keeper thread, after bootstrap. */
 void store_followers_attach(struct store *st);
+
+/* Start / stop the store-health thread (health.c). */
+enum ch_status store_health_start(struct store *st, struct ch_err *err);
+void store_health_stop(struct store *st);
 
 /* Create every stream and bucket (idempotent). Called by the keeper thread. */
 enum ch_status store_bootstrap(struct store *st, struct ch_err *err);

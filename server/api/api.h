@@ -17,7 +17,8 @@
 
 struct cfg;
 struct chat;
-struct hub;
+struct rt;
+struct ws;
 struct web;
 struct store;
 struct sup;
@@ -29,7 +30,8 @@ struct api_env {
     struct sup *sup; /* NULL unless nats.embedded.enabled */
     struct accounts *accounts;
     struct chat *chat;
-    struct hub *hub;
+    struct rt *rt; /* realtime: presence, typing (lib/realtime) */
+    struct ws *ws; /* the WebSocket transport the upgrade hands sockets to */
     struct web *web; /* NULL when no web client files were found */
     const char *public_url;
     const char *public_origin;
@@ -88,6 +90,9 @@ const char *api_session_cookie(struct http_req *r, const struct api_env *env);
 enum ch_status api_authenticate(struct api_env *env, struct http_req *r, struct principal *p, struct ch_err *err);
 /* Set-Cookie for a new session (max_age_s > 0) or to clear it (max_age_s = 0). */
 void api_session_cookie_set(struct http_req *r, const struct api_env *env, const char *value, int64_t max_age_s);
+
+/* GET /api/realtime: the WebSocket handshake, then the socket goes to env->ws (realtime.c). */
+void api_realtime_upgrade(struct http_req *r, void *env);
 
 /* The full route table for http_start(). */
 const struct http_route *api_routes(void);

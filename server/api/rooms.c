@@ -5,7 +5,7 @@
 #include "api/api.h"
 #include "chat/chat.h"
 #include "json/json.h"
-#include "ws/hub.h"
+#include "realtime/realtime.h"
 
 #define ME (&c->who->user)
 
@@ -223,7 +223,7 @@ update_typing(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *er
     if ((st = room_id(in, &id, err)) != CH_OK ||
         (st = json_get_str(in, "threadRootEventId", false, 0, 64, &root, err)) != CH_OK ||
         (st = chat_check_typing(c->env->chat, ME, id, root, err)) != CH_OK ||
-        (st = hub_typing(c->env->hub, id, ME->id, root, err)) != CH_OK)
+        (st = rt_typing(c->env->rt, id, ME->id, root, err)) != CH_OK)
         return st;
     *out = cJSON_CreateObject();
     return CH_OK;

@@ -14,7 +14,6 @@
 #include "store/store.h"
 #include "supervisor.h"
 #include "web.h"
-#include "ws/upgrade.h"
 
 #define CONNECT_PREFIX "/api/connect/"
 
@@ -190,7 +189,7 @@ web_route(struct http_req *r, void *envp)
 static const struct http_route routes[] = {
     { "GET", "/healthz", false, NULL, healthz },
     { "GET", "/readyz", false, NULL, readyz },
-    { "GET", "/api/realtime", false, NULL, ws_upgrade },
+    { "GET", "/api/realtime", false, NULL, api_realtime_upgrade },
     { "POST", CONNECT_PREFIX, true, connect_prepare, connect_handle },
     { "POST", "/auth/register", false, account_prepare, account_register },
     { "POST", "/auth/login", false, account_prepare, account_login },

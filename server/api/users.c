@@ -8,7 +8,7 @@
 
 #include "api/api.h"
 #include "json/json.h"
-#include "ws/hub.h"
+#include "realtime/realtime.h"
 
 #define PAGE_DEFAULT 50
 #define PAGE_MAX 200
@@ -26,8 +26,8 @@ get_user(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
         return st;
     *out = cJSON_CreateObject();
     cJSON *j = user_to_json(&u, false);
-    if (c->env->hub)
-        cJSON_AddStringToObject(j, "presenceStatus", hub_presence(c->env->hub, u.id));
+    if (c->env->rt)
+        cJSON_AddStringToObject(j, "presenceStatus", rt_presence(c->env->rt, u.id));
     cJSON_AddItemToObject(*out, "user", j);
     return CH_OK;
 }
@@ -57,8 +57,8 @@ users_list_page(struct api_ctx *c, const cJSON *in, bool full, cJSON **out, stru
     arr = cJSON_AddArrayToObject(*out, "users");
     for (size_t i = 0; i < n; i++) {
         cJSON *j = user_to_json(&v[i], full);
-        if (c->env->hub)
-            cJSON_AddStringToObject(j, "presenceStatus", hub_presence(c->env->hub, v[i].id));
+        if (c->env->rt)
+            cJSON_AddStringToObject(j, "presenceStatus", rt_presence(c->env->rt, v[i].id));
         cJSON_AddItemToArray(arr, j);
     }
     cJSON_AddStringToObject(*out, "nextPageToken", next);

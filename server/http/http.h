@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 /*
- * The HTTP edge: a libmicrohttpd daemon (epoll thread pool, upgrades allowed), a route table given by the caller,
- * per-request state with a capped body, and graceful draining. Handlers run on MHD worker threads and may block
- * on storage; they answer by filling the request's response through the http_reply_* functions (reply.c).
+ * The HTTP edge: a libmicrohttpd daemon (a thread per connection, upgrades allowed), a route table given by the
+ * caller, per-request state with a capped body, and graceful draining. Handlers run on their connection's thread
+ * and may block on storage, which holds up nobody else; they answer by filling the request's response through the
+ * http_reply_* functions (reply.c).
  */
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -31,8 +32,7 @@ struct http_route {
 
 struct http_opts {
     int listen_fd; /* from http_listen() */
-    int threads;
-    int max_connections;
+    int max_connections; /* each HTTP connection holds a thread; WebSockets hand theirs back at the upgrade */
     int max_connections_per_ip;
     int64_t connection_timeout_ms;
     int64_t max_body;
@@ -53,7 +53,10 @@ enum ch_status http_start(const struct http_opts *o, const struct http_route *ro
 int http_port(const struct http *h);
 /* Stop accepting connections (new connects are refused at once); in-flight requests continue. */
 void http_quiesce(struct http *h);
-/* Wait up to timeout_ms for in-flight requests, then stop the daemon and free. Accepts NULL. */
+/* Wait up to timeout_ms until no request is being handled; false (logged) if some still are. */
+bool http_wait_idle(struct http *h, int64_t timeout_ms);
+/* Quiesce, wait up to timeout_ms for in-flight requests, then stop the daemon (joining every connection thread:
+ * handlers must be able to return) and free. Accepts NULL. */
 void http_stop(struct http *h, int64_t timeout_ms);
 /* Requests currently being handled. */
 int http_inflight(const struct http *h);

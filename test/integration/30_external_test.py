@@ -134,6 +134,34 @@ class External(TestCase):
         self.assertEqual(c.proc.returncode, 0)
         self.assertIn("SIGINT received; draining", c.stderr())
 
+    def test_stops_promptly_with_nats_gone(self):
+        """With NATS already down, nothing on the way out waits for it: presence removal, the process registry,
+        watchers and followers give up at once instead of each running out its request timeout."""
+        import time
+        from harness import FAST_AUTH, TIME_SCALE, Client
+        from wsclient import WS
+        n = self.nats(token="tok-0123456789")
+        c = self.chatto(embedded=False, env=self.token_env(n), args=FAST_AUTH + ["--webserver-shutdown-timeout", "3s"])
+        users = []
+        for name in ("ann", "ben", "cat"):
+            u = Client(c)
+            self.assertEqual(u.register(name, token=True).status, 200)
+            ws = WS(c.port)
+            ws.hello(token=u.token)
+            users.append(ws)
+        n.kill9()
+        wait_for(lambda: c.get("/readyz").status == 503, 15, "unready once NATS is gone")
+        t0 = time.monotonic()
+        c.signal(signal.SIGTERM)
+        c.proc.wait(60 * TIME_SCALE)
+        took = time.monotonic() - t0
+        print("\nstopped %.1f s after SIGTERM with NATS gone" % took)
+        self.assertEqual(c.proc.returncode, 0)
+        # webserver.shutdown_timeout (3 s) plus a few seconds; it took ~29 s before
+        self.assertLess(took, (3 + 5) * TIME_SCALE)
+        for ws in users:
+            ws.sock.close()
+
 
 def _ed25519_public(seed32):
     """Ed25519 public key of a 32-byte seed (RFC 8032, plain Python; only for the test)."""

@@ -80,7 +80,10 @@ class Protocol(TestCase):
     def test_ping_over_125_bytes(self):
         ws = self.ready_ws()
         ws.send_frame(0x9, b"x" * 126)
-        self.failed(ws)
+        self.assertEqual(self.close_code(ws), 1002)
+        ws = self.ready_ws()  # a close frame over 125 bytes too
+        ws.send_frame(0x8, struct.pack("!H", 1000) + b"r" * 124)
+        self.assertEqual(self.close_code(ws), 1002)
 
     def test_unsolicited_pong_is_ignored(self):
         ws = self.ready_ws()
@@ -128,7 +131,12 @@ class Protocol(TestCase):
     def test_fragmented_control_frame(self):
         ws = self.ready_ws()
         ws.send_frame(0x9, b"frag", fin=False)
-        self.failed(ws)
+        self.assertEqual(self.close_code(ws), 1002)
+        # in the middle of a fragmented text message too
+        ws = self.ready_ws()
+        ws.send_frame(0x1, '{"type":', fin=False)
+        ws.send_frame(0xA, b"pong", fin=False)
+        self.assertEqual(self.close_code(ws), 1002)
 
     def test_continuation_without_start(self):
         ws = self.ready_ws()
@@ -212,9 +220,15 @@ class Protocol(TestCase):
 
     def test_fragments_adding_up_over_64_kib(self):
         ws = self.ready_ws()
-        for _ in range(4):
-            ws.send_frame(0x1 if _ == 0 else 0x0, b"x" * 20000, fin=False)
-        ws.send_frame(0x0, b"x" * 10000, fin=True)
+        # the fourth fragment passes 64 KiB: the server closes with 1009 while we may still be sending; it keeps
+        # reading (and dropping) our bytes for a moment so its close frame is not lost to a TCP reset, but a
+        # client on a busy machine may still find the socket closed under it, which is fine here
+        try:
+            for i in range(4):
+                ws.send_frame(0x1 if i == 0 else 0x0, b"x" * 20000, fin=False)
+            ws.send_frame(0x0, b"x" * 10000, fin=True)
+        except (ConnectionResetError, BrokenPipeError):
+            pass
         self.assertEqual(self.close_code(ws), 1009)
 
     def test_huge_declared_length_is_not_allocated(self):

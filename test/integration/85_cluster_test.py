@@ -72,6 +72,51 @@ class Writer(threading.Thread):
         self.join(90)
 
 
+PROBE = r"""
+import http.client, json, sys, time
+ports = [int(p) for p in sys.argv[1].split(",")]
+stop_file = sys.argv[2]
+lat = {p: [] for p in ports}
+bad = []
+import os
+while not os.path.exists(stop_file):
+    for p in ports:
+        t0 = time.monotonic()
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", p, timeout=10)
+            c.request("GET", "/healthz")
+            r = c.getresponse()
+            r.read()
+            c.close()
+            if r.status != 200:
+                bad.append((p, r.status))
+        except OSError as e:
+            bad.append((p, repr(e)))
+        lat[p].append(time.monotonic() - t0)
+    time.sleep(0.05)
+print(json.dumps({"lat": lat, "bad": bad}))
+"""
+
+
+class HealthProbe:
+    """Polls /healthz on every process from a process of its own (so the writers' threads cannot delay it) and
+    reports each answer's latency."""
+
+    def __init__(self, chattos):
+        import subprocess
+        import tempfile
+        self.stop_file = os.path.join(tempfile.mkdtemp(prefix="chatto-probe-"), "stop")
+        self.proc = subprocess.Popen([sys.executable, "-c", PROBE, ",".join(str(c.port) for c in chattos),
+                                      self.stop_file], stdout=subprocess.PIPE, text=True)
+
+    def stop(self):
+        import json
+        open(self.stop_file, "w").close()
+        out, _ = self.proc.communicate(60)
+        res = json.loads(out)
+        return {int(k): v for k, v in res["lat"].items()}, res["bad"]
+
+
 class ClusterTest(unittest.TestCase):
     cluster = None
 
@@ -94,6 +139,8 @@ class ClusterTest(unittest.TestCase):
     def tearDownClass(cls):
         if cls.cluster:
             cls.cluster.cleanup()
+            if cls.cluster.reports:
+                raise AssertionError("sanitizer reports:\n" + "\n".join(cls.cluster.reports))
 
     def setUp(self):
         self.sockets = []
@@ -256,7 +303,7 @@ class ClusterTest(unittest.TestCase):
     def replace(self, victim):
         """Put a fresh process where a killed one was, so the next test has three again."""
         self.cluster.chattos.remove(victim)
-        victim.cleanup()
+        self.cluster.retire(victim)
         self.cluster.add_chatto()
 
     def test_4b_resume_after_process_crash(self):
@@ -322,6 +369,48 @@ class ClusterTest(unittest.TestCase):
         for c in self.cluster.chattos:
             n = c.stderr().count("asynchronous error")
             self.assertLessEqual(n, 6, "chatto %d logged %d asynchronous errors" % (c.port, n))
+
+    def test_5b_healthz_answers_while_the_leader_dies_under_64_writers(self):
+        """The stream leader dies while 64 writers post to the three processes directly (not through the balancer):
+        every process's /healthz keeps answering at once, and nothing acknowledged is lost or stored twice."""
+        room = self.room("leader64")
+        leader = self.cluster.stream_leader()
+        self.assertIsNotNone(leader)
+        writers = [Writer(self.cluster.chattos[i % 3], self.alice.token, room, "w%02d" % i, interval=0.05)
+                   for i in range(64)]
+        acked = lambda: sum(len(w.acked) for w in writers)  # noqa: E731
+        probe = HealthProbe(self.cluster.chattos)
+        for w in writers:
+            w.start()
+        try:
+            wait_for(lambda: acked() > 200, 60, "the writers to get going")
+            before = acked()
+            leader.kill9()
+            wait_for(lambda: acked() > before + 200, 60, "writes to continue after the leader died")
+            leader.start(wait=False)
+            leader.wait_ready(30)
+        finally:
+            for w in writers:
+                w.halt.set()
+            for w in writers:
+                w.join(120)
+            lat, bad = probe.stop()
+        for w in writers:
+            self.assertEqual(w.rejected, [], "posts refused with a status a retry cannot fix")
+            self.assertEqual(w.lost, [], "posts never acknowledged")
+        bodies = [b for b in self.history(self.alice, room) if b[:1] == "w"]
+        self.assertEqual(sorted({b for b in bodies if bodies.count(b) > 1}), [], "stored twice")
+        every = set().union(*(set(w.acked) for w in writers))
+        self.assertEqual(sorted(every - set(bodies)), [], "acknowledged but not in history")
+        self.assertEqual(bad, [], "/healthz failed")
+        for port, xs in lat.items():
+            xs = sorted(xs)
+            p50, p99, mx = xs[len(xs) // 2], xs[int(len(xs) * 0.99)], xs[-1]
+            print("\n  /healthz on %d during the failover: %d probes, p50 %.1f ms, p99 %.1f ms, max %.1f ms"
+                  % (port, len(xs), p50 * 1000, p99 * 1000, mx * 1000))
+            self.assertLess(p50, 0.1 * TIME_SCALE)
+            self.assertLess(mx, 2.0 * TIME_SCALE, "a /healthz took %.1f s" % mx)
+        print("  %d writes acknowledged by 3 processes across the leader's death" % len(every))
 
     def test_6_losing_quorum_fails_writes_honestly_and_recovers(self):
         room = self.room("quorum")

@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (FAST_AUTH, SHARED_SECRETS, Chatto, Endpoint, NatsServer, free_port,  # noqa: E402
+from harness import (FAST_AUTH, SANITIZER, SHARED_SECRETS, Chatto, Endpoint, NatsServer, free_port,  # noqa: E402
                      http_request, wait_for)
 
 NATS_TOKEN = "cluster-test-token-0123456789"
@@ -162,6 +162,7 @@ class Cluster:
         self.lb = Balancer()
         self.chattos = []
         self.nprocs = processes
+        self.reports = []  # sanitizer reports from chatto processes that ended (CHATTO_TEST_SANITIZER)
 
     @property
     def url(self):
@@ -223,8 +224,19 @@ class Cluster:
         self.chattos.remove(c)
         self.lb.set_backends([x.port for x in self.chattos])
         rc = c.stop()
-        c.cleanup()
+        self.retire(c)
         return rc
+
+    def retire(self, c):
+        """Clean up a chatto process that is out of the cluster, keeping any sanitizer report it wrote."""
+        try:
+            c.stop()
+        except AssertionError:
+            pass
+        report = c.sanitizer_report() if SANITIZER else None
+        if report:
+            self.reports.append("chatto on port %d:\n%s" % (c.port, report[-20000:]))
+        c.cleanup()
 
     def stream_leader(self, name="CHATTO_EVENTS"):
         for n in self.nodes:
@@ -242,7 +254,7 @@ class Cluster:
     def cleanup(self):
         self.lb.cleanup()
         for c in self.chattos:
-            c.cleanup()
+            self.retire(c)
         for n in self.nodes:
             n.cleanup()
 

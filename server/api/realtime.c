@@ -1,26 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * GET /api/realtime: the WebSocket handshake (RFC 6455 §4.2), which wslay leaves to us. Checks, in order:
- * a GET with Upgrade: websocket and Connection: upgrade (else 400), version 13 (else 426 naming 13), a key that
- * is 16 bytes of base64 (else 400); credentials: a bearer header, or a session cookie whose request comes from our
- * own Origin (cross-site → 403 before upgrading), or none (the client then sends a hello with a token); room for
- * another socket (else 503). MHD worker threads.
+ * GET /api/realtime: the WebSocket opening handshake (RFC 6455 4.2), which wslay leaves to us, and the hand-over
+ * of the socket to the transport. Checks, in order: a GET with Upgrade: websocket and Connection: upgrade (else
+ * 400), version 13 (else 426 naming 13), a key that is 16 bytes of base64 (else 400); credentials: a bearer
+ * header, or a session cookie whose request comes from our own Origin (cross-site → 403 before upgrading), or
+ * none (the client then sends a hello with a token); room for another socket (else 503). Connection threads.
  */
-#include "ws/upgrade.h"
-
-#include <nettle/sha1.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "api/api.h"
-#include "ws/hub.h"
-
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#include "realtime/realtime.h"
+#include "ws/ws.h"
 
 struct pending {
-    struct hub *hub;
+    struct ws *ws;
     bool authed;
     struct principal who;
 };
@@ -30,7 +26,7 @@ adopt(void *cls, int fd, struct MHD_UpgradeResponseHandle *urh, const char *extr
 {
     struct pending *p = cls;
 
-    hub_adopt(p->hub, fd, urh, extra, len, p->authed ? &p->who : NULL);
+    ws_adopt(p->ws, fd, urh, extra, len, p->authed ? &p->who : NULL);
     sodium_memzero(p, sizeof *p);
     free(p);
 }
@@ -40,7 +36,7 @@ abandon(void *cls)
 {
     struct pending *p = cls;
 
-    hub_release(p->hub);
+    ws_release(p->ws);
     sodium_memzero(p, sizeof *p);
     free(p);
 }
@@ -65,20 +61,16 @@ has_token(const char *v, const char *token)
 }
 
 void
-ws_upgrade(struct http_req *r, void *envp)
+api_realtime_upgrade(struct http_req *r, void *envp)
 {
     struct api_env *env = envp;
-    const char *key = http_req_header(r, "Sec-WebSocket-Key");
     const char *version = http_req_header(r, "Sec-WebSocket-Version");
-    unsigned char raw[32], digest[SHA1_DIGEST_SIZE];
-    char accept[64];
-    size_t rawlen = 0;
-    struct sha1_ctx sha;
+    char accept[29];
     struct pending *p;
     struct ch_err err = { 0 };
     enum ch_status st;
 
-    if (!env->hub || atomic_load(&env->draining)) {
+    if (!env->ws || atomic_load(&env->draining)) {
         http_reply_errorf(r, CH_EUNAVAIL, "realtime is not available right now");
         return;
     }
@@ -92,9 +84,7 @@ ws_upgrade(struct http_req *r, void *envp)
         http_reply_header(r, "Sec-WebSocket-Version", "13");
         return;
     }
-    if (!key || sodium_base642bin(raw, sizeof raw, key, strlen(key), NULL, &rawlen, NULL,
-                                  sodium_base64_VARIANT_ORIGINAL) != 0 ||
-        rawlen != 16) {
+    if (!rt_ws_accept(http_req_header(r, "Sec-WebSocket-Key"), accept)) {
         http_reply_status(r, 400, "invalid_argument", "Sec-WebSocket-Key must be 16 bytes in base64");
         return;
     }
@@ -102,7 +92,7 @@ ws_upgrade(struct http_req *r, void *envp)
         http_reply_errorf(r, CH_ENOMEM, "out of memory");
         return;
     }
-    p->hub = env->hub;
+    p->ws = env->ws;
     if (api_has_bearer(r) || api_session_cookie(r, env)) {
         /* a cookie rides along with any page's request: only our own pages may use it here */
         if (!api_has_bearer(r) && !api_same_origin(r, env)) {
@@ -118,17 +108,12 @@ ws_upgrade(struct http_req *r, void *envp)
         }
         p->authed = true;
     }
-    if (!hub_reserve(env->hub)) {
+    if (!ws_reserve(env->ws)) {
         sodium_memzero(p, sizeof *p);
         free(p);
         http_reply_errorf(r, CH_EUNAVAIL, "too many realtime connections on this server; retry later");
         return;
     }
-    sha1_init(&sha);
-    sha1_update(&sha, strlen(key), (const uint8_t *)key);
-    sha1_update(&sha, strlen(WS_GUID), (const uint8_t *)WS_GUID);
-    sha1_digest(&sha, sizeof digest, digest);
-    sodium_bin2base64(accept, sizeof accept, digest, sizeof digest, sodium_base64_VARIANT_ORIGINAL);
     http_reply_header(r, "Upgrade", "websocket");
     http_reply_header(r, "Sec-WebSocket-Accept", accept);
     http_reply_upgrade(r, adopt, abandon, p);

@@ -1,0 +1,558 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One WebSocket (ws-loop thread only): its wslay context, the bytes it still has to write, the frames it sends
+ * us, and how it ends. Closing is careful about order and about the peer: our close frame goes after the
+ * messages queued before it (wslay would put a control frame ahead of them) unless the reader is too slow to get
+ * there; once it is out we half-close and keep reading (and dropping) what the peer still sends for a moment, so
+ * that closing a socket with unread input does not turn into a TCP reset that destroys our close frame on its
+ * way (a client in the middle of sending a big message would see "connection reset" instead of 1009).
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "json/json.h"
+#include "log/log.h"
+#include "ws/ws_int.h"
+
+static void
+conn_update_epoll(struct ws_conn *c)
+{
+    uint32_t ev = 0;
+    struct epoll_event e;
+
+    if (c->gone)
+        return;
+    if ((wslay_event_want_read(c->ctx) && !c->no_read) || c->no_read || c->linger)
+        ev |= EPOLLIN;
+    if (wslay_event_want_write(c->ctx) || c->out_len)
+        ev |= EPOLLOUT;
+    if (ev == c->events)
+        return;
+    e.events = ev | EPOLLRDHUP;
+    e.data.ptr = c;
+    epoll_ctl(c->w->ep, EPOLL_CTL_MOD, c->fd, &e);
+    c->events = ev;
+}
+
+/* Write what we gathered; false if the peer is gone. */
+static bool
+out_write(struct ws_conn *c)
+{
+    while (c->out_len) {
+        ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK;
+        }
+        memmove(c->out, c->out + n, c->out_len - (size_t)n);
+        c->out_len -= (uint32_t)n;
+    }
+    free(c->out); /* idle sockets keep no buffer */
+    c->out = NULL;
+    c->out_cap = 0;
+    return true;
+}
+
+void
+conn_flush(struct ws_conn *c)
+{
+    if (c->gone)
+        return;
+    do {
+        if (wslay_event_send(c->ctx) != 0 || !out_write(c)) {
+            conn_free(c);
+            return;
+        }
+        if (c->close_code && wslay_event_get_queued_msg_count(c->ctx) == 0) {
+            wslay_event_queue_close(c->ctx, c->close_code, (const uint8_t *)c->close_reason, strlen(c->close_reason));
+            c->close_code = 0;
+        }
+        /* wslay stops when our buffer is full; go on while the socket keeps taking it */
+    } while (!c->out_len && wslay_event_want_write(c->ctx));
+    if (!wslay_event_want_write(c->ctx) && !c->out_len && wslay_event_get_close_sent(c->ctx)) {
+        if (wslay_event_get_close_received(c->ctx) || (!wslay_event_want_read(c->ctx) && !c->no_read)) {
+            conn_free(c); /* the close handshake is done */
+            return;
+        }
+        if (!c->linger) {
+            /* our close frame is out: say we are done writing, and wait briefly for the peer's side */
+            shutdown(c->fd, SHUT_WR);
+            c->linger = true;
+            c->linger_at = ws_now_ms();
+        }
+    }
+    conn_update_epoll(c);
+}
+
+void
+conn_mark_dirty(struct ws_conn *c)
+{
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    c->dirty_next = c->w->dirty;
+    c->w->dirty = c;
+}
+
+void
+conn_send(struct ws_conn *c, const char *frame, size_t len)
+{
+    struct wslay_event_msg m = { WSLAY_TEXT_FRAME, (const uint8_t *)frame, len };
+    size_t queued;
+
+    if (c->gone || c->doomed)
+        return;
+    if (wslay_event_queue_msg(c->ctx, &m) != 0) {
+        conn_free(c);
+        return;
+    }
+    conn_mark_dirty(c);
+    queued = wslay_event_get_queued_msg_length(c->ctx) + c->out_len;
+    if (queued > c->w->o.queue_hard) {
+        log_warn("ws: closing connection of %s: %zu bytes not read (over the hard limit)", c->user, queued);
+        conn_abort(c, 1008, "too slow: too many unread messages");
+    } else if (queued > c->w->o.queue_soft) {
+        if (!c->soft_since)
+            c->soft_since = ws_now_ms();
+    } else {
+        c->soft_since = 0;
+    }
+}
+
+void
+conn_send_simple(struct ws_conn *c, const char *type, const char *k, const char *v)
+{
+    cJSON *o = cJSON_CreateObject();
+    size_t len;
+    char *s;
+
+    cJSON_AddStringToObject(o, "type", type);
+    if (k)
+        cJSON_AddStringToObject(o, k, v);
+    s = json_print(o, &len);
+    cJSON_Delete(o);
+    if (s)
+        conn_send(c, s, len);
+    free(s);
+}
+
+static void
+conn_end(struct ws_conn *c, uint16_t code, const char *reason, bool ahead)
+{
+    if (c->gone || c->doomed)
+        return;
+    c->doomed = true;
+    c->doom_at = ws_now_ms();
+    if (ahead) {
+        wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason, strlen(reason));
+    } else {
+        c->close_code = code; /* queued by conn_flush once the messages before it are out */
+        snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    }
+    conn_flush(c);
+}
+
+void
+conn_abort(struct ws_conn *c, uint16_t code, const char *reason)
+{
+    conn_end(c, code, reason, true);
+}
+
+void
+conn_close(struct ws_conn *c, uint16_t code, const char *reason)
+{
+    conn_end(c, code, reason, false);
+}
+
+void
+conn_free(struct ws_conn *c)
+{
+    struct ws *w = c->w;
+    char key[24];
+
+    if (c->gone)
+        return;
+    c->gone = true;
+    epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
+    hub_conn_removed(w, c);
+    snprintf(key, sizeof key, "%llx", (unsigned long long)c->id);
+    map_del(w->by_id, key);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (c->dirty) {
+        struct ws_conn **pp = &w->dirty;
+        while (*pp && *pp != c)
+            pp = &(*pp)->dirty_next;
+        if (*pp)
+            *pp = c->dirty_next;
+    }
+    wslay_event_context_free(c->ctx);
+    close(c->fd);
+    atomic_fetch_sub(&w->slots, 1);
+    free(c->extra);
+    free(c->out);
+    explicit_bzero(c->verifier, sizeof c->verifier);
+    free(c);
+}
+
+/* ---- incoming frames ---- */
+
+static void
+handle_hello(struct ws_conn *c, const cJSON *o)
+{
+    const char *token = NULL, *resume = NULL;
+
+    c->hello = true;
+    json_get_str(o, "token", false, 0, 512, &token, NULL);
+    json_get_str(o, "resumeFrom", false, 0, 20, &resume, NULL);
+    if (c->authed)
+        rt_hello(c->w->o.rt, c->id, c->user, c->verifier, NULL, resume);
+    else if (token && *token)
+        rt_hello(c->w->o.rt, c->id, NULL, NULL, token, resume); /* checked off this thread: a NATS round trip */
+    else
+        conn_close(c, 1008, "authentication required: send {\"type\":\"hello\",\"token\":...}");
+}
+
+static void
+handle_text(struct ws_conn *c, const uint8_t *msg, size_t len)
+{
+    cJSON *o = NULL;
+    struct ch_err err = { 0 };
+    const char *type = NULL;
+
+    if (json_parse_object((const char *)msg, len, 8, &o, &err) != CH_OK ||
+        json_get_str(o, "type", true, 1, 32, &type, &err) != CH_OK) {
+        char m[CH_ERR_MSG_MAX + 80];
+        cJSON_Delete(o);
+        if (!c->hello) {
+            conn_close(c, 1008, "the first frame must be a JSON hello");
+            return;
+        }
+        conn_send_simple(c, "error", "message", ch_err_text(&err, m, sizeof m));
+        return;
+    }
+    if (!c->hello) {
+        if (strcmp(type, "hello") != 0)
+            conn_close(c, 1008, "the first frame must be a hello");
+        else
+            handle_hello(c, o);
+    } else if (!strcmp(type, "ping")) {
+        conn_send_simple(c, "pong", NULL, NULL);
+    } else if (!strcmp(type, "presence") && c->ready) {
+        const char *st = NULL;
+        json_get_str(o, "status", true, 1, 16, &st, NULL);
+        if (st && (!strcmp(st, "online") || !strcmp(st, "away")))
+            hub_conn_status(c->w, c, st);
+        else
+            conn_send_simple(c, "error", "message", "status: must be online or away");
+    } else if (!strcmp(type, "hello")) {
+        conn_send_simple(c, "error", "message", "already said hello");
+    } else {
+        conn_send_simple(c, "error", "message", "unknown frame type");
+    }
+    cJSON_Delete(o);
+}
+
+/* RFC 6455 5.5: control frames carry at most 125 bytes and are never fragmented. wslay fails such a frame
+ * without a close code, so we follow the frame headers in the bytes we hand it and stop short of a bad one; the
+ * caller then closes with 1002. Returns how many of the n bytes wslay may have. */
+static size_t
+scan_frames(struct ws_conn *c, const uint8_t *p, size_t n)
+{
+    struct ws_scan *sc = &c->scan;
+    size_t i = 0;
+
+    while (i < n) {
+        if (sc->skip) {
+            uint64_t k = sc->skip < n - i ? sc->skip : n - i;
+            sc->skip -= k;
+            i += (size_t)k;
+            continue;
+        }
+        size_t start = i;
+        sc->hdr[sc->hlen++] = p[i++];
+        if (sc->hlen == 2) {
+            uint8_t len7 = sc->hdr[1] & 0x7f;
+            sc->need = (uint8_t)(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((sc->hdr[1] & 0x80) ? 4 : 0));
+        }
+        if (sc->hlen < 2 || sc->hlen < sc->need)
+            continue;
+        uint8_t len7 = sc->hdr[1] & 0x7f;
+        uint64_t plen = len7;
+        if (len7 == 126)
+            plen = (uint64_t)sc->hdr[2] << 8 | sc->hdr[3];
+        else if (len7 == 127)
+            for (int k = 0; k < 8; k++)
+                plen = plen << 8 | sc->hdr[2 + k];
+        bool control = sc->hdr[0] & 0x08, fin = sc->hdr[0] & 0x80;
+        size_t hdr_start = start + 1 >= sc->hlen ? start + 1 - sc->hlen : 0;
+        sc->hlen = sc->need = 0;
+        sc->skip = plen;
+        if (control && (!fin || plen > 125)) {
+            c->bad_control = true;
+            return hdr_start;
+        }
+    }
+    return n;
+}
+
+static ssize_t
+recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
+{
+    struct ws_conn *c = ud;
+    ssize_t n;
+
+    (void)flags;
+    if (c->no_read || c->bad_control) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    if (c->extra_off < c->extra_len) {
+        size_t k = c->extra_len - c->extra_off < len ? c->extra_len - c->extra_off : len;
+        memcpy(buf, c->extra + c->extra_off, k);
+        c->extra_off += k;
+        if (c->extra_off == c->extra_len) { /* consumed: give the memory back */
+            free(c->extra);
+            c->extra = NULL;
+            c->extra_len = c->extra_off = 0;
+        }
+        n = (ssize_t)k;
+    } else {
+        n = recv(c->fd, buf, len, MSG_DONTWAIT);
+    }
+    if (n > 0) {
+        n = (ssize_t)scan_frames(c, buf, (size_t)n);
+        if (n > 0)
+            return n;
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK); /* the bad frame starts right here */
+        return -1;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+    else
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+    return -1;
+}
+
+static ssize_t
+send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *ud)
+{
+    struct ws_conn *c = ud;
+
+    (void)flags;
+    if (c->out_len + len > WS_OUT_MAX && c->out_len) {
+        if (!out_write(c)) {
+            wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+            return -1;
+        }
+    }
+    if (c->out_len + len > WS_OUT_MAX) {
+        if (c->out_len) {
+            wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+            return -1;
+        }
+        len = WS_OUT_MAX; /* a frame bigger than the buffer goes in pieces */
+    }
+    if (c->out_len + len > c->out_cap) {
+        uint32_t cap = c->out_cap ? c->out_cap : 4096;
+        while (cap < c->out_len + len)
+            cap *= 2;
+        char *p = realloc(c->out, cap);
+        if (!p) {
+            wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+            return -1;
+        }
+        c->out = p;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, data, len);
+    c->out_len += (uint32_t)len;
+    return (ssize_t)len;
+}
+
+/* A protocol violation: stop handing input to wslay and close with code, ahead of anything queued. */
+static void
+violation(struct ws_conn *c, uint16_t code, const char *reason)
+{
+    c->no_read = true;
+    conn_abort(c, code, reason);
+}
+
+static void
+frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg, void *ud)
+{
+    struct ws_conn *c = ud;
+
+    (void)ctx;
+    c->last_recv = ws_now_ms();
+    /* wslay only notices an oversized message once it has buffered it: refuse it from its header */
+    if (arg->payload_length > c->w->o.max_message)
+        violation(c, 1009, "message too big");
+}
+
+static void
+msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *ud)
+{
+    struct ws_conn *c = ud;
+
+    (void)ctx;
+    c->last_recv = ws_now_ms();
+    if (c->no_read || c->doomed)
+        return;
+    if (arg->opcode == WSLAY_TEXT_FRAME)
+        handle_text(c, arg->msg, arg->msg_length);
+    else if (arg->opcode == WSLAY_BINARY_FRAME)
+        conn_close(c, 1003, "binary frames are not supported");
+}
+
+static const struct wslay_event_callbacks callbacks = {
+    recv_cb, send_cb, NULL, frame_start_cb, NULL, NULL, msg_cb,
+};
+
+/* Read and drop what a socket we are closing still sends; false when the peer closed its side (or failed). */
+static bool
+drain_input(struct ws_conn *c)
+{
+    char buf[4096];
+
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+}
+
+void
+conn_io(struct ws_conn *c, uint32_t events)
+{
+    if (c->gone)
+        return;
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+        if (c->no_read || (c->linger && !wslay_event_want_read(c->ctx))) {
+            if (!drain_input(c)) {
+                conn_free(c);
+                return;
+            }
+        } else if (wslay_event_want_read(c->ctx)) {
+            int rv = wslay_event_recv(c->ctx);
+            if (c->bad_control && !c->doomed) {
+                violation(c, 1002, "control frames must not be fragmented or longer than 125 bytes");
+            } else if (rv != 0) {
+                /* a protocol violation (wslay has usually queued its close frame) or a dead socket */
+                c->no_read = true;
+                if (!c->doomed) {
+                    c->doomed = true;
+                    c->doom_at = ws_now_ms();
+                }
+                if (rv == WSLAY_ERR_PROTO && !wslay_event_get_close_sent(c->ctx))
+                    wslay_event_queue_close(c->ctx, 1002, (const uint8_t *)"protocol error", 14);
+                if (rv != WSLAY_ERR_PROTO && !drain_input(c)) {
+                    conn_free(c);
+                    return;
+                }
+            }
+        } else if (events & (EPOLLHUP | EPOLLERR)) {
+            conn_free(c);
+            return;
+        }
+    }
+    if (!c->gone)
+        conn_flush(c);
+}
+
+void
+conn_new(struct ws *w, struct wsq *it)
+{
+    struct ws_conn *c = calloc(1, sizeof *c);
+    struct epoll_event e;
+    char key[24];
+
+    if (!c || wslay_event_context_server_init(&c->ctx, &callbacks, c) != 0) {
+        free(c);
+        close(it->fd);
+        atomic_fetch_sub(&w->slots, 1);
+        return;
+    }
+    wslay_event_config_set_max_recv_msg_length(c->ctx, w->o.max_message);
+    c->id = ++w->next_id;
+    c->w = w;
+    c->fd = it->fd;
+    c->extra = it->extra;
+    c->extra_len = it->extra_len;
+    it->extra = NULL;
+    c->authed = it->authed;
+    if (c->authed) {
+        memcpy(c->user, it->user, sizeof c->user);
+        memcpy(c->verifier, it->verifier, sizeof c->verifier);
+    }
+    c->opened = c->last_recv = c->last_ping = ws_now_ms();
+    snprintf(c->status, sizeof c->status, "online");
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    snprintf(key, sizeof key, "%llx", (unsigned long long)c->id);
+    bool oom = false;
+    map_put(w->by_id, key, c, &oom);
+    e.events = EPOLLIN | EPOLLRDHUP;
+    e.data.ptr = c;
+    c->events = EPOLLIN;
+    if (oom || epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &e) != 0) {
+        conn_free(c);
+        return;
+    }
+    if (c->extra_len)
+        conn_io(c, EPOLLIN); /* the client may have sent its hello with the upgrade request */
+}
+
+void
+conn_tick(struct ws_conn *c, int64_t now)
+{
+    struct ws *w = c->w;
+
+    if (c->linger) {
+        if (now - c->linger_at > WS_LINGER_MS)
+            conn_free(c); /* the peer never answered our close */
+        return;
+    }
+    if (c->doomed) {
+        if (now - c->doom_at > WS_DOOM_GRACE_MS)
+            conn_free(c); /* never drained its backlog */
+        return;
+    }
+    if (!c->hello && now - c->opened > w->o.hello_ms) {
+        conn_close(c, 1008, "no hello received in time");
+        return;
+    }
+    if (now - c->last_recv > w->o.idle_ms) {
+        log_info("ws: closing a connection silent for %lld ms", (long long)(now - c->last_recv));
+        conn_close(c, 1001, "no response to pings");
+        return;
+    }
+    if (c->soft_since && now - c->soft_since > w->o.soft_grace_ms) {
+        log_warn("ws: closing connection of %s: unread messages for %lld ms", c->user,
+                 (long long)(now - c->soft_since));
+        conn_abort(c, 1013, "too slow: unread messages for too long");
+        return;
+    }
+    if (now - c->last_ping >= w->o.ping_ms) {
+        struct wslay_event_msg m = { WSLAY_PING, (const uint8_t *)"", 0 };
+        c->last_ping = now;
+        if (wslay_event_queue_msg(c->ctx, &m) == 0)
+            conn_flush(c);
+    }
+}
