@@ -14,8 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "base/utf8.h"
 #include "chat/chat_int.h"
 #include "json/json.h"
@@ -52,15 +52,6 @@ struct chat {
     bool stop;
 };
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool
 is_staff(const struct user *u)
 {
@@ -94,13 +85,11 @@ eraser_main(void *arg)
     struct chat *c = arg;
 
     for (;;) {
-        struct timespec ts;
+        struct timespec ts = clock_deadline(2000);
         uint64_t *v = NULL;
         size_t n = 0;
 
         pthread_mutex_lock(&c->emu);
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 2;
         if (!c->stop)
             pthread_cond_timedwait(&c->ecv, &c->emu, &ts);
         bool stop = c->stop;
@@ -326,7 +315,7 @@ event_new(const char *type, const struct user *who)
     cJSON_AddStringToObject(o, "type", type);
     cJSON_AddStringToObject(o, "id", id);
     cJSON_AddStringToObject(o, "actor", who ? who->id : "");
-    cJSON_AddNumberToObject(o, "at", (double)now_ms());
+    cJSON_AddNumberToObject(o, "at", (double)clock_wall_ms());
     return o;
 }
 
@@ -1114,7 +1103,7 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
     else
         id_new(id);
     cJSON *ev = event_new("msg.posted", who), *msg = cJSON_AddObjectToObject(ev, "msg");
-    add_snapshot(msg, id, who->id, now_ms(), body, thread_root, in_reply_to, mentions, nm);
+    add_snapshot(msg, id, who->id, clock_wall_ms(), body, thread_root, in_reply_to, mentions, nm);
     snprintf(subject, sizeof subject, "chatto.ev.%s.msg.%s", room_id, id);
     snprintf(msgid, sizeof msgid, "post:%s:%s", who->id, idem_key ? idem_key : id);
     struct store_pub_opts po = { .msg_id = msgid, .expect_none = true };
@@ -1203,7 +1192,7 @@ chat_edit(struct chat *c, const struct user *who, const char *room_id, const cha
             free(s.body_seqs);
             return ch_err_set(err, CH_EPERM, "eventId", "only the author may edit a message");
         }
-        if (!is_staff(who) && c->edit_window_ms > 0 && now_ms() - s.created_at > c->edit_window_ms) {
+        if (!is_staff(who) && c->edit_window_ms > 0 && clock_wall_ms() - s.created_at > c->edit_window_ms) {
             free(s.body_seqs);
             return ch_err_set(err, CH_ECONFLICT, "eventId", "messages can only be edited for %" PRId64
                               " minutes after posting", c->edit_window_ms / 60000);
@@ -1214,7 +1203,7 @@ chat_edit(struct chat *c, const struct user *who, const char *room_id, const cha
         cJSON *ev = event_new("msg.edited", who), *msg = cJSON_AddObjectToObject(ev, "msg");
         add_snapshot(msg, msg_id, s.author, s.created_at, body, s.thread_root, s.in_reply_to, mentions, nm);
         cJSON_AddNumberToObject(msg, "pos", (double)s.pos);
-        cJSON_AddNumberToObject(msg, "editedAt", (double)now_ms());
+        cJSON_AddNumberToObject(msg, "editedAt", (double)clock_wall_ms());
         snprintf(subject, sizeof subject, "chatto.ev.%s.msg.%s", room_id, msg_id);
         struct store_pub_opts po = { .expect_subject_seq = s.last_seq };
         st = append(c, subject, ev, &po, NULL, NULL, err);
@@ -1251,7 +1240,7 @@ chat_delete(struct chat *c, const struct user *who, const char *room_id, const c
         cJSON_AddStringToObject(msg, "author", s.author);
         cJSON_AddNumberToObject(msg, "createdAt", (double)s.created_at);
         cJSON_AddNumberToObject(msg, "pos", (double)s.pos);
-        cJSON_AddNumberToObject(msg, "deletedAt", (double)now_ms());
+        cJSON_AddNumberToObject(msg, "deletedAt", (double)clock_wall_ms());
         if (s.thread_root[0])
             cJSON_AddStringToObject(msg, "threadRoot", s.thread_root);
         if (s.in_reply_to[0])

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "chat/chat_int.h"
 #include "json/json.h"
 
@@ -863,16 +863,9 @@ chat_model_read(struct chat_model *m, const char *key, const char *val, size_t l
 static bool
 wait_for(struct chat_model *m, uint64_t *field, uint64_t target, int64_t timeout_ms)
 {
-    struct timespec ts;
+    struct timespec ts = clock_deadline(timeout_ms);
     bool ok;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&m->mu);
     while (*field < target)
         if (pthread_cond_timedwait(&m->cv, &m->mu, &ts) != 0)

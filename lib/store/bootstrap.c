@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "base/clock.h"
 #include "store/store_int.h"
 
 static const struct {
@@ -165,7 +166,7 @@ load_identity(struct store *st, struct ch_err *err)
 
     randombytes_buf(raw, sizeof raw);
     sodium_bin2hex(id, sizeof id, raw, sizeof raw);
-    snprintf(val, sizeof val, "%s %lld", id, (long long)store_now_ms());
+    snprintf(val, sizeof val, "%s %lld", id, (long long)clock_wall_ms());
     s = kvStore_CreateString(NULL, kv, "server", val);
     if (s != NATS_OK && s != NATS_ERR) /* NATS_ERR: it exists already (wrong last sequence) */
         return store_map(s, 0, "server identity", err);
