@@ -5,7 +5,7 @@
  * Writes append one event with an expectation on its subject (a room, a member, a message) and retry a few times
  * when another process won the race; then they wait for their own event to be applied before answering.
  *
- * Subjects: chatto.ev.<room>.room | chatto.ev.<room>.mem.<user> | chatto.ev.<room>.msg.<message>
+ * Subjects: one per room, member and message (store/subject.h builds them).
  * Thread-safe; HTTP worker threads. Owns the follower, two KV watchers and the eraser thread.
  */
 #include <ctype.h>
@@ -20,6 +20,7 @@
 #include "chat/chat_int.h"
 #include "json/json.h"
 #include "store/store.h"
+#include "store/subject.h"
 
 #define BODY_MAX 10000
 #define MAX_REACTIONS_PER_USER 20
@@ -497,7 +498,8 @@ enum ch_status
 chat_create_room(struct chat *c, const struct user *who, const char *name_in, const char *desc_in,
                  const char *visibility, cJSON **out, struct ch_err *err)
 {
-    char name[ROOM_NAME_MAX_BYTES + 1], desc[ROOM_DESC_MAX_BYTES + 1], key[65], id[ID_LEN + 1], subject[128];
+    char name[ROOM_NAME_MAX_BYTES + 1], desc[ROOM_DESC_MAX_BYTES + 1], key[65], id[ID_LEN + 1],
+         subject[STORE_SUBJECT_MAX];
     enum ch_status st;
     cJSON *ev, *room, *mem, *one;
     struct store_pub_opts po = { .expect_none = true };
@@ -512,6 +514,8 @@ chat_create_room(struct chat *c, const struct user *who, const char *name_in, co
     if (visibility && *visibility && strcmp(visibility, "public") && strcmp(visibility, "private"))
         return ch_err_set(err, CH_EINVAL, "visibility", "must be public or private");
     id_new(id);
+    if (store_subject_event_room(subject, sizeof subject, id) != CH_OK)
+        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
     name_key(name, key);
     st = store_kv_create(c->store, STORE_B_ROOMNAMES, key, id, strlen(id), NULL, err);
     if (st == CH_EEXIST)
@@ -529,7 +533,6 @@ chat_create_room(struct chat *c, const struct user *who, const char *name_in, co
     cJSON_AddStringToObject(one, "user", who->id);
     cJSON_AddStringToObject(one, "role", "owner");
     cJSON_AddItemToArray(mem, one);
-    snprintf(subject, sizeof subject, "chatto.ev.%s.room", id);
     if ((st = append(c, subject, ev, &po, NULL, NULL, err)) != CH_OK) {
         store_kv_purge(c->store, STORE_B_ROOMNAMES, key, NULL);
         return st;
@@ -565,7 +568,7 @@ chat_update_room(struct chat *c, const struct user *who, const char *room_id, co
                  const char *desc_in, cJSON **out, struct ch_err *err)
 {
     char name[ROOM_NAME_MAX_BYTES + 1] = "", desc[ROOM_DESC_MAX_BYTES + 1] = "", newkey[65] = "", oldkey[65],
-         subject[128];
+         subject[STORE_SUBJECT_MAX];
     struct chat_room *r;
     struct chat_member *cm;
     enum ch_status st;
@@ -590,6 +593,8 @@ chat_update_room(struct chat *c, const struct user *who, const char *room_id, co
         name_key(r->name, oldkey);
         rename = name_in && strcasecmp(name, r->name) != 0;
         pthread_rwlock_unlock(&c->m->lock);
+        if (store_subject_event_room(subject, sizeof subject, room_id) != CH_OK)
+            return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject"); /* before the name is claimed: nothing to undo */
         if (rename && !newkey[0]) {
             name_key(name, newkey);
             st = store_kv_create(c->store, STORE_B_ROOMNAMES, newkey, room_id, strlen(room_id), NULL, err);
@@ -604,7 +609,6 @@ chat_update_room(struct chat *c, const struct user *who, const char *room_id, co
         if (desc_in)
             cJSON_AddStringToObject(ev, "description", desc);
         struct store_pub_opts po = { .expect_subject_seq = expect };
-        snprintf(subject, sizeof subject, "chatto.ev.%s.room", room_id);
         st = append(c, subject, ev, &po, NULL, NULL, err);
         if (st == CH_ECONFLICT)
             continue;
@@ -631,7 +635,7 @@ chat_set_archived(struct chat *c, const struct user *who, const char *room_id, b
     struct chat_room *r;
     struct chat_member *cm;
     enum ch_status st = CH_OK;
-    char subject[128];
+    char subject[STORE_SUBJECT_MAX];
 
     for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
         if ((st = managed_room(c, who, room_id, &r, &cm, err)) != CH_OK)
@@ -642,7 +646,8 @@ chat_set_archived(struct chat *c, const struct user *who, const char *room_id, b
         if (same)
             break;
         struct store_pub_opts po = { .expect_subject_seq = expect };
-        snprintf(subject, sizeof subject, "chatto.ev.%s.room", room_id);
+        if (store_subject_event_room(subject, sizeof subject, room_id) != CH_OK)
+            return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
         st = append(c, subject, event_new(archived ? "room.archived" : "room.unarchived", who), &po, NULL, NULL,
                     err);
         if (st != CH_ECONFLICT)
@@ -661,13 +666,15 @@ static enum ch_status
 member_event(struct chat *c, const struct user *who, const char *room_id, const char *type, const char *user,
              const char *role, struct ch_err *err)
 {
-    char subject[160];
-    cJSON *ev = event_new(type, who);
+    char subject[STORE_SUBJECT_MAX];
+    cJSON *ev;
 
+    if (store_subject_event_member(subject, sizeof subject, room_id, user) != CH_OK)
+        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
+    ev = event_new(type, who);
     cJSON_AddStringToObject(ev, "user", user);
     if (role)
         cJSON_AddStringToObject(ev, "role", role);
-    snprintf(subject, sizeof subject, "chatto.ev.%s.mem.%s", room_id, user);
     return append(c, subject, ev, NULL, NULL, NULL, err);
 }
 
@@ -860,12 +867,16 @@ static enum ch_status
 create_dm_room(struct chat *c, const struct user *who, const char *room_id, const char *key,
                const char *const *ids, size_t n, struct ch_err *err)
 {
-    cJSON *ev = event_new("room.created", who), *room = cJSON_AddObjectToObject(ev, "room");
-    cJSON *mem = cJSON_AddArrayToObject(ev, "members");
+    cJSON *ev, *room, *mem;
     struct store_pub_opts po = { .expect_none = true };
-    char subject[128];
+    char subject[STORE_SUBJECT_MAX];
     enum ch_status st;
 
+    if (store_subject_event_room(subject, sizeof subject, room_id) != CH_OK)
+        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
+    ev = event_new("room.created", who);
+    room = cJSON_AddObjectToObject(ev, "room");
+    mem = cJSON_AddArrayToObject(ev, "members");
     cJSON_AddStringToObject(room, "id", room_id);
     cJSON_AddStringToObject(room, "name", "");
     cJSON_AddStringToObject(room, "description", "");
@@ -877,7 +888,6 @@ create_dm_room(struct chat *c, const struct user *who, const char *room_id, cons
         cJSON_AddStringToObject(one, "role", "member");
         cJSON_AddItemToArray(mem, one);
     }
-    snprintf(subject, sizeof subject, "chatto.ev.%s.room", room_id);
     st = append(c, subject, ev, &po, NULL, NULL, err);
     return st == CH_ECONFLICT ? CH_OK : st; /* someone created it first */
 }
@@ -963,9 +973,11 @@ chat_join_general(struct chat *c, const struct user *who, struct ch_err *err)
     bool exists = model_room(c->m, GENERAL_ID) != NULL;
     pthread_rwlock_unlock(&c->m->lock);
     if (!exists) {
-        char key[65], subject[64];
-        cJSON *ev = event_new("room.created", who), *r = cJSON_AddObjectToObject(ev, "room");
+        char key[65], subject[STORE_SUBJECT_MAX];
         struct store_pub_opts po = { .expect_none = true };
+        if (store_subject_event_room(subject, sizeof subject, GENERAL_ID) != CH_OK)
+            return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
+        cJSON *ev = event_new("room.created", who), *r = cJSON_AddObjectToObject(ev, "room");
         name_key("general", key);
         store_kv_create(c->store, STORE_B_ROOMNAMES, key, GENERAL_ID, strlen(GENERAL_ID), NULL, NULL);
         cJSON_AddStringToObject(r, "id", GENERAL_ID);
@@ -973,7 +985,6 @@ chat_join_general(struct chat *c, const struct user *who, struct ch_err *err)
         cJSON_AddStringToObject(r, "description", "Everyone on this server");
         cJSON_AddStringToObject(r, "visibility", "public");
         cJSON_AddArrayToObject(ev, "members");
-        snprintf(subject, sizeof subject, "chatto.ev.%s.room", GENERAL_ID);
         st = append(c, subject, ev, &po, NULL, NULL, err);
         if (st != CH_OK && st != CH_ECONFLICT) /* conflict: another process created it first */
             return st;
@@ -1069,7 +1080,7 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
           const char *in_reply_to, const char *idem_key, cJSON **out, struct ch_err *err)
 {
     struct chat_room *r;
-    char mentions[50][65], id[ID_LEN + 1], subject[160], msgid[200];
+    char mentions[50][65], id[ID_LEN + 1], subject[STORE_SUBJECT_MAX], msgid[200];
     size_t nm = 0;
     enum ch_status st;
 
@@ -1102,9 +1113,10 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
         idem_id(who->id, idem_key, id);
     else
         id_new(id);
+    if (store_subject_event_message(subject, sizeof subject, room_id, id) != CH_OK)
+        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
     cJSON *ev = event_new("msg.posted", who), *msg = cJSON_AddObjectToObject(ev, "msg");
     add_snapshot(msg, id, who->id, clock_wall_ms(), body, thread_root, in_reply_to, mentions, nm);
-    snprintf(subject, sizeof subject, "chatto.ev.%s.msg.%s", room_id, id);
     snprintf(msgid, sizeof msgid, "post:%s:%s", who->id, idem_key ? idem_key : id);
     struct store_pub_opts po = { .msg_id = msgid, .expect_none = true };
     st = append(c, subject, ev, &po, NULL, NULL, err);
@@ -1178,11 +1190,13 @@ chat_edit(struct chat *c, const struct user *who, const char *room_id, const cha
 {
     struct msg_state s;
     enum ch_status st;
-    char subject[160];
+    char subject[STORE_SUBJECT_MAX];
 
     if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_check("eventId", msg_id, err)) != CH_OK ||
         (st = check_body(body, err)) != CH_OK)
         return st;
+    if (store_subject_event_message(subject, sizeof subject, room_id, msg_id) != CH_OK)
+        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
     for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
         char mentions[50][65];
         size_t nm;
@@ -1204,7 +1218,6 @@ chat_edit(struct chat *c, const struct user *who, const char *room_id, const cha
         add_snapshot(msg, msg_id, s.author, s.created_at, body, s.thread_root, s.in_reply_to, mentions, nm);
         cJSON_AddNumberToObject(msg, "pos", (double)s.pos);
         cJSON_AddNumberToObject(msg, "editedAt", (double)clock_wall_ms());
-        snprintf(subject, sizeof subject, "chatto.ev.%s.msg.%s", room_id, msg_id);
         struct store_pub_opts po = { .expect_subject_seq = s.last_seq };
         st = append(c, subject, ev, &po, NULL, NULL, err);
         if (st == CH_OK) /* the previous versions' bodies go (the edit's own snapshot keeps the new one) */
@@ -1224,10 +1237,12 @@ chat_delete(struct chat *c, const struct user *who, const char *room_id, const c
 {
     struct msg_state s;
     enum ch_status st;
-    char subject[160];
+    char subject[STORE_SUBJECT_MAX];
 
     if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_check("eventId", msg_id, err)) != CH_OK)
         return st;
+    if (store_subject_event_message(subject, sizeof subject, room_id, msg_id) != CH_OK)
+        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
     for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
         if ((st = msg_for_change(c, who, room_id, msg_id, true, &s, err)) != CH_OK)
             return st;
@@ -1245,7 +1260,6 @@ chat_delete(struct chat *c, const struct user *who, const char *room_id, const c
             cJSON_AddStringToObject(msg, "threadRoot", s.thread_root);
         if (s.in_reply_to[0])
             cJSON_AddStringToObject(msg, "inReplyTo", s.in_reply_to);
-        snprintf(subject, sizeof subject, "chatto.ev.%s.msg.%s", room_id, msg_id);
         struct store_pub_opts po = { .expect_subject_seq = s.last_seq };
         st = append(c, subject, ev, &po, NULL, NULL, err);
         if (st == CH_OK) /* the tombstone is durable: now destroy every stored copy of the body */
@@ -1328,11 +1342,13 @@ chat_react(struct chat *c, const struct user *who, const char *room_id, const ch
            bool add, cJSON **out, struct ch_err *err)
 {
     enum ch_status st;
-    char subject[160];
+    char subject[STORE_SUBJECT_MAX];
 
     if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_check("eventId", msg_id, err)) != CH_OK ||
         (st = check_emoji(emoji, err)) != CH_OK)
         return st;
+    if (store_subject_event_message(subject, sizeof subject, room_id, msg_id) != CH_OK)
+        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
     for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
         struct chat_room *r;
         struct chat_member *cm;
@@ -1372,7 +1388,6 @@ chat_react(struct chat *c, const struct user *who, const char *room_id, const ch
         cJSON *ev = event_new(add ? "reaction.added" : "reaction.removed", who);
         cJSON_AddStringToObject(ev, "msgId", msg_id);
         cJSON_AddStringToObject(ev, "emoji", emoji);
-        snprintf(subject, sizeof subject, "chatto.ev.%s.msg.%s", room_id, msg_id);
         struct store_pub_opts po = { .expect_subject_seq = expect };
         st = append(c, subject, ev, &po, NULL, NULL, err);
         if (st != CH_ECONFLICT)

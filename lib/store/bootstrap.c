@@ -12,6 +12,7 @@
 
 #include "base/clock.h"
 #include "store/store_int.h"
+#include "store/subject.h"
 
 static const struct {
     const char *name;
@@ -41,7 +42,7 @@ static const struct {
     const char *description;
 } streams[STORE_S_COUNT] = {
     /* a 10-minute duplicate window: a client retrying a post with the same Idempotency-Key stores it once */
-    [STORE_S_EVENTS] = { "CHATTO_EVENTS", "chatto.ev.>", 600LL * 1000000000LL, "Chatto rooms and messages" },
+    [STORE_S_EVENTS] = { "CHATTO_EVENTS", STORE_SUBJECT_EVENTS_ALL, 600LL * 1000000000LL, "Chatto rooms and messages" },
 };
 
 const char *
