@@ -1,19 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Chat commands and queries over the read model. Every operation first syncs (learns the stream's last sequence
- * and waits until the local model applied it), so it sees every write acknowledged anywhere before it started.
- * Writes append one event with an expectation on its subject (a room, a member, a message) and retry a few times
- * when another process won the race; then they wait for their own event to be applied before answering.
+ * The chat core's lifetime and its feeds: chat_new starts the read model's follower on CHATTO_EVENTS, the two KV
+ * watchers (users, read positions) and the eraser; chat_free stops them. The feed callbacks only hand what they
+ * get to the model (model.c). Also readiness, the realtime listener and the directory lookup.
  *
+ * The commands live beside this file, one concern each: rooms.c dms.c messages.c reactions.c history.c reads.c
+ * realtime.c, on top of sync.c (read-your-writes), append.c (the write path) and access.c (who may do what).
  * Subjects: one per room, member and message (store/subject.h builds them).
- * Thread-safe; HTTP worker threads. Owns the follower, two KV watchers and the eraser thread.
+ * Still here, until they move into files of their own: rooms, dms, messages, reactions, history, reads, realtime.
+ *
+ * Threads: chat_new/chat_free on the main thread; the callbacks on the store's follower and watcher threads;
+ * the rest on HTTP worker threads.
  */
 #include <ctype.h>
 #include <inttypes.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/clock.h"
 #include "base/utf8.h"
@@ -21,43 +27,6 @@
 #include "json/json.h"
 #include "store/store.h"
 #include "store/subject.h"
-
-#define BODY_MAX 10000
-#define MAX_REACTIONS_PER_USER 20
-#define DM_MAX_PARTICIPANTS 9
-#define CAS_RETRIES 10
-#define GENERAL_ID "general"
-
-/* Coalesces "what is the last sequence?" requests: a caller needs an answer to a request sent after it arrived,
- * so it waits for the next round to start; everyone waiting shares that round's single NATS request. */
-struct syncer {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    uint64_t started, done; /* rounds */
-    bool busy;
-    uint64_t result;
-    enum ch_status status;
-    struct ch_err err;
-};
-
-struct chat {
-    struct syncer sync_ev, sync_reads, sync_users;
-    struct store *store;
-    struct chat_model *m;
-    struct store_follower *follower;
-    struct store_watch *users_w, *reads_w;
-    int64_t edit_window_ms, timeout_ms;
-    pthread_t eraser;
-    pthread_mutex_t emu;
-    pthread_cond_t ecv;
-    bool stop;
-};
-
-static bool
-is_staff(const struct user *u)
-{
-    return u->role == ROLE_ADMIN || u->role == ROLE_OWNER;
-}
 
 /* ---- feeding the model ---- */
 
@@ -79,32 +48,6 @@ on_read(void *ctx, const char *key, const char *val, size_t len, uint64_t rev)
     chat_model_read(((struct chat *)ctx)->m, key, val, len, rev);
 }
 
-/* Erases bodies of deleted messages that a deleter (maybe another, crashed process) left behind. */
-static void *
-eraser_main(void *arg)
-{
-    struct chat *c = arg;
-
-    for (;;) {
-        struct timespec ts = clock_deadline(2000);
-        uint64_t *v = NULL;
-        size_t n = 0;
-
-        pthread_mutex_lock(&c->emu);
-        if (!c->stop)
-            pthread_cond_timedwait(&c->ecv, &c->emu, &ts);
-        bool stop = c->stop;
-        pthread_mutex_unlock(&c->emu);
-        if (stop)
-            break;
-        chat_model_take_erasures(c->m, &v, &n);
-        for (size_t i = 0; i < n; i++)
-            store_erase(c->store, STORE_S_EVENTS, v[i], NULL);
-        free(v);
-    }
-    return NULL;
-}
-
 enum ch_status
 chat_new(const struct chat_opts *o, struct chat **out, struct ch_err *err)
 {
@@ -118,23 +61,16 @@ chat_new(const struct chat_opts *o, struct chat **out, struct ch_err *err)
     c->store = o->store;
     c->edit_window_ms = o->edit_window_ms;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
-    pthread_mutex_init(&c->emu, NULL);
-    pthread_cond_init(&c->ecv, NULL);
-    struct syncer *ss[] = { &c->sync_ev, &c->sync_reads, &c->sync_users };
-    for (int i = 0; i < 3; i++) {
-        pthread_mutex_init(&ss[i]->mu, NULL);
-        pthread_cond_init(&ss[i]->cv, NULL);
-    }
+    sync_init(c);
     if ((st = store_kv_watch(c->store, STORE_B_USERS, ">", on_user, c, &c->users_w, err)) != CH_OK ||
         (st = store_kv_watch(c->store, STORE_B_READS, ">", on_read, c, &c->reads_w, err)) != CH_OK ||
         (st = store_follow(c->store, STORE_S_EVENTS, on_event, c, &c->follower, err)) != CH_OK) {
         chat_free(c);
         return st;
     }
-    if (pthread_create(&c->eraser, NULL, eraser_main, c) != 0) {
-        c->eraser = 0;
+    if ((st = eraser_start(c, err)) != CH_OK) {
         chat_free(c);
-        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot start the eraser thread");
+        return st;
     }
     *out = c;
     return CH_OK;
@@ -145,23 +81,12 @@ chat_free(struct chat *c)
 {
     if (!c)
         return;
-    pthread_mutex_lock(&c->emu);
-    c->stop = true;
-    pthread_cond_signal(&c->ecv);
-    pthread_mutex_unlock(&c->emu);
-    if (c->eraser)
-        pthread_join(c->eraser, NULL);
+    eraser_stop(c);
     store_follower_stop(c->follower);
     store_kv_watch_stop(c->users_w);
     store_kv_watch_stop(c->reads_w);
     chat_model_free(c->m);
-    pthread_mutex_destroy(&c->emu);
-    pthread_cond_destroy(&c->ecv);
-    struct syncer *ss[] = { &c->sync_ev, &c->sync_reads, &c->sync_users };
-    for (int i = 0; i < 3; i++) {
-        pthread_mutex_destroy(&ss[i]->mu);
-        pthread_cond_destroy(&ss[i]->cv);
-    }
+    sync_destroy(c);
     free(c);
 }
 
@@ -196,101 +121,6 @@ chat_ready(struct chat *c, char *reason, size_t len)
     return true;
 }
 
-typedef enum ch_status (*last_fn)(struct chat *c, uint64_t *out, struct ch_err *err);
-
-static enum ch_status
-syncer_last(struct chat *c, struct syncer *s, last_fn fn, uint64_t *out, struct ch_err *err)
-{
-    uint64_t target;
-    enum ch_status st;
-
-    pthread_mutex_lock(&s->mu);
-    target = s->started + 1; /* the first round that starts after we arrived */
-    while (s->done < target) {
-        if (s->busy) {
-            pthread_cond_wait(&s->cv, &s->mu);
-            continue;
-        }
-        s->busy = true;
-        uint64_t round = ++s->started;
-        pthread_mutex_unlock(&s->mu);
-        struct ch_err e = { 0 };
-        uint64_t v = 0;
-        enum ch_status rs = fn(c, &v, &e);
-        pthread_mutex_lock(&s->mu);
-        s->result = v;
-        s->status = rs;
-        s->err = e;
-        s->done = round;
-        s->busy = false;
-        pthread_cond_broadcast(&s->cv);
-    }
-    st = s->status;
-    *out = s->result;
-    if (st != CH_OK && err)
-        *err = s->err;
-    pthread_mutex_unlock(&s->mu);
-    return st;
-}
-
-static enum ch_status
-last_event(struct chat *c, uint64_t *out, struct ch_err *err)
-{
-    return store_last_seq(c->store, STORE_S_EVENTS, out, err);
-}
-
-static enum ch_status
-last_read_rev(struct chat *c, uint64_t *out, struct ch_err *err)
-{
-    return store_kv_last_rev(c->store, STORE_B_READS, out, err);
-}
-
-static enum ch_status
-last_user_rev(struct chat *c, uint64_t *out, struct ch_err *err)
-{
-    return store_kv_last_rev(c->store, STORE_B_USERS, out, err);
-}
-
-/* Everything acknowledged before now is in our model afterwards. */
-static enum ch_status
-sync_events(struct chat *c, struct ch_err *err)
-{
-    uint64_t last = 0;
-    enum ch_status st;
-
-    if ((st = syncer_last(c, &c->sync_ev, last_event, &last, err)) != CH_OK)
-        return st;
-    if (!chat_model_wait(c->m, last, c->timeout_ms))
-        return ch_err_set(err, CH_EUNAVAIL, NULL, "this server is catching up with recent changes; retry");
-    return CH_OK;
-}
-
-static enum ch_status
-sync_reads(struct chat *c, struct ch_err *err)
-{
-    uint64_t rev = 0;
-    enum ch_status st;
-
-    if ((st = syncer_last(c, &c->sync_reads, last_read_rev, &rev, err)) != CH_OK)
-        return st;
-    if (!chat_model_wait_reads(c->m, rev, c->timeout_ms))
-        return ch_err_set(err, CH_EUNAVAIL, NULL, "this server is catching up with recent changes; retry");
-    return CH_OK;
-}
-
-static enum ch_status
-sync_users(struct chat *c, struct ch_err *err)
-{
-    uint64_t rev = 0;
-    enum ch_status st;
-
-    if ((st = syncer_last(c, &c->sync_users, last_user_rev, &rev, err)) != CH_OK)
-        return st;
-    if (!chat_model_wait_users(c->m, rev, c->timeout_ms))
-        return ch_err_set(err, CH_EUNAVAIL, NULL, "this server is catching up with recent changes; retry");
-    return CH_OK;
-}
-
 bool
 chat_lookup_user(struct chat *c, const char *uid, struct user *out)
 {
@@ -305,65 +135,9 @@ chat_lookup_user(struct chat *c, const char *uid, struct user *out)
     return found;
 }
 
-/* Build an event object: {type, id, actor, at}. */
-static cJSON *
-event_new(const char *type, const struct user *who)
-{
-    cJSON *o = cJSON_CreateObject();
-    char id[ID_LEN + 1];
+/* ==== rooms ==== */
 
-    id_new(id);
-    cJSON_AddStringToObject(o, "type", type);
-    cJSON_AddStringToObject(o, "id", id);
-    cJSON_AddStringToObject(o, "actor", who ? who->id : "");
-    cJSON_AddNumberToObject(o, "at", (double)clock_wall_ms());
-    return o;
-}
-
-/* Append ev (consumed) and wait until our model applied it. */
-static enum ch_status
-append(struct chat *c, const char *subject, cJSON *ev, const struct store_pub_opts *o, uint64_t *seq, bool *dup,
-       struct ch_err *err)
-{
-    char *data = json_print(ev, NULL);
-    uint64_t s = 0;
-    enum ch_status st;
-
-    cJSON_Delete(ev);
-    if (!data)
-        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
-    st = store_publish(c->store, subject, data, strlen(data), o, &s, dup, err);
-    explicit_bzero(data, strlen(data));
-    free(data);
-    if (st != CH_OK)
-        return st;
-    if (!chat_model_wait(c->m, s, c->timeout_ms))
-        return ch_err_set(err, CH_EUNAVAIL, NULL, "stored, but this server has not caught up yet; retry");
-    if (seq)
-        *seq = s;
-    return CH_OK;
-}
-
-/* ---- access rules (model read-locked) ---- */
-
-static enum ch_status
-room_access(struct chat *c, const char *room_id, const struct user *who, bool must_be_member, struct chat_room **r,
-            struct chat_member **cm, struct ch_err *err)
-{
-    *r = model_room(c->m, room_id);
-    *cm = *r ? model_member(*r, who->id) : NULL;
-    if (!*r || (!*cm && (*r)->vis != VIS_PUBLIC))
-        return ch_err_set(err, CH_ENOTFOUND, "roomId", "no such room");
-    if (must_be_member && !*cm)
-        return ch_err_set(err, CH_EPERM, "roomId", "join the room first");
-    return CH_OK;
-}
-
-static bool
-room_admin(const struct chat_member *cm, const struct user *who)
-{
-    return is_staff(who) || (cm && cm->role >= RROLE_ADMIN);
-}
+#define GENERAL_ID "general"
 
 /* ---- validation ---- */
 
@@ -394,8 +168,8 @@ check_text(const char *field, const char *in, size_t max_chars, size_t max_bytes
     return CH_OK;
 }
 
-static void
-hash_hex(const char *s, char out[65])
+void
+chat_hash_hex(const char *s, char out[65])
 {
     unsigned char h[32];
 
@@ -413,8 +187,505 @@ name_key(const char *name, char out[65])
     for (; name[i] && i < ROOM_NAME_MAX_BYTES; i++)
         folded[i] = (char)tolower((unsigned char)name[i]);
     folded[i] = '\0';
-    hash_hex(folded, out);
+    chat_hash_hex(folded, out);
 }
+
+/* ---- rooms ---- */
+
+enum ch_status
+chat_create_room(struct chat *c, const struct user *who, const char *name_in, const char *desc_in,
+                 const char *visibility, cJSON **out, struct ch_err *err)
+{
+    char name[ROOM_NAME_MAX_BYTES + 1], desc[ROOM_DESC_MAX_BYTES + 1], key[65], id[ID_LEN + 1],
+         subject[STORE_SUBJECT_MAX];
+    enum ch_status st;
+    cJSON *ev, *room, *mem, *one;
+    struct store_pub_opts po = { .expect_none = true };
+
+    if (name_in[0] == '#')
+        name_in++; /* "#general" and "general" are the same name */
+    if ((st = check_text("name", name_in, ROOM_NAME_MAX_CHARS, ROOM_NAME_MAX_BYTES, false, true, name, sizeof name,
+                         err)) != CH_OK ||
+        (st = check_text("description", desc_in ? desc_in : "", ROOM_DESC_MAX_CHARS, ROOM_DESC_MAX_BYTES, true,
+                         false, desc, sizeof desc, err)) != CH_OK)
+        return st;
+    if (visibility && *visibility && strcmp(visibility, "public") && strcmp(visibility, "private"))
+        return ch_err_set(err, CH_EINVAL, "visibility", "must be public or private");
+    id_new(id);
+    if (store_subject_event_room(subject, sizeof subject, id) != CH_OK)
+        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
+    name_key(name, key);
+    st = store_kv_create(c->store, STORE_B_ROOMNAMES, key, id, strlen(id), NULL, err);
+    if (st == CH_EEXIST)
+        return ch_err_set(err, CH_EEXIST, "name", "a room with this name already exists");
+    if (st != CH_OK)
+        return st;
+    ev = chat_event_new("room.created", who);
+    room = cJSON_AddObjectToObject(ev, "room");
+    cJSON_AddStringToObject(room, "id", id);
+    cJSON_AddStringToObject(room, "name", name);
+    cJSON_AddStringToObject(room, "description", desc);
+    cJSON_AddStringToObject(room, "visibility", visibility && !strcmp(visibility, "private") ? "private" : "public");
+    mem = cJSON_AddArrayToObject(ev, "members");
+    one = cJSON_CreateObject();
+    cJSON_AddStringToObject(one, "user", who->id);
+    cJSON_AddStringToObject(one, "role", "owner");
+    cJSON_AddItemToArray(mem, one);
+    if ((st = chat_append(c, subject, ev, &po, NULL, NULL, err)) != CH_OK) {
+        store_kv_purge(c->store, STORE_B_ROOMNAMES, key, NULL);
+        return st;
+    }
+    pthread_rwlock_rdlock(&c->m->lock);
+    struct chat_room *r = model_room(c->m, id);
+    *out = r ? view_wrap("room", view_room(r)) : NULL;
+    pthread_rwlock_unlock(&c->m->lock);
+    return *out ? CH_OK : ch_err_set(err, CH_EINTERNAL, NULL, "room vanished");
+}
+
+/* Common prologue of room-admin operations: sync, then find the room and check the caller may manage it. */
+static enum ch_status
+managed_room(struct chat *c, const struct user *who, const char *room_id, struct chat_room **r,
+             struct chat_member **cm, struct ch_err *err)
+{
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    if ((st = chat_room_access(c, room_id, who, false, r, cm, err)) == CH_OK && !chat_room_admin(*cm, who))
+        st = ch_err_set(err, CH_EPERM, "roomId", "only the room's admins may do this");
+    if (st == CH_OK && (*r)->vis == VIS_DM)
+        st = ch_err_set(err, CH_ECONFLICT, "roomId", "direct message rooms cannot be changed this way");
+    if (st != CH_OK)
+        pthread_rwlock_unlock(&c->m->lock);
+    return st; /* on success the caller holds the read lock */
+}
+
+enum ch_status
+chat_update_room(struct chat *c, const struct user *who, const char *room_id, const char *name_in,
+                 const char *desc_in, cJSON **out, struct ch_err *err)
+{
+    char name[ROOM_NAME_MAX_BYTES + 1] = "", desc[ROOM_DESC_MAX_BYTES + 1] = "", newkey[65] = "", oldkey[65],
+         subject[STORE_SUBJECT_MAX];
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+    uint64_t expect;
+    bool rename = false;
+
+    if (name_in && name_in[0] == '#')
+        name_in++;
+    if ((name_in && (st = check_text("name", name_in, ROOM_NAME_MAX_CHARS, ROOM_NAME_MAX_BYTES, false, true, name,
+                                     sizeof name, err)) != CH_OK) ||
+        (desc_in && (st = check_text("description", desc_in, ROOM_DESC_MAX_CHARS, ROOM_DESC_MAX_BYTES, true, false,
+                                     desc, sizeof desc, err)) != CH_OK))
+        return st;
+    for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+        if ((st = managed_room(c, who, room_id, &r, &cm, err)) != CH_OK)
+            return st;
+        if (r->archived) {
+            pthread_rwlock_unlock(&c->m->lock);
+            return ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived; unarchive it first");
+        }
+        expect = r->room_seq;
+        name_key(r->name, oldkey);
+        rename = name_in && strcasecmp(name, r->name) != 0;
+        pthread_rwlock_unlock(&c->m->lock);
+        /* before the new name is claimed: nothing to undo */
+        if (store_subject_event_room(subject, sizeof subject, room_id) != CH_OK)
+            return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
+        if (rename && !newkey[0]) {
+            name_key(name, newkey);
+            st = store_kv_create(c->store, STORE_B_ROOMNAMES, newkey, room_id, strlen(room_id), NULL, err);
+            if (st == CH_EEXIST)
+                return ch_err_set(err, CH_EEXIST, "name", "a room with this name already exists");
+            if (st != CH_OK)
+                return st;
+        }
+        cJSON *ev = chat_event_new("room.updated", who);
+        if (name_in)
+            cJSON_AddStringToObject(ev, "name", name);
+        if (desc_in)
+            cJSON_AddStringToObject(ev, "description", desc);
+        struct store_pub_opts po = { .expect_subject_seq = expect };
+        st = chat_append(c, subject, ev, &po, NULL, NULL, err);
+        if (st == CH_ECONFLICT)
+            continue;
+        break;
+    }
+    if (st != CH_OK) {
+        if (newkey[0])
+            store_kv_purge(c->store, STORE_B_ROOMNAMES, newkey, NULL);
+        return st;
+    }
+    if (rename && strcmp(oldkey, newkey) != 0)
+        store_kv_purge(c->store, STORE_B_ROOMNAMES, oldkey, NULL);
+    pthread_rwlock_rdlock(&c->m->lock);
+    r = model_room(c->m, room_id);
+    *out = r ? view_wrap("room", view_room(r)) : NULL;
+    pthread_rwlock_unlock(&c->m->lock);
+    return *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "roomId", "no such room");
+}
+
+enum ch_status
+chat_set_archived(struct chat *c, const struct user *who, const char *room_id, bool archived, cJSON **out,
+                  struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st = CH_OK;
+    char subject[STORE_SUBJECT_MAX];
+
+    for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+        if ((st = managed_room(c, who, room_id, &r, &cm, err)) != CH_OK)
+            return st;
+        bool same = r->archived == archived;
+        uint64_t expect = r->room_seq;
+        pthread_rwlock_unlock(&c->m->lock);
+        if (same)
+            break;
+        struct store_pub_opts po = { .expect_subject_seq = expect };
+        if (store_subject_event_room(subject, sizeof subject, room_id) != CH_OK)
+            return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
+        st = chat_append(c, subject, chat_event_new(archived ? "room.archived" : "room.unarchived", who), &po, NULL,
+                         NULL, err);
+        if (st != CH_ECONFLICT)
+            break;
+    }
+    if (st != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    r = model_room(c->m, room_id);
+    *out = r ? view_wrap("room", view_room(r)) : NULL;
+    pthread_rwlock_unlock(&c->m->lock);
+    return *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "roomId", "no such room");
+}
+
+/* ---- members ---- */
+
+static enum ch_status
+member_event(struct chat *c, const struct user *who, const char *room_id, const char *type, const char *user,
+             const char *role, struct ch_err *err)
+{
+    char subject[STORE_SUBJECT_MAX];
+    cJSON *ev;
+
+    if (store_subject_event_member(subject, sizeof subject, room_id, user) != CH_OK)
+        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
+    ev = chat_event_new(type, who);
+    cJSON_AddStringToObject(ev, "user", user);
+    if (role)
+        cJSON_AddStringToObject(ev, "role", role);
+    return chat_append(c, subject, ev, NULL, NULL, NULL, err);
+}
+
+enum ch_status
+chat_join(struct chat *c, const struct user *who, const char *room_id, cJSON **out, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    st = chat_room_access(c, room_id, who, false, &r, &cm, err);
+    if (st == CH_OK && !cm && r->archived)
+        st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived");
+    bool member = st == CH_OK && cm;
+    pthread_rwlock_unlock(&c->m->lock);
+    if (st != CH_OK)
+        return st;
+    if (!member && (st = member_event(c, who, room_id, "member.joined", who->id, "member", err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    r = model_room(c->m, room_id);
+    *out = r ? view_wrap("room", view_room(r)) : NULL;
+    pthread_rwlock_unlock(&c->m->lock);
+    return *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "roomId", "no such room");
+}
+
+enum ch_status
+chat_leave(struct chat *c, const struct user *who, const char *room_id, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    st = chat_room_access(c, room_id, who, true, &r, &cm, err);
+    pthread_rwlock_unlock(&c->m->lock);
+    if (st != CH_OK)
+        return st;
+    return member_event(c, who, room_id, "member.left", who->id, NULL, err);
+}
+
+enum ch_status
+chat_add_member(struct chat *c, const struct user *who, const char *room_id, const char *user, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    if ((st = id_check("userId", user, err)) != CH_OK || (st = sync_users(c, err)) != CH_OK)
+        return st;
+    if ((st = managed_room(c, who, room_id, &r, &cm, err)) != CH_OK)
+        return st;
+    const struct user *u = model_user(c->m, user);
+    if (!u || u->disabled || u->deleted)
+        st = ch_err_set(err, CH_ENOTFOUND, "userId", "no such user");
+    else if (r->archived)
+        st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived");
+    bool already = st == CH_OK && model_member(r, user);
+    pthread_rwlock_unlock(&c->m->lock);
+    if (st != CH_OK || already)
+        return st;
+    return member_event(c, who, room_id, "member.added", user, "member", err);
+}
+
+enum ch_status
+chat_remove_member(struct chat *c, const struct user *who, const char *room_id, const char *user, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    if ((st = id_check("userId", user, err)) != CH_OK)
+        return st;
+    if ((st = managed_room(c, who, room_id, &r, &cm, err)) != CH_OK)
+        return st;
+    struct chat_member *target = model_member(r, user);
+    if (!target)
+        st = ch_err_set(err, CH_ENOTFOUND, "userId", "not a member of this room");
+    else if (target->role >= RROLE_ADMIN && !chat_is_staff(who) && (!cm || cm->role != RROLE_OWNER))
+        st = ch_err_set(err, CH_EPERM, "userId", "only the room owner may remove an admin");
+    pthread_rwlock_unlock(&c->m->lock);
+    if (st != CH_OK)
+        return st;
+    return member_event(c, who, room_id, "member.removed", user, NULL, err);
+}
+
+enum ch_status
+chat_list_members(struct chat *c, const struct user *who, const char *room_id, cJSON **out, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    if ((st = chat_room_access(c, room_id, who, false, &r, &cm, err)) == CH_OK) {
+        cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "members");
+        cJSON *users = cJSON_AddObjectToObject(cJSON_AddObjectToObject(o, "includes"), "users");
+        size_t it = 0;
+        void *v;
+        while (map_next(r->members, &it, NULL, &v)) {
+            struct chat_member *mm = v;
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "userId", mm->user);
+            cJSON_AddStringToObject(x, "role", room_role_str(mm->role));
+            json_add_time(x, "joinedAt", mm->joined_at);
+            cJSON_AddItemToArray(arr, x);
+            view_include_user(c->m, users, mm->user);
+        }
+        *out = o;
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    return st;
+}
+
+/* ---- the room list ---- */
+
+enum ch_status
+chat_list_rooms(struct chat *c, const struct user *who, cJSON **out, struct ch_err *err)
+{
+    enum ch_status st;
+    cJSON *o, *arr;
+    size_t it = 0;
+    void *v;
+
+    if ((st = sync_events(c, err)) != CH_OK || (st = sync_reads(c, err)) != CH_OK)
+        return st;
+    o = cJSON_CreateObject();
+    arr = cJSON_AddArrayToObject(o, "rooms");
+    pthread_rwlock_rdlock(&c->m->lock);
+    while (map_next(c->m->rooms, &it, NULL, &v)) {
+        struct chat_room *r = v;
+        struct chat_member *cm = r->exists ? model_member(r, who->id) : NULL;
+        size_t unread = 0, mentions = 0;
+        if (!r->exists || (!cm && r->vis != VIS_PUBLIC))
+            continue;
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddItemToObject(x, "room", view_room(r));
+        cJSON_AddBoolToObject(x, "joined", cm != NULL);
+        if (cm) {
+            chat_unread_counts(r, cm, &unread, &mentions);
+            cJSON_AddStringToObject(x, "role", room_role_str(cm->role));
+        }
+        cJSON_AddNumberToObject(x, "unreadCount", (double)unread);
+        cJSON_AddNumberToObject(x, "mentionCount", (double)mentions);
+        cJSON_AddNumberToObject(x, "memberCount", (double)map_len(r->members));
+        if (r->last_activity)
+            json_add_time(x, "lastActivityAt", r->last_activity);
+        cJSON_AddItemToArray(arr, x);
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    *out = o;
+    return CH_OK;
+}
+
+/* ---- #general ---- */
+
+enum ch_status
+chat_join_general(struct chat *c, const struct user *who, struct ch_err *err)
+{
+    enum ch_status st;
+    cJSON *room = NULL;
+
+    if ((st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    bool exists = model_room(c->m, GENERAL_ID) != NULL;
+    pthread_rwlock_unlock(&c->m->lock);
+    if (!exists) {
+        char key[65], subject[STORE_SUBJECT_MAX];
+        struct store_pub_opts po = { .expect_none = true };
+        if (store_subject_event_room(subject, sizeof subject, GENERAL_ID) != CH_OK)
+            return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
+        cJSON *ev = chat_event_new("room.created", who), *r = cJSON_AddObjectToObject(ev, "room");
+        name_key("general", key);
+        store_kv_create(c->store, STORE_B_ROOMNAMES, key, GENERAL_ID, strlen(GENERAL_ID), NULL, NULL);
+        cJSON_AddStringToObject(r, "id", GENERAL_ID);
+        cJSON_AddStringToObject(r, "name", "general");
+        cJSON_AddStringToObject(r, "description", "Everyone on this server");
+        cJSON_AddStringToObject(r, "visibility", "public");
+        cJSON_AddArrayToObject(ev, "members");
+        st = chat_append(c, subject, ev, &po, NULL, NULL, err);
+        if (st != CH_OK && st != CH_ECONFLICT) /* conflict: another process created it first */
+            return st;
+    }
+    st = chat_join(c, who, GENERAL_ID, &room, err);
+    cJSON_Delete(room);
+    return st;
+}
+
+/* ==== dms ==== */
+
+#define DM_MAX_PARTICIPANTS 9
+
+static int
+cmp_ids(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Publish the DM's creation for room_id (idempotent: the room subject must be empty). */
+static enum ch_status
+create_dm_room(struct chat *c, const struct user *who, const char *room_id, const char *key,
+               const char *const *ids, size_t n, struct ch_err *err)
+{
+    cJSON *ev, *room, *mem;
+    struct store_pub_opts po = { .expect_none = true };
+    char subject[STORE_SUBJECT_MAX];
+    enum ch_status st;
+
+    if (store_subject_event_room(subject, sizeof subject, room_id) != CH_OK)
+        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
+    ev = chat_event_new("room.created", who);
+    room = cJSON_AddObjectToObject(ev, "room");
+    mem = cJSON_AddArrayToObject(ev, "members");
+    cJSON_AddStringToObject(room, "id", room_id);
+    cJSON_AddStringToObject(room, "name", "");
+    cJSON_AddStringToObject(room, "description", "");
+    cJSON_AddStringToObject(room, "visibility", "dm");
+    cJSON_AddStringToObject(room, "dmKey", key);
+    for (size_t i = 0; i < n; i++) {
+        cJSON *one = cJSON_CreateObject();
+        cJSON_AddStringToObject(one, "user", ids[i]);
+        cJSON_AddStringToObject(one, "role", "member");
+        cJSON_AddItemToArray(mem, one);
+    }
+    st = chat_append(c, subject, ev, &po, NULL, NULL, err);
+    return st == CH_ECONFLICT ? CH_OK : st; /* someone created it first */
+}
+
+enum ch_status
+chat_start_dm(struct chat *c, const struct user *who, const char *const *in, size_t n_in, cJSON **out,
+              struct ch_err *err)
+{
+    const char *ids[DM_MAX_PARTICIPANTS + 1];
+    size_t n = 0;
+    char joined[(ID_MAX + 1) * (DM_MAX_PARTICIPANTS + 1) + 1] = "", key[65], room_id[ID_MAX + 1];
+    enum ch_status st;
+
+    ids[n++] = who->id;
+    for (size_t i = 0; i < n_in; i++) {
+        bool dup = false;
+        if ((st = id_check("participantIds", in[i], err)) != CH_OK)
+            return st;
+        for (size_t j = 0; j < n && !dup; j++)
+            dup = !strcmp(ids[j], in[i]);
+        if (dup)
+            continue;
+        if (n == DM_MAX_PARTICIPANTS)
+            return ch_err_set(err, CH_EINVAL, "participantIds", "at most %d other participants",
+                              DM_MAX_PARTICIPANTS - 1);
+        ids[n++] = in[i];
+    }
+    if ((st = sync_users(c, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    for (size_t i = 1; i < n && st == CH_OK; i++) {
+        const struct user *u = model_user(c->m, ids[i]);
+        if (!u || u->disabled || u->deleted)
+            st = ch_err_set(err, CH_ENOTFOUND, "participantIds", "no such user: %s", ids[i]);
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    if (st != CH_OK)
+        return st;
+    qsort(ids, n, sizeof ids[0], cmp_ids);
+    for (size_t i = 0; i < n; i++) {
+        strcat(joined, ids[i]);
+        strcat(joined, ",");
+    }
+    chat_hash_hex(joined, key);
+    /* one atomic claim decides the DM's id, whichever process gets there first */
+    id_new(room_id);
+    st = store_kv_create(c->store, STORE_B_DMS, key, room_id, strlen(room_id), NULL, err);
+    if (st == CH_EEXIST) {
+        char *v = NULL;
+        if ((st = store_kv_get(c->store, STORE_B_DMS, key, &v, NULL, NULL, err)) != CH_OK)
+            return st;
+        snprintf(room_id, sizeof room_id, "%s", v);
+        free(v);
+        if (!id_valid(room_id))
+            return ch_err_set(err, CH_EINTERNAL, NULL, "corrupt DM record");
+    } else if (st != CH_OK) {
+        return st;
+    }
+    pthread_rwlock_rdlock(&c->m->lock);
+    bool exists = model_room(c->m, room_id) != NULL;
+    pthread_rwlock_unlock(&c->m->lock);
+    /* the claim's winner creates the room; if it crashed before doing so, whoever comes next finishes */
+    if (!exists && (st = create_dm_room(c, who, room_id, key, ids, n, err)) != CH_OK)
+        return st;
+    if (!exists && (st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    struct chat_room *r = model_room(c->m, room_id);
+    *out = r ? view_wrap("room", view_room(r)) : NULL;
+    pthread_rwlock_unlock(&c->m->lock);
+    return *out ? CH_OK : ch_err_set(err, CH_EUNAVAIL, NULL, "the DM is being created; retry");
+}
+
+/* ==== messages ==== */
+
+#define BODY_MAX 10000
+
+/* ---- validation and mentions ---- */
 
 static enum ch_status
 check_body(const char *body, struct ch_err *err)
@@ -477,523 +748,6 @@ chat_parse_mentions(struct chat *c, const char *body, char (*out)[65], size_t ma
     return parse_mentions(c, body, out, max, &unknown);
 }
 
-static cJSON *
-wrap(const char *name, cJSON *v)
-{
-    cJSON *o = cJSON_CreateObject();
-
-    cJSON_AddItemToObject(o, name, v);
-    return o;
-}
-
-static enum ch_status
-id_or_empty(const char *field, const char *v, struct ch_err *err)
-{
-    return v && *v ? id_check(field, v, err) : CH_OK;
-}
-
-/* ---- rooms ---- */
-
-enum ch_status
-chat_create_room(struct chat *c, const struct user *who, const char *name_in, const char *desc_in,
-                 const char *visibility, cJSON **out, struct ch_err *err)
-{
-    char name[ROOM_NAME_MAX_BYTES + 1], desc[ROOM_DESC_MAX_BYTES + 1], key[65], id[ID_LEN + 1],
-         subject[STORE_SUBJECT_MAX];
-    enum ch_status st;
-    cJSON *ev, *room, *mem, *one;
-    struct store_pub_opts po = { .expect_none = true };
-
-    if (name_in[0] == '#')
-        name_in++; /* "#general" and "general" are the same name */
-    if ((st = check_text("name", name_in, ROOM_NAME_MAX_CHARS, ROOM_NAME_MAX_BYTES, false, true, name, sizeof name,
-                         err)) != CH_OK ||
-        (st = check_text("description", desc_in ? desc_in : "", ROOM_DESC_MAX_CHARS, ROOM_DESC_MAX_BYTES, true,
-                         false, desc, sizeof desc, err)) != CH_OK)
-        return st;
-    if (visibility && *visibility && strcmp(visibility, "public") && strcmp(visibility, "private"))
-        return ch_err_set(err, CH_EINVAL, "visibility", "must be public or private");
-    id_new(id);
-    if (store_subject_event_room(subject, sizeof subject, id) != CH_OK)
-        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
-    name_key(name, key);
-    st = store_kv_create(c->store, STORE_B_ROOMNAMES, key, id, strlen(id), NULL, err);
-    if (st == CH_EEXIST)
-        return ch_err_set(err, CH_EEXIST, "name", "a room with this name already exists");
-    if (st != CH_OK)
-        return st;
-    ev = event_new("room.created", who);
-    room = cJSON_AddObjectToObject(ev, "room");
-    cJSON_AddStringToObject(room, "id", id);
-    cJSON_AddStringToObject(room, "name", name);
-    cJSON_AddStringToObject(room, "description", desc);
-    cJSON_AddStringToObject(room, "visibility", visibility && !strcmp(visibility, "private") ? "private" : "public");
-    mem = cJSON_AddArrayToObject(ev, "members");
-    one = cJSON_CreateObject();
-    cJSON_AddStringToObject(one, "user", who->id);
-    cJSON_AddStringToObject(one, "role", "owner");
-    cJSON_AddItemToArray(mem, one);
-    if ((st = append(c, subject, ev, &po, NULL, NULL, err)) != CH_OK) {
-        store_kv_purge(c->store, STORE_B_ROOMNAMES, key, NULL);
-        return st;
-    }
-    pthread_rwlock_rdlock(&c->m->lock);
-    struct chat_room *r = model_room(c->m, id);
-    *out = r ? wrap("room", view_room(r)) : NULL;
-    pthread_rwlock_unlock(&c->m->lock);
-    return *out ? CH_OK : ch_err_set(err, CH_EINTERNAL, NULL, "room vanished");
-}
-
-/* Common prologue of room-admin operations: sync, then find the room and check the caller may manage it. */
-static enum ch_status
-managed_room(struct chat *c, const struct user *who, const char *room_id, struct chat_room **r,
-             struct chat_member **cm, struct ch_err *err)
-{
-    enum ch_status st;
-
-    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
-        return st;
-    pthread_rwlock_rdlock(&c->m->lock);
-    if ((st = room_access(c, room_id, who, false, r, cm, err)) == CH_OK && !room_admin(*cm, who))
-        st = ch_err_set(err, CH_EPERM, "roomId", "only the room's admins may do this");
-    if (st == CH_OK && (*r)->vis == VIS_DM)
-        st = ch_err_set(err, CH_ECONFLICT, "roomId", "direct message rooms cannot be changed this way");
-    if (st != CH_OK)
-        pthread_rwlock_unlock(&c->m->lock);
-    return st; /* on success the caller holds the read lock */
-}
-
-enum ch_status
-chat_update_room(struct chat *c, const struct user *who, const char *room_id, const char *name_in,
-                 const char *desc_in, cJSON **out, struct ch_err *err)
-{
-    char name[ROOM_NAME_MAX_BYTES + 1] = "", desc[ROOM_DESC_MAX_BYTES + 1] = "", newkey[65] = "", oldkey[65],
-         subject[STORE_SUBJECT_MAX];
-    struct chat_room *r;
-    struct chat_member *cm;
-    enum ch_status st;
-    uint64_t expect;
-    bool rename = false;
-
-    if (name_in && name_in[0] == '#')
-        name_in++;
-    if ((name_in && (st = check_text("name", name_in, ROOM_NAME_MAX_CHARS, ROOM_NAME_MAX_BYTES, false, true, name,
-                                     sizeof name, err)) != CH_OK) ||
-        (desc_in && (st = check_text("description", desc_in, ROOM_DESC_MAX_CHARS, ROOM_DESC_MAX_BYTES, true, false,
-                                     desc, sizeof desc, err)) != CH_OK))
-        return st;
-    for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
-        if ((st = managed_room(c, who, room_id, &r, &cm, err)) != CH_OK)
-            return st;
-        if (r->archived) {
-            pthread_rwlock_unlock(&c->m->lock);
-            return ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived; unarchive it first");
-        }
-        expect = r->room_seq;
-        name_key(r->name, oldkey);
-        rename = name_in && strcasecmp(name, r->name) != 0;
-        pthread_rwlock_unlock(&c->m->lock);
-        if (store_subject_event_room(subject, sizeof subject, room_id) != CH_OK)
-            return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject"); /* before the name is claimed: nothing to undo */
-        if (rename && !newkey[0]) {
-            name_key(name, newkey);
-            st = store_kv_create(c->store, STORE_B_ROOMNAMES, newkey, room_id, strlen(room_id), NULL, err);
-            if (st == CH_EEXIST)
-                return ch_err_set(err, CH_EEXIST, "name", "a room with this name already exists");
-            if (st != CH_OK)
-                return st;
-        }
-        cJSON *ev = event_new("room.updated", who);
-        if (name_in)
-            cJSON_AddStringToObject(ev, "name", name);
-        if (desc_in)
-            cJSON_AddStringToObject(ev, "description", desc);
-        struct store_pub_opts po = { .expect_subject_seq = expect };
-        st = append(c, subject, ev, &po, NULL, NULL, err);
-        if (st == CH_ECONFLICT)
-            continue;
-        break;
-    }
-    if (st != CH_OK) {
-        if (newkey[0])
-            store_kv_purge(c->store, STORE_B_ROOMNAMES, newkey, NULL);
-        return st;
-    }
-    if (rename && strcmp(oldkey, newkey) != 0)
-        store_kv_purge(c->store, STORE_B_ROOMNAMES, oldkey, NULL);
-    pthread_rwlock_rdlock(&c->m->lock);
-    r = model_room(c->m, room_id);
-    *out = r ? wrap("room", view_room(r)) : NULL;
-    pthread_rwlock_unlock(&c->m->lock);
-    return *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "roomId", "no such room");
-}
-
-enum ch_status
-chat_set_archived(struct chat *c, const struct user *who, const char *room_id, bool archived, cJSON **out,
-                  struct ch_err *err)
-{
-    struct chat_room *r;
-    struct chat_member *cm;
-    enum ch_status st = CH_OK;
-    char subject[STORE_SUBJECT_MAX];
-
-    for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
-        if ((st = managed_room(c, who, room_id, &r, &cm, err)) != CH_OK)
-            return st;
-        bool same = r->archived == archived;
-        uint64_t expect = r->room_seq;
-        pthread_rwlock_unlock(&c->m->lock);
-        if (same)
-            break;
-        struct store_pub_opts po = { .expect_subject_seq = expect };
-        if (store_subject_event_room(subject, sizeof subject, room_id) != CH_OK)
-            return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
-        st = append(c, subject, event_new(archived ? "room.archived" : "room.unarchived", who), &po, NULL, NULL,
-                    err);
-        if (st != CH_ECONFLICT)
-            break;
-    }
-    if (st != CH_OK)
-        return st;
-    pthread_rwlock_rdlock(&c->m->lock);
-    r = model_room(c->m, room_id);
-    *out = r ? wrap("room", view_room(r)) : NULL;
-    pthread_rwlock_unlock(&c->m->lock);
-    return *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "roomId", "no such room");
-}
-
-static enum ch_status
-member_event(struct chat *c, const struct user *who, const char *room_id, const char *type, const char *user,
-             const char *role, struct ch_err *err)
-{
-    char subject[STORE_SUBJECT_MAX];
-    cJSON *ev;
-
-    if (store_subject_event_member(subject, sizeof subject, room_id, user) != CH_OK)
-        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
-    ev = event_new(type, who);
-    cJSON_AddStringToObject(ev, "user", user);
-    if (role)
-        cJSON_AddStringToObject(ev, "role", role);
-    return append(c, subject, ev, NULL, NULL, NULL, err);
-}
-
-enum ch_status
-chat_join(struct chat *c, const struct user *who, const char *room_id, cJSON **out, struct ch_err *err)
-{
-    struct chat_room *r;
-    struct chat_member *cm;
-    enum ch_status st;
-
-    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
-        return st;
-    pthread_rwlock_rdlock(&c->m->lock);
-    st = room_access(c, room_id, who, false, &r, &cm, err);
-    if (st == CH_OK && !cm && r->archived)
-        st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived");
-    bool member = st == CH_OK && cm;
-    pthread_rwlock_unlock(&c->m->lock);
-    if (st != CH_OK)
-        return st;
-    if (!member && (st = member_event(c, who, room_id, "member.joined", who->id, "member", err)) != CH_OK)
-        return st;
-    pthread_rwlock_rdlock(&c->m->lock);
-    r = model_room(c->m, room_id);
-    *out = r ? wrap("room", view_room(r)) : NULL;
-    pthread_rwlock_unlock(&c->m->lock);
-    return *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "roomId", "no such room");
-}
-
-enum ch_status
-chat_leave(struct chat *c, const struct user *who, const char *room_id, struct ch_err *err)
-{
-    struct chat_room *r;
-    struct chat_member *cm;
-    enum ch_status st;
-
-    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
-        return st;
-    pthread_rwlock_rdlock(&c->m->lock);
-    st = room_access(c, room_id, who, true, &r, &cm, err);
-    pthread_rwlock_unlock(&c->m->lock);
-    if (st != CH_OK)
-        return st;
-    return member_event(c, who, room_id, "member.left", who->id, NULL, err);
-}
-
-enum ch_status
-chat_add_member(struct chat *c, const struct user *who, const char *room_id, const char *user, struct ch_err *err)
-{
-    struct chat_room *r;
-    struct chat_member *cm;
-    enum ch_status st;
-
-    if ((st = id_check("userId", user, err)) != CH_OK || (st = sync_users(c, err)) != CH_OK)
-        return st;
-    if ((st = managed_room(c, who, room_id, &r, &cm, err)) != CH_OK)
-        return st;
-    const struct user *u = model_user(c->m, user);
-    if (!u || u->disabled || u->deleted)
-        st = ch_err_set(err, CH_ENOTFOUND, "userId", "no such user");
-    else if (r->archived)
-        st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived");
-    bool already = st == CH_OK && model_member(r, user);
-    pthread_rwlock_unlock(&c->m->lock);
-    if (st != CH_OK || already)
-        return st;
-    return member_event(c, who, room_id, "member.added", user, "member", err);
-}
-
-enum ch_status
-chat_remove_member(struct chat *c, const struct user *who, const char *room_id, const char *user, struct ch_err *err)
-{
-    struct chat_room *r;
-    struct chat_member *cm;
-    enum ch_status st;
-
-    if ((st = id_check("userId", user, err)) != CH_OK)
-        return st;
-    if ((st = managed_room(c, who, room_id, &r, &cm, err)) != CH_OK)
-        return st;
-    struct chat_member *target = model_member(r, user);
-    if (!target)
-        st = ch_err_set(err, CH_ENOTFOUND, "userId", "not a member of this room");
-    else if (target->role >= RROLE_ADMIN && !is_staff(who) && (!cm || cm->role != RROLE_OWNER))
-        st = ch_err_set(err, CH_EPERM, "userId", "only the room owner may remove an admin");
-    pthread_rwlock_unlock(&c->m->lock);
-    if (st != CH_OK)
-        return st;
-    return member_event(c, who, room_id, "member.removed", user, NULL, err);
-}
-
-enum ch_status
-chat_list_members(struct chat *c, const struct user *who, const char *room_id, cJSON **out, struct ch_err *err)
-{
-    struct chat_room *r;
-    struct chat_member *cm;
-    enum ch_status st;
-
-    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
-        return st;
-    pthread_rwlock_rdlock(&c->m->lock);
-    if ((st = room_access(c, room_id, who, false, &r, &cm, err)) == CH_OK) {
-        cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "members");
-        cJSON *users = cJSON_AddObjectToObject(cJSON_AddObjectToObject(o, "includes"), "users");
-        size_t it = 0;
-        void *v;
-        while (map_next(r->members, &it, NULL, &v)) {
-            struct chat_member *mm = v;
-            cJSON *x = cJSON_CreateObject();
-            cJSON_AddStringToObject(x, "userId", mm->user);
-            cJSON_AddStringToObject(x, "role", room_role_str(mm->role));
-            json_add_time(x, "joinedAt", mm->joined_at);
-            cJSON_AddItemToArray(arr, x);
-            view_include_user(c->m, users, mm->user);
-        }
-        *out = o;
-    }
-    pthread_rwlock_unlock(&c->m->lock);
-    return st;
-}
-
-/* Unread messages (by others, top level) and mentions of uid after the member's read position. */
-static void
-unread_counts(const struct chat_room *r, const struct chat_member *cm, size_t *unread, size_t *mentions)
-{
-    *unread = *mentions = 0;
-    for (size_t i = model_tl_after(r, cm->last_read); i < r->ntl; i++) {
-        const struct chat_msg *msg = r->tl[i]->msg;
-        if (r->tl[i]->kind == IT_MSG && !msg->deleted_at && strcmp(msg->author, cm->user) != 0)
-            (*unread)++;
-    }
-    for (size_t i = seqlist_after(&r->mentioned, cm->last_read); i < r->mentioned.n; i++) {
-        const struct chat_msg *msg = r->mentioned.v[i];
-        if (msg->deleted_at || !strcmp(msg->author, cm->user))
-            continue;
-        for (size_t j = 0; j < msg->nmentions; j++)
-            if (!strcmp(msg->mentions[j], cm->user)) {
-                (*mentions)++;
-                break;
-            }
-    }
-}
-
-enum ch_status
-chat_list_rooms(struct chat *c, const struct user *who, cJSON **out, struct ch_err *err)
-{
-    enum ch_status st;
-    cJSON *o, *arr;
-    size_t it = 0;
-    void *v;
-
-    if ((st = sync_events(c, err)) != CH_OK || (st = sync_reads(c, err)) != CH_OK)
-        return st;
-    o = cJSON_CreateObject();
-    arr = cJSON_AddArrayToObject(o, "rooms");
-    pthread_rwlock_rdlock(&c->m->lock);
-    while (map_next(c->m->rooms, &it, NULL, &v)) {
-        struct chat_room *r = v;
-        struct chat_member *cm = r->exists ? model_member(r, who->id) : NULL;
-        size_t unread = 0, mentions = 0;
-        if (!r->exists || (!cm && r->vis != VIS_PUBLIC))
-            continue;
-        cJSON *x = cJSON_CreateObject();
-        cJSON_AddItemToObject(x, "room", view_room(r));
-        cJSON_AddBoolToObject(x, "joined", cm != NULL);
-        if (cm) {
-            unread_counts(r, cm, &unread, &mentions);
-            cJSON_AddStringToObject(x, "role", room_role_str(cm->role));
-        }
-        cJSON_AddNumberToObject(x, "unreadCount", (double)unread);
-        cJSON_AddNumberToObject(x, "mentionCount", (double)mentions);
-        cJSON_AddNumberToObject(x, "memberCount", (double)map_len(r->members));
-        if (r->last_activity)
-            json_add_time(x, "lastActivityAt", r->last_activity);
-        cJSON_AddItemToArray(arr, x);
-    }
-    pthread_rwlock_unlock(&c->m->lock);
-    *out = o;
-    return CH_OK;
-}
-
-static int
-cmp_ids(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Publish the DM's creation for room_id (idempotent: the room subject must be empty). */
-static enum ch_status
-create_dm_room(struct chat *c, const struct user *who, const char *room_id, const char *key,
-               const char *const *ids, size_t n, struct ch_err *err)
-{
-    cJSON *ev, *room, *mem;
-    struct store_pub_opts po = { .expect_none = true };
-    char subject[STORE_SUBJECT_MAX];
-    enum ch_status st;
-
-    if (store_subject_event_room(subject, sizeof subject, room_id) != CH_OK)
-        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
-    ev = event_new("room.created", who);
-    room = cJSON_AddObjectToObject(ev, "room");
-    mem = cJSON_AddArrayToObject(ev, "members");
-    cJSON_AddStringToObject(room, "id", room_id);
-    cJSON_AddStringToObject(room, "name", "");
-    cJSON_AddStringToObject(room, "description", "");
-    cJSON_AddStringToObject(room, "visibility", "dm");
-    cJSON_AddStringToObject(room, "dmKey", key);
-    for (size_t i = 0; i < n; i++) {
-        cJSON *one = cJSON_CreateObject();
-        cJSON_AddStringToObject(one, "user", ids[i]);
-        cJSON_AddStringToObject(one, "role", "member");
-        cJSON_AddItemToArray(mem, one);
-    }
-    st = append(c, subject, ev, &po, NULL, NULL, err);
-    return st == CH_ECONFLICT ? CH_OK : st; /* someone created it first */
-}
-
-enum ch_status
-chat_start_dm(struct chat *c, const struct user *who, const char *const *in, size_t n_in, cJSON **out,
-              struct ch_err *err)
-{
-    const char *ids[DM_MAX_PARTICIPANTS + 1];
-    size_t n = 0;
-    char joined[(ID_MAX + 1) * (DM_MAX_PARTICIPANTS + 1) + 1] = "", key[65], room_id[ID_MAX + 1];
-    enum ch_status st;
-
-    ids[n++] = who->id;
-    for (size_t i = 0; i < n_in; i++) {
-        bool dup = false;
-        if ((st = id_check("participantIds", in[i], err)) != CH_OK)
-            return st;
-        for (size_t j = 0; j < n && !dup; j++)
-            dup = !strcmp(ids[j], in[i]);
-        if (dup)
-            continue;
-        if (n == DM_MAX_PARTICIPANTS)
-            return ch_err_set(err, CH_EINVAL, "participantIds", "at most %d other participants",
-                              DM_MAX_PARTICIPANTS - 1);
-        ids[n++] = in[i];
-    }
-    if ((st = sync_users(c, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
-        return st;
-    pthread_rwlock_rdlock(&c->m->lock);
-    for (size_t i = 1; i < n && st == CH_OK; i++) {
-        const struct user *u = model_user(c->m, ids[i]);
-        if (!u || u->disabled || u->deleted)
-            st = ch_err_set(err, CH_ENOTFOUND, "participantIds", "no such user: %s", ids[i]);
-    }
-    pthread_rwlock_unlock(&c->m->lock);
-    if (st != CH_OK)
-        return st;
-    qsort(ids, n, sizeof ids[0], cmp_ids);
-    for (size_t i = 0; i < n; i++) {
-        strcat(joined, ids[i]);
-        strcat(joined, ",");
-    }
-    hash_hex(joined, key);
-    /* one atomic claim decides the DM's id, whichever process gets there first */
-    id_new(room_id);
-    st = store_kv_create(c->store, STORE_B_DMS, key, room_id, strlen(room_id), NULL, err);
-    if (st == CH_EEXIST) {
-        char *v = NULL;
-        if ((st = store_kv_get(c->store, STORE_B_DMS, key, &v, NULL, NULL, err)) != CH_OK)
-            return st;
-        snprintf(room_id, sizeof room_id, "%s", v);
-        free(v);
-        if (!id_valid(room_id))
-            return ch_err_set(err, CH_EINTERNAL, NULL, "corrupt DM record");
-    } else if (st != CH_OK) {
-        return st;
-    }
-    pthread_rwlock_rdlock(&c->m->lock);
-    bool exists = model_room(c->m, room_id) != NULL;
-    pthread_rwlock_unlock(&c->m->lock);
-    /* the claim's winner creates the room; if it crashed before doing so, whoever comes next finishes */
-    if (!exists && (st = create_dm_room(c, who, room_id, key, ids, n, err)) != CH_OK)
-        return st;
-    if (!exists && (st = sync_events(c, err)) != CH_OK)
-        return st;
-    pthread_rwlock_rdlock(&c->m->lock);
-    struct chat_room *r = model_room(c->m, room_id);
-    *out = r ? wrap("room", view_room(r)) : NULL;
-    pthread_rwlock_unlock(&c->m->lock);
-    return *out ? CH_OK : ch_err_set(err, CH_EUNAVAIL, NULL, "the DM is being created; retry");
-}
-
-enum ch_status
-chat_join_general(struct chat *c, const struct user *who, struct ch_err *err)
-{
-    enum ch_status st;
-    cJSON *room = NULL;
-
-    if ((st = sync_events(c, err)) != CH_OK)
-        return st;
-    pthread_rwlock_rdlock(&c->m->lock);
-    bool exists = model_room(c->m, GENERAL_ID) != NULL;
-    pthread_rwlock_unlock(&c->m->lock);
-    if (!exists) {
-        char key[65], subject[STORE_SUBJECT_MAX];
-        struct store_pub_opts po = { .expect_none = true };
-        if (store_subject_event_room(subject, sizeof subject, GENERAL_ID) != CH_OK)
-            return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
-        cJSON *ev = event_new("room.created", who), *r = cJSON_AddObjectToObject(ev, "room");
-        name_key("general", key);
-        store_kv_create(c->store, STORE_B_ROOMNAMES, key, GENERAL_ID, strlen(GENERAL_ID), NULL, NULL);
-        cJSON_AddStringToObject(r, "id", GENERAL_ID);
-        cJSON_AddStringToObject(r, "name", "general");
-        cJSON_AddStringToObject(r, "description", "Everyone on this server");
-        cJSON_AddStringToObject(r, "visibility", "public");
-        cJSON_AddArrayToObject(ev, "members");
-        st = append(c, subject, ev, &po, NULL, NULL, err);
-        if (st != CH_OK && st != CH_ECONFLICT) /* conflict: another process created it first */
-            return st;
-    }
-    st = chat_join(c, who, GENERAL_ID, &room, err);
-    cJSON_Delete(room);
-    return st;
-}
-
 /* ---- messages ---- */
 
 /* The message id for an idempotency key: the same key from the same user always names the same message. */
@@ -1033,14 +787,14 @@ add_snapshot(cJSON *msg, const char *id, const char *author, int64_t created, co
         cJSON_AddItemToArray(arr, cJSON_CreateString(mentions[i]));
 }
 
-static enum ch_status
-message_out(struct chat *c, const struct user *who, const char *room_id, const char *msg_id, cJSON **out,
-            struct ch_err *err)
+enum ch_status
+chat_message_out(struct chat *c, const struct user *who, const char *room_id, const char *msg_id, cJSON **out,
+                 struct ch_err *err)
 {
     pthread_rwlock_rdlock(&c->m->lock);
     struct chat_room *r = model_room(c->m, room_id);
     struct chat_msg *msg = model_msg(r, msg_id);
-    *out = msg ? wrap("message", view_message(msg, room_id, who->id)) : NULL;
+    *out = msg ? view_wrap("message", view_message(msg, room_id, who->id)) : NULL;
     pthread_rwlock_unlock(&c->m->lock);
     return *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "eventId", "no such message");
 }
@@ -1057,7 +811,7 @@ post_check(struct chat *c, const struct user *who, const char *room_id, const ch
 
     *unknown = 0;
     pthread_rwlock_rdlock(&c->m->lock);
-    st = room_access(c, room_id, who, true, &r, &cm, err);
+    st = chat_room_access(c, room_id, who, true, &r, &cm, err);
     if (st == CH_OK && r->archived)
         st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived (read-only)");
     if (st == CH_OK && thread_root && *thread_root) {
@@ -1085,8 +839,8 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
     enum ch_status st;
 
     if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = check_body(body, err)) != CH_OK ||
-        (st = id_or_empty("threadRootEventId", thread_root, err)) != CH_OK ||
-        (st = id_or_empty("inReplyTo", in_reply_to, err)) != CH_OK)
+        (st = chat_id_or_empty("threadRootEventId", thread_root, err)) != CH_OK ||
+        (st = chat_id_or_empty("inReplyTo", in_reply_to, err)) != CH_OK)
         return st;
     if (idem_key) {
         size_t n = strlen(idem_key);
@@ -1115,11 +869,11 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
         id_new(id);
     if (store_subject_event_message(subject, sizeof subject, room_id, id) != CH_OK)
         return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
-    cJSON *ev = event_new("msg.posted", who), *msg = cJSON_AddObjectToObject(ev, "msg");
+    cJSON *ev = chat_event_new("msg.posted", who), *msg = cJSON_AddObjectToObject(ev, "msg");
     add_snapshot(msg, id, who->id, clock_wall_ms(), body, thread_root, in_reply_to, mentions, nm);
     snprintf(msgid, sizeof msgid, "post:%s:%s", who->id, idem_key ? idem_key : id);
     struct store_pub_opts po = { .msg_id = msgid, .expect_none = true };
-    st = append(c, subject, ev, &po, NULL, NULL, err);
+    st = chat_append(c, subject, ev, &po, NULL, NULL, err);
     /* a retry after the duplicate window finds its message already there: that is success too */
     if (st == CH_ECONFLICT && idem_key)
         st = CH_OK;
@@ -1135,7 +889,7 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
     pthread_rwlock_unlock(&c->m->lock);
     if (st != CH_OK)
         return st;
-    return message_out(c, who, room_id, id, out, err);
+    return chat_message_out(c, who, room_id, id, out, err);
 }
 
 /* Read a message under lock for a change: its room, state and subject sequence. */
@@ -1160,7 +914,7 @@ msg_for_change(struct chat *c, const struct user *who, const char *room_id, cons
     if ((st = sync_events(c, err)) != CH_OK)
         return st;
     pthread_rwlock_rdlock(&c->m->lock);
-    if ((st = room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+    if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
         struct chat_msg *msg = model_msg(r, msg_id);
         if (!msg || msg->deleted_at) {
             st = ch_err_set(err, CH_ENOTFOUND, "eventId", "no such message");
@@ -1173,7 +927,7 @@ msg_for_change(struct chat *c, const struct user *who, const char *room_id, cons
             memcpy(s->author, msg->author, sizeof s->author);
             memcpy(s->thread_root, msg->thread_root, sizeof s->thread_root);
             memcpy(s->in_reply_to, msg->in_reply_to, sizeof s->in_reply_to);
-            s->can_moderate = room_admin(cm, who);
+            s->can_moderate = chat_room_admin(cm, who);
             if (for_delete && msg->nbody && (s->body_seqs = malloc(msg->nbody * sizeof *s->body_seqs))) {
                 memcpy(s->body_seqs, msg->body_seqs, msg->nbody * sizeof *s->body_seqs);
                 s->nbody = msg->nbody;
@@ -1206,7 +960,7 @@ chat_edit(struct chat *c, const struct user *who, const char *room_id, const cha
             free(s.body_seqs);
             return ch_err_set(err, CH_EPERM, "eventId", "only the author may edit a message");
         }
-        if (!is_staff(who) && c->edit_window_ms > 0 && clock_wall_ms() - s.created_at > c->edit_window_ms) {
+        if (!chat_is_staff(who) && c->edit_window_ms > 0 && clock_wall_ms() - s.created_at > c->edit_window_ms) {
             free(s.body_seqs);
             return ch_err_set(err, CH_ECONFLICT, "eventId", "messages can only be edited for %" PRId64
                               " minutes after posting", c->edit_window_ms / 60000);
@@ -1214,12 +968,12 @@ chat_edit(struct chat *c, const struct user *who, const char *room_id, const cha
         pthread_rwlock_rdlock(&c->m->lock);
         nm = chat_parse_mentions(c, body, mentions, 50);
         pthread_rwlock_unlock(&c->m->lock);
-        cJSON *ev = event_new("msg.edited", who), *msg = cJSON_AddObjectToObject(ev, "msg");
+        cJSON *ev = chat_event_new("msg.edited", who), *msg = cJSON_AddObjectToObject(ev, "msg");
         add_snapshot(msg, msg_id, s.author, s.created_at, body, s.thread_root, s.in_reply_to, mentions, nm);
         cJSON_AddNumberToObject(msg, "pos", (double)s.pos);
         cJSON_AddNumberToObject(msg, "editedAt", (double)clock_wall_ms());
         struct store_pub_opts po = { .expect_subject_seq = s.last_seq };
-        st = append(c, subject, ev, &po, NULL, NULL, err);
+        st = chat_append(c, subject, ev, &po, NULL, NULL, err);
         if (st == CH_OK) /* the previous versions' bodies go (the edit's own snapshot keeps the new one) */
             for (size_t i = 0; i < s.nbody; i++)
                 store_erase(c->store, STORE_S_EVENTS, s.body_seqs[i], NULL);
@@ -1229,7 +983,7 @@ chat_edit(struct chat *c, const struct user *who, const char *room_id, const cha
     }
     if (st != CH_OK)
         return st;
-    return message_out(c, who, room_id, msg_id, out, err);
+    return chat_message_out(c, who, room_id, msg_id, out, err);
 }
 
 enum ch_status
@@ -1250,7 +1004,7 @@ chat_delete(struct chat *c, const struct user *who, const char *room_id, const c
             free(s.body_seqs);
             return ch_err_set(err, CH_EPERM, "eventId", "only the author or a room admin may delete a message");
         }
-        cJSON *ev = event_new("msg.deleted", who), *msg = cJSON_AddObjectToObject(ev, "msg");
+        cJSON *ev = chat_event_new("msg.deleted", who), *msg = cJSON_AddObjectToObject(ev, "msg");
         cJSON_AddStringToObject(msg, "id", msg_id);
         cJSON_AddStringToObject(msg, "author", s.author);
         cJSON_AddNumberToObject(msg, "createdAt", (double)s.created_at);
@@ -1261,7 +1015,7 @@ chat_delete(struct chat *c, const struct user *who, const char *room_id, const c
         if (s.in_reply_to[0])
             cJSON_AddStringToObject(msg, "inReplyTo", s.in_reply_to);
         struct store_pub_opts po = { .expect_subject_seq = s.last_seq };
-        st = append(c, subject, ev, &po, NULL, NULL, err);
+        st = chat_append(c, subject, ev, &po, NULL, NULL, err);
         if (st == CH_OK) /* the tombstone is durable: now destroy every stored copy of the body */
             for (size_t i = 0; i < s.nbody; i++)
                 store_erase(c->store, STORE_S_EVENTS, s.body_seqs[i], NULL);
@@ -1284,11 +1038,11 @@ chat_get_message(struct chat *c, const struct user *who, const char *room_id, co
         (st = sync_events(c, err)) != CH_OK)
         return st;
     pthread_rwlock_rdlock(&c->m->lock);
-    st = room_access(c, room_id, who, true, &r, &cm, err);
+    st = chat_room_access(c, room_id, who, true, &r, &cm, err);
     pthread_rwlock_unlock(&c->m->lock);
     if (st != CH_OK)
         return st;
-    return message_out(c, who, room_id, msg_id, out, err);
+    return chat_message_out(c, who, room_id, msg_id, out, err);
 }
 
 enum ch_status
@@ -1307,7 +1061,7 @@ chat_get_messages(struct chat *c, const struct user *who, const char *room_id, c
     if ((st = sync_events(c, err)) != CH_OK)
         return st;
     pthread_rwlock_rdlock(&c->m->lock);
-    if ((st = room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+    if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
         cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "messages");
         for (size_t i = 0; i < n; i++) {
             struct chat_msg *msg = model_msg(r, ids[i]);
@@ -1319,6 +1073,10 @@ chat_get_messages(struct chat *c, const struct user *who, const char *room_id, c
     pthread_rwlock_unlock(&c->m->lock);
     return st;
 }
+
+/* ==== reactions ==== */
+
+#define MAX_REACTIONS_PER_USER 20
 
 static enum ch_status
 check_emoji(const char *e, struct ch_err *err)
@@ -1358,7 +1116,7 @@ chat_react(struct chat *c, const struct user *who, const char *room_id, const ch
         if ((st = sync_events(c, err)) != CH_OK)
             return st;
         pthread_rwlock_rdlock(&c->m->lock);
-        if ((st = room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+        if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
             struct chat_msg *msg = model_msg(r, msg_id);
             size_t mine = 0;
             bool have = false;
@@ -1385,20 +1143,20 @@ chat_react(struct chat *c, const struct user *who, const char *room_id, const ch
             return st;
         if (noop)
             break;
-        cJSON *ev = event_new(add ? "reaction.added" : "reaction.removed", who);
+        cJSON *ev = chat_event_new(add ? "reaction.added" : "reaction.removed", who);
         cJSON_AddStringToObject(ev, "msgId", msg_id);
         cJSON_AddStringToObject(ev, "emoji", emoji);
         struct store_pub_opts po = { .expect_subject_seq = expect };
-        st = append(c, subject, ev, &po, NULL, NULL, err);
+        st = chat_append(c, subject, ev, &po, NULL, NULL, err);
         if (st != CH_ECONFLICT)
             break;
     }
     if (st != CH_OK)
         return st;
-    return message_out(c, who, room_id, msg_id, out, err);
+    return chat_message_out(c, who, room_id, msg_id, out, err);
 }
 
-/* ---- history ---- */
+/* ==== history ==== */
 
 static enum ch_status
 parse_cursor(const char *field, const char *s, uint64_t *out, struct ch_err *err)
@@ -1517,7 +1275,7 @@ chat_room_events(struct chat *c, const struct user *who, const char *room_id, co
     if ((st = sync_events(c, err)) != CH_OK)
         return st;
     pthread_rwlock_rdlock(&c->m->lock);
-    if ((st = room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+    if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
         struct pager p = { .m = c->m, .r = r, .viewer = who->id, .items = (const struct chat_item *const *)r->tl,
                            .n = r->ntl };
         pager_window(&p, before && *before, b, after && *after, a, limit, &from, &to);
@@ -1542,7 +1300,7 @@ chat_room_events_around(struct chat *c, const struct user *who, const char *room
         (st = check_limit(limit_in, &limit, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
         return st;
     pthread_rwlock_rdlock(&c->m->lock);
-    if ((st = room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+    if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
         struct chat_msg *msg = model_msg(r, event);
         if (msg && !msg->thread_root[0]) {
             size_t i = model_tl_after(r, msg->pos - 1);
@@ -1584,7 +1342,7 @@ chat_thread(struct chat *c, const struct user *who, const char *room_id, const c
         (st = parse_cursor("after", after, &a, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
         return st;
     pthread_rwlock_rdlock(&c->m->lock);
-    if ((st = room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+    if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
         struct chat_msg *root = model_msg(r, root_id);
         const struct seqlist *l = map_get(r->threads, root_id);
         if (!root || root->thread_root[0]) {
@@ -1601,7 +1359,29 @@ chat_thread(struct chat *c, const struct user *who, const char *room_id, const c
     return st;
 }
 
-/* ---- read state ---- */
+/* ==== reads ==== */
+
+/* Unread messages (by others, top level) and mentions of uid after the member's read position. */
+void
+chat_unread_counts(const struct chat_room *r, const struct chat_member *cm, size_t *unread, size_t *mentions)
+{
+    *unread = *mentions = 0;
+    for (size_t i = model_tl_after(r, cm->last_read); i < r->ntl; i++) {
+        const struct chat_msg *msg = r->tl[i]->msg;
+        if (r->tl[i]->kind == IT_MSG && !msg->deleted_at && strcmp(msg->author, cm->user) != 0)
+            (*unread)++;
+    }
+    for (size_t i = seqlist_after(&r->mentioned, cm->last_read); i < r->mentioned.n; i++) {
+        const struct chat_msg *msg = r->mentioned.v[i];
+        if (msg->deleted_at || !strcmp(msg->author, cm->user))
+            continue;
+        for (size_t j = 0; j < msg->nmentions; j++)
+            if (!strcmp(msg->mentions[j], cm->user)) {
+                (*mentions)++;
+                break;
+            }
+    }
+}
 
 enum ch_status
 chat_mark_read(struct chat *c, const struct user *who, const char *room_id, const char *event, cJSON **out,
@@ -1613,11 +1393,11 @@ chat_mark_read(struct chat *c, const struct user *who, const char *room_id, cons
     uint64_t pos = 0, rev = 0;
     char key[2 * ID_MAX + 2], val[32];
 
-    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_or_empty("eventId", event, err)) != CH_OK ||
-        (st = sync_events(c, err)) != CH_OK)
+    if ((st = id_check("roomId", room_id, err)) != CH_OK ||
+        (st = chat_id_or_empty("eventId", event, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
         return st;
     pthread_rwlock_rdlock(&c->m->lock);
-    if ((st = room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+    if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
         if (event && *event) {
             struct chat_msg *msg = model_msg(r, event);
             if (msg)
@@ -1664,7 +1444,7 @@ chat_mark_read(struct chat *c, const struct user *who, const char *room_id, cons
     *out = cJSON_CreateObject();
     if (cm) {
         size_t unread, mentions;
-        unread_counts(r, cm, &unread, &mentions);
+        chat_unread_counts(r, cm, &unread, &mentions);
         json_add_int64_str(*out, "lastReadCursor", (int64_t)cm->last_read);
         cJSON_AddNumberToObject(*out, "unreadCount", (double)unread);
         cJSON_AddNumberToObject(*out, "mentionCount", (double)mentions);
@@ -1673,7 +1453,7 @@ chat_mark_read(struct chat *c, const struct user *who, const char *room_id, cons
     return CH_OK;
 }
 
-/* ---- realtime helpers ---- */
+/* ==== realtime ==== */
 
 bool
 chat_room_member_ids(struct chat *c, const char *room_id, char (**ids)[65], size_t *n)
@@ -1717,10 +1497,10 @@ chat_check_typing(struct chat *c, const struct user *who, const char *room_id, c
     enum ch_status st;
 
     if ((st = id_check("roomId", room_id, err)) != CH_OK ||
-        (st = id_or_empty("threadRootEventId", thread_root, err)) != CH_OK)
+        (st = chat_id_or_empty("threadRootEventId", thread_root, err)) != CH_OK)
         return st;
     pthread_rwlock_rdlock(&c->m->lock);
-    if ((st = room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK && r->archived)
+    if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK && r->archived)
         st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived (read-only)");
     pthread_rwlock_unlock(&c->m->lock);
     return st;
