@@ -29,9 +29,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "log/log.h"
 #include "natsconf.h"
 
@@ -63,15 +63,6 @@ struct sup {
     size_t linelen;
     char last_error[256];
 };
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 enum ch_status
 sup_resolve_binary(const char *name, char *out, size_t len, struct ch_err *err)
@@ -391,9 +382,9 @@ kill_child(struct sup *s, int64_t timeout_ms)
     if (s->pid <= 0)
         return;
     kill(s->pid, SIGINT);
-    deadline = now_ms() + timeout_ms;
+    deadline = clock_mono_ms() + timeout_ms;
     while (!reap(s, how, sizeof how)) {
-        if (now_ms() >= deadline) {
+        if (clock_mono_ms() >= deadline) {
             log_warn("nats-server: pid %d did not stop within %lld ms; sending SIGKILL", (int)s->pid,
                      (long long)timeout_ms);
             kill(s->pid, SIGKILL);
@@ -435,7 +426,7 @@ write_url_file(struct sup *s)
 static enum ch_status
 start_child(struct sup *s, struct ch_err *err)
 {
-    int64_t deadline = now_ms() + s->o.start_timeout_ms;
+    int64_t deadline = clock_mono_ms() + s->o.start_timeout_ms;
     int port = 0, http_port = 0;
     bool have_ports = false;
     enum ch_status cs;
@@ -466,7 +457,7 @@ start_child(struct sup *s, struct ch_err *err)
                 return CH_OK;
             }
         }
-        if (now_ms() >= deadline) {
+        if (clock_mono_ms() >= deadline) {
             kill_child(s, 1000);
             return ch_err_set(err, CH_EUNAVAIL, NULL, "nats-server: JetStream did not answer within %lld ms%s%s",
                               (long long)s->o.start_timeout_ms, s->last_error[0] ? "; last error: " : "",
@@ -494,7 +485,7 @@ sup_main(void *arg)
         kill_child(s, s->o.stop_timeout_ms);
         return NULL;
     }
-    ready_since = now_ms();
+    ready_since = clock_mono_ms();
     next_probe = ready_since + s->o.probe_interval_ms;
     while (!stopping(s)) {
         char how[80];
@@ -505,9 +496,9 @@ sup_main(void *arg)
             set_state(s, ST_BACKOFF, "nats-server exited; restarting");
         }
         if (s->pid <= 0) {
-            int64_t until = now_ms() + backoff;
-            while (!stopping(s) && now_ms() < until)
-                wait_io(s, until - now_ms());
+            int64_t until = clock_mono_ms() + backoff;
+            while (!stopping(s) && clock_mono_ms() < until)
+                wait_io(s, until - clock_mono_ms());
             if (stopping(s))
                 break;
             backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
@@ -520,13 +511,13 @@ sup_main(void *arg)
                 set_state(s, ST_BACKOFF, "nats-server restart failed");
                 continue;
             }
-            ready_since = now_ms();
+            ready_since = clock_mono_ms();
             next_probe = ready_since + s->o.probe_interval_ms;
             failures = 0;
         }
-        if (now_ms() - ready_since > 60000)
+        if (clock_mono_ms() - ready_since > 60000)
             backoff = 500;
-        if (now_ms() >= next_probe) {
+        if (clock_mono_ms() >= next_probe) {
             struct ch_err perr = { 0 };
             if (s->o.probe(s->url, s->token, s->o.probe_timeout_ms, &perr) == CH_OK) {
                 if (failures)
@@ -543,7 +534,7 @@ sup_main(void *arg)
                          perr.msg);
                 set_state(s, ST_READY, "JetStream probe failing");
             }
-            next_probe = now_ms() + s->o.probe_interval_ms;
+            next_probe = clock_mono_ms() + s->o.probe_interval_ms;
         }
         wait_io(s, 200);
     }

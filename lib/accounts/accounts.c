@@ -18,8 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "base/ids.h"
 #include "json/json.h"
 #include "store/store.h"
@@ -37,22 +37,11 @@ struct accounts {
     char dummy_hash[CRYPTO_PWHASH_LEN]; /* verified against for unknown logins, so they cost the same */
 };
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static enum ch_status
 hash_acquire(struct accounts *a, struct ch_err *err)
 {
-    struct timespec ts;
+    struct timespec ts = clock_deadline(HASH_WAIT_S * 1000);
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += HASH_WAIT_S;
     while (sem_timedwait(&a->hashes, &ts) != 0) {
         if (errno == EINTR)
             continue;
@@ -195,7 +184,7 @@ modify_user(struct accounts *a, const char *uid, modify_fn fn, void *ctx, struct
             return ch_err_set(err, CH_EINTERNAL, NULL, "user record %s is corrupt", uid);
         if ((st = fn(&u, ctx, err)) != CH_OK)
             return st;
-        u.updated_at = now_ms();
+        u.updated_at = clock_wall_ms();
         if (!(nv = user_serialize(&u)))
             return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
         st = store_kv_update(a->o.store, STORE_B_USERS, uid, nv, strlen(nv), rev, NULL, err);
@@ -261,7 +250,7 @@ claim_login(struct accounts *a, const char *key, const char *uid, struct ch_err 
     enum ch_status st;
     struct user u;
 
-    snprintf(val, sizeof val, "%s %" PRId64, uid, now_ms());
+    snprintf(val, sizeof val, "%s %" PRId64, uid, clock_wall_ms());
     st = store_kv_create(a->o.store, STORE_B_LOGINS, key, val, strlen(val), NULL, err);
     if (st != CH_EEXIST)
         return st;
@@ -270,7 +259,7 @@ claim_login(struct accounts *a, const char *key, const char *uid, struct ch_err 
     if (sscanf(cur, "%64s %lld", owner, &claimed) != 2)
         owner[0] = '\0';
     free(cur);
-    if (now_ms() - claimed < LOGIN_CLAIM_STALE_MS || accounts_get(a, owner, &u, NULL) != CH_ENOTFOUND)
+    if (clock_wall_ms() - claimed < LOGIN_CLAIM_STALE_MS || accounts_get(a, owner, &u, NULL) != CH_ENOTFOUND)
         return ch_err_set(err, CH_EEXIST, "login", "login taken");
     st = store_kv_update(a->o.store, STORE_B_LOGINS, key, val, strlen(val), rev, NULL, err);
     return st == CH_ECONFLICT ? ch_err_set(err, CH_EEXIST, "login", "login taken") : st;
@@ -297,7 +286,7 @@ create_account(struct accounts *a, const char *login_in, const char *password, c
     }
     id_new(u.id);
     u.is_bot = is_bot;
-    u.created_at = u.updated_at = now_ms();
+    u.created_at = u.updated_at = clock_wall_ms();
     snprintf(u.created_by, sizeof u.created_by, "%s", creator ? creator : "");
     user_login_key(u.login, key);
     if (!is_bot) {
@@ -384,8 +373,8 @@ throttle_locked(struct accounts *a, const char *key, int max)
         return 0;
     if (sscanf(v, "%lld %lld", &fails, &start) == 2 && fails >= max) {
         int64_t end = start + a->o.login_lockout_ms;
-        if (end > now_ms())
-            left = (end - now_ms() + 999) / 1000;
+        if (end > clock_wall_ms())
+            left = (end - clock_wall_ms() + 999) / 1000;
     }
     free(v);
     return left;
@@ -398,7 +387,7 @@ throttle_fail(struct accounts *a, const char *key)
         char *v = NULL, buf[64];
         uint64_t rev = 0;
         long long fails = 0, start = 0;
-        int64_t now = now_ms();
+        int64_t now = clock_wall_ms();
         enum ch_status st = store_kv_get(a->o.store, STORE_B_THROTTLE, key, &v, NULL, &rev, NULL);
 
         if (st == CH_OK && sscanf(v, "%lld %lld", &fails, &start) == 2 && now - start < a->o.login_lockout_ms)
@@ -484,7 +473,7 @@ accounts_issue(struct accounts *a, const struct user *u, char kind, char **value
 {
     unsigned char secret[CRYPTO_TOKEN_SECRET];
     char verifier[CRYPTO_VERIFIER_HEX], key[200], rec[200];
-    int64_t now = now_ms(), exp = kind == CRED_APIKEY ? 0 : now + a->o.token_ttl_ms;
+    int64_t now = clock_wall_ms(), exp = kind == CRED_APIKEY ? 0 : now + a->o.token_ttl_ms;
     enum ch_status st;
     char *v;
 
@@ -534,7 +523,7 @@ resolve(struct accounts *a, char kind, const char *uid, const unsigned char secr
         exp = cJSON_IsString(e) ? strtoll(e->valuestring, NULL, 10) : 0;
         cJSON_Delete(rec);
     }
-    if (exp && exp <= now_ms()) {
+    if (exp && exp <= clock_wall_ms()) {
         store_kv_purge(a->o.store, STORE_B_TOKENS, key, NULL);
         return ch_err_set(err, CH_EAUTH, NULL, "session expired; log in again");
     }
@@ -554,7 +543,7 @@ accounts_auth_cookie(struct accounts *a, const char *cookie, struct principal *p
     unsigned char secret[CRYPTO_TOKEN_SECRET];
     enum ch_status st;
 
-    if (crypto_cookie_open(a->keys, cookie, now_ms() / 1000, uid, secret, NULL) != CH_OK)
+    if (crypto_cookie_open(a->keys, cookie, clock_wall_ms() / 1000, uid, secret, NULL) != CH_OK)
         return ch_err_set(err, CH_EAUTH, NULL, "invalid or expired session cookie; log in again");
     st = resolve(a, CRED_SESSION, uid, secret, p, err);
     explicit_bzero(secret, sizeof secret);

@@ -4,7 +4,8 @@
 
 #include <sodium.h>
 #include <string.h>
-#include <time.h>
+
+#include "base/clock.h"
 
 static const char ALPHA[] = "0123456789abcdefghjkmnpqrstvwxyz";
 
@@ -26,10 +27,7 @@ id_new_at(int64_t ms, char out[ID_LEN + 1])
 void
 id_new(char out[ID_LEN + 1])
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    id_new_at((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, out);
+    id_new_at(clock_wall_ms(), out);
 }
 
 bool

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 /*
- * Internals of lib/chat: the in-memory read model built from the CHATTO_EVENTS stream (model.c), its JSON views
- * (view.c) and the commands that append to the stream (chat.c).
+ * Internals of lib/chat, shared by its files and by nobody else (chat.h is the public API): the in-memory read
+ * model built from the CHATTO_EVENTS stream (model.c), its JSON views (view.c), struct chat and its lifetime
+ * (chat.c), and what the command files (rooms.c dms.c messages.c reactions.c history.c reads.c realtime.c) share:
+ * read-your-writes syncs (sync.c), the write path (append.c), access rules (access.c) and the eraser (eraser.c).
  *
  * Locking: struct chat_model has one rwlock. The follower thread applies events under the write lock; queries
  * take the read lock; nothing takes it across a NATS request. `applied` (events), `users_rev` and `reads_rev`
@@ -158,3 +160,83 @@ cJSON *view_user(const struct chat_model *m, const char *id);
 void view_include_user(const struct chat_model *m, cJSON *users, const char *id);
 
 const char *room_role_str(enum room_role r);
+/* {name: v}; takes v. */
+cJSON *view_wrap(const char *name, cJSON *v);
+
+/* ---- struct chat and what the command files share ---- */
+
+struct store_follower;
+struct store_pub_opts;
+struct store_watch;
+
+/* Attempts of a compare-and-set write (expected subject sequence or KV revision) before the loss is returned. */
+#define CAS_RETRIES 10
+
+/* Coalesces "what is the last sequence?" requests: a caller needs an answer to a request sent after it arrived,
+ * so it waits for the next round to start; everyone waiting shares that round's single NATS request. */
+struct syncer {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t started, done; /* rounds */
+    bool busy;
+    uint64_t result;
+    enum ch_status status;
+    struct ch_err err;
+};
+
+struct chat {
+    struct syncer sync_ev, sync_reads, sync_users;
+    struct store *store;
+    struct chat_model *m;
+    struct store_follower *follower;
+    struct store_watch *users_w, *reads_w;
+    int64_t edit_window_ms, timeout_ms;
+    struct {
+        pthread_t thread;
+        pthread_mutex_t mu; /* guards stop */
+        pthread_cond_t cv;
+        bool stop;
+        bool running; /* main thread only (eraser_start/eraser_stop) */
+    } eraser;
+};
+
+/* sync.c: initialise / destroy the three syncers (chat_new / chat_free). */
+void sync_init(struct chat *c);
+void sync_destroy(struct chat *c);
+/* Everything acknowledged before the call (events; read positions; users) is in our model on CH_OK;
+ * CH_EUNAVAIL when the model does not catch up within timeout_ms. Never with the model lock held. */
+enum ch_status sync_events(struct chat *c, struct ch_err *err);
+enum ch_status sync_reads(struct chat *c, struct ch_err *err);
+enum ch_status sync_users(struct chat *c, struct ch_err *err);
+
+/* eraser.c: start the eraser thread (chat_new) / stop and join it (chat_free; fine if it never started). */
+enum ch_status eraser_start(struct chat *c, struct ch_err *err);
+void eraser_stop(struct chat *c);
+
+/* append.c: a new event {type, id, actor, at} (the caller's; chat_append consumes it). who may be NULL. */
+cJSON *chat_event_new(const char *type, const struct user *who);
+/* Publish ev (consumed) on subject with o's expectations, then wait until our model applied it. *seq (may be
+ * NULL) is its stream sequence. CH_ECONFLICT when an expectation failed (re-read and retry). */
+enum ch_status chat_append(struct chat *c, const char *subject, cJSON *ev, const struct store_pub_opts *o,
+                           uint64_t *seq, bool *dup, struct ch_err *err);
+
+/* access.c (model read-locked for the room lookups). */
+/* A server admin or owner. */
+bool chat_is_staff(const struct user *u);
+/* The room (and who's membership, NULL if none) if who may see it: CH_ENOTFOUND for a missing room or a private
+ * one who is not in; CH_EPERM if must_be_member and who is not in. */
+enum ch_status chat_room_access(struct chat *c, const char *room_id, const struct user *who, bool must_be_member,
+                                struct chat_room **r, struct chat_member **cm, struct ch_err *err);
+/* Staff, or an admin or owner of the room. */
+bool chat_room_admin(const struct chat_member *cm, const struct user *who);
+/* id_check, except that NULL or "" is fine (an optional id). */
+enum ch_status chat_id_or_empty(const char *field, const char *v, struct ch_err *err);
+
+/* rooms.c: hex BLAKE2b-256 of s (room-name and DM keys). */
+void chat_hash_hex(const char *s, char out[65]);
+/* messages.c: {message} as who sees it, from the model as it is (no sync); CH_ENOTFOUND if it is gone. */
+enum ch_status chat_message_out(struct chat *c, const struct user *who, const char *room_id, const char *msg_id,
+                                cJSON **out, struct ch_err *err);
+/* reads.c: unread messages (by others, top level) and mentions of cm's user after cm's read position.
+ * Model read-locked. */
+void chat_unread_counts(const struct chat_room *r, const struct chat_member *cm, size_t *unread, size_t *mentions);

@@ -8,10 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "chat/chat_int.h"
 #include "json/json.h"
+#include "store/subject.h"
 
 static const char *const role_names[] = { "member", "admin", "owner" };
 
@@ -729,24 +730,18 @@ chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const 
 {
     cJSON *ev = cJSON_ParseWithLength(data, len);
     const char *type = jstr(ev, "type"), *actor = jstr(ev, "actor");
-    char room_id[ID_MAX + 1];
-    const char *p;
-    size_t n;
+    struct store_event_subject subj;
     int64_t at;
 
-    /* subject: chatto.ev.<room>.<kind>[.<id>] */
-    p = subject + strlen("chatto.ev.");
-    n = strcspn(p, ".");
-    if (strncmp(subject, "chatto.ev.", 10) != 0 || n == 0 || n > ID_MAX || !type) {
+    /* the subject names the room (store/subject.h); what happened is the event's type */
+    if (!store_subject_event_parse(subject, &subj) || !type) {
         atomic_fetch_add(&m->bad_events, 1);
         goto done_unlocked;
     }
-    memcpy(room_id, p, n);
-    room_id[n] = '\0';
     at = jint(ev, "at") ? jint(ev, "at") : ms;
 
     pthread_rwlock_wrlock(&m->lock);
-    struct chat_room *r = id_valid(room_id) ? room_get_or_new(m, room_id) : NULL;
+    struct chat_room *r = room_get_or_new(m, subj.room);
     if (!r)
         atomic_fetch_add(&m->bad_events, 1);
     else if (!strcmp(type, "room.created"))
@@ -863,16 +858,9 @@ chat_model_read(struct chat_model *m, const char *key, const char *val, size_t l
 static bool
 wait_for(struct chat_model *m, uint64_t *field, uint64_t target, int64_t timeout_ms)
 {
-    struct timespec ts;
+    struct timespec ts = clock_deadline(timeout_ms);
     bool ok;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&m->mu);
     while (*field < target)
         if (pthread_cond_timedwait(&m->cv, &m->mu, &ts) != 0)

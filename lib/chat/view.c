@@ -147,3 +147,12 @@ view_include_user(const struct chat_model *m, cJSON *users, const char *id)
         return;
     cJSON_AddItemToObject(users, id, view_user(m, id));
 }
+
+cJSON *
+view_wrap(const char *name, cJSON *v)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddItemToObject(o, name, v);
+    return o;
+}

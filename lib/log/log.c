@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+
 static atomic_int g_level = LOGL_INFO;
 static atomic_bool g_json = false;
 
@@ -72,7 +74,8 @@ void
 log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
     char msg[2048], line[4600], ts[80];
-    struct timespec now;
+    int64_t now;
+    time_t sec;
     struct tm tm;
     size_t off;
     bool json;
@@ -80,10 +83,11 @@ log_vmsg(enum log_level level, const char *fmt, va_list ap)
     if (!log_enabled(level))
         return;
     vsnprintf(msg, sizeof msg, fmt, ap);
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
+    now = clock_wall_ms();
+    sec = (time_t)(now / 1000);
+    gmtime_r(&sec, &tm);
     snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(now % 1000));
     json = atomic_load(&g_json);
     if (json)
         off = (size_t)snprintf(line, sizeof line, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts,

@@ -10,7 +10,9 @@
 
 #include <sodium.h>
 
+#include "base/clock.h"
 #include "store/store_int.h"
+#include "store/subject.h"
 
 static const struct {
     const char *name;
@@ -40,7 +42,7 @@ static const struct {
     const char *description;
 } streams[STORE_S_COUNT] = {
     /* a 10-minute duplicate window: a client retrying a post with the same Idempotency-Key stores it once */
-    [STORE_S_EVENTS] = { "CHATTO_EVENTS", "chatto.ev.>", 600LL * 1000000000LL, "Chatto rooms and messages" },
+    [STORE_S_EVENTS] = { "CHATTO_EVENTS", STORE_SUBJECT_EVENTS_ALL, 600LL * 1000000000LL, "Chatto rooms and messages" },
 };
 
 const char *
@@ -165,7 +167,7 @@ load_identity(struct store *st, struct ch_err *err)
 
     randombytes_buf(raw, sizeof raw);
     sodium_bin2hex(id, sizeof id, raw, sizeof raw);
-    snprintf(val, sizeof val, "%s %lld", id, (long long)store_now_ms());
+    snprintf(val, sizeof val, "%s %lld", id, (long long)clock_wall_ms());
     s = kvStore_CreateString(NULL, kv, "server", val);
     if (s != NATS_OK && s != NATS_ERR) /* NATS_ERR: it exists already (wrong last sequence) */
         return store_map(s, 0, "server identity", err);

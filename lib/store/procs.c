@@ -18,6 +18,7 @@
 
 #include <sodium.h>
 
+#include "base/clock.h"
 #include "log/log.h"
 #include "store/store_int.h"
 
@@ -38,7 +39,7 @@ store_procs_init(struct store *st, const struct store_opts *o, struct ch_err *er
         cap += strlen(o->settings[i].name) + 2 * FP_BYTES + 2;
     if (!(rec = malloc(cap)))
         return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
-    len = (size_t)snprintf(rec, cap, "v1 %lld\n", (long long)store_now_ms());
+    len = (size_t)snprintf(rec, cap, "v1 %lld\n", (long long)clock_wall_ms());
     for (size_t i = 0; i < o->nsettings; i++) {
         const char *name = o->settings[i].name, *val = o->settings[i].value ? o->settings[i].value : "";
         unsigned char fp[FP_BYTES];
@@ -143,7 +144,7 @@ store_procs_join(struct store *st, struct ch_err *err)
         if (kvEntry_Revision(e) < mine && kvEntry_ValueLen(e) > 0
             && records_differ(st->proc_record, kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), setting,
                               sizeof setting)) {
-            int64_t age_s = (store_now_ms() - kvEntry_Created(e) / 1000000) / 1000;
+            int64_t age_s = (clock_wall_ms() - kvEntry_Created(e) / 1000000) / 1000;
             pthread_mutex_lock(&st->mu);
             snprintf(st->fatal, sizeof st->fatal,
                      "%s differs from the value used by the running Chatto process %s (seen %llds ago); every "
@@ -159,7 +160,7 @@ store_procs_join(struct store *st, struct ch_err *err)
     if (cs != CH_OK)
         kvStore_Delete(kv, st->proc_key);
     else
-        st->proc_refreshed_ms = store_now_mono_ms();
+        st->proc_refreshed_ms = clock_mono_ms();
     return cs;
 }
 
@@ -168,10 +169,10 @@ store_procs_refresh(struct store *st)
 {
     uint64_t rev;
 
-    if (!st->proc_record || !st->kv[STORE_B_PROCS] || store_now_mono_ms() - st->proc_refreshed_ms < PROCS_REFRESH_MS)
+    if (!st->proc_record || !st->kv[STORE_B_PROCS] || clock_mono_ms() - st->proc_refreshed_ms < PROCS_REFRESH_MS)
         return;
     if (put_record(st, &rev) == NATS_OK)
-        st->proc_refreshed_ms = store_now_mono_ms();
+        st->proc_refreshed_ms = clock_mono_ms();
 }
 
 void

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* lib/base: UTF-8, CIDR sets, ids, urlencoded forms, the hash map. */
+/* lib/base: UTF-8, CIDR sets, ids, urlencoded forms, the hash map, the clocks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "base/clock.h"
 #include "base/form.h"
 #include "base/ids.h"
 #include "base/map.h"
@@ -137,6 +139,42 @@ test_map_put_get_delete_grow(void **state)
     map_free(m, NULL);
 }
 
+static int64_t
+realtime_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void
+test_clock_deadline_is_now_plus_ms_normalised(void **state)
+{
+    /* offsets that carry into tv_sec, borrow from it, or stay inside one second */
+    static const int64_t offsets[] = { 0, 1, 999, 1000, 1001, 1500, 2999, 86400000, -1, -999, -1000, -1500 };
+    (void)state;
+    for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++) {
+        int64_t before = realtime_ns();
+        struct timespec d = clock_deadline(offsets[i]);
+        int64_t after = realtime_ns(), at = (int64_t)d.tv_sec * 1000000000 + d.tv_nsec;
+        if (d.tv_nsec < 0 || d.tv_nsec >= 1000000000)
+            fail_msg("offset %lld: tv_nsec %ld out of range", (long long)offsets[i], d.tv_nsec);
+        if (at < before + offsets[i] * 1000000 || at > after + offsets[i] * 1000000)
+            fail_msg("offset %lld: deadline not now + offset", (long long)offsets[i]);
+    }
+}
+
+static void
+test_clock_reads_the_right_clocks(void **state)
+{
+    int64_t m1 = clock_mono_ms(), w = clock_wall_ms(), m2 = clock_mono_ms(), unix_s = (int64_t)time(NULL);
+    (void)state;
+    assert_true(m2 >= m1);
+    /* wall is Unix ms: within a second of time() (a monotonic reading counts from boot, far from it) */
+    assert_true(w / 1000 >= unix_s - 1 && w / 1000 <= unix_s + 1);
+}
+
 int
 main(void)
 {
@@ -146,6 +184,8 @@ main(void)
         cmocka_unit_test(test_ids_are_sortable_and_subject_safe),
         cmocka_unit_test(test_form_decoding),
         cmocka_unit_test(test_map_put_get_delete_grow),
+        cmocka_unit_test(test_clock_deadline_is_now_plus_ms_normalised),
+        cmocka_unit_test(test_clock_reads_the_right_clocks),
     };
     crypto_init();
     return cmocka_run_group_tests(tests, NULL, NULL);

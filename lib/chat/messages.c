@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Messages: post (idempotency keys map to a stable message id and a stream message id), edit within the edit
+ * window, delete (tombstone first, then erase every stored copy of the body), get, and @mention parsing against
+ * the directory's logins. Message events go on the message's subject (store/subject.h); edits and deletes
+ * expect the message's last sequence. HTTP worker threads.
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/utf8.h"
+#include "chat/chat_int.h"
+#include "store/store.h"
+#include "store/subject.h"
+
+#define BODY_MAX 10000
+
+/* ---- validation and mentions ---- */
+
+static enum ch_status
+check_body(const char *body, struct ch_err *err)
+{
+    size_t n = strlen(body);
+
+    if (n == 0)
+        return ch_err_set(err, CH_EINVAL, "body", "must not be empty");
+    if (n > BODY_MAX)
+        return ch_err_set(err, CH_EINVAL, "body", "must be at most %d bytes, got %zu", BODY_MAX, n);
+    if (!utf8_valid(body, n))
+        return ch_err_set(err, CH_EINVAL, "body", "not valid UTF-8");
+    bool blank = true;
+    for (const char *p = body; *p && blank; p++)
+        blank = isspace((unsigned char)*p);
+    if (blank)
+        return ch_err_set(err, CH_EINVAL, "body", "must not be blank");
+    return CH_OK;
+}
+
+/* The user ids @mentioned in body; *unknown counts @names that match no user (yet). Model read-locked. */
+static size_t
+parse_mentions(struct chat *c, const char *body, char (*out)[65], size_t max, size_t *unknown)
+{
+    size_t n = 0;
+
+    for (const char *p = body; *p && n < max; p++) {
+        char login[USER_LOGIN_MAX + 2];
+        size_t k = 0;
+
+        if (*p != '@' || (p > body && (isalnum((unsigned char)p[-1]) || strchr("_.-", p[-1]))))
+            continue;
+        for (const char *q = p + 1; *q && (isalnum((unsigned char)*q) || strchr("_.-", *q)) && k <= USER_LOGIN_MAX;
+             q++)
+            login[k++] = (char)tolower((unsigned char)*q);
+        while (k > 0 && (login[k - 1] == '.' || login[k - 1] == '-'))
+            k--; /* "@bob." ends a sentence */
+        if (k == 0 || k > USER_LOGIN_MAX)
+            continue;
+        login[k] = '\0';
+        const char *id = map_get(c->m->logins, login);
+        if (!id) {
+            (*unknown)++;
+            continue;
+        }
+        bool dup = false;
+        for (size_t i = 0; i < n && !dup; i++)
+            dup = !strcmp(out[i], id);
+        if (!dup)
+            snprintf(out[n++], 65, "%s", id);
+    }
+    return n;
+}
+
+size_t
+chat_parse_mentions(struct chat *c, const char *body, char (*out)[65], size_t max)
+{
+    size_t unknown = 0;
+
+    return parse_mentions(c, body, out, max, &unknown);
+}
+
+/* ---- messages ---- */
+
+/* The message id for an idempotency key: the same key from the same user always names the same message. */
+static void
+idem_id(const char *uid, const char *key, char out[ID_LEN + 1])
+{
+    static const char alpha[] = "0123456789abcdefghjkmnpqrstvwxyz";
+    unsigned char h[ID_LEN];
+    crypto_generichash_state st;
+
+    crypto_generichash_init(&st, NULL, 0, sizeof h);
+    crypto_generichash_update(&st, (const unsigned char *)uid, strlen(uid));
+    crypto_generichash_update(&st, (const unsigned char *)":", 1);
+    crypto_generichash_update(&st, (const unsigned char *)key, strlen(key));
+    crypto_generichash_final(&st, h, sizeof h);
+    for (int i = 0; i < ID_LEN; i++)
+        out[i] = alpha[h[i] & 31];
+    out[ID_LEN] = '\0';
+}
+
+static void
+add_snapshot(cJSON *msg, const char *id, const char *author, int64_t created, const char *body,
+             const char *thread_root, const char *in_reply_to, char (*mentions)[65], size_t nm)
+{
+    cJSON *arr;
+
+    cJSON_AddStringToObject(msg, "id", id);
+    cJSON_AddStringToObject(msg, "author", author);
+    cJSON_AddNumberToObject(msg, "createdAt", (double)created);
+    cJSON_AddStringToObject(msg, "body", body);
+    if (thread_root && *thread_root)
+        cJSON_AddStringToObject(msg, "threadRoot", thread_root);
+    if (in_reply_to && *in_reply_to)
+        cJSON_AddStringToObject(msg, "inReplyTo", in_reply_to);
+    arr = cJSON_AddArrayToObject(msg, "mentions");
+    for (size_t i = 0; i < nm; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(mentions[i]));
+}
+
+enum ch_status
+chat_message_out(struct chat *c, const struct user *who, const char *room_id, const char *msg_id, cJSON **out,
+                 struct ch_err *err)
+{
+    pthread_rwlock_rdlock(&c->m->lock);
+    struct chat_room *r = model_room(c->m, room_id);
+    struct chat_msg *msg = model_msg(r, msg_id);
+    *out = msg ? view_wrap("message", view_message(msg, room_id, who->id)) : NULL;
+    pthread_rwlock_unlock(&c->m->lock);
+    return *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "eventId", "no such message");
+}
+
+/* May who post this in room_id, per this process's model? Also resolves the mentions; *unknown counts @names
+ * that match nobody (such a user may have registered a moment ago through another process). */
+static enum ch_status
+post_check(struct chat *c, const struct user *who, const char *room_id, const char *body, const char *thread_root,
+           const char *in_reply_to, char (*mentions)[65], size_t *nm, size_t *unknown, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    *unknown = 0;
+    pthread_rwlock_rdlock(&c->m->lock);
+    st = chat_room_access(c, room_id, who, true, &r, &cm, err);
+    if (st == CH_OK && r->archived)
+        st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived (read-only)");
+    if (st == CH_OK && thread_root && *thread_root) {
+        struct chat_msg *root = model_msg(r, thread_root);
+        if (!root || root->deleted_at)
+            st = ch_err_set(err, CH_ENOTFOUND, "threadRootEventId", "no such message in this room");
+        else if (root->thread_root[0])
+            st = ch_err_set(err, CH_EINVAL, "threadRootEventId", "replies cannot start threads; use the root");
+    }
+    if (st == CH_OK && in_reply_to && *in_reply_to && !model_msg(r, in_reply_to))
+        st = ch_err_set(err, CH_ENOTFOUND, "inReplyTo", "no such message in this room");
+    if (st == CH_OK)
+        *nm = parse_mentions(c, body, mentions, 50, unknown);
+    pthread_rwlock_unlock(&c->m->lock);
+    return st;
+}
+
+enum ch_status
+chat_post(struct chat *c, const struct user *who, const char *room_id, const char *body, const char *thread_root,
+          const char *in_reply_to, const char *idem_key, cJSON **out, struct ch_err *err)
+{
+    struct chat_room *r;
+    char mentions[50][65], id[ID_LEN + 1], subject[STORE_SUBJECT_MAX], msgid[200];
+    size_t nm = 0;
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = check_body(body, err)) != CH_OK ||
+        (st = chat_id_or_empty("threadRootEventId", thread_root, err)) != CH_OK ||
+        (st = chat_id_or_empty("inReplyTo", in_reply_to, err)) != CH_OK)
+        return st;
+    if (idem_key) {
+        size_t n = strlen(idem_key);
+        bool ok = n >= 1 && n <= 128;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = idem_key[i] > 0x20 && idem_key[i] < 0x7f;
+        if (!ok)
+            return ch_err_set(err, CH_EINVAL, "Idempotency-Key", "must be 1-128 printable ASCII characters");
+    }
+    /* Validate against this process's model first; only when that fails, catch up with the stream and validate
+     * again (a room or a membership made a moment ago through another process). A model that trails the stream
+     * can only be too permissive about a membership that just ended: the stream order settles that below. */
+    for (int pass = 0;; pass++) {
+        size_t unknown = 0;
+        if (pass == 1 && (st = sync_events(c, err)) != CH_OK)
+            return st;
+        st = post_check(c, who, room_id, body, thread_root, in_reply_to, mentions, &nm, &unknown, err);
+        if ((st == CH_OK && !unknown) || pass == 1)
+            break;
+    }
+    if (st != CH_OK)
+        return st;
+    if (idem_key)
+        idem_id(who->id, idem_key, id);
+    else
+        id_new(id);
+    if (store_subject_event_message(subject, sizeof subject, room_id, id) != CH_OK)
+        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
+    cJSON *ev = chat_event_new("msg.posted", who), *msg = cJSON_AddObjectToObject(ev, "msg");
+    add_snapshot(msg, id, who->id, clock_wall_ms(), body, thread_root, in_reply_to, mentions, nm);
+    snprintf(msgid, sizeof msgid, "post:%s:%s", who->id, idem_key ? idem_key : id);
+    struct store_pub_opts po = { .msg_id = msgid, .expect_none = true };
+    st = chat_append(c, subject, ev, &po, NULL, NULL, err);
+    /* a retry after the duplicate window finds its message already there: that is success too */
+    if (st == CH_ECONFLICT && idem_key)
+        st = CH_OK;
+    if (st != CH_OK)
+        return st;
+    /* the stream order may have refused it: the author left (or was removed) or the room was archived first */
+    pthread_rwlock_rdlock(&c->m->lock);
+    r = model_room(c->m, room_id);
+    struct chat_msg *posted = r ? map_get(r->msgs, id) : NULL;
+    if (posted && posted->refused)
+        st = r->archived ? ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived (read-only)")
+                         : ch_err_set(err, CH_EPERM, "roomId", "join the room first");
+    pthread_rwlock_unlock(&c->m->lock);
+    if (st != CH_OK)
+        return st;
+    return chat_message_out(c, who, room_id, id, out, err);
+}
+
+/* Read a message under lock for a change: its room, state and subject sequence. */
+struct msg_state {
+    uint64_t last_seq, pos;
+    int64_t created_at;
+    char author[ID_MAX + 1], thread_root[ID_MAX + 1], in_reply_to[ID_MAX + 1];
+    uint64_t *body_seqs;
+    size_t nbody;
+    bool can_moderate;
+};
+
+static enum ch_status
+msg_for_change(struct chat *c, const struct user *who, const char *room_id, const char *msg_id, bool for_delete,
+               struct msg_state *s, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    memset(s, 0, sizeof *s);
+    if ((st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+        struct chat_msg *msg = model_msg(r, msg_id);
+        if (!msg || msg->deleted_at) {
+            st = ch_err_set(err, CH_ENOTFOUND, "eventId", "no such message");
+        } else if (r->archived) {
+            st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived (read-only)");
+        } else {
+            s->last_seq = msg->last_seq;
+            s->pos = msg->pos;
+            s->created_at = msg->created_at;
+            memcpy(s->author, msg->author, sizeof s->author);
+            memcpy(s->thread_root, msg->thread_root, sizeof s->thread_root);
+            memcpy(s->in_reply_to, msg->in_reply_to, sizeof s->in_reply_to);
+            s->can_moderate = chat_room_admin(cm, who);
+            if (for_delete && msg->nbody && (s->body_seqs = malloc(msg->nbody * sizeof *s->body_seqs))) {
+                memcpy(s->body_seqs, msg->body_seqs, msg->nbody * sizeof *s->body_seqs);
+                s->nbody = msg->nbody;
+            }
+        }
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    return st;
+}
+
+enum ch_status
+chat_edit(struct chat *c, const struct user *who, const char *room_id, const char *msg_id, const char *body,
+          cJSON **out, struct ch_err *err)
+{
+    struct msg_state s;
+    enum ch_status st;
+    char subject[STORE_SUBJECT_MAX];
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_check("eventId", msg_id, err)) != CH_OK ||
+        (st = check_body(body, err)) != CH_OK)
+        return st;
+    if (store_subject_event_message(subject, sizeof subject, room_id, msg_id) != CH_OK)
+        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
+    for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+        char mentions[50][65];
+        size_t nm;
+        if ((st = msg_for_change(c, who, room_id, msg_id, true, &s, err)) != CH_OK)
+            return st;
+        if (strcmp(s.author, who->id) != 0) {
+            free(s.body_seqs);
+            return ch_err_set(err, CH_EPERM, "eventId", "only the author may edit a message");
+        }
+        if (!chat_is_staff(who) && c->edit_window_ms > 0 && clock_wall_ms() - s.created_at > c->edit_window_ms) {
+            free(s.body_seqs);
+            return ch_err_set(err, CH_ECONFLICT, "eventId", "messages can only be edited for %" PRId64
+                              " minutes after posting", c->edit_window_ms / 60000);
+        }
+        pthread_rwlock_rdlock(&c->m->lock);
+        nm = chat_parse_mentions(c, body, mentions, 50);
+        pthread_rwlock_unlock(&c->m->lock);
+        cJSON *ev = chat_event_new("msg.edited", who), *msg = cJSON_AddObjectToObject(ev, "msg");
+        add_snapshot(msg, msg_id, s.author, s.created_at, body, s.thread_root, s.in_reply_to, mentions, nm);
+        cJSON_AddNumberToObject(msg, "pos", (double)s.pos);
+        cJSON_AddNumberToObject(msg, "editedAt", (double)clock_wall_ms());
+        struct store_pub_opts po = { .expect_subject_seq = s.last_seq };
+        st = chat_append(c, subject, ev, &po, NULL, NULL, err);
+        if (st == CH_OK) /* the previous versions' bodies go (the edit's own snapshot keeps the new one) */
+            for (size_t i = 0; i < s.nbody; i++)
+                store_erase(c->store, STORE_S_EVENTS, s.body_seqs[i], NULL);
+        free(s.body_seqs);
+        if (st != CH_ECONFLICT)
+            break;
+    }
+    if (st != CH_OK)
+        return st;
+    return chat_message_out(c, who, room_id, msg_id, out, err);
+}
+
+enum ch_status
+chat_delete(struct chat *c, const struct user *who, const char *room_id, const char *msg_id, struct ch_err *err)
+{
+    struct msg_state s;
+    enum ch_status st;
+    char subject[STORE_SUBJECT_MAX];
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_check("eventId", msg_id, err)) != CH_OK)
+        return st;
+    if (store_subject_event_message(subject, sizeof subject, room_id, msg_id) != CH_OK)
+        return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
+    for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+        if ((st = msg_for_change(c, who, room_id, msg_id, true, &s, err)) != CH_OK)
+            return st;
+        if (strcmp(s.author, who->id) != 0 && !s.can_moderate) {
+            free(s.body_seqs);
+            return ch_err_set(err, CH_EPERM, "eventId", "only the author or a room admin may delete a message");
+        }
+        cJSON *ev = chat_event_new("msg.deleted", who), *msg = cJSON_AddObjectToObject(ev, "msg");
+        cJSON_AddStringToObject(msg, "id", msg_id);
+        cJSON_AddStringToObject(msg, "author", s.author);
+        cJSON_AddNumberToObject(msg, "createdAt", (double)s.created_at);
+        cJSON_AddNumberToObject(msg, "pos", (double)s.pos);
+        cJSON_AddNumberToObject(msg, "deletedAt", (double)clock_wall_ms());
+        if (s.thread_root[0])
+            cJSON_AddStringToObject(msg, "threadRoot", s.thread_root);
+        if (s.in_reply_to[0])
+            cJSON_AddStringToObject(msg, "inReplyTo", s.in_reply_to);
+        struct store_pub_opts po = { .expect_subject_seq = s.last_seq };
+        st = chat_append(c, subject, ev, &po, NULL, NULL, err);
+        if (st == CH_OK) /* the tombstone is durable: now destroy every stored copy of the body */
+            for (size_t i = 0; i < s.nbody; i++)
+                store_erase(c->store, STORE_S_EVENTS, s.body_seqs[i], NULL);
+        free(s.body_seqs);
+        if (st != CH_ECONFLICT)
+            break;
+    }
+    return st;
+}
+
+enum ch_status
+chat_get_message(struct chat *c, const struct user *who, const char *room_id, const char *msg_id, cJSON **out,
+                 struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_check("eventId", msg_id, err)) != CH_OK ||
+        (st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    st = chat_room_access(c, room_id, who, true, &r, &cm, err);
+    pthread_rwlock_unlock(&c->m->lock);
+    if (st != CH_OK)
+        return st;
+    return chat_message_out(c, who, room_id, msg_id, out, err);
+}
+
+enum ch_status
+chat_get_messages(struct chat *c, const struct user *who, const char *room_id, const char *const *ids, size_t n,
+                  cJSON **out, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK)
+        return st;
+    for (size_t i = 0; i < n; i++)
+        if ((st = id_check("eventIds", ids[i], err)) != CH_OK)
+            return st;
+    if ((st = sync_events(c, err)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+        cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "messages");
+        for (size_t i = 0; i < n; i++) {
+            struct chat_msg *msg = model_msg(r, ids[i]);
+            if (msg)
+                cJSON_AddItemToArray(arr, view_message(msg, room_id, who->id));
+        }
+        *out = o;
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    return st;
+}
