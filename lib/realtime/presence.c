@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "json/json.h"
+#include "base/clock.h"
 #include "realtime/rt_int.h"
 #include "store/store.h"
 
@@ -100,7 +101,7 @@ rt_presence_update(struct rt *rt, const struct rt_item *it)
         }
         snprintf(e->user, sizeof e->user, "%s", uid);
         snprintf(e->status, sizeof e->status, "%s", it->status);
-        e->seen = rt_now_ms();
+        e->seen = clock_mono_ms();
     }
     aggregate(rt, uid);
 }

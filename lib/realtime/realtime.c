@@ -18,19 +18,12 @@
 #include <time.h>
 
 #include "accounts/accounts.h"
+#include "base/clock.h"
 #include "chat/chat.h"
 #include "json/json.h"
 #include "realtime/rt_int.h"
 #include "store/store.h"
-
-int64_t
-rt_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "store/subject.h"
 
 void
 rt_item_free(struct rt_item *it)
@@ -114,7 +107,7 @@ static void *
 worker_main(void *arg)
 {
     struct rt *rt = arg;
-    int64_t next_tick = rt_now_ms() + RT_TICK_MS;
+    int64_t next_tick = clock_mono_ms() + RT_TICK_MS;
 
     for (;;) {
         struct rt_item *list;
@@ -122,14 +115,10 @@ worker_main(void *arg)
 
         pthread_mutex_lock(&rt->qmu);
         while (!rt->q && !rt->stop) {
-            int64_t wait = next_tick - rt_now_ms();
+            int64_t wait = next_tick - clock_mono_ms();
             if (wait <= 0)
                 break;
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += (long)wait * 1000000L;
-            ts.tv_sec += ts.tv_nsec / 1000000000L;
-            ts.tv_nsec %= 1000000000L;
+            struct timespec ts = clock_deadline(wait);
             pthread_cond_timedwait(&rt->qcv, &rt->qmu, &ts);
         }
         list = rt->q;
@@ -145,7 +134,7 @@ worker_main(void *arg)
         }
         if (stop)
             break;
-        int64_t now = rt_now_ms();
+        int64_t now = clock_mono_ms();
         if (now >= next_tick) {
             next_tick = now + RT_TICK_MS;
             rt_typing_tick(rt, now);
@@ -197,21 +186,15 @@ io_main(void *arg)
     for (;;) {
         struct rt_auth *auth;
         struct map *pending = NULL;
-        int64_t now = rt_now_ms();
+        int64_t now = clock_mono_ms();
 
         pthread_mutex_lock(&rt->iomu);
         rt->io_busy = false;
         pthread_cond_broadcast(&rt->iocv); /* rt_quiesce waits for an idle io thread */
         while (!rt->auth && !map_len(rt->pending) && !rt->io_stop && now < rt->next_heartbeat) {
-            struct timespec ts;
-            int64_t wait = rt->next_heartbeat - now;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += wait / 1000;
-            ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-            ts.tv_sec += ts.tv_nsec / 1000000000L;
-            ts.tv_nsec %= 1000000000L;
+            struct timespec ts = clock_deadline(rt->next_heartbeat - now);
             pthread_cond_timedwait(&rt->iocv, &rt->iomu, &ts);
-            now = rt_now_ms();
+            now = clock_mono_ms();
         }
         if (rt->io_stop) {
             pthread_mutex_unlock(&rt->iomu);
@@ -237,7 +220,7 @@ io_main(void *arg)
             free(auth);
             auth = next;
         }
-        rt_presence_write(rt, pending, rt_now_ms());
+        rt_presence_write(rt, pending, clock_mono_ms());
         map_free(pending, free);
     }
     return NULL;
@@ -363,7 +346,7 @@ rt_new(const struct rt_opts *o, struct rt **out, struct ch_err *err)
         rt_stop(rt);
         return ch_err_set(err, CH_ENOMEM, NULL, "cannot set up the realtime domain");
     }
-    rt->next_heartbeat = rt_now_ms() + o->presence_ms;
+    rt->next_heartbeat = clock_mono_ms() + o->presence_ms;
     *out = rt;
     return CH_OK;
 }
@@ -392,7 +375,7 @@ rt_start(struct rt *rt, const struct rt_transport *tx, void *tx_ctx, struct ch_e
     chat_set_listener(rt->o.chat, on_change, rt);
     if ((st = store_kv_watch(rt->o.store, STORE_B_PRESENCE, ">", on_presence, rt, &rt->presence_w, err)) != CH_OK ||
         (st = store_kv_watch(rt->o.store, STORE_B_TOKENS, ">", on_token, rt, &rt->tokens_w, err)) != CH_OK ||
-        (st = store_core_subscribe(rt->o.store, "chatto.rt.typing.>", on_typing, rt, &rt->typing_sub, err)) != CH_OK)
+        (st = store_core_subscribe(rt->o.store, STORE_SUBJECT_TYPING_ALL, on_typing, rt, &rt->typing_sub, err)) != CH_OK)
         return st; /* the caller's rt_stop undoes what started */
     return CH_OK;
 }
@@ -404,16 +387,12 @@ rt_quiesce(struct rt *rt, int64_t budget_ms)
 
     if (!rt || !rt->io_running)
         return;
-    deadline = rt_now_ms() + budget_ms;
+    deadline = clock_mono_ms() + budget_ms;
     /* let rt-io write what the transport's goodbyes asked for, while NATS answers and time remains */
     pthread_mutex_lock(&rt->iomu);
     while ((rt->io_busy || map_len(rt->pending) || rt->auth) && store_answering(rt->o.store) &&
-           rt_now_ms() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+           clock_mono_ms() < deadline) {
+        struct timespec ts = clock_deadline(50);
         pthread_cond_timedwait(&rt->iocv, &rt->iomu, &ts);
     }
     rt->io_stop = true;
@@ -529,7 +508,7 @@ enum ch_status
 rt_typing(struct rt *rt, const char *room, const char *uid, const char *thread_root, struct ch_err *err)
 {
     cJSON *o = cJSON_CreateObject();
-    char subject[128], *s;
+    char subject[STORE_SUBJECT_MAX], *s;
     size_t len;
     enum ch_status st;
 
@@ -541,7 +520,10 @@ rt_typing(struct rt *rt, const char *room, const char *uid, const char *thread_r
     cJSON_Delete(o);
     if (!s)
         return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
-    snprintf(subject, sizeof subject, "chatto.rt.typing.%s", room);
+    if ((st = store_subject_typing(subject, sizeof subject, room)) != CH_OK) {
+        free(s);
+        return ch_err_set(err, CH_EINVAL, "roomId", "not a room id");
+    }
     st = store_core_publish(rt->o.store, subject, s, len, err);
     free(s);
     return st;

@@ -103,7 +103,6 @@ struct rt {
     struct store_watch *presence_w, *tokens_w;
 };
 
-int64_t rt_now_ms(void);
 /* Queue work for rt-worker (takes it). */
 void rt_enqueue(struct rt *rt, struct rt_item *it);
 void rt_item_free(struct rt_item *it);

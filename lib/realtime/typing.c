@@ -10,6 +10,7 @@
 
 #include "chat/chat.h"
 #include "json/json.h"
+#include "base/clock.h"
 #include "realtime/rt_int.h"
 
 static void
@@ -43,7 +44,7 @@ broadcast(struct rt *rt, const char *room)
 void
 rt_typing_update(struct rt *rt, const struct rt_item *it)
 {
-    int64_t until = rt_now_ms() + rt->o.typing_ms;
+    int64_t until = clock_mono_ms() + rt->o.typing_ms;
 
     for (size_t i = 0; i < rt->ntypers; i++) {
         struct typer *t = &rt->typers[i];

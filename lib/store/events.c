@@ -10,7 +10,9 @@
 #include <time.h>
 
 #include "log/log.h"
+#include "base/clock.h"
 #include "store/store_int.h"
+#include "store/subject.h"
 
 /* Subjects we publish to: dot-separated tokens of [A-Za-z0-9_=-], none empty, no wildcards or spaces. */
 static bool
@@ -42,7 +44,7 @@ subject_valid(const char *s)
 static int64_t
 attempt_wait(int64_t deadline)
 {
-    int64_t left = deadline - store_now_mono_ms();
+    int64_t left = deadline - clock_mono_ms();
 
     return left < 1000 ? (left > 50 ? left : 50) : 1000;
 }
@@ -51,7 +53,7 @@ attempt_wait(int64_t deadline)
 static bool
 resend(natsStatus s, int64_t deadline)
 {
-    if ((s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS) || store_now_mono_ms() + 100 >= deadline)
+    if ((s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS) || clock_mono_ms() + 100 >= deadline)
         return false;
     if (s == NATS_NO_RESPONDERS)
         nats_Sleep(100);
@@ -81,7 +83,7 @@ store_publish(struct store *st, const char *subject, const void *data, size_t le
     }
     if (o && o->msg_id) {
         /* with a message id a resend is safe: the stream drops the duplicate */
-        int64_t deadline = store_now_mono_ms() + st->timeout_ms;
+        int64_t deadline = clock_mono_ms() + st->timeout_ms;
         do {
             po.MaxWait = attempt_wait(deadline);
             jerr = 0;
@@ -105,7 +107,7 @@ store_publish(struct store *st, const char *subject, const void *data, size_t le
 static natsStatus
 stream_info(struct store *st, const char *name, jsStreamInfo **si, jsErrCode *jerr)
 {
-    int64_t deadline = store_now_mono_ms() + st->timeout_ms;
+    int64_t deadline = clock_mono_ms() + st->timeout_ms;
     jsOptions jo;
     natsStatus s;
 
@@ -213,13 +215,8 @@ store_sub_done_cb(void *closure)
 void
 store_sub_done_wait(struct store_sub_done *d, int64_t timeout_ms)
 {
-    struct timespec ts;
+    struct timespec ts = clock_deadline(timeout_ms);
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
     pthread_mutex_lock(&d->mu);
     while (!d->done)
         if (pthread_cond_timedwait(&d->cv, &d->mu, &ts) != 0)
@@ -247,7 +244,7 @@ follower_subscribe(struct store_follower *f, natsSubscription **sub, uint64_t *l
     /* the consumer lives on the stream leader; if that node dies, missed heartbeats make nats.c recreate it
      * elsewhere. nats.c's default (5 s, reset after two misses) would leave this process blind for ~10 s */
     so.Config.Heartbeat = 1000LL * 1000000LL;
-    snprintf(subj, sizeof subj, "%s", f->stream == STORE_S_EVENTS ? "chatto.ev.>" : ">");
+    snprintf(subj, sizeof subj, "%s", f->stream == STORE_S_EVENTS ? STORE_SUBJECT_EVENTS_ALL : ">");
     s = js_Subscribe(sub, st->js, subj, on_follow_msg, f, NULL, &so, &jerr);
     if (s != NATS_OK)
         return store_map(s, jerr, "follow", err);

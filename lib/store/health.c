@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log/log.h"
+#include "base/clock.h"
 #include "store/store_int.h"
 
 #define HEALTH_INTERVAL_MS 250
@@ -51,7 +52,7 @@ has_quorum(const jsStreamInfo *si, const char *name, char *reason, size_t len)
 static void
 mark_asking(struct store *st, bool after, bool answered)
 {
-    int64_t now = store_now_mono_ms();
+    int64_t now = clock_mono_ms();
 
     pthread_mutex_lock(&st->hmu);
     if (!after && !st->asking_since_ms)
@@ -110,11 +111,7 @@ stop_requested(struct store *st, int64_t wait_ms)
 
     pthread_mutex_lock(&st->hmu);
     if (wait_ms > 0 && !st->hstop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-        ts.tv_sec += wait_ms / 1000 + ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+        struct timespec ts = clock_deadline(wait_ms);
         pthread_cond_timedwait(&st->hcv, &st->hmu, &ts);
     }
     stop = st->hstop;
@@ -178,7 +175,7 @@ store_answering(struct store *st)
     pthread_mutex_lock(&st->hmu);
     asking = st->asking_since_ms;
     pthread_mutex_unlock(&st->hmu);
-    return !asking || store_now_mono_ms() - asking <= HEALTH_STALL_MS;
+    return !asking || clock_mono_ms() - asking <= HEALTH_STALL_MS;
 }
 
 bool
@@ -206,7 +203,7 @@ store_ready(struct store *st, char *reason, size_t len)
         snprintf(reason, len, "creating JetStream streams and buckets");
         return false;
     }
-    now = store_now_mono_ms();
+    now = clock_mono_ms();
     pthread_mutex_lock(&st->hmu);
     asking = st->asking_since_ms;
     checked = st->checked;

@@ -12,25 +12,8 @@
 
 #include "crypto/crypto.h"
 #include "log/log.h"
+#include "base/clock.h"
 #include "store/store_int.h"
-
-int64_t
-store_now_mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t
-store_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *
 store_last_error(void)
@@ -146,7 +129,7 @@ static void
 on_error(natsConnection *nc, natsSubscription *sub, natsStatus s, void *closure)
 {
     struct store *st = closure;
-    int64_t now = store_now_mono_ms();
+    int64_t now = clock_mono_ms();
     long quiet = 0;
     bool say = false;
     size_t slot = 0;
@@ -250,12 +233,9 @@ keeper_main(void *arg)
     char last_err[CH_ERR_MSG_MAX] = "";
 
     for (bool first = true;; first = false) {
-        struct timespec ts;
-
         pthread_mutex_lock(&st->mu);
         if (!st->stop && !first) {
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
+            struct timespec ts = clock_deadline(1000);
             pthread_cond_timedwait(&st->cv, &st->mu, &ts);
         }
         bool stop = st->stop;
@@ -270,7 +250,7 @@ keeper_main(void *arg)
         }
         if (store_fatal(st, last_err, sizeof last_err))
             continue; /* the app is on its way out */
-        if (!store_connected(st) || store_now_mono_ms() < next_try)
+        if (!store_connected(st) || clock_mono_ms() < next_try)
             continue;
 
         struct ch_err err = { 0 };
@@ -285,7 +265,7 @@ keeper_main(void *arg)
             log_warn("store: bootstrap failed, retrying: %s", err.msg);
             snprintf(last_err, sizeof last_err, "%s", err.msg);
         }
-        next_try = store_now_mono_ms() + backoff;
+        next_try = clock_mono_ms() + backoff;
         backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
     }
     nats_ReleaseThreadMemory();
@@ -451,13 +431,8 @@ fail:
 static void
 wait_closed(struct store *st, int64_t timeout_ms)
 {
-    struct timespec ts;
+    struct timespec ts = clock_deadline(timeout_ms);
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
     pthread_mutex_lock(&st->closed_mu);
     while (!st->closed)
         if (pthread_cond_timedwait(&st->closed_cv, &st->closed_mu, &ts) != 0)

@@ -119,5 +119,3 @@ enum ch_status store_bootstrap(struct store *st, struct ch_err *err);
 /* nats.c's last error text for this thread, without its "(file.c:123): " prefix; never NULL. */
 const char *store_last_error(void);
 
-int64_t store_now_mono_ms(void);
-int64_t store_now_ms(void);

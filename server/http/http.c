@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/netaddr.h"
 #include "log/log.h"
 
@@ -48,15 +49,6 @@ struct http {
     atomic_int inflight;
     atomic_bool draining;
 };
-
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 __attribute__((format(printf, 2, 0))) static void
 mhd_log(void *cls, const char *fmt, va_list ap)
@@ -291,7 +283,7 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
         atomic_fetch_add(&h->inflight, 1);
         r->http = h;
         r->conn = c;
-        r->start_ms = mono_ms();
+        r->start_ms = clock_mono_ms();
         r->max_body = (size_t)h->o.max_body;
         snprintf(r->method, sizeof r->method, "%s", method);
         if (!(r->path = strdup(url)))
@@ -374,7 +366,7 @@ completed_cb(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_Reque
         return;
     if (h->o.request_logging)
         log_info("http: %s %s %d %zu %lldms %s%s", r->method, r->path, r->status, r->resp_len,
-                 (long long)(mono_ms() - r->start_ms), r->client_ip,
+                 (long long)(clock_mono_ms() - r->start_ms), r->client_ip,
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
     req_free(r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     *con_cls = NULL;
@@ -479,11 +471,11 @@ http_quiesce(struct http *h)
 bool
 http_wait_idle(struct http *h, int64_t timeout_ms)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
 
     if (!h)
         return true;
-    while (atomic_load(&h->inflight) > 0 && mono_ms() < deadline)
+    while (atomic_load(&h->inflight) > 0 && clock_mono_ms() < deadline)
         usleep(10000);
     if (atomic_load(&h->inflight) > 0) {
         log_warn("http: %d request(s) still running after %lld ms; ending them", atomic_load(&h->inflight),

@@ -85,7 +85,7 @@ conn_flush(struct ws_conn *c)
             /* our close frame is out: say we are done writing, and wait briefly for the peer's side */
             shutdown(c->fd, SHUT_WR);
             c->linger = true;
-            c->linger_at = ws_now_ms();
+            c->linger_at = clock_mono_ms();
         }
     }
     conn_update_epoll(c);
@@ -120,7 +120,7 @@ conn_send(struct ws_conn *c, const char *frame, size_t len)
         conn_abort(c, 1008, "too slow: too many unread messages");
     } else if (queued > c->w->o.queue_soft) {
         if (!c->soft_since)
-            c->soft_since = ws_now_ms();
+            c->soft_since = clock_mono_ms();
     } else {
         c->soft_since = 0;
     }
@@ -149,7 +149,7 @@ conn_end(struct ws_conn *c, uint16_t code, const char *reason, bool ahead)
     if (c->gone || c->doomed)
         return;
     c->doomed = true;
-    c->doom_at = ws_now_ms();
+    c->doom_at = clock_mono_ms();
     if (ahead) {
         wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason, strlen(reason));
     } else {
@@ -395,7 +395,7 @@ frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_re
     struct ws_conn *c = ud;
 
     (void)ctx;
-    c->last_recv = ws_now_ms();
+    c->last_recv = clock_mono_ms();
     /* wslay only notices an oversized message once it has buffered it: refuse it from its header */
     if (arg->payload_length > c->w->o.max_message)
         violation(c, 1009, "message too big");
@@ -407,7 +407,7 @@ msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *ar
     struct ws_conn *c = ud;
 
     (void)ctx;
-    c->last_recv = ws_now_ms();
+    c->last_recv = clock_mono_ms();
     if (c->no_read || c->doomed)
         return;
     if (arg->opcode == WSLAY_TEXT_FRAME)
@@ -456,7 +456,7 @@ conn_io(struct ws_conn *c, uint32_t events)
                 c->no_read = true;
                 if (!c->doomed) {
                     c->doomed = true;
-                    c->doom_at = ws_now_ms();
+                    c->doom_at = clock_mono_ms();
                 }
                 if (rv == WSLAY_ERR_PROTO && !wslay_event_get_close_sent(c->ctx))
                     wslay_event_queue_close(c->ctx, 1002, (const uint8_t *)"protocol error", 14);
@@ -499,7 +499,7 @@ conn_new(struct ws *w, struct wsq *it)
         memcpy(c->user, it->user, sizeof c->user);
         memcpy(c->verifier, it->verifier, sizeof c->verifier);
     }
-    c->opened = c->last_recv = c->last_ping = ws_now_ms();
+    c->opened = c->last_recv = c->last_ping = clock_mono_ms();
     snprintf(c->status, sizeof c->status, "online");
     c->next = w->conns;
     if (w->conns)

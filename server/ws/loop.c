@@ -18,15 +18,6 @@
 #include "log/log.h"
 #include "ws/ws_int.h"
 
-int64_t
-ws_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void
 wsq_free(struct wsq *it)
 {
@@ -98,7 +89,7 @@ drain_queue(struct ws *w)
         case WQ_STOP:
             if (!w->stopping) {
                 w->stopping = true;
-                w->stop_deadline = ws_now_ms() + WS_CLOSE_FLUSH_MS;
+                w->stop_deadline = clock_mono_ms() + WS_CLOSE_FLUSH_MS;
                 for (struct ws_conn *c = w->conns, *nx; c; c = nx) {
                     nx = c->next;
                     conn_close(c, 1001, "server shutting down");
@@ -118,7 +109,7 @@ drain_queue(struct ws *w)
 static void
 tick(struct ws *w)
 {
-    int64_t now = ws_now_ms();
+    int64_t now = clock_mono_ms();
 
     for (struct ws_conn *c = w->conns, *next; c; c = next) {
         next = c->next;
@@ -131,10 +122,10 @@ loop_main(void *arg)
 {
     struct ws *w = arg;
     struct epoll_event evs[256];
-    int64_t next_tick = ws_now_ms() + 250;
+    int64_t next_tick = clock_mono_ms() + 250;
 
     for (;;) {
-        int64_t wait = next_tick - ws_now_ms();
+        int64_t wait = next_tick - clock_mono_ms();
         int n = epoll_wait(w->ep, evs, 256, wait > 0 ? (int)wait : 0);
 
         for (int i = 0; i < n; i++) {
@@ -148,12 +139,12 @@ loop_main(void *arg)
                 conn_io(evs[i].data.ptr, evs[i].events);
             }
         }
-        if (ws_now_ms() >= next_tick) {
-            next_tick = ws_now_ms() + 250;
+        if (clock_mono_ms() >= next_tick) {
+            next_tick = clock_mono_ms() + 250;
             tick(w);
         }
         flush_dirty(w);
-        if (w->stopping && (!w->conns || ws_now_ms() >= w->stop_deadline))
+        if (w->stopping && (!w->conns || clock_mono_ms() >= w->stop_deadline))
             break;
     }
     while (w->conns)

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <wslay/wslay.h>
 
+#include "base/clock.h"
 #include "base/map.h"
 #include "crypto/crypto.h"
 #include "ws/ws.h"
@@ -109,7 +110,6 @@ struct userconns {
     size_t n, cap;
 };
 
-int64_t ws_now_ms(void);
 void ws_enqueue(struct ws *w, struct wsq *it);
 void wsq_free(struct wsq *it);
 
