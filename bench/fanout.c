@@ -5,7 +5,9 @@
  *   fanout ws   HOST PORT N RATE SECONDS TOKEN ROOM   chatto WebSockets; posts via CreateMessage on the same port
  *   fanout nats HOST PORT N RATE SECONDS NATS_TOKEN   raw core NATS subscribers on one subject (the baseline)
  *   fanout idle HOST PORT N 0 SECONDS TOKEN           N WebSockets that only hold (memory per connection)
- * Prints one line: mode n sent delivered rate p50_ms p99_ms max_ms.
+ * Posting (or, for idle, holding) starts once every WebSocket has its "ready" frame (and at least 2 s after the
+ * last dial), or after 30 s whichever comes first; idle prints "READY <n>" then, so a caller can measure while
+ * they hold. Prints one line: mode n sent delivered rate p50_ms p99_ms max_ms ready refused closed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,13 +29,15 @@ struct rx {
     int fd;
     char *buf;
     size_t len, cap;
-    int state; /* 0 handshake, 1 ready/running */
+    int state; /* 0 handshake, 1 upgraded (or NATS), 2 got "ready" */
+    bool closed;
 };
 
 static const char *mode, *host, *token, *room;
 static int port, nconn, rate, seconds;
 static volatile int stop;
 static long sent;
+static int nready, nrefused, nclosed;
 static double *lat;
 static size_t nlat, caplat;
 static pthread_mutex_t latmu = PTHREAD_MUTEX_INITIALIZER;
@@ -130,8 +134,19 @@ ws_parse(struct rx *r)
         if (!e)
             return;
         off = (size_t)(e + 4 - r->buf);
+        if (r->len < 12 || memcmp(r->buf, "HTTP/1.1 101", 12) != 0) {
+            if (nrefused++ < 3)
+                fprintf(stderr, "upgrade refused: %.*s\n", (int)strcspn(r->buf, "\r"), r->buf);
+            r->len = 0;
+            r->state = 3; /* ignore whatever follows */
+            return;
+        }
         r->state = 1;
         ws_send_text(r->fd, "{\"type\":\"hello\"}");
+    }
+    if (r->state == 3) {
+        r->len = 0;
+        return;
     }
     for (;;) {
         if (r->len - off < 2)
@@ -160,6 +175,9 @@ ws_parse(struct rx *r)
             send_all(r->fd, mask, 4);
         } else if (op == 0x1 && memmem(b + h, n, "message.created", 15)) {
             record((const char *)b + h, (const char *)b + h + n);
+        } else if (op == 0x1 && r->state == 1 && memmem(b + h, n, "\"ready\"", 7)) {
+            r->state = 2;
+            nready++;
         }
         off += h + n;
     }
@@ -306,7 +324,7 @@ main(int argc, char **argv)
         epoll_ctl(ep, EPOLL_CTL_ADD, r->fd, &e);
     }
     /* let the handshakes and hellos settle */
-    int64_t settle = now_ns() + 2000000000LL;
+    int64_t settle = now_ns() + 2000000000LL, settle_max = now_ns() + 30000000000LL;
     struct epoll_event evs[512];
     bool posting = false;
     int64_t end = 0;
@@ -321,8 +339,10 @@ main(int argc, char **argv)
             ssize_t got = recv(r->fd, r->buf + r->len, r->cap - r->len, MSG_DONTWAIT);
             if (got <= 0) {
                 if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
-                    fprintf(stderr, "receiver %ld closed\n", (long)(r - rs));
+                    if (r->state != 3 && nclosed++ < 3)
+                        fprintf(stderr, "receiver %ld closed\n", (long)(r - rs));
                     epoll_ctl(ep, EPOLL_CTL_DEL, r->fd, NULL);
+                    r->closed = true;
                 }
                 continue;
             }
@@ -333,11 +353,16 @@ main(int argc, char **argv)
                 ws_parse(r);
         }
         int64_t now = now_ns();
-        if (!posting && now >= settle) {
+        bool all = !strcmp(mode, "nats") || nready + nrefused == nconn;
+        if (!posting && ((now >= settle && all) || now >= settle_max)) {
             posting = true;
             if (rate > 0)
                 pthread_create(&pt, NULL, poster, NULL);
-            end = now + (int64_t)seconds * 1000000000LL + 2000000000LL; /* 2 s to drain */
+            end = now + (int64_t)seconds * 1000000000LL + (rate > 0 ? 2000000000LL : 0); /* 2 s to drain */
+            if (!strcmp(mode, "idle")) {
+                printf("READY %d\n", nready);
+                fflush(stdout);
+            }
         }
         if (posting && now >= end)
             break;
@@ -347,7 +372,8 @@ main(int argc, char **argv)
     qsort(lat, nlat, sizeof *lat, cmp);
     double p50 = nlat ? lat[nlat / 2] : 0, p99 = nlat ? lat[(size_t)((double)nlat * 0.99)] : 0,
            mx = nlat ? lat[nlat - 1] : 0;
-    printf("RESULT mode=%s n=%d sent=%ld delivered=%zu rate=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n", mode, nconn,
-           sent, nlat, seconds ? (double)nlat / seconds : 0, p50, p99, mx);
+    printf("RESULT mode=%s n=%d sent=%ld delivered=%zu rate=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f ready=%d "
+           "refused=%d closed=%d\n",
+           mode, nconn, sent, nlat, seconds ? (double)nlat / seconds : 0, p50, p99, mx, nready, nrefused, nclosed);
     return 0;
 }

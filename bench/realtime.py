@@ -2,16 +2,18 @@
 # SPDX-License-Identifier: MIT
 """Realtime fan-out for `make bench`: one room, N = 100 and 1,000 WebSocket clients, messages posted at a steady
 rate; delivered messages/s and post-to-frame latency, against raw core-NATS fan-out to as many subscribers on the
-same nats-server in the same run; then memory per idle WebSocket at 5,000 connections."""
+same nats-server in the same run; then memory per idle WebSocket at 5,000 connections (a fresh chatto, measured
+once every WebSocket has said hello and got its "ready", while they hold)."""
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "test", "integration"))
-from harness import BUILD, Chatto, Client, FAST_AUTH  # noqa: E402
+from harness import BUILD, Chatto, Client, FAST_AUTH, wait_for  # noqa: E402
 
 RATE = int(os.environ.get("CHATTO_BENCH_RATE", "100"))
 SECONDS = os.environ.get("CHATTO_BENCH_DURATION", "10")
@@ -26,13 +28,54 @@ def run(mode, port, n, rate, token, room=""):
     return dict(kv.split("=") for kv in m[0].split()[1:])
 
 
-def rss_kib(pid):
+def proc_status(pid):
     with open("/proc/%d/status" % pid) as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read())[1])
+        text = f.read()
+    return dict(rss=int(re.search(r"VmRSS:\s+(\d+)", text)[1]), threads=int(re.search(r"Threads:\s+(\d+)", text)[1]))
+
+
+def server():
+    return Chatto(args=FAST_AUTH + ["--realtime-max-connections", "20000", "--webserver-max-connections", "25000"])
+
+
+def idle_memory(n):
+    """A fresh chatto (the fan-out runs leave freed memory behind that new connections would reuse); n WebSockets
+    that said hello and hold; RSS and threads before, while they hold, and after they are gone."""
+    c = server()
+    p = None
+    try:
+        c.start()
+        token = Client(c).register("idle", token=True).json()["token"]
+        time.sleep(1)
+        before = proc_status(c.pid)
+        p = subprocess.Popen([FANOUT, "idle", "127.0.0.1", str(c.port), str(n), "0", "5", token],
+                             stdout=subprocess.PIPE, text=True)
+        line = p.stdout.readline()  # "READY <n>" once all are ready (fanout gives up waiting after 30 s)
+        if not line.startswith("READY"):
+            raise SystemExit("fanout idle: %r" % line)
+        time.sleep(1)
+        during = proc_status(c.pid)
+        out = p.communicate(timeout=60)[0]
+        result = dict(kv.split("=") for kv in re.search(r"RESULT .*", out)[0].split()[1:])
+        p = None
+        wait_for(lambda: proc_status(c.pid)["threads"] <= before["threads"], 20, "chatto's threads to settle")
+        time.sleep(1)
+        after = proc_status(c.pid)
+        if c.proc.poll() is not None:
+            raise SystemExit("chatto exited during the run with %s:\n%s" % (c.proc.returncode, c.stderr()[-4000:]))
+        return dict(n=n, ready=int(line.split()[1]), result=result, before=before, during=during, after=after)
+    finally:
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait()
+        c.cleanup()
 
 
 def main():
-    c = Chatto(args=FAST_AUTH + ["--realtime-max-connections", "20000", "--webserver-max-connections", "25000"])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < IDLE + 1000:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by chatto and fanout
+    c = server()
     c.start()
     try:
         token = Client(c).register("bench", token=True).json()["token"]
@@ -46,24 +89,27 @@ def main():
             rows.append(("chatto WebSocket, %d clients" % n, ws))
             rows.append(("raw core NATS, %d subscribers" % n, raw))
         if rows:
-            print("\nChatto realtime fan-out: 1 room, %d msg/s for %s s (clients, chatto and nats-server share %d "
-                  "cores)" % (RATE, SECONDS, os.cpu_count()))
+            print("\nChatto realtime fan-out: 1 room, %d msg/s for %s s (clients, chatto, nats-server and everything "
+                  "else on this machine share %d cores; load average %.2f)" % (RATE, SECONDS, os.cpu_count(),
+                                                                               os.getloadavg()[0]))
             print("%-34s %9s %11s %12s %9s %9s %9s" % ("", "sent", "delivered", "delivered/s", "p50 ms", "p99 ms",
                                                        "max ms"))
         for name, r in rows:
             print("%-34s %9s %11s %12s %9s %9s %9s" % (name, r["sent"], r["delivered"], r["rate"], r["p50_ms"],
                                                        r["p99_ms"], r["max_ms"]))
-        # memory per idle connection
-        before = rss_kib(c.pid)
-        p = subprocess.Popen([FANOUT, "idle", "127.0.0.1", str(c.port), str(IDLE), "0", "8", token],
-                             stdout=subprocess.DEVNULL)
-        time.sleep(6)  # connected and said hello; the client holds them for 8 s
-        during = rss_kib(c.pid)
-        p.wait()
-        print("idle WebSockets: %d; chatto RSS %d KiB -> %d KiB: %.1f KiB per connection (target < 16 KiB)"
-              % (IDLE, before, during, (during - before) / IDLE))
+        for name, r in rows:  # WebSockets that never got "ready", were refused or were closed under us
+            short = r["mode"] == "ws" and int(r["ready"]) < int(r["n"])
+            if short or int(r["refused"]) or int(r["closed"]):
+                print("%s: %s of %s ready, %s refused, %s closed by the server" % (name, r["ready"], r["n"],
+                                                                                 r["refused"], r["closed"]))
     finally:
         c.cleanup()
+    m = idle_memory(IDLE)
+    b, d, a, r = m["before"], m["during"], m["after"], m["result"]
+    print("idle WebSockets: %d (%d ready, %s refused, %s closed by the server); chatto VmRSS %d KiB -> %d KiB: "
+          "%.1f KiB per connection (goal <= 8 KiB); threads %d -> %d; after they closed: %d KiB, %d threads"
+          % (m["n"], m["ready"], r["refused"], r["closed"], b["rss"], d["rss"], (d["rss"] - b["rss"]) / m["n"],
+             b["threads"], d["threads"], a["rss"], a["threads"]))
 
 
 if __name__ == "__main__":

@@ -657,8 +657,11 @@ async function onEvent(f) {
       if (f.roomId === S.current) renderTyping();
       break;
     case "presence":
-      S.presence.set(f.userId, f.status);
-      for (const d of document.querySelectorAll('.dot[data-user="' + CSS.escape(f.userId) + '"]')) d.className = "dot " + f.status;
+      // the statuses of the users we show (see watchPresence), at most one frame a second
+      for (const u of f.users || []) {
+        S.presence.set(u.userId, u.status);
+        for (const d of document.querySelectorAll('.dot[data-user="' + CSS.escape(u.userId) + '"]')) d.className = "dot " + u.status;
+      }
       break;
     case "session.terminated":
       S.cursor = null;
@@ -715,10 +718,29 @@ async function resync() {
 
 // ---------------------------------------------------------------- realtime connection
 
+// The server sends presence only for the users a client says it shows: every rendered status dot (DM partners,
+// message authors, members). Re-sent (debounced) when that set changes, and after every (re)connect.
+let watchTimer = null;
+function watchPresence(force) {
+  clearTimeout(watchTimer);
+  watchTimer = setTimeout(() => {
+    if (!S.ws || S.ws.readyState !== WebSocket.OPEN || !S.wsReady) return;
+    const me = S.me && S.me.id;
+    const ids = [...new Set([...document.querySelectorAll(".dot[data-user]")].map((d) => d.dataset.user))]
+      .filter((x) => x && x !== me).sort().slice(0, 1000);
+    const key = ids.join(",");
+    if (!force && key === S.watchKey) return;
+    S.watchKey = key;
+    S.ws.send(JSON.stringify({ type: "presence.watch", userIds: ids }));
+  }, force ? 0 : 300);
+}
+new MutationObserver(() => watchPresence(false)).observe(document.body, { childList: true, subtree: true });
+
 function connect() {
   const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/realtime";
   const ws = new WebSocket(url);
   S.ws = ws;
+  S.wsReady = false;
   let ready = false;
   ws.onopen = () => {
     const hello = { type: "hello" };
@@ -731,6 +753,8 @@ function connect() {
     if (f.type === "ready") {
       const resumed = !!S.cursor;
       ready = true;
+      S.wsReady = true;
+      watchPresence(true);
       S.wsDelay = 500;
       if (!resumed) S.cursor = f.cursor;
       banner("");

@@ -1,186 +1,703 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Presence. Each process writes "<uid>.<process>" = online|away into the presence bucket for the users it holds
- * sockets for, refreshes those entries every presence_ms and removes them when the user's last socket goes
- * (rt-io: the writes are NATS round trips). Every process watches the bucket and aggregates per user: online if
- * any entry says online, away if all say away, offline when none is left or the entries stopped being refreshed
- * for three periods (a crashed process); each change is sent to every socket (rt-worker).
+ * Presence that scales with what people look at, not with the square of the team.
+ *
+ * Announcing (rt-io): each process announces, on core NATS, the users it holds sockets for: a change as soon as
+ * it happens (coalesced per wake-up of rt-io), and a full summary every presence_interval, in parts of up to
+ * PRES_PART_USERS users. Announcements carry the process's random epoch and a sequence number. A process that
+ * starts says hello and everyone answers with a full summary; a receiver that sees a gap in a process's
+ * sequence asks that process for a full one; a process that stops says bye. Nothing goes into JetStream.
+ *
+ * Listening (rt-worker): every process keeps what each process (itself included) says, ages out a process
+ * silent for three intervals (a crash), and keeps per user how many processes say online or away: online if
+ * any says online, away if some say away and none online, offline otherwise.
+ *
+ * Telling (rt-worker): a socket says which users it shows ({"type":"presence.watch","userIds":[...]}: its DM
+ * partners, the member list, the authors on screen; its own user is always included) and gets their statuses
+ * at once, then each change of one of them, gathered into at most one presence frame per second. Sharing a room
+ * is not enough: #general holds everyone. So N users connecting cost N times the watchers of each, not N².
  */
 #include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "json/json.h"
 #include "base/clock.h"
+#include "json/json.h"
+#include "log/log.h"
 #include "realtime/rt_int.h"
 #include "store/store.h"
+#include "store/subject.h"
 
-struct presence_entry {
-    char user[ID_MAX + 1];
-    char status[16];
-    int64_t seen;
+#define PRES_PART_USERS 2000 /* users per summary part (about 60 KB of JSON) */
+#define PRES_WATCH_MAX 1000  /* users one socket may watch */
+#define PRES_FRAME_GAP_MS 1000
+
+struct pres_count {
+    uint32_t online, away;
 };
 
-static const char *const STATUS_ONLINE = "online";
-static const char *const STATUS_AWAY = "away";
+struct pres_conns {
+    uint64_t *v;
+    size_t n, cap;
+};
 
-/* ---- rt-worker ---- */
-
-static void
-broadcast(struct rt *rt, const char *uid, const char *status)
+static const char *
+status_name(int s)
 {
-    cJSON *o = cJSON_CreateObject();
-    size_t len;
-    char *s;
-
-    cJSON_AddStringToObject(o, "type", "presence");
-    cJSON_AddStringToObject(o, "userId", uid);
-    cJSON_AddStringToObject(o, "status", status);
-    s = json_print(o, &len);
-    cJSON_Delete(o);
-    if (s)
-        rt->tx->deliver(rt->tx_ctx, s, len, NULL, 0, true);
-    free(s);
+    return s == PRES_ONLINE ? "online" : s == PRES_AWAY ? "away" : "offline";
 }
 
-/* Recompute uid's status from every process's entries; tell everyone when it changed. */
-static void
-aggregate(struct rt *rt, const char *uid)
+static int
+status_code(const char *s)
 {
-    size_t it = 0;
-    void *v;
-    const char *best = NULL;
+    return !s ? PRES_OFF : !strcmp(s, "online") || !strcmp(s, "o") ? PRES_ONLINE
+                         : !strcmp(s, "away") || !strcmp(s, "a")   ? PRES_AWAY
+                                                                   : PRES_OFF;
+}
 
-    while (map_next(rt->presence, &it, NULL, &v)) {
-        struct presence_entry *e = v;
-        if (strcmp(e->user, uid))
-            continue;
-        if (!strcmp(e->status, STATUS_ONLINE))
-            best = STATUS_ONLINE;
-        else if (!strcmp(e->status, STATUS_AWAY) && best != STATUS_ONLINE)
-            best = STATUS_AWAY;
-    }
-    if (map_get(rt->agg, uid) == best)
+static int
+aggregate_of(const struct pres_count *c)
+{
+    return !c ? PRES_OFF : c->online ? PRES_ONLINE : c->away ? PRES_AWAY : PRES_OFF;
+}
+
+static void
+conn_key(uint64_t conn, char key[24])
+{
+    snprintf(key, 24, "%" PRIx64, conn);
+}
+
+static void
+proc_free(void *p)
+{
+    struct pres_proc *pp = p;
+
+    if (!pp)
         return;
-    if (best)
-        map_put(rt->agg, uid, (void *)best, NULL);
-    else
-        map_del(rt->agg, uid);
-    pthread_mutex_lock(&rt->pmu);
-    if (best)
-        map_put(rt->snap, uid, (void *)best, NULL);
-    else
-        map_del(rt->snap, uid);
-    pthread_mutex_unlock(&rt->pmu);
-    broadcast(rt, uid, best ? best : "offline");
+    map_free(pp->users, NULL);
+    map_free(pp->building, NULL);
+    free(pp);
+}
+
+static void
+watch_free(void *p)
+{
+    struct pres_watch *w = p;
+
+    if (!w)
+        return;
+    map_free(w->pending, NULL);
+    free(w->uids);
+    free(w);
+}
+
+static void
+conns_free(void *p)
+{
+    struct pres_conns *c = p;
+
+    if (c)
+        free(c->v);
+    free(c);
+}
+
+enum ch_status
+rt_presence_init(struct rt *rt)
+{
+    rt->procs = map_new();
+    rt->counts = map_new();
+    rt->watches = map_new();
+    rt->watchers = map_new();
+    randombytes_buf(&rt->epoch, sizeof rt->epoch);
+    rt->hello_due = true;
+    return rt->procs && rt->counts && rt->watches && rt->watchers ? CH_OK : CH_ENOMEM;
 }
 
 void
-rt_presence_update(struct rt *rt, const struct rt_item *it)
+rt_presence_free(struct rt *rt)
+{
+    map_free(rt->procs, proc_free);
+    map_free(rt->counts, free);
+    map_free(rt->watches, watch_free);
+    map_free(rt->watchers, conns_free);
+    free(rt->pres_due);
+    rt->procs = rt->counts = rt->watches = rt->watchers = NULL;
+    rt->pres_due = NULL;
+}
+
+/* ---- rt-worker: who watches whom ---- */
+
+static void
+watcher_add(struct rt *rt, const char *uid, uint64_t conn)
+{
+    struct pres_conns *c = map_get(rt->watchers, uid);
+
+    if (!c) {
+        bool oom = false;
+        if (!(c = calloc(1, sizeof *c)))
+            return;
+        map_put(rt->watchers, uid, c, &oom);
+        if (oom) {
+            free(c);
+            return;
+        }
+    }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 4;
+        uint64_t *nv = realloc(c->v, cap * sizeof *nv);
+        if (!nv)
+            return;
+        c->v = nv;
+        c->cap = cap;
+    }
+    c->v[c->n++] = conn;
+}
+
+static void
+watcher_del(struct rt *rt, const char *uid, uint64_t conn)
+{
+    struct pres_conns *c = map_get(rt->watchers, uid);
+
+    for (size_t i = 0; c && i < c->n; i++)
+        if (c->v[i] == conn) {
+            c->v[i] = c->v[--c->n];
+            break;
+        }
+    if (c && !c->n)
+        conns_free(map_del(rt->watchers, uid));
+}
+
+static void
+due_add(struct rt *rt, struct pres_watch *w)
+{
+    if (w->due)
+        return;
+    if (rt->ndue == rt->capdue) {
+        size_t cap = rt->capdue ? rt->capdue * 2 : 64;
+        struct pres_watch **nv = realloc(rt->pres_due, cap * sizeof *nv);
+        if (!nv)
+            return;
+        rt->pres_due = nv;
+        rt->capdue = cap;
+    }
+    rt->pres_due[rt->ndue++] = w;
+    w->due = true;
+}
+
+static void
+due_del(struct rt *rt, struct pres_watch *w)
+{
+    for (size_t i = 0; w->due && i < rt->ndue; i++)
+        if (rt->pres_due[i] == w) {
+            rt->pres_due[i] = rt->pres_due[--rt->ndue];
+            break;
+        }
+    w->due = false;
+}
+
+/* uid's aggregate changed: what rt_presence() answers, and every socket that shows uid */
+static void
+notify(struct rt *rt, const char *uid, int status)
+{
+    struct pres_conns *c = map_get(rt->watchers, uid);
+
+    pthread_mutex_lock(&rt->pmu);
+    if (status == PRES_OFF)
+        map_del(rt->snap, uid);
+    else
+        map_put(rt->snap, uid, (void *)status_name(status), NULL);
+    pthread_mutex_unlock(&rt->pmu);
+    for (size_t i = 0; c && i < c->n; i++) {
+        char key[24];
+        conn_key(c->v[i], key);
+        struct pres_watch *w = map_get(rt->watches, key);
+        if (!w)
+            continue;
+        map_put(w->pending, uid, (void *)(uintptr_t)(status + 1), NULL);
+        due_add(rt, w);
+    }
+}
+
+/* ---- rt-worker: what each process says ---- */
+
+/* Process p now says st (PRES_OFF: nothing) about uid. */
+static void
+entry_set(struct rt *rt, struct pres_proc *p, const char *uid_in, int st)
 {
     char uid[ID_MAX + 1];
-    size_t n = strcspn(it->key, ".");
+    int old = (int)(uintptr_t)map_get(p->users, uid_in);
+    struct pres_count *c;
+    bool oom = false;
 
-    if (n == 0 || n > ID_MAX)
+    if (old == st || !id_valid(uid_in))
         return;
-    snprintf(uid, sizeof uid, "%.*s", (int)n, it->key);
-    if (it->deleted) {
-        free(map_del(rt->presence, it->key));
-    } else {
-        struct presence_entry *e = map_get(rt->presence, it->key);
-        if (!e) {
-            bool oom = false;
-            if (!(e = calloc(1, sizeof *e)))
-                return;
-            map_put(rt->presence, it->key, e, &oom);
-            if (oom) {
-                free(e);
-                return;
-            }
+    snprintf(uid, sizeof uid, "%s", uid_in); /* uid_in may be a key of the map we change */
+    if (st)
+        map_put(p->users, uid, (void *)(uintptr_t)st, &oom);
+    else
+        map_del(p->users, uid);
+    if (oom)
+        return;
+    c = map_get(rt->counts, uid);
+    int before = aggregate_of(c);
+    if (!c && st) {
+        if (!(c = calloc(1, sizeof *c)))
+            return;
+        map_put(rt->counts, uid, c, &oom);
+        if (oom) {
+            free(c);
+            return;
         }
-        snprintf(e->user, sizeof e->user, "%s", uid);
-        snprintf(e->status, sizeof e->status, "%s", it->status);
-        e->seen = clock_mono_ms();
     }
-    aggregate(rt, uid);
+    if (c) {
+        if (old == PRES_ONLINE && c->online)
+            c->online--;
+        else if (old == PRES_AWAY && c->away)
+            c->away--;
+        if (st == PRES_ONLINE)
+            c->online++;
+        else if (st == PRES_AWAY)
+            c->away++;
+    }
+    int after = aggregate_of(c);
+    if (c && !c->online && !c->away)
+        free(map_del(rt->counts, uid));
+    if (before != after)
+        notify(rt, uid, after);
+}
+
+/* p's users become exactly those of next (NULL: none). */
+static void
+proc_replace(struct rt *rt, struct pres_proc *p, struct map *next)
+{
+    size_t n = map_len(p->users), k = 0, it = 0;
+    char (*old)[ID_MAX + 1] = n ? calloc(n, sizeof *old) : NULL;
+    const char *uid;
+    void *v;
+
+    while (old && map_next(p->users, &it, &uid, NULL))
+        snprintf(old[k++], ID_MAX + 1, "%s", uid);
+    it = 0;
+    while (next && map_next(next, &it, &uid, &v))
+        entry_set(rt, p, uid, (int)(uintptr_t)v);
+    for (size_t i = 0; i < k; i++)
+        if (!next || !map_get(next, old[i]))
+            entry_set(rt, p, old[i], PRES_OFF);
+    free(old);
+}
+
+static struct pres_proc *
+proc_get(struct rt *rt, const char *key)
+{
+    struct pres_proc *p = map_get(rt->procs, key);
+    bool oom = false;
+
+    if (p)
+        return p;
+    if (!(p = calloc(1, sizeof *p)) || !(p->users = map_new())) {
+        proc_free(p);
+        return NULL;
+    }
+    snprintf(p->key, sizeof p->key, "%s", key);
+    map_put(rt->procs, key, p, &oom);
+    if (oom) {
+        proc_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void
+proc_drop(struct rt *rt, const char *key)
+{
+    struct pres_proc *p = map_get(rt->procs, key);
+
+    if (!p)
+        return;
+    proc_replace(rt, p, NULL);
+    proc_free(map_del(rt->procs, key));
+}
+
+/* Ask rt-io to send something: our full summary (full), or a resync request to process key. */
+static void
+ask_io(struct rt *rt, bool full, const char *resync_key)
+{
+    pthread_mutex_lock(&rt->iomu);
+    if (full)
+        rt->full_due = true;
+    if (resync_key && !map_get(rt->resync, resync_key))
+        map_put(rt->resync, resync_key, (void *)1, NULL);
+    pthread_cond_signal(&rt->iocv);
+    pthread_mutex_unlock(&rt->iomu);
+}
+
+void
+rt_presence_heard(struct rt *rt, const struct rt_item *it)
+{
+    char key[ID_MAX + 1];
+    const char *kind = NULL;
+    cJSON *o = NULL;
+    const cJSON *e, *s, *u, *x;
+
+    if (!strcmp(it->key, STORE_SUBJECT_PRESENCE_HELLO)) {
+        o = cJSON_ParseWithLength(it->frame, it->frame_len);
+        const cJSON *from = cJSON_GetObjectItemCaseSensitive(o, "p");
+        if (!cJSON_IsString(from) || strcmp(from->valuestring, rt->instance_key) != 0)
+            ask_io(rt, true, NULL); /* a process started: it wants everyone's summary */
+        cJSON_Delete(o);
+        return;
+    }
+    if (!store_subject_presence_parse(it->key, &kind, key))
+        return;
+    if (!strcmp(kind, "resync")) {
+        if (!strcmp(key, rt->instance_key))
+            ask_io(rt, true, NULL);
+        return;
+    }
+    if (!strcmp(key, rt->instance_key))
+        return; /* our own announcement: we know it already */
+    o = cJSON_ParseWithLength(it->frame, it->frame_len);
+    e = cJSON_GetObjectItemCaseSensitive(o, "e");
+    s = cJSON_GetObjectItemCaseSensitive(o, "s");
+    u = cJSON_GetObjectItemCaseSensitive(o, "u");
+    if (!cJSON_IsString(e) || !cJSON_IsNumber(s) || s->valuedouble < 1) {
+        cJSON_Delete(o);
+        return;
+    }
+    uint64_t epoch = strtoull(e->valuestring, NULL, 16), seq = (uint64_t)s->valuedouble;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "bye"))) {
+        proc_drop(rt, key);
+        cJSON_Delete(o);
+        return;
+    }
+    struct pres_proc *p = proc_get(rt, key);
+    if (!p) {
+        cJSON_Delete(o);
+        return;
+    }
+    if (p->epoch != epoch) { /* a new run of that process (or the first we hear of it): start afresh */
+        proc_replace(rt, p, NULL);
+        p->epoch = epoch;
+        p->seq = 0;
+        map_free(p->building, NULL);
+        p->building = NULL;
+    }
+    if (p->seq && seq != p->seq + 1)
+        ask_io(rt, false, key); /* we missed something: ask for a full summary (this one still applies) */
+    p->seq = seq;
+    p->heard = clock_mono_ms();
+    if ((x = cJSON_GetObjectItemCaseSensitive(o, "full")) && cJSON_IsNumber(x)) {
+        uint64_t id = (uint64_t)x->valuedouble;
+        if (!p->building || p->building_id != id) {
+            map_free(p->building, NULL);
+            p->building = map_new();
+            p->building_id = id;
+        }
+        for (const cJSON *i = u ? u->child : NULL; i && p->building; i = i->next)
+            if (cJSON_IsString(i) && status_code(i->valuestring) != PRES_OFF && id_valid(i->string))
+                map_put(p->building, i->string, (void *)(uintptr_t)status_code(i->valuestring), NULL);
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "last")) && p->building) {
+            proc_replace(rt, p, p->building);
+            map_free(p->building, NULL);
+            p->building = NULL;
+        }
+    } else {
+        for (const cJSON *i = u ? u->child : NULL; i; i = i->next)
+            if (cJSON_IsString(i))
+                entry_set(rt, p, i->string, status_code(i->valuestring));
+    }
+    cJSON_Delete(o);
+}
+
+void
+rt_presence_local(struct rt *rt, const char *uid, int status)
+{
+    struct pres_proc *p = proc_get(rt, rt->instance_key);
+
+    if (p)
+        entry_set(rt, p, uid, status);
 }
 
 void
 rt_presence_tick(struct rt *rt, int64_t now)
 {
-    /* age out the entries of processes that stopped refreshing theirs */
-    if (now < rt->next_aging)
-        return;
-    rt->next_aging = now + rt->o.presence_ms;
-    for (;;) {
-        size_t k = 0;
-        const char *key;
-        void *v;
-        bool removed = false;
-        while (map_next(rt->presence, &k, &key, &v)) {
-            struct presence_entry *e = v;
-            if (now - e->seen > 3 * rt->o.presence_ms) {
-                char user[ID_MAX + 1];
-                memcpy(user, e->user, sizeof user);
-                free(map_del(rt->presence, key));
-                aggregate(rt, user);
-                removed = true;
-                break; /* the map changed: start over */
+    if (now >= rt->next_aging) {
+        rt->next_aging = now + rt->o.presence_ms / 2;
+        for (;;) {
+            size_t it = 0;
+            const char *key;
+            void *v;
+            char victim[ID_MAX + 1] = "";
+            while (map_next(rt->procs, &it, &key, &v)) {
+                struct pres_proc *p = v;
+                if (strcmp(p->key, rt->instance_key) && now - p->heard > 3 * rt->o.presence_ms) {
+                    snprintf(victim, sizeof victim, "%s", key);
+                    break;
+                }
             }
+            if (!victim[0])
+                break;
+            log_info("realtime: no presence from process %s for %lld ms; its users are offline here", victim,
+                     (long long)(3 * rt->o.presence_ms));
+            proc_drop(rt, victim); /* the map changed: look again */
         }
-        if (!removed)
-            break;
     }
+    rt_presence_flush(rt, now);
 }
 
-/* ---- rt-io ---- */
+/* ---- rt-worker: telling the sockets ---- */
 
 static void
-put(struct rt *rt, const char *uid, const char *status)
+send_statuses(struct rt *rt, struct pres_watch *w, struct map *which, bool all)
 {
-    char key[200];
+    cJSON *o = cJSON_CreateObject(), *arr;
+    size_t len;
+    char *s;
 
-    snprintf(key, sizeof key, "%s.%s", uid, rt->instance_key);
-    if (status)
-        store_kv_put(rt->o.store, STORE_B_PRESENCE, key, status, strlen(status), NULL, NULL);
-    else
-        store_kv_purge(rt->o.store, STORE_B_PRESENCE, key, NULL);
+    cJSON_AddStringToObject(o, "type", "presence");
+    arr = cJSON_AddArrayToObject(o, "users");
+    if (all) {
+        for (size_t i = 0; i <= w->n; i++) {
+            const char *uid = i < w->n ? w->uids[i] : w->self;
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "userId", uid);
+            cJSON_AddStringToObject(x, "status", status_name(aggregate_of(map_get(rt->counts, uid))));
+            cJSON_AddItemToArray(arr, x);
+        }
+    } else {
+        size_t it = 0;
+        const char *uid;
+        void *v;
+        while (map_next(which, &it, &uid, &v)) {
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "userId", uid);
+            cJSON_AddStringToObject(x, "status", status_name((int)(uintptr_t)v - 1));
+            cJSON_AddItemToArray(arr, x);
+        }
+    }
+    s = json_print(o, &len);
+    cJSON_Delete(o);
+    if (s)
+        rt->tx->unicast(rt->tx_ctx, w->conn, s, len);
+    free(s);
 }
 
 void
-rt_presence_write(struct rt *rt, struct map *pending, int64_t now)
+rt_presence_flush(struct rt *rt, int64_t now)
 {
+    for (size_t i = 0; i < rt->ndue;) {
+        struct pres_watch *w = rt->pres_due[i];
+        if (now - w->last_sent < PRES_FRAME_GAP_MS) {
+            i++;
+            continue;
+        }
+        if (map_len(w->pending)) {
+            send_statuses(rt, w, w->pending, false);
+            map_free(w->pending, NULL);
+            w->pending = map_new();
+        }
+        w->last_sent = now;
+        w->due = false;
+        rt->pres_due[i] = rt->pres_due[--rt->ndue];
+    }
+}
+
+void
+rt_presence_admit(struct rt *rt, uint64_t conn, const char *uid)
+{
+    struct pres_watch *w = calloc(1, sizeof *w);
+    char key[24];
+    bool oom = false;
+
+    if (!w || !(w->pending = map_new())) {
+        watch_free(w);
+        return;
+    }
+    w->conn = conn;
+    snprintf(w->self, sizeof w->self, "%s", uid);
+    conn_key(conn, key);
+    watch_free(map_put(rt->watches, key, w, &oom)); /* a stale one with the same id cannot exist; be safe */
+    if (oom) {
+        watch_free(w);
+        return;
+    }
+    watcher_add(rt, w->self, conn);
+}
+
+void
+rt_presence_watch(struct rt *rt, const struct rt_item *it)
+{
+    char key[24];
+    struct pres_watch *w;
+    const char(*ids)[ID_MAX + 1] = (const char(*)[ID_MAX + 1])it->frame;
+    size_t n = it->naud < PRES_WATCH_MAX ? it->naud : PRES_WATCH_MAX, k = 0;
+    char(*uids)[ID_MAX + 1] = n ? calloc(n, sizeof *uids) : NULL;
+
+    conn_key(it->conn, key);
+    if (!(w = map_get(rt->watches, key)) || (n && !uids)) {
+        free(uids);
+        return;
+    }
+    for (size_t i = 0; i < w->n; i++)
+        watcher_del(rt, w->uids[i], w->conn);
+    for (size_t i = 0; i < n; i++) {
+        bool dup = !id_valid(ids[i]) || !strcmp(ids[i], w->self);
+        for (size_t j = 0; j < k && !dup; j++)
+            dup = !strcmp(uids[j], ids[i]);
+        if (!dup)
+            snprintf(uids[k++], ID_MAX + 1, "%s", ids[i]);
+    }
+    free(w->uids);
+    w->uids = uids;
+    w->n = k;
+    for (size_t i = 0; i < k; i++)
+        watcher_add(rt, uids[i], w->conn);
+    /* the snapshot: every user shown, now; changes from here on come at most once a second */
+    send_statuses(rt, w, NULL, true);
+    map_free(w->pending, NULL);
+    w->pending = map_new();
+    due_del(rt, w);
+    w->last_sent = clock_mono_ms();
+}
+
+void
+rt_presence_gone(struct rt *rt, uint64_t conn)
+{
+    char key[24];
+    struct pres_watch *w;
+
+    conn_key(conn, key);
+    if (!(w = map_get(rt->watches, key)))
+        return;
+    for (size_t i = 0; i < w->n; i++)
+        watcher_del(rt, w->uids[i], conn);
+    watcher_del(rt, w->self, conn);
+    due_del(rt, w);
+    watch_free(map_del(rt->watches, key));
+}
+
+/* ---- rt-io: our announcements ---- */
+
+static void
+publish(struct rt *rt, const char *subject, cJSON *o)
+{
+    size_t len;
+    char *s = json_print(o, &len);
+
+    if (s)
+        store_core_publish(rt->o.store, subject, s, len, NULL); /* lost while NATS is away: summaries heal it */
+    free(s);
+}
+
+static cJSON *
+announcement(struct rt *rt)
+{
+    cJSON *o = cJSON_CreateObject();
+    char epoch[24];
+
+    snprintf(epoch, sizeof epoch, "%" PRIx64, rt->epoch);
+    cJSON_AddStringToObject(o, "e", epoch);
+    cJSON_AddNumberToObject(o, "s", (double)++rt->seq);
+    return o;
+}
+
+void
+rt_presence_announce(struct rt *rt, struct map *pending, int64_t now)
+{
+    char subject[STORE_SUBJECT_MAX + 32];
     size_t it = 0;
     const char *uid;
     void *v;
+    cJSON *delta = NULL, *u = NULL;
+    bool full, hello;
+    struct map *resync;
 
+    if (store_subject_presence(subject, sizeof subject, rt->instance_key) != CH_OK)
+        return;
     while (pending && map_next(pending, &it, &uid, &v)) {
-        const char *want = *(const char *)v ? (!strcmp(v, STATUS_AWAY) ? STATUS_AWAY : STATUS_ONLINE) : NULL;
-        const char *have = map_get(rt->mine, uid);
+        int want = status_code(*(const char *)v ? v : NULL);
+        int have = (int)(uintptr_t)map_get(rt->mine, uid);
         if (want == have)
             continue; /* e.g. a socket came and went before we got here */
         if (want)
-            map_put(rt->mine, uid, (void *)want, NULL);
+            map_put(rt->mine, uid, (void *)(uintptr_t)want, NULL);
         else
             map_del(rt->mine, uid);
-        put(rt, uid, want);
+        if (!delta) {
+            delta = announcement(rt);
+            u = cJSON_AddObjectToObject(delta, "u");
+        }
+        cJSON_AddStringToObject(u, uid, want == PRES_ONLINE ? "o" : want == PRES_AWAY ? "a" : "");
     }
-    if (now >= rt->next_heartbeat) {
-        rt->next_heartbeat = now + rt->o.presence_ms;
-        it = 0;
-        while (map_next(rt->mine, &it, &uid, &v))
-            put(rt, uid, v);
+    if (delta)
+        publish(rt, subject, delta);
+    cJSON_Delete(delta);
+
+    pthread_mutex_lock(&rt->iomu);
+    full = rt->full_due || now >= rt->next_heartbeat;
+    hello = rt->hello_due;
+    rt->full_due = rt->hello_due = false;
+    resync = map_len(rt->resync) ? rt->resync : NULL;
+    if (resync)
+        rt->resync = map_new();
+    if (resync && !rt->resync) { /* out of memory: keep the requests for next time */
+        rt->resync = resync;
+        resync = NULL;
     }
+    pthread_mutex_unlock(&rt->iomu);
+
+    if (hello) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "p", rt->instance_key);
+        publish(rt, STORE_SUBJECT_PRESENCE_HELLO, o);
+        cJSON_Delete(o);
+    }
+    it = 0;
+    while (resync && map_next(resync, &it, &uid, NULL)) {
+        char rs[STORE_SUBJECT_MAX + 32];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "p", rt->instance_key);
+        if (store_subject_presence_resync(rs, sizeof rs, uid) == CH_OK)
+            publish(rt, rs, o);
+        cJSON_Delete(o);
+    }
+    map_free(resync, NULL);
+    if (!full)
+        return;
+    rt->next_heartbeat = now + rt->o.presence_ms;
+    /* the whole list, in parts; a receiver swaps it in when the last part arrives */
+    uint64_t id = rt->seq + 1;
+    size_t total = map_len(rt->mine), sent = 0;
+    it = 0;
+    do {
+        cJSON *o = announcement(rt);
+        cJSON_AddNumberToObject(o, "full", (double)id);
+        cJSON *users = cJSON_AddObjectToObject(o, "u");
+        size_t k = 0;
+        while (k < PRES_PART_USERS && map_next(rt->mine, &it, &uid, &v)) {
+            cJSON_AddStringToObject(users, uid, (int)(uintptr_t)v == PRES_AWAY ? "a" : "o");
+            k++;
+        }
+        sent += k;
+        cJSON_AddBoolToObject(o, "last", sent >= total);
+        publish(rt, subject, o);
+        cJSON_Delete(o);
+    } while (sent < total);
 }
 
 void
 rt_presence_leave(struct rt *rt)
 {
-    size_t it = 0;
-    const char *uid;
+    char subject[STORE_SUBJECT_MAX + 32];
+    cJSON *o;
 
-    /* our entries go with us, if NATS is there to hear it (they expire by themselves otherwise) */
-    while (store_answering(rt->o.store) && map_next(rt->mine, &it, &uid, NULL))
-        put(rt, uid, NULL);
+    if (store_subject_presence(subject, sizeof subject, rt->instance_key) != CH_OK)
+        return;
+    o = announcement(rt);
+    cJSON_AddBoolToObject(o, "bye", true);
+    publish(rt, subject, o);
+    cJSON_Delete(o);
 }

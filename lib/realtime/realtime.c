@@ -82,7 +82,18 @@ worker_handle(struct rt *rt, struct rt_item *it)
         rt_typing_update(rt, it);
         break;
     case RT_PRESENCE:
-        rt_presence_update(rt, it);
+        rt_presence_heard(rt, it);
+        break;
+    case RT_LOCAL:
+        rt_presence_local(rt, it->user, !strcmp(it->status, "online") ? PRES_ONLINE
+                                        : !strcmp(it->status, "away") ? PRES_AWAY
+                                                                      : PRES_OFF);
+        break;
+    case RT_WATCH:
+        rt_presence_watch(rt, it);
+        break;
+    case RT_GONE:
+        rt_presence_gone(rt, it->conn);
         break;
     case RT_REVOKED: {
         /* key: <uid>.<kind>.<verifier> */
@@ -95,6 +106,7 @@ worker_handle(struct rt *rt, struct rt_item *it)
         break;
     }
     case RT_ADMIT:
+        rt_presence_admit(rt, it->conn, it->user); /* before the admit goes out: a watch frame may follow it */
         rt_ring_admit(rt, it);
         break;
     case RT_REFUSE:
@@ -139,6 +151,8 @@ worker_main(void *arg)
             next_tick = now + RT_TICK_MS;
             rt_typing_tick(rt, now);
             rt_presence_tick(rt, now);
+        } else {
+            rt_presence_flush(rt, now);
         }
     }
     return NULL;
@@ -191,7 +205,8 @@ io_main(void *arg)
         pthread_mutex_lock(&rt->iomu);
         rt->io_busy = false;
         pthread_cond_broadcast(&rt->iocv); /* rt_quiesce waits for an idle io thread */
-        while (!rt->auth && !map_len(rt->pending) && !rt->io_stop && now < rt->next_heartbeat) {
+        while (!rt->auth && !map_len(rt->pending) && !rt->io_stop && now < rt->next_heartbeat && !rt->full_due &&
+               !rt->hello_due && !map_len(rt->resync)) {
             struct timespec ts = clock_deadline(rt->next_heartbeat - now);
             pthread_cond_timedwait(&rt->iocv, &rt->iomu, &ts);
             now = clock_mono_ms();
@@ -220,7 +235,7 @@ io_main(void *arg)
             free(auth);
             auth = next;
         }
-        rt_presence_write(rt, pending, clock_mono_ms());
+        rt_presence_announce(rt, pending, clock_mono_ms());
         map_free(pending, free);
     }
     return NULL;
@@ -284,19 +299,20 @@ on_typing(void *ctx, const char *subject, const char *data, size_t len)
 }
 
 static void
-on_presence(void *ctx, const char *key, const char *val, size_t len, uint64_t rev)
+on_presence(void *ctx, const char *subject, const char *data, size_t len)
 {
     struct rt *rt = ctx;
-    struct rt_item *it;
+    struct rt_item *it = calloc(1, sizeof *it);
 
-    (void)rev;
-    if (!key || !(it = calloc(1, sizeof *it)))
+    /* parsed on rt-worker: this is nats.c's thread */
+    if (!it || strlen(subject) >= sizeof it->key || !(it->frame = malloc(len ? len : 1))) {
+        rt_item_free(it);
         return;
+    }
     it->kind = RT_PRESENCE;
-    snprintf(it->key, sizeof it->key, "%s", key);
-    it->deleted = val == NULL;
-    if (val)
-        snprintf(it->status, sizeof it->status, "%.*s", (int)(len < 15 ? len : 15), val);
+    snprintf(it->key, sizeof it->key, "%s", subject);
+    memcpy(it->frame, data, len);
+    it->frame_len = len;
     rt_enqueue(rt, it);
 }
 
@@ -338,11 +354,11 @@ rt_new(const struct rt_opts *o, struct rt **out, struct ch_err *err)
     pthread_cond_init(&rt->iocv, NULL);
     pthread_mutex_init(&rt->pmu, NULL);
     rt->pending = map_new();
+    rt->resync = map_new();
     rt->mine = map_new();
-    rt->presence = map_new();
-    rt->agg = map_new();
     rt->snap = map_new();
-    if (!rt->pending || !rt->mine || !rt->presence || !rt->agg || !rt->snap || rt_ring_init(rt) != CH_OK) {
+    if (!rt->pending || !rt->resync || !rt->mine || !rt->snap || rt_presence_init(rt) != CH_OK ||
+        rt_ring_init(rt) != CH_OK) {
         rt_stop(rt);
         return ch_err_set(err, CH_ENOMEM, NULL, "cannot set up the realtime domain");
     }
@@ -373,7 +389,8 @@ rt_start(struct rt *rt, const struct rt_transport *tx, void *tx_ctx, struct ch_e
     pthread_setname_np(rt->io, "rt-io");
     rt->started = rt->io_running = true;
     chat_set_listener(rt->o.chat, on_change, rt);
-    if ((st = store_kv_watch(rt->o.store, STORE_B_PRESENCE, ">", on_presence, rt, &rt->presence_w, err)) != CH_OK ||
+    if ((st = store_core_subscribe(rt->o.store, STORE_SUBJECT_PRESENCE_ALL, on_presence, rt, &rt->presence_sub,
+                                   err)) != CH_OK ||
         (st = store_kv_watch(rt->o.store, STORE_B_TOKENS, ">", on_token, rt, &rt->tokens_w, err)) != CH_OK ||
         (st = store_core_subscribe(rt->o.store, STORE_SUBJECT_TYPING_ALL, on_typing, rt, &rt->typing_sub, err)) != CH_OK)
         return st; /* the caller's rt_stop undoes what started */
@@ -411,7 +428,7 @@ rt_stop(struct rt *rt)
     if (rt->started) {
         chat_set_listener(rt->o.chat, NULL, NULL);
         store_core_unsubscribe(rt->typing_sub);
-        store_kv_watch_stop(rt->presence_w);
+        store_core_unsubscribe(rt->presence_sub);
         store_kv_watch_stop(rt->tokens_w);
         if (rt->io_running) {
             pthread_mutex_lock(&rt->iomu);
@@ -439,9 +456,9 @@ rt_stop(struct rt *rt)
     rt_ring_free(rt);
     rt_typing_free(rt);
     map_free(rt->pending, free);
+    map_free(rt->resync, NULL);
     map_free(rt->mine, NULL);
-    map_free(rt->presence, free);
-    map_free(rt->agg, NULL);
+    rt_presence_free(rt);
     map_free(rt->snap, NULL);
     pthread_mutex_destroy(&rt->qmu);
     pthread_cond_destroy(&rt->qcv);
@@ -492,7 +509,14 @@ void
 rt_local_status(struct rt *rt, const char *uid, const char *status)
 {
     char *v = strdup(status ? status : "");
+    struct rt_item *it = calloc(1, sizeof *it);
 
+    if (it) { /* what this process's sockets say counts here at once; rt-io tells the others */
+        it->kind = RT_LOCAL;
+        snprintf(it->user, sizeof it->user, "%s", uid);
+        snprintf(it->status, sizeof it->status, "%s", status ? status : "");
+        rt_enqueue(rt, it);
+    }
     if (!v)
         return;
     bool oom = false;
@@ -502,6 +526,35 @@ rt_local_status(struct rt *rt, const char *uid, const char *status)
         free(v);
     pthread_cond_signal(&rt->iocv);
     pthread_mutex_unlock(&rt->iomu);
+}
+
+void
+rt_watch(struct rt *rt, uint64_t conn, const char (*uids)[ID_MAX + 1], size_t n)
+{
+    struct rt_item *it = calloc(1, sizeof *it);
+
+    if (!it || (n && !(it->frame = malloc(n * sizeof *uids)))) {
+        rt_item_free(it);
+        return;
+    }
+    it->kind = RT_WATCH;
+    it->conn = conn;
+    if (n)
+        memcpy(it->frame, uids, n * sizeof *uids);
+    it->naud = n;
+    rt_enqueue(rt, it);
+}
+
+void
+rt_conn_gone(struct rt *rt, uint64_t conn)
+{
+    struct rt_item *it = calloc(1, sizeof *it);
+
+    if (!it)
+        return;
+    it->kind = RT_GONE;
+    it->conn = conn;
+    rt_enqueue(rt, it);
 }
 
 enum ch_status

@@ -45,6 +45,8 @@ struct rt_transport {
     void (*refuse)(void *ctx, uint64_t conn, uint16_t code, const char *reason);
     /* The session (uid, verifier) ended: tell its sockets why, and close them. */
     void (*terminate)(void *ctx, const char *uid, const char *verifier);
+    /* Send frame to the one socket conn (if it is still there). */
+    void (*unicast)(void *ctx, uint64_t conn, const char *frame, size_t len);
 };
 
 struct rt_opts {
@@ -54,7 +56,7 @@ struct rt_opts {
     const char *instance; /* this process, for its presence keys */
     size_t replay_events; /* recent events kept for resume */
     int64_t typing_ms;    /* a typing indicator lasts this long unless refreshed */
-    int64_t presence_ms;  /* presence heartbeat period; entries older than 3 periods are offline */
+    int64_t presence_ms;  /* how often each process sends its full presence summary; 3 silent periods = gone */
 };
 
 /* Create the domain; nothing runs until rt_start(). *out is the caller's, freed with rt_stop(). */
@@ -74,6 +76,11 @@ void rt_hello(struct rt *rt, uint64_t conn, const char *uid, const char *verifie
               const char *resume);
 /* uid's status on this process changed: "online", "away", or NULL when its last socket left. */
 void rt_local_status(struct rt *rt, const char *uid, const char *status);
+/* The admitted socket conn shows these users (a presence.watch frame): it gets their statuses now and their
+ * changes from then on, at most one frame a second. Replaces the previous list; its own user is always in it. */
+void rt_watch(struct rt *rt, uint64_t conn, const char (*uids)[ID_MAX + 1], size_t n);
+/* The socket conn, which said hello, is gone. */
+void rt_conn_gone(struct rt *rt, uint64_t conn);
 
 /* Announce that uid is typing in room (optionally in a thread); reaches every process's sockets. */
 enum ch_status rt_typing(struct rt *rt, const char *room, const char *uid, const char *thread_root,

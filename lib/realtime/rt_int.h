@@ -16,7 +16,7 @@
 
 #define RT_TICK_MS 250
 
-enum rt_kind { RT_CHANGE, RT_TYPING, RT_PRESENCE, RT_REVOKED, RT_ADMIT, RT_REFUSE };
+enum rt_kind { RT_CHANGE, RT_TYPING, RT_PRESENCE, RT_LOCAL, RT_WATCH, RT_GONE, RT_REVOKED, RT_ADMIT, RT_REFUSE };
 
 /* One piece of work for rt-worker. */
 struct rt_item {
@@ -29,9 +29,10 @@ struct rt_item {
     size_t frame_len;
     char (*aud)[ID_MAX + 1];
     size_t naud;
-    /* RT_TYPING (room, user, thread); RT_PRESENCE and RT_REVOKED (key, status, deleted) */
+    /* RT_TYPING (room, user, thread); RT_REVOKED (key); RT_LOCAL (user, status: "" = gone);
+     * RT_PRESENCE (key: the subject, frame: the announcement); RT_WATCH (conn, frame: the user ids, ID_MAX + 1
+     * bytes each, naud of them); RT_GONE (conn) */
     char user[ID_MAX + 1], thread[ID_MAX + 1], key[256], status[16];
-    bool deleted;
     /* RT_ADMIT (conn, user, verifier, resume) and RT_REFUSE (conn, code, reason) */
     uint64_t conn;
     char verifier[CRYPTO_VERIFIER_HEX];
@@ -53,6 +54,30 @@ struct ring_entry {
     char room[ID_MAX + 1], type[32], subject_user[ID_MAX + 1];
     char *frame;
     size_t len;
+};
+
+/* Presence (presence.c). A status is a small code: PRES_OFF (absent), PRES_AWAY, PRES_ONLINE. */
+enum { PRES_OFF = 0, PRES_AWAY = 1, PRES_ONLINE = 2 };
+
+/* What one process (ourselves included) says about the users it holds sockets for (rt-worker). */
+struct pres_proc {
+    char key[ID_MAX + 1];
+    uint64_t epoch, seq;
+    int64_t heard;        /* monotonic: the last announcement */
+    struct map *users;    /* uid -> (uintptr_t) PRES_* */
+    struct map *building; /* a full summary arriving in parts */
+    uint64_t building_id;
+};
+
+/* One socket's watch list and what changed for it since its last presence frame (rt-worker). */
+struct pres_watch {
+    uint64_t conn;
+    char self[ID_MAX + 1];
+    char (*uids)[ID_MAX + 1];
+    size_t n;
+    struct map *pending; /* uid -> (uintptr_t) PRES_* + 1 (so PRES_OFF is not NULL) */
+    int64_t last_sent;   /* monotonic */
+    bool due;            /* on rt->pres_due */
 };
 
 struct typer {
@@ -78,13 +103,17 @@ struct rt {
     pthread_mutex_t iomu; /* guards auth, pending, io_busy, io_stop */
     pthread_cond_t iocv;
     struct rt_auth *auth, *authtail;
-    struct map *pending; /* uid -> status to write ("" = remove), latest wins */
+    struct map *pending; /* uid -> status to announce ("" = gone), latest wins */
+    struct map *resync;  /* processes to ask for a full summary */
     bool io_busy;        /* rt-io is making calls for requests it took */
     bool io_stop;
 
     /* rt-io only */
-    struct map *mine;     /* uid -> "online"|"away": what this process has written for its users */
+    struct map *mine;     /* uid -> (uintptr_t) PRES_*: what this process has announced for its users */
     int64_t next_heartbeat;
+    uint64_t epoch, seq;  /* our announcements: this run's random epoch and their sequence */
+    bool full_due;        /* under iomu: someone asked for our full summary (a new process, a gap) */
+    bool hello_due;       /* under iomu: ask every process for its summary (we just started) */
 
     /* rt-worker only */
     struct ring_entry *ring;
@@ -92,15 +121,19 @@ struct rt {
     uint64_t ring_floor; /* events after this seq are all in the ring */
     struct typer *typers;
     size_t ntypers, captypers;
-    struct map *presence; /* "uid.process" -> struct presence_entry */
-    struct map *agg;      /* uid -> "online"|"away" (static strings); absent = offline */
+    struct map *procs;    /* process key -> struct pres_proc (ours included) */
+    struct map *counts;   /* uid -> struct pres_count: how many processes say online / away */
+    struct map *watches;  /* "<conn in hex>" -> struct pres_watch */
+    struct map *watchers; /* uid -> struct pres_conns: the sockets watching uid */
+    struct pres_watch **pres_due; /* watches with changes to send */
+    size_t ndue, capdue;
     int64_t next_aging;
 
     pthread_mutex_t pmu; /* guards snap */
     struct map *snap;    /* uid -> static status string, for rt_presence() */
 
-    struct store_sub *typing_sub;
-    struct store_watch *presence_w, *tokens_w;
+    struct store_sub *typing_sub, *presence_sub;
+    struct store_watch *tokens_w;
 };
 
 /* Queue work for rt-worker (takes it). */
@@ -119,12 +152,24 @@ void rt_typing_update(struct rt *rt, const struct rt_item *it);
 void rt_typing_tick(struct rt *rt, int64_t now);
 void rt_typing_free(struct rt *rt);
 
-/* presence.c: entries and aggregates on rt-worker; this process's own entries on rt-io */
-void rt_presence_update(struct rt *rt, const struct rt_item *it);
+/* presence.c: processes' announcements, aggregates and watches on rt-worker; our announcements on rt-io */
+enum ch_status rt_presence_init(struct rt *rt);
+void rt_presence_free(struct rt *rt);
+/* rt-worker: an announcement or request heard on core NATS (it->key: subject, it->frame: payload). */
+void rt_presence_heard(struct rt *rt, const struct rt_item *it);
+/* rt-worker: one of our users' status on this process changed. */
+void rt_presence_local(struct rt *rt, const char *uid, int status);
+/* rt-worker: a socket was admitted (conn, its user) / says what it shows / is gone. */
+void rt_presence_admit(struct rt *rt, uint64_t conn, const char *uid);
+void rt_presence_watch(struct rt *rt, const struct rt_item *it);
+void rt_presence_gone(struct rt *rt, uint64_t conn);
+/* rt-worker: age out silent processes; send what is due. */
 void rt_presence_tick(struct rt *rt, int64_t now);
-/* rt-io: write what rt_local_status asked for, and refresh our entries when the heartbeat is due. */
-void rt_presence_write(struct rt *rt, struct map *pending, int64_t now);
-/* rt-io, at shutdown: remove every entry of ours (only while NATS answers). */
+void rt_presence_flush(struct rt *rt, int64_t now);
+/* rt-io: announce what rt_local_status asked for (pending: uid -> status string, "" = gone), and our full
+ * summary when due. */
+void rt_presence_announce(struct rt *rt, struct map *pending, int64_t now);
+/* rt-io, at shutdown: say we are going, so our users go offline at once everywhere. */
 void rt_presence_leave(struct rt *rt);
 
 /* A JSON frame {"type": type, k: v} (k may be NULL). Caller frees. */

@@ -29,7 +29,6 @@ static const struct {
     [STORE_B_ROOMNAMES] = { "chatto_roomnames", 1, 0, "Chatto room names (unique)" },
     [STORE_B_DMS] = { "chatto_dms", 1, 0, "Chatto direct-message rooms by participants" },
     /* entries of a crashed process age out; live ones are refreshed well within this */
-    [STORE_B_PRESENCE] = { "chatto_presence", 1, 120LL * 1000000000LL, "Chatto presence heartbeats" },
     [STORE_B_PROCS] = { "chatto_processes", 1, PROCS_TTL_S * 1000000000LL, "Chatto processes and their settings" },
 };
 

@@ -468,21 +468,26 @@ store_free(struct store *st)
 void
 store_shutdown(struct store *st, int64_t drain_ms)
 {
+    bool answering;
+
     if (!st || atomic_exchange(&st->closing, true))
         return;
     store_health_stop(st);
-    /* leave the process registry while NATS answers (a record left behind expires by itself) */
-    if (store_answering(st))
-        store_procs_leave(st);
-    /* A drain flushes what we published and then closes; with the server gone or stalled it would only wait.
-     * Either way the connection ends here, and every call still waiting on it (a keeper round, a watcher, an HTTP
-     * handler) returns at once instead of running out its request timeout. */
-    if (store_answering(st))
-        natsConnection_DrainTimeout(st->nc, drain_ms);
-    else
+    answering = store_answering(st);
+    /* With NATS down or stalled, close first: that ends the keeper's call in progress (and every other caller's)
+     * at once instead of after its request timeout. */
+    if (!answering)
         natsConnection_Close(st->nc);
-    wait_closed(st, drain_ms + 1000);
-    stop_keeper(st);
+    stop_keeper(st); /* before anything below touches what the keeper uses (the process record) */
+    if (answering) {
+        /* leave the process registry (a record left behind expires by itself), push out what we published,
+         * then close. Not nats.c's drain: it finishes on a thread of its own that races with the close that
+         * must follow it (ThreadSanitizer caught it crashing in natsThread_Detach). */
+        store_procs_leave(st);
+        natsConnection_FlushTimeout(st->nc, drain_ms);
+        natsConnection_Close(st->nc);
+    }
+    wait_closed(st, 2000);
 }
 
 bool

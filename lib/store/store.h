@@ -35,7 +35,6 @@ enum store_bucket {
     STORE_B_READS,    /* <userId>.<roomId> -> last read position */
     STORE_B_ROOMNAMES,/* <hash of the case-folded name> -> roomId; created atomically, so names are unique */
     STORE_B_DMS,      /* <hash of the sorted participant ids> -> roomId; one DM per set of users */
-    STORE_B_PRESENCE, /* <userId>.<process> -> online|away, refreshed by the process holding the sockets */
     STORE_B_PROCS,    /* <process> -> fingerprints of its must-match settings, refreshed while it runs */
     STORE_B_COUNT
 };

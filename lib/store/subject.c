@@ -68,6 +68,47 @@ store_subject_typing(char *buf, size_t len, const char *room)
     return fitted(buf, len, snprintf(buf, len, TYPING "%s", room));
 }
 
+#define PRESENCE "chatto.rt.presence."
+
+enum ch_status
+store_subject_presence(char *buf, size_t len, const char *process)
+{
+    if (!id_valid(process))
+        return fitted(buf, len, -1);
+    return fitted(buf, len, snprintf(buf, len, PRESENCE "p.%s", process));
+}
+
+enum ch_status
+store_subject_presence_resync(char *buf, size_t len, const char *process)
+{
+    if (!id_valid(process))
+        return fitted(buf, len, -1);
+    return fitted(buf, len, snprintf(buf, len, PRESENCE "resync.%s", process));
+}
+
+bool
+store_subject_presence_parse(const char *subject, const char **kind, char out[ID_MAX + 1])
+{
+    const char *p;
+
+    if (!subject || strncmp(subject, PRESENCE, strlen(PRESENCE)) != 0)
+        return false;
+    p = subject + strlen(PRESENCE);
+    if (!strncmp(p, "p.", 2)) {
+        *kind = "p";
+        p += 2;
+    } else if (!strncmp(p, "resync.", 7)) {
+        *kind = "resync";
+        p += 7;
+    } else {
+        return false;
+    }
+    if (!id_valid(p))
+        return false;
+    snprintf(out, ID_MAX + 1, "%s", p);
+    return true;
+}
+
 /* The token at *p (up to the next '.' or the end) into out if it is a valid id; *p then points after it. */
 static bool
 take_id(const char **p, char out[ID_MAX + 1])

@@ -8,6 +8,9 @@
  *   chatto.ev.<room>.mem.<user>      CHATTO_EVENTS: a member joined, left, was added or removed
  *   chatto.ev.<room>.msg.<message>   CHATTO_EVENTS: a message posted, edited, deleted; its reactions
  *   chatto.rt.typing.<room>          core NATS (not stored): typing indicators
+ *   chatto.rt.presence.p.<process>   core NATS: one process's presence announcements (summaries and changes)
+ *   chatto.rt.presence.resync.<process>  core NATS: ask that process for a full summary
+ *   chatto.rt.presence.hello         core NATS: a process started; everyone sends a full summary
  *
  * Every id must pass id_valid() (no '.', '*', '>' or whitespace), so a subject always splits back into the
  * parts it was built from. Builders write a NUL-terminated subject into the caller's buffer, like snprintf, and
@@ -24,6 +27,8 @@
 /* Wildcards: constants, so that static tables (the stream configs in bootstrap.c) can hold them. */
 #define STORE_SUBJECT_EVENTS_ALL "chatto.ev.>"        /* the CHATTO_EVENTS stream's subjects */
 #define STORE_SUBJECT_TYPING_ALL "chatto.rt.typing.>" /* every room's typing indicators */
+#define STORE_SUBJECT_PRESENCE_ALL "chatto.rt.presence.>" /* every presence announcement and request */
+#define STORE_SUBJECT_PRESENCE_HELLO "chatto.rt.presence.hello"
 
 /* A buffer of this many bytes holds any subject the builders make ("chatto.ev.<room>.msg.<id>" and its NUL). */
 #define STORE_SUBJECT_MAX (sizeof "chatto.ev..msg." + 2 * ID_MAX)
@@ -49,6 +54,14 @@ enum ch_status store_subject_event_member(char *buf, size_t len, const char *roo
 enum ch_status store_subject_event_message(char *buf, size_t len, const char *room, const char *msg);
 /* chatto.rt.typing.<room>. */
 enum ch_status store_subject_typing(char *buf, size_t len, const char *room);
+
+/* chatto.rt.presence.p.<process> (process: an id, e.g. a sanitised host and pid). */
+enum ch_status store_subject_presence(char *buf, size_t len, const char *process);
+/* chatto.rt.presence.resync.<process>. */
+enum ch_status store_subject_presence_resync(char *buf, size_t len, const char *process);
+/* The process a presence subject names: "p" (announcement) or "resync" into *kind (borrowed constant), the
+ * process into out. False for anything else (the hello subject included). */
+bool store_subject_presence_parse(const char *subject, const char **kind, char out[ID_MAX + 1]);
 
 /* Take an event subject apart. True only for exactly one of the three event forms above with valid ids;
  * *out is written only then. */

@@ -182,6 +182,8 @@ conn_free(struct ws_conn *c)
     c->gone = true;
     epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
     hub_conn_removed(w, c);
+    if (c->hello)
+        rt_conn_gone(w->o.rt, c->id); /* realtime may know it (watches) */
     snprintf(key, sizeof key, "%llx", (unsigned long long)c->id);
     map_del(w->by_id, key);
     if (c->prev)
@@ -224,6 +226,41 @@ handle_hello(struct ws_conn *c, const cJSON *o)
         conn_close(c, 1008, "authentication required: send {\"type\":\"hello\",\"token\":...}");
 }
 
+#define WATCH_MAX 1000
+
+/* {"type":"presence.watch","userIds":[...]}: the users this client shows (its DM partners, the member list,
+ * the authors on screen). */
+static void
+handle_watch(struct ws_conn *c, const cJSON *o)
+{
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(o, "userIds");
+    char(*v)[ID_MAX + 1] = NULL;
+    size_t n = 0, i = 0;
+    const cJSON *x;
+
+    if (!cJSON_IsArray(ids)) {
+        conn_send_simple(c, "error", "message", "userIds: must be an array of user ids");
+        return;
+    }
+    if ((size_t)cJSON_GetArraySize(ids) > WATCH_MAX) {
+        conn_send_simple(c, "error", "message", "userIds: at most 1000 users");
+        return;
+    }
+    cJSON_ArrayForEach(x, ids) n++;
+    if (n && !(v = calloc(n, sizeof *v)))
+        return;
+    cJSON_ArrayForEach(x, ids) {
+        if (!cJSON_IsString(x) || !id_valid(x->valuestring)) {
+            free(v);
+            conn_send_simple(c, "error", "message", "userIds: every item must be a user id");
+            return;
+        }
+        snprintf(v[i++], ID_MAX + 1, "%s", x->valuestring);
+    }
+    rt_watch(c->w->o.rt, c->id, (const char(*)[ID_MAX + 1])v, n);
+    free(v);
+}
+
 static void
 handle_text(struct ws_conn *c, const uint8_t *msg, size_t len)
 {
@@ -256,6 +293,8 @@ handle_text(struct ws_conn *c, const uint8_t *msg, size_t len)
             hub_conn_status(c->w, c, st);
         else
             conn_send_simple(c, "error", "message", "status: must be online or away");
+    } else if (!strcmp(type, "presence.watch") && c->ready) {
+        handle_watch(c, o);
     } else if (!strcmp(type, "hello")) {
         conn_send_simple(c, "error", "message", "already said hello");
     } else {

@@ -197,6 +197,10 @@ hub_handle(struct ws *w, struct wsq *it)
     case WQ_DELIVER:
         deliver(w, it);
         break;
+    case WQ_UNICAST:
+        if ((c = by_id(w, it->conn)) && c->ready)
+            conn_send(c, it->frame, it->len);
+        break;
     case WQ_ADMIT:
         admit(w, it);
         break;
@@ -282,7 +286,23 @@ tx_terminate(void *ctx, const char *uid, const char *verifier)
     ws_enqueue(ctx, it);
 }
 
-static const struct rt_transport transport = { tx_deliver, tx_admit, tx_refuse, tx_terminate };
+static void
+tx_unicast(void *ctx, uint64_t conn, const char *frame, size_t len)
+{
+    struct wsq *it = calloc(1, sizeof *it);
+
+    if (!it || !(it->frame = malloc(len ? len : 1))) {
+        wsq_free(it);
+        return;
+    }
+    it->kind = WQ_UNICAST;
+    it->conn = conn;
+    memcpy(it->frame, frame, len);
+    it->len = len;
+    ws_enqueue(ctx, it);
+}
+
+static const struct rt_transport transport = { tx_deliver, tx_admit, tx_refuse, tx_terminate, tx_unicast };
 
 const struct rt_transport *
 ws_transport(void)

@@ -21,7 +21,7 @@
  * system call per socket, not two per frame (wslay writes header and payload separately). */
 #define WS_OUT_MAX (64 * 1024)
 
-enum wsq_kind { WQ_CONN, WQ_DELIVER, WQ_ADMIT, WQ_REFUSE, WQ_TERMINATE, WQ_STOP };
+enum wsq_kind { WQ_CONN, WQ_DELIVER, WQ_UNICAST, WQ_ADMIT, WQ_REFUSE, WQ_TERMINATE, WQ_STOP };
 
 /* Work for the loop, from other threads. */
 struct wsq {
@@ -34,7 +34,7 @@ struct wsq {
     bool authed;
     char user[ID_MAX + 1];
     char verifier[CRYPTO_VERIFIER_HEX];
-    /* WQ_DELIVER: frame to users (all: everyone) */
+    /* WQ_DELIVER: frame to users (all: everyone); WQ_UNICAST: frame to conn */
     char *frame;
     size_t len;
     char (*users)[ID_MAX + 1];

@@ -185,29 +185,76 @@ class Realtime(TestCase):
         r = self.client("carol").call(R + "UpdateTypingIndicator", {"roomId": "nosuchroom"})
         self.assertEqual(r.status, 404)
 
+    def presence(self, ws, uid, want, timeout=10):
+        """Read presence frames until one says uid is `want`; returns every frame read."""
+        frames = []
+        deadline = time.monotonic() + timeout
+        while True:
+            m = ws.recv_type("presence", max(0.01, deadline - time.monotonic()))
+            frames.append(m)
+            if {u["userId"]: u["status"] for u in m["users"]}.get(uid) == want:
+                return frames
+
     def test_presence_online_away_offline_and_crash_expiry(self):
+        alice, carol = self.uid("alice"), self.uid("carol")
         wb, _ = self.ws("bob", self.b)
-        wa, _ = self.ws("alice", self.a)
-        p = wb.recv_type("presence")
-        while p["userId"] != self.uid("alice"):
-            p = wb.recv_type("presence")
-        self.assertEqual(p["status"], "online")
-        got = self.client("bob").ok("chatto.api.v1.UserService/GetUser", {"userId": self.uid("alice")})
+        wb.send_json({"type": "presence.watch", "userIds": [alice, carol]})
+        snap = wb.recv_type("presence")  # the snapshot: everyone shown, at once (after bob's own, maybe)
+        while len(snap["users"]) < 3:
+            snap = wb.recv_type("presence")
+        self.assertEqual({u["userId"]: u["status"] for u in snap["users"]},
+                         {alice: "offline", carol: "offline", self.uid("bob"): "online"})
+        wa, _ = self.ws("alice", self.a)  # on the other process
+        self.presence(wb, alice, "online")
+        got = self.client("bob").ok("chatto.api.v1.UserService/GetUser", {"userId": alice})
         self.assertEqual(got["user"]["presenceStatus"], "online")
         wa.send_json({"type": "presence", "status": "away"})
-        p = wb.recv_type("presence")
-        self.assertEqual((p["userId"], p["status"]), (self.uid("alice"), "away"))
+        self.presence(wb, alice, "away")
         wa.close()
-        p = wb.recv_type("presence")
-        self.assertEqual((p["userId"], p["status"]), (self.uid("alice"), "offline"))
-        # a crashed process's users go offline once its heartbeats stop
+        self.presence(wb, alice, "offline")
+        # a crashed process's users go offline once its summaries stop (three intervals of 1 s here)
         wc, _ = self.ws("carol", self.a)
-        p = wb.recv_type("presence", timeout=5)
+        self.presence(wb, carol, "online")
         self.a.kill9()
-        p = wb.recv_type("presence", timeout=15)
-        while p["userId"] != self.uid("carol"):
-            p = wb.recv_type("presence", timeout=15)
-        self.assertEqual(p["status"], "offline")
+        t0 = time.monotonic()
+        self.presence(wb, carol, "offline", timeout=15)
+        self.assertGreater(time.monotonic() - t0, 1.5)  # not before its summaries stop coming
+
+    def test_presence_reaches_only_those_who_show_the_user(self):
+        alice = self.uid("alice")
+        watcher, _ = self.ws("bob", self.b)
+        watcher.send_json({"type": "presence.watch", "userIds": [alice]})
+        watcher.recv_type("presence")
+        bystander, _ = self.ws("carol", self.b)  # in #general with alice too, but does not show her
+        bystander.send_json({"type": "presence.watch", "userIds": []})
+        bystander.recv_type("presence")
+        wa, _ = self.ws("alice", self.a)
+        self.presence(watcher, alice, "online")
+        # alice flips between away and online: the watcher gets at most one frame a second, the last word right
+        t0 = time.monotonic()
+        for i in range(20):
+            wa.send_json({"type": "presence", "status": "away" if i % 2 == 0 else "online"})
+        wa.send_json({"type": "presence", "status": "away"})
+        frames = self.presence(watcher, alice, "away")
+        heard = []
+        while time.monotonic() - t0 < 2.5:  # anything later must not undo it
+            for ws, into in ((watcher, frames), (bystander, heard)):
+                try:
+                    m = ws.recv(0.1)  # (answers pings too: both sockets stay alive)
+                    if m.get("type") == "presence":
+                        into.append(m)
+                except TimeoutError:
+                    pass
+        self.assertEqual({u["userId"]: u["status"] for u in frames[-1]["users"]}.get(alice), "away")
+        self.assertLessEqual(len(frames), 4, frames)
+        # the bystander heard nothing of alice (its own user's status is always shown to it)
+        for m in heard:
+            self.assertEqual({u["userId"] for u in m["users"]}, {self.uid("carol")}, m)
+        # a watch list is checked
+        watcher.send_json({"type": "presence.watch", "userIds": "everyone"})
+        self.assertEqual(watcher.recv_type("error")["type"], "error")
+        watcher.send_json({"type": "presence.watch", "userIds": ["bad id!"]})
+        self.assertEqual(watcher.recv_type("error")["type"], "error")
 
     def test_logout_and_disable_terminate_sockets(self):
         ws, _ = self.ws("carol", self.b)
