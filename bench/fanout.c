@@ -4,9 +4,10 @@
  * each message carries its send time, each receiver computes the end-to-end latency when the frame arrives.
  *   fanout ws   HOST PORT N RATE SECONDS TOKEN ROOM   chatto WebSockets; posts via CreateMessage on the same port
  *   fanout nats HOST PORT N RATE SECONDS NATS_TOKEN   raw core NATS subscribers on one subject (the baseline)
- *   fanout idle HOST PORT N 0 SECONDS TOKEN           N WebSockets that only hold (memory per connection)
+ *   fanout idle HOST PORT N 0 SECONDS TOKEN [WINDOW]  N WebSockets that only hold (memory per connection); with
+ *                                                     WINDOW > 0, at most WINDOW handshakes are in flight at once
  * Posting (or, for idle, holding) starts once every WebSocket has its "ready" frame (and at least 2 s after the
- * last dial), or after 30 s whichever comes first; idle prints "READY <n>" then, so a caller can measure while
+ * last dial), or after 60 s whichever comes first; idle prints "READY <n>" then, so a caller can measure while
  * they hold. Prints one line: mode n sent delivered rate p50_ms p99_ms max_ms ready refused closed.
  */
 #include <arpa/inet.h>
@@ -37,7 +38,7 @@ static const char *mode, *host, *token, *room;
 static int port, nconn, rate, seconds;
 static volatile int stop;
 static long sent;
-static int nready, nrefused, nclosed;
+static int nready, nrefused, nclosed, nlost; /* lost: closed before it was ready */
 static double *lat;
 static size_t nlat, caplat;
 static pthread_mutex_t latmu = PTHREAD_MUTEX_INITIALIZER;
@@ -270,6 +271,31 @@ poster(void *arg)
     return NULL;
 }
 
+static void
+open_rx(int ep, struct rx *r)
+{
+    struct epoll_event e = { .events = EPOLLIN, .data.ptr = r };
+    char buf[2048];
+
+    r->fd = dial();
+    r->cap = 1 << 16;
+    r->buf = malloc(r->cap);
+    if (!strcmp(mode, "nats")) {
+        snprintf(buf, sizeof buf,
+                 "CONNECT {\"verbose\":false,\"pedantic\":false,\"auth_token\":\"%s\"}\r\nSUB bench.fan 1\r\nPING\r\n",
+                 token);
+        r->state = 1;
+    } else {
+        snprintf(buf, sizeof buf,
+                 "GET /api/realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                 "Authorization: Bearer %s\r\n\r\n",
+                 token);
+    }
+    send_all(r->fd, buf, strlen(buf));
+    epoll_ctl(ep, EPOLL_CTL_ADD, r->fd, &e);
+}
+
 static int
 cmp(const void *a, const void *b)
 {
@@ -284,10 +310,9 @@ main(int argc, char **argv)
     int ep = epoll_create1(0);
     struct rx *rs;
     pthread_t pt;
-    char buf[2048];
 
     if (argc < 8) {
-        fprintf(stderr, "usage: fanout ws|nats|idle HOST PORT N RATE SECONDS TOKEN [ROOM]\n");
+        fprintf(stderr, "usage: fanout ws|nats|idle HOST PORT N RATE SECONDS TOKEN [ROOM | idle: WINDOW]\n");
         return 2;
     }
     mode = argv[1];
@@ -302,29 +327,11 @@ main(int argc, char **argv)
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
     rs = calloc((size_t)nconn, sizeof *rs);
-    for (int i = 0; i < nconn; i++) {
-        struct rx *r = &rs[i];
-        struct epoll_event e = { .events = EPOLLIN, .data.ptr = r };
-        r->fd = dial();
-        r->cap = 1 << 16;
-        r->buf = malloc(r->cap);
-        if (!strcmp(mode, "nats")) {
-            snprintf(buf, sizeof buf,
-                     "CONNECT {\"verbose\":false,\"pedantic\":false,\"auth_token\":\"%s\"}\r\nSUB bench.fan 1\r\nPING\r\n",
-                     token);
-            r->state = 1;
-        } else {
-            snprintf(buf, sizeof buf,
-                     "GET /api/realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                     "Authorization: Bearer %s\r\n\r\n",
-                     token);
-        }
-        send_all(r->fd, buf, strlen(buf));
-        epoll_ctl(ep, EPOLL_CTL_ADD, r->fd, &e);
-    }
+    int window = !strcmp(mode, "idle") && argc > 8 ? atoi(argv[8]) : 0, dialed = 0;
+    for (; dialed < nconn && (window <= 0 || dialed < window); dialed++)
+        open_rx(ep, &rs[dialed]);
     /* let the handshakes and hellos settle */
-    int64_t settle = now_ns() + 2000000000LL, settle_max = now_ns() + 30000000000LL;
+    int64_t settle = dialed == nconn ? now_ns() + 2000000000LL : 0, settle_max = now_ns() + 60000000000LL;
     struct epoll_event evs[512];
     bool posting = false;
     int64_t end = 0;
@@ -339,6 +346,8 @@ main(int argc, char **argv)
             ssize_t got = recv(r->fd, r->buf + r->len, r->cap - r->len, MSG_DONTWAIT);
             if (got <= 0) {
                 if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
+                    if (r->state < 2)
+                        nlost++;
                     if (r->state != 3 && nclosed++ < 3)
                         fprintf(stderr, "receiver %ld closed\n", (long)(r - rs));
                     epoll_ctl(ep, EPOLL_CTL_DEL, r->fd, NULL);
@@ -352,9 +361,13 @@ main(int argc, char **argv)
             else
                 ws_parse(r);
         }
+        for (; dialed < nconn && dialed - nready - nrefused - nlost < window; dialed++)
+            open_rx(ep, &rs[dialed]); /* WINDOW > 0 only: the loop above dialled everything otherwise */
+        if (dialed == nconn && settle == 0)
+            settle = now_ns() + 2000000000LL;
         int64_t now = now_ns();
         bool all = !strcmp(mode, "nats") || nready + nrefused == nconn;
-        if (!posting && ((now >= settle && all) || now >= settle_max)) {
+        if (!posting && ((settle && now >= settle && all) || now >= settle_max)) {
             posting = true;
             if (rate > 0)
                 pthread_create(&pt, NULL, poster, NULL);

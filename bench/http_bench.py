@@ -289,7 +289,12 @@ def idle_keepalive(n):
         c.cleanup()
 
 
+def on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # run the finally blocks: they stop what this script started
+
+
 def main():
+    signal.signal(signal.SIGTERM, on_sigterm)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < IDLE + 1000:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by chatto, started after this

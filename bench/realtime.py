@@ -3,10 +3,13 @@
 """Realtime fan-out for `make bench`: one room, N = 100 and 1,000 WebSocket clients, messages posted at a steady
 rate; delivered messages/s and post-to-frame latency, against raw core-NATS fan-out to as many subscribers on the
 same nats-server in the same run; then memory per idle WebSocket at 5,000 connections (a fresh chatto, measured
-once every WebSocket has said hello and got its "ready", while they hold)."""
+once every WebSocket has said hello and got its "ready", while they hold), opened two ways: at most 64 handshakes
+in flight (the steady cost of a connection), and all at once (a reconnect storm: freed per-request memory of the
+handshakes in flight stays in chatto's RSS, so this figure also shows that high-water mark)."""
 import os
 import re
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +21,7 @@ from harness import BUILD, Chatto, Client, FAST_AUTH, wait_for  # noqa: E402
 RATE = int(os.environ.get("CHATTO_BENCH_RATE", "100"))
 SECONDS = os.environ.get("CHATTO_BENCH_DURATION", "10")
 IDLE = int(os.environ.get("CHATTO_BENCH_IDLE", "5000"))
+WINDOW = int(os.environ.get("CHATTO_BENCH_IDLE_WINDOW", "64"))
 FANOUT = os.path.join(BUILD, "bench", "fanout")
 
 
@@ -38,7 +42,7 @@ def server():
     return Chatto(args=FAST_AUTH + ["--realtime-max-connections", "20000", "--webserver-max-connections", "25000"])
 
 
-def idle_memory(n):
+def idle_memory(n, window):
     """A fresh chatto (the fan-out runs leave freed memory behind that new connections would reuse); n WebSockets
     that said hello and hold; RSS and threads before, while they hold, and after they are gone."""
     c = server()
@@ -48,9 +52,9 @@ def idle_memory(n):
         token = Client(c).register("idle", token=True).json()["token"]
         time.sleep(1)
         before = proc_status(c.pid)
-        p = subprocess.Popen([FANOUT, "idle", "127.0.0.1", str(c.port), str(n), "0", "5", token],
+        p = subprocess.Popen([FANOUT, "idle", "127.0.0.1", str(c.port), str(n), "0", "5", token, str(window)],
                              stdout=subprocess.PIPE, text=True)
-        line = p.stdout.readline()  # "READY <n>" once all are ready (fanout gives up waiting after 30 s)
+        line = p.stdout.readline()  # "READY <n>" once all are ready (fanout gives up waiting after 60 s)
         if not line.startswith("READY"):
             raise SystemExit("fanout idle: %r" % line)
         time.sleep(1)
@@ -63,7 +67,8 @@ def idle_memory(n):
         after = proc_status(c.pid)
         if c.proc.poll() is not None:
             raise SystemExit("chatto exited during the run with %s:\n%s" % (c.proc.returncode, c.stderr()[-4000:]))
-        return dict(n=n, ready=int(line.split()[1]), result=result, before=before, during=during, after=after)
+        return dict(n=n, window=window, ready=int(line.split()[1]), result=result, before=before, during=during,
+                    after=after)
     finally:
         if p is not None and p.poll() is None:
             p.kill()
@@ -71,7 +76,12 @@ def idle_memory(n):
         c.cleanup()
 
 
+def on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # run the finally blocks: they stop what this script started
+
+
 def main():
+    signal.signal(signal.SIGTERM, on_sigterm)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < IDLE + 1000:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by chatto and fanout
@@ -104,12 +114,14 @@ def main():
                                                                                  r["refused"], r["closed"]))
     finally:
         c.cleanup()
-    m = idle_memory(IDLE)
-    b, d, a, r = m["before"], m["during"], m["after"], m["result"]
-    print("idle WebSockets: %d (%d ready, %s refused, %s closed by the server); chatto VmRSS %d KiB -> %d KiB: "
-          "%.1f KiB per connection (goal <= 8 KiB); threads %d -> %d; after they closed: %d KiB, %d threads"
-          % (m["n"], m["ready"], r["refused"], r["closed"], b["rss"], d["rss"], (d["rss"] - b["rss"]) / m["n"],
-             b["threads"], d["threads"], a["rss"], a["threads"]))
+    for window in (WINDOW, 0):
+        m = idle_memory(IDLE, window)
+        b, d, a, r = m["before"], m["during"], m["after"], m["result"]
+        print("idle WebSockets: %d %s (%d ready, %s refused, %s closed by the server); chatto VmRSS %d KiB -> %d KiB: "
+              "%.1f KiB per connection (goal <= 8 KiB); threads %d -> %d; after they closed: %d KiB, %d threads"
+              % (m["n"], "opened %d at a time" % window if window else "opened all at once", m["ready"], r["refused"],
+                 r["closed"], b["rss"], d["rss"], (d["rss"] - b["rss"]) / m["n"], b["threads"], d["threads"], a["rss"],
+                 a["threads"]))
 
 
 if __name__ == "__main__":

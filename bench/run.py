@@ -9,6 +9,7 @@ and prints a table. Numbers depend on the machine: chatto, nats-server, wrk and 
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -63,7 +64,12 @@ def per_1k(seconds, n):
     return "%.3f" % (1000.0 * seconds / n) if n else "-"
 
 
+def on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # run the finally blocks: they stop what this script started
+
+
 def main():
+    signal.signal(signal.SIGTERM, on_sigterm)
     c = Chatto(args=FAST_AUTH)
     c.start()
     try:

@@ -39,11 +39,6 @@ struct pres_count {
     uint32_t online, away;
 };
 
-struct pres_conns {
-    uint64_t *v;
-    size_t n, cap;
-};
-
 static const char *
 status_name(int s)
 {
@@ -89,8 +84,8 @@ watch_free(void *p)
 
     if (!w)
         return;
-    map_free(w->pending, NULL);
-    free(w->uids);
+    free(w->pending);
+    free(w->links);
     free(w);
 }
 
@@ -130,44 +125,64 @@ rt_presence_free(struct rt *rt)
 
 /* ---- rt-worker: who watches whom ---- */
 
-static void
-watcher_add(struct rt *rt, const char *uid, uint64_t conn)
+/* w shows uid from now on (appends a link). False when out of memory. */
+static bool
+link_add(struct rt *rt, struct pres_watch *w, const char *uid)
 {
-    struct pres_conns *c = map_get(rt->watchers, uid);
+    struct pres_conns *pc = map_get(rt->watchers, uid);
 
-    if (!c) {
+    if (!pc) {
         bool oom = false;
-        if (!(c = calloc(1, sizeof *c)))
-            return;
-        map_put(rt->watchers, uid, c, &oom);
+        if (!(pc = calloc(1, sizeof *pc)))
+            return false;
+        snprintf(pc->uid, sizeof pc->uid, "%s", uid);
+        map_put(rt->watchers, uid, pc, &oom);
         if (oom) {
-            free(c);
-            return;
+            free(pc);
+            return false;
         }
     }
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 4;
-        uint64_t *nv = realloc(c->v, cap * sizeof *nv);
+    if (pc->n == pc->cap) {
+        uint32_t cap = pc->cap ? pc->cap * 2 : 4;
+        struct pres_slot *nv = realloc(pc->v, cap * sizeof *nv);
         if (!nv)
-            return;
-        c->v = nv;
-        c->cap = cap;
+            goto fail;
+        pc->v = nv;
+        pc->cap = cap;
     }
-    c->v[c->n++] = conn;
+    if (w->n == w->cap) {
+        uint32_t cap = w->cap ? w->cap * 2 : 4;
+        struct pres_link *nl = realloc(w->links, cap * sizeof *nl);
+        if (!nl)
+            goto fail;
+        w->links = nl;
+        w->cap = cap;
+    }
+    pc->v[pc->n] = (struct pres_slot){ w, w->n };
+    w->links[w->n++] = (struct pres_link){ pc, pc->n++ };
+    return true;
+fail:
+    if (!pc->n)
+        conns_free(map_del(rt->watchers, uid));
+    return false;
 }
 
+/* Undo link i of w in its user's list (O(1): the last slot moves into the hole and its link is told). The
+ * caller removes the link from w itself. */
 static void
-watcher_del(struct rt *rt, const char *uid, uint64_t conn)
+link_unhook(struct rt *rt, struct pres_watch *w, uint32_t i)
 {
-    struct pres_conns *c = map_get(rt->watchers, uid);
+    struct pres_conns *pc = w->links[i].pc;
+    uint32_t at = w->links[i].at;
 
-    for (size_t i = 0; c && i < c->n; i++)
-        if (c->v[i] == conn) {
-            c->v[i] = c->v[--c->n];
-            break;
-        }
-    if (c && !c->n)
+    pc->v[at] = pc->v[--pc->n];
+    if (at < pc->n)
+        pc->v[at].w->links[pc->v[at].at].at = at;
+    if (!pc->n) {
+        char uid[ID_MAX + 1];
+        memcpy(uid, pc->uid, sizeof uid);
         conns_free(map_del(rt->watchers, uid));
+    }
 }
 
 static void
@@ -210,13 +225,23 @@ notify(struct rt *rt, const char *uid, int status)
     else
         map_put(rt->snap, uid, (void *)status_name(status), NULL);
     pthread_mutex_unlock(&rt->pmu);
-    for (size_t i = 0; c && i < c->n; i++) {
-        char key[24];
-        conn_key(c->v[i], key);
-        struct pres_watch *w = map_get(rt->watches, key);
-        if (!w)
-            continue;
-        map_put(w->pending, uid, (void *)(uintptr_t)(status + 1), NULL);
+    for (uint32_t i = 0; c && i < c->n; i++) {
+        struct pres_watch *w = c->v[i].w;
+        uint32_t k = 0;
+        while (k < w->npending && w->pending[k].pc != c)
+            k++;
+        if (k == w->npending) {
+            if (w->npending == w->cappending) {
+                uint32_t cap = w->cappending ? w->cappending * 2 : 4;
+                struct pres_change *nv = realloc(w->pending, cap * sizeof *nv);
+                if (!nv)
+                    continue;
+                w->pending = nv;
+                w->cappending = cap;
+            }
+            w->pending[w->npending++].pc = c;
+        }
+        w->pending[k].status = status;
         due_add(rt, w);
     }
 }
@@ -450,39 +475,38 @@ rt_presence_tick(struct rt *rt, int64_t now)
 
 /* ---- rt-worker: telling the sockets ---- */
 
+/* A presence frame to w: every user it shows (all), or what changed since the last one. */
 static void
-send_statuses(struct rt *rt, struct pres_watch *w, struct map *which, bool all)
+send_statuses(struct rt *rt, struct pres_watch *w, bool all)
 {
     cJSON *o = cJSON_CreateObject(), *arr;
+    uint32_t n = all ? w->n : w->npending;
     size_t len;
     char *s;
 
     cJSON_AddStringToObject(o, "type", "presence");
     arr = cJSON_AddArrayToObject(o, "users");
-    if (all) {
-        for (size_t i = 0; i <= w->n; i++) {
-            const char *uid = i < w->n ? w->uids[i] : w->self;
-            cJSON *x = cJSON_CreateObject();
-            cJSON_AddStringToObject(x, "userId", uid);
-            cJSON_AddStringToObject(x, "status", status_name(aggregate_of(map_get(rt->counts, uid))));
-            cJSON_AddItemToArray(arr, x);
-        }
-    } else {
-        size_t it = 0;
-        const char *uid;
-        void *v;
-        while (map_next(which, &it, &uid, &v)) {
-            cJSON *x = cJSON_CreateObject();
-            cJSON_AddStringToObject(x, "userId", uid);
-            cJSON_AddStringToObject(x, "status", status_name((int)(uintptr_t)v - 1));
-            cJSON_AddItemToArray(arr, x);
-        }
+    for (uint32_t i = 0; i < n; i++) {
+        const struct pres_conns *pc = all ? w->links[i].pc : w->pending[i].pc;
+        int st = all ? aggregate_of(map_get(rt->counts, pc->uid)) : w->pending[i].status;
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "userId", pc->uid);
+        cJSON_AddStringToObject(x, "status", status_name(st));
+        cJSON_AddItemToArray(arr, x);
     }
     s = json_print(o, &len);
     cJSON_Delete(o);
     if (s)
         rt->tx->unicast(rt->tx_ctx, w->conn, s, len);
     free(s);
+}
+
+static void
+pending_clear(struct pres_watch *w)
+{
+    free(w->pending); /* an idle socket keeps no buffer */
+    w->pending = NULL;
+    w->npending = w->cappending = 0;
 }
 
 void
@@ -494,11 +518,9 @@ rt_presence_flush(struct rt *rt, int64_t now)
             i++;
             continue;
         }
-        if (map_len(w->pending)) {
-            send_statuses(rt, w, w->pending, false);
-            map_free(w->pending, NULL);
-            w->pending = map_new();
-        }
+        if (w->npending)
+            send_statuses(rt, w, false);
+        pending_clear(w);
         w->last_sent = now;
         w->due = false;
         rt->pres_due[i] = rt->pres_due[--rt->ndue];
@@ -512,19 +534,19 @@ rt_presence_admit(struct rt *rt, uint64_t conn, const char *uid)
     char key[24];
     bool oom = false;
 
-    if (!w || !(w->pending = map_new())) {
-        watch_free(w);
+    if (!w)
         return;
-    }
     w->conn = conn;
-    snprintf(w->self, sizeof w->self, "%s", uid);
-    conn_key(conn, key);
-    watch_free(map_put(rt->watches, key, w, &oom)); /* a stale one with the same id cannot exist; be safe */
-    if (oom) {
+    if (!link_add(rt, w, uid)) { /* links[0]: its own user */
         watch_free(w);
         return;
     }
-    watcher_add(rt, w->self, conn);
+    conn_key(conn, key);
+    map_put(rt->watches, key, w, &oom);
+    if (oom) {
+        link_unhook(rt, w, 0);
+        watch_free(w);
+    }
 }
 
 void
@@ -533,32 +555,28 @@ rt_presence_watch(struct rt *rt, const struct rt_item *it)
     char key[24];
     struct pres_watch *w;
     const char(*ids)[ID_MAX + 1] = (const char(*)[ID_MAX + 1])it->frame;
-    size_t n = it->naud < PRES_WATCH_MAX ? it->naud : PRES_WATCH_MAX, k = 0;
-    char(*uids)[ID_MAX + 1] = n ? calloc(n, sizeof *uids) : NULL;
+    size_t n = it->naud < PRES_WATCH_MAX ? it->naud : PRES_WATCH_MAX;
 
     conn_key(it->conn, key);
-    if (!(w = map_get(rt->watches, key)) || (n && !uids)) {
-        free(uids);
+    if (!(w = map_get(rt->watches, key)) || !w->n)
         return;
+    /* keep links[0] (its own user), replace the rest */
+    while (w->n > 1)
+        link_unhook(rt, w, --w->n);
+    struct map *seen = map_new(); /* duplicates are dropped in one pass, not by comparing every pair */
+    if (seen)
+        map_put(seen, w->links[0].pc->uid, w, NULL);
+    for (size_t i = 0; seen && i < n; i++) {
+        if (!id_valid(ids[i]) || map_get(seen, ids[i]))
+            continue;
+        map_put(seen, ids[i], w, NULL);
+        if (!link_add(rt, w, ids[i]))
+            break;
     }
-    for (size_t i = 0; i < w->n; i++)
-        watcher_del(rt, w->uids[i], w->conn);
-    for (size_t i = 0; i < n; i++) {
-        bool dup = !id_valid(ids[i]) || !strcmp(ids[i], w->self);
-        for (size_t j = 0; j < k && !dup; j++)
-            dup = !strcmp(uids[j], ids[i]);
-        if (!dup)
-            snprintf(uids[k++], ID_MAX + 1, "%s", ids[i]);
-    }
-    free(w->uids);
-    w->uids = uids;
-    w->n = k;
-    for (size_t i = 0; i < k; i++)
-        watcher_add(rt, uids[i], w->conn);
+    map_free(seen, NULL);
     /* the snapshot: every user shown, now; changes from here on come at most once a second */
-    send_statuses(rt, w, NULL, true);
-    map_free(w->pending, NULL);
-    w->pending = map_new();
+    send_statuses(rt, w, true);
+    pending_clear(w);
     due_del(rt, w);
     w->last_sent = clock_mono_ms();
 }
@@ -572,9 +590,8 @@ rt_presence_gone(struct rt *rt, uint64_t conn)
     conn_key(conn, key);
     if (!(w = map_get(rt->watches, key)))
         return;
-    for (size_t i = 0; i < w->n; i++)
-        watcher_del(rt, w->uids[i], conn);
-    watcher_del(rt, w->self, conn);
+    while (w->n)
+        link_unhook(rt, w, --w->n);
     due_del(rt, w);
     watch_free(map_del(rt->watches, key));
 }

@@ -69,15 +69,36 @@ struct pres_proc {
     uint64_t building_id;
 };
 
-/* One socket's watch list and what changed for it since its last presence frame (rt-worker). */
+/* The sockets that show one user (rt-worker): the user's id once, and back-links into their watch lists. */
+struct pres_conns;
+struct pres_link {
+    struct pres_conns *pc; /* the user shown */
+    uint32_t at;           /* this watch's index in pc->v */
+};
+struct pres_slot {
+    struct pres_watch *w;
+    uint32_t at; /* the index of the link to us in w->links */
+};
+struct pres_conns {
+    char uid[ID_MAX + 1];
+    struct pres_slot *v;
+    uint32_t n, cap;
+};
+
+/* One socket's watch list and what changed for it since its last presence frame (rt-worker). The list holds
+ * links, not ids: 16 bytes a user shown, and a change reaches the socket without a lookup. links[0] is its own
+ * user. */
 struct pres_watch {
     uint64_t conn;
-    char self[ID_MAX + 1];
-    char (*uids)[ID_MAX + 1];
-    size_t n;
-    struct map *pending; /* uid -> (uintptr_t) PRES_* + 1 (so PRES_OFF is not NULL) */
-    int64_t last_sent;   /* monotonic */
-    bool due;            /* on rt->pres_due */
+    struct pres_link *links;
+    uint32_t n, cap;
+    struct pres_change {
+        struct pres_conns *pc;
+        int status;
+    } *pending; /* allocated while changes wait; freed once sent */
+    uint32_t npending, cappending;
+    int64_t last_sent; /* monotonic */
+    bool due;          /* on rt->pres_due */
 };
 
 struct typer {
@@ -124,7 +145,7 @@ struct rt {
     struct map *procs;    /* process key -> struct pres_proc (ours included) */
     struct map *counts;   /* uid -> struct pres_count: how many processes say online / away */
     struct map *watches;  /* "<conn in hex>" -> struct pres_watch */
-    struct map *watchers; /* uid -> struct pres_conns: the sockets watching uid */
+    struct map *watchers; /* uid -> struct pres_conns: the sockets showing uid (only while any does) */
     struct pres_watch **pres_due; /* watches with changes to send */
     size_t ndue, capdue;
     int64_t next_aging;
