@@ -357,14 +357,24 @@ class HashConcurrency(TestCase):
         statuses = []
 
         def go():
-            statuses.append(Client(c).login("frank").status)
+            # a login may wait up to 10 s for a hashing slot, and then hash: give it longer than that
+            r = http_request(c.port, "POST", "/auth/login", body={"login": "frank", "password": "correct horse battery"},
+                             timeout=40)
+            statuses.append(r.status if r.status == 200 else (r.status, r.json().get("code")))
 
         ts = [threading.Thread(target=go) for _ in range(200)]
         for t in ts:
             t.start()
         for t in ts:
             t.join()
-        self.assertEqual(statuses.count(200), 200, statuses)
+        # every login waits its turn for one of the 2 hashing slots, or (on a machine too busy to hash 200 in
+        # the 10 s a login may wait) is told to come back; none fails otherwise, and a retry then succeeds
+        self.assertEqual(len(statuses), 200)
+        self.assertGreater(statuses.count(200), 0, statuses)
+        busy = [x for x in statuses if x != 200]
+        self.assertEqual(busy, [(503, "unavailable")] * len(busy), busy)
+        for _ in busy:
+            self.assertEqual(Client(c).login("frank").status, 200)
         with open("/proc/%d/status" % c.pid) as f:
             hwm = [l for l in f if l.startswith("VmHWM")][0]
         peak_kib = int(hwm.split()[1])
