@@ -74,6 +74,41 @@ def run_integration(build, flt, sanitizer):
     return npass, nfail, len(result.skipped)
 
 
+def our_processes(build):
+    """PIDs of chatto processes of this build and of test nats-servers (temp dirs named chatto-*)."""
+    binary = os.path.join(os.path.abspath(build), "chatto")
+    out = set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        cmd = [a.decode("utf-8", "replace") for a in argv if a]
+        if not cmd:
+            continue
+        if cmd[0] == binary or (os.path.basename(cmd[0]) == "nats-server" and any("/chatto-" in a for a in cmd)):
+            out.add(int(d))
+    return out
+
+
+def sweep(build, before):
+    """Kill what the tests left running (a test that failed half-way must not leave servers behind for the next
+    one, or for CI); say so, since it is a bug in a test."""
+    import signal
+    left = our_processes(build) - before
+    for pid in sorted(left):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")[:160]
+            os.kill(pid, signal.SIGKILL)
+            print("warning: killed process %d left running by the tests: %s" % (pid, cmd))
+        except OSError:
+            pass
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -83,6 +118,7 @@ def main():
     ap.add_argument("--sanitizer", action="store_true")
     ap.add_argument("--all-unit", action="store_true", help="run every unit test whatever --filter says")
     a = ap.parse_args()
+    before = our_processes(a.build)
     passed = failed = skipped = 0
     if not a.integration_only:
         p, f = run_unit(a.build, "" if a.all_unit else a.filter)
@@ -93,6 +129,7 @@ def main():
         passed += p
         failed += f
         skipped += s
+    sweep(a.build, before)
     if skipped:
         print("%d skipped" % skipped)
     print("%d passed, %d failed" % (passed, failed))

@@ -171,7 +171,11 @@ class NatsServer:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([nats_server_bin(), "-c", path], stdout=self.log, stderr=subprocess.STDOUT)
         if wait:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:
+                self.kill9()  # never leave a server behind a start that failed
+                raise
         return self
 
     def wait_ready(self, timeout=10):
@@ -255,7 +259,11 @@ class Chatto(Endpoint):
         self.err = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(self.command(), stdout=self.out, stderr=self.err, env=env)
         if wait_ready:
-            self.wait_ready(timeout)
+            try:
+                self.wait_ready(timeout)
+            except BaseException:
+                self.kill9()  # never leave a process behind a start that failed
+                raise
         return self
 
     def wait_ready(self, timeout=20):
@@ -353,6 +361,14 @@ class TestCase(unittest.TestCase):
     def setUp(self):
         self._chattos = []
         self._natss = []
+        # runs even when a subclass's setUp fails after starting processes (tearDown then does not run)
+        self.addCleanup(self._stop_all)
+
+    def _stop_all(self):
+        for c in self._chattos:  # idempotent: after tearDown these find nothing left to do
+            c.cleanup()
+        for n in self._natss:
+            n.cleanup()
 
     def chatto(self, *a, start=True, **kw):
         c = Chatto(*a, **kw)
