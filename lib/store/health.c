@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Readiness, refreshed in the background. The "store-health" thread asks JetStream for the info of every stream
- * and bucket a few times a second and records what it learned; store_ready() (any thread: /readyz, the main
+ * Readiness, refreshed in the background. The "store-health" thread pings the NATS server four times a second
+ * (a PING/PONG, no JetStream work) and asks JetStream for the info of every stream and bucket every two seconds
+ * (their leaders and quorums), and records what it learned; store_ready() (any thread: /readyz, the main
  * loop) only reads that record under a mutex that is never held across a NATS call, so it answers at once even
  * while NATS does not. A request that stays unanswered longer than HEALTH_STALL_MS makes the process unready
  * ("JetStream not answering for 1.2 s") before nats.c's pings would notice (they take up to 15 s).
@@ -14,6 +15,7 @@
 #include "store/store_int.h"
 
 #define HEALTH_INTERVAL_MS 250
+#define HEALTH_FULL_MS 2000
 /* A stream-info answer takes well under a millisecond on an idle server and rarely 100 ms on a busy one;
  * 700 ms without one means a stalled or lost server (and with the interval, unready within a second). */
 #define HEALTH_STALL_MS 700
@@ -123,6 +125,7 @@ static void *
 health_main(void *arg)
 {
     struct store *st = arg;
+    int64_t next_full = 0;
 
     while (!stop_requested(st, HEALTH_INTERVAL_MS)) {
         char reason[160];
@@ -133,8 +136,16 @@ health_main(void *arg)
             st->checked = false; /* what we knew is stale; a reconnect starts afresh */
             st->asking_since_ms = 0;
             pthread_mutex_unlock(&st->hmu);
+            next_full = 0;
             continue;
         }
+        if (clock_mono_ms() < next_full) {
+            /* between full checks: does the server answer at all? */
+            mark_asking(st, false, false);
+            mark_asking(st, true, natsConnection_FlushTimeout(st->nc, HEALTH_WAIT_MS) == NATS_OK);
+            continue;
+        }
+        next_full = clock_mono_ms() + HEALTH_FULL_MS;
         ok = live_check(st, reason, sizeof reason);
         pthread_mutex_lock(&st->hmu);
         st->checked = true;
