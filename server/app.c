@@ -6,9 +6,10 @@
  *
  * Threads in this process:
  *   main               app_run: sigwait loop, readiness log, start/stop
- *   MHD               accepts HTTP connections (libmicrohttpd's internal thread)
- *   MHD-connection     one per HTTP connection: HTTP handlers (server/http, server/api); may block on storage,
- *                      which holds up only that connection; gone once a WebSocket is handed to ws-loop
+ *   MHD-worker x N     epoll threads (webserver.threads): every HTTP connection's bytes, routing, the handlers
+ *                      that never wait (healthz, readyz, static files); never wait on NATS
+ *   http-worker x M    made on demand, one per request that may wait on storage (the API), which holds up
+ *                      only that request; idle ones leave after 30 s
  *   nats-supervisor    owns the nats-server child (embedded mode only)
  *   store-keeper       bootstraps streams and buckets once connected; subscribes stream followers
  *   store-health       asks JetStream a few times a second; /readyz reads what it found
@@ -531,6 +532,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     struct http_opts ho = {
         .listen_fd = listen_fd,
         .max_connections = (int)cfg_int(cfg, CFG_WEBSERVER_MAX_CONNECTIONS),
+        .io_threads = (int)cfg_int(cfg, CFG_WEBSERVER_THREADS),
         .max_connections_per_ip = (int)cfg_int(cfg, CFG_WEBSERVER_MAX_CONNECTIONS_PER_IP),
         .connection_timeout_ms = cfg_int(cfg, CFG_WEBSERVER_CONNECTION_TIMEOUT),
         .max_body = cfg_int(cfg, CFG_WEBSERVER_MAX_BODY_SIZE),
@@ -544,11 +546,9 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         goto out;
     }
     listen_fd = -1; /* the daemon owns it now */
-    log_info("http: listening on %s:%d (a thread per connection, at most %d connections)",
+    log_info("http: listening on %s:%d (at most %d connections; requests that wait on storage get a worker "
+             "thread each)",
              cfg_str(cfg, CFG_WEBSERVER_BIND_ADDRESS), bound, ho.max_connections);
-    if (cfg_source_of(cfg, CFG_WEBSERVER_THREADS) != CFG_SRC_DEFAULT)
-        log_warn("app: webserver.threads is ignored: every HTTP connection has a thread of its own (bounded by "
-                 "webserver.max_connections); remove the setting");
 
     /* main loop: signals, and one log line per readiness change */
     bool was_ready = false, announced = false, fatal = false;

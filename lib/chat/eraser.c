@@ -33,6 +33,7 @@ eraser_main(void *arg)
             store_erase(c->store, STORE_S_EVENTS, v[i], NULL);
         free(v);
     }
+    store_thread_exit();
     return NULL;
 }
 

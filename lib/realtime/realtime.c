@@ -238,6 +238,7 @@ io_main(void *arg)
         rt_presence_announce(rt, pending, clock_mono_ms());
         map_free(pending, free);
     }
+    store_thread_exit();
     return NULL;
 }
 

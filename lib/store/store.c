@@ -519,6 +519,12 @@ store_library_init(void)
 }
 
 void
+store_thread_exit(void)
+{
+    nats_ReleaseThreadMemory();
+}
+
+void
 store_library_shutdown(void)
 {
     nats_CloseAndWait(2000);

@@ -94,6 +94,9 @@ void store_library_init(void);
 /* Release nats.c's global resources; call once at exit after every store_close(). */
 void store_library_shutdown(void);
 
+/* Release what nats.c keeps per thread; a thread of ours that called the store calls this before it exits. */
+void store_thread_exit(void);
+
 /* True when connected, bootstrapped, and a live JetStream check of every stream and bucket answered (cached for
  * up to one second). Otherwise false with a short reason for /readyz. */
 bool store_ready(struct store *st, char *reason, size_t len);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The route table, health endpoints and Connect dispatch: POST /api/connect/<package>.<Service>/<Method> with a
- * JSON body, answered with the JSON reply or a Connect error. MHD worker threads.
+ * JSON body, answered with the JSON reply or a Connect error. Epoll threads (healthz, readyz) and workers.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,15 +186,18 @@ web_route(struct http_req *r, void *envp)
     web_serve(r, env->web);
 }
 
+/* blocks: the handler may wait on storage, so it runs on a worker thread (http.c); the others answer at once
+ * from the epoll thread and must never wait on NATS */
 static const struct http_route routes[] = {
-    { "GET", "/healthz", false, NULL, healthz },
-    { "GET", "/readyz", false, NULL, readyz },
-    { "GET", "/api/realtime", false, NULL, api_realtime_upgrade },
-    { "POST", CONNECT_PREFIX, true, connect_prepare, connect_handle },
-    { "POST", "/auth/register", false, account_prepare, account_register },
-    { "POST", "/auth/login", false, account_prepare, account_login },
-    { "POST", "/auth/logout", false, account_prepare, account_logout },
-    { "GET", "/", true, NULL, web_route }, /* last: everything else is a static file or 404 */
+    /* method path                 prefix blocks prepare          handler */
+    { "GET", "/healthz", false, false, NULL, healthz, "{\"status\":\"ok\"}" }, /* liveness: no lock, no NATS */
+    { "GET", "/readyz", false, false, NULL, readyz },
+    { "GET", "/api/realtime", false, true, NULL, api_realtime_upgrade },
+    { "POST", CONNECT_PREFIX, true, true, connect_prepare, connect_handle },
+    { "POST", "/auth/register", false, true, account_prepare, account_register },
+    { "POST", "/auth/login", false, true, account_prepare, account_login },
+    { "POST", "/auth/logout", false, true, account_prepare, account_logout },
+    { "GET", "/", true, false, NULL, web_route }, /* last: everything else is a static file or 404 */
     { 0 },
 };
 

@@ -1,15 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The libmicrohttpd daemon: one thread per connection (so a handler waiting on NATS holds up only its own
- * client), MHD_ALLOW_UPGRADE (for /api/realtime), connection limits and timeouts, routing, body accumulation
- * under a cap, common security headers, access log, and draining. The access handler and the completion callback
- * run on the connection's thread; http_start/quiesce/stop on main.
+ * The libmicrohttpd daemon: a few epoll threads ("MHD-worker" in libmicrohttpd's naming; we call them the epoll
+ * threads) move bytes for every connection, MHD_ALLOW_UPGRADE (for /api/realtime), connection limits and
+ * timeouts, routing, body accumulation under a cap, common security headers, access log, and draining.
+ *
+ * A route that may wait on storage (`blocks`) does not run on an epoll thread: once its body is in, the
+ * connection is suspended and the request goes to a worker thread, which runs the handler and resumes the
+ * connection; the epoll thread then sends the answer. Workers are made on demand (one per request running at
+ * once, up to webserver.max_connections) and leave after WORKER_IDLE_MS without work, so a stalled NATS holds up
+ * only the requests that need it, while /healthz, /readyz and the web page keep answering from the epoll
+ * threads, and an idle keep-alive connection costs no thread at all. (libmicrohttpd's thread-per-connection mode
+ * gave the same isolation at twice the cost per request: a thread wake-up per request, no batching, and a
+ * thread held by every idle keep-alive connection.)
+ *
+ * Threads: access_cb and completed_cb on the epoll threads; handlers of blocking routes on workers;
+ * http_start/quiesce/stop on main.
  */
 #include "http/http_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,10 +35,11 @@
 #include "base/clock.h"
 #include "base/netaddr.h"
 #include "log/log.h"
+#include "store/store.h"
 
-/* Each HTTP connection has a thread of its own; its stack only costs what it touches. Our deepest handler frame
- * is under 8 KiB (checked with -Wstack-usage), and a request goes through cJSON, nats.c and libsodium, so 256 KiB
- * leaves a wide margin while 10,000 connections reserve 2.5 GiB of address space instead of 80 GiB at glibc's
+/* A worker's stack only costs what it touches. Our deepest handler frame is under 8 KiB (checked with
+ * -Wstack-usage), and a request goes through cJSON, nats.c and libsodium, so 256 KiB leaves a wide margin while
+ * 10,000 workers (a storm of blocked requests) reserve 2.5 GiB of address space instead of 80 GiB at glibc's
  * default 8 MiB. Sanitizers grow every frame several times over. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define HTTP_THREAD_STACK (2u * 1024 * 1024)
@@ -37,6 +51,8 @@
 #ifndef HTTP_THREAD_STACK
 #define HTTP_THREAD_STACK (256u * 1024)
 #endif
+#define WORKER_IDLE_MS 30000 /* an idle worker leaves after this */
+#define WORKER_KEEP 2        /* ... unless it is one of the last few */
 
 struct http {
     struct MHD_Daemon *d;
@@ -48,6 +64,17 @@ struct http {
     MHD_socket listen_fd;
     atomic_int inflight;
     atomic_bool draining;
+    struct MHD_Response **statics; /* per route: the response of a static_json route, built once */
+
+    pthread_mutex_t wmu; /* guards the workers' queue and counts */
+    pthread_cond_t wcv;  /* work arrived, or stop */
+    pthread_cond_t wgone; /* a worker left */
+    struct http_req *jq, *jqtail;
+    int nq;              /* requests in jq */
+    int workers, idle;   /* alive, and waiting for work (an idle worker may already be signalled for a job) */
+    int running;         /* requests being handled by workers now */
+    bool wstop;
+    pthread_attr_t wattr;
 };
 
 __attribute__((format(printf, 2, 0))) static void
@@ -265,6 +292,85 @@ req_free(struct http_req *r, bool completed)
     free(r);
 }
 
+/* ---- workers: blocking handlers run here while their connection is suspended ---- */
+
+static void *
+worker_main(void *arg)
+{
+    struct http *h = arg;
+
+    pthread_mutex_lock(&h->wmu);
+    for (;;) {
+        struct http_req *r;
+        bool timed_out = false;
+
+        while (!h->jq && !h->wstop && !timed_out) {
+            struct timespec ts = clock_deadline(WORKER_IDLE_MS);
+            h->idle++;
+            timed_out = pthread_cond_timedwait(&h->wcv, &h->wmu, &ts) != 0;
+            h->idle--;
+        }
+        if (!h->jq && (h->wstop || h->workers > WORKER_KEEP))
+            break;
+        if (!h->jq)
+            continue; /* one of the last few: stay */
+        r = h->jq;
+        h->jq = r->job_next;
+        if (!h->jq)
+            h->jqtail = NULL;
+        h->nq--;
+        h->running++;
+        pthread_mutex_unlock(&h->wmu);
+
+        r->route->handler(r, h->env);
+        struct MHD_Connection *conn = r->conn;
+        atomic_store(&r->state, REQ_DONE);
+        /* from here the epoll thread may answer and free r: do not touch it again */
+        MHD_resume_connection(conn);
+
+        pthread_mutex_lock(&h->wmu);
+        h->running--;
+    }
+    h->workers--;
+    pthread_cond_broadcast(&h->wgone);
+    pthread_mutex_unlock(&h->wmu);
+    store_thread_exit();
+    return NULL;
+}
+
+/* Hand r to a worker, making one if every worker is busy. False only when no thread could be made. */
+static bool
+workers_submit(struct http *h, struct http_req *r)
+{
+    bool ok = true;
+
+    pthread_mutex_lock(&h->wmu);
+    /* a new worker only when every idle one already has a queued request waiting for it: a request must never
+     * wait behind another that may be stuck on storage, and a busy server must not make a thread per request */
+    if (h->idle <= h->nq) {
+        pthread_t t;
+        if (pthread_create(&t, &h->wattr, worker_main, h) == 0) {
+            h->workers++;
+            pthread_detach(t);
+        } else if (h->workers == 0) {
+            ok = false; /* nobody to run it, ever */
+        }
+        /* else it waits for one of the busy workers */
+    }
+    if (ok) {
+        r->job_next = NULL;
+        if (h->jqtail)
+            h->jqtail->job_next = r;
+        else
+            h->jq = r;
+        h->jqtail = r;
+        h->nq++;
+        pthread_cond_signal(&h->wcv);
+    }
+    pthread_mutex_unlock(&h->wmu);
+    return ok;
+}
+
 static enum MHD_Result
 access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
           const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -288,7 +394,6 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
         snprintf(r->method, sizeof r->method, "%s", method);
         if (!(r->path = strdup(url)))
             return MHD_NO;
-        find_client_ip(h, r);
         if (atomic_load(&h->draining)) {
             http_reply_errorf(r, CH_EUNAVAIL, "server is shutting down");
             return send_response(h, r);
@@ -303,6 +408,16 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
             if (has_body(c))
                 http_reply_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
             return send_response(h, r);
+        }
+        if (r->route->static_json && h->statics && h->statics[r->route - h->routes] && !has_body(c)) {
+            /* the same bytes every time: a response built once (libmicrohttpd may queue one response on many
+             * connections at once), queued on the final call like any other (an answer queued before the
+             * request is complete makes libmicrohttpd close the connection) */
+            r->answered = true;
+            r->status = 200;
+            r->resp_len = strlen(r->route->static_json);
+            r->static_resp = h->statics[r->route - h->routes];
+            return MHD_YES;
         }
         if (r->route->prepare)
             r->route->prepare(r, h->env);
@@ -345,10 +460,32 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
         r->body_len += n;
         return MHD_YES;
     }
+    if (r->static_resp)
+        return MHD_queue_response(c, MHD_HTTP_OK, r->static_resp);
+    switch (atomic_load(&r->state)) {
+    case REQ_RUNNING:
+        return MHD_YES; /* a worker has it (we are not called while it is suspended; be safe) */
+    case REQ_DONE:
+        return send_response(h, r);
+    default:
+        break;
+    }
     if (r->too_large && !r->answered) {
         char msg[96];
         snprintf(msg, sizeof msg, "request body larger than %zu bytes", r->max_body);
         http_reply_status(r, 413, "resource_exhausted", msg);
+    }
+    if (!r->answered && r->route->blocks) {
+        /* it may wait on storage: off the epoll thread, which goes on serving everyone else */
+        atomic_store(&r->state, REQ_RUNNING);
+        MHD_suspend_connection(c);
+        if (workers_submit(h, r))
+            return MHD_YES;
+        MHD_resume_connection(c);
+        atomic_store(&r->state, REQ_READING);
+        log_error("http: cannot start a worker thread: %s", strerror(errno));
+        http_reply_errorf(r, CH_EUNAVAIL, "the server is out of threads; retry");
+        return send_response(h, r);
     }
     if (!r->answered)
         r->route->handler(r, h->env);
@@ -366,7 +503,7 @@ completed_cb(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_Reque
         return;
     if (h->o.request_logging)
         log_info("http: %s %s %d %zu %lldms %s%s", r->method, r->path, r->status, r->resp_len,
-                 (long long)(clock_mono_ms() - r->start_ms), r->client_ip,
+                 (long long)(clock_mono_ms() - r->start_ms), http_req_client_ip(r),
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
     req_free(r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     *con_cls = NULL;
@@ -409,15 +546,23 @@ http_start(const struct http_opts *o, const struct http_route *routes, void *env
            struct ch_err *err)
 {
     struct http *h = calloc(1, sizeof *h);
-    /* thread per connection, each polling its own socket with poll() (select() stops at fd 1024, and the
-     * WebSockets the hub holds take descriptors too); the internal thread only accepts */
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                     MHD_ALLOW_UPGRADE | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    /* a pool of epoll threads; suspend/resume hands blocking requests to workers (see the top of this file) */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
+    cpu_set_t cpus;
+    /* the CPUs we may run on (taskset, a container's cpuset), not the machine's */
+    int ncpu = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned io = o->io_threads > 0 ? (unsigned)o->io_threads : (unsigned)(ncpu > 1 ? ncpu : 1);
 
     if (!h)
         return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    pthread_mutex_init(&h->wmu, NULL);
+    pthread_cond_init(&h->wcv, NULL);
+    pthread_cond_init(&h->wgone, NULL);
+    pthread_attr_init(&h->wattr);
+    pthread_attr_setstacksize(&h->wattr, HTTP_THREAD_STACK);
     h->o = *o;
     h->routes = routes;
     h->env = env;
@@ -426,19 +571,37 @@ http_start(const struct http_opts *o, const struct http_route *routes, void *env
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(
         flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
-        (MHD_socket)o->listen_fd, MHD_OPTION_THREAD_STACK_SIZE, (size_t)HTTP_THREAD_STACK, MHD_OPTION_CONNECTION_LIMIT,
+        (MHD_socket)o->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, io, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((o->connection_timeout_ms + 999) / 1000),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)o->memory_limit, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h,
         MHD_OPTION_END);
     if (!h->d) {
         int e = errno;
+        pthread_attr_destroy(&h->wattr);
+        pthread_mutex_destroy(&h->wmu);
+        pthread_cond_destroy(&h->wcv);
+        pthread_cond_destroy(&h->wgone);
         free(h);
         return ch_err_set(err, CH_EUNAVAIL, "webserver.port", "cannot start the HTTP server: %s",
                           e ? strerror(e) : "libmicrohttpd refused to start");
     }
     h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    size_t nroutes = 0;
+    while (routes[nroutes].path)
+        nroutes++;
+    h->statics = calloc(nroutes + 1, sizeof *h->statics);
+    for (size_t i = 0; h->statics && i < nroutes; i++) {
+        struct http_req tmp = { .http = h };
+        if (!routes[i].static_json)
+            continue;
+        snprintf(tmp.content_type, sizeof tmp.content_type, "application/json; charset=utf-8");
+        h->statics[i] = MHD_create_response_from_buffer(strlen(routes[i].static_json), (void *)routes[i].static_json,
+                                                        MHD_RESPMEM_PERSISTENT);
+        if (h->statics[i])
+            add_common_headers(h, &tmp, h->statics[i]);
+    }
     h->listen_fd = MHD_INVALID_SOCKET;
     *out = h;
     return CH_OK;
@@ -454,6 +617,18 @@ int
 http_inflight(const struct http *h)
 {
     return atomic_load(&((struct http *)h)->inflight);
+}
+
+int
+http_workers(const struct http *h)
+{
+    struct http *m = (struct http *)h;
+    int n;
+
+    pthread_mutex_lock(&m->wmu);
+    n = m->workers;
+    pthread_mutex_unlock(&m->wmu);
+    return n;
 }
 
 void
@@ -492,11 +667,33 @@ http_stop(struct http *h, int64_t timeout_ms)
         return;
     http_quiesce(h);
     http_wait_idle(h, timeout_ms);
-    /* joins every connection's thread: a handler still waiting on storage must be released first (the app
-     * closes the NATS connection before this) */
+    /* Workers first: a request a worker still runs keeps its connection suspended, and libmicrohttpd must not be
+     * stopped with suspended connections. The app closes NATS before this, so a handler that was waiting on it
+     * returns at once; one that never returns is left running (we are exiting) rather than risk the daemon. */
+    pthread_mutex_lock(&h->wmu);
+    h->wstop = true;
+    pthread_cond_broadcast(&h->wcv);
+    struct timespec ts = clock_deadline(10000);
+    while (h->workers > 0)
+        if (pthread_cond_timedwait(&h->wgone, &h->wmu, &ts) != 0)
+            break;
+    int stuck = h->running + (h->jq ? 1 : 0);
+    pthread_mutex_unlock(&h->wmu);
+    if (stuck) {
+        log_error("http: %d request(s) never finished; leaving the HTTP server to the exit", stuck);
+        return;
+    }
     MHD_stop_daemon(h->d);
     if (h->listen_fd != MHD_INVALID_SOCKET)
         close(h->listen_fd);
+    for (size_t i = 0; h->statics && h->routes[i].path; i++)
+        if (h->statics[i])
+            MHD_destroy_response(h->statics[i]);
+    free(h->statics);
+    pthread_attr_destroy(&h->wattr);
+    pthread_mutex_destroy(&h->wmu);
+    pthread_cond_destroy(&h->wcv);
+    pthread_cond_destroy(&h->wgone);
     free(h);
 }
 
@@ -540,7 +737,11 @@ http_req_body(const struct http_req *r, size_t *len)
 const char *
 http_req_client_ip(const struct http_req *r)
 {
-    return r->client_ip;
+    struct http_req *m = (struct http_req *)r; /* found once, on first use (one thread has the request) */
+
+    if (!m->client_ip[0])
+        find_client_ip(m->http, m);
+    return m->client_ip;
 }
 
 void

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 /*
- * The HTTP edge: a libmicrohttpd daemon (a thread per connection, upgrades allowed), a route table given by the
- * caller, per-request state with a capped body, and graceful draining. Handlers run on their connection's thread
- * and may block on storage, which holds up nobody else; they answer by filling the request's response through the
- * http_reply_* functions (reply.c).
+ * The HTTP edge: a libmicrohttpd daemon (a few epoll threads that only move bytes, upgrades allowed), a route
+ * table given by the caller, per-request state with a capped body, and graceful draining. A route marked `blocks`
+ * (it may wait on storage) runs on a worker thread of its own while its connection is suspended, so a stalled
+ * NATS holds up only the requests that need it; other routes answer at once on the epoll thread. Handlers
+ * answer by filling the request's response through the http_reply_* functions (reply.c).
  */
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -20,19 +21,23 @@ struct netaddr_set;
 typedef void (*http_handler_fn)(struct http_req *r, void *env);
 
 /* One route. path is matched exactly, or as a prefix when prefix is true. method NULL = any (the handler checks).
- * prepare, if set, runs once headers are in and before the body is read: it may answer early (404, 415) or
- * lower the body cap with http_req_set_max_body(). */
+ * prepare, if set, runs once headers are in and before the body is read, on the epoll thread (it must not
+ * block): it may answer early (404, 415) or lower the body cap with http_req_set_max_body(). handler runs once
+ * the body is in: on a worker thread when blocks is true (it may wait on storage), else on the epoll thread. */
 struct http_route {
     const char *method;
     const char *path;
     bool prefix;
+    bool blocks;
     http_handler_fn prepare;
     http_handler_fn handler;
+    const char *static_json; /* if set: always 200 with this JSON body, from a response built once (no handler) */
 };
 
 struct http_opts {
     int listen_fd; /* from http_listen() */
-    int max_connections; /* each HTTP connection holds a thread; WebSockets hand theirs back at the upgrade */
+    int max_connections; /* HTTP and WebSocket connections; a worker thread exists only while a request runs */
+    int io_threads;      /* epoll threads (0: one per CPU, at least 2) */
     int max_connections_per_ip;
     int64_t connection_timeout_ms;
     int64_t max_body;
@@ -55,11 +60,13 @@ int http_port(const struct http *h);
 void http_quiesce(struct http *h);
 /* Wait up to timeout_ms until no request is being handled; false (logged) if some still are. */
 bool http_wait_idle(struct http *h, int64_t timeout_ms);
-/* Quiesce, wait up to timeout_ms for in-flight requests, then stop the daemon (joining every connection thread:
- * handlers must be able to return) and free. Accepts NULL. */
+/* Quiesce, wait up to timeout_ms for in-flight requests, then stop the daemon and the workers and free. A handler
+ * still running must be able to return (the app closes NATS first). Accepts NULL. */
 void http_stop(struct http *h, int64_t timeout_ms);
 /* Requests currently being handled. */
 int http_inflight(const struct http *h);
+/* Worker threads alive now (each runs one blocking request at a time; idle ones exit after a while). */
+int http_workers(const struct http *h);
 
 /* ---- request accessors (valid inside handlers) ---- */
 const char *http_req_method(const struct http_req *r);

@@ -2,18 +2,23 @@
 #pragma once
 /* Internals shared by http.c and reply.c only. */
 #include <microhttpd.h>
+#include <stdatomic.h>
 
 #include "http/http.h"
 
 #define HTTP_MAX_RESP_HEADERS 16
 
+enum http_req_state { REQ_READING = 0, REQ_RUNNING, REQ_DONE };
+
 struct http_req {
     struct http *http;
+    struct http_req *job_next; /* in the workers' queue */
+    _Atomic int state;         /* enum http_req_state: a blocking handler runs on a worker while RUNNING */
     struct MHD_Connection *conn;
     const struct http_route *route;
     char method[12];
     char *path;
-    char client_ip[64];
+    char client_ip[64]; /* found on first use (http_req_client_ip) */
     int64_t start_ms;
 
     char *body;
@@ -30,6 +35,7 @@ struct http_req {
     struct http_upgrade *up;
 
     /* response */
+    struct MHD_Response *static_resp; /* a response built once (static_json routes); borrowed */
     bool answered;
     int status;
     char *resp;
