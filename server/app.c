@@ -514,6 +514,12 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     }
     env.rt = rt;
     wso.rt = rt;
+    /* verified credentials are kept (no NATS round trip per request); revoked ones also end their sockets */
+    accounts_on_revoked(accounts, rt_revoked, rt);
+    if (accounts_start_cache(accounts, &err) != CH_OK) {
+        log_error("app: %s", err.msg);
+        goto out;
+    }
     if (ws_start(&wso, &ws, &err) != CH_OK || rt_start(rt, ws_transport(), ws, &err) != CH_OK) {
         log_error("app: %s", err.msg);
         goto out;
@@ -605,6 +611,7 @@ out:
         close(listen_fd);
     ws_quiesce(ws);
     store_shutdown(store, 2000);
+    accounts_stop_cache(accounts); /* its watch calls into rt */
     rt_stop(rt); /* nothing calls the transport after this */
     ws_stop(ws);
     http_stop(http, 0);

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +22,24 @@
 
 #include "base/clock.h"
 #include "base/ids.h"
+#include "base/map.h"
 #include "json/json.h"
+#include "log/log.h"
 #include "store/store.h"
+#include "store/subject.h"
 
 #define CAS_RETRIES 50
 #define HASH_WAIT_S 10
 #define LOGIN_CLAIM_STALE_MS 60000
+#define CRED_CACHE_MAX_AGE_MS 60000 /* a credential verified this long ago is checked against NATS again */
+#define CRED_CACHE_MAX 100000       /* entries; beyond it the cache starts over */
+#define REVOKE_FENCE_MS 2000        /* how long a revocation waits for every process to confirm it */
+
+/* A credential verified against NATS: its record exists, and expires at expires_ms (0: never). */
+struct cred_entry {
+    int64_t expires_ms;
+    int64_t verified_ms; /* monotonic */
+};
 
 struct accounts {
     struct accounts_opts o;
@@ -35,6 +48,14 @@ struct accounts {
     struct crypto_keys *keys;
     sem_t hashes;
     char dummy_hash[CRYPTO_PWHASH_LEN]; /* verified against for unknown logins, so they cost the same */
+
+    /* the credential cache (accounts_start_cache); NULL creds = no cache (CLI commands) */
+    pthread_mutex_t cmu; /* guards creds */
+    struct map *creds;   /* "<uid>.<kind>.<verifier>" -> struct cred_entry */
+    struct store_watch *tokens_w;
+    struct store_sub *revoked_sub;
+    accounts_revoked_fn revoked_fn;
+    void *revoked_ctx;
 };
 
 static enum ch_status
@@ -92,6 +113,7 @@ accounts_new(const struct accounts_opts *o, struct accounts **out, struct ch_err
         return st;
     }
     sem_init(&a->hashes, 0, (unsigned)(o->max_concurrent_hashes > 0 ? o->max_concurrent_hashes : 1));
+    pthread_mutex_init(&a->cmu, NULL);
     crypto_secret_new(pw);
     if (crypto_pwhash_hash(o->cost, pw, strlen(pw), a->dummy_hash) != CH_OK) {
         accounts_free(a);
@@ -113,9 +135,158 @@ accounts_free(struct accounts *a)
 {
     if (!a)
         return;
+    accounts_stop_cache(a);
+    map_free(a->creds, free);
+    pthread_mutex_destroy(&a->cmu);
     crypto_keys_free(a->keys);
     sem_destroy(&a->hashes);
     free(a);
+}
+
+/* ---- the credential cache ---- */
+
+static void
+cache_drop(struct accounts *a, const char *key)
+{
+    pthread_mutex_lock(&a->cmu);
+    if (a->creds)
+        free(map_del(a->creds, key));
+    pthread_mutex_unlock(&a->cmu);
+}
+
+/* True if key was verified against NATS recently and has not expired (nor been revoked since: removals are
+ * dropped by the watch and by the revocation fence). */
+static bool
+cache_hit(struct accounts *a, const char *key)
+{
+    bool hit = false;
+
+    pthread_mutex_lock(&a->cmu);
+    const struct cred_entry *e = a->creds ? map_get(a->creds, key) : NULL;
+    if (e && clock_mono_ms() - e->verified_ms < CRED_CACHE_MAX_AGE_MS &&
+        (!e->expires_ms || e->expires_ms > clock_wall_ms()))
+        hit = true;
+    pthread_mutex_unlock(&a->cmu);
+    return hit;
+}
+
+static void
+cache_put(struct accounts *a, const char *key, int64_t expires_ms)
+{
+    struct cred_entry *e;
+    bool oom = false;
+
+    pthread_mutex_lock(&a->cmu);
+    if (a->creds) {
+        if (map_len(a->creds) >= CRED_CACHE_MAX) { /* crude, and rare: start over rather than grow forever */
+            map_free(a->creds, free);
+            a->creds = map_new();
+        }
+        if (a->creds && (e = malloc(sizeof *e))) {
+            e->expires_ms = expires_ms;
+            e->verified_ms = clock_mono_ms();
+            free(map_put(a->creds, key, e, &oom));
+            if (oom)
+                free(e);
+        }
+    }
+    pthread_mutex_unlock(&a->cmu);
+}
+
+static void
+on_token(void *ctx, const char *key, const char *val, size_t len, uint64_t rev)
+{
+    struct accounts *a = ctx;
+
+    (void)len;
+    (void)rev;
+    if (!key || val) /* only removals matter */
+        return;
+    cache_drop(a, key);
+    if (a->revoked_fn)
+        a->revoked_fn(a->revoked_ctx, key);
+}
+
+/* Another process revoked credentials: forget them, and say so (its revocation waits for every process). */
+static void
+on_revoked(void *ctx, const char *subject, const char *reply, const char *data, size_t len)
+{
+    struct accounts *a = ctx;
+    cJSON *o = cJSON_ParseWithLength(data, len), *k;
+
+    (void)subject;
+    cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(o, "keys"))
+    {
+        if (cJSON_IsString(k))
+            cache_drop(a, k->valuestring);
+    }
+    cJSON_Delete(o);
+    if (reply)
+        store_core_reply(a->o.store, reply, "ok", 2, NULL);
+}
+
+void
+accounts_stop_cache(struct accounts *a)
+{
+    if (!a)
+        return;
+    store_kv_watch_stop(a->tokens_w);
+    store_core_unsubscribe(a->revoked_sub);
+    a->tokens_w = NULL;
+    a->revoked_sub = NULL;
+}
+
+void
+accounts_on_revoked(struct accounts *a, accounts_revoked_fn fn, void *ctx)
+{
+    a->revoked_fn = fn;
+    a->revoked_ctx = ctx;
+}
+
+enum ch_status
+accounts_start_cache(struct accounts *a, struct ch_err *err)
+{
+    enum ch_status st;
+
+    pthread_mutex_lock(&a->cmu);
+    a->creds = map_new();
+    pthread_mutex_unlock(&a->cmu);
+    if (!a->creds)
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    if ((st = store_kv_watch(a->o.store, STORE_B_TOKENS, ">", on_token, a, &a->tokens_w, err)) != CH_OK ||
+        (st = store_core_subscribe(a->o.store, STORE_SUBJECT_REVOKED, on_revoked, a, &a->revoked_sub, err)) !=
+            CH_OK)
+        return st;
+    return CH_OK;
+}
+
+/* After removing credentials from NATS: every running process forgets them before we answer. */
+static void
+revoke_fence(struct accounts *a, char **keys, size_t n)
+{
+    cJSON *o, *arr;
+    char *s;
+    int want = 0, got = 0;
+
+    if (!n)
+        return;
+    for (size_t i = 0; i < n; i++)
+        cache_drop(a, keys[i]);
+    if (store_procs_count(a->o.store, &want, NULL) != CH_OK || want == 0)
+        return; /* nobody to tell (a CLI command on a NATS no server uses), or we cannot know: the watches will */
+    o = cJSON_CreateObject();
+    arr = cJSON_AddArrayToObject(o, "keys");
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(keys[i]));
+    s = json_print(o, NULL);
+    cJSON_Delete(o);
+    if (s && store_core_gather(a->o.store, STORE_SUBJECT_REVOKED, s, strlen(s), want, REVOKE_FENCE_MS, &got, NULL) ==
+                 CH_OK &&
+        got < want)
+        log_warn("account: %d of %d processes confirmed a revocation in time; the others forget it when their "
+                 "watch sees it",
+                 got, want);
+    free(s);
 }
 
 /* ---- users ---- */
@@ -511,6 +682,8 @@ resolve(struct accounts *a, char kind, const char *uid, const unsigned char secr
 
     crypto_token_verifier(a->keys, kind, uid, secret, verifier);
     cred_key(uid, kind, verifier, key, sizeof key);
+    if (cache_hit(a, key))
+        goto known;
     st = store_kv_get(a->o.store, STORE_B_TOKENS, key, &v, NULL, NULL, err);
     if (st == CH_ENOTFOUND)
         return ch_err_set(err, CH_EAUTH, NULL, "session expired or revoked; log in again");
@@ -527,6 +700,8 @@ resolve(struct accounts *a, char kind, const char *uid, const unsigned char secr
         store_kv_purge(a->o.store, STORE_B_TOKENS, key, NULL);
         return ch_err_set(err, CH_EAUTH, NULL, "session expired; log in again");
     }
+    cache_put(a, key, exp);
+known:
     if ((!a->cache || !a->cache(a->cache_ctx, uid, &p->user)) && (st = accounts_get(a, uid, &p->user, err)) != CH_OK)
         return st == CH_ENOTFOUND ? ch_err_set(err, CH_EAUTH, NULL, "unknown user") : st;
     if (p->user.disabled || p->user.deleted)
@@ -569,8 +744,13 @@ accounts_revoke(struct accounts *a, const struct principal *p, struct ch_err *er
 {
     char key[200];
 
+    enum ch_status st;
+    char *keys[1] = { key };
+
     cred_key(p->user.id, p->kind, p->verifier, key, sizeof key);
-    return store_kv_purge(a->o.store, STORE_B_TOKENS, key, err);
+    if ((st = store_kv_purge(a->o.store, STORE_B_TOKENS, key, err)) == CH_OK)
+        revoke_fence(a, keys, 1);
+    return st;
 }
 
 enum ch_status
@@ -585,12 +765,18 @@ accounts_revoke_all(struct accounts *a, const char *uid, const char *except, boo
     snprintf(filter, sizeof filter, "%s.*.*", uid);
     if ((st = store_kv_keys(a->o.store, STORE_B_TOKENS, filter, &keys, &n, err)) != CH_OK)
         return st;
+    size_t done = 0;
     for (size_t i = 0; i < n && st == CH_OK; i++) {
         const char *kind = keys[i] + strlen(uid) + 1, *ver = kind + 2;
         if ((except && strcmp(ver, except) == 0) || (!apikeys && *kind == CRED_APIKEY))
             continue;
-        st = store_kv_purge(a->o.store, STORE_B_TOKENS, keys[i], err);
+        if ((st = store_kv_purge(a->o.store, STORE_B_TOKENS, keys[i], err)) == CH_OK) {
+            char *t = keys[done]; /* the removed ones, in front, for the fence */
+            keys[done++] = keys[i];
+            keys[i] = t;
+        }
     }
+    revoke_fence(a, keys, done);
     store_kv_keys_free(keys);
     return st;
 }

@@ -51,6 +51,18 @@ typedef bool (*accounts_user_cache_fn)(void *ctx, const char *uid, struct user *
 void accounts_set_user_cache(struct accounts *a, accounts_user_cache_fn fn, void *ctx);
 void accounts_free(struct accounts *a);
 
+/* Serving processes (not CLI commands) keep the credentials they verified, so a request costs no NATS round
+ * trip for its token: this starts the cache, the watch that drops revoked credentials from it, and the answer
+ * to other processes' revocations (see accounts_revoke). Call once, after the store is open. */
+enum ch_status accounts_start_cache(struct accounts *a, struct ch_err *err);
+/* Called (on a watcher thread) with the key "<uid>.<kind>.<verifier>" of every credential removed, e.g. to end its
+ * WebSockets. Set before accounts_start_cache; fn must return quickly. */
+typedef void (*accounts_revoked_fn)(void *ctx, const char *cred_key);
+void accounts_on_revoked(struct accounts *a, accounts_revoked_fn fn, void *ctx);
+/* Stop the watch and the revocation answers (after this the revoked callback is never called). Main thread;
+ * accounts_free does it too. */
+void accounts_stop_cache(struct accounts *a);
+
 /* Register (or fail with CH_EEXIST "login taken", CH_ELIMIT at limits.max_users). The first account becomes the
  * owner. password is checked and hashed here. */
 enum ch_status accounts_register(struct accounts *a, const char *login, const char *password, const char *display,
@@ -68,7 +80,9 @@ enum ch_status accounts_issue(struct accounts *a, const struct user *u, char kin
  * tampered with, or the user is disabled. */
 enum ch_status accounts_auth_cookie(struct accounts *a, const char *cookie, struct principal *p, struct ch_err *err);
 enum ch_status accounts_auth_bearer(struct accounts *a, const char *bearer, struct principal *p, struct ch_err *err);
-/* Revoke the credential p used. */
+/* Revoke the credential p used. Revocations take effect on every process before they return: each running
+ * process is asked to forget the credential and answers (up to 2 s for one that does not; its cache then
+ * forgets it when its watch sees the removal, and never keeps an entry longer than a minute). */
 enum ch_status accounts_revoke(struct accounts *a, const struct principal *p, struct ch_err *err);
 /* Revoke every credential of uid except the one with verifier except (NULL = all); API keys only if apikeys. */
 enum ch_status accounts_revoke_all(struct accounts *a, const char *uid, const char *except, bool apikeys,

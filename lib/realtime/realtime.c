@@ -278,7 +278,7 @@ on_change(void *ctx, const struct chat_change *ch)
 }
 
 static void
-on_typing(void *ctx, const char *subject, const char *data, size_t len)
+on_typing(void *ctx, const char *subject, const char *reply, const char *data, size_t len)
 {
     struct rt *rt = ctx;
     cJSON *o = cJSON_ParseWithLength(data, len);
@@ -287,6 +287,7 @@ on_typing(void *ctx, const char *subject, const char *data, size_t len)
     struct rt_item *it;
 
     (void)subject;
+    (void)reply;
     if (cJSON_IsString(r) && cJSON_IsString(u) && id_valid(r->valuestring) && id_valid(u->valuestring) &&
         (it = calloc(1, sizeof *it))) {
         it->kind = RT_TYPING;
@@ -300,11 +301,12 @@ on_typing(void *ctx, const char *subject, const char *data, size_t len)
 }
 
 static void
-on_presence(void *ctx, const char *subject, const char *data, size_t len)
+on_presence(void *ctx, const char *subject, const char *reply, const char *data, size_t len)
 {
     struct rt *rt = ctx;
     struct rt_item *it = calloc(1, sizeof *it);
 
+    (void)reply;
     /* parsed on rt-worker: this is nats.c's thread */
     if (!it || strlen(subject) >= sizeof it->key || !(it->frame = malloc(len ? len : 1))) {
         rt_item_free(it);
@@ -317,18 +319,16 @@ on_presence(void *ctx, const char *subject, const char *data, size_t len)
     rt_enqueue(rt, it);
 }
 
-static void
-on_token(void *ctx, const char *key, const char *val, size_t len, uint64_t rev)
+void
+rt_revoked(void *ctx, const char *cred_key)
 {
     struct rt *rt = ctx;
     struct rt_item *it;
 
-    (void)len;
-    (void)rev;
-    if (!key || val || !(it = calloc(1, sizeof *it))) /* only removals matter */
+    if (!cred_key || !(it = calloc(1, sizeof *it)))
         return;
     it->kind = RT_REVOKED;
-    snprintf(it->key, sizeof it->key, "%s", key);
+    snprintf(it->key, sizeof it->key, "%s", cred_key);
     rt_enqueue(rt, it);
 }
 
@@ -392,7 +392,6 @@ rt_start(struct rt *rt, const struct rt_transport *tx, void *tx_ctx, struct ch_e
     chat_set_listener(rt->o.chat, on_change, rt);
     if ((st = store_core_subscribe(rt->o.store, STORE_SUBJECT_PRESENCE_ALL, on_presence, rt, &rt->presence_sub,
                                    err)) != CH_OK ||
-        (st = store_kv_watch(rt->o.store, STORE_B_TOKENS, ">", on_token, rt, &rt->tokens_w, err)) != CH_OK ||
         (st = store_core_subscribe(rt->o.store, STORE_SUBJECT_TYPING_ALL, on_typing, rt, &rt->typing_sub, err)) != CH_OK)
         return st; /* the caller's rt_stop undoes what started */
     return CH_OK;
@@ -430,7 +429,6 @@ rt_stop(struct rt *rt)
         chat_set_listener(rt->o.chat, NULL, NULL);
         store_core_unsubscribe(rt->typing_sub);
         store_core_unsubscribe(rt->presence_sub);
-        store_kv_watch_stop(rt->tokens_w);
         if (rt->io_running) {
             pthread_mutex_lock(&rt->iomu);
             rt->io_stop = true;

@@ -82,6 +82,10 @@ void rt_watch(struct rt *rt, uint64_t conn, const char (*uids)[ID_MAX + 1], size
 /* The socket conn, which said hello, is gone. */
 void rt_conn_gone(struct rt *rt, uint64_t conn);
 
+/* A credential was revoked (key "<uid>.<kind>.<verifier>"): its sockets are told and closed. Any thread; the
+ * shape of accounts_revoked_fn (ctx: the struct rt). */
+void rt_revoked(void *ctx, const char *cred_key);
+
 /* Announce that uid is typing in room (optionally in a thread); reaches every process's sockets. */
 enum ch_status rt_typing(struct rt *rt, const char *room, const char *uid, const char *thread_root,
                          struct ch_err *err);

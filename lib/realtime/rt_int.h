@@ -154,7 +154,6 @@ struct rt {
     struct map *snap;    /* uid -> static status string, for rt_presence() */
 
     struct store_sub *typing_sub, *presence_sub;
-    struct store_watch *tokens_w;
 };
 
 /* Queue work for rt-worker (takes it). */

@@ -486,7 +486,8 @@ on_core_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closu
 
     (void)nc;
     (void)sub;
-    s->fn(s->ctx, natsMsg_GetSubject(msg), natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
+    s->fn(s->ctx, natsMsg_GetSubject(msg), natsMsg_GetReply(msg), natsMsg_GetData(msg),
+          (size_t)natsMsg_GetDataLength(msg));
     natsMsg_Destroy(msg);
 }
 
@@ -574,4 +575,49 @@ store_core_unsubscribe(struct store_sub *s)
     store_sub_done_destroy(&s->done);
     free(s->subject);
     free(s);
+}
+
+enum ch_status
+store_core_reply(struct store *st, const char *reply, const void *data, size_t len, struct ch_err *err)
+{
+    if (!reply || !*reply)
+        return ch_err_set(err, CH_EINVAL, NULL, "no reply subject");
+    return store_core_publish(st, reply, data, len, err);
+}
+
+enum ch_status
+store_core_gather(struct store *st, const char *subject, const void *data, size_t len, int want, int64_t timeout_ms,
+                  int *got, struct ch_err *err)
+{
+    natsSubscription *sub = NULL;
+    natsInbox *inbox = NULL;
+    natsStatus s;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
+    int n = 0;
+
+    *got = 0;
+    if (!store_connected(st))
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "NATS is not connected");
+    if (!subject_valid(subject))
+        return ch_err_set(err, CH_EINVAL, NULL, "invalid subject");
+    if ((s = natsInbox_Create(&inbox)) != NATS_OK ||
+        (s = natsConnection_SubscribeSync(&sub, st->nc, inbox)) != NATS_OK ||
+        (s = natsConnection_PublishRequest(st->nc, subject, inbox, data, (int)len)) != NATS_OK) {
+        natsSubscription_Destroy(sub);
+        natsInbox_Destroy(inbox);
+        return store_map(s, 0, "gather", err);
+    }
+    while (n < want) {
+        natsMsg *m = NULL;
+        int64_t left = deadline - clock_mono_ms();
+        if (left <= 0 || natsSubscription_NextMsg(&m, sub, left) != NATS_OK)
+            break;
+        natsMsg_Destroy(m);
+        n++;
+    }
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+    natsInbox_Destroy(inbox);
+    *got = n;
+    return CH_OK;
 }

@@ -198,3 +198,19 @@ store_fatal(struct store *st, char *reason, size_t len)
     pthread_mutex_unlock(&st->mu);
     return f;
 }
+
+enum ch_status
+store_procs_count(struct store *st, int *n, struct ch_err *err)
+{
+    char **keys = NULL;
+    size_t k = 0;
+    enum ch_status cs = store_kv_keys(st, STORE_B_PROCS, ">", &keys, &k, err);
+
+    if (cs == CH_ENOTFOUND)
+        k = 0;
+    else if (cs != CH_OK)
+        return cs;
+    store_kv_keys_free(keys);
+    *n = (int)k;
+    return CH_OK;
+}

@@ -204,7 +204,16 @@ enum ch_status store_core_publish(struct store *st, const char *subject, const v
 /* Subscribe to a subject pattern (may end in ">"); fn runs on a nats.c thread. Re-established after reconnects by
  * nats.c. Free with store_core_unsubscribe(). */
 struct store_sub;
-typedef void (*store_sub_fn)(void *ctx, const char *subject, const char *data, size_t len);
+/* reply: the message's reply subject (answer with store_core_reply), or NULL. */
+typedef void (*store_sub_fn)(void *ctx, const char *subject, const char *reply, const char *data, size_t len);
 enum ch_status store_core_subscribe(struct store *st, const char *subject, store_sub_fn fn, void *ctx,
                                     struct store_sub **out, struct ch_err *err);
 void store_core_unsubscribe(struct store_sub *s);
+/* Answer a message that came with a reply subject. */
+enum ch_status store_core_reply(struct store *st, const char *reply, const void *data, size_t len, struct ch_err *err);
+/* Publish data on subject as a request to many, and collect answers until want of them came or timeout_ms
+ * passed; *got says how many did. CH_OK either way, unless the publish itself failed. The caller's thread waits. */
+enum ch_status store_core_gather(struct store *st, const char *subject, const void *data, size_t len, int want,
+                                 int64_t timeout_ms, int *got, struct ch_err *err);
+/* How many processes are registered as running on this NATS (the process registry; one round trip). */
+enum ch_status store_procs_count(struct store *st, int *n, struct ch_err *err);

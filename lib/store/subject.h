@@ -11,6 +11,7 @@
  *   chatto.rt.presence.p.<process>   core NATS: one process's presence announcements (summaries and changes)
  *   chatto.rt.presence.resync.<process>  core NATS: ask that process for a full summary
  *   chatto.rt.presence.hello         core NATS: a process started; everyone sends a full summary
+ *   chatto.rt.revoked                core NATS request to all: forget these credentials (answered by each)
  *
  * Every id must pass id_valid() (no '.', '*', '>' or whitespace), so a subject always splits back into the
  * parts it was built from. Builders write a NUL-terminated subject into the caller's buffer, like snprintf, and
@@ -29,6 +30,7 @@
 #define STORE_SUBJECT_TYPING_ALL "chatto.rt.typing.>" /* every room's typing indicators */
 #define STORE_SUBJECT_PRESENCE_ALL "chatto.rt.presence.>" /* every presence announcement and request */
 #define STORE_SUBJECT_PRESENCE_HELLO "chatto.rt.presence.hello"
+#define STORE_SUBJECT_REVOKED "chatto.rt.revoked" /* credentials removed: every process forgets them and says so */
 
 /* A buffer of this many bytes holds any subject the builders make ("chatto.ev.<room>.msg.<id>" and its NUL). */
 #define STORE_SUBJECT_MAX (sizeof "chatto.ev..msg." + 2 * ID_MAX)

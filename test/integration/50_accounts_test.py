@@ -96,6 +96,10 @@ class Accounts(TwoProcesses):
         alice.register("alice", token=True)
         other = Client(self.b)
         other.login("alice")
+        # every process has just verified (and so keeps) every credential: a revocation must still win at once
+        for proc in (self.a, self.b):
+            for c in (Client(proc, cookie=alice.cookie), Client(proc, token=alice.token), other.on(proc)):
+                self.assertEqual(c.call(ME).status, 200)
         # cookie logout on A: the same cookie is refused by B on the very next request
         self.assertEqual(Client(self.a, cookie=alice.cookie).logout().status, 200)
         self.assertEqual(Client(self.b, cookie=alice.cookie).call(ME).status, 401)
@@ -108,6 +112,21 @@ class Accounts(TwoProcesses):
         self.assertEqual(Client(self.a, token=alice.token).call(ME).status, 401)
         # logout without credentials is harmless
         self.assertEqual(Client(self.a).logout().status, 200)
+
+    def test_password_change_ends_other_sessions_on_every_process_at_once(self):
+        alice = Client(self.a)
+        alice.register("alice", token=True)
+        phone = Client(self.b)
+        phone.login("alice", token=True)
+        for proc in (self.a, self.b):  # both processes keep both credentials now
+            self.assertEqual(phone.on(proc).call(ME).status, 200)
+            self.assertEqual(alice.on(proc).call(ME).status, 200)
+        r = alice.call("chatto.api.v1.MyAccountService/UpdatePassword",
+                       {"currentPassword": "correct horse battery", "newPassword": "another horse battery"})
+        self.assertEqual(r.status, 200, r)
+        for proc in (self.a, self.b):
+            self.assertEqual(phone.on(proc).call(ME).status, 401)
+            self.assertEqual(Client(proc, token=phone.token).call(ME).status, 401)
 
     def test_tampered_cookie_rejected(self):
         alice = Client(self.a)
