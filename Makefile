@@ -49,7 +49,7 @@ help:
 	@echo "  test-integration  Python integration tests against the real binary and a real nats-server"
 	@echo "  asan / test-asan  build / test with AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "  tsan / test-tsan  build / test (unit + chat, realtime, stall, cluster suites) with ThreadSanitizer"
-	@echo "  bench             post/history latency and throughput vs raw JetStream (needs wrk)"
+	@echo "  bench             HTTP floor vs nginx, idle HTTP/WebSocket memory, posts vs raw JetStream, fan-out (wrk, nginx)"
 	@echo "  bench-cluster     post and fan-out throughput with 1 vs 3 processes on a 3-node NATS cluster"
 	@echo "  cluster           run 3 NATS nodes, 3 chatto processes and nginx in front; prints the URL"
 	@echo "  deb               build build/chatto_<version>_<arch>.deb (dpkg-deb; hardened build in build/deb-build)"
@@ -99,8 +99,9 @@ $(B)/bench/fanout: bench/fanout.c
 # starts, so a make that has just installed the libraries must not be the one that compiles against them.
 bench: deps-test
 	$(Q)$(MAKE) --no-print-directory all $(B)/bench/jspub $(B)/bench/fanout
-	$(Q)python3 bench/run.py
-	$(Q)python3 bench/realtime.py
+	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/http_bench.py
+	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/run.py
+	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/realtime.py
 
 bench-cluster: deps-test
 	$(Q)$(MAKE) --no-print-directory all $(B)/bench/fanout
