@@ -17,6 +17,9 @@
 #define WS_DOOM_GRACE_MS 5000 /* a closing socket that does not take its backlog is cut off after this */
 #define WS_LINGER_MS 2000     /* after our close frame: how long we read (and drop) what the peer still sends */
 #define WS_CLOSE_FLUSH_MS 2000
+/* A socket with nothing in flight for this long gives its wslay context back (8.8 KB each: a 4 KB input and a
+ * 4 KB output buffer); it gets a new one when a frame comes or goes. */
+#define WS_SHED_MS 5000
 /* Frames are gathered per socket and written with one send() per loop iteration: a burst of events costs one
  * system call per socket, not two per frame (wslay writes header and payload separately). */
 #define WS_OUT_MAX (64 * 1024)
@@ -52,13 +55,14 @@ struct wsq {
 struct ws_scan {
     uint8_t hdr[14];
     uint8_t hlen, need;
-    uint64_t skip; /* payload bytes still to pass */
+    bool fragmented; /* inside a message sent in several frames */
+    uint64_t skip;   /* payload bytes still to pass */
 };
 
 struct ws_conn {
     uint64_t id;
     int fd;
-    wslay_event_context_ptr ctx;
+    wslay_event_context_ptr ctx; /* NULL while shed (see WS_SHED_MS); conn_ctx() makes one */
     struct ws *w;
     char *extra;
     size_t extra_len, extra_off;
@@ -74,7 +78,7 @@ struct ws_conn {
     char user[ID_MAX + 1]; /* the principal's id and session verifier: all a socket needs to keep */
     char verifier[CRYPTO_VERIFIER_HEX];
     char status[8]; /* online | away */
-    int64_t opened, last_recv, last_ping, soft_since, doom_at, linger_at;
+    int64_t opened, last_recv, last_ping, soft_since, doom_at, linger_at, last_active;
     uint32_t events; /* current epoll interest */
     bool dirty;      /* has queued frames; flushed once at the end of the loop iteration */
     uint16_t close_code;   /* a close frame to queue once the messages before it are out (wslay would */
@@ -103,6 +107,8 @@ struct ws {
     struct map *by_user; /* uid -> struct userconns (admitted sockets only) */
     bool stopping;
     int64_t stop_deadline;
+    size_t shed_since_trim; /* wslay contexts given back since the heap was last trimmed */
+    int64_t trimmed_at;
 };
 
 struct userconns {

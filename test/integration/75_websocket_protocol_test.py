@@ -239,6 +239,44 @@ class Protocol(TestCase):
         self.assertEqual(self.close_code(ws), 1009)
         self.assertTrue(self.echo_ping(self.ready_ws()))
 
+    def test_a_long_idle_socket_works_as_before(self):
+        """After 5 s without messages a socket gives its wslay context back (idle sockets cost ~1 KB, not 10);
+        everything works the same afterwards: events in, fragmented messages out, pings, the close handshake."""
+        ws = self.ready_ws()
+        ws.send_json({"type": "ping"})
+        self.assertEqual(ws.recv_type("pong")["type"], "pong")
+        deadline = time.monotonic() + 6.5  # idle on purpose, past the 5 s after which the context is shed
+        while time.monotonic() < deadline:
+            try:
+                m = ws.recv(max(0.01, deadline - time.monotonic()))
+                self.assertIn(m.get("type"), ("presence",), m)
+            except TimeoutError:
+                pass
+        u = Client(self.c, token=self.token)
+        u.ok("chatto.api.v1.MessageService/CreateMessage", {"roomId": "general", "body": "after a long silence"})
+        self.assertEqual(ws.recv_type("message.created")["message"]["body"], "after a long silence")
+        deadline = time.monotonic() + 6.5  # idle again, then a message in three fragments
+        while time.monotonic() < deadline:
+            try:
+                ws.recv(max(0.01, deadline - time.monotonic()))
+            except TimeoutError:
+                pass
+        ws.send_frame(0x1, '{"type":', fin=False)
+        ws.send_frame(0x0, '"pi', fin=False)
+        ws.send_frame(0x0, 'ng"}', fin=True)
+        self.assertEqual(ws.recv_type("pong")["type"], "pong")
+        self.assertTrue(self.echo_ping(ws))
+        ws.send_frame(0x9, b"still there")
+        fin, op, got = ws.recv_frame()
+        while op != 0xA:
+            fin, op, got = ws.recv_frame()
+        self.assertEqual(got, b"still there")
+        self.assertEqual(self.close_code_after_close(ws), 1000)
+
+    def close_code_after_close(self, ws):
+        ws.send_frame(0x8, struct.pack("!H", 1000))
+        return self.close_code(ws)
+
     def test_bad_json_after_hello_keeps_the_socket(self):
         ws = self.ready_ws()
         ws.send_text("{not json")
