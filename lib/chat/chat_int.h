@@ -116,8 +116,9 @@ struct chat_model {
     uint64_t *erase;
     size_t nerase, caperase;
 
-    pthread_mutex_t mu; /* guards the progress fields and cv */
-    pthread_cond_t cv;
+    pthread_mutex_t mu; /* guards the progress fields and the waiters */
+    pthread_cond_t cv;  /* (unused by waits: each waiter has its own, so an apply wakes only those it satisfies) */
+    struct model_waiter *waiters;
     uint64_t applied, users_rev, reads_rev;
     bool users_loaded, reads_loaded;
 

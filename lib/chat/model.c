@@ -725,6 +725,8 @@ apply_reaction(struct chat_model *m, struct chat_room *r, uint64_t seq, bool add
     }
 }
 
+static void wake_waiters(struct chat_model *m);
+
 void
 chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len, int64_t ms)
 {
@@ -762,7 +764,7 @@ done_unlocked:
     pthread_mutex_lock(&m->mu);
     if (seq > m->applied)
         m->applied = seq;
-    pthread_cond_broadcast(&m->cv);
+    wake_waiters(m);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -797,7 +799,7 @@ chat_model_user(struct chat_model *m, const char *id, const char *json, size_t l
         m->users_loaded = true;
     if (rev > m->users_rev)
         m->users_rev = rev;
-    pthread_cond_broadcast(&m->cv);
+    wake_waiters(m);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -849,24 +851,57 @@ chat_model_read(struct chat_model *m, const char *key, const char *val, size_t l
         m->reads_loaded = true;
     if (rev > m->reads_rev)
         m->reads_rev = rev;
-    pthread_cond_broadcast(&m->cv);
+    wake_waiters(m);
     pthread_mutex_unlock(&m->mu);
 }
 
 /* ---- waiting ---- */
 
+/* A thread waiting until a progress field reaches a target. Each has its own condition variable: with one shared
+ * by all, every applied event woke every waiting request (eight posts in flight: eight wake-ups per event, seven
+ * of them for nothing). */
+struct model_waiter {
+    const uint64_t *field;
+    uint64_t target;
+    pthread_cond_t cv;
+    struct model_waiter *next;
+};
+
+/* After a progress field moved (m->mu held): wake the waiters it satisfies. */
+static void
+wake_waiters(struct chat_model *m)
+{
+    for (struct model_waiter *w = m->waiters; w; w = w->next)
+        if (*w->field >= w->target)
+            pthread_cond_signal(&w->cv);
+}
+
 static bool
 wait_for(struct chat_model *m, uint64_t *field, uint64_t target, int64_t timeout_ms)
 {
     struct timespec ts = clock_deadline(timeout_ms);
+    struct model_waiter w = { .field = field, .target = target };
     bool ok;
 
     pthread_mutex_lock(&m->mu);
+    if (*field >= target) {
+        pthread_mutex_unlock(&m->mu);
+        return true;
+    }
+    pthread_cond_init(&w.cv, NULL);
+    w.next = m->waiters;
+    m->waiters = &w;
     while (*field < target)
-        if (pthread_cond_timedwait(&m->cv, &m->mu, &ts) != 0)
+        if (pthread_cond_timedwait(&w.cv, &m->mu, &ts) != 0)
             break;
     ok = *field >= target;
+    for (struct model_waiter **p = &m->waiters; *p; p = &(*p)->next)
+        if (*p == &w) {
+            *p = w.next;
+            break;
+        }
     pthread_mutex_unlock(&m->mu);
+    pthread_cond_destroy(&w.cv);
     return ok;
 }
 

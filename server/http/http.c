@@ -299,6 +299,7 @@ worker_main(void *arg)
 {
     struct http *h = arg;
 
+    pthread_setname_np(pthread_self(), "http-worker"); /* else it inherits its creator's name ("MHD-worker") */
     pthread_mutex_lock(&h->wmu);
     for (;;) {
         struct http_req *r;
