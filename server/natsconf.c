@@ -46,8 +46,12 @@ natsconf_render(const struct natsconf *c)
     quoted(f, c->server_name);
     fputs("\nlisten: ", f);
     hostport(f, c->bind_address, c->port);
-    fputs("\nhttp: ", f);
-    hostport(f, c->bind_address, c->http_port);
+    /* no monitoring listener unless asked for: it has no authentication, and its /connz shows the clients'
+     * credentials (our token among them) to anyone who can reach it */
+    if (c->http_port > 0 || c->http_port == -1) {
+        fputs("\nhttp: ", f);
+        hostport(f, c->bind_address, c->http_port);
+    }
     fputs("\nports_file_dir: ", f);
     quoted(f, c->ports_dir);
     fputs("\nauthorization {\n  token: ", f);

@@ -8,7 +8,7 @@ struct natsconf {
     const char *server_name;
     const char *bind_address; /* IPv4, IPv6 or host name */
     int port;                 /* -1 = random */
-    int http_port;            /* -1 = random */
+    int http_port;            /* monitoring listener: a port, or 0 for none (-1: any free port) */
     const char *store_dir;    /* JetStream data goes to <store_dir>/jetstream */
     const char *ports_dir;    /* nats-server writes nats-server_<pid>.ports here */
     const char *token;

@@ -450,10 +450,14 @@ start_child(struct sup *s, struct ch_err *err)
             if (s->o.probe(s->url, s->token, 1000, &perr) == CH_OK) {
                 /* pin the ports: clients keep reconnecting to the same address across restarts */
                 s->port = port;
-                s->http_port = http_port > 0 ? http_port : s->http_port;
                 write_url_file(s);
                 set_state(s, ST_READY, "ok");
-                log_info("nats-server: JetStream ready at %s (monitoring port %d)", s->url, http_port);
+                if (http_port > 0)
+                    log_warn("nats-server: JetStream ready at %s (monitoring port %d: unauthenticated, it shows "
+                             "connection details, the NATS token among them, to anyone who can reach it)",
+                             s->url, http_port);
+                else
+                    log_info("nats-server: JetStream ready at %s", s->url);
                 return CH_OK;
             }
         }
@@ -571,7 +575,7 @@ sup_start(const struct sup_opts *o, struct sup **out, struct ch_err *err)
     s->out_fd = -1;
     s->wake[0] = s->wake[1] = -1;
     s->port = o->port > 0 ? o->port : -1;
-    s->http_port = o->http_port > 0 ? o->http_port : -1;
+    s->http_port = o->http_port > 0 ? o->http_port : 0; /* 0: no monitoring listener */
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     /* clients connect to loopback when the child listens on every interface */

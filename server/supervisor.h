@@ -21,7 +21,7 @@ struct sup_opts {
     const char *binary;       /* resolved path (sup_resolve_binary) */
     const char *bind_address; /* child listens here; we connect to it (127.0.0.1 if it is a wildcard) */
     int port;                 /* 0 = pick a free port */
-    int http_port;            /* 0 = pick a free port */
+    int http_port;            /* monitoring listener: 0 = none (the default: it is unauthenticated) */
     const char *data_dir;     /* JetStream in <data_dir>/jetstream; config and ports files beside it */
     const char *token;
     int64_t max_file_store;

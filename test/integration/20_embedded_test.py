@@ -17,6 +17,33 @@ def server_id(c):
     return r.json()["serverId"]
 
 
+def listening_ports(pid):
+    """(address, port) of every TCP socket pid listens on (from /proc: its socket inodes in /proc/net/tcp{,6})."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    out = []
+    for table, v6 in (("tcp", False), ("tcp6", True)):
+        with open("/proc/%d/net/%s" % (pid, table)) as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                local, state, inode = cols[1], cols[3], cols[9]
+                if state != "0A" or inode not in inodes:  # 0A: LISTEN
+                    continue
+                host, port = local.split(":")
+                if v6:
+                    addr = "::" if set(host) == {"0"} else host
+                else:
+                    addr = ".".join(str(int(host[i:i + 2], 16)) for i in (6, 4, 2, 0))
+                out.append((addr, int(port, 16)))
+    return out
+
+
 class Embedded(TestCase):
     def test_start_prints_url_and_becomes_ready(self):
         c = self.chatto()
@@ -157,7 +184,38 @@ class Embedded(TestCase):
         from harness import free_port
         p, m = free_port(), free_port()
         c = self.chatto(args=["--nats-embedded-port", str(p), "--nats-embedded-http-port", str(m)])
-        self.assertIn("JetStream ready at nats://127.0.0.1:%d (monitoring port %d)" % (p, m), c.stderr())
+        self.assertIn("JetStream ready at nats://127.0.0.1:%d (monitoring port %d: unauthenticated" % (p, m),
+                      c.stderr())
+
+    def test_the_child_is_sealed(self):
+        """By default the child listens on its client port only, on loopback, and that port wants the token; the
+        token is only in files of mode 0600 (no monitoring listener: its /connz showed the token to anyone)."""
+        import socket
+        import stat
+        c = self.chatto()
+        child = c.nats_child()
+        self.assertIsNotNone(child)
+        listening = listening_ports(child)
+        self.assertEqual(len(listening), 1, listening)
+        (addr, port), = listening
+        self.assertEqual(addr, "127.0.0.1")
+        self.assertIn("JetStream ready at nats://127.0.0.1:%d\n" % port, c.stderr())
+        # no token, no service: the server says so in its INFO, then refuses the CONNECT
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            info = s.recv(4096)
+            self.assertTrue(info.startswith(b"INFO "), info)
+            self.assertIn(b'"auth_required":true', info)
+            s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n')
+            reply = b""
+            while b"\r\n" not in reply:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+            self.assertIn(b"Authorization Violation", reply)
+        for name in ("nats-server.conf", "secrets.ini"):
+            mode = stat.S_IMODE(os.stat(os.path.join(c.data_dir, name)).st_mode)
+            self.assertEqual(mode, 0o600, name)
 
     def test_config_check_and_print_in_embedded_mode(self):
         p = run_chatto(["config", "check"])
