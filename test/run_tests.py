@@ -75,16 +75,20 @@ def run_integration(build, flt, sanitizer):
 
 
 def our_processes(build):
-    """PIDs of chatto processes of this build and of test nats-servers (temp dirs named chatto-*)."""
+    """PIDs of chatto processes of this build and of test nats-servers (temp dirs named chatto-*) that this runner
+    started (its children: another test run on the same machine is none of our business)."""
     binary = os.path.join(os.path.abspath(build), "chatto")
     out = set()
     for d in os.listdir("/proc"):
         if not d.isdigit() or int(d) == os.getpid():
             continue
         try:
+            with open("/proc/%s/stat" % d) as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) != os.getpid():
+                    continue
             with open("/proc/%s/cmdline" % d, "rb") as f:
                 argv = f.read().split(b"\0")
-        except OSError:
+        except (OSError, ValueError, IndexError):
             continue
         cmd = [a.decode("utf-8", "replace") for a in argv if a]
         if not cmd:

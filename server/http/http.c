@@ -185,6 +185,62 @@ has_body(struct MHD_Connection *c)
            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
 }
 
+/* What framing_error() learns from the request's headers. */
+struct framing {
+    int content_length, transfer_encoding;
+    bool cl_digits;         /* every Content-Length is plain digits */
+    bool te_chunked;        /* the Transfer-Encoding is exactly "chunked" */
+    bool space_in_name;     /* "Name : value": libmicrohttpd keeps the space in the name */
+    bool host;
+};
+
+static enum MHD_Result
+framing_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct framing *f = cls;
+    size_t n = strlen(key);
+
+    (void)kind;
+    if (n && (key[n - 1] == ' ' || key[n - 1] == '\t' || key[0] == ' ' || key[0] == '\t'))
+        f->space_in_name = true;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+        f->content_length++;
+        f->cl_digits = value && *value && strspn(value, "0123456789") == strlen(value);
+    } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        f->transfer_encoding++;
+        f->te_chunked = value && !strcasecmp(value, "chunked");
+    } else if (!strcasecmp(key, MHD_HTTP_HEADER_HOST)) {
+        f->host = true;
+    }
+    return MHD_YES;
+}
+
+/* Framing that a proxy and we might read differently is refused outright (RFC 9112 6.3, 3.2): it is how one
+ * request is smuggled inside another. libmicrohttpd 0.9.75 takes the first of two Content-Lengths, accepts one
+ * beside Transfer-Encoding, keeps "Name : value" as a header named "Name " (so the body is not read and becomes
+ * the next request), waits forever on an unknown transfer coding and serves HTTP/1.1 without Host. NULL if the
+ * framing is sound. */
+static const char *
+framing_error(struct MHD_Connection *c, const char *version)
+{
+    struct framing f = { .cl_digits = true };
+
+    MHD_get_connection_values(c, MHD_HEADER_KIND, framing_header, &f);
+    if (f.space_in_name)
+        return "whitespace between a header name and its colon";
+    if (f.content_length > 1)
+        return "more than one Content-Length";
+    if (f.content_length && !f.cl_digits)
+        return "Content-Length must be a decimal number";
+    if (f.transfer_encoding && f.content_length)
+        return "both Content-Length and Transfer-Encoding";
+    if (f.transfer_encoding > 1 || (f.transfer_encoding && !f.te_chunked))
+        return "the only transfer coding accepted is chunked";
+    if (!f.host && version && !strcmp(version, MHD_HTTP_VERSION_1_1))
+        return "an HTTP/1.1 request needs a Host header";
+    return NULL;
+}
+
 /* Shared by the request (until it completes) and MHD's upgrade callback: whichever comes last frees it. */
 struct http_upgrade {
     void (*fn)(void *cls, int fd, struct MHD_UpgradeResponseHandle *urh, const char *extra, size_t len);
@@ -292,6 +348,31 @@ req_free(struct http_req *r, bool completed)
     free(r);
 }
 
+/* The 413 for a body that went past its cap while it was still arriving. libmicrohttpd 0.9.75 cannot queue an
+ * answer in the middle of a request body (it just closes the connection), so we write this one answer on the
+ * socket ourselves (libmicrohttpd writes nothing while it reads a body), say we are done writing, and let it
+ * close the connection when we return MHD_NO. */
+static void
+send_too_large_now(struct http *h, struct http_req *r)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char body[160], buf[1024];
+    int bl, n;
+
+    r->status = 413;
+    if (!ci)
+        return;
+    bl = snprintf(body, sizeof body, "{\"code\":\"resource_exhausted\",\"message\":\"request body larger than %zu bytes\"}",
+                  r->max_body);
+    n = snprintf(buf, sizeof buf,
+                 "HTTP/1.1 413 Content Too Large\r\nConnection: close\r\n"
+                 "Content-Type: application/json; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"
+                 "Cache-Control: no-store\r\nX-Chatto-Instance: %s\r\nContent-Length: %d\r\n\r\n%s",
+                 h->instance, bl, body);
+    if (n > 0 && (size_t)n < sizeof buf && send(ci->connect_fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n)
+        shutdown(ci->connect_fd, SHUT_WR);
+}
+
 /* ---- workers: blocking handlers run here while their connection is suspended ---- */
 
 static void *
@@ -379,7 +460,6 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
     struct http *h = cls;
     struct http_req *r = *con_cls;
 
-    (void)version;
     if (!r) {
         const struct http_route *mismatch;
         const char *cl;
@@ -395,6 +475,13 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
         snprintf(r->method, sizeof r->method, "%s", method);
         if (!(r->path = strdup(url)))
             return MHD_NO;
+        const char *bad = framing_error(c, version);
+        if (bad) {
+            /* answered before any body is read, and the connection closed: nothing after it is a request */
+            http_reply_status(r, 400, "invalid_argument", bad);
+            http_reply_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+            return send_response(h, r);
+        }
         if (atomic_load(&h->draining)) {
             http_reply_errorf(r, CH_EUNAVAIL, "server is shutting down");
             return send_response(h, r);
@@ -442,10 +529,11 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
         *upload_data_size = 0;
         if (r->answered)
             return MHD_YES; /* answer is decided; discard the rest */
-        if (r->too_large || r->body_len + n > r->max_body) {
-            r->too_large = true;
-            /* chunked bodies without a Content-Length: stop reading once far past the cap */
-            return r->body_len + n > 4 * r->max_body + 65536 ? MHD_NO : MHD_YES;
+        if (r->body_len + n > r->max_body) {
+            /* a chunked body (no Content-Length, else the headers had said so) went past its cap: answer now and
+             * close, rather than read the rest of what may be an endless stream */
+            send_too_large_now(h, r);
+            return MHD_NO;
         }
         if (r->body_len + n > r->body_cap) {
             size_t cap = r->body_cap ? r->body_cap : 4096;

@@ -109,6 +109,87 @@ class HttpEdge(TestCase):
         r = self.post(GET_SERVER, b"{" + b" " * 5000 + b"}")
         self.assertConnectError(r, 413, "resource_exhausted")
 
+    def raw(self, req, wait=2.0):
+        """Send bytes, read until the server closes (or wait seconds of silence)."""
+        s = socket.create_connection(("127.0.0.1", self.c.port), timeout=5)
+        s.sendall(req)
+        s.settimeout(wait)
+        data, closed = b"", False
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    closed = True
+                    break
+                data += chunk
+        except OSError:
+            pass
+        s.close()
+        return data, closed
+
+    def test_ambiguous_framing_is_refused_and_closed(self):
+        """What a proxy and we could read differently (request smuggling) gets 400, and the connection is closed so
+        nothing after it is taken for a request."""
+        post = (b"POST /api/connect/chatto.discovery.v1.ServerDiscoveryService/GetServer HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\n")
+        smuggled = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        cases = {
+            "more than one Content-Length": post + b"Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}" + smuggled,
+            "both Content-Length and Transfer-Encoding":
+                post + b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + smuggled,
+            "whitespace between a header name and its colon": post + b"Content-Length : 2\r\n\r\n{}" + smuggled,
+            "the only transfer coding accepted is chunked": post + b"Transfer-Encoding: gzip\r\n\r\n{}",
+            "the only transfer coding accepted is chunked ": post + b"Transfer-Encoding: gzip, chunked\r\n\r\n{}",
+            "Content-Length must be a decimal number": post + b"Content-Length: 0x2\r\n\r\n{}" + smuggled,
+            "an HTTP/1.1 request needs a Host header": b"GET /healthz HTTP/1.1\r\n\r\n",
+        }
+        for why, req in cases.items():
+            with self.subTest(why=why):
+                data, closed = self.raw(req)
+                self.assertTrue(data.startswith(b"HTTP/1.1 400 "), data[:200])
+                if b"Request malformed" not in data:  # (libmicrohttpd refuses a non-number itself, in its words)
+                    self.assertIn(why.strip().encode(), data)
+                self.assertNotIn(b"HTTP/1.1 200", data)  # no second (smuggled) answer
+                self.assertTrue(closed, "the connection stays open after %s" % why)
+        # sound framing still works: chunked alone, and HTTP/1.0 without Host
+        data, _ = self.raw(post + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", wait=0.5)
+        self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:200])
+        data, _ = self.raw(b"GET /healthz HTTP/1.0\r\n\r\n", wait=0.5)
+        self.assertIn(b" 200 ", data.split(b"\r\n")[0])
+
+    def test_endless_chunked_body_is_cut_off_at_its_cap(self):
+        """A chunked body has no length up front; once it passes its cap the answer is 413 at once and the
+        connection is closed, not after the last byte (a 1 GB stream was read to the end before)."""
+        s = socket.create_connection(("127.0.0.1", self.c.port), timeout=10)
+        s.sendall(b"POST /api/connect/chatto.discovery.v1.ServerDiscoveryService/GetServer HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"%x\r\n" % 65536 + b" " * 65536 + b"\r\n"
+        sent, answer = 0, b""
+        s.setblocking(False)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sent < 256 * 1024 * 1024:
+            try:
+                sent += s.send(chunk)
+            except BlockingIOError:
+                time.sleep(0.001)
+            except OSError:
+                pass  # closed under us: read what came
+            try:
+                d = s.recv(65536)
+                if not d:
+                    break
+                answer += d
+            except BlockingIOError:
+                pass
+            except OSError:
+                break
+            if b"\r\n\r\n" in answer and b"}" in answer:
+                break
+        s.close()
+        self.assertTrue(answer.startswith(b"HTTP/1.1 413 "), answer[:200])
+        self.assertIn(b'"code":"resource_exhausted"', answer)
+        self.assertLess(sent, 16 * 1024 * 1024, "the server kept reading")
+
     def test_huge_headers_431(self):
         r = http_request(self.c.port, "GET", "/healthz", headers={"X-Big": "a" * 70000})
         self.assertEqual(r.status, 431)
