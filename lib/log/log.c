@@ -6,7 +6,9 @@
 #include "log/log.h"
 
 #include <stdatomic.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -115,4 +117,91 @@ log_msg(enum log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     log_vmsg(level, fmt, ap);
     va_end(ap);
+}
+
+/* ---- rate-limited lines ---- */
+
+#define LIMIT_KINDS 16
+#define LIMIT_KEY 64
+
+struct log_limit {
+    pthread_mutex_t mu;
+    int64_t window_ms;
+    struct {
+        char key[LIMIT_KEY];
+        int64_t logged_ms; /* 0: slot unused */
+        long held;         /* lines of this kind not written since */
+    } kinds[LIMIT_KINDS];
+};
+
+struct log_limit *
+log_limit_new(int64_t window_ms)
+{
+    struct log_limit *l = calloc(1, sizeof *l);
+
+    if (l) {
+        pthread_mutex_init(&l->mu, NULL);
+        l->window_ms = window_ms;
+    }
+    return l;
+}
+
+void
+log_limit_free(struct log_limit *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+void
+log_limited(struct log_limit *l, enum log_level level, const char *kind, const char *fmt, ...)
+{
+    int64_t now = clock_mono_ms();
+    size_t slot = 0;
+    long held = 0;
+    bool say = false;
+    va_list ap;
+    char line[1024];
+
+    if (!log_enabled(level))
+        return;
+    if (!l) {
+        va_start(ap, fmt);
+        log_vmsg(level, fmt, ap);
+        va_end(ap);
+        return;
+    }
+    pthread_mutex_lock(&l->mu);
+    for (size_t i = 0; i < LIMIT_KINDS; i++) {
+        if (l->kinds[i].logged_ms && !strncmp(l->kinds[i].key, kind, LIMIT_KEY - 1)) {
+            slot = i;
+            goto found;
+        }
+        if (l->kinds[i].logged_ms < l->kinds[slot].logged_ms)
+            slot = i; /* the kind logged longest ago (or an unused slot) makes room */
+    }
+    snprintf(l->kinds[slot].key, LIMIT_KEY, "%s", kind);
+    l->kinds[slot].logged_ms = 0;
+    l->kinds[slot].held = 0;
+found:
+    if (!l->kinds[slot].logged_ms || now - l->kinds[slot].logged_ms >= l->window_ms) {
+        say = true;
+        held = l->kinds[slot].held;
+        l->kinds[slot].held = 0;
+        l->kinds[slot].logged_ms = now ? now : 1;
+    } else {
+        l->kinds[slot].held++;
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (!say)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (held)
+        log_msg(level, "%s (and %ld more like it in the last %lld s)", line, held, (long long)(l->window_ms / 1000));
+    else
+        log_msg(level, "%s", line);
 }

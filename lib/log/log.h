@@ -6,6 +6,7 @@
  */
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 enum log_level { LOGL_DEBUG = 0, LOGL_INFO, LOGL_WARN, LOGL_ERROR };
 
@@ -19,6 +20,15 @@ bool log_enabled(enum log_level level);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(enum log_level level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+/* Lines that can come in floods (a client aborting requests by the thousand, a failover making every
+ * subscription complain): each kind is written once, then at most once per window, with how many were held
+ * back. Kinds are told apart by a short key (e.g. the message without its variable part). Thread-safe. */
+struct log_limit;
+struct log_limit *log_limit_new(int64_t window_ms);
+void log_limit_free(struct log_limit *l);
+void log_limited(struct log_limit *l, enum log_level level, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #define log_debug(...) log_msg(LOGL_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(LOGL_INFO, __VA_ARGS__)

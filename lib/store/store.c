@@ -129,43 +129,13 @@ static void
 on_error(natsConnection *nc, natsSubscription *sub, natsStatus s, void *closure)
 {
     struct store *st = closure;
-    int64_t now = clock_mono_ms();
-    long quiet = 0;
-    bool say = false;
-    size_t slot = 0;
 
     (void)nc;
     (void)sub;
     /* During a failover every subscription reports the same few things (missed heartbeats, timeouts) several
-     * times a second, often alternating: say each kind once, then at most every 30 s with how many were not
-     * logged. Eight kinds are remembered; a ninth takes the slot logged longest ago. */
-    pthread_mutex_lock(&st->err_mu);
-    for (size_t i = 0; i < sizeof st->errs / sizeof st->errs[0]; i++) {
-        if (st->errs[i].status == s && st->errs[i].logged_ms) {
-            slot = i;
-            break;
-        }
-        if (st->errs[i].logged_ms < st->errs[slot].logged_ms)
-            slot = i;
-    }
-    if (st->errs[slot].status != s || !st->errs[slot].logged_ms) {
-        st->errs[slot].status = s;
-        st->errs[slot].quiet = 0;
-        st->errs[slot].logged_ms = 0;
-    }
-    if (!st->errs[slot].logged_ms || now - st->errs[slot].logged_ms >= 30000) {
-        say = true;
-        quiet = st->errs[slot].quiet;
-        st->errs[slot].quiet = 0;
-        st->errs[slot].logged_ms = now ? now : 1;
-    } else {
-        st->errs[slot].quiet++;
-    }
-    pthread_mutex_unlock(&st->err_mu);
-    if (say && quiet)
-        log_warn("nats: asynchronous error: %s (%ld more in the last 30 s)", natsStatus_GetText(s), quiet);
-    else if (say)
-        log_warn("nats: asynchronous error: %s", natsStatus_GetText(s));
+     * times a second, often alternating: each kind is said once, then at most every 30 s with a count. */
+    log_limited(st->err_limit, LOGL_WARN, natsStatus_GetText(s), "nats: asynchronous error: %s",
+                natsStatus_GetText(s));
 }
 
 static void
@@ -340,7 +310,7 @@ store_open(const struct store_opts *o, struct store **out, struct ch_err *err)
     pthread_cond_init(&st->hcv, NULL);
     pthread_mutex_init(&st->closed_mu, NULL);
     pthread_cond_init(&st->closed_cv, NULL);
-    pthread_mutex_init(&st->err_mu, NULL);
+    st->err_limit = log_limit_new(30000);
     st->replicas = o->replicas > 0 ? o->replicas : 1;
     st->timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : 5000;
     while (o->urls[n]) {
@@ -461,7 +431,7 @@ store_free(struct store *st)
     pthread_cond_destroy(&st->hcv);
     pthread_mutex_destroy(&st->closed_mu);
     pthread_cond_destroy(&st->closed_cv);
-    pthread_mutex_destroy(&st->err_mu);
+    log_limit_free(st->err_limit);
     free(st);
 }
 

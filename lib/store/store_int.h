@@ -47,12 +47,7 @@ struct store {
     bool checked;             /* a full check has completed since the store was bootstrapped */
     bool check_ok;            /* ... and its result */
     char check_reason[160];
-    pthread_mutex_t err_mu; /* guards errs */
-    struct {                /* asynchronous errors: each kind is logged once, then at most every 30 s */
-        natsStatus status;
-        int64_t logged_ms;
-        long quiet; /* how many since it was last logged */
-    } errs[8];
+    struct log_limit *err_limit; /* asynchronous errors: each kind once, then at most every 30 s */
 
     /* process registry (procs.c); the record and key are set at open, the rest by the keeper */
     char *proc_record;         /* NULL for CLI commands, which do not register */

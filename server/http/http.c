@@ -65,6 +65,7 @@ struct http {
     atomic_int inflight;
     atomic_bool draining;
     struct MHD_Response **statics; /* per route: the response of a static_json route, built once */
+    struct log_limit *mhd_log_limit;
 
     pthread_mutex_t wmu; /* guards the workers' queue and counts */
     pthread_cond_t wcv;  /* work arrived, or stop */
@@ -77,15 +78,17 @@ struct http {
     pthread_attr_t wattr;
 };
 
+/* libmicrohttpd's own complaints: one per aborted or malformed connection, so a client can make thousands a
+ * second; each kind is logged once, then at most every 30 s with a count (its format string tells the kinds). */
 __attribute__((format(printf, 2, 0))) static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    struct http *h = cls;
     char buf[512];
 
-    (void)cls;
     vsnprintf(buf, sizeof buf, fmt, ap);
     buf[strcspn(buf, "\n")] = '\0';
-    log_warn("http: %s", buf);
+    log_limited(h ? h->mhd_log_limit : NULL, LOGL_WARN, fmt, "http: %s", buf);
 }
 
 /* Client IP: the peer, or, when the peer is a trusted proxy, the right-most X-Forwarded-For entry that is not
@@ -651,6 +654,7 @@ http_start(const struct http_opts *o, const struct http_route *routes, void *env
     pthread_cond_init(&h->wcv, NULL);
     pthread_cond_init(&h->wgone, NULL);
     pthread_attr_init(&h->wattr);
+    h->mhd_log_limit = log_limit_new(30000);
     pthread_attr_setstacksize(&h->wattr, HTTP_THREAD_STACK);
     h->o = *o;
     h->routes = routes;
@@ -659,7 +663,7 @@ http_start(const struct http_opts *o, const struct http_route *routes, void *env
     if (getsockname(o->listen_fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
+        flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_LISTEN_SOCKET,
         (MHD_socket)o->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, io, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((o->connection_timeout_ms + 999) / 1000),
@@ -667,6 +671,7 @@ http_start(const struct http_opts *o, const struct http_route *routes, void *env
         MHD_OPTION_END);
     if (!h->d) {
         int e = errno;
+        log_limit_free(h->mhd_log_limit);
         pthread_attr_destroy(&h->wattr);
         pthread_mutex_destroy(&h->wmu);
         pthread_cond_destroy(&h->wcv);
@@ -779,6 +784,7 @@ http_stop(struct http *h, int64_t timeout_ms)
         if (h->statics[i])
             MHD_destroy_response(h->statics[i]);
     free(h->statics);
+    log_limit_free(h->mhd_log_limit);
     pthread_attr_destroy(&h->wattr);
     pthread_mutex_destroy(&h->wmu);
     pthread_cond_destroy(&h->wcv);

@@ -5,7 +5,7 @@ import socket
 import threading
 import time
 
-from harness import TestCase, http_request
+from harness import TestCase, http_request, wait_for
 
 GET_SERVER = "/api/connect/chatto.discovery.v1.ServerDiscoveryService/GetServer"
 
@@ -189,6 +189,16 @@ class HttpEdge(TestCase):
         self.assertTrue(answer.startswith(b"HTTP/1.1 413 "), answer[:200])
         self.assertIn(b'"code":"resource_exhausted"', answer)
         self.assertLess(sent, 16 * 1024 * 1024, "the server kept reading")
+
+    def test_aborted_requests_do_not_flood_the_log(self):
+        before = self.c.stderr().count("incomplete request")
+        for _ in range(300):
+            s = socket.create_connection(("127.0.0.1", self.c.port), timeout=5)
+            s.sendall(b"POST /api/connect/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            s.close()
+        wait_for(lambda: self.c.get("/healthz").status == 200, 5, "the server to answer")
+        lines = [l for l in self.c.stderr().splitlines() if "incomplete request" in l]
+        self.assertLessEqual(len(lines) - before, 2, lines[-5:])  # one line, not 300 (a summary comes later)
 
     def test_huge_headers_431(self):
         r = http_request(self.c.port, "GET", "/healthz", headers={"X-Big": "a" * 70000})
