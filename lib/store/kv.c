@@ -69,24 +69,68 @@ store_kv_get(struct store *st, enum store_bucket b, const char *key, char **val,
     return CH_OK;
 }
 
+/* KV writes are publishes to $KV.<bucket>.<key> with nats.c's JetStream publish, not its kvStore_* calls: those
+ * lose the JetStream error code (a full store came back as a bare "Error", and kvStore_Create even clears the
+ * text with a read of its own), so a full disk answered 500 instead of "storage full". */
+#define KV_CREATE UINT64_MAX /* expect: no live value (the subject empty, or its last entry a delete) */
+
+static enum ch_status
+kv_publish(struct store *st, enum store_bucket b, const char *key, const void *val, size_t len, uint64_t expect,
+           uint64_t *rev, struct ch_err *err)
+{
+    char subject[600], stream[80];
+    jsPubOptions po;
+    jsPubAck *ack = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s;
+    enum ch_status cs;
+
+    snprintf(subject, sizeof subject, "$KV.%s.%s", store_bucket_name(b), key);
+    jsPubOptions_Init(&po);
+    po.MaxWait = st->timeout_ms;
+    if (expect == KV_CREATE)
+        po.ExpectNoMessage = true;
+    else if (expect)
+        po.ExpectLastSubjectSeq = expect;
+    s = js_Publish(&ack, st->js, subject, val, (int)len, &po, &jerr);
+    if (s != NATS_OK && expect == KV_CREATE && jerr == JSStreamWrongLastSequenceErr) {
+        /* something is there: a value (it exists), or a delete or purge marker (the key may be created again) */
+        natsMsg *last = NULL;
+        jsErrCode gerr = 0;
+        snprintf(stream, sizeof stream, "KV_%s", store_bucket_name(b));
+        if (js_GetLastMsg(&last, st->js, stream, subject, NULL, &gerr) == NATS_OK) {
+            const char *op = NULL;
+            natsMsgHeader_Get(last, "KV-Operation", &op);
+            if (op && (!strcmp(op, "DEL") || !strcmp(op, "PURGE"))) {
+                po.ExpectNoMessage = false;
+                po.ExpectLastSubjectSeq = natsMsg_GetSequence(last);
+                jerr = 0;
+                s = js_Publish(&ack, st->js, subject, val, (int)len, &po, &jerr);
+            }
+            natsMsg_Destroy(last);
+        }
+        if (s != NATS_OK && (jerr == JSStreamWrongLastSequenceErr || jerr == 0)) {
+            jsPubAck_Destroy(ack);
+            return ch_err_set(err, CH_EEXIST, NULL, "%s: already exists", store_bucket_name(b));
+        }
+    }
+    cs = store_map(s, jerr, store_bucket_name(b), err);
+    if (cs == CH_OK && rev)
+        *rev = ack->Sequence;
+    jsPubAck_Destroy(ack);
+    return cs;
+}
+
 enum ch_status
 store_kv_create(struct store *st, enum store_bucket b, const char *key, const void *val, size_t len, uint64_t *rev,
                 struct ch_err *err)
 {
     kvStore *kv = NULL;
-    natsStatus s;
     enum ch_status cs;
-    uint64_t r = 0;
 
     if ((cs = bucket(st, b, key, &kv, err)) != CH_OK)
         return cs;
-    s = kvStore_Create(&r, kv, key, val, (int)len);
-    cs = store_map(s, 0, store_bucket_name(b), err);
-    if (cs == CH_ECONFLICT)
-        return ch_err_set(err, CH_EEXIST, NULL, "%s: already exists", store_bucket_name(b));
-    if (cs == CH_OK && rev)
-        *rev = r;
-    return cs;
+    return kv_publish(st, b, key, val, len, KV_CREATE, rev, err);
 }
 
 enum ch_status
@@ -94,17 +138,13 @@ store_kv_update(struct store *st, enum store_bucket b, const char *key, const vo
                 uint64_t last_rev, uint64_t *rev, struct ch_err *err)
 {
     kvStore *kv = NULL;
-    natsStatus s;
     enum ch_status cs;
-    uint64_t r = 0;
 
     if ((cs = bucket(st, b, key, &kv, err)) != CH_OK)
         return cs;
-    s = kvStore_Update(&r, kv, key, val, (int)len, last_rev);
-    cs = store_map(s, 0, store_bucket_name(b), err);
-    if (cs == CH_OK && rev)
-        *rev = r;
-    return cs;
+    if (!last_rev)
+        return kv_publish(st, b, key, val, len, KV_CREATE, rev, err);
+    return kv_publish(st, b, key, val, len, last_rev, rev, err);
 }
 
 enum ch_status
@@ -112,17 +152,11 @@ store_kv_put(struct store *st, enum store_bucket b, const char *key, const void 
              struct ch_err *err)
 {
     kvStore *kv = NULL;
-    natsStatus s;
     enum ch_status cs;
-    uint64_t r = 0;
 
     if ((cs = bucket(st, b, key, &kv, err)) != CH_OK)
         return cs;
-    s = kvStore_Put(&r, kv, key, val, (int)len);
-    cs = store_map(s, 0, store_bucket_name(b), err);
-    if (cs == CH_OK && rev)
-        *rev = r;
-    return cs;
+    return kv_publish(st, b, key, val, len, 0, rev, err);
 }
 
 enum ch_status

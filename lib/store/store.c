@@ -52,7 +52,7 @@ store_map(natsStatus s, jsErrCode jerr, const char *what, struct ch_err *err)
         return ch_err_set(err, CH_ECONFLICT, NULL, "%s: changed concurrently, retry", what);
     if (jerr == JSStorageResourcesExceededErr || jerr == JSInsufficientResourcesErr ||
         jerr == JSAccountResourcesExceededErr || jerr == JSMemoryResourcesExceededErr || jerr == JSStreamLimitsErr)
-        return ch_err_set(err, CH_ELIMIT, NULL, "%s: storage limit reached", what);
+        return ch_err_set(err, CH_ELIMIT, NULL, "%s: the server's storage is full (an operator must free or add space)", what);
     if (jerr == JSClusterNotAvailErr || jerr == JSStreamOfflineErr || jerr == JSClusterNoPeersErr)
         return ch_err_set(err, CH_EUNAVAIL, NULL, "%s: JetStream unavailable", what);
     switch (s) {

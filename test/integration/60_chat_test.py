@@ -567,3 +567,28 @@ class EditWindow(TestCase):
 
         wait_for(expired, 10, "the edit window to close")
         admin.ok(M + "UpdateMessage", {"roomId": "general", "eventId": m2["id"], "body": "admins may"})
+
+
+class FullStore(TestCase):
+    def test_a_full_store_says_so_instead_of_500(self):
+        """When JetStream runs out of room every write says "storage full" (429 resource_exhausted), logins and
+        registrations too (the token record is a write), and nothing answers 500 internal."""
+        c = self.chatto(args=FAST_AUTH + ["--nats-embedded-max-file-store", "2MB"])
+        u = Client(c)
+        self.assertEqual(u.register("filler", token=True).status, 200)
+        statuses = set()
+        for i in range(5000):
+            r = u.call(M + "CreateMessage", {"roomId": "general", "body": "%d %s" % (i, "x" * 2000)})
+            statuses.add(r.status)
+            if r.status != 200:
+                break
+        self.assertEqual(r.status, 429, r)
+        self.assertEqual(r.json()["code"], "resource_exhausted")
+        self.assertIn("storage is full", r.json()["message"])
+        for attempt in (lambda: Client(c).login("filler", token=True), lambda: Client(c).register("late")):
+            r = attempt()
+            self.assertIn(r.status, (200, 429), r)  # a read may still fit; a write says why it cannot
+            if r.status == 429:
+                self.assertEqual(r.json()["code"], "resource_exhausted")
+        self.assertNotIn(500, statuses)
+        self.assertEqual(c.get("/healthz").status, 200)
