@@ -531,57 +531,131 @@ ip_key(const char *ip, char *out, size_t len)
     out[i] = '\0';
 }
 
-/* Seconds until key's lockout ends, 0 if not locked. Errors count as "not locked": availability over strictness
- * for the throttle only; the password check still runs. */
-static int64_t
-throttle_locked(struct accounts *a, const char *key, int max)
+/* ---- password attempts ----
+ *
+ * Three counters in chatto_throttle, each over a window of auth.login_lockout, changed only by compare-and-set so
+ * that every process sees one count:
+ *   p.<login>.<address>  attempts at one account from one client address: at auth.login_max_failures the pair is
+ *                        locked (429) until the window ends. A stranger guessing from elsewhere locks only
+ *                        themselves out, never the account's owner.
+ *   i.<address>          attempts from one address at any account (auth.login_max_failures_per_ip).
+ *   a.<login>            failures at one account from anywhere: past auth.login_max_failures each attempt at it
+ *                        waits a little longer (100 ms a failure, at most 2 s) before the password is checked,
+ *                        so a botnet's guesses slow down while the owner still gets in within seconds.
+ * An attempt is counted before its password is checked, so concurrent guesses can never exceed a limit; a
+ * success gives its address's attempt back and clears the pair. Errors reading the counters count as "not
+ * locked": availability over strictness for the throttle only; the password check still runs. */
+
+struct window_count {
+    long long n, start;
+};
+
+static bool
+counter_read(struct accounts *a, const char *key, struct window_count *c, uint64_t *rev)
 {
     char *v = NULL;
-    long long fails = 0, start = 0;
-    int64_t left = 0;
+    bool ok = store_kv_get(a->o.store, STORE_B_THROTTLE, key, &v, NULL, rev, NULL) == CH_OK &&
+              sscanf(v, "%lld %lld", &c->n, &c->start) == 2;
 
-    if (max <= 0 || store_kv_get(a->o.store, STORE_B_THROTTLE, key, &v, NULL, NULL, NULL) != CH_OK)
-        return 0;
-    if (sscanf(v, "%lld %lld", &fails, &start) == 2 && fails >= max) {
-        int64_t end = start + a->o.login_lockout_ms;
-        if (end > clock_wall_ms())
-            left = (end - clock_wall_ms() + 999) / 1000;
-    }
     free(v);
-    return left;
+    if (ok && clock_wall_ms() - c->start >= a->o.login_lockout_ms)
+        c->n = 0; /* an old window: starts over */
+    return ok;
 }
 
-static void
-throttle_fail(struct accounts *a, const char *key)
+/* Add delta to key's count (a new window if the last one ended). With max > 0, only while the count is below
+ * max: else false, and *retry_s = seconds until the window ends. */
+static bool
+counter_add(struct accounts *a, const char *key, int delta, int max, int64_t *retry_s)
 {
     for (int i = 0; i < CAS_RETRIES; i++) {
-        char *v = NULL, buf[64];
+        struct window_count c = { 0, 0 };
         uint64_t rev = 0;
-        long long fails = 0, start = 0;
+        char buf[64];
         int64_t now = clock_wall_ms();
-        enum ch_status st = store_kv_get(a->o.store, STORE_B_THROTTLE, key, &v, NULL, &rev, NULL);
+        bool have = counter_read(a, key, &c, &rev);
+        enum ch_status st;
 
-        if (st == CH_OK && sscanf(v, "%lld %lld", &fails, &start) == 2 && now - start < a->o.login_lockout_ms)
-            fails++;
-        else
-            fails = 1, start = now;
-        free(v);
-        snprintf(buf, sizeof buf, "%lld %lld", fails, start);
-        st = st == CH_OK ? store_kv_update(a->o.store, STORE_B_THROTTLE, key, buf, strlen(buf), rev, NULL, NULL)
-                         : store_kv_create(a->o.store, STORE_B_THROTTLE, key, buf, strlen(buf), NULL, NULL);
+        if (!have || c.n == 0)
+            c.start = now, c.n = 0;
+        if (max > 0 && delta > 0 && c.n >= max) {
+            int64_t end = c.start + a->o.login_lockout_ms;
+            if (retry_s)
+                *retry_s = end > now ? (end - now + 999) / 1000 : 1;
+            return false;
+        }
+        c.n += delta;
+        if (c.n < 0)
+            c.n = 0;
+        snprintf(buf, sizeof buf, "%lld %lld", c.n, c.start);
+        st = have ? store_kv_update(a->o.store, STORE_B_THROTTLE, key, buf, strlen(buf), rev, NULL, NULL)
+                  : store_kv_create(a->o.store, STORE_B_THROTTLE, key, buf, strlen(buf), NULL, NULL);
         if (st != CH_ECONFLICT && st != CH_EEXIST)
-            return;
+            return true; /* done (or NATS failed: not locked) */
     }
+    return true;
+}
+
+struct attempt {
+    char pkey[200], ikey[80], akey[80];
+};
+
+/* Before checking a password for the account with login key lkey: count the attempt, or refuse it (429, with
+ * *retry_after_s) when its address is locked; then wait out the account's slow-down. */
+static enum ch_status
+attempt_begin(struct accounts *a, const char *lkey, const char *client_ip, struct attempt *t, int64_t *retry_after_s,
+              struct ch_err *err)
+{
+    struct window_count fails = { 0, 0 };
+    int64_t retry = 0;
+
+    ip_key(client_ip ? client_ip : "unknown", t->ikey, sizeof t->ikey);
+    snprintf(t->pkey, sizeof t->pkey, "p.%s.%s", lkey, t->ikey + 2);
+    snprintf(t->akey, sizeof t->akey, "a.%s", lkey);
+    if (a->o.login_max_failures > 0 && !counter_add(a, t->pkey, 1, a->o.login_max_failures, &retry)) {
+        *retry_after_s = retry;
+        return ch_err_set(err, CH_ELIMIT, NULL,
+                          "too many failed attempts for this account from your address; try again in %" PRId64
+                          " seconds",
+                          retry);
+    }
+    if (a->o.login_max_failures_per_ip > 0 && !counter_add(a, t->ikey, 1, a->o.login_max_failures_per_ip, &retry)) {
+        counter_add(a, t->pkey, -1, 0, NULL);
+        *retry_after_s = retry;
+        return ch_err_set(err, CH_ELIMIT, NULL,
+                          "too many failed attempts from your address; try again in %" PRId64 " seconds", retry);
+    }
+    uint64_t rev;
+    if (a->o.login_max_failures > 0 && counter_read(a, t->akey, &fails, &rev) && fails.n > a->o.login_max_failures) {
+        long long ms = (fails.n - a->o.login_max_failures) * 100;
+        nanosleep(&(struct timespec){ ms >= 2000 ? 2 : 0, (long)(ms >= 2000 ? 0 : ms) * 1000000L }, NULL);
+    }
+    return CH_OK;
+}
+
+/* After the check: a failure counts against the account; a success clears the pair and gives the address its
+ * attempt back. */
+static void
+attempt_end(struct accounts *a, const struct attempt *t, bool ok)
+{
+    if (!ok) {
+        if (a->o.login_max_failures > 0)
+            counter_add(a, t->akey, 1, 0, NULL);
+        return;
+    }
+    store_kv_purge(a->o.store, STORE_B_THROTTLE, t->pkey, NULL);
+    if (a->o.login_max_failures_per_ip > 0)
+        counter_add(a, t->ikey, -1, 0, NULL);
 }
 
 enum ch_status
 accounts_login(struct accounts *a, const char *login, const char *password, const char *client_ip, struct user *out,
                int64_t *retry_after_s, struct ch_err *err)
 {
-    char norm[USER_LOGIN_MAX + 1], lkey[USER_LOGIN_MAX + 1], akey[64], ikey[80];
+    char norm[USER_LOGIN_MAX + 1], lkey[USER_LOGIN_MAX + 1];
+    struct attempt t;
     struct user u;
     bool known, ok = false;
-    int64_t wait_a, wait_i;
     enum ch_status st;
 
     if ((st = user_login_normalize("login", login, norm, err)) != CH_OK)
@@ -591,15 +665,8 @@ accounts_login(struct accounts *a, const char *login, const char *password, cons
     if (strlen(password) > USER_PASSWORD_MAX)
         return ch_err_set(err, CH_EINVAL, "password", "must be at most %d bytes", USER_PASSWORD_MAX);
     user_login_key(norm, lkey);
-    snprintf(akey, sizeof akey, "a.%s", lkey);
-    ip_key(client_ip ? client_ip : "unknown", ikey, sizeof ikey);
-    wait_a = throttle_locked(a, akey, a->o.login_max_failures);
-    wait_i = throttle_locked(a, ikey, a->o.login_max_failures_per_ip);
-    if (wait_a || wait_i) {
-        *retry_after_s = wait_a > wait_i ? wait_a : wait_i;
-        return ch_err_set(err, CH_ELIMIT, NULL, "too many failed logins; try again in %" PRId64 " seconds",
-                          *retry_after_s);
-    }
+    if ((st = attempt_begin(a, lkey, client_ip, &t, retry_after_s, err)) != CH_OK)
+        return st;
     st = accounts_get_by_login(a, norm, &u, err);
     if (st != CH_OK && st != CH_ENOTFOUND)
         return st;
@@ -607,9 +674,8 @@ accounts_login(struct accounts *a, const char *login, const char *password, cons
     /* unknown logins verify against a dummy hash so both cases take the same time */
     if ((st = verify_password(a, known ? u.password_hash : a->dummy_hash, password, &ok, err)) != CH_OK)
         return st;
+    attempt_end(a, &t, known && ok);
     if (!known || !ok) {
-        throttle_fail(a, akey);
-        throttle_fail(a, ikey);
         explicit_bzero(&u, sizeof u);
         return ch_err_set(err, CH_EAUTH, NULL, "invalid login or password");
     }
@@ -617,7 +683,6 @@ accounts_login(struct accounts *a, const char *login, const char *password, cons
         explicit_bzero(&u, sizeof u);
         return ch_err_set(err, CH_EPERM, NULL, "this account has been disabled");
     }
-    store_kv_purge(a->o.store, STORE_B_THROTTLE, akey, NULL);
     if (crypto_pwhash_needs_rehash(u.password_hash, a->o.cost)) {
         /* auth.password_hash changed since this hash was made: store the just-verified password at the new cost */
         char h[CRYPTO_PWHASH_LEN];
@@ -864,10 +929,11 @@ accounts_set_password(struct accounts *a, const char *uid, const char *password,
 
 enum ch_status
 accounts_change_password(struct accounts *a, const struct principal *p, const char *current, const char *next,
-                         struct ch_err *err)
+                         const char *client_ip, int64_t *retry_after_s, struct ch_err *err)
 {
     struct user u;
-    char h[CRYPTO_PWHASH_LEN];
+    struct attempt t;
+    char h[CRYPTO_PWHASH_LEN], lkey[USER_LOGIN_MAX + 1];
     bool ok = false;
     enum ch_status st;
 
@@ -879,9 +945,16 @@ accounts_change_password(struct accounts *a, const struct principal *p, const ch
         return st;
     if (u.is_bot || !u.password_hash[0])
         return ch_err_set(err, CH_ECONFLICT, NULL, "this account has no password");
+    /* a stolen session guessing the password it lacks is throttled like a login (same counters) */
+    user_login_key(u.login, lkey);
+    if ((st = attempt_begin(a, lkey, client_ip, &t, retry_after_s, err)) != CH_OK) {
+        explicit_bzero(&u, sizeof u);
+        return st;
+    }
     if ((st = verify_password(a, u.password_hash, current, &ok, err)) != CH_OK)
         return st;
     explicit_bzero(&u, sizeof u);
+    attempt_end(a, &t, ok);
     if (!ok)
         return ch_err_set(err, CH_EPERM, "currentPassword", "does not match");
     if ((st = hash_password(a, next, h, err)) != CH_OK)

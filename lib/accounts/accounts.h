@@ -97,9 +97,11 @@ enum ch_status accounts_list(struct accounts *a, const char *after, size_t limit
 
 enum ch_status accounts_update_profile(struct accounts *a, const char *uid, const char *display, struct user *out,
                                        struct ch_err *err);
-/* Needs the current password; revokes every other session and token of the user. */
+/* Needs the current password (its guesses are throttled like logins, by client_ip: CH_ELIMIT with
+ * *retry_after_s); revokes every other session and token of the user. */
 enum ch_status accounts_change_password(struct accounts *a, const struct principal *p, const char *current,
-                                        const char *next, struct ch_err *err);
+                                        const char *next, const char *client_ip, int64_t *retry_after_s,
+                                        struct ch_err *err);
 /* Operator reset (no current password); revokes every session and token. */
 enum ch_status accounts_set_password(struct accounts *a, const char *uid, const char *password, struct ch_err *err);
 

@@ -3,6 +3,7 @@
  * chatto.api.v1.UserService (the directory) and chatto.api.v1.MyAccountService (the caller's own account).
  * MHD worker threads.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,11 +102,19 @@ static enum ch_status
 update_password(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
 {
     const char *cur = "", *next = NULL;
+    int64_t retry = 0;
     enum ch_status st;
 
     if ((st = json_get_str(in, "currentPassword", true, 0, 4096, &cur, err)) != CH_OK ||
-        (st = json_get_str(in, "newPassword", true, 0, 4096, &next, err)) != CH_OK ||
-        (st = accounts_change_password(c->env->accounts, c->who, cur, next, err)) != CH_OK)
+        (st = json_get_str(in, "newPassword", true, 0, 4096, &next, err)) != CH_OK)
+        return st;
+    st = accounts_change_password(c->env->accounts, c->who, cur, next, http_req_client_ip(c->req), &retry, err);
+    if (st == CH_ELIMIT) {
+        char ra[24];
+        snprintf(ra, sizeof ra, "%lld", (long long)(retry > 0 ? retry : 1));
+        http_reply_header(c->req, "Retry-After", ra);
+    }
+    if (st != CH_OK)
         return st;
     *out = cJSON_CreateObject();
     return CH_OK;

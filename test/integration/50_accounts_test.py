@@ -5,7 +5,7 @@ import subprocess
 import threading
 import time
 
-from harness import FAST_AUTH, Client, TestCase, external_env, http_request
+from harness import FAST_AUTH, TIME_SCALE, Client, TestCase, external_env, http_request
 
 ME = "chatto.api.v1.MyAccountService/GetMyAccount"
 
@@ -340,6 +340,77 @@ class Throttling(TwoProcesses):
         known = min(timed("erin") for _ in range(2))
         unknown = min(timed("nobody%d" % i) for i in range(2))
         self.assertLess(abs(known - unknown), max(known, unknown) * 0.6 + 0.02, (known, unknown))
+
+
+class PasswordGuessing(TwoProcesses):
+    """Guessing is limited per account *and address*, counted before the password is checked, on every process at
+    once; a stranger cannot lock the owner out from elsewhere (chatto trusts X-Forwarded-For from 127.0.0.1 here,
+    so each test client can speak from an address of its own)."""
+    extra_args = ["--webserver-trusted-proxies", "127.0.0.1", "--auth-login-lockout", "60s"]
+
+    def login_from(self, proc, addr, login, password, token=False):
+        body = {"login": login, "password": password, "issueToken": token}
+        return proc.post("/auth/login", body, {"Content-Type": "application/json", "X-Forwarded-For": addr})
+
+    def test_the_owner_gets_in_from_elsewhere_after_100_wrong_guesses(self):
+        self.assertEqual(Client(self.a).register("owner").status, 200)
+        for i in range(10):  # one address guesses until it is locked out
+            self.assertEqual(self.login_from(self.a, "203.0.113.250", "owner", "wrong %d!" % i).status, 401)
+        r = self.login_from(self.a, "203.0.113.250", "owner", "correct horse battery")
+        self.assertEqual(r.status, 429, r)  # even the right password, from there
+        self.assertTrue(int(r.header("Retry-After")) > 0)
+
+        def botnet(k):  # 90 more guesses from 30 other addresses, on both processes, 10 at a time
+            for i in range(k, 90, 10):
+                r = self.login_from(self.a if i % 2 else self.b, "203.0.113.%d" % (i // 3 + 1), "owner", "w %d!" % i)
+                assert r.status in (401, 429), r
+
+        bots = [threading.Thread(target=botnet, args=(k,)) for k in range(10)]
+        for t in bots:
+            t.start()
+        for t in bots:
+            t.join()
+        # ...the owner, from a fresh address, is not: slowed down a little at most
+        t0 = time.monotonic()
+        r = self.login_from(self.b, "198.51.100.9", "owner", "correct horse battery")
+        took = time.monotonic() - t0
+        self.assertEqual(r.status, 200, r)
+        self.assertLess(took, 3.0 * TIME_SCALE, "the owner waited %.1f s" % took)
+
+    def test_concurrent_guesses_never_exceed_the_limit(self):
+        self.assertEqual(Client(self.a).register("target").status, 200)
+        results = []
+
+        def guess(i):
+            r = self.login_from(self.a if i % 2 else self.b, "203.0.113.77", "target", "guess %d!" % i)
+            results.append(r.status)
+
+        threads = [threading.Thread(target=guess, args=(i,)) for i in range(60)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        # auth.login_max_failures = 10 (the default): ten guesses were checked, fifty refused before checking
+        self.assertEqual(results.count(401), 10, results)
+        self.assertEqual(results.count(429), 50, results)
+
+    def test_current_password_guesses_are_throttled(self):
+        u = Client(self.a)
+        self.assertEqual(u.register("victim", token=True).status, 200)
+        statuses = []
+        for i in range(30):  # a stolen session trying to change the password it does not know
+            r = u.call("chatto.api.v1.MyAccountService/UpdatePassword",
+                       {"currentPassword": "guess %d!" % i, "newPassword": "a brand new password"},
+                       {"X-Forwarded-For": "203.0.113.99"})
+            statuses.append(r.status)
+        self.assertEqual(statuses[:10], [403] * 10, statuses)
+        self.assertEqual(set(statuses[10:]), {429}, statuses)
+        self.assertTrue(int(r.header("Retry-After")) > 0)
+        # the owner, from their own address, still can
+        r = u.call("chatto.api.v1.MyAccountService/UpdatePassword",
+                   {"currentPassword": "correct horse battery", "newPassword": "a brand new password"},
+                   {"X-Forwarded-For": "198.51.100.1"})
+        self.assertEqual(r.status, 200, r)
 
 
 class Limits(TwoProcesses):
