@@ -281,6 +281,9 @@ app_accounts_opts(const struct cfg *cfg, struct store *st, struct accounts_opts 
     ao->login_max_failures = (int)cfg_int(cfg, CFG_AUTH_LOGIN_MAX_FAILURES);
     ao->login_max_failures_per_ip = (int)cfg_int(cfg, CFG_AUTH_LOGIN_MAX_FAILURES_PER_IP);
     ao->login_lockout_ms = cfg_int(cfg, CFG_AUTH_LOGIN_LOCKOUT);
+    ao->register_max_per_ip = (int)cfg_int(cfg, CFG_AUTH_REGISTER_MAX_PER_IP);
+    ao->register_max = (int)cfg_int(cfg, CFG_AUTH_REGISTER_MAX);
+    ao->register_window_ms = cfg_int(cfg, CFG_AUTH_REGISTER_WINDOW);
 }
 
 /* systemd's readiness protocol (Type=notify): one datagram to $NOTIFY_SOCKET. A no-op outside systemd. */
@@ -351,7 +354,7 @@ lookup_user(void *chat, const char *uid, struct user *out)
 int
 app_run(struct cfg *cfg, const struct cli_args *args)
 {
-    struct api_env env = { .cfg = cfg, .version = CHATTO_VERSION };
+    struct api_env env = { .cfg = cfg, .version = CHATTO_VERSION, .log_limit = log_limit_new(30000) };
     struct http *http = NULL;
     struct sup *sup = NULL;
     struct store *store = NULL;
@@ -622,6 +625,7 @@ out:
     sup_stop(sup);
     store_library_shutdown();
     netaddr_set_free(proxies);
+    log_limit_free(env.log_limit);
     if (lock_fd >= 0)
         close(lock_fd);
     if (rc == 0)

@@ -504,12 +504,6 @@ fail:
     return st;
 }
 
-enum ch_status
-accounts_register(struct accounts *a, const char *login, const char *password, const char *display, struct user *out,
-                  struct ch_err *err)
-{
-    return create_account(a, login, password, display, false, NULL, -1, out, err);
-}
 
 enum ch_status
 accounts_create_user(struct accounts *a, const char *login, const char *password, const char *display,
@@ -551,14 +545,14 @@ struct window_count {
 };
 
 static bool
-counter_read(struct accounts *a, const char *key, struct window_count *c, uint64_t *rev)
+counter_read(struct accounts *a, const char *key, int64_t window_ms, struct window_count *c, uint64_t *rev)
 {
     char *v = NULL;
     bool ok = store_kv_get(a->o.store, STORE_B_THROTTLE, key, &v, NULL, rev, NULL) == CH_OK &&
               sscanf(v, "%lld %lld", &c->n, &c->start) == 2;
 
     free(v);
-    if (ok && clock_wall_ms() - c->start >= a->o.login_lockout_ms)
+    if (ok && clock_wall_ms() - c->start >= window_ms)
         c->n = 0; /* an old window: starts over */
     return ok;
 }
@@ -566,20 +560,20 @@ counter_read(struct accounts *a, const char *key, struct window_count *c, uint64
 /* Add delta to key's count (a new window if the last one ended). With max > 0, only while the count is below
  * max: else false, and *retry_s = seconds until the window ends. */
 static bool
-counter_add(struct accounts *a, const char *key, int delta, int max, int64_t *retry_s)
+counter_add(struct accounts *a, const char *key, int64_t window_ms, int delta, int max, int64_t *retry_s)
 {
     for (int i = 0; i < CAS_RETRIES; i++) {
         struct window_count c = { 0, 0 };
         uint64_t rev = 0;
         char buf[64];
         int64_t now = clock_wall_ms();
-        bool have = counter_read(a, key, &c, &rev);
+        bool have = counter_read(a, key, window_ms, &c, &rev);
         enum ch_status st;
 
         if (!have || c.n == 0)
             c.start = now, c.n = 0;
         if (max > 0 && delta > 0 && c.n >= max) {
-            int64_t end = c.start + a->o.login_lockout_ms;
+            int64_t end = c.start + window_ms;
             if (retry_s)
                 *retry_s = end > now ? (end - now + 999) / 1000 : 1;
             return false;
@@ -612,21 +606,21 @@ attempt_begin(struct accounts *a, const char *lkey, const char *client_ip, struc
     ip_key(client_ip ? client_ip : "unknown", t->ikey, sizeof t->ikey);
     snprintf(t->pkey, sizeof t->pkey, "p.%s.%s", lkey, t->ikey + 2);
     snprintf(t->akey, sizeof t->akey, "a.%s", lkey);
-    if (a->o.login_max_failures > 0 && !counter_add(a, t->pkey, 1, a->o.login_max_failures, &retry)) {
+    if (a->o.login_max_failures > 0 && !counter_add(a, t->pkey, a->o.login_lockout_ms, 1, a->o.login_max_failures, &retry)) {
         *retry_after_s = retry;
         return ch_err_set(err, CH_ELIMIT, NULL,
                           "too many failed attempts for this account from your address; try again in %" PRId64
                           " seconds",
                           retry);
     }
-    if (a->o.login_max_failures_per_ip > 0 && !counter_add(a, t->ikey, 1, a->o.login_max_failures_per_ip, &retry)) {
-        counter_add(a, t->pkey, -1, 0, NULL);
+    if (a->o.login_max_failures_per_ip > 0 && !counter_add(a, t->ikey, a->o.login_lockout_ms, 1, a->o.login_max_failures_per_ip, &retry)) {
+        counter_add(a, t->pkey, a->o.login_lockout_ms, -1, 0, NULL);
         *retry_after_s = retry;
         return ch_err_set(err, CH_ELIMIT, NULL,
                           "too many failed attempts from your address; try again in %" PRId64 " seconds", retry);
     }
     uint64_t rev;
-    if (a->o.login_max_failures > 0 && counter_read(a, t->akey, &fails, &rev) && fails.n > a->o.login_max_failures) {
+    if (a->o.login_max_failures > 0 && counter_read(a, t->akey, a->o.login_lockout_ms, &fails, &rev) && fails.n > a->o.login_max_failures) {
         long long ms = (fails.n - a->o.login_max_failures) * 100;
         nanosleep(&(struct timespec){ ms >= 2000 ? 2 : 0, (long)(ms >= 2000 ? 0 : ms) * 1000000L }, NULL);
     }
@@ -640,12 +634,47 @@ attempt_end(struct accounts *a, const struct attempt *t, bool ok)
 {
     if (!ok) {
         if (a->o.login_max_failures > 0)
-            counter_add(a, t->akey, 1, 0, NULL);
+            counter_add(a, t->akey, a->o.login_lockout_ms, 1, 0, NULL);
         return;
     }
     store_kv_purge(a->o.store, STORE_B_THROTTLE, t->pkey, NULL);
     if (a->o.login_max_failures_per_ip > 0)
-        counter_add(a, t->ikey, -1, 0, NULL);
+        counter_add(a, t->ikey, a->o.login_lockout_ms, -1, 0, NULL);
+}
+
+/* ---- registrations: limited per address and overall (counters r.<address> and r.all, like the above) ---- */
+
+enum ch_status
+accounts_register(struct accounts *a, const char *login, const char *password, const char *display,
+                  const char *client_ip, int64_t *retry_after_s, struct user *out, struct ch_err *err)
+{
+    char ikey[80], rkey[90];
+    int64_t retry = 0, win = a->o.register_window_ms;
+    enum ch_status st;
+
+    ip_key(client_ip ? client_ip : "unknown", ikey, sizeof ikey);
+    snprintf(rkey, sizeof rkey, "r.%s", ikey + 2);
+    /* taken before the password is hashed (the expensive part), given back when the account is not created */
+    if (a->o.register_max_per_ip > 0 && !counter_add(a, rkey, win, 1, a->o.register_max_per_ip, &retry)) {
+        *retry_after_s = retry;
+        return ch_err_set(err, CH_ELIMIT, NULL,
+                          "too many new accounts from your address; try again in %" PRId64 " seconds", retry);
+    }
+    if (a->o.register_max > 0 && !counter_add(a, "r.all", win, 1, a->o.register_max, &retry)) {
+        if (a->o.register_max_per_ip > 0)
+            counter_add(a, rkey, win, -1, 0, NULL);
+        *retry_after_s = retry;
+        return ch_err_set(err, CH_ELIMIT, NULL,
+                          "this server takes no more new accounts for now; try again in %" PRId64 " seconds", retry);
+    }
+    st = create_account(a, login, password, display, false, NULL, -1, out, err);
+    if (st != CH_OK) {
+        if (a->o.register_max_per_ip > 0)
+            counter_add(a, rkey, win, -1, 0, NULL);
+        if (a->o.register_max > 0)
+            counter_add(a, "r.all", win, -1, 0, NULL);
+    }
+    return st;
 }
 
 enum ch_status

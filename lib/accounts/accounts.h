@@ -33,6 +33,8 @@ struct accounts_opts {
     int login_max_failures;
     int login_max_failures_per_ip;
     int64_t login_lockout_ms;
+    int register_max_per_ip, register_max; /* per register_window_ms; 0 = no limit */
+    int64_t register_window_ms;
 };
 
 /* Who is calling: the user and the credential they used (so logout revokes exactly that one). */
@@ -66,7 +68,7 @@ void accounts_stop_cache(struct accounts *a);
 /* Register (or fail with CH_EEXIST "login taken", CH_ELIMIT at limits.max_users). The first account becomes the
  * owner. password is checked and hashed here. */
 enum ch_status accounts_register(struct accounts *a, const char *login, const char *password, const char *display,
-                                 struct user *out, struct ch_err *err);
+                                 const char *client_ip, int64_t *retry_after_s, struct user *out, struct ch_err *err);
 /* Check a login: CH_EAUTH with one generic message for unknown users and wrong passwords (same work either way),
  * CH_ELIMIT with *retry_after_s while throttled, CH_EPERM for disabled accounts. */
 enum ch_status accounts_login(struct accounts *a, const char *login, const char *password, const char *client_ip,

@@ -137,6 +137,7 @@ account_register(struct http_req *r, void *envp)
     struct account_in in;
     struct ch_err err = { 0 };
     struct user u;
+    int64_t retry = 0;
     enum ch_status st;
 
     if (!cfg_bool(env->cfg, CFG_AUTH_DIRECT_REGISTRATION)) {
@@ -149,7 +150,8 @@ account_register(struct http_req *r, void *envp)
         else if (!*in.password)
             st = ch_err_set(&err, CH_EINVAL, "password", "required");
         else
-            st = accounts_register(env->accounts, in.login, in.password, in.display, &u, &err);
+            st = accounts_register(env->accounts, in.login, in.password, in.display, http_req_client_ip(r),
+                                   &retry, &u, &err);
     }
     if (st == CH_OK) {
         struct ch_err jerr = { 0 };
@@ -161,6 +163,13 @@ account_register(struct http_req *r, void *envp)
         explicit_bzero(&u, sizeof u);
     } else {
         http_reply_error(r, st, &err);
+        if (st == CH_ELIMIT && retry > 0) {
+            char ra[24];
+            snprintf(ra, sizeof ra, "%" PRId64, retry);
+            http_reply_header(r, "Retry-After", ra);
+            log_limited(env->log_limit, LOGL_WARN, "register", "account: registrations limited for %s",
+                        http_req_client_ip(r));
+        }
     }
     in_free(&in);
 }
@@ -194,7 +203,8 @@ account_login(struct http_req *r, void *envp)
             char ra[24];
             snprintf(ra, sizeof ra, "%" PRId64, retry > 0 ? retry : 1);
             http_reply_header(r, "Retry-After", ra);
-            log_warn("account: login throttled for %s", http_req_client_ip(r));
+            log_limited(env->log_limit, LOGL_WARN, "login", "account: logins throttled for %s",
+                        http_req_client_ip(r));
         }
     }
     in_free(&in);

@@ -39,6 +39,7 @@ struct api_env {
     const char *cookie_name;   /* "__Host-chatto_session" over https, else "chatto_session" */
     bool cookie_secure;
     const char *version;
+    struct log_limit *log_limit; /* for lines a client can cause at will (throttled logins and registrations) */
     atomic_bool draining;
 };
 

@@ -413,6 +413,34 @@ class PasswordGuessing(TwoProcesses):
         self.assertEqual(r.status, 200, r)
 
 
+class RegistrationRates(TwoProcesses):
+    """New accounts are limited per address and overall, on every process at once (a spammer made 200 accounts
+    from one address at 14/s, and their hashing slowed real logins down)."""
+    extra_args = ["--webserver-trusted-proxies", "127.0.0.1", "--auth-register-max-per-ip", "5",
+                  "--auth-register-max", "8", "--auth-register-window", "1h"]
+
+    def register_from(self, proc, addr, login):
+        body = {"login": login, "password": "correct horse battery"}
+        return proc.post("/auth/register", body, {"Content-Type": "application/json", "X-Forwarded-For": addr})
+
+    def test_per_address_and_overall(self):
+        for i in range(5):
+            self.assertEqual(self.register_from(self.a if i % 2 else self.b, "203.0.113.5", "spam%d" % i).status, 200)
+        r = self.register_from(self.a, "203.0.113.5", "spam5")
+        self.assertEqual((r.status, r.json()["code"]), (429, "resource_exhausted"), r)
+        self.assertIn("from your address", r.json()["message"])
+        self.assertTrue(0 < int(r.header("Retry-After")) <= 3600)
+        # a refused registration (login taken) does not use up the address's allowance
+        self.assertEqual(self.register_from(self.b, "198.51.100.7", "spam0").status, 409)
+        for i in range(3):
+            self.assertEqual(self.register_from(self.b, "198.51.100.7", "other%d" % i).status, 200)
+        r = self.register_from(self.a, "192.0.2.1", "late")  # 8 accounts made: the server takes no more for now
+        self.assertEqual((r.status, r.json()["code"]), (429, "resource_exhausted"), r)
+        self.assertIn("no more new accounts", r.json()["message"])
+        # logging in is not registering
+        self.assertEqual(Client(self.a).login("spam1").status, 200)
+
+
 class Limits(TwoProcesses):
     extra_env = {"CHATTO_LIMITS_MAX_USERS": "2"}
 
