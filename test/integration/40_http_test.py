@@ -97,9 +97,12 @@ class HttpEdge(TestCase):
         s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                    "Transfer-Encoding: chunked\r\n\r\n" % GET_SERVER).encode())
         chunk = b"x" * 3000
-        for _ in range(3):
-            s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        s.sendall(b"0\r\n\r\n")
+        try:  # the server answers 413 and closes as soon as the body passes its cap: later sends may fail
+            for _ in range(3):
+                s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            s.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
         s.settimeout(5)
         data = s.recv(65536).decode()
         s.close()
