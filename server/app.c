@@ -41,6 +41,7 @@
 
 #include "api/api.h"
 #include "base/netaddr.h"
+#include "base/ratelimit.h"
 #include "base/parse.h"
 #include "chat/chat.h"
 #include "crypto/crypto.h"
@@ -354,7 +355,15 @@ lookup_user(void *chat, const char *uid, struct user *out)
 int
 app_run(struct cfg *cfg, const struct cli_args *args)
 {
-    struct api_env env = { .cfg = cfg, .version = CHATTO_VERSION, .log_limit = log_limit_new(30000) };
+    struct api_env env = {
+        .cfg = cfg,
+        .version = CHATTO_VERSION,
+        .log_limit = log_limit_new(30000),
+        .writes = ratelimit_new((double)cfg_int(cfg, CFG_LIMITS_MESSAGES_PER_SECOND),
+                                (double)cfg_int(cfg, CFG_LIMITS_MESSAGES_BURST)),
+        .bot_writes = ratelimit_new((double)cfg_int(cfg, CFG_LIMITS_BOT_MESSAGES_PER_SECOND),
+                                    (double)cfg_int(cfg, CFG_LIMITS_BOT_MESSAGES_BURST)),
+    };
     struct http *http = NULL;
     struct sup *sup = NULL;
     struct store *store = NULL;
@@ -626,6 +635,8 @@ out:
     store_library_shutdown();
     netaddr_set_free(proxies);
     log_limit_free(env.log_limit);
+    ratelimit_free(env.writes);
+    ratelimit_free(env.bot_writes);
     if (lock_fd >= 0)
         close(lock_fd);
     if (rc == 0)

@@ -40,6 +40,7 @@ struct api_env {
     bool cookie_secure;
     const char *version;
     struct log_limit *log_limit; /* for lines a client can cause at will (throttled logins and registrations) */
+    struct ratelimit *writes, *bot_writes; /* message writes per user (limits.*messages*), this process */
     atomic_bool draining;
 };
 

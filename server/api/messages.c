@@ -1,12 +1,30 @@
 /* SPDX-License-Identifier: MIT */
-/* chatto.api.v1.MessageService: post, edit, delete, read and react. MHD worker threads. */
+/* chatto.api.v1.MessageService: post, edit, delete, read and react. HTTP worker threads. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "api/api.h"
+#include "base/clock.h"
+#include "base/ratelimit.h"
 #include "chat/chat.h"
 #include "json/json.h"
 
 #define ME (&c->who->user)
+
+/* Every message write takes a token from its user's bucket (limits.messages_per_second, bots their own). Buckets
+ * are per process: a client whose requests a balancer spreads over N processes gets up to N times the rate. */
+static enum ch_status
+write_allowed(struct api_ctx *c, struct ch_err *err)
+{
+    int64_t retry_ms = 0;
+    char ra[24];
+
+    if (ratelimit_take(ME->is_bot ? c->env->bot_writes : c->env->writes, ME->id, clock_mono_ms(), &retry_ms))
+        return CH_OK;
+    snprintf(ra, sizeof ra, "%lld", (long long)((retry_ms + 999) / 1000));
+    http_reply_header(c->req, "Retry-After", ra);
+    return ch_err_set(err, CH_ELIMIT, NULL, "too many messages too fast; try again in %lld ms", (long long)retry_ms);
+}
 
 /* {roomId, eventId} */
 static enum ch_status
@@ -30,7 +48,8 @@ create_message(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *e
         (st = json_get_str(in, "body", true, 0, 65536, &body, err)) != CH_OK ||
         (st = json_get_str(in, "threadRootEventId", false, 0, 64, &root, err)) != CH_OK ||
         (st = json_get_str(in, "inReplyTo", false, 0, 64, &reply, err)) != CH_OK ||
-        (st = json_get_str_array(in, "attachmentAssetIds", false, 32, 1, 64, &assets, &nassets, err)) != CH_OK)
+        (st = json_get_str_array(in, "attachmentAssetIds", false, 32, 1, 64, &assets, &nassets, err)) != CH_OK ||
+        (st = write_allowed(c, err)) != CH_OK)
         return st;
     free(assets);
     if (nassets)
@@ -44,7 +63,8 @@ update_message(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *e
     const char *room = NULL, *ev = NULL, *body = NULL;
     enum ch_status st;
 
-    if ((st = target(in, &room, &ev, err)) != CH_OK || (st = json_get_str(in, "body", true, 0, 65536, &body, err)))
+    if ((st = target(in, &room, &ev, err)) != CH_OK || (st = json_get_str(in, "body", true, 0, 65536, &body, err)) ||
+        (st = write_allowed(c, err)) != CH_OK)
         return st;
     return chat_edit(c->env->chat, ME, room, ev, body, out, err);
 }
@@ -55,7 +75,8 @@ delete_message(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *e
     const char *room = NULL, *ev = NULL;
     enum ch_status st;
 
-    if ((st = target(in, &room, &ev, err)) != CH_OK || (st = chat_delete(c->env->chat, ME, room, ev, err)) != CH_OK)
+    if ((st = target(in, &room, &ev, err)) != CH_OK || (st = write_allowed(c, err)) != CH_OK ||
+        (st = chat_delete(c->env->chat, ME, room, ev, err)) != CH_OK)
         return st;
     *out = cJSON_CreateObject();
     cJSON_AddBoolToObject(*out, "deleted", true);
@@ -94,7 +115,8 @@ react(struct api_ctx *c, const cJSON *in, cJSON **out, bool add, struct ch_err *
     const char *room = NULL, *ev = NULL, *emoji = NULL;
     enum ch_status st;
 
-    if ((st = target(in, &room, &ev, err)) != CH_OK || (st = json_get_str(in, "emoji", true, 0, 256, &emoji, err)))
+    if ((st = target(in, &room, &ev, err)) != CH_OK || (st = json_get_str(in, "emoji", true, 0, 256, &emoji, err)) ||
+        (st = write_allowed(c, err)) != CH_OK)
         return st;
     return chat_react(c->env->chat, ME, room, ev, emoji, add, out, err);
 }

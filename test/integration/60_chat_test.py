@@ -3,8 +3,9 @@
 import json
 import os
 import threading
+import time
 
-from harness import FAST_AUTH, Client, TestCase, external_env, http_request
+from harness import FAST_AUTH, Client, TestCase, external_env, http_request, wait_for
 
 R = "chatto.api.v1.RoomService/"
 M = "chatto.api.v1.MessageService/"
@@ -592,3 +593,33 @@ class FullStore(TestCase):
                 self.assertEqual(r.json()["code"], "resource_exhausted")
         self.assertNotIn(500, statuses)
         self.assertEqual(c.get("/healthz").status, 200)
+
+
+class WriteRate(TestCase):
+    def test_one_user_cannot_flood(self):
+        """limits.messages_per_second (5) and messages_burst (30) by default: one user posted 500 messages in
+        3.3 s before; now the burst goes through, then writes are refused with 429 and Retry-After."""
+        c = self.chatto(args=["--auth-password-hash", "owasp"])  # the default limits, unlike FAST_AUTH
+        u = Client(c)
+        self.assertEqual(u.register("flooder", token=True).status, 200)
+        t0 = time.monotonic()
+        statuses, last = [], None
+        for i in range(80):
+            r = u.call(M + "CreateMessage", {"roomId": "general", "body": "flood %d" % i})
+            statuses.append(r.status)
+            if r.status == 429:
+                last = r
+        elapsed = time.monotonic() - t0
+        ok = statuses.count(200)
+        self.assertGreaterEqual(ok, 30)
+        self.assertLessEqual(ok, 30 + 5 * elapsed + 1, (ok, elapsed))
+        self.assertEqual(set(statuses), {200, 429})
+        self.assertEqual(last.json()["code"], "resource_exhausted")
+        retry = int(last.header("Retry-After"))
+        self.assertTrue(1 <= retry <= 2, retry)
+        # another user is not held back, and the flooder may post again once the bucket refilled
+        other = Client(c)
+        self.assertEqual(other.register("calm", token=True).status, 200)
+        self.assertEqual(other.call(M + "CreateMessage", {"roomId": "general", "body": "hello"}).status, 200)
+        wait_for(lambda: u.call(M + "CreateMessage", {"roomId": "general", "body": "later"}).status == 200, 5,
+                 "the flooder's bucket to refill")

@@ -15,6 +15,7 @@
 #include "base/ids.h"
 #include "base/map.h"
 #include "base/netaddr.h"
+#include "base/ratelimit.h"
 #include "base/utf8.h"
 #include "crypto/crypto.h"
 
@@ -175,10 +176,36 @@ test_clock_reads_the_right_clocks(void **state)
     assert_true(w / 1000 >= unix_s - 1 && w / 1000 <= unix_s + 1);
 }
 
+static void
+test_ratelimit_burst_then_rate(void **state)
+{
+    struct ratelimit *rl = ratelimit_new(5, 3);
+    int64_t retry = 0;
+
+    (void)state;
+    for (int i = 0; i < 3; i++)
+        assert_true(ratelimit_take(rl, "u1", 1000, &retry));
+    assert_false(ratelimit_take(rl, "u1", 1000, &retry));
+    assert_true(retry > 0 && retry <= 201);              /* one token every 200 ms */
+    assert_true(ratelimit_take(rl, "u2", 1000, &retry)); /* others have their own bucket */
+    assert_false(ratelimit_take(rl, "u1", 1100, &retry)); /* half a token */
+    assert_true(ratelimit_take(rl, "u1", 1200, &retry));
+    assert_true(ratelimit_take(rl, "u1", 100000, &retry)); /* saved up, but never past the burst: */
+    assert_true(ratelimit_take(rl, "u1", 100000, &retry));
+    assert_true(ratelimit_take(rl, "u1", 100000, &retry));
+    assert_false(ratelimit_take(rl, "u1", 100000, &retry));
+    ratelimit_free(rl);
+    rl = ratelimit_new(0, 1); /* 0: no limit */
+    for (int i = 0; i < 1000; i++)
+        assert_true(ratelimit_take(rl, "u1", 0, &retry));
+    ratelimit_free(rl);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ratelimit_burst_then_rate),
         cmocka_unit_test(test_utf8_accepts_valid_rejects_invalid),
         cmocka_unit_test(test_netaddr_sets),
         cmocka_unit_test(test_ids_are_sortable_and_subject_safe),
