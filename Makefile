@@ -43,7 +43,8 @@ all: $(B)/chatto
 help:
 	@echo "Targets:"
 	@echo "  all               build build/chatto (default)"
-	@echo "  run               install missing Debian packages, build, run with embedded NATS (data in ./data)"
+	@echo "  run               install missing Debian packages, build, run with embedded NATS (data in ./data) on"
+	@echo "                    127.0.0.1 only (BIND=0.0.0.0 for the network; ARGS=\"--flag value\" for more)"
 	@echo "  test              install missing packages, build, run unit + integration tests"
 	@echo "  test-unit         C unit tests (cmocka)"
 	@echo "  test-integration  Python integration tests against the real binary and a real nats-server"
@@ -117,9 +118,11 @@ deps:
 deps-test:
 	@packaging/deps.sh test
 
+# a developer's server answers this machine only unless told otherwise (BIND=0.0.0.0)
+BIND ?= 127.0.0.1
 run: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(B)/chatto run $(ARGS)
+	$(B)/chatto run --webserver-bind-address $(BIND) $(ARGS)
 
 test: deps-test
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN)

@@ -511,6 +511,9 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     };
     struct ws_opts wso = {
         .max_connections = (int)cfg_int(cfg, CFG_REALTIME_MAX_CONNECTIONS),
+        .max_per_user = (int)cfg_int(cfg, CFG_REALTIME_MAX_CONNECTIONS_PER_USER),
+        .max_per_ip = (int)cfg_int(cfg, CFG_REALTIME_MAX_CONNECTIONS_PER_IP),
+        .max_unauthenticated = (int)cfg_int(cfg, CFG_REALTIME_MAX_UNAUTHENTICATED),
         .ping_ms = cfg_int(cfg, CFG_REALTIME_PING_INTERVAL),
         .idle_ms = cfg_int(cfg, CFG_REALTIME_IDLE_TIMEOUT),
         .hello_ms = cfg_int(cfg, CFG_REALTIME_HELLO_TIMEOUT),
@@ -557,6 +560,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         .memory_limit = (size_t)cfg_int(cfg, CFG_WEBSERVER_CONNECTION_MEMORY),
         .request_logging = cfg_bool(cfg, CFG_WEBSERVER_REQUEST_LOGGING),
         .trusted_proxies = proxies,
+        .proxy_forwarded = strcmp(cfg_str(cfg, CFG_WEBSERVER_PROXY_HEADER), "forwarded") == 0,
         .instance = instance,
     };
     if (http_start(&ho, api_routes(), &env, &http, &err) != CH_OK) {
@@ -598,6 +602,10 @@ app_run(struct cfg *cfg, const struct cli_args *args)
             log_info("app: ready");
             sd_notify_msg("READY=1\nSTATUS=ready");
             printf("Chatto %s is ready: open %s\n", CHATTO_VERSION, public_url);
+            bool owned = true;
+            if (accounts_has_owner(accounts, &owned, NULL) == CH_OK && !owned)
+                printf("No account exists yet: the first account registered (in the browser, or with `chatto user "
+                       "create`) becomes the server owner.\n");
             fflush(stdout);
         } else if (ready != was_ready && announced) {
             if (ready)

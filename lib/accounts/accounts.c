@@ -920,6 +920,17 @@ accounts_list(struct accounts *a, const char *after, size_t limit, bool include_
     return CH_OK;
 }
 
+enum ch_status
+accounts_has_owner(struct accounts *a, bool *yes, struct ch_err *err)
+{
+    char *v = NULL;
+    enum ch_status st = store_kv_get(a->o.store, STORE_B_META, "owner", &v, NULL, NULL, err);
+
+    free(v);
+    *yes = st == CH_OK;
+    return st == CH_ENOTFOUND ? CH_OK : st;
+}
+
 static enum ch_status
 set_display(struct user *u, void *ctx, struct ch_err *err)
 {

@@ -97,6 +97,9 @@ enum ch_status accounts_get_by_login(struct accounts *a, const char *login, stru
 enum ch_status accounts_list(struct accounts *a, const char *after, size_t limit, bool include_disabled,
                              struct user **out, size_t *n, char next[ID_MAX + 1], struct ch_err *err);
 
+/* Whether the server has an owner yet (the first account registered becomes it). */
+enum ch_status accounts_has_owner(struct accounts *a, bool *yes, struct ch_err *err);
+
 enum ch_status accounts_update_profile(struct accounts *a, const char *uid, const char *display, struct user *out,
                                        struct ch_err *err);
 /* Needs the current password (its guesses are throttled like logins, by client_ip: CH_ELIMIT with

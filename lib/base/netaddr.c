@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct cidr {
     unsigned char addr[16]; /* IPv4 stored as IPv4-mapped IPv6 */
@@ -127,4 +128,118 @@ netaddr_normalize(const char *ip, char *buf, size_t len)
     if (v4)
         return inet_ntop(AF_INET, a + 12, buf, (socklen_t)len) != NULL;
     return inet_ntop(AF_INET6, a, buf, (socklen_t)len) != NULL;
+}
+
+/* ---- the client behind proxies ---- */
+
+/* The address in one list entry (surrounding blanks, quotes, brackets and a port dropped), normalised into out. */
+static bool
+entry_address(const char *s, size_t n, char *out, size_t len)
+{
+    char buf[64];
+
+    while (n && (*s == ' ' || *s == '\t'))
+        s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"')
+        s++, n -= 2;
+    if (n && s[0] == '[') { /* [v6] or [v6]:port */
+        const char *close = memchr(s, ']', n);
+        if (!close)
+            return false;
+        size_t rest = n - (size_t)(close + 1 - s);
+        if (rest && close[1] != ':')
+            return false;
+        n = (size_t)(close - s - 1);
+        s++;
+    } else {
+        const char *colon = memchr(s, ':', n);
+        if (colon && !memchr(colon + 1, ':', n - (size_t)(colon + 1 - s))) /* one colon: v4:port */
+            n = (size_t)(colon - s);
+    }
+    if (n == 0 || n >= sizeof buf)
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return netaddr_normalize(buf, out, len);
+}
+
+/* The value of the for= parameter of one Forwarded element (s, n), quotes kept for entry_address. */
+static bool
+forwarded_for(const char *s, size_t n, const char **v, size_t *vn)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == ';'))
+            i++;
+        size_t name = i;
+        while (i < n && s[i] != '=' && s[i] != ';')
+            i++;
+        if (i >= n || s[i] != '=')
+            return false;
+        size_t namelen = i - name, start = ++i;
+        if (i < n && s[i] == '"') {
+            for (i++; i < n && s[i] != '"'; i++)
+                if (s[i] == '\\' && i + 1 < n)
+                    i++;
+            if (i >= n)
+                return false;
+            i++;
+        } else {
+            while (i < n && s[i] != ';')
+                i++;
+        }
+        if (namelen == 3 && strncasecmp(s + name, "for", 3) == 0) {
+            *v = s + start;
+            *vn = i - start;
+            return true;
+        }
+    }
+    return false;
+}
+
+void
+netaddr_client(const struct netaddr_set *trusted, const char *peer, const char *header, enum netaddr_via via,
+               char *out, size_t len)
+{
+    enum { MAX_HOPS = 64 };
+    const char *start[MAX_HOPS]; /* a ring: only the last MAX_HOPS entries can matter */
+    size_t size[MAX_HOPS], n = 0;
+
+    snprintf(out, len, "%s", peer);
+    if (!header || !trusted || !netaddr_set_contains(trusted, peer))
+        return;
+    /* split at commas outside quotes */
+    const char *p = header, *e = header;
+    bool quoted = false;
+    for (;; e++) {
+        if (*e == '"')
+            quoted = !quoted;
+        else if (*e == '\\' && quoted && e[1])
+            e++;
+        else if ((*e == ',' && !quoted) || !*e) {
+            start[n % MAX_HOPS] = p;
+            size[n % MAX_HOPS] = (size_t)(e - p);
+            n++;
+            if (!*e)
+                break;
+            p = e + 1;
+        }
+    }
+    for (size_t left = n < MAX_HOPS ? n : MAX_HOPS; left--;) {
+        size_t i = --n % MAX_HOPS;
+        const char *v = start[i];
+        size_t vn = size[i];
+        char addr[64];
+
+        if (via == NETADDR_VIA_FORWARDED && !forwarded_for(start[i], size[i], &v, &vn))
+            return;
+        if (!entry_address(v, vn, addr, sizeof addr))
+            return;
+        snprintf(out, len, "%s", addr);
+        if (!netaddr_set_contains(trusted, addr))
+            return;
+    }
 }

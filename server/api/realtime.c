@@ -7,6 +7,7 @@
  * none (the client then sends a hello with a token); room for another socket (else 503). Connection threads.
  */
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -19,6 +20,7 @@ struct pending {
     struct ws *ws;
     bool authed;
     struct principal who;
+    char ip[64];
 };
 
 static void
@@ -26,7 +28,7 @@ adopt(void *cls, int fd, struct MHD_UpgradeResponseHandle *urh, const char *extr
 {
     struct pending *p = cls;
 
-    ws_adopt(p->ws, fd, urh, extra, len, p->authed ? &p->who : NULL);
+    ws_adopt(p->ws, fd, urh, extra, len, p->authed ? &p->who : NULL, p->ip);
     sodium_memzero(p, sizeof *p);
     free(p);
 }
@@ -36,7 +38,7 @@ abandon(void *cls)
 {
     struct pending *p = cls;
 
-    ws_release(p->ws);
+    ws_release(p->ws, p->ip, p->authed ? p->who.user.id : NULL);
     sodium_memzero(p, sizeof *p);
     free(p);
 }
@@ -108,10 +110,14 @@ api_realtime_upgrade(struct http_req *r, void *envp)
         }
         p->authed = true;
     }
-    if (!ws_reserve(env->ws)) {
+    snprintf(p->ip, sizeof p->ip, "%s", http_req_client_ip(r));
+    const char *why = NULL;
+    if ((st = ws_reserve(env->ws, p->ip, p->authed ? p->who.user.id : NULL, &why)) != CH_OK) {
         sodium_memzero(p, sizeof *p);
         free(p);
-        http_reply_errorf(r, CH_EUNAVAIL, "too many realtime connections on this server; retry later");
+        http_reply_errorf(r, st, "%s", why);
+        if (st == CH_ELIMIT)
+            http_reply_header(r, "Retry-After", "10");
         return;
     }
     http_reply_header(r, "Upgrade", "websocket");

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/map.h"
 #include "base/netaddr.h"
 #include "log/log.h"
 #include "store/store.h"
@@ -65,6 +66,8 @@ struct http {
     atomic_int inflight;
     atomic_bool draining;
     struct MHD_Response **statics; /* per route: the response of a static_json route, built once */
+    pthread_mutex_t ipmu; /* guards perip */
+    struct map *perip;    /* client address -> (uintptr_t) open connections (not for trusted proxies) */
     struct log_limit *mhd_log_limit;
 
     pthread_mutex_t wmu; /* guards the workers' queue and counts */
@@ -91,44 +94,63 @@ mhd_log(void *cls, const char *fmt, va_list ap)
     log_limited(h ? h->mhd_log_limit : NULL, LOGL_WARN, fmt, "http: %s", buf);
 }
 
-/* Client IP: the peer, or, when the peer is a trusted proxy, the right-most X-Forwarded-For entry that is not
- * itself a trusted proxy (entries left of it could be forged by the client). */
+/* The peer's address, normalised (IPv4-mapped IPv6 as dotted IPv4). */
+static bool
+peer_address(const struct sockaddr *sa, char *out, size_t len)
+{
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)len);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)len);
+    else
+        return false;
+    return netaddr_normalize(out, out, len);
+}
+
+struct header_lines {
+    const char *name;
+    char *buf; /* the lines joined; as long as they are (they all fit in the connection's memory already) */
+    size_t len;
+    bool oom;
+};
+
+static enum MHD_Result
+join_header_lines(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct header_lines *hl = cls;
+    (void)kind;
+    if (!key || !value || strcasecmp(key, hl->name) != 0 || hl->oom)
+        return MHD_YES;
+    size_t add = strlen(value) + 2;
+    char *grown = realloc(hl->buf, hl->len + add + 1);
+    if (!grown) {
+        hl->oom = true;
+        return MHD_YES;
+    }
+    hl->buf = grown;
+    hl->len += (size_t)sprintf(hl->buf + hl->len, "%s%s", hl->len ? ", " : "", value);
+    return MHD_YES;
+}
+
+/* Client IP: the peer, or, when the peer is a trusted proxy, what the proxies say (netaddr_client). Every line of
+ * the header counts, in order (a proxy may add a line rather than extend one). */
 static void
 find_client_ip(struct http *h, struct http_req *r)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     char peer[64] = "unknown";
 
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, peer, sizeof peer);
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, peer, sizeof peer);
-        netaddr_normalize(peer, peer, sizeof peer);
-    }
+    if (!ci || !ci->client_addr || !peer_address(ci->client_addr, peer, sizeof peer))
+        snprintf(peer, sizeof peer, "unknown");
     snprintf(r->client_ip, sizeof r->client_ip, "%s", peer);
     if (!h->o.trusted_proxies || !netaddr_set_contains(h->o.trusted_proxies, peer))
         return;
-    const char *xff = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Forwarded-For");
-    if (!xff)
-        return;
-    char copy[1024];
-    snprintf(copy, sizeof copy, "%s", xff);
-    for (;;) {
-        char *comma = strrchr(copy, ',');
-        char *item = comma ? comma + 1 : copy;
-        char norm[64];
-        while (*item == ' ' || *item == '\t')
-            item++;
-        item[strcspn(item, " \t")] = '\0';
-        if (!netaddr_normalize(item, norm, sizeof norm))
-            return; /* garbage: keep the last trustworthy address */
-        snprintf(r->client_ip, sizeof r->client_ip, "%s", norm);
-        if (!netaddr_set_contains(h->o.trusted_proxies, norm) || !comma)
-            return;
-        *comma = '\0';
-    }
+    struct header_lines hl = { .name = h->o.proxy_forwarded ? "Forwarded" : "X-Forwarded-For" };
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, join_header_lines, &hl);
+    if (!hl.oom) /* out of memory: the proxy it is */
+        netaddr_client(h->o.trusted_proxies, peer, hl.buf, h->o.proxy_forwarded ? NETADDR_VIA_FORWARDED : NETADDR_VIA_XFF,
+                       r->client_ip, sizeof r->client_ip);
+    free(hl.buf);
 }
 
 /* The route for path and method; when only the method differs, NULL with *mismatch set to that route. */
@@ -374,6 +396,69 @@ send_too_large_now(struct http *h, struct http_req *r)
                  h->instance, bl, body);
     if (n > 0 && (size_t)n < sizeof buf && send(ci->connect_fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n)
         shutdown(ci->connect_fd, SHUT_WR);
+}
+
+/* ---- connections per client address ----
+ * libmicrohttpd's own per-IP limit counts a load balancer as one client, so we count ourselves: addresses in
+ * webserver.trusted_proxies are not counted (the clients behind them are limited by the proxy, and by the
+ * per-address limits on logins, registrations and WebSockets, which see through them). Over the limit a new
+ * connection is refused at once (one IP opening 10,000 half-sent requests used to take every slot). */
+
+
+static bool
+counted(struct http *h, const char *ip)
+{
+    return h->o.max_connections_per_ip > 0 && !(h->o.trusted_proxies && netaddr_set_contains(h->o.trusted_proxies, ip));
+}
+
+static enum MHD_Result
+accept_cb(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    struct http *h = cls;
+    char ip[64];
+    uintptr_t n;
+
+    (void)len;
+    if (!peer_address(addr, ip, sizeof ip) || !counted(h, ip))
+        return MHD_YES;
+    pthread_mutex_lock(&h->ipmu);
+    n = (uintptr_t)map_get(h->perip, ip);
+    pthread_mutex_unlock(&h->ipmu);
+    if (n < (uintptr_t)h->o.max_connections_per_ip)
+        return MHD_YES;
+    log_limited(h->mhd_log_limit, LOGL_WARN, "per-ip", "http: refused a connection from %s: %d open already "
+                "(webserver.max_connections_per_ip)", ip, h->o.max_connections_per_ip);
+    return MHD_NO;
+}
+
+static void
+notify_conn_cb(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode toe)
+{
+    struct http *h = cls;
+    const union MHD_ConnectionInfo *ci;
+    char ip[64];
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (!ci || !ci->client_addr || !peer_address(ci->client_addr, ip, sizeof ip) || !counted(h, ip))
+            return;
+        pthread_mutex_lock(&h->ipmu);
+        bool oom = false;
+        map_put(h->perip, ip, (void *)((uintptr_t)map_get(h->perip, ip) + 1), &oom);
+        pthread_mutex_unlock(&h->ipmu);
+        if (!oom)
+            *socket_context = strdup(ip); /* what to count down when it closes (NULL: not counted) */
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        pthread_mutex_lock(&h->ipmu);
+        uintptr_t n = (uintptr_t)map_get(h->perip, *socket_context);
+        if (n > 1)
+            map_put(h->perip, *socket_context, (void *)(n - 1), NULL);
+        else
+            map_del(h->perip, *socket_context);
+        pthread_mutex_unlock(&h->ipmu);
+        free(*socket_context);
+        *socket_context = NULL;
+    }
 }
 
 /* ---- workers: blocking handlers run here while their connection is suspended ---- */
@@ -655,6 +740,8 @@ http_start(const struct http_opts *o, const struct http_route *routes, void *env
     pthread_cond_init(&h->wgone, NULL);
     pthread_attr_init(&h->wattr);
     h->mhd_log_limit = log_limit_new(30000);
+    pthread_mutex_init(&h->ipmu, NULL);
+    h->perip = map_new();
     pthread_attr_setstacksize(&h->wattr, HTTP_THREAD_STACK);
     h->o = *o;
     h->routes = routes;
@@ -663,14 +750,16 @@ http_start(const struct http_opts *o, const struct http_route *routes, void *env
     if (getsockname(o->listen_fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_LISTEN_SOCKET,
+        flags, 0, accept_cb, h, access_cb, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_LISTEN_SOCKET,
         (MHD_socket)o->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, io, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_connections_per_ip,
+        (unsigned)o->max_connections, MHD_OPTION_NOTIFY_CONNECTION, notify_conn_cb, h,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((o->connection_timeout_ms + 999) / 1000),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)o->memory_limit, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h,
         MHD_OPTION_END);
     if (!h->d) {
         int e = errno;
+        map_free(h->perip, NULL);
+        pthread_mutex_destroy(&h->ipmu);
         log_limit_free(h->mhd_log_limit);
         pthread_attr_destroy(&h->wattr);
         pthread_mutex_destroy(&h->wmu);
@@ -784,6 +873,8 @@ http_stop(struct http *h, int64_t timeout_ms)
         if (h->statics[i])
             MHD_destroy_response(h->statics[i]);
     free(h->statics);
+    map_free(h->perip, NULL);
+    pthread_mutex_destroy(&h->ipmu);
     log_limit_free(h->mhd_log_limit);
     pthread_attr_destroy(&h->wattr);
     pthread_mutex_destroy(&h->wmu);

@@ -44,6 +44,7 @@ struct http_opts {
     size_t memory_limit; /* per connection: request line, headers and I/O buffers; bigger headers get 431 */
     bool request_logging;
     const struct netaddr_set *trusted_proxies; /* borrowed; may be NULL */
+    bool proxy_forwarded;                      /* they write Forwarded (RFC 7239), not X-Forwarded-For */
     const char *instance;                      /* X-Chatto-Instance value */
 };
 

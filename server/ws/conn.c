@@ -254,7 +254,7 @@ conn_free(struct ws_conn *c)
     if (c->ctx)
         wslay_event_context_free(c->ctx);
     close(c->fd);
-    atomic_fetch_sub(&w->slots, 1);
+    ws_forget(w, c->ip, (int)c->pool, c->user);
     free(c->extra);
     free(c->out);
     explicit_bzero(c->verifier, sizeof c->verifier);
@@ -581,7 +581,7 @@ conn_new(struct ws *w, struct wsq *it)
 
     if (!c) {
         close(it->fd);
-        atomic_fetch_sub(&w->slots, 1);
+        ws_forget(w, it->ip, it->authed ? POOL_USER : POOL_UNAUTH, it->user);
         return;
     }
     c->id = ++w->next_id;
@@ -589,9 +589,11 @@ conn_new(struct ws *w, struct wsq *it)
     if (!conn_ctx(c)) {
         free(c);
         close(it->fd);
-        atomic_fetch_sub(&w->slots, 1);
+        ws_forget(w, it->ip, it->authed ? POOL_USER : POOL_UNAUTH, it->user);
         return;
     }
+    snprintf(c->ip, sizeof c->ip, "%s", it->ip);
+    c->pool = it->authed ? POOL_USER : POOL_UNAUTH;
     c->fd = it->fd;
     c->extra = it->extra;
     c->extra_len = it->extra_len;

@@ -155,6 +155,15 @@ admit(struct ws *w, struct wsq *it)
 
     if (!c || c->doomed)
         return;
+    if (c->pool == POOL_UNAUTH) { /* it said who it is with its hello: now it counts as that user's */
+        bool room = ws_admit_user(w, it->user);
+        c->pool = room ? POOL_USER : POOL_NONE;
+        if (!room) {
+            memcpy(c->user, it->user, sizeof c->user); /* for the log line */
+            conn_close(c, 1008, "too many realtime connections for this account");
+            return;
+        }
+    }
     c->authed = true;
     memcpy(c->user, it->user, sizeof c->user);
     memcpy(c->verifier, it->verifier, sizeof c->verifier);

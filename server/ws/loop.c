@@ -81,7 +81,7 @@ drain_queue(struct ws *w)
         switch (it->kind) {
         case WQ_CONN:
             if (w->stopping) {
-                atomic_fetch_sub(&w->slots, 1);
+                ws_forget(w, it->ip, it->authed ? POOL_USER : POOL_UNAUTH, it->user);
                 break; /* wsq_free closes it */
             }
             conn_new(w, it);
@@ -172,12 +172,15 @@ ws_start(const struct ws_opts *o, struct ws **out, struct ch_err *err)
     w->o = *o;
     w->ep = w->efd = -1;
     pthread_mutex_init(&w->qmu, NULL);
+    pthread_mutex_init(&w->cmu, NULL);
     w->by_id = map_new();
     w->by_user = map_new();
+    w->per_ip = map_new();
+    w->per_user = map_new();
     w->ep = epoll_create1(EPOLL_CLOEXEC);
     w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     e.data.ptr = w;
-    if (!w->by_id || !w->by_user || w->ep < 0 || w->efd < 0 || epoll_ctl(w->ep, EPOLL_CTL_ADD, w->efd, &e) != 0) {
+    if (!w->by_id || !w->by_user || !w->per_ip || !w->per_user || w->ep < 0 || w->efd < 0 || epoll_ctl(w->ep, EPOLL_CTL_ADD, w->efd, &e) != 0) {
         ws_stop(w);
         return ch_err_set(err, CH_ENOMEM, NULL, "cannot set up the WebSocket loop");
     }
@@ -222,11 +225,14 @@ ws_stop(struct ws *w)
     for (struct wsq *it = w->q, *nx; it; it = nx) {
         nx = it->next;
         if (it->kind == WQ_CONN)
-            atomic_fetch_sub(&w->slots, 1);
+            ws_forget(w, it->ip, it->authed ? POOL_USER : POOL_UNAUTH, it->user);
         wsq_free(it);
     }
     map_free(w->by_id, NULL);
     map_free(w->by_user, NULL); /* empty: every socket is gone */
+    map_free(w->per_ip, NULL);
+    map_free(w->per_user, NULL);
+    pthread_mutex_destroy(&w->cmu);
     if (w->ep >= 0)
         close(w->ep);
     if (w->efd >= 0)
@@ -235,26 +241,102 @@ ws_stop(struct ws *w)
     free(w);
 }
 
-bool
-ws_reserve(struct ws *w)
+static uintptr_t
+count_of(struct map *m, const char *key)
+{
+    return (uintptr_t)map_get(m, key);
+}
+
+static void
+count_add(struct map *m, const char *key, int delta)
+{
+    uintptr_t n = count_of(m, key) + (uintptr_t)(intptr_t)delta;
+
+    if ((intptr_t)n > 0)
+        map_put(m, key, (void *)n, NULL);
+    else
+        map_del(m, key);
+}
+
+enum ch_status
+ws_reserve(struct ws *w, const char *ip, const char *uid, const char **why)
 {
     int cur = atomic_load(&w->slots);
+    enum ch_status st = CH_OK;
 
-    while (cur < w->o.max_connections)
-        if (atomic_compare_exchange_weak(&w->slots, &cur, cur + 1))
-            return true;
-    return false;
+    do {
+        if (cur >= w->o.max_connections) {
+            *why = "too many realtime connections on this server; retry later";
+            return CH_EUNAVAIL;
+        }
+    } while (!atomic_compare_exchange_weak(&w->slots, &cur, cur + 1));
+    pthread_mutex_lock(&w->cmu);
+    if (w->o.max_per_ip > 0 && count_of(w->per_ip, ip) >= (uintptr_t)w->o.max_per_ip) {
+        *why = "too many realtime connections from your address (realtime.max_connections_per_ip)";
+        st = CH_ELIMIT;
+    } else if (uid && w->o.max_per_user > 0 && count_of(w->per_user, uid) >= (uintptr_t)w->o.max_per_user) {
+        *why = "too many realtime connections for this account (realtime.max_connections_per_user)";
+        st = CH_ELIMIT;
+    } else if (!uid && w->o.max_unauthenticated > 0 && w->unauthenticated >= w->o.max_unauthenticated) {
+        *why = "too many realtime connections still to say who they are; retry later";
+        st = CH_ELIMIT;
+    } else {
+        count_add(w->per_ip, ip, 1);
+        if (uid)
+            count_add(w->per_user, uid, 1);
+        else
+            w->unauthenticated++;
+    }
+    pthread_mutex_unlock(&w->cmu);
+    if (st != CH_OK)
+        atomic_fetch_sub(&w->slots, 1);
+    return st;
 }
 
 void
-ws_release(struct ws *w)
+ws_release(struct ws *w, const char *ip, const char *uid)
 {
+    pthread_mutex_lock(&w->cmu);
+    count_add(w->per_ip, ip, -1);
+    if (uid)
+        count_add(w->per_user, uid, -1);
+    else
+        w->unauthenticated--;
+    pthread_mutex_unlock(&w->cmu);
+    atomic_fetch_sub(&w->slots, 1);
+}
+
+bool
+ws_admit_user(struct ws *w, const char *uid)
+{
+    bool ok = true;
+
+    pthread_mutex_lock(&w->cmu);
+    w->unauthenticated--; /* out of the pool, whatever happens */
+    if (w->o.max_per_user > 0 && count_of(w->per_user, uid) >= (uintptr_t)w->o.max_per_user)
+        ok = false;
+    else
+        count_add(w->per_user, uid, 1);
+    pthread_mutex_unlock(&w->cmu);
+    return ok;
+}
+
+void
+ws_forget(struct ws *w, const char *ip, int pool, const char *uid)
+{
+    pthread_mutex_lock(&w->cmu);
+    count_add(w->per_ip, ip, -1);
+    if (pool == POOL_USER)
+        count_add(w->per_user, uid, -1);
+    else if (pool == POOL_UNAUTH)
+        w->unauthenticated--;
+    pthread_mutex_unlock(&w->cmu);
     atomic_fetch_sub(&w->slots, 1);
 }
 
 void
 ws_adopt(struct ws *w, int fd, struct MHD_UpgradeResponseHandle *urh, const char *extra_in, size_t extra_len,
-         const struct principal *who)
+         const struct principal *who, const char *ip)
 {
     struct wsq *it = calloc(1, sizeof *it);
     int own = -1;
@@ -271,11 +353,12 @@ ws_adopt(struct ws *w, int fd, struct MHD_UpgradeResponseHandle *urh, const char
         if (it)
             free(it->extra);
         free(it);
-        ws_release(w);
+        ws_release(w, ip, who ? who->user.id : NULL);
         return;
     }
     it->kind = WQ_CONN;
     it->fd = own;
+    snprintf(it->ip, sizeof it->ip, "%s", ip);
     it->extra_len = extra_len;
     if (who) {
         it->authed = true;

@@ -32,6 +32,7 @@ struct wsq {
     struct wsq *next;
     /* WQ_CONN */
     int fd;
+    char ip[64];
     char *extra;
     size_t extra_len;
     bool authed;
@@ -76,6 +77,8 @@ struct ws_conn {
     bool bad_control; /* a control frame over 125 bytes or fragmented: wslay gets nothing from it on */
     struct ws_scan scan;
     char user[ID_MAX + 1]; /* the principal's id and session verifier: all a socket needs to keep */
+    char ip[64];           /* the client's address (counted against max_per_ip) */
+    enum { POOL_UNAUTH, POOL_USER, POOL_NONE } pool; /* which count besides its address holds it */
     char verifier[CRYPTO_VERIFIER_HEX];
     char status[8]; /* online | away */
     int64_t opened, last_recv, last_ping, soft_since, doom_at, linger_at, last_active;
@@ -98,6 +101,11 @@ struct ws {
     struct wsq *q, *qtail;
 
     atomic_int slots; /* reserved + open sockets */
+
+    pthread_mutex_t cmu;  /* guards the three counts below (upgrade workers, and ws-loop at admission and close) */
+    struct map *per_ip;   /* address -> (uintptr_t) sockets */
+    struct map *per_user; /* uid -> (uintptr_t) sockets */
+    int unauthenticated;
 
     /* ws-loop only */
     struct ws_conn *conns;
@@ -133,6 +141,13 @@ void conn_abort(struct ws_conn *c, uint16_t code, const char *reason);
 void conn_free(struct ws_conn *c);
 /* Timers for one socket (pings, hello and idle timeouts, slow readers, lingering). */
 void conn_tick(struct ws_conn *c, int64_t now);
+
+/* loop.c: the counts behind ws_reserve */
+/* An unauthenticated socket passed its hello as uid: out of the unauthenticated pool, into uid's count; false
+ * (and in no count) when uid has its max_per_user already. */
+bool ws_admit_user(struct ws *w, const char *uid);
+/* A socket ends: its address, and its pool (uid for POOL_USER), stop counting it; its slot is free. */
+void ws_forget(struct ws *w, const char *ip, int pool, const char *uid);
 
 /* hub.c */
 void hub_conn_added(struct ws *w, struct ws_conn *c);

@@ -6,7 +6,11 @@ import socket
 import stat
 import time
 
-from harness import TestCase, pid_alive, run_chatto, wait_for
+import subprocess
+import tempfile
+
+from harness import BUILD, FAST_AUTH, ROOT, SANITIZER, WRAPPER, Client, TestCase, free_port, pid_alive, run_chatto, \
+    wait_for
 
 GET_SERVER = "chatto.discovery.v1.ServerDiscoveryService/GetServer"
 
@@ -58,6 +62,45 @@ class Embedded(TestCase):
         self.assertRegex(info["createdAt"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
         self.assertTrue(info["loginOptions"]["directRegistration"])
         self.assertIsNotNone(c.nats_child())
+
+    def test_owner_rule_printed_while_no_account_exists(self):
+        c = self.chatto(args=FAST_AUTH)
+        wait_for(lambda: "is ready: open" in c.stdout(), 10, "URL on stdout")
+        self.assertIn("the first account registered", c.stdout())
+        self.assertIn("becomes the server owner", c.stdout())
+        self.assertEqual(Client(c).register("boss").status, 200)
+        self.assertEqual(c.stop(), 0)
+        c.start()
+        wait_for(lambda: c.stdout().count("is ready: open") == 2, 10, "URL on stdout again")
+        self.assertEqual(c.stdout().count("becomes the server owner"), 1, c.stdout())
+
+    def test_make_run_listens_on_loopback_only(self):
+        """`make run` is a developer's command: it answers this machine only unless told BIND=0.0.0.0."""
+        if SANITIZER or WRAPPER:
+            self.skipTest("make run builds with the default flags")
+        data = tempfile.mkdtemp(prefix="chatto-makerun-")
+        port = free_port()
+        out = open(os.path.join(data, "out.log"), "wb")
+        p = subprocess.Popen(["make", "-s", "run", "B=" + BUILD, "ARGS=--webserver-port %d --nats-embedded-data-dir %s"
+                              % (port, os.path.join(data, "d"))], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                             start_new_session=True,
+                             env={k: v for k, v in os.environ.items() if not k.startswith("CHATTO_")})
+
+        def stop():
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+                p.wait(30)
+            except (OSError, subprocess.TimeoutExpired):
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+            out.close()
+        self.addCleanup(stop)
+        wait_for(lambda: "is ready: open" in open(out.name, errors="replace").read(), 60, "make run to be ready")
+        chatto = [int(x) for x in subprocess.run(["pgrep", "-s", str(p.pid), "-x", "chatto"], capture_output=True,
+                                                 text=True).stdout.split()]
+        self.assertEqual(len(chatto), 1, open(out.name).read())
+        self.assertIn(("127.0.0.1", port), listening_ports(chatto[0]))
+        self.assertEqual([a for a, prt in listening_ports(chatto[0]) if prt == port], ["127.0.0.1"])
 
     def test_child_does_not_inherit_chatto_secrets(self):
         c = self.chatto(env={"CHATTO_CORE_SECRET_KEY": "core-secret-only-for-chatto-0123", "KEEP_ME": "1"})

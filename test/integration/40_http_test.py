@@ -245,3 +245,92 @@ class HttpEdge(TestCase):
         r = self.post(GET_SERVER, b"{}")
         self.assertEqual(r.header("Content-Type"), "application/json; charset=utf-8")
         json.loads(r.body.decode("utf-8"))
+
+
+class PerAddress(TestCase):
+    def test_one_address_cannot_take_every_connection(self):
+        """webserver.max_connections_per_ip: one address opening half-sent requests by the thousand used to take
+        every slot (and /healthz then timed out); past the limit its new connections are refused at once."""
+        c = self.chatto(args=["--webserver-max-connections-per-ip", "20"])
+        held = []
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", c.port), timeout=5)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHo")  # half a request, held open
+            held.append(s)
+        s = socket.create_connection(("127.0.0.1", c.port), timeout=5)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.settimeout(5)
+        try:
+            got = s.recv(100)
+        except ConnectionResetError:
+            got = b""
+        self.assertEqual(got, b"", "a connection past the limit was served")
+        s.close()
+        for s in held:
+            s.close()
+        wait_for(lambda: http_request(c.port, "GET", "/healthz", timeout=2).status == 200, 10,
+                 "connections to be served again once the others closed")
+        self.assertIn("webserver.max_connections_per_ip", c.stderr())
+
+    def test_trusted_proxies_are_not_counted(self):
+        """Behind a load balancer every client shares its address: that address is not capped."""
+        c = self.chatto(args=["--webserver-max-connections-per-ip", "5", "--webserver-trusted-proxies", "127.0.0.1"])
+        held = []
+        for _ in range(12):
+            s = socket.create_connection(("127.0.0.1", c.port), timeout=5)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+            held.append(s)
+        try:
+            self.assertEqual(http_request(c.port, "GET", "/healthz", timeout=5).status, 200)
+        finally:
+            for s in held:
+                s.close()
+
+
+class ProxyHeaders(TestCase):
+    """webserver.trusted_proxies with webserver.proxy_header: the client address every per-address limit and the
+    access log use comes from the header the proxies write, read from the right, and only from trusted peers."""
+
+    def logged_address(self, c, path, lines):
+        """Send GET path with the given raw header lines; the client address the access log shows for it."""
+        s = socket.create_connection(("127.0.0.1", c.port), timeout=5)
+        s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n" %
+                   (path, "".join(l + "\r\n" for l in lines))).encode())
+        s.settimeout(10)
+        while s.recv(4096):
+            pass
+        s.close()
+        found = []
+
+        def seen():
+            found[:] = [l for l in c.stderr().splitlines() if "GET %s " % path in l]
+            return found
+        wait_for(seen, 10, "the access log line for " + path)
+        return found[-1].rsplit(" ", 1)[-1]
+
+    def test_x_forwarded_for_from_the_right_over_every_line(self):
+        c = self.chatto(args=["--webserver-trusted-proxies", "127.0.0.1, 10.0.0.0/8", "--webserver-request-logging"])
+        self.assertEqual(self.logged_address(c, "/probe-1", ["X-Forwarded-For: 203.0.113.5"]), "203.0.113.5")
+        # a client's own entry on the left is never believed; a second line counts as a later hop
+        self.assertEqual(self.logged_address(c, "/probe-2", ["X-Forwarded-For: 1.1.1.1",
+                                                               "X-Forwarded-For: 203.0.113.6, 10.1.2.3"]),
+                         "203.0.113.6")
+        self.assertEqual(self.logged_address(c, "/probe-3", ["X-Forwarded-For: [2001:db8::7]:4711"]), "2001:db8::7")
+        # garbage: the proxy is the client
+        self.assertEqual(self.logged_address(c, "/probe-4", ["X-Forwarded-For: nonsense"]), "127.0.0.1")
+        # the other header is not read
+        self.assertEqual(self.logged_address(c, "/probe-5", ["Forwarded: for=203.0.113.8"]), "127.0.0.1")
+
+    def test_forwarded_when_the_proxies_write_it(self):
+        c = self.chatto(args=["--webserver-trusted-proxies", "127.0.0.1", "--webserver-proxy-header", "forwarded",
+                              "--webserver-request-logging"])
+        self.assertEqual(self.logged_address(c, "/probe-1", ['Forwarded: for=192.0.2.60;proto=https;by=127.0.0.1']),
+                         "192.0.2.60")
+        self.assertEqual(self.logged_address(c, "/probe-2", ['Forwarded: for=192.0.2.1, For="[2001:db8:cafe::17]:4711"']),
+                         "2001:db8:cafe::17")
+        self.assertEqual(self.logged_address(c, "/probe-3", ["Forwarded: for=unknown"]), "127.0.0.1")
+        self.assertEqual(self.logged_address(c, "/probe-4", ["X-Forwarded-For: 203.0.113.8"]), "127.0.0.1")
+
+    def test_untrusted_peers_cannot_claim_an_address(self):
+        c = self.chatto(args=["--webserver-request-logging"])
+        self.assertEqual(self.logged_address(c, "/probe-1", ["X-Forwarded-For: 203.0.113.5"]), "127.0.0.1")

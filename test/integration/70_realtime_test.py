@@ -355,6 +355,59 @@ class Handshake(TestCase):
         self.assertEqual(self.c.proc.returncode, 0)
 
 
+class Caps(TestCase):
+    """One client cannot take every realtime slot: sockets are capped per account, per address, and while they
+    have not said who they are (8,000 sockets of one user from one address used to lock everyone else out)."""
+
+    def test_per_user_per_address_and_unauthenticated_caps(self):
+        c = self.chatto(args=["--auth-password-hash", "owasp", "--realtime-max-connections-per-user", "3",
+                              "--realtime-max-connections-per-ip", "5", "--realtime-max-unauthenticated", "2",
+                              "--realtime-hello-timeout", "2s"])
+        alice, bob = Client(c), Client(c)
+        alice.register("alice", token=True)
+        bob.register("bob", token=True)
+        mine = []
+        for _ in range(3):
+            ws = WS(c.port, {"Authorization": "Bearer " + alice.token})
+            ws.hello()
+            mine.append(ws)
+        with self.assertRaises(HandshakeError) as e:
+            WS(c.port, {"Authorization": "Bearer " + alice.token})
+        self.assertEqual(e.exception.status, 429)
+        self.assertIn(b"for this account", e.exception.body)
+        # a fourth socket that names its user only in its hello is let in, then closed with the reason
+        ws = WS(c.port)
+        ws.send_json({"type": "hello", "token": alice.token})
+        with self.assertRaises(Closed) as cl:
+            while True:
+                ws.recv(10)
+        self.assertEqual(cl.exception.code, 1008)
+        self.assertIn("for this account", cl.exception.reason)
+        # five from this address in all: bob gets two, then no more
+        for _ in range(2):
+            ws = WS(c.port, {"Authorization": "Bearer " + bob.token})
+            ws.hello()
+            mine.append(ws)
+        with self.assertRaises(HandshakeError) as e:
+            WS(c.port, {"Authorization": "Bearer " + bob.token})
+        self.assertEqual(e.exception.status, 429)
+        self.assertIn(b"from your address", e.exception.body)
+        self.assertTrue(int(e.exception.headers.get("retry-after", "0")) > 0)
+        for ws in mine:  # closing frees the places
+            ws.close()
+        wait_for(lambda: (lambda w: (w.hello(), w)[1])(WS(c.port, {"Authorization": "Bearer " + bob.token})), 10,
+                 "a place to free up")
+        # sockets that never say hello: at most 2 at a time, and each is closed after the hello timeout
+        silent = [WS(c.port), WS(c.port)]
+        with self.assertRaises(HandshakeError) as e:
+            WS(c.port)
+        self.assertEqual(e.exception.status, 429)
+        self.assertIn(b"still to say who they are", e.exception.body)
+        for ws in silent:
+            self.assertEqual(ws.expect_close(10), 1008)
+        wait_for(lambda: WS(c.port), 10, "the unauthenticated pool to free up")
+
+
 class Load(TestCase):
     def test_thousand_connections_and_a_slow_reader(self):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -419,10 +419,13 @@ SHARED_SECRETS = {
 }
 
 # Tests hash passwords at OWASP's minimum cost: the same code path, a quarter of the time. They also post far
-# faster than people do, so the per-user write limits are off (the limits have tests of their own that turn
+# faster than people do, and open hundreds of sockets from one address as one user, so the per-user write limits
+# and the per-address and per-user connection and registration limits are off (those limits have tests of their own that turn
 # them back on).
 FAST_AUTH = ["--auth-password-hash", "owasp", "--limits-messages-per-second", "0", "--limits-bot-messages-per-second",
-             "0"]
+             "0", "--webserver-max-connections-per-ip", "0", "--realtime-max-connections-per-ip", "0",
+             "--realtime-max-connections-per-user", "0", "--realtime-max-unauthenticated", "0",
+             "--auth-register-max-per-ip", "0", "--auth-register-max", "0"]
 
 
 def external_env(nats, **extra):

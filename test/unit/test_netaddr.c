@@ -294,6 +294,95 @@ test_netaddr_normalize_in_place_and_into_small_buffers(void **state)
     assert_false(netaddr_normalize("2001:db8::1", small, 11));
 }
 
+struct hop_case {
+    const char *peer, *header;
+    enum netaddr_via via;
+    const char *want;
+};
+
+static void
+test_netaddr_client_walks_proxies_from_the_right(void **state)
+{
+    static const char *const trusted[] = { "10.0.0.0/8", "fd00::/8", NULL };
+    static const struct hop_case c[] = {
+        /* an untrusted peer's headers are never read */
+        { "198.51.100.9", "203.0.113.7", NETADDR_VIA_XFF, "198.51.100.9" },
+        { "198.51.100.9", "for=203.0.113.7", NETADDR_VIA_FORWARDED, "198.51.100.9" },
+        /* a trusted peer without the header is the client */
+        { "10.0.0.1", NULL, NETADDR_VIA_XFF, "10.0.0.1" },
+        { "10.0.0.1", "", NETADDR_VIA_XFF, "10.0.0.1" },
+        /* one proxy; the client's forged entries on the left are never reached */
+        { "10.0.0.1", "203.0.113.7", NETADDR_VIA_XFF, "203.0.113.7" },
+        { "10.0.0.1", "1.1.1.1, 203.0.113.7", NETADDR_VIA_XFF, "203.0.113.7" },
+        { "10.0.0.1", "10.9.9.9, 203.0.113.7", NETADDR_VIA_XFF, "203.0.113.7" },
+        /* two proxies: the inner one is trusted, so the walk goes on */
+        { "10.0.0.1", "1.1.1.1, 203.0.113.7, 10.0.0.2", NETADDR_VIA_XFF, "203.0.113.7" },
+        { "::ffff:10.0.0.1", " 203.0.113.7 ,\t10.0.0.2 ", NETADDR_VIA_XFF, "203.0.113.7" },
+        /* ports and brackets are dropped; IPv6 is canonicalised */
+        { "10.0.0.1", "203.0.113.7:51234", NETADDR_VIA_XFF, "203.0.113.7" },
+        { "10.0.0.1", "[2001:DB8::0:1]:443", NETADDR_VIA_XFF, "2001:db8::1" },
+        { "10.0.0.1", "2001:db8::1", NETADDR_VIA_XFF, "2001:db8::1" },
+        /* garbage stops the walk at the last address believed */
+        { "10.0.0.1", "203.0.113.7, nonsense", NETADDR_VIA_XFF, "10.0.0.1" },
+        { "10.0.0.1", "203.0.113.7, unknown, 10.0.0.2", NETADDR_VIA_XFF, "10.0.0.2" },
+        { "10.0.0.1", ",", NETADDR_VIA_XFF, "10.0.0.1" },
+        { "10.0.0.1", "[2001:db8::1", NETADDR_VIA_XFF, "10.0.0.1" },
+        { "10.0.0.1", "[2001:db8::1]x", NETADDR_VIA_XFF, "10.0.0.1" },
+        /* Forwarded (RFC 7239 section 4 and 7.4 examples) */
+        { "10.0.0.1", "for=192.0.2.60;proto=http;by=203.0.113.43", NETADDR_VIA_FORWARDED, "192.0.2.60" },
+        { "10.0.0.1", "For=\"[2001:db8:cafe::17]:4711\"", NETADDR_VIA_FORWARDED, "2001:db8:cafe::17" },
+        { "10.0.0.1", "for=192.0.2.43, for=198.51.100.17", NETADDR_VIA_FORWARDED, "198.51.100.17" },
+        { "10.0.0.1", "for=192.0.2.43, for=\"10.0.0.2:80\";by=10.0.0.1", NETADDR_VIA_FORWARDED, "192.0.2.43" },
+        { "10.0.0.1", "proto=https;for=\"192.0.2.43\"", NETADDR_VIA_FORWARDED, "192.0.2.43" },
+        /* a quoted comma is not a separator; unknown and obfuscated identifiers stop the walk */
+        { "10.0.0.1", "for=192.0.2.43;x=\"a,b\"", NETADDR_VIA_FORWARDED, "192.0.2.43" },
+        { "10.0.0.1", "for=192.0.2.43, for=unknown", NETADDR_VIA_FORWARDED, "10.0.0.1" },
+        { "10.0.0.1", "for=192.0.2.43, for=_hidden", NETADDR_VIA_FORWARDED, "10.0.0.1" },
+        { "10.0.0.1", "proto=https", NETADDR_VIA_FORWARDED, "10.0.0.1" },
+        { "10.0.0.1", "for=\"192.0.2.43", NETADDR_VIA_FORWARDED, "10.0.0.1" },
+        { "10.0.0.1", "for", NETADDR_VIA_FORWARDED, "10.0.0.1" },
+        /* an X-Forwarded-For value in Forwarded mode, or the other way round, is not believed */
+        { "10.0.0.1", "203.0.113.7", NETADDR_VIA_FORWARDED, "10.0.0.1" },
+        { "10.0.0.1", "for=203.0.113.7", NETADDR_VIA_XFF, "10.0.0.1" },
+    };
+    struct netaddr_set *s = set_of(trusted);
+    (void)state;
+    for (size_t i = 0; i < N(c); i++) {
+        char out[64];
+        netaddr_client(s, c[i].peer, c[i].header, c[i].via, out, sizeof out);
+        if (strcmp(out, c[i].want) != 0)
+            fail_msg("peer %s, %s '%s': got %s, want %s", c[i].peer, c[i].via == NETADDR_VIA_XFF ? "XFF" : "Forwarded",
+                     c[i].header ? c[i].header : "(none)", out, c[i].want);
+    }
+    netaddr_set_free(s);
+}
+
+static void
+test_netaddr_client_reads_only_the_nearest_hops_of_a_long_list(void **state)
+{
+    static const char *const trusted[] = { "10.0.0.0/8", NULL };
+    struct netaddr_set *s = set_of(trusted);
+    char big[20000], out[64];
+    size_t n = 0;
+    (void)state;
+    /* 1,000 forged entries, then the client, then 70 trusted hops: more than the 64 remembered, so the walk ends
+     * at the leftmost hop it still holds, never at a forged entry */
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)sprintf(big + n, "1.2.3.%d, ", i % 250);
+    n += (size_t)sprintf(big + n, "203.0.113.7");
+    for (int i = 0; i < 70; i++)
+        n += (size_t)sprintf(big + n, ", 10.0.%d.1", i);
+    netaddr_client(s, "10.0.0.1", big, NETADDR_VIA_XFF, out, sizeof out);
+    assert_string_equal(out, "10.0.6.1");
+    /* with 10 hops the client is found */
+    n = (size_t)sprintf(big, "1.2.3.4, 203.0.113.7");
+    for (int i = 0; i < 10; i++)
+        n += (size_t)sprintf(big + n, ", 10.0.%d.1", i);
+    netaddr_client(s, "10.0.0.1", big, NETADDR_VIA_XFF, out, sizeof out);
+    assert_string_equal(out, "203.0.113.7");
+    netaddr_set_free(s);
+}
+
 int
 main(void)
 {
@@ -310,6 +399,8 @@ main(void)
         cmocka_unit_test(test_netaddr_rejects_an_overlong_item_with_a_truncated_name),
         cmocka_unit_test(test_netaddr_normalize_unmaps_ipv4_and_canonicalises_ipv6),
         cmocka_unit_test(test_netaddr_normalize_in_place_and_into_small_buffers),
+        cmocka_unit_test(test_netaddr_client_walks_proxies_from_the_right),
+        cmocka_unit_test(test_netaddr_client_reads_only_the_nearest_hops_of_a_long_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
