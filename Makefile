@@ -24,6 +24,8 @@ UNIT_SRC   := $(sort $(wildcard test/unit/test_*.c))
 LIB_OBJ    := $(LIB_SRC:%.c=$(B)/obj/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(B)/obj/%.o)
 UNIT_BIN   := $(UNIT_SRC:test/unit/%.c=$(B)/test/%)
+FUZZ_NAMES := $(sort $(patsubst test/fuzz/%.c,%,$(wildcard test/fuzz/fuzz_*.c)))
+APP_OBJ    := $(filter-out $(B)/obj/server/main.o,$(SERVER_OBJ))
 GENDOC     := $(B)/gendoc
 
 ifeq ($(V),1)
@@ -36,7 +38,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 
 .PHONY: bench all run test test-unit test-integration asan test-asan tsan test-tsan clean install deps deps-test help \
-        check-docs docs check-headers cluster bench-cluster
+        check-docs docs check-headers cluster bench-cluster fuzz fuzz-build fuzz-merge
 
 all: $(B)/chatto
 
@@ -50,6 +52,9 @@ help:
 	@echo "  test-integration  Python integration tests against the real binary and a real nats-server"
 	@echo "  asan / test-asan  build / test with AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "  tsan / test-tsan  build / test (unit + chat, realtime, stall, cluster suites) with ThreadSanitizer"
+	@echo "  fuzz              libFuzzer + ASan/UBSan harnesses (test/fuzz/) for FUZZ_TIME seconds each (default 60;"
+	@echo "                    FUZZ=fuzz_ws for one); new inputs in build/fuzz/corpus, crashes in build/fuzz/crashes"
+	@echo "  fuzz-merge        fold build/fuzz/corpus into the committed seeds (test/fuzz/corpus), minimised"
 	@echo "  bench             HTTP floor vs nginx, idle HTTP/WebSocket memory, posts vs raw JetStream, fan-out (wrk, nginx)"
 	@echo "  bench-cluster     post and fan-out throughput with 1 vs 3 processes on a 3-node NATS cluster"
 	@echo "  cluster           run 3 NATS nodes, 3 chatto processes and nginx in front; prints the URL"
@@ -83,6 +88,14 @@ $(B)/test/%: test/unit/%.c $(B)/libchatto.a $(B)/gen/version.h
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/libchatto.a $(PKG_LIBS) -lcmocka
+
+.SECONDARY: $(B)/obj/test/fuzz/harness_server.o
+# a fuzz harness: the whole server but main(), instrumented for libFuzzer (only built in the fuzz flavour)
+$(B)/fuzz/%: test/fuzz/%.c $(B)/obj/test/fuzz/harness_server.o $(APP_OBJ) $(B)/libchatto.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD    $@")
+	$(Q)$(CC) $(CFLAGS) -Itest/fuzz -fsanitize=fuzzer -o $@ $< $(B)/obj/test/fuzz/harness_server.o $(APP_OBJ) \
+	    $(B)/libchatto.a $(PKG_LIBS)
 
 $(GENDOC): test/tools/gendoc.c $(B)/libchatto.a
 	@mkdir -p $(@D)
@@ -126,7 +139,8 @@ run: deps
 
 test: deps-test
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN)
-	$(Q)python3 test/run_tests.py --build $(B) $(if $(TESTS),--filter '$(TESTS)')
+	$(Q)$(MAKE) --no-print-directory fuzz-build
+	$(Q)python3 test/run_tests.py --build $(B) --fuzz build/fuzz $(if $(TESTS),--filter '$(TESTS)')
 
 test-unit: $(UNIT_BIN)
 	$(Q)python3 test/run_tests.py --build $(B) --unit-only
@@ -156,6 +170,21 @@ test-tsan: deps-test
 	    python3 test/run_tests.py --build build/tsan --sanitizer --filter '$(if $(TESTS),$(TESTS),$(TSAN_SUITES))' \
 	        $(if $(TESTS),,--all-unit)
 
+# the fuzz flavour: clang, libFuzzer coverage, ASan + UBSan (any report aborts, so libFuzzer keeps the input)
+FUZZ_TIME ?= 60
+fuzz-build:
+	$(Q)$(MAKE) --no-print-directory B=build/fuzz CC=clang OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fsanitize=fuzzer-no-link" \
+	    $(addprefix build/fuzz/fuzz/,$(FUZZ_NAMES))
+
+fuzz: deps-test
+	$(Q)$(MAKE) --no-print-directory fuzz-build
+	$(Q)python3 test/fuzz/fuzz.py run --build build/fuzz --time $(FUZZ_TIME) $(FUZZ)
+
+fuzz-merge:
+	$(Q)$(MAKE) --no-print-directory fuzz-build
+	$(Q)python3 test/fuzz/fuzz.py merge --build build/fuzz $(FUZZ)
+
 docs: $(GENDOC)
 	$(Q)$(GENDOC) ini > etc/chatto.ini
 	$(Q)$(GENDOC) man1 < man/chatto.1.in > man/chatto.1
@@ -183,4 +212,4 @@ clean:
 # packaging targets (deb, test-package) live beside the packaging files
 -include packaging/packaging.mk
 
--include $(LIB_OBJ:.o=.d) $(SERVER_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(B)/obj/test/fuzz/harness_server.d

@@ -44,6 +44,22 @@ def run_unit(build, flt):
     return passed, failed
 
 
+def run_fuzz(fuzz_build, flt):
+    """Every committed fuzz input once through its harness (libFuzzer + ASan/UBSan build): a crash a fuzzer once
+    found, or one an input of the seed set now causes, fails here."""
+    sys.path.insert(0, os.path.join(ROOT, "test", "fuzz"))
+    import fuzz
+    passed = failed = 0
+    names = [n for n in fuzz.harnesses(fuzz_build, []) if not flt or any(f in n for f in flt.split(","))]
+    for name, n, ok, secs, out in fuzz.regress(fuzz_build, names):
+        passed += ok
+        failed += not ok
+        print("fuzz %-28s %4d inputs         %.2fs  %s" % (name, n, secs, "ok" if ok else "FAILED"))
+        if not ok:
+            print(out[-8000:])
+    return passed, failed
+
+
 def run_integration(build, flt, sanitizer):
     os.environ["CHATTO_TEST_BUILD"] = os.path.abspath(build)
     if sanitizer:
@@ -121,6 +137,7 @@ def main():
     ap.add_argument("--integration-only", action="store_true")
     ap.add_argument("--sanitizer", action="store_true")
     ap.add_argument("--all-unit", action="store_true", help="run every unit test whatever --filter says")
+    ap.add_argument("--fuzz", default="", help="fuzz build dir: run every committed fuzz input through its harness")
     a = ap.parse_args()
     before = our_processes(a.build)
     passed = failed = skipped = 0
@@ -128,6 +145,10 @@ def main():
         p, f = run_unit(a.build, "" if a.all_unit else a.filter)
         passed += p
         failed += f
+        if a.fuzz:
+            p, f = run_fuzz(os.path.abspath(a.fuzz), "" if a.all_unit else a.filter)
+            passed += p
+            failed += f
     if not a.unit_only:
         p, f, s = run_integration(a.build, a.filter, a.sanitizer)
         passed += p

@@ -161,6 +161,8 @@ json_get_str_array(const cJSON *obj, const char *name, bool required, size_t max
     const char **v;
     size_t n = 0, i = 0;
 
+    *out = NULL; /* absent, or refused: nothing to free */
+    *count = 0;
     if (!f)
         return required ? ch_err_set(err, CH_EINVAL, name, "required") : CH_OK;
     if (!cJSON_IsArray(f))

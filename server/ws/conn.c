@@ -208,7 +208,8 @@ conn_end(struct ws_conn *c, uint16_t code, const char *reason, bool ahead)
         c->close_code = code; /* queued by conn_flush once the messages before it are out */
         snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
     }
-    conn_flush(c);
+    if (!c->in_recv) /* wslay is not re-entered from its own callbacks */
+        conn_flush(c);
 }
 
 void
@@ -251,14 +252,26 @@ conn_free(struct ws_conn *c)
         if (*pp)
             *pp = c->dirty_next;
     }
-    if (c->ctx)
-        wslay_event_context_free(c->ctx);
     close(c->fd);
+    c->fd = -1;
     ws_forget(w, c->ip, (int)c->pool, c->user);
-    free(c->extra);
-    free(c->out);
     explicit_bzero(c->verifier, sizeof c->verifier);
-    free(c);
+    c->grave_next = w->graves;
+    w->graves = c;
+}
+
+void
+conn_reap(struct ws *w)
+{
+    while (w->graves) {
+        struct ws_conn *c = w->graves;
+        w->graves = c->grave_next;
+        if (c->ctx)
+            wslay_event_context_free(c->ctx);
+        free(c->extra);
+        free(c->out);
+        free(c);
+    }
 }
 
 /* ---- incoming frames ---- */
@@ -546,7 +559,11 @@ conn_io(struct ws_conn *c, uint32_t events)
                 conn_free(c);
                 return;
             }
+            c->in_recv = true;
             int rv = wslay_event_recv(c->ctx);
+            c->in_recv = false;
+            if (c->gone) /* a callback ended it (conn_free keeps the memory until conn_reap) */
+                return;
             if (c->bad_control && !c->doomed) {
                 violation(c, 1002, "control frames must not be fragmented or longer than 125 bytes");
             } else if (rv != 0) {

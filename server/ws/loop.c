@@ -153,11 +153,13 @@ loop_main(void *arg)
             tick(w);
         }
         flush_dirty(w);
+        conn_reap(w);
         if (w->stopping && (!w->conns || clock_mono_ms() >= w->stop_deadline))
             break;
     }
     while (w->conns)
         conn_free(w->conns);
+    conn_reap(w);
     return NULL;
 }
 

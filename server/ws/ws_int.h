@@ -75,6 +75,7 @@ struct ws_conn {
     bool no_read;    /* a protocol violation: wslay reads nothing more; we drop what still arrives */
     bool linger;     /* our close went out: read and drop until the peer closes or WS_LINGER_MS passes */
     bool bad_control; /* a control frame over 125 bytes or fragmented: wslay gets nothing from it on */
+    bool in_recv;     /* inside wslay_event_recv: its callbacks queue, conn_io writes once it returns */
     struct ws_scan scan;
     char user[ID_MAX + 1]; /* the principal's id and session verifier: all a socket needs to keep */
     char ip[64];           /* the client's address (counted against max_per_ip) */
@@ -88,7 +89,7 @@ struct ws_conn {
     char close_reason[96]; /* send a control frame ahead of queued messages) */
     char *out;       /* frames wslay handed us and the socket did not take yet (freed when empty) */
     uint32_t out_len, out_cap;
-    struct ws_conn *next, *prev, *dirty_next;
+    struct ws_conn *next, *prev, *dirty_next, *grave_next;
 };
 
 struct ws {
@@ -110,6 +111,7 @@ struct ws {
     /* ws-loop only */
     struct ws_conn *conns;
     struct ws_conn *dirty; /* sockets with frames queued during this loop iteration */
+    struct ws_conn *graves; /* sockets conn_free() ended during this loop iteration: conn_reap() frees them */
     uint64_t next_id;
     struct map *by_id;   /* "<id in hex>" -> struct ws_conn */
     struct map *by_user; /* uid -> struct userconns (admitted sockets only) */
@@ -138,7 +140,11 @@ void conn_mark_dirty(struct ws_conn *c);
  * keep up would never read its way to the close frame). */
 void conn_close(struct ws_conn *c, uint16_t code, const char *reason);
 void conn_abort(struct ws_conn *c, uint16_t code, const char *reason);
+/* End a socket at once: out of every list and count, its descriptor closed. The memory stays until conn_reap()
+ * at the end of the loop iteration, because a caller up the stack (wslay inside a callback, conn_io, the
+ * epoll batch) may still hold it; they check `gone`. */
 void conn_free(struct ws_conn *c);
+void conn_reap(struct ws *w);
 /* Timers for one socket (pings, hello and idle timeouts, slow readers, lingering). */
 void conn_tick(struct ws_conn *c, int64_t now);
 

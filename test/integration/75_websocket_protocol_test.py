@@ -239,6 +239,43 @@ class Protocol(TestCase):
         self.assertEqual(self.close_code(ws), 1009)
         self.assertTrue(self.echo_ping(self.ready_ws()))
 
+    def test_violations_sent_with_the_upgrade_request(self):
+        """Frames that arrive in the same packet as the opening handshake are read before the socket joins the
+        loop; a violation there used to free the connection while it was still being read (found by fuzz_ws)."""
+        import os as _os
+        import socket as _socket
+        cases = [
+            (struct.pack("!BBQ", 0x81, 0x80 | 127, 1 << 40) + _os.urandom(4) + b"x" * 100, 1009),  # too big
+            (struct.pack("!BB", 0x89, 0x80 | 126) + struct.pack("!H", 126) + b"\0" * 4 + b"x" * 126, 1002),
+            (b"\x81\x05hello", 1002),  # unmasked
+        ]
+        for frame, want in cases:
+            s = _socket.create_connection(("127.0.0.1", self.c.port), timeout=10)
+            s.sendall(("GET /api/realtime HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n" % self.token).encode() + frame)
+            got = b""
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    chunk = s.recv(4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                got += chunk
+                head, sep, rest = got.partition(b"\r\n\r\n")
+                if sep and len(rest) >= 4:
+                    break
+            s.close()
+            head, _, rest = got.partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 101"), got[:200])
+            if want == 1002 and len(rest) >= 2 and rest[1] == 0:
+                continue  # wslay's own empty close for a protocol error
+            self.assertEqual(rest[0], 0x88, rest[:20])
+            self.assertEqual(struct.unpack("!H", rest[2:4])[0], want, rest[:20])
+        self.assertTrue(self.echo_ping(self.ready_ws()))
+
     def test_a_long_idle_socket_works_as_before(self):
         """After 5 s without messages a socket gives its wslay context back (idle sockets cost ~1 KB, not 10);
         everything works the same afterwards: events in, fragmented messages out, pings, the close handshake."""
