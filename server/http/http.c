@@ -653,7 +653,19 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
         http_reply_status(r, 413, "resource_exhausted", msg);
     }
     if (!r->answered && r->route->blocks) {
-        /* it may wait on storage: off the epoll thread, which goes on serving everyone else */
+        /* it may wait on storage: off the epoll thread, which goes on serving everyone else.
+         * Not on this call, though: we return without an answer once, and libmicrohttpd calls again on its next
+         * turn (it does so while a complete request has no answer and is not suspended). libmicrohttpd 0.9.75
+         * does not update what it waits for on a suspended connection, and on resume it may read before it
+         * answers if that was "read" -- which it still is on this first call, as the request was just read. If
+         * the client has half-closed by then (its request, then FIN), that read gets end-of-file, which
+         * libmicrohttpd takes for an abort: it closes the connection and the worker's answer is lost. By the
+         * second call it has noted that a complete request waits on us and waits for nothing, so on resume it
+         * answers first and reads after (then meets the end-of-file and closes). */
+        if (atomic_load(&r->state) == REQ_READING) {
+            atomic_store(&r->state, REQ_HANDOFF);
+            return MHD_YES;
+        }
         atomic_store(&r->state, REQ_RUNNING);
         MHD_suspend_connection(c);
         if (workers_submit(h, r))
@@ -669,15 +681,39 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
     return send_response(h, r);
 }
 
+/* After an answer: if the client has already half-closed its side (sent its requests, then FIN), make sure
+ * libmicrohttpd notices, so it closes the connection now instead of after webserver.connection_timeout.
+ *
+ * libmicrohttpd 0.9.75 polls with edge-triggered epoll and, as a shortcut, takes a read that returns less than it
+ * asked for to mean "nothing more to read" and waits for the next edge. When the client's FIN is already queued
+ * behind its request, that one read takes the request, the FIN leaves no later edge, and the end-of-file is
+ * never read: an idle keep-alive connection the client can no longer use, held until the timeout. So we peek:
+ * 0 means the client sent FIN and we have read everything before it. Then shutdown(SHUT_RD) changes nothing
+ * (no more data can come, and nothing is discarded), but it wakes the socket's pollers, which gives
+ * libmicrohttpd the edge it missed. It then reads the end-of-file in its own time: after answering the requests
+ * it may still hold in its buffer (a pipelined batch sent before the FIN), and it closes the connection as it
+ * would have had the FIN come later. One recv() per answer; nothing at all when the client keeps the
+ * connection open (the peek says EAGAIN). */
+static void
+wake_on_peer_eof(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char b;
+
+    if (ci && recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+        shutdown(ci->connect_fd, SHUT_RD);
+}
+
 static void
 completed_cb(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     struct http *h = cls;
     struct http_req *r = *con_cls;
 
-    (void)c;
     if (!r)
         return;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->up)
+        wake_on_peer_eof(c); /* (an upgraded socket is not libmicrohttpd's to read any more) */
     if (h->o.request_logging)
         log_info("http: %s %s %d %zu %lldms %s%s", r->method, r->path, r->status, r->resp_len,
                  (long long)(clock_mono_ms() - r->start_ms), http_req_client_ip(r),

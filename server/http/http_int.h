@@ -8,7 +8,9 @@
 
 #define HTTP_MAX_RESP_HEADERS 16
 
-enum http_req_state { REQ_READING = 0, REQ_RUNNING, REQ_DONE };
+/* A blocking route's request goes READING -> HANDOFF (its body is in; it is handed to a worker on libmicrohttpd's
+ * next call, see access_cb) -> RUNNING (suspended, a worker has it) -> DONE (the worker is done: answer it). */
+enum http_req_state { REQ_READING = 0, REQ_HANDOFF, REQ_RUNNING, REQ_DONE };
 
 struct http_req {
     struct http *http;
