@@ -148,8 +148,9 @@ find_client_ip(struct http *h, struct http_req *r)
     struct header_lines hl = { .name = h->o.proxy_forwarded ? "Forwarded" : "X-Forwarded-For" };
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, join_header_lines, &hl);
     if (!hl.oom) /* out of memory: the proxy it is */
-        netaddr_client(h->o.trusted_proxies, peer, hl.buf, h->o.proxy_forwarded ? NETADDR_VIA_FORWARDED : NETADDR_VIA_XFF,
-                       r->client_ip, sizeof r->client_ip);
+        netaddr_client(h->o.trusted_proxies, peer, hl.buf,
+                       h->o.proxy_forwarded ? NETADDR_VIA_FORWARDED : NETADDR_VIA_XFF, r->client_ip,
+                       sizeof r->client_ip);
     free(hl.buf);
 }
 
@@ -402,7 +403,8 @@ send_too_large_now(struct http *h, struct http_req *r)
  * libmicrohttpd's own per-IP limit counts a load balancer as one client, so we count ourselves: addresses in
  * webserver.trusted_proxies are not counted (the clients behind them are limited by the proxy, and by the
  * per-address limits on logins, registrations and WebSockets, which see through them). Over the limit a new
- * connection is refused at once (one IP opening 10,000 half-sent requests used to take every slot). */
+ * connection gets a 429 and is closed at once (one IP opening 10,000 half-sent requests used to take every
+ * slot). */
 
 
 static bool
@@ -411,6 +413,10 @@ counted(struct http *h, const char *ip)
     return h->o.max_connections_per_ip > 0 && !(h->o.trusted_proxies && netaddr_set_contains(h->o.trusted_proxies, ip));
 }
 
+/* socket context of a connection over the limit: answered at once, never read, not counted */
+static char over_limit;
+
+/* Past twice the limit an address gets no answer at all: a flood costs us an accept and a close. */
 static enum MHD_Result
 accept_cb(void *cls, const struct sockaddr *addr, socklen_t len)
 {
@@ -424,11 +430,30 @@ accept_cb(void *cls, const struct sockaddr *addr, socklen_t len)
     pthread_mutex_lock(&h->ipmu);
     n = (uintptr_t)map_get(h->perip, ip);
     pthread_mutex_unlock(&h->ipmu);
-    if (n < (uintptr_t)h->o.max_connections_per_ip)
-        return MHD_YES;
+    return n < 2 * (uintptr_t)h->o.max_connections_per_ip ? MHD_YES : MHD_NO;
+}
+
+/* A connection over the limit gets a 429 that names it before we read anything, then both directions are shut
+ * (which also wakes libmicrohttpd to close it); access_cb never serves it. */
+static void
+refuse_over_limit(struct http *h, struct MHD_Connection *c, const char *ip)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char body[200], buf[512];
+    int bl, n;
+
     log_limited(h->mhd_log_limit, LOGL_WARN, "per-ip", "http: refused a connection from %s: %d open already "
                 "(webserver.max_connections_per_ip)", ip, h->o.max_connections_per_ip);
-    return MHD_NO;
+    if (!ci)
+        return;
+    bl = snprintf(body, sizeof body, "{\"code\":\"resource_exhausted\",\"message\":\"too many connections from "
+                  "your address: at most %d (webserver.max_connections_per_ip)\"}", h->o.max_connections_per_ip);
+    n = snprintf(buf, sizeof buf, "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+                 "Retry-After: 10\r\nConnection: close\r\nX-Chatto-Instance: %s\r\nContent-Length: %d\r\n\r\n%s",
+                 h->instance, bl, body);
+    if (n > 0 && (size_t)n < sizeof buf)
+        send(ci->connect_fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    shutdown(ci->connect_fd, SHUT_RDWR);
 }
 
 static void
@@ -443,11 +468,19 @@ notify_conn_cb(void *cls, struct MHD_Connection *c, void **socket_context, enum 
         if (!ci || !ci->client_addr || !peer_address(ci->client_addr, ip, sizeof ip) || !counted(h, ip))
             return;
         pthread_mutex_lock(&h->ipmu);
-        bool oom = false;
-        map_put(h->perip, ip, (void *)((uintptr_t)map_get(h->perip, ip) + 1), &oom);
+        uintptr_t open = (uintptr_t)map_get(h->perip, ip);
+        bool oom = false, over = open >= (uintptr_t)h->o.max_connections_per_ip;
+        if (!over)
+            map_put(h->perip, ip, (void *)(open + 1), &oom);
         pthread_mutex_unlock(&h->ipmu);
-        if (!oom)
+        if (over) {
+            *socket_context = &over_limit;
+            refuse_over_limit(h, c, ip);
+        } else if (!oom) {
             *socket_context = strdup(ip); /* what to count down when it closes (NULL: not counted) */
+        }
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context == &over_limit) {
+        *socket_context = NULL;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
         pthread_mutex_lock(&h->ipmu);
         uintptr_t n = (uintptr_t)map_get(h->perip, *socket_context);
@@ -551,7 +584,10 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
     if (!r) {
         const struct http_route *mismatch;
         const char *cl;
+        const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 
+        if (sc && sc->socket_context == &over_limit)
+            return MHD_NO; /* answered 429 already (refuse_over_limit) */
         if (!(r = calloc(1, sizeof *r)))
             return MHD_NO;
         *con_cls = r;

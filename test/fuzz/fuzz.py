@@ -122,7 +122,7 @@ def main():
     ap.add_argument("names", nargs="*")
     ap.add_argument("--build", default=os.path.join(ROOT, "build", "fuzz"))
     ap.add_argument("--time", type=int, default=60)
-    a = ap.parse_args()
+    a = ap.parse_intermixed_args()
     build = os.path.abspath(a.build)
     if a.what == "run":
         sys.exit(run(build, a.names, a.time))

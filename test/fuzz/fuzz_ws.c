@@ -107,7 +107,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         frame(&b, 0x88, "\x03\xe8", 2); /* close 1000 */
     }
-    fuzz_exchange(b.p, b.n, resp, sizeof resp, 200, !raw, fuzz_ws_closed);
+    fuzz_exchange(b.p, b.n, resp, sizeof resp, 200, 10000, !raw, fuzz_ws_closed);
     free(b.p);
     return 0;
 }

@@ -26,9 +26,10 @@ const struct fuzz_server *fuzz_server(void);
 char *fuzz_expand(const uint8_t *in, size_t len, size_t *out_len);
 
 /* One connection: send req, half-close (unless keep_open), read the answer into resp (up to cap bytes;
- * NUL-terminated) until the server closes, done(resp, n) says it is complete, or it has been quiet for idle_ms
- * after answering. The number of bytes read, or -1 if the server could not be reached. */
-long fuzz_exchange(const void *req, size_t len, char *resp, size_t cap, int idle_ms, bool keep_open,
+ * NUL-terminated) until the server closes, done(resp, n) says it is complete, it has been quiet for idle_ms
+ * after answering, or answer_ms passed without a byte (an incomplete request: the server waits for the rest).
+ * The number of bytes read, or -1 if the server could not be reached. */
+long fuzz_exchange(const void *req, size_t len, char *resp, size_t cap, int idle_ms, int answer_ms, bool keep_open,
                    bool (*done)(const char *resp, size_t n));
 
 /* done() for a WebSocket: the server's close frame has arrived (or it answered the upgrade with an error). */
