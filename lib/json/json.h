@@ -26,7 +26,9 @@ enum ch_status json_get_bool(const cJSON *obj, const char *name, bool required, 
 /* An integer given as a JSON number or a decimal string (proto3 JSON sends int64 as strings). */
 enum ch_status json_get_int(const cJSON *obj, const char *name, bool required, int64_t min, int64_t max,
                             int64_t *out, struct ch_err *err);
-/* An array of strings, each valid UTF-8 of min..max bytes, at most max_items. *out points into the tree. */
+/* An array of strings, each valid UTF-8 of min..max bytes, at most max_items. Unlike the scalar getters it
+ * always sets *out and *count: NULL and 0 when the field is missing, null or refused, so the caller frees
+ * *out (the array; the strings point into the tree) without tracking which case it got. */
 enum ch_status json_get_str_array(const cJSON *obj, const char *name, bool required, size_t max_items, size_t min,
                                   size_t max, const char ***out, size_t *count, struct ch_err *err);
 

@@ -22,7 +22,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_server();
     char *req = fuzz_expand(data, size, &len);
     if (req) {
-        fuzz_exchange(req, len, resp, sizeof resp, 50, 300, false, fuzz_ws_closed);
+        fuzz_exchange(req, len, resp, sizeof resp, 50, 100, false, fuzz_ws_closed);
         free(req);
     }
     return 0;

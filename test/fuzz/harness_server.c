@@ -262,7 +262,7 @@ start(void)
     setting(c, "webserver", "bind_address", "127.0.0.1");
     setting(c, "webserver", "max_connections_per_ip", "0");
     /* an incomplete request followed by FIN is held until this timeout (libmicrohttpd 0.9.75): fuzz_http makes
-     * many, and gives up on each after 300 ms */
+     * many, and gives up on each after 100 ms */
     setting(c, "webserver", "connection_timeout", "5s");
     setting(c, "nats.embedded", "data_dir", dir);
     setting(c, "log", "level", getenv("FUZZ_LOG") ? getenv("FUZZ_LOG") : "error");
