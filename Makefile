@@ -27,6 +27,7 @@ UNIT_BIN   := $(UNIT_SRC:test/unit/%.c=$(B)/test/%)
 FUZZ_NAMES := $(sort $(patsubst test/fuzz/%.c,%,$(wildcard test/fuzz/fuzz_*.c)))
 APP_OBJ    := $(filter-out $(B)/obj/server/main.o,$(SERVER_OBJ))
 GENDOC     := $(B)/gendoc
+OBJCAT     := $(B)/objcat
 
 ifeq ($(V),1)
 Q :=
@@ -97,6 +98,11 @@ $(B)/fuzz/%: test/fuzz/%.c $(B)/obj/test/fuzz/harness_server.o $(APP_OBJ) $(B)/l
 	$(Q)$(CC) $(CFLAGS) -Itest/fuzz -fsanitize=fuzzer -o $@ $< $(B)/obj/test/fuzz/harness_server.o $(APP_OBJ) \
 	    $(B)/libchatto.a $(PKG_LIBS)
 
+# the object-store code as a command, for the NATS object-store interoperability tests
+$(OBJCAT): test/tools/objcat.c $(B)/libchatto.a
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/libchatto.a $(PKG_LIBS)
+
 $(GENDOC): test/tools/gendoc.c $(B)/libchatto.a
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/libchatto.a $(PKG_LIBS)
@@ -138,19 +144,19 @@ run: deps
 	$(B)/chatto run --webserver-bind-address $(BIND) $(ARGS)
 
 test: deps-test
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(OBJCAT)
 	$(Q)$(MAKE) --no-print-directory fuzz-build
 	$(Q)python3 test/run_tests.py --build $(B) --fuzz build/fuzz $(if $(TESTS),--filter '$(TESTS)')
 
 test-unit: $(UNIT_BIN)
 	$(Q)python3 test/run_tests.py --build $(B) --unit-only
 
-test-integration: all
+test-integration: all $(OBJCAT)
 	$(Q)python3 test/run_tests.py --build $(B) --integration-only $(if $(TESTS),--filter '$(TESTS)')
 
 asan:
 	$(Q)$(MAKE) --no-print-directory B=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
-	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all $(addprefix build/asan/test/,$(notdir $(UNIT_BIN)))
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all build/asan/objcat $(addprefix build/asan/test/,$(notdir $(UNIT_BIN)))
 
 test-asan: deps-test
 	$(Q)$(MAKE) --no-print-directory asan

@@ -45,11 +45,12 @@ if [ -n "$missing" ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
 fi
 
-# playwright-core for the browser tests, pinned by test/browser/package-lock.json; it drives Debian's chromium
+# playwright-core for the browser tests (it drives Debian's chromium) and the nats client for the object-store
+# interoperability tests, pinned by test/browser/package-lock.json
 if [ "$profile" = test ]; then
     dir=$(cd "$(dirname "$0")/../test/browser" && pwd)
-    if [ ! -d "$dir/node_modules/playwright-core" ]; then
-        echo "deps: installing playwright-core (npm) into test/browser"
+    if [ ! -d "$dir/node_modules/playwright-core" ] || [ ! -d "$dir/node_modules/nats" ]; then
+        echo "deps: installing playwright-core and nats (npm) into test/browser"
         (cd "$dir" && npm ci --no-audit --no-fund --silent)
     fi
 fi

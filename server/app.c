@@ -43,6 +43,7 @@
 #include "base/netaddr.h"
 #include "base/ratelimit.h"
 #include "base/parse.h"
+#include "assets/assets.h"
 #include "chat/chat.h"
 #include "crypto/crypto.h"
 #include "http/http.h"
@@ -57,6 +58,32 @@
 extern char **environ;
 
 /* Secrets generated for embedded mode when not configured; nats.embedded.auth_token included. */
+/* lib/chat reaches files through these (it does not know lib/assets). */
+static enum ch_status
+hook_claim(void *ctx, const char *uid, const char *room, const char *msg_id, const char *const *ids, size_t n,
+           cJSON **attachments, struct ch_err *err)
+{
+    return assets_claim(ctx, uid, room, msg_id, ids, n, attachments, err);
+}
+
+static void
+hook_unclaim(void *ctx, const char *msg_id, const char *const *ids, size_t n)
+{
+    assets_unclaim(ctx, msg_id, ids, n);
+}
+
+static void
+hook_erase(void *ctx, const char *const *ids, size_t n)
+{
+    assets_erase(ctx, ids, n);
+}
+
+static void
+hook_url(void *ctx, const char *asset_id, const char *viewer, char *buf, size_t len, int64_t *expires_ms)
+{
+    assets_url(ctx, asset_id, viewer, buf, len, expires_ms);
+}
+
 static const enum cfg_key generated_secrets[] = {
     CFG_WEBSERVER_COOKIE_SIGNING_SECRET,
     CFG_CORE_SECRET_KEY,
@@ -369,6 +396,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     struct store *store = NULL;
     struct accounts *accounts = NULL;
     struct chat *chat = NULL;
+    struct assets *assets = NULL;
     struct rt *rt = NULL;
     struct ws *ws = NULL;
     struct web *web = NULL;
@@ -500,6 +528,21 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     }
     env.chat = chat;
     accounts_set_user_cache(accounts, lookup_user, chat);
+    struct assets_opts aso = {
+        .store = store,
+        .chat = chat,
+        .signing_secret = cfg_str(cfg, CFG_CORE_ASSETS_SIGNING_SECRET),
+        .max_upload = cfg_int(cfg, CFG_CORE_ASSETS_MAX_UPLOAD_SIZE),
+        .janitor = true,
+    };
+    if (assets_new(&aso, &assets, &err) != CH_OK) {
+        log_error("app: %s", err.msg);
+        goto out;
+    }
+    env.assets = assets;
+    struct chat_asset_hooks hooks = { .claim = hook_claim, .unclaim = hook_unclaim, .erase = hook_erase,
+                                      .url = hook_url, .ctx = assets };
+    chat_set_asset_hooks(chat, &hooks);
     struct rt_opts rto = {
         .store = store,
         .chat = chat,
@@ -635,6 +678,7 @@ out:
     rt_stop(rt); /* nothing calls the transport after this */
     ws_stop(ws);
     http_stop(http, 0);
+    assets_free(assets);
     chat_free(chat);
     web_free(web);
     accounts_free(accounts);

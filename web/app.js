@@ -225,6 +225,7 @@ function mergeEvents(roomId, events, atStart) {
 
 async function openRoom(roomId) {
   S.current = roomId;
+  renderUploads();
   $("app").classList.remove("show-side");
   const x = S.rooms.get(roomId);
   $("room-name").textContent = x ? roomTitle(x) : "";
@@ -321,6 +322,7 @@ function renderMessage(m, inThread) {
     if ((m.mentions || []).includes(S.me.id)) body.classList.add("mention-me");
   }
   div.append(body);
+  if (!m.deletedAt && m.attachments && m.attachments.length) div.append(renderAttachments(m.attachments));
   if (!m.deletedAt) {
     if (m.reactions && m.reactions.length) {
       const rx = el("div", { class: "reactions" });
@@ -357,6 +359,171 @@ function renderMessage(m, inThread) {
   }
   return div;
 }
+
+// ---------------------------------------------------------------- files
+
+const INLINE_IMAGES = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"];
+
+function fmtSize(n) {
+  n = Number(n) || 0;
+  if (n < 1024) return n + " B";
+  if (n < 1024 * 1024) return (n / 1024).toFixed(n < 10240 ? 1 : 0) + " KB";
+  return (n / 1024 / 1024).toFixed(1) + " MB";
+}
+
+function renderAttachments(list) {
+  const box = el("div", { class: "attachments" });
+  for (const a of list) {
+    const url = a.assetUrl && a.assetUrl.url;
+    if (!url) continue;
+    if (INLINE_IMAGES.includes(a.contentType)) {
+      const props = { src: url, alt: a.filename, loading: "lazy", dataset: { testid: "attachment-image" } };
+      if (a.width && a.height) { props.width = String(a.width); props.height = String(a.height); }
+      const img = el("img", props);
+      img.addEventListener("click", () => dialog(a.filename, [el("img", { class: "full-image", src: url, alt: a.filename }),
+        el("a", { href: url, download: a.filename, text: "Download (" + fmtSize(a.size) + ")" })], null));
+      box.append(img);
+    } else {
+      box.append(el("a", { class: "file-card", href: url, download: a.filename, dataset: { testid: "attachment-file" } },
+        el("span", { class: "name", text: a.filename }),
+        el("span", { class: "info", text: fmtSize(a.size) + " · " + (a.contentType || "file") })));
+    }
+  }
+  return box;
+}
+
+// Uploads: the whole file's SHA-256 first (the server checks every byte against it), then chunks of at most
+// 512 KiB as raw bytes; a dropped chunk is resumed from the server's committed offset.
+const CHUNK = 512 * 1024;
+S.uploads = []; // {id, file, roomId, sent, state: "uploading"|"done"|"failed", asset, abort, uploadId, error}
+
+async function sha256Hex(buf) {
+  if (window.crypto && crypto.subtle) {
+    const h = await crypto.subtle.digest("SHA-256", buf);
+    return [...new Uint8Array(h)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  return sha256Fallback(new Uint8Array(buf));
+}
+
+// SHA-256 for pages served over plain http from another host, where crypto.subtle does not exist (FIPS 180-4).
+function sha256Fallback(data) {
+  const K = [0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1,
+    0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d,
+    0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3,
+    0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3,
+    0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb,
+    0xbef9a3f7, 0xc67178f2];
+  const H = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+  const n = data.length, total = Math.ceil((n + 9) / 64) * 64, m = new Uint8Array(total);
+  m.set(data); m[n] = 0x80;
+  const dv = new DataView(m.buffer);
+  dv.setUint32(total - 8, Math.floor(n / 0x20000000)); dv.setUint32(total - 4, (n * 8) >>> 0);
+  const w = new Uint32Array(64), r = (x, k) => (x >>> k) | (x << (32 - k));
+  for (let o = 0; o < total; o += 64) {
+    for (let i = 0; i < 16; i++) w[i] = dv.getUint32(o + i * 4);
+    for (let i = 16; i < 64; i++) {
+      const s0 = r(w[i - 15], 7) ^ r(w[i - 15], 18) ^ (w[i - 15] >>> 3), s1 = r(w[i - 2], 17) ^ r(w[i - 2], 19) ^ (w[i - 2] >>> 10);
+      w[i] = (w[i - 16] + s0 + w[i - 7] + s1) >>> 0;
+    }
+    let [a, b, c, d, e, f, g, h] = H;
+    for (let i = 0; i < 64; i++) {
+      const t1 = (h + (r(e, 6) ^ r(e, 11) ^ r(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i]) >>> 0;
+      const t2 = ((r(a, 2) ^ r(a, 13) ^ r(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) >>> 0;
+      h = g; g = f; f = e; e = (d + t1) >>> 0; d = c; c = b; b = a; a = (t1 + t2) >>> 0;
+    }
+    H[0] = (H[0] + a) >>> 0; H[1] = (H[1] + b) >>> 0; H[2] = (H[2] + c) >>> 0; H[3] = (H[3] + d) >>> 0;
+    H[4] = (H[4] + e) >>> 0; H[5] = (H[5] + f) >>> 0; H[6] = (H[6] + g) >>> 0; H[7] = (H[7] + h) >>> 0;
+  }
+  return H.map((x) => x.toString(16).padStart(8, "0")).join("");
+}
+
+async function putChunk(up, offset, bytes) {
+  const r = await fetch("/api/assets/uploads/" + up.uploadId + "?offset=" + offset, {
+    method: "PUT", credentials: "same-origin", body: bytes, signal: up.abort.signal,
+    headers: { "Content-Type": "application/octet-stream", "X-Chunk-SHA256": await sha256Hex(bytes) },
+  });
+  let data = {};
+  try { data = await r.json(); } catch (e) { /* not JSON */ }
+  if (!r.ok) throw new ApiError(r.status, data.code || "unknown", data.message || r.statusText);
+  return data.upload;
+}
+
+async function runUpload(up) {
+  const buf = await up.file.arrayBuffer();
+  const created = await api("chatto.api.v1.AssetUploadService/CreateUpload", {
+    roomId: up.roomId, filename: up.file.name || "pasted.png", contentType: up.file.type || "",
+    size: String(buf.byteLength), sha256: await sha256Hex(buf),
+  });
+  up.uploadId = created.upload.uploadId;
+  let offset = 0, failures = 0;
+  while (offset < buf.byteLength) {
+    if (up.abort.signal.aborted) throw new ApiError(0, "cancelled", "cancelled");
+    try {
+      const state = await putChunk(up, offset, buf.slice(offset, Math.min(offset + CHUNK, buf.byteLength)));
+      offset = Number(state.committedOffset);
+      failures = 0;
+    } catch (e) {
+      if (up.abort.signal.aborted || (e.status && e.status < 500 && e.status !== 409 && e.code !== "failed_precondition") || ++failures > 5) throw e;
+      await new Promise((ok) => setTimeout(ok, 500 * failures));
+      // resume where the server says (the chunk may have arrived even though its answer did not)
+      try { offset = Number((await api("chatto.api.v1.AssetUploadService/GetUpload", { uploadId: up.uploadId })).upload.committedOffset); }
+      catch (e2) { /* try the chunk again */ }
+    }
+    up.sent = offset;
+    renderUploads();
+  }
+  const done = await api("chatto.api.v1.AssetUploadService/CompleteUpload", { uploadId: up.uploadId });
+  return done.asset;
+}
+
+let uploadSeq = 0;
+function addFiles(files) {
+  if (!S.current) return;
+  for (const file of files) {
+    const up = { id: ++uploadSeq, file, roomId: S.current, sent: 0, state: "uploading", abort: new AbortController() };
+    S.uploads.push(up);
+    runUpload(up).then((asset) => { up.asset = asset; up.state = "done"; renderUploads(); })
+      .catch((e) => {
+        if (up.abort.signal.aborted) return;
+        up.state = "failed"; up.error = e.message; renderUploads();
+      });
+  }
+  renderUploads();
+}
+
+function cancelUpload(up) {
+  up.abort.abort();
+  if (up.uploadId && up.state === "uploading") api("chatto.api.v1.AssetUploadService/CancelUpload", { uploadId: up.uploadId }).catch(() => {});
+  S.uploads = S.uploads.filter((x) => x !== up);
+  renderUploads();
+}
+
+function renderUploads() {
+  const list = $("uploads"), mine = S.uploads.filter((u) => u.roomId === S.current);
+  list.hidden = mine.length === 0;
+  list.replaceChildren(...mine.map((u) => el("li", { class: u.state, dataset: { testid: "upload", state: u.state } },
+    el("span", { class: "name", text: u.file.name || "pasted image", title: u.error || "" }),
+    u.state === "uploading" ? el("progress", { max: String(u.file.size || 1), value: String(u.sent), "aria-label": "Upload progress" })
+      : el("span", { class: "muted", text: u.state === "done" ? fmtSize(u.file.size) : "failed: " + u.error }),
+    el("button", { type: "button", "aria-label": "Remove " + (u.file.name || "file"), title: "Cancel", text: "✕", onclick: () => cancelUpload(u) }))));
+}
+
+$("attach").addEventListener("click", () => $("file-input").click());
+$("file-input").addEventListener("change", (e) => { addFiles([...e.target.files]); e.target.value = ""; });
+$("composer-input").addEventListener("paste", (e) => {
+  const files = [...(e.clipboardData ? e.clipboardData.files : [])];
+  if (files.length) { e.preventDefault(); addFiles(files); }
+});
+for (const ev of ["dragenter", "dragover"]) $("messages").addEventListener(ev, (e) => {
+  if (e.dataTransfer && [...e.dataTransfer.types].includes("Files")) { e.preventDefault(); $("messages").classList.add("dropping"); }
+});
+$("messages").addEventListener("dragleave", () => $("messages").classList.remove("dropping"));
+$("messages").addEventListener("drop", (e) => {
+  $("messages").classList.remove("dropping");
+  if (e.dataTransfer && e.dataTransfer.files.length) { e.preventDefault(); addFiles([...e.dataTransfer.files]); }
+});
 
 function replaceMessage(m) {
   const t = S.timeline.get(m.roomId);
@@ -415,8 +582,9 @@ function alertLine(text) {
 
 // ---------------------------------------------------------------- sending
 
-async function send(roomId, text, threadRoot) {
+async function send(roomId, text, threadRoot, assetIds) {
   const body = { roomId, body: text };
+  if (assetIds && assetIds.length) body.attachmentAssetIds = assetIds;
   if (threadRoot) body.threadRootEventId = threadRoot;
   const key = newKey();
   for (let attempt = 0; ; attempt++) {
@@ -451,12 +619,17 @@ function composerKeys(input, popupOwner) {
 $("composer").addEventListener("submit", async (e) => {
   e.preventDefault();
   const input = $("composer-input"), text = input.value;
-  if (!text.trim() || !S.current) return;
+  const mine = S.uploads.filter((u) => u.roomId === S.current);
+  if (mine.some((u) => u.state === "uploading")) { alertLine("Wait for the files to finish uploading."); return; }
+  const ready = mine.filter((u) => u.state === "done");
+  if ((!text.trim() && !ready.length) || !S.current) return;
   input.value = "";
   input.style.height = "auto";
   closeMention();
   try {
-    const m = await send(S.current, text);
+    const m = await send(S.current, text.trim() ? text : "", null, ready.map((u) => u.asset.id));
+    S.uploads = S.uploads.filter((u) => !ready.includes(u));
+    renderUploads();
     addMessage(m);
   } catch (err) {
     input.value = text;

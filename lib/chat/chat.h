@@ -40,6 +40,20 @@ struct chat_opts {
 };
 
 enum ch_status chat_new(const struct chat_opts *o, struct chat **out, struct ch_err *err);
+
+/* How messages reach files (lib/assets provides them; lib/chat does not know it): claim files for a new message
+ * (all or nothing), give them back when the message was not written after all, erase them with their message, and
+ * the URL a viewer fetches one with (viewer NULL: the bare path, for frames many users share). */
+struct chat_asset_hooks {
+    enum ch_status (*claim)(void *ctx, const char *uid, const char *room, const char *msg_id, const char *const *ids,
+                            size_t n, cJSON **attachments, struct ch_err *err);
+    void (*unclaim)(void *ctx, const char *msg_id, const char *const *ids, size_t n);
+    void (*erase)(void *ctx, const char *const *ids, size_t n);
+    void (*url)(void *ctx, const char *asset_id, const char *viewer, char *buf, size_t len, int64_t *expires_ms);
+    void *ctx;
+};
+/* Set once, before anything is posted (chat_new's caller, at start-up). */
+void chat_set_asset_hooks(struct chat *c, const struct chat_asset_hooks *h);
 void chat_free(struct chat *c);
 /* True once the read model has replayed the stream up to where it was when we subscribed. */
 bool chat_ready(struct chat *c, char *reason, size_t len);
@@ -70,9 +84,10 @@ enum ch_status chat_start_dm(struct chat *c, const struct user *who, const char 
                              struct ch_err *err);
 
 /* Messages. idem_key (may be NULL) makes a retried post store once. Each returns {message}. */
+/* body may be empty when files are attached (asset_ids: files the author uploaded to room, at most 10). */
 enum ch_status chat_post(struct chat *c, const struct user *who, const char *room, const char *body,
-                         const char *thread_root, const char *in_reply_to, const char *idem_key, cJSON **out,
-                         struct ch_err *err);
+                         const char *const *asset_ids, size_t nassets, const char *thread_root,
+                         const char *in_reply_to, const char *idem_key, cJSON **out, struct ch_err *err);
 enum ch_status chat_edit(struct chat *c, const struct user *who, const char *room, const char *msg, const char *body,
                          cJSON **out, struct ch_err *err);
 enum ch_status chat_delete(struct chat *c, const struct user *who, const char *room, const char *msg,
@@ -107,6 +122,11 @@ enum ch_status chat_join_general(struct chat *c, const struct user *who, struct 
 bool chat_room_member_ids(struct chat *c, const char *room, char (**ids)[65], size_t *n);
 /* Whether uid may see room now (a member). */
 bool chat_is_member(struct chat *c, const char *room, const char *uid);
+/* CH_OK if user uid is a member of room now, after catching up with every event acknowledged before the call (so a
+ * join or a removal a moment ago counts); with to_post, also that the room is not archived. CH_ENOTFOUND for a
+ * room uid may not see, CH_EPERM for a public room uid has not joined. For files: uploads and downloads. */
+enum ch_status chat_check_member(struct chat *c, const char *uid, const char *room, bool to_post,
+                                 struct ch_err *err);
 /* For UpdateTypingIndicator: CH_OK if who may type in room (member of a room that is not archived). */
 enum ch_status chat_check_typing(struct chat *c, const struct user *who, const char *room, const char *thread_root,
                                  struct ch_err *err);

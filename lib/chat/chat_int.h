@@ -46,6 +46,8 @@ struct chat_msg {
     char in_reply_to[ID_MAX + 1];
     char (*mentions)[ID_MAX + 1];
     size_t nmentions;
+    char *attachments; /* the files, as the snapshot's JSON array of {id, filename, contentType, size, width,
+                        * height}; NULL if none (or once deleted) */
     struct chat_reaction *reactions;
     size_t nreactions;
     uint64_t *body_seqs; /* stream messages that hold a body of this message (erased when it is deleted) */
@@ -124,6 +126,7 @@ struct chat_model {
 
     chat_listener_fn listener;
     void *listener_ctx;
+    struct chat_asset_hooks assets; /* set once before the follower starts; read-only after */
     atomic_ulong bad_events;
 };
 
@@ -154,8 +157,8 @@ size_t seqlist_after(const struct seqlist *l, uint64_t p);
 
 /* Views (view.c); caller holds the lock. `viewer` decides hasReacted. */
 cJSON *view_room(const struct chat_room *r);
-cJSON *view_message(const struct chat_msg *msg, const char *room_id, const char *viewer);
-cJSON *view_item(const struct chat_item *it, const char *room_id, const char *viewer);
+cJSON *view_message(const struct chat_model *m, const struct chat_msg *msg, const char *room_id, const char *viewer);
+cJSON *view_item(const struct chat_model *m, const struct chat_item *it, const char *room_id, const char *viewer);
 cJSON *view_user(const struct chat_model *m, const char *id);
 /* Add users {id: User} for ids to includes (deduplicated). */
 void view_include_user(const struct chat_model *m, cJSON *users, const char *id);

@@ -51,7 +51,7 @@ pager_page(const struct pager *p, size_t from, size_t to)
     for (size_t i = from; i < to; i++) {
         if (p->items) {
             const struct chat_item *it = p->items[i];
-            cJSON_AddItemToArray(events, view_item(it, p->r->id, p->viewer));
+            cJSON_AddItemToArray(events, view_item(p->m, it, p->r->id, p->viewer));
             view_include_user(p->m, users, it->actor);
             if (it->subject_user[0])
                 view_include_user(p->m, users, it->subject_user);
@@ -63,7 +63,7 @@ pager_page(const struct pager *p, size_t from, size_t to)
             cJSON_AddStringToObject(e, "actorId", msg->author);
             json_add_int64_str(e, "cursor", (int64_t)msg->pos);
             cJSON_AddItemToObject(cJSON_AddObjectToObject(e, "messagePosted"), "message",
-                                  view_message(msg, p->r->id, p->viewer));
+                                  view_message(p->m, msg, p->r->id, p->viewer));
             cJSON_AddItemToArray(events, e);
             view_include_user(p->m, users, msg->author);
         }
@@ -205,7 +205,7 @@ chat_thread(struct chat *c, const struct user *who, const char *room_id, const c
             struct pager p = { .m = c->m, .r = r, .viewer = who->id, .replies = l ? l : &empty, .n = l ? l->n : 0 };
             pager_window(&p, before && *before, b, after && *after, a, limit, &from, &to);
             *out = cJSON_CreateObject();
-            cJSON_AddItemToObject(*out, "root", view_message(root, room_id, who->id));
+            cJSON_AddItemToObject(*out, "root", view_message(c->m, root, room_id, who->id));
             cJSON_AddItemToObject(*out, "page", pager_page(&p, from, to));
         }
     }

@@ -19,14 +19,17 @@
 #include "store/subject.h"
 
 #define BODY_MAX 10000
+#define ASSET_IDS_MAX 32
 
 /* ---- validation and mentions ---- */
 
 static enum ch_status
-check_body(const char *body, struct ch_err *err)
+check_body(const char *body, bool files, struct ch_err *err)
 {
     size_t n = strlen(body);
 
+    if (n == 0 && files)
+        return CH_OK; /* files alone are a message */
     if (n == 0)
         return ch_err_set(err, CH_EINVAL, "body", "must not be empty");
     if (n > BODY_MAX)
@@ -36,7 +39,7 @@ check_body(const char *body, struct ch_err *err)
     bool blank = true;
     for (const char *p = body; *p && blank; p++)
         blank = isspace((unsigned char)*p);
-    if (blank)
+    if (blank && !files)
         return ch_err_set(err, CH_EINVAL, "body", "must not be blank");
     return CH_OK;
 }
@@ -105,7 +108,7 @@ idem_id(const char *uid, const char *key, char out[ID_LEN + 1])
 
 static void
 add_snapshot(cJSON *msg, const char *id, const char *author, int64_t created, const char *body,
-             const char *thread_root, const char *in_reply_to, char (*mentions)[65], size_t nm)
+             const char *thread_root, const char *in_reply_to, char (*mentions)[65], size_t nm, const char *attachments)
 {
     cJSON *arr;
 
@@ -120,6 +123,30 @@ add_snapshot(cJSON *msg, const char *id, const char *author, int64_t created, co
     arr = cJSON_AddArrayToObject(msg, "mentions");
     for (size_t i = 0; i < nm; i++)
         cJSON_AddItemToArray(arr, cJSON_CreateString(mentions[i]));
+    if (attachments && (arr = cJSON_Parse(attachments)))
+        cJSON_AddItemToObject(msg, "attachments", arr); /* every snapshot carries the files on */
+}
+
+/* The ids in a snapshot's attachments array (caller frees the array; the strings are in ids_buf). */
+static size_t
+attachment_ids(const char *json, char (*ids)[ID_MAX + 1], size_t max)
+{
+    cJSON *a = json ? cJSON_Parse(json) : NULL, *it;
+    size_t n = 0;
+
+    cJSON_ArrayForEach(it, a) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        if (n < max && cJSON_IsString(id) && id_valid(id->valuestring))
+            snprintf(ids[n++], ID_MAX + 1, "%s", id->valuestring);
+    }
+    cJSON_Delete(a);
+    return n;
+}
+
+void
+chat_set_asset_hooks(struct chat *c, const struct chat_asset_hooks *h)
+{
+    c->m->assets = *h;
 }
 
 enum ch_status
@@ -129,7 +156,7 @@ chat_message_out(struct chat *c, const struct user *who, const char *room_id, co
     pthread_rwlock_rdlock(&c->m->lock);
     struct chat_room *r = model_room(c->m, room_id);
     struct chat_msg *msg = model_msg(r, msg_id);
-    *out = msg ? view_wrap("message", view_message(msg, room_id, who->id)) : NULL;
+    *out = msg ? view_wrap("message", view_message(c->m, msg, room_id, who->id)) : NULL;
     pthread_rwlock_unlock(&c->m->lock);
     return *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "eventId", "no such message");
 }
@@ -165,15 +192,20 @@ post_check(struct chat *c, const struct user *who, const char *room_id, const ch
 }
 
 enum ch_status
-chat_post(struct chat *c, const struct user *who, const char *room_id, const char *body, const char *thread_root,
-          const char *in_reply_to, const char *idem_key, cJSON **out, struct ch_err *err)
+chat_post(struct chat *c, const struct user *who, const char *room_id, const char *body,
+          const char *const *asset_ids, size_t nassets, const char *thread_root, const char *in_reply_to,
+          const char *idem_key, cJSON **out, struct ch_err *err)
 {
     struct chat_room *r;
     char mentions[50][65], id[ID_LEN + 1], subject[STORE_SUBJECT_MAX], msgid[200];
     size_t nm = 0;
     enum ch_status st;
+    const struct chat_asset_hooks *hk = &c->m->assets;
+    char *att = NULL;
 
-    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = check_body(body, err)) != CH_OK ||
+    if (nassets && (!hk->claim || !hk->unclaim))
+        return ch_err_set(err, CH_ECONFLICT, "attachmentAssetIds", "attachments are not available on this server");
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = check_body(body, nassets > 0, err)) != CH_OK ||
         (st = chat_id_or_empty("threadRootEventId", thread_root, err)) != CH_OK ||
         (st = chat_id_or_empty("inReplyTo", in_reply_to, err)) != CH_OK)
         return st;
@@ -204,16 +236,32 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
         id_new(id);
     if (store_subject_event_message(subject, sizeof subject, room_id, id) != CH_OK)
         return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
+    if (nassets) {
+        /* the files become this message's before it is written (a retry with the same key claims them again) */
+        cJSON *arr = NULL;
+        if ((st = hk->claim(hk->ctx, who->id, room_id, id, asset_ids, nassets, &arr, err)) != CH_OK)
+            return st;
+        att = cJSON_PrintUnformatted(arr);
+        cJSON_Delete(arr);
+        if (!att) {
+            hk->unclaim(hk->ctx, id, asset_ids, nassets);
+            return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+        }
+    }
     cJSON *ev = chat_event_new("msg.posted", who), *msg = cJSON_AddObjectToObject(ev, "msg");
-    add_snapshot(msg, id, who->id, clock_wall_ms(), body, thread_root, in_reply_to, mentions, nm);
+    add_snapshot(msg, id, who->id, clock_wall_ms(), body, thread_root, in_reply_to, mentions, nm, att);
+    free(att);
     snprintf(msgid, sizeof msgid, "post:%s:%s", who->id, idem_key ? idem_key : id);
     struct store_pub_opts po = { .msg_id = msgid, .expect_none = true };
     st = chat_append(c, subject, ev, &po, NULL, NULL, err);
     /* a retry after the duplicate window finds its message already there: that is success too */
     if (st == CH_ECONFLICT && idem_key)
         st = CH_OK;
-    if (st != CH_OK)
+    if (st != CH_OK) {
+        if (nassets && st != CH_EUNAVAIL) /* (unavailable: it may have been written; the janitor settles it) */
+            hk->unclaim(hk->ctx, id, asset_ids, nassets);
         return st;
+    }
     /* the stream order may have refused it: the author left (or was removed) or the room was archived first */
     pthread_rwlock_rdlock(&c->m->lock);
     r = model_room(c->m, room_id);
@@ -222,8 +270,11 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
         st = r->archived ? ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived (read-only)")
                          : ch_err_set(err, CH_EPERM, "roomId", "join the room first");
     pthread_rwlock_unlock(&c->m->lock);
-    if (st != CH_OK)
+    if (st != CH_OK) {
+        if (nassets) /* refused by the stream order: the files were never shown; erase them with it */
+            hk->erase(hk->ctx, asset_ids, nassets);
         return st;
+    }
     return chat_message_out(c, who, room_id, id, out, err);
 }
 
@@ -232,6 +283,7 @@ struct msg_state {
     uint64_t last_seq, pos;
     int64_t created_at;
     char author[ID_MAX + 1], thread_root[ID_MAX + 1], in_reply_to[ID_MAX + 1];
+    char *attachments; /* a copy of the message's (caller frees) */
     uint64_t *body_seqs;
     size_t nbody;
     bool can_moderate;
@@ -263,6 +315,7 @@ msg_for_change(struct chat *c, const struct user *who, const char *room_id, cons
             memcpy(s->thread_root, msg->thread_root, sizeof s->thread_root);
             memcpy(s->in_reply_to, msg->in_reply_to, sizeof s->in_reply_to);
             s->can_moderate = chat_room_admin(cm, who);
+            s->attachments = msg->attachments ? strdup(msg->attachments) : NULL;
             if (for_delete && msg->nbody && (s->body_seqs = malloc(msg->nbody * sizeof *s->body_seqs))) {
                 memcpy(s->body_seqs, msg->body_seqs, msg->nbody * sizeof *s->body_seqs);
                 s->nbody = msg->nbody;
@@ -282,7 +335,7 @@ chat_edit(struct chat *c, const struct user *who, const char *room_id, const cha
     char subject[STORE_SUBJECT_MAX];
 
     if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_check("eventId", msg_id, err)) != CH_OK ||
-        (st = check_body(body, err)) != CH_OK)
+        (st = check_body(body, true, err)) != CH_OK) /* (empty only if the message has files: checked below) */
         return st;
     if (store_subject_event_message(subject, sizeof subject, room_id, msg_id) != CH_OK)
         return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
@@ -293,10 +346,16 @@ chat_edit(struct chat *c, const struct user *who, const char *room_id, const cha
             return st;
         if (strcmp(s.author, who->id) != 0) {
             free(s.body_seqs);
+            free(s.attachments);
             return ch_err_set(err, CH_EPERM, "eventId", "only the author may edit a message");
+        }
+        if (!body[0] && !s.attachments) {
+            free(s.body_seqs);
+            return ch_err_set(err, CH_EINVAL, "body", "must not be empty");
         }
         if (!chat_is_staff(who) && c->edit_window_ms > 0 && clock_wall_ms() - s.created_at > c->edit_window_ms) {
             free(s.body_seqs);
+            free(s.attachments);
             return ch_err_set(err, CH_ECONFLICT, "eventId", "messages can only be edited for %" PRId64
                               " minutes after posting", c->edit_window_ms / 60000);
         }
@@ -304,7 +363,9 @@ chat_edit(struct chat *c, const struct user *who, const char *room_id, const cha
         nm = chat_parse_mentions(c, body, mentions, 50);
         pthread_rwlock_unlock(&c->m->lock);
         cJSON *ev = chat_event_new("msg.edited", who), *msg = cJSON_AddObjectToObject(ev, "msg");
-        add_snapshot(msg, msg_id, s.author, s.created_at, body, s.thread_root, s.in_reply_to, mentions, nm);
+        add_snapshot(msg, msg_id, s.author, s.created_at, body, s.thread_root, s.in_reply_to, mentions, nm,
+                     s.attachments);
+        free(s.attachments);
         cJSON_AddNumberToObject(msg, "pos", (double)s.pos);
         cJSON_AddNumberToObject(msg, "editedAt", (double)clock_wall_ms());
         struct store_pub_opts po = { .expect_subject_seq = s.last_seq };
@@ -337,6 +398,7 @@ chat_delete(struct chat *c, const struct user *who, const char *room_id, const c
             return st;
         if (strcmp(s.author, who->id) != 0 && !s.can_moderate) {
             free(s.body_seqs);
+            free(s.attachments);
             return ch_err_set(err, CH_EPERM, "eventId", "only the author or a room admin may delete a message");
         }
         cJSON *ev = chat_event_new("msg.deleted", who), *msg = cJSON_AddObjectToObject(ev, "msg");
@@ -351,10 +413,19 @@ chat_delete(struct chat *c, const struct user *who, const char *room_id, const c
             cJSON_AddStringToObject(msg, "inReplyTo", s.in_reply_to);
         struct store_pub_opts po = { .expect_subject_seq = s.last_seq };
         st = chat_append(c, subject, ev, &po, NULL, NULL, err);
-        if (st == CH_OK) /* the tombstone is durable: now destroy every stored copy of the body */
+        if (st == CH_OK) { /* the tombstone is durable: now destroy every stored copy of the body, and the files */
             for (size_t i = 0; i < s.nbody; i++)
                 store_erase(c->store, STORE_S_EVENTS, s.body_seqs[i], NULL);
+            char ids[ASSET_IDS_MAX][ID_MAX + 1];
+            size_t n = attachment_ids(s.attachments, ids, ASSET_IDS_MAX);
+            const char *p[ASSET_IDS_MAX];
+            for (size_t i = 0; i < n; i++)
+                p[i] = ids[i];
+            if (n && c->m->assets.erase)
+                c->m->assets.erase(c->m->assets.ctx, p, n);
+        }
         free(s.body_seqs);
+        free(s.attachments);
         if (st != CH_ECONFLICT)
             break;
     }
@@ -401,7 +472,7 @@ chat_get_messages(struct chat *c, const struct user *who, const char *room_id, c
         for (size_t i = 0; i < n; i++) {
             struct chat_msg *msg = model_msg(r, ids[i]);
             if (msg)
-                cJSON_AddItemToArray(arr, view_message(msg, room_id, who->id));
+                cJSON_AddItemToArray(arr, view_message(c->m, msg, room_id, who->id));
         }
         *out = o;
     }

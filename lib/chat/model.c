@@ -42,6 +42,7 @@ msg_free(void *p)
         return;
     free(m->body);
     free(m->mentions);
+    free(m->attachments);
     for (size_t i = 0; i < m->nreactions; i++)
         free(m->reactions[i].users);
     free(m->reactions);
@@ -590,6 +591,8 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
             msg->deleted_at = jint(j, "deletedAt") ? jint(j, "deletedAt") : 1;
             free(msg->body);
             msg->body = NULL;
+            free(msg->attachments);
+            msg->attachments = NULL;
             for (size_t i = 0; i < msg->nreactions; i++)
                 free(msg->reactions[i].users);
             free(msg->reactions);
@@ -625,6 +628,9 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
         }
         if (!posted)
             msg->edited_at = jint(j, "editedAt");
+        const cJSON *att = cJSON_GetObjectItemCaseSensitive(j, "attachments");
+        free(msg->attachments);
+        msg->attachments = cJSON_IsArray(att) && cJSON_GetArraySize(att) > 0 ? cJSON_PrintUnformatted(att) : NULL;
         bool had_mentions = msg->nmentions > 0;
         set_list(&msg->mentions, &msg->nmentions, cJSON_GetObjectItemCaseSensitive(j, "mentions"));
         if (msg->nmentions && !had_mentions)
@@ -646,7 +652,7 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
                 cJSON_AddStringToObject(p, "threadRootEventId", msg->thread_root);
         } else {
             t = was_known && !was_deleted ? "message.updated" : "message.created";
-            cJSON_AddItemToObject(p, "message", view_message(msg, r->id, NULL));
+            cJSON_AddItemToObject(p, "message", view_message(m, msg, r->id, NULL));
         }
         notify(m, r, seq, t, p, NULL);
         if (msg->thread_root[0]) {

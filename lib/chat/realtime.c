@@ -61,6 +61,25 @@ chat_check_typing(struct chat *c, const struct user *who, const char *room_id, c
     return st;
 }
 
+enum ch_status
+chat_check_member(struct chat *c, const char *uid, const char *room_id, bool to_post, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    struct user who = { 0 };
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_check("userId", uid, err)) != CH_OK ||
+        (st = sync_events(c, err)) != CH_OK)
+        return st;
+    snprintf(who.id, sizeof who.id, "%s", uid);
+    pthread_rwlock_rdlock(&c->m->lock);
+    if ((st = chat_room_access(c, room_id, &who, true, &r, &cm, err)) == CH_OK && to_post && r->archived)
+        st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived (read-only)");
+    pthread_rwlock_unlock(&c->m->lock);
+    return st;
+}
+
 uint64_t
 chat_applied(struct chat *c)
 {

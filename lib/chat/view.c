@@ -34,8 +34,45 @@ view_room(const struct chat_room *r)
     return o;
 }
 
+/* MessageAttachment views (upstream's fields, plus size) of a snapshot's attachments, with URLs for viewer. */
+static void
+view_attachments(const struct chat_model *m, cJSON *arr, const char *json, const char *viewer)
+{
+    cJSON *src = cJSON_Parse(json), *it;
+
+    cJSON_ArrayForEach(it, src) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        char url[600];
+        int64_t exp = 0;
+        if (!cJSON_IsString(id))
+            continue;
+        cJSON *a = cJSON_CreateObject(), *u;
+        static const char *const strs[] = { "id", "filename", "contentType" };
+        for (size_t i = 0; i < 3; i++) {
+            const cJSON *f = cJSON_GetObjectItemCaseSensitive(it, strs[i]);
+            cJSON_AddStringToObject(a, strs[i], cJSON_IsString(f) ? f->valuestring : "");
+        }
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(it, "size");
+        json_add_int64_str(a, "size", cJSON_IsNumber(f) ? (int64_t)f->valuedouble : 0);
+        static const char *const dims[] = { "width", "height" };
+        for (size_t i = 0; i < 2; i++)
+            if (cJSON_IsNumber(f = cJSON_GetObjectItemCaseSensitive(it, dims[i])))
+                cJSON_AddNumberToObject(a, dims[i], f->valuedouble);
+        if (m->assets.url)
+            m->assets.url(m->assets.ctx, id->valuestring, viewer, url, sizeof url, &exp);
+        else
+            snprintf(url, sizeof url, "/assets/files/%s", id->valuestring);
+        u = cJSON_AddObjectToObject(a, "assetUrl");
+        cJSON_AddStringToObject(u, "url", url);
+        if (exp)
+            json_add_time(u, "expiresAt", exp);
+        cJSON_AddItemToArray(arr, a);
+    }
+    cJSON_Delete(src);
+}
+
 cJSON *
-view_message(const struct chat_msg *msg, const char *room_id, const char *viewer)
+view_message(const struct chat_model *m, const struct chat_msg *msg, const char *room_id, const char *viewer)
 {
     cJSON *o = cJSON_CreateObject(), *arr;
 
@@ -45,7 +82,9 @@ view_message(const struct chat_msg *msg, const char *room_id, const char *viewer
     cJSON_AddStringToObject(o, "actorId", msg->author);
     if (msg->body && !msg->deleted_at)
         cJSON_AddStringToObject(o, "body", msg->body);
-    cJSON_AddArrayToObject(o, "attachments");
+    arr = cJSON_AddArrayToObject(o, "attachments");
+    if (msg->attachments && !msg->deleted_at)
+        view_attachments(m, arr, msg->attachments, viewer);
     if (msg->edited_at)
         json_add_time(o, "updatedAt", msg->edited_at);
     cJSON_AddBoolToObject(o, "edited", msg->edited_at != 0);
@@ -83,7 +122,7 @@ view_message(const struct chat_msg *msg, const char *room_id, const char *viewer
 }
 
 cJSON *
-view_item(const struct chat_item *it, const char *room_id, const char *viewer)
+view_item(const struct chat_model *m, const struct chat_item *it, const char *room_id, const char *viewer)
 {
     cJSON *o = cJSON_CreateObject(), *x;
 
@@ -94,7 +133,7 @@ view_item(const struct chat_item *it, const char *room_id, const char *viewer)
     switch (it->kind) {
     case IT_MSG:
         x = cJSON_AddObjectToObject(o, "messagePosted");
-        cJSON_AddItemToObject(x, "message", view_message(it->msg, room_id, viewer));
+        cJSON_AddItemToObject(x, "message", view_message(m, it->msg, room_id, viewer));
         break;
     case IT_ROOM_CREATED:
         cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "roomCreated"), "roomId", room_id);

@@ -30,18 +30,25 @@ static const struct {
     [STORE_B_DMS] = { "chatto_dms", 1, 0, "Chatto direct-message rooms by participants" },
     /* entries of a crashed process age out; live ones are refreshed well within this */
     [STORE_B_PROCS] = { "chatto_processes", 1, PROCS_TTL_S * 1000000000LL, "Chatto processes and their settings" },
+    [STORE_B_UPLOADS] = { "chatto_uploads", 1, 0, "Chatto upload sessions" },
+    [STORE_B_ASSETS] = { "chatto_assets", 1, 0, "Chatto uploaded files" },
 };
 
 static enum ch_status update_stream(struct store *st, const char *stream, bool bucket, struct ch_err *err);
 
 static const struct {
     const char *name;
-    const char *subjects;
+    const char *subjects[2];
     int64_t duplicates_ns;
+    bool object; /* laid out as a NATS object store: rollups of the meta subjects, discard new, purgeable */
     const char *description;
 } streams[STORE_S_COUNT] = {
     /* a 10-minute duplicate window: a client retrying a post with the same Idempotency-Key stores it once */
-    [STORE_S_EVENTS] = { "CHATTO_EVENTS", STORE_SUBJECT_EVENTS_ALL, 600LL * 1000000000LL, "Chatto rooms and messages" },
+    [STORE_S_EVENTS] = { "CHATTO_EVENTS", { STORE_SUBJECT_EVENTS_ALL }, 600LL * 1000000000LL, false,
+                         "Chatto rooms and messages" },
+    /* the standard object-store stream of bucket SERVER_ASSETS, so NATS clients' object-store APIs read it */
+    [STORE_S_ASSETS] = { "OBJ_" STORE_OBJ_ASSETS, { "$O." STORE_OBJ_ASSETS ".C.>", "$O." STORE_OBJ_ASSETS ".M.>" },
+                         600LL * 1000000000LL, true, "Chatto attachments (object store " STORE_OBJ_ASSETS ")" },
 };
 
 const char *
@@ -62,19 +69,23 @@ create_stream(struct store *st, enum store_stream s, struct ch_err *err)
     jsStreamConfig sc;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    const char *subjects[1] = { streams[s].subjects };
     natsStatus ns;
 
     jsStreamConfig_Init(&sc);
     sc.Name = streams[s].name;
     sc.Description = streams[s].description;
-    sc.Subjects = subjects;
-    sc.SubjectsLen = 1;
+    sc.Subjects = (const char **)streams[s].subjects; /* nats.c does not write through it */
+    sc.SubjectsLen = streams[s].subjects[1] ? 2 : 1;
     sc.Storage = js_FileStorage;
     sc.Replicas = st->replicas;
     sc.Duplicates = streams[s].duplicates_ns;
     sc.AllowDirect = true;
-    sc.DenyPurge = true; /* history is only ever erased message by message */
+    if (streams[s].object) {
+        sc.AllowRollup = true;
+        sc.Discard = js_DiscardNew;
+    } else {
+        sc.DenyPurge = true; /* history is only ever erased message by message */
+    }
     ns = js_AddStream(&si, st->js, &sc, NULL, &jerr);
     jsStreamInfo_Destroy(si);
     if (ns == NATS_OK)

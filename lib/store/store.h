@@ -36,6 +36,8 @@ enum store_bucket {
     STORE_B_ROOMNAMES,/* <hash of the case-folded name> -> roomId; created atomically, so names are unique */
     STORE_B_DMS,      /* <hash of the sorted participant ids> -> roomId; one DM per set of users */
     STORE_B_PROCS,    /* <process> -> fingerprints of its must-match settings, refreshed while it runs */
+    STORE_B_UPLOADS,  /* <uploadId> -> an upload session (resumable from any process) */
+    STORE_B_ASSETS,   /* <assetId> -> an uploaded file: room, owner, name, type, size, digest, state */
     STORE_B_COUNT
 };
 
@@ -118,6 +120,7 @@ enum ch_status store_server_identity(struct store *st, char *id, size_t idlen, i
 /* Streams Chatto creates (besides the KV buckets' own), all with nats.replicas replicas. */
 enum store_stream {
     STORE_S_EVENTS, /* CHATTO_EVENTS: the append-only source of truth of rooms and messages, chatto.ev.> */
+    STORE_S_ASSETS, /* OBJ_SERVER_ASSETS: the object store of attachments (objects.c) */
     STORE_S_COUNT
 };
 
@@ -195,6 +198,70 @@ enum ch_status store_kv_watch(struct store *st, enum store_bucket b, const char 
 void store_kv_watch_stop(struct store_watch *w);
 /* The last revision in bucket b (the KV stream's last sequence), for read-your-writes waits. */
 enum ch_status store_kv_last_rev(struct store *st, enum store_bucket b, uint64_t *rev, struct ch_err *err);
+
+/* ---- object stores (objects.c): the standard NATS object-store layout, so any NATS client's object-store API
+ * reads what we write and we read what it writes. Bucket B is stream OBJ_B; an object's bytes are messages on
+ * $O.B.C.<nuid> in order, its description one JSON message on $O.B.M.<base64url(name)> (rolled up: the last one
+ * counts) with the SHA-256 digest, size and chunk count. An object becomes visible when its description is
+ * written, so a half-written object is never served. Every call is one or a few JetStream round trips. ---- */
+
+#define STORE_OBJ_ASSETS "SERVER_ASSETS" /* attachments, as upstream names the bucket */
+#define STORE_OBJ_NUID_LEN 22
+#define STORE_OBJ_NAME_MAX 255
+#define STORE_OBJ_CHUNK_MAX (1024u * 1024u) /* nats-server's default max_payload */
+
+struct store_obj_info {
+    char name[STORE_OBJ_NAME_MAX + 1];
+    char nuid[STORE_OBJ_NUID_LEN + 1]; /* names the chunk subject */
+    uint64_t size;
+    uint64_t chunks;
+    uint64_t max_chunk_size;
+    unsigned char sha256[32];
+    int64_t mtime_ms;
+    bool deleted;
+    uint64_t revision; /* stream sequence of the description */
+};
+
+/* A fresh object id (22 characters of [0-9A-Za-z], like the NUIDs NATS clients use). */
+void store_obj_nuid(char out[STORE_OBJ_NUID_LEN + 1]);
+
+/* Append one chunk to the object being written under nuid. after_seq is the sequence of its previous chunk (0 for
+ * the first): JetStream refuses the append with CH_ECONFLICT if any other chunk was appended since, so two
+ * writers can never interleave. offset (the chunk's first byte in the object) travels in a header that object
+ * readers ignore. *seq is the chunk's sequence. */
+enum ch_status store_obj_put_chunk(struct store *st, enum store_stream s, const char *nuid, const void *data,
+                                   size_t len, uint64_t after_seq, uint64_t offset, uint64_t *seq, struct ch_err *err);
+/* The chunk after sequence after_seq (0: the first) of nuid: its bytes (caller frees), length and sequence.
+ * CH_ENOTFOUND when there is none. */
+enum ch_status store_obj_next_chunk(struct store *st, enum store_stream s, const char *nuid, uint64_t after_seq,
+                                    char **data, size_t *len, uint64_t *seq, struct ch_err *err);
+/* The last chunk of nuid (read through the stream leader): its sequence, length and offset header (UINT64_MAX if
+ * it has none). CH_ENOTFOUND if nuid has no chunk. */
+enum ch_status store_obj_last_chunk(struct store *st, enum store_stream s, const char *nuid, uint64_t *seq,
+                                    size_t *len, uint64_t *offset, struct ch_err *err);
+/* Publish the description that makes an object visible (or, with info->deleted, gone); content_type may be
+ * NULL. info->revision is set. */
+enum ch_status store_obj_put_info(struct store *st, enum store_stream s, struct store_obj_info *info,
+                                  const char *content_type, struct ch_err *err);
+/* The object's description; CH_ENOTFOUND if it was never written or is deleted. */
+enum ch_status store_obj_get_info(struct store *st, enum store_stream s, const char *name,
+                                  struct store_obj_info *info, struct ch_err *err);
+/* Securely erase every chunk of nuid (their bytes are overwritten on disk), then purge what is left. */
+enum ch_status store_obj_erase_chunks(struct store *st, enum store_stream s, const char *nuid, struct ch_err *err);
+/* Mark the object deleted and erase its chunks. Absent is fine. */
+enum ch_status store_obj_delete(struct store *st, enum store_stream s, const char *name, struct ch_err *err);
+/* Write a whole object from memory in chunks of chunk_size and describe it (small objects: avatars, tests). */
+enum ch_status store_obj_put(struct store *st, enum store_stream s, const char *name, const char *content_type,
+                             const void *data, size_t len, size_t chunk_size, struct store_obj_info *info,
+                             struct ch_err *err);
+
+/* Reads an object's chunks in order and checks its digest at the end: store_obj_read() gives the next chunk
+ * (caller frees) until *len is 0 at the end; CH_EINTERNAL if the bytes do not match the digest or size. */
+struct store_obj_reader;
+enum ch_status store_obj_reader_open(struct store *st, enum store_stream s, const struct store_obj_info *info,
+                                     struct store_obj_reader **out, struct ch_err *err);
+enum ch_status store_obj_read(struct store_obj_reader *r, char **data, size_t *len, struct ch_err *err);
+void store_obj_reader_close(struct store_obj_reader *r);
 
 /* ---- core NATS (ephemeral: typing indicators) ---- */
 

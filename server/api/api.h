@@ -17,6 +17,7 @@
 
 struct cfg;
 struct chat;
+struct assets;
 struct rt;
 struct ws;
 struct web;
@@ -30,6 +31,7 @@ struct api_env {
     struct sup *sup; /* NULL unless nats.embedded.enabled */
     struct accounts *accounts;
     struct chat *chat;
+    struct assets *assets; /* uploads, files, download tickets (lib/assets) */
     struct rt *rt; /* realtime: presence, typing (lib/realtime) */
     struct ws *ws; /* the WebSocket transport the upgrade hands sockets to */
     struct web *web; /* NULL when no web client files were found */
@@ -48,6 +50,7 @@ struct api_ctx {
     struct api_env *env;
     struct http_req *req;
     struct principal *who; /* the caller, for methods that require authentication; NULL otherwise */
+    int http_status;       /* if set, an error is answered with this HTTP status instead of the code's (413) */
 };
 
 typedef enum ch_status (*api_fn)(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err);
@@ -68,6 +71,13 @@ extern const struct api_method users_methods[];
 extern const struct api_method admin_methods[];
 extern const struct api_method rooms_methods[];
 extern const struct api_method messages_methods[];
+extern const struct api_method assets_methods[];
+
+/* Files outside Connect (assets.c): PUT /api/assets/uploads/<uploadId>?offset=N with the chunk's raw bytes (the
+ * browser's path: no base64), and GET /assets/files/<assetId> (downloads, streamed, with Range and ETag). */
+void assets_chunk_prepare(struct http_req *r, void *env);
+void assets_chunk_put(struct http_req *r, void *env);
+void assets_download(struct http_req *r, void *env);
 
 /* One page of users ({users, nextPageToken}); full adds role, disabled, createdAt (admin view). users.c. */
 enum ch_status users_list_page(struct api_ctx *c, const cJSON *in, bool full, cJSON **out, struct ch_err *err);

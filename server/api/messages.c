@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "api/api.h"
+#include "assets/assets.h"
 #include "base/clock.h"
 #include "base/ratelimit.h"
 #include "chat/chat.h"
@@ -45,16 +46,25 @@ create_message(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *e
     enum ch_status st;
 
     if ((st = json_get_str(in, "roomId", true, 1, 64, &room, err)) != CH_OK ||
-        (st = json_get_str(in, "body", true, 0, 65536, &body, err)) != CH_OK ||
+        (st = json_get_str(in, "body", false, 0, 65536, &body, err)) != CH_OK ||
         (st = json_get_str(in, "threadRootEventId", false, 0, 64, &root, err)) != CH_OK ||
         (st = json_get_str(in, "inReplyTo", false, 0, 64, &reply, err)) != CH_OK ||
-        (st = json_get_str_array(in, "attachmentAssetIds", false, 32, 1, 64, &assets, &nassets, err)) != CH_OK ||
-        (st = write_allowed(c, err)) != CH_OK)
+        (st = json_get_str_array(in, "attachmentAssetIds", false, ASSETS_MAX_PER_MESSAGE, 1, 64, &assets, &nassets,
+                                 err)) != CH_OK ||
+        (st = write_allowed(c, err)) != CH_OK) {
+        free(assets);
         return st;
+    }
+    if (!body)
+        body = "";
+    if (!*body && !nassets) {
+        free(assets);
+        return ch_err_set(err, CH_EINVAL, "body", "required (unless files are attached)");
+    }
+    st = chat_post(c->env->chat, ME, room, body, assets, nassets, root, reply,
+                   http_req_header(c->req, "Idempotency-Key"), out, err);
     free(assets);
-    if (nassets)
-        return ch_err_set(err, CH_ECONFLICT, "attachmentAssetIds", "attachments are not available on this server yet");
-    return chat_post(c->env->chat, ME, room, body, root, reply, http_req_header(c->req, "Idempotency-Key"), out, err);
+    return st;
 }
 
 static enum ch_status

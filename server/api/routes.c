@@ -18,7 +18,7 @@
 #define CONNECT_PREFIX "/api/connect/"
 
 static const struct api_method *const tables[] = { discovery_methods, users_methods, admin_methods, rooms_methods,
-                                                   messages_methods, NULL };
+                                                   messages_methods, assets_methods, NULL };
 
 bool
 api_ready(struct api_env *env, char *reason, size_t len)
@@ -168,7 +168,12 @@ connect_handle(struct http_req *r, void *envp)
     explicit_bzero(&who, sizeof who);
     if (st != CH_OK) {
         cJSON_Delete(out);
-        http_reply_error(r, st, &err);
+        if (c.http_status) {
+            char msg[CH_ERR_MSG_MAX + 80];
+            http_reply_status(r, c.http_status, ch_status_str(st), ch_err_text(&err, msg, sizeof msg));
+        } else {
+            http_reply_error(r, st, &err);
+        }
         return;
     }
     http_reply_json(r, 200, out);
@@ -194,6 +199,8 @@ static const struct http_route routes[] = {
     { "GET", "/readyz", false, false, NULL, readyz },
     { "GET", "/api/realtime", false, true, NULL, api_realtime_upgrade },
     { "POST", CONNECT_PREFIX, true, true, connect_prepare, connect_handle },
+    { "PUT", "/api/assets/uploads/", true, true, assets_chunk_prepare, assets_chunk_put },
+    { "GET", "/assets/files/", true, true, NULL, assets_download },
     { "POST", "/auth/register", false, true, account_prepare, account_register },
     { "POST", "/auth/login", false, true, account_prepare, account_login },
     { "POST", "/auth/logout", false, true, account_prepare, account_logout },

@@ -73,8 +73,8 @@ struct http {
     pthread_mutex_t wmu; /* guards the workers' queue and counts */
     pthread_cond_t wcv;  /* work arrived, or stop */
     pthread_cond_t wgone; /* a worker left */
-    struct http_req *jq, *jqtail;
-    int nq;              /* requests in jq */
+    struct http_job *jq, *jqtail;
+    int nq;              /* jobs in jq */
     int workers, idle;   /* alive, and waiting for work (an idle worker may already be signalled for a job) */
     int running;         /* requests being handled by workers now */
     bool wstop;
@@ -337,10 +337,15 @@ send_response(struct http *h, struct http_req *r)
         return send_upgrade(h, r);
     if (!r->answered)
         http_reply_errorf(r, CH_EINTERNAL, "no response");
-    resp = MHD_create_response_from_buffer(r->resp_len, r->resp, MHD_RESPMEM_MUST_FREE);
-    if (!resp)
-        return MHD_NO;
-    r->resp = NULL; /* MHD owns it now */
+    if (r->stream) {
+        if (!(resp = http_stream_response(h, r)))
+            return MHD_NO;
+    } else {
+        resp = MHD_create_response_from_buffer(r->resp_len, r->resp, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+            return MHD_NO;
+        r->resp = NULL; /* MHD owns it now */
+    }
     add_common_headers(h, r, resp);
     ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
@@ -362,6 +367,7 @@ req_free(struct http_req *r, bool completed)
     } else if (r->upgrade_fn && r->upgrade_abort) {
         r->upgrade_abort(r->upgrade_cls); /* never queued */
     }
+    http_stream_abandon(r->stream); /* answered with a stream that never became a response */
     if (r->data_free)
         r->data_free(r->data);
     free(r->path);
@@ -504,7 +510,7 @@ worker_main(void *arg)
     pthread_setname_np(pthread_self(), "http-worker"); /* else it inherits its creator's name ("MHD-worker") */
     pthread_mutex_lock(&h->wmu);
     for (;;) {
-        struct http_req *r;
+        struct http_job *j;
         bool timed_out = false;
 
         while (!h->jq && !h->wstop && !timed_out) {
@@ -517,19 +523,15 @@ worker_main(void *arg)
             break;
         if (!h->jq)
             continue; /* one of the last few: stay */
-        r = h->jq;
-        h->jq = r->job_next;
+        j = h->jq;
+        h->jq = j->next;
         if (!h->jq)
             h->jqtail = NULL;
         h->nq--;
         h->running++;
         pthread_mutex_unlock(&h->wmu);
 
-        r->route->handler(r, h->env);
-        struct MHD_Connection *conn = r->conn;
-        atomic_store(&r->state, REQ_DONE);
-        /* from here the epoll thread may answer and free r: do not touch it again */
-        MHD_resume_connection(conn);
+        j->run(j); /* from here on j may be gone */
 
         pthread_mutex_lock(&h->wmu);
         h->running--;
@@ -541,14 +543,27 @@ worker_main(void *arg)
     return NULL;
 }
 
-/* Hand r to a worker, making one if every worker is busy. False only when no thread could be made. */
-static bool
-workers_submit(struct http *h, struct http_req *r)
+/* A blocking handler's job: run it, then give the request back to the epoll thread to answer. */
+static void
+run_request(struct http_job *j)
+{
+    struct http_req *r = (struct http_req *)((char *)j - offsetof(struct http_req, job));
+    struct http *h = r->http;
+
+    r->route->handler(r, h->env);
+    struct MHD_Connection *conn = r->conn;
+    atomic_store(&r->state, REQ_DONE);
+    /* from here the epoll thread may answer and free r: do not touch it again */
+    MHD_resume_connection(conn);
+}
+
+bool
+http_submit_job(struct http *h, struct http_job *j)
 {
     bool ok = true;
 
     pthread_mutex_lock(&h->wmu);
-    /* a new worker only when every idle one already has a queued request waiting for it: a request must never
+    /* a new worker only when every idle one already has a queued job waiting for it: a request must never
      * wait behind another that may be stuck on storage, and a busy server must not make a thread per request */
     if (h->idle <= h->nq) {
         pthread_t t;
@@ -561,12 +576,12 @@ workers_submit(struct http *h, struct http_req *r)
         /* else it waits for one of the busy workers */
     }
     if (ok) {
-        r->job_next = NULL;
+        j->next = NULL;
         if (h->jqtail)
-            h->jqtail->job_next = r;
+            h->jqtail->next = j;
         else
-            h->jq = r;
-        h->jqtail = r;
+            h->jq = j;
+        h->jqtail = j;
         h->nq++;
         pthread_cond_signal(&h->wcv);
     }
@@ -704,7 +719,8 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
         }
         atomic_store(&r->state, REQ_RUNNING);
         MHD_suspend_connection(c);
-        if (workers_submit(h, r))
+        r->job.run = run_request;
+        if (http_submit_job(h, &r->job))
             return MHD_YES;
         MHD_resume_connection(c);
         atomic_store(&r->state, REQ_READING);

@@ -103,6 +103,14 @@ void http_reply_status(struct http_req *r, int http_status, const char *code, co
 void http_reply_bytes(struct http_req *r, int status, const char *content_type, const void *body, size_t len);
 /* Add a response header (copied); up to 16 per response. */
 void http_reply_header(struct http_req *r, const char *name, const char *value);
+/* Answer with a body of total bytes produced piece by piece, never held whole: fill(ctx, &piece, &len) runs on a
+ * worker thread each time the client has taken every byte given so far; it may wait on storage, hands over a
+ * malloc'd piece, and returns CH_OK with len 0 at the end (after an error, or fewer than total bytes, the
+ * connection is cut short: the client sees an incomplete body, never a wrong one). done(ctx) runs once, when the
+ * response is finished or abandoned, and never while fill runs. Headers are added as usual. */
+typedef enum ch_status (*http_fill_fn)(void *ctx, char **piece, size_t *len);
+void http_reply_stream(struct http_req *r, int status, const char *content_type, uint64_t total, http_fill_fn fill,
+                       void (*done)(void *ctx), void *ctx);
 /* Answer 101 Switching Protocols and hand the socket to fn once MHD has sent it (on an MHD thread; fn must not
  * block and must eventually call MHD_upgrade_action(urh, CLOSE)). If the upgrade never happens (the client went
  * away), abort(cls) runs instead. Response headers (Upgrade, Sec-WebSocket-Accept) are added with

@@ -12,9 +12,17 @@
  * next call, see access_cb) -> RUNNING (suspended, a worker has it) -> DONE (the worker is done: answer it). */
 enum http_req_state { REQ_READING = 0, REQ_HANDOFF, REQ_RUNNING, REQ_DONE };
 
+/* Work for the worker threads: a blocking handler, or the next piece of a streamed body. */
+struct http_job {
+    void (*run)(struct http_job *j);
+    struct http_job *next; /* in the workers' queue */
+};
+
+struct http_stream;
+
 struct http_req {
     struct http *http;
-    struct http_req *job_next; /* in the workers' queue */
+    struct http_job job; /* runs the blocking handler */
     _Atomic int state;         /* enum http_req_state: a blocking handler runs on a worker while RUNNING */
     struct MHD_Connection *conn;
     const struct http_route *route;
@@ -37,6 +45,8 @@ struct http_req {
     struct http_upgrade *up;
 
     /* response */
+    struct http_stream *stream; /* a body produced piece by piece (http_reply_stream), until MHD takes it */
+    uint64_t stream_total;
     struct MHD_Response *static_resp; /* a response built once (static_json routes); borrowed */
     bool answered;
     int status;
@@ -48,3 +58,11 @@ struct http_req {
     } headers[HTTP_MAX_RESP_HEADERS];
     size_t nheaders;
 };
+
+/* Queue a job for a worker thread (making one if every worker is busy). False if no thread could run it. */
+bool http_submit_job(struct http *h, struct http_job *j);
+
+/* stream.c: the MHD response of a streamed body (takes the stream; NULL if out of memory), and the release of a
+ * stream that never became a response (the request ended first). */
+struct MHD_Response *http_stream_response(struct http *h, struct http_req *r);
+void http_stream_abandon(struct http_stream *s);

@@ -32,6 +32,8 @@ http_status_of(enum ch_status s)
 static void
 set_body(struct http_req *r, int status, const char *ctype, char *body, size_t len)
 {
+    http_stream_abandon(r->stream); /* an answer replaces a stream set up before it */
+    r->stream = NULL;
     free(r->resp);
     r->resp = body;
     r->resp_len = len;

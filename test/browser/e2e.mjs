@@ -183,6 +183,44 @@ async function main() {
     await lastMsg(alice).locator(".body", { hasText: "line one\nline two" }).waitFor();
   });
 
+  await step("paste a screenshot and attach a file: the other side sees the image live and opens it", async () => {
+    // a real PNG (drawn by the browser), pasted into the composer as a screenshot would be
+    await alice.evaluate(async () => {
+      const c = document.createElement("canvas");
+      c.width = 64; c.height = 40;
+      const g = c.getContext("2d");
+      g.fillStyle = "#3366cc"; g.fillRect(0, 0, 64, 40);
+      const blob = await new Promise((ok) => c.toBlob(ok, "image/png"));
+      const dt = new DataTransfer();
+      dt.items.add(new File([blob], "screenshot.png", { type: "image/png" }));
+      const ev = new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true });
+      document.getElementById("composer-input").dispatchEvent(ev);
+    });
+    await alice.locator('#uploads [data-testid="upload"][data-state="done"]').waitFor();
+    // and a document through the attach button
+    await alice.setInputFiles("#file-input", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("meeting notes\n".repeat(5000)) });
+    await alice.locator('#uploads [data-testid="upload"][data-state="done"]').nth(1).waitFor();
+    await alice.fill("#composer-input", "Here is the screenshot");
+    await alice.press("#composer-input", "Enter");
+    const img = lastMsg(bob).locator('img[data-testid="attachment-image"]');
+    await img.waitFor();
+    await bob.waitForFunction(() => {
+      const i = [...document.querySelectorAll('img[data-testid="attachment-image"]')].pop();
+      return i && i.complete && i.naturalWidth === 64 && i.naturalHeight === 40;
+    });
+    const card = lastMsg(bob).locator('a[data-testid="attachment-file"]');
+    if (!(await card.textContent()).includes("notes.txt")) throw new Error("file card without its name");
+    if ((await alice.locator("#uploads").isHidden()) !== true) throw new Error("sent files still listed");
+    await img.click();
+    await bob.locator("#dialog img.full-image").waitFor();
+    await bob.screenshot({ path: path.join(outDir, "02b-attachments.png") });
+    await bob.click("#dialog-cancel");
+    // the link opens for bob (cookie) and serves the bytes with their type
+    const href = await card.getAttribute("href");
+    const res = await bob.evaluate(async (u) => { const r = await fetch(u); return [r.status, (await r.text()).length, r.headers.get("content-disposition")]; }, href);
+    if (res[0] !== 200 || res[1] !== 14 * 5000 || !res[2].startsWith("attachment")) throw new Error("download: " + res);
+  });
+
   await step("react", async () => {
     const target = msgs(bob).filter({ hasText: "Hello Bob" });
     await target.hover();

@@ -246,8 +246,10 @@ class Chat(TestCase):
             {"Content-Type": "application/json"}))
         self.assertEqual((r.status, r.json()["code"]), (400, "invalid_argument"), r)
         self.assertIn("body", r.json()["message"])
+        # files: an id that is not a file of the author's in this room (65_assets covers the rest)
         self.err(self.alice, M + "CreateMessage", {"roomId": "general", "body": "x",
-                                                   "attachmentAssetIds": ["abc"]}, 400, "failed_precondition")
+                                                   "attachmentAssetIds": ["abc"]}, 400, "invalid_argument",
+                 "attachmentAssetIds")
 
     def test_ids_validated_before_nats(self):
         for bad in ("a.b", "a*", ">", "a b", "x" * 65, "", "gen\u00e9ral", "a\tb"):

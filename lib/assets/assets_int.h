@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+/* Internals shared by the files of lib/assets only. */
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "assets/assets.h"
+#include "store/store.h"
+
+struct assets {
+    struct store *store;
+    struct chat *chat;
+    char *secret; /* core.assets.signing_secret (sodium memory) */
+    size_t secret_len;
+    int64_t max_upload;
+    struct {
+        pthread_t thread;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        bool stop, running;
+    } janitor;
+};
+
+/* records (assets.c): JSON objects in KV */
+const char *rec_str(const cJSON *o, const char *name); /* "" if absent */
+int64_t rec_int(const cJSON *o, const char *name);     /* 0 if absent */
+void rec_set_str(cJSON *o, const char *name, const char *v);
+void rec_set_int(cJSON *o, const char *name, int64_t v);
+enum ch_status rec_load(struct assets *a, enum store_bucket b, const char *key, cJSON **rec, uint64_t *rev,
+                        struct ch_err *err);
+enum ch_status rec_save(struct assets *a, enum store_bucket b, const char *key, const cJSON *rec, uint64_t rev,
+                        uint64_t *newrev, struct ch_err *err);
+/* The Asset view of a file record, with URLs for viewer. */
+cJSON *asset_view(const struct assets *a, const cJSON *rec, const char *viewer);
+/* A file record uid may see (see assets.c); CH_ENOTFOUND otherwise. */
+enum ch_status asset_visible(struct assets *a, const char *uid, const char *asset_id, cJSON **rec, uint64_t *rev,
+                             struct ch_err *err);
+/* Erase a file's bytes and forget its record. */
+enum ch_status asset_destroy(struct assets *a, const char *asset_id, struct ch_err *err);
+
+/* image.c: the pixel size of a PNG, GIF, JPEG or WebP from its first bytes (0 x 0 if unknown). */
+struct image_size {
+    int width, height;
+};
+void image_sniff(const char *data, size_t len, struct image_size *out);
+
+/* janitor.c */
+enum ch_status janitor_start(struct assets *a, struct ch_err *err);
+void janitor_stop(struct assets *a);
