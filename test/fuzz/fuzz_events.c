@@ -28,7 +28,7 @@ views(struct chat_model *m)
         struct chat_room *r = val;
         cJSON_Delete(view_room(r));
         for (size_t i = 0; i < r->ntl; i++)
-            cJSON_Delete(view_item(r->tl[i], r->id, "u1"));
+            cJSON_Delete(view_item(m, r->tl[i], r->id, "u1"));
         size_t mit = 0;
         const char *uid;
         void *mv;
@@ -43,7 +43,7 @@ views(struct chat_model *m)
         while (map_next(r->threads, &tit, &root, &tv)) {
             struct seqlist *l = tv;
             for (size_t i = seqlist_after(l, 0); i < l->n; i++)
-                cJSON_Delete(view_message(l->v[i], r->id, "u2"));
+                cJSON_Delete(view_message(m, l->v[i], r->id, "u2"));
         }
         (void)model_tl_after(r, r->ntl ? r->tl[r->ntl / 2]->pos : 0);
     }

@@ -96,6 +96,33 @@ test_messages_edits_deletes_and_erasure_backlog(void **state)
 }
 
 static void
+test_attachments_are_shown_and_dropped_with_the_message(void **state)
+{
+    struct chat_model *m = room_with_members();
+    struct chat_room *r = model_room(m, "r1");
+    (void)state;
+    ev(m, 3, MSG("m1"), "{\"type\":\"msg.posted\",\"actor\":\"alice\",\"msg\":{\"id\":\"m1\",\"author\":\"alice\","
+                        "\"createdAt\":5,\"body\":\"\",\"mentions\":[],\"attachments\":[{\"id\":\"f1\","
+                        "\"filename\":\"a.png\",\"contentType\":\"image/png\",\"size\":12,\"width\":3,\"height\":4}]}}");
+    struct chat_msg *msg = model_msg(r, "m1");
+    assert_non_null(msg->attachments);
+    /* no URL hook set: the bare path (the session cookie or a bearer token opens it) */
+    cJSON *v = view_message(m, msg, "r1", "bob"), *a = cJSON_GetArrayItem(cJSON_GetObjectItem(v, "attachments"), 0);
+    assert_string_equal(cJSON_GetObjectItem(a, "filename")->valuestring, "a.png");
+    assert_string_equal(cJSON_GetObjectItem(a, "size")->valuestring, "12");
+    assert_int_equal(cJSON_GetObjectItem(a, "width")->valueint, 3);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(a, "assetUrl"), "url")->valuestring, "/assets/files/f1");
+    cJSON_Delete(v);
+    ev(m, 4, MSG("m1"), "{\"type\":\"msg.deleted\",\"actor\":\"alice\",\"msg\":{\"id\":\"m1\",\"author\":\"alice\","
+                        "\"createdAt\":5,\"pos\":3,\"deletedAt\":10}}");
+    assert_null(msg->attachments);
+    v = view_message(m, msg, "r1", "bob");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(v, "attachments")), 0);
+    cJSON_Delete(v);
+    chat_model_free(m);
+}
+
+static void
 test_replay_after_erasure_keeps_positions(void **state)
 {
     /* the first snapshot (seq 3) was erased by an edit; the replay sees a reaction before the edit snapshot */
@@ -165,7 +192,7 @@ test_reactions_add_remove_idempotent(void **state)
     assert_int_equal(msg->reactions[0].n, 1);
     ev(m, 9, MSG("m1"), "{\"type\":\"reaction.removed\",\"actor\":\"alice\",\"msgId\":\"m1\",\"emoji\":\"+1\"}");
     assert_int_equal(msg->nreactions, 0);
-    cJSON *v = view_message(msg, "r1", "alice");
+    cJSON *v = view_message(m, msg, "r1", "alice");
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(v, "reactions")), 0);
     cJSON_Delete(v);
     chat_model_free(m);
@@ -256,6 +283,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_room_members_and_timeline),
         cmocka_unit_test(test_messages_edits_deletes_and_erasure_backlog),
+        cmocka_unit_test(test_attachments_are_shown_and_dropped_with_the_message),
         cmocka_unit_test(test_replay_after_erasure_keeps_positions),
         cmocka_unit_test(test_threads_count_live_replies),
         cmocka_unit_test(test_reactions_add_remove_idempotent),
