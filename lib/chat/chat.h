@@ -114,6 +114,11 @@ enum ch_status chat_thread(struct chat *c, const struct user *who, const char *r
 enum ch_status chat_mark_read(struct chat *c, const struct user *who, const char *room, const char *event,
                               cJSON **out, struct ch_err *err);
 
+/* ListRoomAttachments: the files of the room's live messages (timeline and threads), newest first, as
+ * {attachments: [{attachment, messageEventId, threadRootEventId, createdAt}], page: {totalCount, hasMore}}. */
+enum ch_status chat_list_attachments(struct chat *c, const struct user *who, const char *room, int limit,
+                                     int offset, cJSON **out, struct ch_err *err);
+
 /* The public #general room exists (created once, whoever gets there first) and user joins it. */
 enum ch_status chat_join_general(struct chat *c, const struct user *who, struct ch_err *err);
 

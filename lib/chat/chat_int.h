@@ -160,6 +160,8 @@ cJSON *view_room(const struct chat_room *r);
 cJSON *view_message(const struct chat_model *m, const struct chat_msg *msg, const char *room_id, const char *viewer);
 cJSON *view_item(const struct chat_model *m, const struct chat_item *it, const char *room_id, const char *viewer);
 cJSON *view_user(const struct chat_model *m, const char *id);
+/* MessageAttachment views of a snapshot's attachments JSON into arr, with URLs for viewer. */
+void view_attachments(const struct chat_model *m, cJSON *arr, const char *json, const char *viewer);
 /* Add users {id: User} for ids to includes (deduplicated). */
 void view_include_user(const struct chat_model *m, cJSON *users, const char *id);
 

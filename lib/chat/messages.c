@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/utf8.h"
 #include "chat/chat_int.h"
+#include "json/json.h"
 #include "store/store.h"
 #include "store/subject.h"
 
@@ -474,6 +475,75 @@ chat_get_messages(struct chat *c, const struct user *who, const char *room_id, c
             if (msg)
                 cJSON_AddItemToArray(arr, view_message(c->m, msg, room_id, who->id));
         }
+        *out = o;
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    return st;
+}
+
+/* ---- the room's files ---- */
+
+static int
+newest_first(const void *a, const void *b)
+{
+    const struct chat_msg *x = *(struct chat_msg *const *)a, *y = *(struct chat_msg *const *)b;
+    return x->pos < y->pos ? 1 : x->pos > y->pos ? -1 : 0;
+}
+
+enum ch_status
+chat_list_attachments(struct chat *c, const struct user *who, const char *room_id, int limit, int offset,
+                      cJSON **out, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
+        return st;
+    if (limit <= 0)
+        limit = 50;
+    pthread_rwlock_rdlock(&c->m->lock);
+    if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+        struct chat_msg **v = NULL;
+        size_t n = 0, cap = 0, it = 0, total = 0, emitted = 0;
+        const char *key;
+        void *val;
+        while (map_next(r->msgs, &it, &key, &val)) {
+            struct chat_msg *msg = val;
+            if (!msg->known || msg->refused || msg->deleted_at || !msg->attachments)
+                continue;
+            if (n == cap) {
+                struct chat_msg **nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof *v);
+                if (!nv)
+                    break;
+                v = nv;
+            }
+            v[n++] = msg;
+        }
+        qsort(v, n, sizeof *v, newest_first);
+        cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "attachments");
+        for (size_t i = 0; i < n; i++) {
+            cJSON *files = cJSON_CreateArray(), *f;
+            view_attachments(c->m, files, v[i]->attachments, who->id);
+            cJSON_ArrayForEach(f, files) {
+                if (total++ < (size_t)offset || emitted >= (size_t)limit)
+                    continue;
+                cJSON *item = cJSON_CreateObject();
+                cJSON_AddItemReferenceToObject(item, "attachment", f);
+                cJSON_AddStringToObject(item, "messageEventId", v[i]->id);
+                if (v[i]->thread_root[0])
+                    cJSON_AddStringToObject(item, "threadRootEventId", v[i]->thread_root);
+                json_add_time(item, "createdAt", v[i]->created_at);
+                cJSON_AddItemToArray(arr, cJSON_Duplicate(item, true));
+                cJSON_Delete(item);
+                emitted++;
+            }
+            cJSON_Delete(files);
+        }
+        free(v);
+        cJSON *page = cJSON_AddObjectToObject(o, "page");
+        json_add_int64_str(page, "totalCount", (int64_t)total);
+        cJSON_AddBoolToObject(page, "hasMore", (size_t)offset + emitted < total);
         *out = o;
     }
     pthread_rwlock_unlock(&c->m->lock);

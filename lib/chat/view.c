@@ -35,7 +35,7 @@ view_room(const struct chat_room *r)
 }
 
 /* MessageAttachment views (upstream's fields, plus size) of a snapshot's attachments, with URLs for viewer. */
-static void
+void
 view_attachments(const struct chat_model *m, cJSON *arr, const char *json, const char *viewer)
 {
     cJSON *src = cJSON_Parse(json), *it;

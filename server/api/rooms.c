@@ -229,6 +229,26 @@ update_typing(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *er
     return CH_OK;
 }
 
+/* {roomId, page: {limit (1-500, default 50), offset}} */
+static enum ch_status
+list_attachments(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *id = NULL;
+    const cJSON *page = cJSON_GetObjectItemCaseSensitive(in, "page");
+    int64_t limit = 0, offset = 0;
+    enum ch_status st;
+
+    if ((st = room_id(in, &id, err)) != CH_OK)
+        return st;
+    if (page && !cJSON_IsNull(page) && !cJSON_IsObject(page))
+        return ch_err_set(err, CH_EINVAL, "page", "must be an object {limit, offset}");
+    if (cJSON_IsObject(page) && json_get_int(page, "limit", false, 0, 500, &limit, NULL) != CH_OK)
+        return ch_err_set(err, CH_EINVAL, "page.limit", "must be a number from 0 to 500");
+    if (cJSON_IsObject(page) && json_get_int(page, "offset", false, 0, 1000000, &offset, NULL) != CH_OK)
+        return ch_err_set(err, CH_EINVAL, "page.offset", "must be a number from 0 to 1000000");
+    return chat_list_attachments(c->env->chat, ME, id, (int)limit, (int)offset, out, err);
+}
+
 const struct api_method rooms_methods[] = {
     { "chatto.api.v1.RoomService", "UpdateTypingIndicator", API_AUTH_USER, 4096, update_typing },
     { "chatto.api.v1.RoomService", "CreateRoom", API_AUTH_USER, 16384, create_room },
@@ -245,6 +265,7 @@ const struct api_method rooms_methods[] = {
     { "chatto.api.v1.RoomService", "GetRoomEvents", API_AUTH_USER, 4096, get_room_events },
     { "chatto.api.v1.RoomService", "GetRoomEventsAround", API_AUTH_USER, 4096, get_room_events_around },
     { "chatto.api.v1.RoomService", "MarkRoomAsRead", API_AUTH_USER, 4096, mark_read },
+    { "chatto.api.v1.RoomService", "ListRoomAttachments", API_AUTH_USER, 4096, list_attachments },
     { "chatto.api.v1.ThreadService", "GetThreadReplies", API_AUTH_USER, 4096, get_thread },
     { 0 },
 };

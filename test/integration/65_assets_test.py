@@ -257,6 +257,19 @@ class Assets(TestCase):
         self.assertNotEqual(url, att[0]["assetUrl"]["url"])  # a ticket per viewer
         self.assertEqual(self.fetch(self.b, url).body, data)
         self.assertEqual(self.bob.ok(A + "GetAsset", {"roomId": self.room, "assetId": asset["id"]})["asset"]["id"], asset["id"])
+        # the room's Files list (upstream's ListRoomAttachments): newest first, paged
+        second = self.upload(self.alice, b"second file", "b.txt", "text/plain")
+        self.alice.ok(M + "CreateMessage", {"roomId": self.room, "body": "two", "attachmentAssetIds": [second["id"]]})
+        files = self.bob.ok(R + "ListRoomAttachments", {"roomId": self.room})
+        self.assertEqual([f["attachment"]["filename"] for f in files["attachments"]], ["b.txt", "photo.png"])
+        self.assertEqual(files["attachments"][1]["messageEventId"], posted["id"])
+        self.assertEqual(files["page"], {"totalCount": "2", "hasMore": False})
+        page = self.bob.ok(R + "ListRoomAttachments", {"roomId": self.room, "page": {"limit": 1, "offset": 1}})
+        self.assertEqual(([f["attachment"]["filename"] for f in page["attachments"]], page["page"]["hasMore"]),
+                         (["photo.png"], False))
+        r = self.bob.call(R + "ListRoomAttachments", {"roomId": self.room, "page": {"limit": 501}})
+        self.assertEqual(r.status, 400)
+        self.assertIn("page.limit", r.json()["message"])
         # an edit keeps the files
         edited = self.alice.ok(M + "UpdateMessage", {"roomId": self.room, "eventId": posted["id"], "body": "the photo"})
         self.assertEqual(edited["message"]["attachments"][0]["id"], asset["id"])
@@ -281,6 +294,8 @@ class Assets(TestCase):
         self.assertEqual(self.fetch(self.b, url).status, 404)
         self.assertEqual(self.bob.call(A + "GetAsset", {"roomId": self.room, "assetId": asset["id"]}).status, 404)
         self.assertEqual(grep_tree(self.n.dir, marker), [])
+        files = self.bob.ok(R + "ListRoomAttachments", {"roomId": self.room})
+        self.assertEqual([f["attachment"]["filename"] for f in files["attachments"]], ["b.txt"])
 
     def test_nats_object_store_clients_read_our_files_and_we_read_theirs(self):
         self.node_nats()
