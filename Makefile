@@ -56,7 +56,8 @@ help:
 	@echo "  fuzz              libFuzzer + ASan/UBSan harnesses (test/fuzz/) for FUZZ_TIME seconds each (default 60;"
 	@echo "                    FUZZ=fuzz_ws for one); new inputs in build/fuzz/corpus, crashes in build/fuzz/crashes"
 	@echo "  fuzz-merge        fold build/fuzz/corpus into the committed seeds (test/fuzz/corpus), minimised"
-	@echo "  bench             HTTP floor vs nginx, idle HTTP/WebSocket memory, posts vs raw JetStream, fan-out (wrk, nginx)"
+	@echo "  bench             HTTP floor vs nginx, idle HTTP/WebSocket memory, posts vs raw JetStream, fan-out, file"
+	@echo "                    upload/download vs a raw object-store client and RSS during 10 uploads (wrk, nginx, node)"
 	@echo "  bench-cluster     post and fan-out throughput with 1 vs 3 processes on a 3-node NATS cluster"
 	@echo "  cluster           run 3 NATS nodes, 3 chatto processes and nginx in front; prints the URL"
 	@echo "  deb               build build/chatto_<version>_<arch>.deb (dpkg-deb; hardened build in build/deb-build)"
@@ -122,6 +123,7 @@ bench: deps-test
 	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/http_bench.py
 	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/run.py
 	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/realtime.py
+	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/assets.py
 
 bench-cluster: deps-test
 	$(Q)$(MAKE) --no-print-directory all $(B)/bench/fanout

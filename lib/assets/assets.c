@@ -21,6 +21,7 @@
 #include "base/parse.h"
 #include "base/utf8.h"
 #include "chat/chat.h"
+#include "crypto/crypto.h"
 #include "json/json.h"
 #include "log/log.h"
 #include "store/store.h"
@@ -93,45 +94,23 @@ rec_save(struct assets *a, enum store_bucket b, const char *key, const cJSON *re
     return st;
 }
 
-static void
-sha_hex(const void *data, size_t len, char out[65])
-{
-    unsigned char sum[32];
-
-    crypto_hash_sha256(sum, data, len);
-    sodium_bin2hex(out, 65, sum, 32);
-}
-
-static bool
-sha_hex_valid(const char *s)
-{
-    if (!s || strlen(s) != 64)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return false;
-    return true;
-}
-
 /* ---- validation ---- */
 
-/* The last path component, checked: 1-255 bytes of UTF-8 without control characters, not "." or "..". */
+/* The last path component, checked like any text a person typed (1-255 bytes), and not "." or "..". */
 static enum ch_status
 clean_filename(const char *in, char out[ASSETS_FILENAME_MAX + 1], struct ch_err *err)
 {
     const char *base = in;
+    enum ch_status st;
 
     for (const char *p = in; *p; p++)
         if (*p == '/' || *p == '\\')
             base = p + 1;
-    size_t n = strlen(base);
-    if (n == 0 || n > ASSETS_FILENAME_MAX || !utf8_valid(base, n) || !strcmp(base, ".") || !strcmp(base, ".."))
-        return ch_err_set(err, CH_EINVAL, "filename", "must be a file name of 1 to %d bytes of UTF-8",
-                          ASSETS_FILENAME_MAX);
-    for (const unsigned char *p = (const unsigned char *)base; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            return ch_err_set(err, CH_EINVAL, "filename", "must not contain control characters");
-    memcpy(out, base, n + 1);
+    if ((st = utf8_clean_text("filename", base, ASSETS_FILENAME_MAX, ASSETS_FILENAME_MAX, false, false, out,
+                              ASSETS_FILENAME_MAX + 1, err)) != CH_OK)
+        return st;
+    if (!strcmp(out, ".") || !strcmp(out, ".."))
+        return ch_err_set(err, CH_EINVAL, "filename", "must be a file name, not %s", out);
     return CH_OK;
 }
 
@@ -247,7 +226,7 @@ assets_create_upload(struct assets *a, const char *uid, const char *room, const 
         return st;
     if (size < 0)
         return ch_err_set(err, CH_EINVAL, "size", "must be 0 or more");
-    if (!sha_hex_valid(sha256))
+    if (!crypto_sha256_hex_valid(sha256))
         return ch_err_set(err, CH_EINVAL, "sha256", "must be the file's SHA-256 as 64 lowercase hex digits");
     if (size > a->max_upload) {
         *too_large = true;
@@ -345,7 +324,7 @@ assets_upload_chunk(struct assets *a, const char *uid, const char *upload_id, in
 {
     cJSON *rec = NULL;
     uint64_t rev = 0, seq = 0;
-    char sha[65];
+    char sha[CRYPTO_SHA256_HEX];
     enum ch_status st;
 
     *upload = NULL;
@@ -353,40 +332,55 @@ assets_upload_chunk(struct assets *a, const char *uid, const char *upload_id, in
         return ch_err_set(err, CH_EINVAL, "content", "a chunk is 1 to %d bytes", ASSETS_CHUNK_MAX);
     if (offset < 0)
         return ch_err_set(err, CH_EINVAL, "offset", "must be 0 or more");
-    if (!sha_hex_valid(chunk_sha256))
+    if (chunk_sha256 && !crypto_sha256_hex_valid(chunk_sha256))
         return ch_err_set(err, CH_EINVAL, "chunkSha256", "must be the chunk's SHA-256 as 64 lowercase hex digits");
-    sha_hex(data, len, sha);
-    if (strcmp(sha, chunk_sha256) != 0)
+    crypto_sha256_hex(data, len, sha);
+    if (chunk_sha256 && strcmp(sha, chunk_sha256) != 0)
         return ch_err_set(err, CH_EINVAL, "chunkSha256", "does not match the chunk's bytes (corrupted in transit?)");
     if ((st = load_upload(a, uid, upload_id, &rec, &rev, err)) != CH_OK)
         goto out;
-    if ((st = check_open(rec, err)) != CH_OK || (st = roll_forward(a, rec, err)) != CH_OK)
+    if ((st = check_open(rec, err)) != CH_OK)
         goto out;
-    int64_t committed = rec_int(rec, "committed");
-    if (offset == rec_int(rec, "lastOffset") && offset + (int64_t)len == committed && rec_int(rec, "lastSeq") > 0 &&
-        !strcmp(rec_str(rec, "lastSha"), sha)) {
-        *upload = upload_view(rec); /* a retry of the chunk we have: done already */
-        goto out;
+    /* The record is trusted first; only when it disagrees with the request or with the stream (a process died
+     * between appending a chunk and updating the record) is it rolled forward from the stream, which costs a
+     * read of the last chunk. */
+    for (int pass = 0;; pass++) {
+        int64_t committed = rec_int(rec, "committed");
+        if (offset == rec_int(rec, "lastOffset") && offset + (int64_t)len == committed &&
+            rec_int(rec, "lastSeq") > 0 && !strcmp(rec_str(rec, "lastSha"), sha)) {
+            *upload = upload_view(rec); /* a retry of the chunk we have: done already */
+            goto out;
+        }
+        if (offset != committed && pass == 0) {
+            if ((st = roll_forward(a, rec, err)) != CH_OK)
+                goto out;
+            continue;
+        }
+        if (offset != committed) {
+            st = ch_err_set(err, CH_ECONFLICT, "offset", "expected %" PRId64 " (the upload's committedOffset; "
+                            "GetUpload says where to resume)", committed);
+            goto out;
+        }
+        if (offset + (int64_t)len > rec_int(rec, "size")) {
+            st = ch_err_set(err, CH_EINVAL, "content", "goes past the upload's declared size of %" PRId64 " bytes",
+                            rec_int(rec, "size"));
+            goto out;
+        }
+        st = store_obj_put_chunk(a->store, STORE_S_ASSETS, rec_str(rec, "nuid"), data, len,
+                                 (uint64_t)rec_int(rec, "lastSeq"), (uint64_t)offset, &seq, err);
+        if (st == CH_ECONFLICT && pass == 0) {
+            ch_err_clear(err);
+            if ((st = roll_forward(a, rec, err)) != CH_OK)
+                goto out;
+            continue; /* the record was behind the stream: look again */
+        }
+        if (st == CH_ECONFLICT)
+            st = ch_err_set(err, CH_ECONFLICT, "offset", "another chunk of this upload was written at the same time; "
+                            "GetUpload says where to resume");
+        if (st != CH_OK)
+            goto out;
+        break;
     }
-    if (offset != committed) {
-        st = ch_err_set(err, CH_ECONFLICT, "offset", "expected %" PRId64 " (the upload's committedOffset; GetUpload "
-                        "says where to resume)", committed);
-        goto out;
-    }
-    if (offset + (int64_t)len > rec_int(rec, "size")) {
-        st = ch_err_set(err, CH_EINVAL, "content", "goes past the upload's declared size of %" PRId64 " bytes",
-                        rec_int(rec, "size"));
-        goto out;
-    }
-    st = store_obj_put_chunk(a->store, STORE_S_ASSETS, rec_str(rec, "nuid"), data, len,
-                             (uint64_t)rec_int(rec, "lastSeq"), (uint64_t)offset, &seq, err);
-    if (st == CH_ECONFLICT) {
-        st = ch_err_set(err, CH_ECONFLICT, "offset", "another chunk of this upload was written at the same time; "
-                        "GetUpload says where to resume");
-        goto out;
-    }
-    if (st != CH_OK)
-        goto out;
     /* the chunk is in; the record follows (if it moved on meanwhile, only ever forwards) */
     for (int i = 0; i < KV_RETRIES; i++) {
         rec_set_int(rec, "committed", offset + (int64_t)len);
@@ -473,12 +467,12 @@ static enum ch_status
 digest_chunks(struct assets *a, const char *nuid, uint64_t *size, uint64_t *chunks, unsigned char sum[32],
               struct image_size *img, struct ch_err *err)
 {
-    crypto_hash_sha256_state sha;
+    struct crypto_sha256 sha;
     uint64_t seq = 0;
     enum ch_status st;
 
     *size = *chunks = 0;
-    crypto_hash_sha256_init(&sha);
+    crypto_sha256_init(&sha);
     for (;;) {
         char *data = NULL;
         size_t len = 0;
@@ -491,12 +485,12 @@ digest_chunks(struct assets *a, const char *nuid, uint64_t *size, uint64_t *chun
             return st;
         if (*chunks == 0)
             image_sniff(data, len, img);
-        crypto_hash_sha256_update(&sha, (const unsigned char *)data, len);
+        crypto_sha256_update(&sha, (const unsigned char *)data, len);
         *size += len;
         (*chunks)++;
         free(data);
     }
-    crypto_hash_sha256_final(&sha, sum);
+    crypto_sha256_final(&sha, sum);
     return CH_OK;
 }
 

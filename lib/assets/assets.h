@@ -49,7 +49,7 @@ enum ch_status assets_create_upload(struct assets *a, const char *uid, const cha
                                     const char *content_type, int64_t size, const char *sha256, bool *too_large,
                                     cJSON **upload, struct ch_err *err);
 /* Append len bytes at offset (which must be the committed offset; a repeat of the last chunk is answered as a
- * success). chunk_sha256 (hex) must match the bytes. */
+ * success). chunk_sha256 (hex), if not NULL, must match the bytes. */
 enum ch_status assets_upload_chunk(struct assets *a, const char *uid, const char *upload_id, int64_t offset,
                                    const void *data, size_t len, const char *chunk_sha256, cJSON **upload,
                                    struct ch_err *err);

@@ -2,6 +2,10 @@
 /* UTF-8 validation by the table in RFC 3629 section 4. Pure; any thread. */
 #include "base/utf8.h"
 
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
 bool
 utf8_valid(const char *str, size_t len)
 {
@@ -52,4 +56,32 @@ utf8_count(const char *str, size_t len)
     for (size_t i = 0; i < len; i++)
         n += ((unsigned char)str[i] & 0xC0) != 0x80;
     return n;
+}
+
+enum ch_status
+utf8_clean_text(const char *field, const char *in, size_t max_chars, size_t max_bytes, bool allow_empty,
+                bool multiline, char *out, size_t outlen, struct ch_err *err)
+{
+    const char *a = in, *b = in + strlen(in);
+    size_t n;
+
+    while (a < b && isspace((unsigned char)*a))
+        a++;
+    while (b > a && isspace((unsigned char)b[-1]))
+        b--;
+    n = (size_t)(b - a);
+    if (!n && !allow_empty)
+        return ch_err_set(err, CH_EINVAL, field, "must not be empty");
+    if (!utf8_valid(a, n))
+        return ch_err_set(err, CH_EINVAL, field, "not valid UTF-8");
+    if (n > max_bytes || n >= outlen || utf8_count(a, n) > max_chars)
+        return ch_err_set(err, CH_EINVAL, field, "must be at most %zu characters", max_chars);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)a[i];
+        if ((ch < 0x20 && !(multiline && (ch == '\n' || ch == '\t'))) || ch == 0x7f)
+            return ch_err_set(err, CH_EINVAL, field, "must not contain control characters");
+    }
+    memcpy(out, a, n);
+    out[n] = '\0';
+    return CH_OK;
 }

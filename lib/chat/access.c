@@ -24,6 +24,20 @@ chat_room_access(struct chat *c, const char *room_id, const struct user *who, bo
     return CH_OK;
 }
 
+enum ch_status
+chat_room_check(struct chat *c, const char *room_id, const struct user *who, bool to_post, struct ch_err *err)
+{
+    struct chat_room *r;
+    struct chat_member *cm;
+    enum ch_status st;
+
+    pthread_rwlock_rdlock(&c->m->lock);
+    if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK && to_post && r->archived)
+        st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived (read-only)");
+    pthread_rwlock_unlock(&c->m->lock);
+    return st;
+}
+
 bool
 chat_room_admin(const struct chat_member *cm, const struct user *who)
 {

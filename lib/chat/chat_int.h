@@ -233,6 +233,10 @@ bool chat_is_staff(const struct user *u);
  * one who is not in; CH_EPERM if must_be_member and who is not in. */
 enum ch_status chat_room_access(struct chat *c, const char *room_id, const struct user *who, bool must_be_member,
                                 struct chat_room **r, struct chat_member **cm, struct ch_err *err);
+/* The verdict alone: chat_room_access with must_be_member under the model's read lock (the caller holds no lock);
+ * with to_post, also CH_ECONFLICT for an archived room. */
+enum ch_status chat_room_check(struct chat *c, const char *room_id, const struct user *who, bool to_post,
+                               struct ch_err *err);
 /* Staff, or an admin or owner of the room. */
 bool chat_room_admin(const struct chat_member *cm, const struct user *who);
 /* id_check, except that NULL or "" is fine (an optional id). */

@@ -437,17 +437,10 @@ enum ch_status
 chat_get_message(struct chat *c, const struct user *who, const char *room_id, const char *msg_id, cJSON **out,
                  struct ch_err *err)
 {
-    struct chat_room *r;
-    struct chat_member *cm;
     enum ch_status st;
 
     if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_check("eventId", msg_id, err)) != CH_OK ||
-        (st = sync_events(c, err)) != CH_OK)
-        return st;
-    pthread_rwlock_rdlock(&c->m->lock);
-    st = chat_room_access(c, room_id, who, true, &r, &cm, err);
-    pthread_rwlock_unlock(&c->m->lock);
-    if (st != CH_OK)
+        (st = sync_events(c, err)) != CH_OK || (st = chat_room_check(c, room_id, who, false, err)) != CH_OK)
         return st;
     return chat_message_out(c, who, room_id, msg_id, out, err);
 }

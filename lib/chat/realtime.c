@@ -47,25 +47,17 @@ enum ch_status
 chat_check_typing(struct chat *c, const struct user *who, const char *room_id, const char *thread_root,
                   struct ch_err *err)
 {
-    struct chat_room *r;
-    struct chat_member *cm;
     enum ch_status st;
 
     if ((st = id_check("roomId", room_id, err)) != CH_OK ||
         (st = chat_id_or_empty("threadRootEventId", thread_root, err)) != CH_OK)
         return st;
-    pthread_rwlock_rdlock(&c->m->lock);
-    if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK && r->archived)
-        st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived (read-only)");
-    pthread_rwlock_unlock(&c->m->lock);
-    return st;
+    return chat_room_check(c, room_id, who, true, err); /* (no catch-up: typing is best effort) */
 }
 
 enum ch_status
 chat_check_member(struct chat *c, const char *uid, const char *room_id, bool to_post, struct ch_err *err)
 {
-    struct chat_room *r;
-    struct chat_member *cm;
     struct user who = { 0 };
     enum ch_status st;
 
@@ -73,11 +65,7 @@ chat_check_member(struct chat *c, const char *uid, const char *room_id, bool to_
         (st = sync_events(c, err)) != CH_OK)
         return st;
     snprintf(who.id, sizeof who.id, "%s", uid);
-    pthread_rwlock_rdlock(&c->m->lock);
-    if ((st = chat_room_access(c, room_id, &who, true, &r, &cm, err)) == CH_OK && to_post && r->archived)
-        st = ch_err_set(err, CH_ECONFLICT, "roomId", "the room is archived (read-only)");
-    pthread_rwlock_unlock(&c->m->lock);
-    return st;
+    return chat_room_check(c, room_id, &who, to_post, err);
 }
 
 uint64_t

@@ -21,33 +21,6 @@
 
 /* ---- validation ---- */
 
-static enum ch_status
-check_text(const char *field, const char *in, size_t max_chars, size_t max_bytes, bool allow_empty, bool single_line,
-           char *out, size_t outlen, struct ch_err *err)
-{
-    const char *a = in, *b = in + strlen(in);
-    size_t n;
-
-    while (a < b && isspace((unsigned char)*a))
-        a++;
-    while (b > a && isspace((unsigned char)b[-1]))
-        b--;
-    n = (size_t)(b - a);
-    if (!n && !allow_empty)
-        return ch_err_set(err, CH_EINVAL, field, "must not be empty");
-    if (!utf8_valid(a, n))
-        return ch_err_set(err, CH_EINVAL, field, "not valid UTF-8");
-    if (n > max_bytes || utf8_count(a, n) > max_chars)
-        return ch_err_set(err, CH_EINVAL, field, "must be at most %zu characters", max_chars);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)a[i];
-        if ((ch < 0x20 && !(!single_line && (ch == '\n' || ch == '\t'))) || ch == 0x7f)
-            return ch_err_set(err, CH_EINVAL, field, "must not contain control characters");
-    }
-    snprintf(out, outlen, "%.*s", (int)n, a);
-    return CH_OK;
-}
-
 void
 chat_hash_hex(const char *s, char out[65])
 {
@@ -84,10 +57,10 @@ chat_create_room(struct chat *c, const struct user *who, const char *name_in, co
 
     if (name_in[0] == '#')
         name_in++; /* "#general" and "general" are the same name */
-    if ((st = check_text("name", name_in, ROOM_NAME_MAX_CHARS, ROOM_NAME_MAX_BYTES, false, true, name, sizeof name,
-                         err)) != CH_OK ||
-        (st = check_text("description", desc_in ? desc_in : "", ROOM_DESC_MAX_CHARS, ROOM_DESC_MAX_BYTES, true,
-                         false, desc, sizeof desc, err)) != CH_OK)
+    if ((st = utf8_clean_text("name", name_in, ROOM_NAME_MAX_CHARS, ROOM_NAME_MAX_BYTES, false, false, name,
+                              sizeof name, err)) != CH_OK ||
+        (st = utf8_clean_text("description", desc_in ? desc_in : "", ROOM_DESC_MAX_CHARS, ROOM_DESC_MAX_BYTES,
+                              true, true, desc, sizeof desc, err)) != CH_OK)
         return st;
     if (visibility && *visibility && strcmp(visibility, "public") && strcmp(visibility, "private"))
         return ch_err_set(err, CH_EINVAL, "visibility", "must be public or private");
@@ -155,10 +128,10 @@ chat_update_room(struct chat *c, const struct user *who, const char *room_id, co
 
     if (name_in && name_in[0] == '#')
         name_in++;
-    if ((name_in && (st = check_text("name", name_in, ROOM_NAME_MAX_CHARS, ROOM_NAME_MAX_BYTES, false, true, name,
-                                     sizeof name, err)) != CH_OK) ||
-        (desc_in && (st = check_text("description", desc_in, ROOM_DESC_MAX_CHARS, ROOM_DESC_MAX_BYTES, true, false,
-                                     desc, sizeof desc, err)) != CH_OK))
+    if ((name_in && (st = utf8_clean_text("name", name_in, ROOM_NAME_MAX_CHARS, ROOM_NAME_MAX_BYTES, false, false,
+                                          name, sizeof name, err)) != CH_OK) ||
+        (desc_in && (st = utf8_clean_text("description", desc_in, ROOM_DESC_MAX_CHARS, ROOM_DESC_MAX_BYTES, true,
+                                          true, desc, sizeof desc, err)) != CH_OK))
         return st;
     for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
         if ((st = managed_room(c, who, room_id, &r, &cm, err)) != CH_OK)
@@ -288,16 +261,10 @@ chat_join(struct chat *c, const struct user *who, const char *room_id, cJSON **o
 enum ch_status
 chat_leave(struct chat *c, const struct user *who, const char *room_id, struct ch_err *err)
 {
-    struct chat_room *r;
-    struct chat_member *cm;
     enum ch_status st;
 
-    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
-        return st;
-    pthread_rwlock_rdlock(&c->m->lock);
-    st = chat_room_access(c, room_id, who, true, &r, &cm, err);
-    pthread_rwlock_unlock(&c->m->lock);
-    if (st != CH_OK)
+    if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK ||
+        (st = chat_room_check(c, room_id, who, false, err)) != CH_OK)
         return st;
     return member_event(c, who, room_id, "member.left", who->id, NULL, err);
 }

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 /*
- * Crypto wrappers named for what they do; libsodium only. crypto_init() must run once before any other call
- * (app start-up, or a test's main). Everything else is thread-safe.
+ * Crypto wrappers named for what they do: libsodium, except SHA-256 over file bytes, which is nettle's (it uses the
+ * CPU's SHA instructions: 1,228 MB/s against libsodium's 188 MB/s on this machine's 25 MB test; uploads hash every
+ * byte twice). crypto_init() must run once before any other call (app start-up, or a test's main). Everything
+ * else is thread-safe.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,6 +20,25 @@ enum ch_status crypto_init(void);
 
 /* A fresh random secret (32 bytes from the OS CSPRNG) as base64url text into out[CRYPTO_SECRET_LEN + 1]. */
 void crypto_secret_new(char out[CRYPTO_SECRET_LEN + 1]);
+
+/* ---- digests and encodings (encoding.c) ---- */
+
+#define CRYPTO_SHA256_HEX 65 /* 64 lowercase hex digits + NUL */
+
+/* SHA-256 over bytes that arrive in pieces. Opaque; on the stack is fine. */
+struct crypto_sha256 {
+    _Alignas(16) unsigned char opaque[160];
+};
+void crypto_sha256_init(struct crypto_sha256 *s);
+void crypto_sha256_update(struct crypto_sha256 *s, const void *data, size_t len);
+void crypto_sha256_final(struct crypto_sha256 *s, unsigned char out[32]);
+/* SHA-256 of data as lowercase hex. */
+void crypto_sha256_hex(const void *data, size_t len, char out[CRYPTO_SHA256_HEX]);
+/* True if s is exactly 64 lowercase hex digits (how clients send a SHA-256). */
+bool crypto_sha256_hex_valid(const char *s);
+/* Decode base64 in any of the spellings programs use (standard or URL-safe alphabet, padded or not) into out (at
+ * most max bytes); false if it is none of them. */
+bool crypto_base64_decode_any(const char *in, size_t inlen, unsigned char *out, size_t max, size_t *len);
 
 /* The NATS NKey public key ("U...", 56 characters) for a user seed ("SU..."), into pub[57].
  * CH_EINVAL if the seed is malformed (bad base32, checksum or prefix). */

@@ -61,26 +61,8 @@ user_login_key(const char *login, char out[USER_LOGIN_MAX + 1])
 enum ch_status
 user_display_name_check(const char *field, const char *in, char out[USER_NAME_MAX_BYTES + 1], struct ch_err *err)
 {
-    const char *a = in, *b = in + strlen(in);
-    size_t n;
-
-    while (a < b && isspace((unsigned char)*a))
-        a++;
-    while (b > a && isspace((unsigned char)b[-1]))
-        b--;
-    n = (size_t)(b - a);
-    if (n == 0)
-        return ch_err_set(err, CH_EINVAL, field, "must not be empty");
-    if (!utf8_valid(a, n))
-        return ch_err_set(err, CH_EINVAL, field, "not valid UTF-8");
-    if (n > USER_NAME_MAX_BYTES || utf8_count(a, n) > USER_NAME_MAX_CHARS)
-        return ch_err_set(err, CH_EINVAL, field, "must be at most %d characters", USER_NAME_MAX_CHARS);
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)a[i] < 0x20 || a[i] == 0x7f)
-            return ch_err_set(err, CH_EINVAL, field, "must not contain control characters");
-    memcpy(out, a, n);
-    out[n] = '\0';
-    return CH_OK;
+    return utf8_clean_text(field, in, USER_NAME_MAX_CHARS, USER_NAME_MAX_BYTES, false, false, out,
+                           USER_NAME_MAX_BYTES + 1, err);
 }
 
 enum ch_status

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "base/clock.h"
+#include "crypto/crypto.h"
 #include "json/json.h"
 #include "store/store_int.h"
 
@@ -27,7 +28,7 @@ struct store_obj_reader {
     enum store_stream s;
     struct store_obj_info info;
     uint64_t last_seq, got, nchunks;
-    crypto_hash_sha256_state sha;
+    struct crypto_sha256 sha;
     bool done;
 };
 
@@ -91,16 +92,48 @@ store_obj_nuid(char out[STORE_OBJ_NUID_LEN + 1])
     out[STORE_OBJ_NUID_LEN] = '\0';
 }
 
-enum ch_status
-store_obj_put_chunk(struct store *st, enum store_stream s, const char *nuid, const void *data, size_t len,
-                    uint64_t after_seq, uint64_t offset, uint64_t *seq, struct ch_err *err)
+/* Publish data on subj with one header; after_seq: 0 for none, UINT64_MAX for "the subject must be empty", else
+ * the subject's expected last sequence (CH_ECONFLICT if it moved on). *seq (may be NULL) is the message's. */
+static enum ch_status
+publish_with_header(struct store *st, const char *subj, const void *data, size_t len, const char *hname,
+                    const char *hval, uint64_t after_seq, uint64_t *seq, const char *what, struct ch_err *err)
 {
-    char subj[128], off[24];
     natsMsg *m = NULL;
     jsPubOptions po;
     jsPubAck *ack = NULL;
     jsErrCode jerr = 0;
     natsStatus ns;
+    enum ch_status cs;
+
+    if ((ns = natsMsg_Create(&m, subj, NULL, data, (int)len)) != NATS_OK ||
+        (ns = natsMsgHeader_Set(m, hname, hval)) != NATS_OK) {
+        natsMsg_Destroy(m);
+        return store_map(ns, 0, what, err);
+    }
+    jsPubOptions_Init(&po);
+    po.MaxWait = st->timeout_ms;
+    if (after_seq == UINT64_MAX)
+        po.ExpectNoMessage = true;
+    else if (after_seq)
+        po.ExpectLastSubjectSeq = after_seq;
+    ns = js_PublishMsg(&ack, st->js, m, &po, &jerr);
+    natsMsg_Destroy(m);
+    if (ns != NATS_OK && jerr == JSStreamWrongLastSequenceErr) {
+        jsPubAck_Destroy(ack);
+        return ch_err_set(err, CH_ECONFLICT, NULL, "%s: another writer got there first", what);
+    }
+    cs = store_map(ns, jerr, what, err);
+    if (cs == CH_OK && seq)
+        *seq = ack->Sequence;
+    jsPubAck_Destroy(ack);
+    return cs;
+}
+
+enum ch_status
+store_obj_put_chunk(struct store *st, enum store_stream s, const char *nuid, const void *data, size_t len,
+                    uint64_t after_seq, uint64_t offset, uint64_t *seq, struct ch_err *err)
+{
+    char subj[128], off[24];
     enum ch_status cs;
 
     if ((cs = ready(st, s, err)) != CH_OK)
@@ -111,28 +144,9 @@ store_obj_put_chunk(struct store *st, enum store_stream s, const char *nuid, con
         return ch_err_set(err, CH_EINVAL, NULL, "a chunk holds at most %u bytes", STORE_OBJ_CHUNK_MAX);
     chunk_subject(subj, sizeof subj, s, nuid);
     snprintf(off, sizeof off, "%" PRIu64, offset);
-    if ((ns = natsMsg_Create(&m, subj, NULL, data, (int)len)) != NATS_OK ||
-        (ns = natsMsgHeader_Set(m, OFFSET_HDR, off)) != NATS_OK) {
-        natsMsg_Destroy(m);
-        return store_map(ns, 0, "object chunk", err);
-    }
-    jsPubOptions_Init(&po);
-    po.MaxWait = st->timeout_ms;
-    if (after_seq)
-        po.ExpectLastSubjectSeq = after_seq;
-    else
-        po.ExpectNoMessage = true;
-    ns = js_PublishMsg(&ack, st->js, m, &po, &jerr);
-    natsMsg_Destroy(m);
-    if (ns != NATS_OK && jerr == JSStreamWrongLastSequenceErr) {
-        jsPubAck_Destroy(ack);
-        return ch_err_set(err, CH_ECONFLICT, NULL, "another chunk was written to this object meanwhile");
-    }
-    cs = store_map(ns, jerr, "object chunk", err);
-    if (cs == CH_OK && seq)
-        *seq = ack->Sequence;
-    jsPubAck_Destroy(ack);
-    return cs;
+    /* the first chunk expects an empty subject, every later one its predecessor: writers cannot interleave */
+    return publish_with_header(st, subj, data, len, OFFSET_HDR, off, after_seq ? after_seq : UINT64_MAX, seq,
+                               "object chunk", err);
 }
 
 /* The sequence of a message from a direct get (nats.c fills it from the Nats-Sequence header). */
@@ -260,11 +274,6 @@ store_obj_put_info(struct store *st, enum store_stream s, struct store_obj_info 
 {
     char subj[512];
     char *body;
-    natsMsg *m = NULL;
-    jsPubOptions po;
-    jsPubAck *ack = NULL;
-    jsErrCode jerr = 0;
-    natsStatus ns;
     enum ch_status cs;
 
     if ((cs = ready(st, s, err)) != CH_OK || (cs = meta_subject(subj, sizeof subj, s, info->name, err)) != CH_OK)
@@ -273,22 +282,10 @@ store_obj_put_info(struct store *st, enum store_stream s, struct store_obj_info 
         return ch_err_set(err, CH_EINVAL, NULL, "invalid object id");
     if (!(body = info_json(info, s, content_type)))
         return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
-    ns = natsMsg_Create(&m, subj, NULL, body, (int)strlen(body));
+    /* rolled up: the description replaces every earlier one */
+    cs = publish_with_header(st, subj, body, strlen(body), "Nats-Rollup", "sub", 0, &info->revision,
+                             "object description", err);
     free(body);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(m, "Nats-Rollup", "sub"); /* the description replaces every earlier one */
-    if (ns != NATS_OK) {
-        natsMsg_Destroy(m);
-        return store_map(ns, 0, "object description", err);
-    }
-    jsPubOptions_Init(&po);
-    po.MaxWait = st->timeout_ms;
-    ns = js_PublishMsg(&ack, st->js, m, &po, &jerr);
-    natsMsg_Destroy(m);
-    cs = store_map(ns, jerr, "object description", err);
-    if (cs == CH_OK)
-        info->revision = ack->Sequence;
-    jsPubAck_Destroy(ack);
     return cs;
 }
 
@@ -296,17 +293,12 @@ store_obj_put_info(struct store *st, enum store_stream s, struct store_obj_info 
 static bool
 parse_digest(const char *d, unsigned char out[32])
 {
-    static const int variants[] = { sodium_base64_VARIANT_URLSAFE, sodium_base64_VARIANT_URLSAFE_NO_PADDING,
-                                    sodium_base64_VARIANT_ORIGINAL, sodium_base64_VARIANT_ORIGINAL_NO_PADDING };
     size_t n = 0;
 
     if (!d || strncmp(d, DIGEST_PREFIX, strlen(DIGEST_PREFIX)) != 0)
         return false;
     d += strlen(DIGEST_PREFIX);
-    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++)
-        if (sodium_base642bin(out, 32, d, strlen(d), NULL, &n, NULL, variants[i]) == 0 && n == 32)
-            return true;
-    return false;
+    return crypto_base64_decode_any(d, strlen(d), out, 32, &n) && n == 32;
 }
 
 static int64_t
@@ -452,7 +444,7 @@ enum ch_status
 store_obj_put(struct store *st, enum store_stream s, const char *name, const char *content_type, const void *data,
               size_t len, size_t chunk_size, struct store_obj_info *info, struct ch_err *err)
 {
-    crypto_hash_sha256_state sha;
+    struct crypto_sha256 sha;
     uint64_t seq = 0;
     enum ch_status cs;
 
@@ -464,17 +456,17 @@ store_obj_put(struct store *st, enum store_stream s, const char *name, const cha
     snprintf(info->name, sizeof info->name, "%s", name);
     store_obj_nuid(info->nuid);
     info->max_chunk_size = chunk_size;
-    crypto_hash_sha256_init(&sha);
+    crypto_sha256_init(&sha);
     for (size_t off = 0; off < len; off += chunk_size) {
         size_t n = len - off < chunk_size ? len - off : chunk_size;
         if ((cs = store_obj_put_chunk(st, s, info->nuid, (const char *)data + off, n, seq, off, &seq, err)) != CH_OK) {
             store_obj_erase_chunks(st, s, info->nuid, NULL);
             return cs;
         }
-        crypto_hash_sha256_update(&sha, (const unsigned char *)data + off, n);
+        crypto_sha256_update(&sha, (const char *)data + off, n);
         info->chunks++;
     }
-    crypto_hash_sha256_final(&sha, info->sha256);
+    crypto_sha256_final(&sha, info->sha256);
     info->size = len;
     info->mtime_ms = clock_wall_ms();
     if ((cs = store_obj_put_info(st, s, info, content_type, err)) != CH_OK)
@@ -499,7 +491,7 @@ store_obj_reader_open(struct store *st, enum store_stream s, const struct store_
     r->st = st;
     r->s = s;
     r->info = *info;
-    crypto_hash_sha256_init(&r->sha);
+    crypto_sha256_init(&r->sha);
     *out = r;
     return CH_OK;
 }
@@ -522,7 +514,7 @@ store_obj_read(struct store_obj_reader *r, char **data, size_t *len, struct ch_e
         return CH_OK;
     if (r->got >= r->info.size && r->nchunks >= r->info.chunks) {
         r->done = true;
-        crypto_hash_sha256_final(&r->sha, sum);
+        crypto_sha256_final(&r->sha, sum);
         if (sodium_memcmp(sum, r->info.sha256, 32) != 0)
             return ch_err_set(err, CH_EINTERNAL, NULL, "object %s is corrupt: its bytes do not match its digest",
                               r->info.name);
@@ -550,7 +542,7 @@ store_obj_read(struct store_obj_reader *r, char **data, size_t *len, struct ch_e
     r->last_seq = seq;
     r->got += *len;
     r->nchunks++;
-    crypto_hash_sha256_update(&r->sha, (const unsigned char *)*data, *len);
+    crypto_sha256_update(&r->sha, (const unsigned char *)*data, *len);
     if (*len == 0) /* an empty chunk: go on to the next (0 means the end to our caller) */
         return store_obj_read(r, data, len, err);
     return CH_OK;

@@ -98,6 +98,10 @@ bool api_same_origin(struct http_req *r, const struct api_env *env);
 bool api_has_bearer(struct http_req *r);
 /* The session cookie value, or NULL. */
 const char *api_session_cookie(struct http_req *r, const struct api_env *env);
+/* Decided from the headers, before a body is read: false (and answered 401 or 403) when the request carries no
+ * credentials at all, or a session cookie from another site (CSRF). The credentials themselves are checked later
+ * (api_authenticate). */
+bool api_precheck_credentials(struct http_req *r, const struct api_env *env);
 /* Authenticate by bearer token or session cookie. CH_EAUTH with a message when missing or invalid. */
 enum ch_status api_authenticate(struct api_env *env, struct http_req *r, struct principal *p, struct ch_err *err);
 /* Set-Cookie for a new session (max_age_s > 0) or to clear it (max_age_s = 0). */

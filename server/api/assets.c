@@ -6,7 +6,6 @@
  * Content-Disposition that never lets an uploaded page run as ours). HTTP worker threads.
  */
 #include <inttypes.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include "api/api.h"
 #include "assets/assets.h"
 #include "base/ids.h"
+#include "crypto/crypto.h"
 #include "json/json.h"
 
 #define ME (&c->who->user)
@@ -58,20 +58,17 @@ create_upload(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *er
 static enum ch_status
 decode_content(const char *b64, unsigned char **out, size_t *len, struct ch_err *err)
 {
-    static const int variants[] = { sodium_base64_VARIANT_ORIGINAL, sodium_base64_VARIANT_ORIGINAL_NO_PADDING,
-                                    sodium_base64_VARIANT_URLSAFE, sodium_base64_VARIANT_URLSAFE_NO_PADDING };
     size_t n = strlen(b64);
     unsigned char *buf = malloc(n / 4 * 3 + 3);
 
     if (!buf)
         return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
-    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++)
-        if (sodium_base642bin(buf, n / 4 * 3 + 3, b64, n, NULL, len, NULL, variants[i]) == 0) {
-            *out = buf;
-            return CH_OK;
-        }
-    free(buf);
-    return ch_err_set(err, CH_EINVAL, "content", "must be base64");
+    if (!crypto_base64_decode_any(b64, n, buf, n / 4 * 3 + 3, len)) {
+        free(buf);
+        return ch_err_set(err, CH_EINVAL, "content", "must be base64");
+    }
+    *out = buf;
+    return CH_OK;
 }
 
 static enum ch_status
@@ -208,18 +205,8 @@ assets_chunk_prepare(struct http_req *r, void *envp)
 {
     struct api_env *env = envp;
 
-    /* decided before the body is read: no credentials, or a cross-site cookie request */
-    if (!api_has_bearer(r)) {
-        if (!api_session_cookie(r, env)) {
-            http_reply_errorf(r, CH_EAUTH, "authentication required: log in, or send Authorization: Bearer <token>");
-            return;
-        }
-        if (!api_same_origin(r, env)) {
-            http_reply_errorf(r, CH_EPERM, "cross-site request refused: Origin must be %s", env->public_origin);
-            return;
-        }
-    }
-    http_req_set_max_body(r, ASSETS_CHUNK_MAX);
+    if (api_precheck_credentials(r, env))
+        http_req_set_max_body(r, ASSETS_CHUNK_MAX);
 }
 
 void
@@ -227,10 +214,10 @@ assets_chunk_put(struct http_req *r, void *envp)
 {
     struct api_env *env = envp;
     const char *id = http_req_path(r) + strlen(UPLOADS_PREFIX), *off = http_req_query(r, "offset");
+    /* optional here: the whole file is checked against its SHA-256 at the end anyway */
     const char *sha = http_req_header(r, "X-Chunk-SHA256");
     struct principal who;
     struct ch_err err = { 0 };
-    char computed[65];
     int64_t offset = -1;
     size_t len = 0;
     const char *body = http_req_body(r, &len);
@@ -249,12 +236,6 @@ assets_chunk_put(struct http_req *r, void *envp)
     if ((st = api_authenticate(env, r, &who, &err)) != CH_OK) {
         http_reply_error(r, st, &err);
         return;
-    }
-    if (!sha) { /* optional here: the whole file is checked against its SHA-256 at the end anyway */
-        unsigned char sum[32];
-        crypto_hash_sha256(sum, (const unsigned char *)body, len);
-        sodium_bin2hex(computed, sizeof computed, sum, 32);
-        sha = computed;
     }
     st = assets_upload_chunk(env->assets, who.user.id, id, offset, body, len, sha, &up, &err);
     explicit_bzero(&who, sizeof who);

@@ -70,3 +70,19 @@ api_session_cookie_set(struct http_req *r, const struct api_env *env, const char
              value ? value : "", (long long)max_age_s, env->cookie_secure ? "; Secure" : "");
     http_reply_header(r, "Set-Cookie", buf);
 }
+
+bool
+api_precheck_credentials(struct http_req *r, const struct api_env *env)
+{
+    if (api_has_bearer(r))
+        return true; /* bearer credentials are not sent by browsers on their own: no CSRF */
+    if (!api_session_cookie(r, env)) {
+        http_reply_errorf(r, CH_EAUTH, "authentication required: log in, or send Authorization: Bearer <token>");
+        return false;
+    }
+    if (!api_same_origin(r, env)) {
+        http_reply_errorf(r, CH_EPERM, "cross-site request refused: Origin must be %s", env->public_origin);
+        return false;
+    }
+    return true;
+}

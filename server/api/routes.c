@@ -107,16 +107,8 @@ connect_prepare(struct http_req *r, void *envp)
         return;
     }
     /* decided from headers alone, before the body is read: no credentials, or a cross-site cookie request */
-    if (m->auth != API_AUTH_NONE && !api_has_bearer(r)) {
-        if (!api_session_cookie(r, env)) {
-            http_reply_errorf(r, CH_EAUTH, "authentication required: log in, or send Authorization: Bearer <token>");
-            return;
-        }
-        if (!api_same_origin(r, env)) {
-            http_reply_errorf(r, CH_EPERM, "cross-site request refused: Origin must be %s", env->public_origin);
-            return;
-        }
-    }
+    if (m->auth != API_AUTH_NONE && !api_precheck_credentials(r, env))
+        return;
     if (!is_json_ctype(http_req_header(r, "Content-Type"))) {
         http_reply_status(r, 415, "invalid_argument",
                           "Content-Type must be application/json (this server speaks the Connect JSON encoding)");

@@ -806,6 +806,21 @@ http_listen(const char *bind_address, int port, int *fd, int *bound, struct ch_e
     return CH_OK;
 }
 
+/* What http_start made besides the daemon (the start's failure path and http_stop). */
+static void
+http_free(struct http *h)
+{
+    free(h->statics);
+    map_free(h->perip, NULL);
+    pthread_mutex_destroy(&h->ipmu);
+    log_limit_free(h->mhd_log_limit);
+    pthread_attr_destroy(&h->wattr);
+    pthread_mutex_destroy(&h->wmu);
+    pthread_cond_destroy(&h->wcv);
+    pthread_cond_destroy(&h->wgone);
+    free(h);
+}
+
 enum ch_status
 http_start(const struct http_opts *o, const struct http_route *routes, void *env, struct http **out,
            struct ch_err *err)
@@ -846,14 +861,7 @@ http_start(const struct http_opts *o, const struct http_route *routes, void *env
         MHD_OPTION_END);
     if (!h->d) {
         int e = errno;
-        map_free(h->perip, NULL);
-        pthread_mutex_destroy(&h->ipmu);
-        log_limit_free(h->mhd_log_limit);
-        pthread_attr_destroy(&h->wattr);
-        pthread_mutex_destroy(&h->wmu);
-        pthread_cond_destroy(&h->wcv);
-        pthread_cond_destroy(&h->wgone);
-        free(h);
+        http_free(h);
         return ch_err_set(err, CH_EUNAVAIL, "webserver.port", "cannot start the HTTP server: %s",
                           e ? strerror(e) : "libmicrohttpd refused to start");
     }
@@ -960,15 +968,7 @@ http_stop(struct http *h, int64_t timeout_ms)
     for (size_t i = 0; h->statics && h->routes[i].path; i++)
         if (h->statics[i])
             MHD_destroy_response(h->statics[i]);
-    free(h->statics);
-    map_free(h->perip, NULL);
-    pthread_mutex_destroy(&h->ipmu);
-    log_limit_free(h->mhd_log_limit);
-    pthread_attr_destroy(&h->wattr);
-    pthread_mutex_destroy(&h->wmu);
-    pthread_cond_destroy(&h->wcv);
-    pthread_cond_destroy(&h->wgone);
-    free(h);
+    http_free(h);
 }
 
 const char *

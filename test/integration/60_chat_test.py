@@ -5,26 +5,12 @@ import os
 import threading
 import time
 
-from harness import FAST_AUTH, Client, TestCase, external_env, http_request, wait_for
+from harness import FAST_AUTH, Client, TestCase, external_env, grep_tree, http_request, wait_for
 
 R = "chatto.api.v1.RoomService/"
 M = "chatto.api.v1.MessageService/"
 T = "chatto.api.v1.ThreadService/"
 ADMIN = "chatto.admin.v1.AdminUserService/"
-
-
-def grep_tree(root, needle):
-    hits = []
-    for d, _, files in os.walk(root):
-        for f in files:
-            p = os.path.join(d, f)
-            try:
-                with open(p, "rb") as fh:
-                    if needle in fh.read():
-                        hits.append(p)
-            except OSError:
-                pass
-    return hits
 
 
 class Chat(TestCase):

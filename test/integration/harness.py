@@ -107,6 +107,21 @@ def child_pids(pid):
     return out
 
 
+def grep_tree(root, needle):
+    """Files under root that contain the bytes needle (to prove that erased data is gone from a store)."""
+    hits = []
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            try:
+                with open(p, "rb") as fh:
+                    if needle in fh.read():
+                        hits.append(p)
+            except OSError:
+                pass
+    return hits
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status

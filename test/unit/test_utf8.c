@@ -267,6 +267,29 @@ test_utf8_count_matches_code_points_of_every_scalar_value(void **state)
     }
 }
 
+static void
+test_utf8_clean_text_trims_and_names_the_field(void **state)
+{
+    char out[16];
+    struct ch_err err = { 0 };
+    (void)state;
+    assert_int_equal(utf8_clean_text("name", "  caf\xc3\xa9 \n", 5, 10, false, false, out, sizeof out, &err), CH_OK);
+    assert_string_equal(out, "caf\xc3\xa9");
+    assert_int_equal(utf8_clean_text("name", "  ", 5, 10, true, false, out, sizeof out, &err), CH_OK);
+    assert_string_equal(out, "");
+    assert_int_equal(utf8_clean_text("name", "  ", 5, 10, false, false, out, sizeof out, &err), CH_EINVAL);
+    assert_string_equal(err.field, "name");
+    assert_int_equal(utf8_clean_text("d", "a\nb\tc", 9, 9, false, true, out, sizeof out, &err), CH_OK);
+    assert_int_equal(utf8_clean_text("d", "a\nb", 9, 9, false, false, out, sizeof out, &err), CH_EINVAL);
+    assert_int_equal(utf8_clean_text("d", "a\x7f", 9, 9, false, true, out, sizeof out, &err), CH_EINVAL);
+    assert_int_equal(utf8_clean_text("d", "abcdef", 5, 10, false, false, out, sizeof out, &err), CH_EINVAL);
+    assert_int_equal(utf8_clean_text("d", "\xc3\xa9\xc3\xa9\xc3\xa9", 5, 5, false, false, out, sizeof out, &err),
+                     CH_EINVAL); /* 3 characters but 6 bytes */
+    assert_int_equal(utf8_clean_text("d", "\xff", 5, 5, false, false, out, sizeof out, &err), CH_EINVAL);
+    assert_int_equal(utf8_clean_text("d", "0123456789abcdefXYZ", 99, 99, false, false, out, sizeof out, &err),
+                     CH_EINVAL); /* never past out */
+}
+
 int
 main(void)
 {
@@ -276,6 +299,7 @@ main(void)
         cmocka_unit_test(test_utf8_valid_rejects_truncated_and_broken_sequences),
         cmocka_unit_test(test_utf8_valid_reads_exactly_len_bytes),
         cmocka_unit_test(test_utf8_count_counts_code_points),
+        cmocka_unit_test(test_utf8_clean_text_trims_and_names_the_field),
         cmocka_unit_test(test_utf8_valid_agrees_with_reference_on_every_short_sequence),
         cmocka_unit_test(test_utf8_count_matches_code_points_of_every_scalar_value),
     };
