@@ -257,32 +257,47 @@ class PerAddress(TestCase):
             s = socket.create_connection(("127.0.0.1", c.port), timeout=5)
             s.sendall(b"GET /healthz HTTP/1.1\r\nHo")  # half a request, held open
             held.append(s)
-        # past the limit: a 429 that names it, before anything is read, and the connection is closed
-        s = socket.create_connection(("127.0.0.1", c.port), timeout=5)
-        s.settimeout(5)
-        got = b""
-        try:
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                got += chunk
-        except ConnectionResetError:
-            pass
-        s.close()
-        self.assertTrue(got.startswith(b"HTTP/1.1 429 "), got)
-        self.assertIn(b"Retry-After: 10", got)
-        self.assertIn(b"webserver.max_connections_per_ip", got)
-        # a request sent at once is not served either (the answer is the 429 or a reset)
-        s = socket.create_connection(("127.0.0.1", c.port), timeout=5)
-        try:
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            s.settimeout(5)
-            got = s.recv(100)
-        except (ConnectionResetError, BrokenPipeError):
+
+        def answer(s, wait):
+            """What the server said on s within wait seconds (b"" if nothing, or a reset)."""
+            s.settimeout(wait)
             got = b""
-        s.close()
-        self.assertNotIn(b"200 OK", got)
+            try:
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+            except (ConnectionResetError, BrokenPipeError, socket.timeout):
+                pass
+            return got
+
+        # past the limit: a 429 that names it, before anything is read, and the connection is closed
+        idle = socket.create_connection(("127.0.0.1", c.port), timeout=5)
+        # a request sent at once is not served either (the answer is the 429 or a reset)
+        eager = socket.create_connection(("127.0.0.1", c.port), timeout=5)
+        try:
+            eager.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        # Several epoll threads accept in parallel, so which of these 22 connections are the ones over the limit
+        # depends on scheduling (on a busy machine one of the 20 held may be counted after the 22nd), and a
+        # connection of the start-up readiness polls that the server has not reaped yet still counts: the limit is
+        # that at most 20 are taken, whichever they are.
+        # (the probes first: a held connection refused was refused when it was accepted, so by the time the probes
+        # are answered its 429 is waiting and a short read finds it)
+        probes = [answer(idle, 5), answer(eager, 5)]
+        answers = [answer(s, 0.2) for s in held] + probes
+        refused = [a for a in answers if a.startswith(b"HTTP/1.1 429 ")]
+        self.assertGreaterEqual(len(refused), 2, [a[:40] for a in answers])
+        self.assertIn(b"Retry-After: 10", refused[0])
+        self.assertIn(b"webserver.max_connections_per_ip", refused[0])
+        served = [a for a in answers if b"200 OK" in a]
+        # a refused held connection frees nothing (it was never counted), so at most the eager one was served,
+        # and only in place of a held one that was refused
+        self.assertLessEqual(len(served), sum(1 for a in answers[:20] if a.startswith(b"HTTP/1.1 429 ")))
+        idle.close()
+        eager.close()
         for s in held:
             s.close()
         wait_for(lambda: http_request(c.port, "GET", "/healthz", timeout=2).status == 200, 10,
