@@ -84,6 +84,18 @@ hook_url(void *ctx, const char *asset_id, const char *viewer, char *buf, size_t 
     assets_url(ctx, asset_id, viewer, buf, len, expires_ms);
 }
 
+static bool
+hook_thumb_url(void *ctx, const char *asset_id, const char *content_type, int width, int height, const char *viewer,
+               char *buf, size_t len, int64_t *expires_ms)
+{
+    static const struct assets_image_spec thumb = { ASSETS_THUMB_DIM, ASSETS_THUMB_DIM, ASSETS_FIT_CONTAIN };
+
+    if (!assets_image_offered(ctx, content_type, width, height))
+        return false;
+    assets_image_url(ctx, asset_id, &thumb, viewer, buf, len, expires_ms);
+    return true;
+}
+
 static const enum cfg_key generated_secrets[] = {
     CFG_WEBSERVER_COOKIE_SIGNING_SECRET,
     CFG_CORE_SECRET_KEY,
@@ -242,6 +254,8 @@ app_store_opts(const struct cfg *cfg, const char *name, struct store_opts *so)
     memset(so, 0, sizeof *so);
     so->replicas = (int)cfg_int(cfg, CFG_NATS_REPLICAS);
     so->request_timeout_ms = cfg_int(cfg, CFG_NATS_REQUEST_TIMEOUT);
+    if (cfg_bool(cfg, CFG_CORE_ASSETS_CACHE_ENABLED))
+        so->asset_cache_ttl_ms = cfg_int(cfg, CFG_CORE_ASSETS_CACHE_TTL);
     so->name = name;
     if (cfg_bool(cfg, CFG_NATS_EMBEDDED_ENABLED))
         return; /* the caller knows the child's URL and token */
@@ -533,6 +547,8 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         .chat = chat,
         .signing_secret = cfg_str(cfg, CFG_CORE_ASSETS_SIGNING_SECRET),
         .max_upload = cfg_int(cfg, CFG_CORE_ASSETS_MAX_UPLOAD_SIZE),
+        .max_image_pixels = cfg_int(cfg, CFG_CORE_ASSETS_MAX_IMAGE_PIXELS),
+        .cache = cfg_bool(cfg, CFG_CORE_ASSETS_CACHE_ENABLED),
         .janitor = true,
     };
     if (assets_new(&aso, &assets, &err) != CH_OK) {
@@ -541,7 +557,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     }
     env.assets = assets;
     struct chat_asset_hooks hooks = { .claim = hook_claim, .unclaim = hook_unclaim, .erase = hook_erase,
-                                      .url = hook_url, .ctx = assets };
+                                      .url = hook_url, .thumb_url = hook_thumb_url, .ctx = assets };
     chat_set_asset_hooks(chat, &hooks);
     struct rt_opts rto = {
         .store = store,

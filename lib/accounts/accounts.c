@@ -951,6 +951,34 @@ accounts_update_profile(struct accounts *a, const char *uid, const char *display
     return modify_user(a, uid, set_display, name, out, err);
 }
 
+struct avatar_swap {
+    const char *next;
+    char *old;
+};
+
+static enum ch_status
+set_avatar(struct user *u, void *ctx, struct ch_err *err)
+{
+    struct avatar_swap *sw = ctx;
+
+    (void)err;
+    snprintf(sw->old, ID_MAX + 1, "%s", u->avatar);
+    snprintf(u->avatar, sizeof u->avatar, "%s", sw->next ? sw->next : "");
+    return CH_OK;
+}
+
+enum ch_status
+accounts_set_avatar(struct accounts *a, const char *uid, const char *avatar_id, char old[ID_MAX + 1],
+                    struct user *out, struct ch_err *err)
+{
+    struct avatar_swap sw = { avatar_id, old };
+
+    old[0] = '\0';
+    if (avatar_id && !id_valid(avatar_id))
+        return ch_err_set(err, CH_EINVAL, "avatar", "not a valid id");
+    return modify_user(a, uid, set_avatar, &sw, out, err);
+}
+
 enum ch_status
 accounts_set_password(struct accounts *a, const char *uid, const char *password, struct ch_err *err)
 {

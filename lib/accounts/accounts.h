@@ -108,6 +108,9 @@ enum ch_status accounts_change_password(struct accounts *a, const struct princip
                                         const char *next, const char *client_ip, int64_t *retry_after_s,
                                         struct ch_err *err);
 /* Operator reset (no current password); revokes every session and token. */
+/* Set (avatar_id) or clear (NULL) uid's avatar; *old is the one it replaced ("" for none), for the caller to erase. */
+enum ch_status accounts_set_avatar(struct accounts *a, const char *uid, const char *avatar_id, char old[ID_MAX + 1],
+                                   struct user *out, struct ch_err *err);
 enum ch_status accounts_set_password(struct accounts *a, const char *uid, const char *password, struct ch_err *err);
 
 /* Create a bot owned by creator; returns the show-once API key. */

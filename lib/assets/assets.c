@@ -205,6 +205,16 @@ asset_view(const struct assets *a, const cJSON *rec, const char *viewer)
         cJSON_AddNumberToObject(o, "height", (double)rec_int(rec, "height"));
     }
     add_url(a, o, "assetUrl", id, viewer);
+    if (assets_image_offered(a, rec_str(rec, "contentType"), (int)rec_int(rec, "width"), (int)rec_int(rec, "height"))) {
+        const struct assets_image_spec thumb = { ASSETS_THUMB_DIM, ASSETS_THUMB_DIM, ASSETS_FIT_CONTAIN };
+        char url[512];
+        int64_t exp = 0;
+        cJSON *u = cJSON_AddObjectToObject(o, "thumbnailAssetUrl");
+        assets_image_url(a, id, &thumb, viewer, url, sizeof url, &exp);
+        cJSON_AddStringToObject(u, "url", url);
+        if (exp)
+            json_add_time(u, "expiresAt", exp);
+    }
     return o;
 }
 
@@ -805,6 +815,7 @@ asset_destroy(struct assets *a, const char *asset_id, struct ch_err *err)
     if ((st = store_obj_delete(a->store, STORE_S_ASSETS, asset_id, err)) != CH_OK)
         return st;
     if (rec_load(a, STORE_B_ASSETS, asset_id, &rec, &rev, NULL) == CH_OK) {
+        resize_cache_erase(a, rec);
         st = store_obj_erase_chunks(a->store, STORE_S_ASSETS, rec_str(rec, "nuid"), err);
         cJSON_Delete(rec);
         if (st != CH_OK)
@@ -827,6 +838,8 @@ assets_new(const struct assets_opts *o, struct assets **out, struct ch_err *err)
     a->store = o->store;
     a->chat = o->chat;
     a->max_upload = o->max_upload;
+    a->max_image_pixels = o->max_image_pixels > 0 ? o->max_image_pixels : 40000000;
+    a->cache = o->cache;
     a->secret_len = o->signing_secret ? strlen(o->signing_secret) : 0;
     if (!(a->secret = sodium_malloc(a->secret_len + 1))) {
         free(a);
@@ -835,6 +848,13 @@ assets_new(const struct assets_opts *o, struct assets **out, struct ch_err *err)
     memcpy(a->secret, o->signing_secret ? o->signing_secret : "", a->secret_len + 1);
     pthread_mutex_init(&a->janitor.mu, NULL);
     pthread_cond_init(&a->janitor.cv, NULL);
+    if ((st = resize_init(a, err)) != CH_OK) {
+        pthread_mutex_destroy(&a->janitor.mu);
+        pthread_cond_destroy(&a->janitor.cv);
+        sodium_free(a->secret);
+        free(a);
+        return st;
+    }
     if (o->janitor && (st = janitor_start(a, err)) != CH_OK) {
         assets_free(a);
         return st;
@@ -851,6 +871,7 @@ assets_free(struct assets *a)
     janitor_stop(a);
     pthread_mutex_destroy(&a->janitor.mu);
     pthread_cond_destroy(&a->janitor.cv);
+    resize_fini(a);
     sodium_free(a->secret);
     free(a);
 }

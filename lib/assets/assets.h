@@ -33,6 +33,8 @@ struct assets_opts {
     struct chat *chat;
     const char *signing_secret; /* core.assets.signing_secret: signs download tickets (same on every process) */
     int64_t max_upload;         /* core.assets.max_upload_size */
+    int64_t max_image_pixels;   /* core.assets.max_image_pixels: larger images are never decoded */
+    bool cache;                 /* core.assets.cache.enabled: keep resized images in ASSET_CACHE (store_opts) */
     bool janitor;               /* run the janitor thread (off for CLI commands and fuzzing) */
 };
 
@@ -82,9 +84,63 @@ void assets_erase(struct assets *a, const char *const *ids, size_t n);
  * path, which works with the session cookie or a bearer token. */
 void assets_url(const struct assets *a, const char *asset_id, const char *viewer, char *buf, size_t len,
                 int64_t *expires_ms);
-/* The user a ticket was made for, if it is ours, unexpired and for this file (and no transform). */
+/* The user a ticket was made for, if it is ours, unexpired and for this file and, with spec, for this size of it
+ * (spec NULL: the file itself). */
+struct assets_image_spec;
 enum ch_status assets_ticket_check(const struct assets *a, const char *ticket, const char *asset_id,
-                                   char uid[ID_MAX + 1], struct ch_err *err);
+                                   const struct assets_image_spec *spec, char uid[ID_MAX + 1], struct ch_err *err);
+
+/* ---- resized images: /assets/files/<id>/image/<W>x<H>/<fit> (resize.c) ---- */
+
+enum assets_fit {
+    ASSETS_FIT_CONTAIN, /* inside W x H, aspect kept, never enlarged */
+    ASSETS_FIT_COVER,   /* exactly W x H, aspect kept, the middle cropped */
+    ASSETS_FIT_EXACT,   /* exactly W x H, stretched */
+};
+#define ASSETS_IMAGE_DIM_MAX 2048
+#define ASSETS_THUMB_DIM 720  /* the thumbnail message and file views offer: W x H contain */
+#define ASSETS_AVATAR_DIM 256 /* avatars are stored at most this wide and high */
+
+struct assets_image_spec {
+    int width, height;
+    enum assets_fit fit;
+};
+/* Parse the path tail "<W>x<H>/<fit>". */
+enum ch_status assets_image_spec_parse(const char *s, struct assets_image_spec *out, struct ch_err *err);
+const char *assets_fit_name(enum assets_fit f);
+/* True if a file of this type and size (from its record) can be resized. */
+bool assets_image_offered(const struct assets *a, const char *content_type, int width, int height);
+/* The URL of a size of a file for viewer (a ticket naming the size; without viewer the bare path). */
+void assets_image_url(const struct assets *a, const char *asset_id, const struct assets_image_spec *spec,
+                      const char *viewer, char *buf, size_t len, int64_t *expires_ms);
+
+struct assets_image {
+    char *data; /* the encoded image (NULL when not_modified) */
+    size_t len;
+    char content_type[16]; /* image/jpeg or image/webp */
+    char etag[96];
+    char filename[ASSETS_FILENAME_MAX + 1]; /* the original's */
+    bool not_modified;                      /* if_none_match named this very size */
+};
+/* A size of asset_id for uid (membership checked now): from ASSET_CACHE or made now. CH_EINVAL (field
+ * contentType) for a file that is no image we resize, CH_EINVAL (field image) for a corrupt one, CH_ELIMIT for
+ * one with more pixels than core.assets.max_image_pixels. */
+enum ch_status assets_image(struct assets *a, const char *uid, const char *asset_id,
+                            const struct assets_image_spec *spec, const char *if_none_match,
+                            struct assets_image *out, struct ch_err *err);
+void assets_image_release(struct assets_image *img);
+
+/* ---- avatars (resize.c): a WebP of at most ASSETS_AVATAR_DIM square, object public/<id> ---- */
+
+#define ASSETS_AVATAR_INPUT_MAX (10 << 20) /* the image a person uploads as their avatar */
+/* Resize and store an avatar; *id names it. Errors as assets_image's, with field image.image. */
+enum ch_status assets_avatar_put(struct assets *a, const void *data, size_t len, char id[ID_MAX + 1],
+                                 struct ch_err *err);
+/* Erase an avatar's bytes (a replaced or removed one). Failures are logged. */
+void assets_avatar_erase(struct assets *a, const char *id);
+/* An avatar's bytes (malloc'd) and ETag; CH_ENOTFOUND if there is none by that id. */
+enum ch_status assets_avatar_get(struct assets *a, const char *id, char **data, size_t *len, char etag[72],
+                                 struct ch_err *err);
 
 /* ---- downloads ---- */
 

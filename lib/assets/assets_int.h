@@ -15,6 +15,13 @@ struct assets {
     char *secret; /* core.assets.signing_secret (sodium memory) */
     size_t secret_len;
     int64_t max_upload;
+    int64_t max_image_pixels; /* core.assets.max_image_pixels */
+    bool cache;               /* core.assets.cache.enabled: resized images kept in ASSET_CACHE */
+    struct {
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        int busy; /* images being decoded now */
+    } resize;
     struct {
         pthread_t thread;
         pthread_mutex_t mu;
@@ -45,6 +52,21 @@ struct image_size {
     int width, height;
 };
 void image_sniff(const char *data, size_t len, struct image_size *out);
+
+/* resize.c: libvips. resize_init once per struct assets (starts libvips the first time). */
+enum ch_status resize_init(struct assets *a, struct ch_err *err);
+void resize_fini(struct assets *a);
+struct resize_out {
+    char *data; /* malloc'd */
+    size_t len;
+    char content_type[16];
+    int width, height;
+};
+/* Resize an encoded image held in memory (see resize.c for the rules); webp forces WebP output (avatars). */
+enum ch_status resize_image(struct assets *a, const void *buf, size_t len, int w, int h, enum assets_fit fit,
+                            bool webp, struct resize_out *out, struct ch_err *err);
+/* Erase the sizes of a file kept in ASSET_CACHE (its record lists them). */
+void resize_cache_erase(struct assets *a, const cJSON *rec);
 
 /* janitor.c */
 enum ch_status janitor_start(struct assets *a, struct ch_err *err);

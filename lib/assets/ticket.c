@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Download tickets, in upstream Chatto's format so its clients read our URLs the same way: the ticket is
- * base64url (no padding) of the JSON {"a": assetId, "u": userId, "e": expiry in unix seconds}, a dot, and the
+ * base64url (no padding) of the JSON {"a": assetId, "u": userId, "e": expiry in unix seconds} (plus "w", "h" and
+ * "f" for one size of an image: a ticket for a thumbnail opens neither the original nor another size), a dot, and the
  * first 16 bytes (32 hex digits) of HMAC-SHA-256 over that base64 text, keyed with core.assets.signing_secret.
  * Every process shares the secret, so any of them checks a ticket another made. Expiry is the current hour plus
  * 24 hours: a ticket lives 23 to 24 hours and is the same all hour (so browsers cache the URL). Pure; any thread.
@@ -29,30 +30,53 @@ mac_hex(const struct assets *a, const char *payload, size_t len, char out[33])
     sodium_memzero(&st, sizeof st);
 }
 
-void
-assets_url(const struct assets *a, const char *asset_id, const char *viewer, char *buf, size_t len,
-           int64_t *expires_ms)
+static void
+make_url(const struct assets *a, const char *asset_id, const struct assets_image_spec *spec, const char *viewer,
+         char *buf, size_t len, int64_t *expires_ms)
 {
-    char json[256], b64[sodium_base64_ENCODED_LEN(256, sodium_base64_VARIANT_URLSAFE_NO_PADDING)], mac[33];
+    char json[320], b64[sodium_base64_ENCODED_LEN(320, sodium_base64_VARIANT_URLSAFE_NO_PADDING)], mac[33];
+    char path[160] = "";
     int64_t exp = (clock_wall_ms() / 1000 / 3600) * 3600 + 24 * 3600;
     int n;
 
     *expires_ms = 0;
-    if (!viewer || !*viewer || !id_valid(viewer) || !id_valid(asset_id)) {
-        snprintf(buf, len, "/assets/files/%s", id_valid(asset_id) ? asset_id : "");
+    if (!id_valid(asset_id))
+        asset_id = "";
+    if (spec)
+        snprintf(path, sizeof path, "/image/%dx%d/%s", spec->width, spec->height, assets_fit_name(spec->fit));
+    if (!viewer || !*viewer || !id_valid(viewer) || !*asset_id) {
+        snprintf(buf, len, "/assets/files/%s%s", asset_id, path);
         return;
     }
-    n = snprintf(json, sizeof json, "{\"a\":\"%s\",\"u\":\"%s\",\"e\":%lld}", asset_id, viewer, (long long)exp);
+    if (spec)
+        n = snprintf(json, sizeof json, "{\"a\":\"%s\",\"u\":\"%s\",\"e\":%lld,\"w\":%d,\"h\":%d,\"f\":\"%s\"}",
+                     asset_id, viewer, (long long)exp, spec->width, spec->height, assets_fit_name(spec->fit));
+    else
+        n = snprintf(json, sizeof json, "{\"a\":\"%s\",\"u\":\"%s\",\"e\":%lld}", asset_id, viewer, (long long)exp);
     sodium_bin2base64(b64, sizeof b64, (const unsigned char *)json, (size_t)n,
                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     mac_hex(a, b64, strlen(b64), mac);
-    snprintf(buf, len, "/assets/files/%s?access=%s.%s", asset_id, b64, mac);
+    snprintf(buf, len, "/assets/files/%s%s?access=%s.%s", asset_id, path, b64, mac);
     *expires_ms = exp * 1000;
 }
 
+void
+assets_url(const struct assets *a, const char *asset_id, const char *viewer, char *buf, size_t len,
+           int64_t *expires_ms)
+{
+    make_url(a, asset_id, NULL, viewer, buf, len, expires_ms);
+}
+
+void
+assets_image_url(const struct assets *a, const char *asset_id, const struct assets_image_spec *spec,
+                 const char *viewer, char *buf, size_t len, int64_t *expires_ms)
+{
+    make_url(a, asset_id, spec, viewer, buf, len, expires_ms);
+}
+
 enum ch_status
-assets_ticket_check(const struct assets *a, const char *ticket, const char *asset_id, char uid[ID_MAX + 1],
-                    struct ch_err *err)
+assets_ticket_check(const struct assets *a, const char *ticket, const char *asset_id,
+                    const struct assets_image_spec *spec, char uid[ID_MAX + 1], struct ch_err *err)
 {
     const char *dot = ticket ? strchr(ticket, '.') : NULL;
     char mac[33], json[TICKET_PAYLOAD_MAX + 1];
@@ -77,9 +101,16 @@ assets_ticket_check(const struct assets *a, const char *ticket, const char *asse
     f = cJSON_GetObjectItemCaseSensitive(o, "a");
     if (st == CH_OK && (!cJSON_IsString(f) || strcmp(f->valuestring, asset_id) != 0))
         st = ch_err_set(err, CH_EPERM, "access", "the ticket is for another file");
-    if (st == CH_OK && (cJSON_GetObjectItemCaseSensitive(o, "w") || cJSON_GetObjectItemCaseSensitive(o, "h") ||
-                        cJSON_GetObjectItemCaseSensitive(o, "f")))
+    if (st == CH_OK && !spec && (cJSON_GetObjectItemCaseSensitive(o, "w") ||
+                                 cJSON_GetObjectItemCaseSensitive(o, "h") || cJSON_GetObjectItemCaseSensitive(o, "f")))
         st = ch_err_set(err, CH_EPERM, "access", "the ticket is for a resized image, not the file");
+    if (st == CH_OK && spec) {
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "w"), *h = cJSON_GetObjectItemCaseSensitive(o, "h"),
+                    *fit = cJSON_GetObjectItemCaseSensitive(o, "f");
+        if (!cJSON_IsNumber(w) || !cJSON_IsNumber(h) || !cJSON_IsString(fit) || w->valuedouble != spec->width ||
+            h->valuedouble != spec->height || strcmp(fit->valuestring, assets_fit_name(spec->fit)) != 0)
+            st = ch_err_set(err, CH_EPERM, "access", "the ticket is for another size of this image");
+    }
     f = cJSON_GetObjectItemCaseSensitive(o, "u");
     if (st == CH_OK && (!cJSON_IsString(f) || !id_valid(f->valuestring)))
         st = ch_err_set(err, CH_EPERM, "access", "not a valid download ticket");

@@ -43,13 +43,16 @@ enum ch_status chat_new(const struct chat_opts *o, struct chat **out, struct ch_
 
 /* How messages reach files (lib/assets provides them; lib/chat does not know it): claim files for a new message
  * (all or nothing), give them back when the message was not written after all, erase them with their message, and
- * the URL a viewer fetches one with (viewer NULL: the bare path, for frames many users share). */
+ * the URLs a viewer fetches one and its thumbnail with (viewer NULL: the bare path, for frames many users share). */
 struct chat_asset_hooks {
     enum ch_status (*claim)(void *ctx, const char *uid, const char *room, const char *msg_id, const char *const *ids,
                             size_t n, cJSON **attachments, struct ch_err *err);
     void (*unclaim)(void *ctx, const char *msg_id, const char *const *ids, size_t n);
     void (*erase)(void *ctx, const char *const *ids, size_t n);
     void (*url)(void *ctx, const char *asset_id, const char *viewer, char *buf, size_t len, int64_t *expires_ms);
+    /* the thumbnail's URL; false if the file has none (not an image that can be resized) */
+    bool (*thumb_url)(void *ctx, const char *asset_id, const char *content_type, int width, int height,
+                      const char *viewer, char *buf, size_t len, int64_t *expires_ms);
     void *ctx;
 };
 /* Set once, before anything is posted (chat_new's caller, at start-up). */

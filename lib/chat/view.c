@@ -66,6 +66,17 @@ view_attachments(const struct chat_model *m, cJSON *arr, const char *json, const
         cJSON_AddStringToObject(u, "url", url);
         if (exp)
             json_add_time(u, "expiresAt", exp);
+        const cJSON *ct = cJSON_GetObjectItemCaseSensitive(it, "contentType"),
+                    *w = cJSON_GetObjectItemCaseSensitive(it, "width"), *h = cJSON_GetObjectItemCaseSensitive(it, "height");
+        exp = 0;
+        if (m->assets.thumb_url && cJSON_IsString(ct) && cJSON_IsNumber(w) && cJSON_IsNumber(h) &&
+            m->assets.thumb_url(m->assets.ctx, id->valuestring, ct->valuestring, (int)w->valuedouble,
+                                (int)h->valuedouble, viewer, url, sizeof url, &exp)) {
+            u = cJSON_AddObjectToObject(a, "thumbnailAssetUrl");
+            cJSON_AddStringToObject(u, "url", url);
+            if (exp)
+                json_add_time(u, "expiresAt", exp);
+        }
         cJSON_AddItemToArray(arr, a);
     }
     cJSON_Delete(src);

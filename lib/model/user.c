@@ -96,6 +96,8 @@ user_serialize(const struct user *u)
         cJSON_AddStringToObject(o, "passwordHash", u->password_hash);
     if (u->created_by[0])
         cJSON_AddStringToObject(o, "createdBy", u->created_by);
+    if (u->avatar[0])
+        cJSON_AddStringToObject(o, "avatar", u->avatar);
     s = json_print(o, NULL);
     cJSON_Delete(o);
     return s;
@@ -140,6 +142,9 @@ user_parse(const char *json, size_t len, struct user *out)
     out->updated_at = get_i64(o, "updatedAt");
     copy_str(o, "passwordHash", out->password_hash, sizeof out->password_hash);
     copy_str(o, "createdBy", out->created_by, sizeof out->created_by);
+    copy_str(o, "avatar", out->avatar, sizeof out->avatar);
+    if (out->avatar[0] && !id_valid(out->avatar))
+        out->avatar[0] = '\0';
     cJSON_Delete(o);
     return out->id[0] ? CH_OK : CH_EINTERNAL;
 }
@@ -154,6 +159,11 @@ user_to_json(const struct user *u, bool full)
     cJSON_AddStringToObject(o, "displayName", u->display_name);
     cJSON_AddBoolToObject(o, "deleted", u->deleted);
     cJSON_AddBoolToObject(o, "isBot", u->is_bot);
+    if (u->avatar[0]) {
+        char url[sizeof USER_AVATAR_PATH + ID_MAX];
+        snprintf(url, sizeof url, USER_AVATAR_PATH "%s", u->avatar);
+        cJSON_AddStringToObject(o, "avatarUrl", url);
+    }
     if (full) {
         cJSON_AddStringToObject(o, "role", user_role_str(u->role));
         cJSON_AddBoolToObject(o, "disabled", u->disabled);

@@ -32,7 +32,10 @@ struct user {
     int64_t updated_at;
     char password_hash[USER_HASH_MAX]; /* "" for bots */
     char created_by[ID_MAX + 1];       /* who created a bot; "" otherwise */
+    char avatar[ID_MAX + 1];           /* the avatar's id in the object store (public/<id>); "" for none */
 };
+/* Where an avatar is fetched (signed-in users only). */
+#define USER_AVATAR_PATH "/assets/server/public/"
 
 const char *user_role_str(enum user_role r);
 /* "member", "admin", "owner"; -1 if unknown. */

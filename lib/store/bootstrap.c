@@ -49,7 +49,17 @@ static const struct {
     /* the standard object-store stream of bucket SERVER_ASSETS, so NATS clients' object-store APIs read it */
     [STORE_S_ASSETS] = { "OBJ_" STORE_OBJ_ASSETS, { "$O." STORE_OBJ_ASSETS ".C.>", "$O." STORE_OBJ_ASSETS ".M.>" },
                          600LL * 1000000000LL, true, "Chatto attachments (object store " STORE_OBJ_ASSETS ")" },
+    [STORE_S_ASSET_CACHE] = { "OBJ_" STORE_OBJ_ASSET_CACHE,
+                              { "$O." STORE_OBJ_ASSET_CACHE ".C.>", "$O." STORE_OBJ_ASSET_CACHE ".M.>" },
+                              120LL * 1000000000LL, true, "Chatto resized images (object store "
+                              STORE_OBJ_ASSET_CACHE "), aged out" },
 };
+
+bool
+store_stream_used(const struct store *st, enum store_stream s)
+{
+    return s != STORE_S_ASSET_CACHE || st->asset_cache_ttl_ms > 0;
+}
 
 const char *
 store_bucket_name(enum store_bucket b)
@@ -80,6 +90,8 @@ create_stream(struct store *st, enum store_stream s, struct ch_err *err)
     sc.Replicas = st->replicas;
     sc.Duplicates = streams[s].duplicates_ns;
     sc.AllowDirect = true;
+    if (s == STORE_S_ASSET_CACHE)
+        sc.MaxAge = st->asset_cache_ttl_ms * 1000000LL;
     if (streams[s].object) {
         sc.AllowRollup = true;
         sc.Discard = js_DiscardNew;
@@ -110,15 +122,20 @@ update_stream(struct store *st, const char *stream, bool bucket, struct ch_err *
     natsStatus s;
     enum ch_status cs;
     bool direct = !bucket || st->replicas == 1;
+    /* the cache's age limit follows core.assets.cache.ttl */
+    int64_t max_age = !strcmp(stream, streams[STORE_S_ASSET_CACHE].name) ? st->asset_cache_ttl_ms * 1000000LL : -1;
 
     if ((s = js_GetStreamInfo(&si, st->js, stream, NULL, &jerr)) != NATS_OK)
         return store_map(s, jerr, stream, err);
-    if (si->Config->Replicas == st->replicas && si->Config->AllowDirect == direct) {
+    if (si->Config->Replicas == st->replicas && si->Config->AllowDirect == direct &&
+        (max_age < 0 || si->Config->MaxAge == max_age)) {
         jsStreamInfo_Destroy(si);
         return CH_OK;
     }
     si->Config->Replicas = st->replicas;
     si->Config->AllowDirect = direct;
+    if (max_age >= 0)
+        si->Config->MaxAge = max_age;
     s = js_UpdateStream(&si2, st->js, si->Config, NULL, &jerr);
     cs = store_map(s, jerr, stream, err);
     if (cs != CH_OK)
@@ -212,7 +229,7 @@ store_bootstrap(struct store *st, struct ch_err *err)
             return cs;
     }
     for (int s = 0; s < STORE_S_COUNT; s++)
-        if ((cs = create_stream(st, (enum store_stream)s, err)) != CH_OK)
+        if (store_stream_used(st, (enum store_stream)s) && (cs = create_stream(st, (enum store_stream)s, err)) != CH_OK)
             return cs;
     if ((cs = load_identity(st, err)) != CH_OK)
         return cs;

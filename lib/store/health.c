@@ -80,6 +80,8 @@ live_check(struct store *st, char *reason, size_t len)
         jsErrCode jerr = 0;
         natsStatus s;
 
+        if (i < STORE_S_COUNT && !store_stream_used(st, (enum store_stream)i))
+            continue;
         if (i < STORE_S_COUNT)
             snprintf(name, sizeof name, "%s", store_stream_name((enum store_stream)i));
         else

@@ -312,6 +312,7 @@ store_open(const struct store_opts *o, struct store **out, struct ch_err *err)
     pthread_cond_init(&st->closed_cv, NULL);
     st->err_limit = log_limit_new(30000);
     st->replicas = o->replicas > 0 ? o->replicas : 1;
+    st->asset_cache_ttl_ms = o->asset_cache_ttl_ms > 0 ? o->asset_cache_ttl_ms : 0;
     st->timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : 5000;
     while (o->urls[n]) {
         off += (size_t)snprintf(st->urls + off, off < sizeof st->urls ? sizeof st->urls - off : 0, "%s%s",

@@ -59,6 +59,7 @@ struct store_opts {
     const char *credentials_file; /* STORE_AUTH_CREDENTIALS */
     const char *ca_cert;          /* optional PEM file */
     int replicas;                 /* for every stream and bucket we create */
+    int64_t asset_cache_ttl_ms;   /* > 0: create the object store ASSET_CACHE with this max age (else not used) */
     int64_t request_timeout_ms;   /* JetStream API and publish deadline */
     int64_t reconnect_wait_ms;
     const char *name;             /* connection name shown by nats-server */
@@ -121,6 +122,7 @@ enum ch_status store_server_identity(struct store *st, char *id, size_t idlen, i
 enum store_stream {
     STORE_S_EVENTS, /* CHATTO_EVENTS: the append-only source of truth of rooms and messages, chatto.ev.> */
     STORE_S_ASSETS, /* OBJ_SERVER_ASSETS: the object store of attachments (objects.c) */
+    STORE_S_ASSET_CACHE, /* OBJ_ASSET_CACHE: resized images, aged out (only with core.assets.cache.enabled) */
     STORE_S_COUNT
 };
 
@@ -155,6 +157,8 @@ bool store_kv_key_valid(const char *key);
 /* ---- streams (events.c) ---- */
 
 const char *store_stream_name(enum store_stream s);
+/* False for a stream this process was not configured to use (ASSET_CACHE without a TTL). */
+bool store_stream_used(const struct store *st, enum store_stream s);
 
 struct store_pub_opts {
     const char *msg_id;            /* Nats-Msg-Id: a retry with the same id within the window is stored once */
@@ -206,6 +210,7 @@ enum ch_status store_kv_last_rev(struct store *st, enum store_bucket b, uint64_t
  * written, so a half-written object is never served. Every call is one or a few JetStream round trips. ---- */
 
 #define STORE_OBJ_ASSETS "SERVER_ASSETS" /* attachments, as upstream names the bucket */
+#define STORE_OBJ_ASSET_CACHE "ASSET_CACHE" /* resized images (upstream's name too) */
 #define STORE_OBJ_NUID_LEN 22
 #define STORE_OBJ_NAME_MAX 255
 #define STORE_OBJ_CHUNK_MAX (1024u * 1024u) /* nats-server's default max_payload */

@@ -12,6 +12,7 @@ struct store {
     natsConnection *nc;
     jsCtx *js;
     int replicas;
+    int64_t asset_cache_ttl_ms; /* 0: ASSET_CACHE is not ours to create or check */
     int64_t timeout_ms;
     char *nkey_seed; /* kept for the signature callback; zeroed on close */
     char urls[512];  /* for log lines */

@@ -74,10 +74,13 @@ extern const struct api_method messages_methods[];
 extern const struct api_method assets_methods[];
 
 /* Files outside Connect (assets.c): PUT /api/assets/uploads/<uploadId>?offset=N with the chunk's raw bytes (the
- * browser's path: no base64), and GET /assets/files/<assetId> (downloads, streamed, with Range and ETag). */
+ * browser's path: no base64), and GET /assets/files/<assetId> (downloads, streamed, with Range and ETag) and
+ * /assets/files/<assetId>/image/<W>x<H>/<fit> (resized images). */
 void assets_chunk_prepare(struct http_req *r, void *env);
 void assets_chunk_put(struct http_req *r, void *env);
 void assets_download(struct http_req *r, void *env);
+/* GET /assets/server/public/<id>: an avatar (users.c). */
+void users_avatar_download(struct http_req *r, void *env);
 
 /* One page of users ({users, nextPageToken}); full adds role, disabled, createdAt (admin view). users.c. */
 enum ch_status users_list_page(struct api_ctx *c, const cJSON *in, bool full, cJSON **out, struct ch_err *err);

@@ -3,7 +3,8 @@
  * Files: chatto.api.v1.AssetUploadService and AssetService (Connect JSON, upstream's names and shapes), the raw
  * chunk route browsers use (PUT /api/assets/uploads/<uploadId>?offset=N: the bytes as they are, no base64), and
  * downloads (GET /assets/files/<assetId>[?access=<ticket>]: streamed in constant memory, Range, ETag, and a
- * Content-Disposition that never lets an uploaded page run as ours). HTTP worker threads.
+ * Content-Disposition that never lets an uploaded page run as ours) and resized images
+ * (GET /assets/files/<assetId>/image/<W>x<H>/<fit>[?access=<ticket>]). HTTP worker threads.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -336,29 +337,77 @@ done_file(void *ctx)
     assets_file_close(ctx);
 }
 
+/* A size of an image: small enough to answer from memory. */
+static void
+serve_image(struct http_req *r, struct api_env *env, const char *uid, const char *id,
+            const struct assets_image_spec *spec)
+{
+    struct assets_image img;
+    struct ch_err err = { 0 };
+    char name[ASSETS_FILENAME_MAX + 8], disp[1200];
+    enum ch_status st;
+
+    st = assets_image(env->assets, uid, id, spec, http_req_header(r, "If-None-Match"), &img, &err);
+    if (st != CH_OK) {
+        if (st == CH_EINVAL && !strcmp(err.field, "contentType"))
+            http_reply_status(r, 415, "invalid_argument", err.msg);
+        else if (st == CH_EINVAL && !strcmp(err.field, "image"))
+            http_reply_status(r, 422, "invalid_argument", err.msg);
+        else if (st == CH_ELIMIT)
+            http_reply_status(r, 413, "resource_exhausted", err.msg);
+        else
+            http_reply_error(r, st, &err);
+        return;
+    }
+    if (img.not_modified) {
+        http_reply_bytes(r, 304, "", "", 0);
+    } else {
+        /* the original's name with the extension of what it became */
+        char *dot = strrchr(img.filename, '.');
+        if (dot && dot != img.filename)
+            *dot = '\0';
+        snprintf(name, sizeof name, "%s.%s", img.filename, strcmp(img.content_type, "image/webp") ? "jpg" : "webp");
+        disposition("inline", name, disp, sizeof disp);
+        http_reply_bytes(r, 200, img.content_type, img.data, img.len);
+        http_reply_header(r, "Content-Disposition", disp);
+    }
+    http_reply_header(r, "ETag", img.etag);
+    http_reply_header(r, "Cache-Control", "private, no-cache");
+    assets_image_release(&img);
+}
+
 void
 assets_download(struct http_req *r, void *envp)
 {
     struct api_env *env = envp;
-    const char *id = http_req_path(r) + strlen(FILES_PREFIX), *ticket = http_req_query(r, "access");
-    char uid[ID_MAX + 1] = "", disp[1200], cr[96];
+    const char *path = http_req_path(r) + strlen(FILES_PREFIX), *ticket = http_req_query(r, "access");
+    const char *slash = strchr(path, '/');
+    char uid[ID_MAX + 1] = "", id[ID_MAX + 1] = "", disp[1200], cr[96];
     struct ch_err err = { 0 };
     struct assets_file *f = NULL;
     const struct assets_file_meta *m;
+    struct assets_image_spec spec;
     uint64_t from = 0, n = 0;
     enum ch_status st;
     int range;
 
-    if (strchr(id, '/')) {
-        http_reply_status(r, 404, "not_found", "resized images are not available on this server yet");
-        return;
-    }
-    if (!id_valid(id)) {
+    snprintf(id, sizeof id, "%.*s", slash ? (int)(slash - path) : (int)strlen(path), path);
+    if (!id_valid(id) || (slash && (size_t)(slash - path) != strlen(id))) {
         http_reply_status(r, 404, "not_found", "no such file");
         return;
     }
+    if (slash) { /* /assets/files/<id>/image/<W>x<H>/<fit> */
+        if (strncmp(slash, "/image/", 7) != 0) {
+            http_reply_status(r, 404, "not_found", "no such file");
+            return;
+        }
+        if ((st = assets_image_spec_parse(slash + 7, &spec, &err)) != CH_OK) {
+            http_reply_status(r, 400, "invalid_argument", err.msg);
+            return;
+        }
+    }
     if (ticket) {
-        if ((st = assets_ticket_check(env->assets, ticket, id, uid, &err)) != CH_OK) {
+        if ((st = assets_ticket_check(env->assets, ticket, id, slash ? &spec : NULL, uid, &err)) != CH_OK) {
             http_reply_error(r, st, &err);
             return;
         }
@@ -370,6 +419,10 @@ assets_download(struct http_req *r, void *envp)
         }
         snprintf(uid, sizeof uid, "%s", who.user.id);
         explicit_bzero(&who, sizeof who);
+    }
+    if (slash) {
+        serve_image(r, env, uid, id, &spec);
+        return;
     }
     if ((st = assets_open(env->assets, uid, id, &f, &err)) != CH_OK) {
         http_reply_error(r, st, &err);

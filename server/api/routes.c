@@ -193,6 +193,7 @@ static const struct http_route routes[] = {
     { "POST", CONNECT_PREFIX, true, true, connect_prepare, connect_handle },
     { "PUT", "/api/assets/uploads/", true, true, assets_chunk_prepare, assets_chunk_put },
     { "GET", "/assets/files/", true, true, NULL, assets_download },
+    { "GET", USER_AVATAR_PATH, true, true, NULL, users_avatar_download },
     { "POST", "/auth/register", false, true, account_prepare, account_register },
     { "POST", "/auth/login", false, true, account_prepare, account_login },
     { "POST", "/auth/logout", false, true, account_prepare, account_logout },

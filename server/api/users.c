@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "assets/assets.h"
+#include "crypto/crypto.h"
 #include "json/json.h"
 #include "realtime/realtime.h"
 
@@ -120,11 +122,111 @@ update_password(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *
     return CH_OK;
 }
 
+/* The avatar image arrives as proto3 JSON bytes (base64) in image.image, as upstream's UploadAvatarRequest. */
+#define AVATAR_JSON_MAX (ASSETS_AVATAR_INPUT_MAX / 3 * 4 + 8192)
+
+static enum ch_status
+upload_avatar(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const cJSON *img = cJSON_GetObjectItemCaseSensitive(in, "image");
+    const char *b64 = NULL, *filename = "";
+    unsigned char *bytes;
+    size_t n = 0, cap;
+    char id[ID_MAX + 1], old[ID_MAX + 1];
+    struct user u;
+    enum ch_status st;
+
+    if (!cJSON_IsObject(img))
+        return ch_err_set(err, CH_EINVAL, "image.image", "required: the picture's bytes (base64)");
+    if ((st = json_get_str(img, "image", false, 0, AVATAR_JSON_MAX, &b64, err)) != CH_OK ||
+        (st = json_get_str(img, "filename", false, 0, 4096, &filename, err)) != CH_OK) {
+        if (err && !strcmp(err->field, "image"))
+            snprintf(err->field, sizeof err->field, "image.image");
+        return st;
+    }
+    if (!b64 || !*b64)
+        return ch_err_set(err, CH_EINVAL, "image.image", "required: the picture's bytes (base64)");
+    cap = strlen(b64) / 4 * 3 + 3;
+    if (!(bytes = malloc(cap)))
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    if (!crypto_base64_decode_any(b64, strlen(b64), bytes, cap, &n)) {
+        free(bytes);
+        return ch_err_set(err, CH_EINVAL, "image.image", "must be base64");
+    }
+    st = assets_avatar_put(c->env->assets, bytes, n, id, err);
+    free(bytes);
+    if (st != CH_OK) {
+        if (st == CH_ELIMIT) {
+            c->http_status = 413;
+        } else if (st == CH_EINVAL && err) {
+            snprintf(err->field, sizeof err->field, "image.image");
+        }
+        return st;
+    }
+    if ((st = accounts_set_avatar(c->env->accounts, c->who->user.id, id, old, &u, err)) != CH_OK) {
+        assets_avatar_erase(c->env->assets, id);
+        return st;
+    }
+    assets_avatar_erase(c->env->assets, old);
+    *out = cJSON_CreateObject();
+    cJSON_AddItemToObject(*out, "user", user_to_json(&u, true));
+    return CH_OK;
+}
+
+static enum ch_status
+delete_avatar(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    char old[ID_MAX + 1];
+    struct user u;
+    enum ch_status st;
+
+    (void)in;
+    if ((st = accounts_set_avatar(c->env->accounts, c->who->user.id, NULL, old, &u, err)) != CH_OK)
+        return st;
+    assets_avatar_erase(c->env->assets, old);
+    *out = cJSON_CreateObject();
+    cJSON_AddItemToObject(*out, "user", user_to_json(&u, true));
+    return CH_OK;
+}
+
+/* GET /assets/server/public/<id>: an avatar, for signed-in users (upstream serves these to anyone; a team's faces
+ * are the team's). The id changes with every new picture, so browsers may keep one for a long time. */
+void
+users_avatar_download(struct http_req *r, void *envp)
+{
+    struct api_env *env = envp;
+    const char *id = http_req_path(r) + strlen(USER_AVATAR_PATH), *inm = http_req_header(r, "If-None-Match");
+    struct principal who;
+    struct ch_err err = { 0 };
+    char *data = NULL, etag[72];
+    size_t len = 0;
+    enum ch_status st;
+
+    if ((st = api_authenticate(env, r, &who, &err)) != CH_OK) {
+        http_reply_error(r, st, &err);
+        return;
+    }
+    explicit_bzero(&who, sizeof who);
+    if ((st = assets_avatar_get(env->assets, id, &data, &len, etag, &err)) != CH_OK) {
+        http_reply_error(r, st, &err);
+        return;
+    }
+    if (inm && strstr(inm, etag))
+        http_reply_bytes(r, 304, "", "", 0);
+    else
+        http_reply_bytes(r, 200, "image/webp", data, len);
+    http_reply_header(r, "ETag", etag);
+    http_reply_header(r, "Cache-Control", "private, max-age=86400");
+    free(data);
+}
+
 const struct api_method users_methods[] = {
     { "chatto.api.v1.UserService", "GetUser", API_AUTH_USER, 4096, get_user },
     { "chatto.api.v1.UserService", "ListUsers", API_AUTH_USER, 4096, list_users },
     { "chatto.api.v1.MyAccountService", "GetMyAccount", API_AUTH_USER, 4096, get_my_account },
     { "chatto.api.v1.MyAccountService", "UpdateProfile", API_AUTH_USER, 4096, update_profile },
     { "chatto.api.v1.MyAccountService", "UpdatePassword", API_AUTH_USER, 16384, update_password },
+    { "chatto.api.v1.MyAccountService", "UploadAvatar", API_AUTH_USER, AVATAR_JSON_MAX, upload_avatar },
+    { "chatto.api.v1.MyAccountService", "DeleteAvatar", API_AUTH_USER, 4096, delete_avatar },
     { 0 },
 };

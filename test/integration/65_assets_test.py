@@ -234,7 +234,7 @@ class Assets(TestCase):
         self.assertEqual(self.fetch(self.b, "/assets/files/%s?access=%s" % (aid, ticket(aid, self.bob_id, future))).status, 404)
         # bad ids and paths
         self.assertEqual(self.fetch(self.a, "/assets/files/..%2f..%2fetc", self.alice.headers()).status, 404)
-        self.assertEqual(self.fetch(self.a, "/assets/files/" + aid + "/image/10x10/cover", self.alice.headers()).status, 404)
+        self.assertEqual(self.fetch(self.a, "/assets/files/" + aid + "/image/10x10/cover", self.alice.headers()).status, 415)
         self.assertEqual(self.fetch(self.a, "/assets/files/", self.alice.headers()).status, 404)
 
     def test_files_attached_to_a_message_are_seen_by_members_and_erased_with_it(self):
