@@ -65,6 +65,18 @@ function userName(id) {
   return u ? (u.displayName || u.login) : "…";
 }
 
+// A user's picture, or their initial on a colour of their own when they have none.
+function avatar(id, cls = "avatar") {
+  const u = S.users.get(id) || {};
+  if (u.avatarUrl) return el("img", { class: cls, src: u.avatarUrl, alt: "", loading: "lazy", dataset: { testid: "avatar" } });
+  let h = 0;
+  for (const c of String(id || "")) h = (h * 31 + c.charCodeAt(0)) % 360;
+  const initial = (u.displayName || u.login || "?").trim().charAt(0).toUpperCase() || "?";
+  const span = el("span", { class: cls + " initial", text: initial, "aria-hidden": "true" });
+  span.style.background = "hsl(" + h + " 45% 45%)"; // CSSOM, which the page's CSP allows (style attributes it does not)
+  return span;
+}
+
 async function ensureUsers(ids) {
   const missing = [...new Set(ids)].filter((id) => id && !S.users.has(id));
   await Promise.all(missing.map(async (id) => {
@@ -202,6 +214,7 @@ function renderSidebar() {
     });
     if (x.room.isDm) {
       const other = (x.room.participantIds || []).find((id) => id !== S.me.id);
+      li.append(avatar(other, "avatar small"));
       li.append(el("span", { class: "dot " + (S.presence.get(other) || "offline"), dataset: { user: other || "" } }));
     }
     li.append(el("span", { class: "label", text: roomTitle(x) }));
@@ -309,6 +322,7 @@ const QUICK = ["👍", "❤️", "😂", "🎉", "👀", "✅"];
 function renderMessage(m, inThread) {
   const mine = m.actorId === S.me.id;
   const div = el("article", { class: "msg" + (m.deletedAt ? " deleted" : ""), dataset: { id: m.id, testid: "message" } });
+  div.append(avatar(m.actorId));
   const meta = el("div", { class: "meta" },
     el("span", { class: "dot " + (S.presence.get(m.actorId) || "offline"), dataset: { user: m.actorId } }),
     el("span", { class: "author", text: userName(m.actorId) }),
@@ -376,8 +390,10 @@ function renderAttachments(list) {
   for (const a of list) {
     const url = a.assetUrl && a.assetUrl.url;
     if (!url) continue;
-    if (INLINE_IMAGES.includes(a.contentType)) {
-      const props = { src: url, alt: a.filename, loading: "lazy", dataset: { testid: "attachment-image" } };
+    // the server's thumbnail when it offers one (any image it can resize); the original otherwise
+    const thumb = (a.thumbnailAssetUrl && a.thumbnailAssetUrl.url) || (INLINE_IMAGES.includes(a.contentType) && !(a.width * a.height > 40e6) ? url : "");
+    if (thumb) {
+      const props = { src: thumb, alt: a.filename, loading: "lazy", dataset: { testid: "attachment-image" } };
       if (a.width && a.height) { props.width = String(a.width); props.height = String(a.height); }
       const img = el("img", props);
       img.addEventListener("click", () => dialog(a.filename, [el("img", { class: "full-image", src: url, alt: a.filename }),
@@ -1010,6 +1026,59 @@ $("new-dm").addEventListener("click", async () => {
   dialog("New direct message", [list], null);
 });
 
+function renderMe() {
+  $("me").replaceChildren(avatar(S.me.id, "avatar small"), el("span", { class: "dot online", dataset: { user: S.me.id } }),
+    el("span", { text: S.me.displayName || S.me.login }));
+}
+
+function setMe(user) {
+  S.me = user;
+  S.users.set(user.id, user);
+  renderMe();
+  renderSidebar();
+  rerender();
+}
+
+// Profile: display name and picture (resized to 256 x 256 by the server).
+$("me").addEventListener("click", () => {
+  const name = el("input", { id: "profile-name", maxlength: "64", value: S.me.displayName || "", "aria-label": "Display name" });
+  const pic = el("div", { class: "profile-pic" }, avatar(S.me.id, "avatar large"));
+  const file = el("input", { type: "file", accept: "image/png,image/jpeg,image/gif,image/webp", id: "avatar-file", hidden: "" });
+  const status = el("span", { class: "muted", "aria-live": "polite" });
+  file.addEventListener("change", async () => {
+    const f = file.files[0];
+    if (!f) return;
+    status.textContent = "Uploading…";
+    try {
+      const bytes = new Uint8Array(await f.arrayBuffer());
+      let bin = "";
+      for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+      const r = await api("chatto.api.v1.MyAccountService/UploadAvatar", { image: { image: btoa(bin), filename: f.name } });
+      setMe(r.user);
+      pic.replaceChildren(avatar(S.me.id, "avatar large"));
+      status.textContent = "Picture updated.";
+    } catch (e) { status.textContent = e.message; }
+    file.value = "";
+  });
+  const remove = el("button", { type: "button", id: "avatar-remove", text: "Remove picture", onclick: async () => {
+    try {
+      setMe((await api("chatto.api.v1.MyAccountService/DeleteAvatar")).user);
+      pic.replaceChildren(avatar(S.me.id, "avatar large"));
+      status.textContent = "Picture removed.";
+    } catch (e) { status.textContent = e.message; }
+  } });
+  dialog("Your profile", [
+    el("div", { class: "profile-row" }, pic, el("div", {},
+      el("button", { type: "button", id: "avatar-upload", text: "Upload picture…", onclick: () => file.click() }), " ", remove, file,
+      el("div", {}, status))),
+    el("label", {}, "Display name", name),
+  ], async () => {
+    if (name.value.trim() !== (S.me.displayName || "")) {
+      setMe((await api("chatto.api.v1.MyAccountService/UpdateProfile", { displayName: name.value })).user);
+    }
+  }, "Save");
+});
+
 $("menu").addEventListener("click", () => $("app").classList.toggle("show-side"));
 
 $("theme").addEventListener("click", () => {
@@ -1030,7 +1099,7 @@ async function start() {
     document.title = info.name;
   } catch (e) { /* cosmetic */ }
   S.users.set(S.me.id, S.me);
-  $("me").replaceChildren(el("span", { class: "dot online", dataset: { user: S.me.id } }), el("span", { text: S.me.displayName || S.me.login }));
+  renderMe();
   await loadAllUsers();
   await loadRooms();
   connect();

@@ -187,9 +187,10 @@ async function main() {
     // a real PNG (drawn by the browser), pasted into the composer as a screenshot would be
     await alice.evaluate(async () => {
       const c = document.createElement("canvas");
-      c.width = 64; c.height = 40;
+      c.width = 1600; c.height = 1000;
       const g = c.getContext("2d");
-      g.fillStyle = "#3366cc"; g.fillRect(0, 0, 64, 40);
+      g.fillStyle = "#3366cc"; g.fillRect(0, 0, 1600, 1000);
+      g.fillStyle = "#ffcc00"; g.fillRect(200, 200, 400, 300);
       const blob = await new Promise((ok) => c.toBlob(ok, "image/png"));
       const dt = new DataTransfer();
       dt.items.add(new File([blob], "screenshot.png", { type: "image/png" }));
@@ -204,21 +205,44 @@ async function main() {
     await alice.press("#composer-input", "Enter");
     const img = lastMsg(bob).locator('img[data-testid="attachment-image"]');
     await img.waitFor();
+    // the other side gets the server's thumbnail (720 x 450 of the 1600 x 1000 screenshot), not the original
     await bob.waitForFunction(() => {
       const i = [...document.querySelectorAll('img[data-testid="attachment-image"]')].pop();
-      return i && i.complete && i.naturalWidth === 64 && i.naturalHeight === 40;
+      return i && i.complete && i.naturalWidth === 720 && i.naturalHeight === 450 && i.src.includes("/image/720x720/contain");
     });
     const card = lastMsg(bob).locator('a[data-testid="attachment-file"]');
     if (!(await card.textContent()).includes("notes.txt")) throw new Error("file card without its name");
     if ((await alice.locator("#uploads").isHidden()) !== true) throw new Error("sent files still listed");
     await img.click();
     await bob.locator("#dialog img.full-image").waitFor();
+    await bob.waitForFunction(() => { const i = document.querySelector("#dialog img.full-image"); return i.complete && i.naturalWidth === 1600; });
     await bob.screenshot({ path: path.join(outDir, "02b-attachments.png") });
     await bob.click("#dialog-cancel");
     // the link opens for bob (cookie) and serves the bytes with their type
     const href = await card.getAttribute("href");
     const res = await bob.evaluate(async (u) => { const r = await fetch(u); return [r.status, (await r.text()).length, r.headers.get("content-disposition")]; }, href);
     if (res[0] !== 200 || res[1] !== 14 * 5000 || !res[2].startsWith("attachment")) throw new Error("download: " + res);
+  });
+
+  await step("upload a profile picture: it shows beside one's messages and in the corner", async () => {
+    const png = await alice.evaluate(async () => {
+      const c = document.createElement("canvas");
+      c.width = 600; c.height = 600;
+      const g = c.getContext("2d");
+      g.fillStyle = "#cc3366"; g.fillRect(0, 0, 600, 600);
+      g.fillStyle = "#ffffff"; g.beginPath(); g.arc(300, 300, 200, 0, 7); g.fill();
+      return c.toDataURL("image/png").split(",")[1];
+    });
+    await alice.click("#me");
+    await alice.setInputFiles("#avatar-file", { name: "me.png", mimeType: "image/png", buffer: Buffer.from(png, "base64") });
+    await alice.locator('#dialog .profile-pic img[data-testid="avatar"]').waitFor();
+    await alice.click("#dialog-cancel");
+    await alice.waitForFunction(() => {
+      const mine = document.querySelector('#me img[data-testid="avatar"]');
+      const inList = [...document.querySelectorAll('#messages article.msg > img[data-testid="avatar"]')].pop();
+      return mine && inList && inList.complete && inList.naturalWidth === 256 && inList.naturalHeight === 256;
+    });
+    await alice.screenshot({ path: path.join(outDir, "02c-avatar.png") });
   });
 
   await step("react", async () => {
@@ -319,7 +343,7 @@ async function main() {
     for (const p of XSS) {
       if ((await msgs(bob).locator(".body", { hasText: p }).count()) < 1) throw new Error("payload not shown as text: " + p);
     }
-    if ((await bob.locator("#messages img, #messages script, #messages svg, #messages iframe").count()) !== 0) throw new Error("markup rendered");
+    if ((await bob.locator("#messages img:not([data-testid=avatar]), #messages script, #messages svg, #messages iframe").count()) !== 0) throw new Error("markup rendered");
     if ((await bob.locator('#messages a[href^="javascript"]').count()) !== 0) throw new Error("javascript: link");
     if (await bob.evaluate(() => window.__xss)) throw new Error("script ran");
     await bob.screenshot({ path: path.join(outDir, "04-xss.png") });
