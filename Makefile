@@ -126,7 +126,7 @@ $(B)/bench/fanout: bench/fanout.c
 # Targets that install packages first build in a second make: the pkg-config flags above are read when a make
 # starts, so a make that has just installed the libraries must not be the one that compiles against them.
 bench: deps-test
-	$(Q)$(MAKE) --no-print-directory all $(B)/bench/jspub $(B)/bench/fanout
+	$(Q)$(MAKE) --no-print-directory all $(B)/bench/jspub $(B)/bench/fanout $(IMGTOOL)
 	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/http_bench.py
 	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/run.py
 	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/realtime.py

@@ -3,7 +3,8 @@
 """Files for `make bench`: a 25 MB file uploaded (CreateUpload, 512 KiB raw PUT chunks, CompleteUpload) and
 downloaded through one embedded chatto, against a raw object-store put and get of the same bytes by an independent
 NATS client (the nats npm package) on the same nats-server in the same run; then chatto's RSS while 10 clients
-upload 25 MB each at once, and while 10 download at once (the goal is at most +40 MB for the uploads)."""
+upload 25 MB each at once, and while 10 download at once (the goal is at most +40 MB for the uploads); last,
+thumbnail latency (p50, p99) for a 12-megapixel JPEG, one at a time and four clients at once."""
 import hashlib
 import http.client
 import json
@@ -18,11 +19,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "test", "integration"))
-from harness import Chatto, Client, FAST_AUTH  # noqa: E402
+from harness import BUILD, Chatto, Client, FAST_AUTH  # noqa: E402
 
 SIZE = int(os.environ.get("CHATTO_BENCH_FILE_MB", "25")) * 1000 * 1000
 ROUNDS = int(os.environ.get("CHATTO_BENCH_FILE_ROUNDS", "3"))
 CHUNK = 512 * 1024
+THUMB_ROUNDS = int(os.environ.get("CHATTO_BENCH_THUMB_ROUNDS", "100"))
 NATS_MODULE = os.path.join(HERE, "..", "test", "browser", "node_modules", "nats")
 
 NODE = r"""
@@ -71,9 +73,9 @@ class Api:
             raise SystemExit("%s: %d %s" % (method, r.status, data[:300]))
         return json.loads(data)
 
-    def upload(self, room, data, digest, name="bench.bin"):
+    def upload(self, room, data, digest, name="bench.bin", ctype="application/octet-stream"):
         up = self.call("chatto.api.v1.AssetUploadService/CreateUpload",
-                       {"roomId": room, "filename": name, "contentType": "application/octet-stream",
+                       {"roomId": room, "filename": name, "contentType": ctype,
                         "size": str(len(data)), "sha256": digest})["upload"]["uploadId"]
         for off in range(0, len(data), CHUNK):
             piece = data[off:off + CHUNK]
@@ -84,8 +86,8 @@ class Api:
                 raise SystemExit("chunk at %d: %d %s" % (off, r.status, body[:300]))
         return self.call("chatto.api.v1.AssetUploadService/CompleteUpload", {"uploadId": up})["asset"]
 
-    def download(self, asset_id):
-        self.conn.request("GET", "/assets/files/" + asset_id, headers=self.auth)
+    def download(self, asset_id, tail=""):
+        self.conn.request("GET", "/assets/files/" + asset_id + tail, headers=self.auth)
         r = self.conn.getresponse()
         n = 0
         while True:
@@ -131,6 +133,45 @@ def concurrently(pid, fn, n):
     if errors:
         raise SystemExit("concurrent run failed: %r" % errors[0])
     return peak[0], elapsed
+
+
+def thumbnails(c, token):
+    """Thumbnail generation for a 12-megapixel JPEG (4000 x 3000, made by libvips), no cache: one at a time, then 4
+    clients at once (chatto decodes at most 2 at a time)."""
+    img = tempfile.NamedTemporaryFile(suffix=".jpg", delete=False)
+    img.close()
+    try:
+        subprocess.run([os.path.join(BUILD, "imgtool"), "make", "4000x3000", "jpeg", img.name], check=True, timeout=300)
+        data = open(img.name, "rb").read()
+    finally:
+        os.unlink(img.name)
+    api = Api(c.port, token)
+    asset = api.upload("general", data, hashlib.sha256(data).hexdigest(), "photo.jpg", "image/jpeg")
+
+    def pct(xs, p):
+        xs = sorted(xs)
+        return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] * 1000
+
+    for spec in ("720x720/contain", "256x256/cover"):
+        times = []
+        for _ in range(THUMB_ROUNDS):
+            t = time.monotonic()
+            api.download(asset["id"], "/image/" + spec)
+            times.append(time.monotonic() - t)
+        print("thumbnail %-16s of a %.1f MB 12-megapixel JPEG, %d sequential: p50 %.0f ms, p99 %.0f ms" % (
+            spec, len(data) / 1e6, THUMB_ROUNDS, pct(times, 50), pct(times, 99)))
+    clients = [Api(c.port, token) for _ in range(4)]
+    times = []
+
+    def four(i):
+        for _ in range(THUMB_ROUNDS // 4):
+            t = time.monotonic()
+            clients[i].download(asset["id"], "/image/720x720/contain")
+            times.append(time.monotonic() - t)
+    before = rss_kib(c.pid)
+    peak, elapsed = concurrently(c.pid, four, 4)
+    print("thumbnail 720x720/contain, 4 clients at once: p50 %.0f ms, p99 %.0f ms, %.1f thumbnails/s; chatto VmRSS "
+          "+%.1f MB at peak" % (pct(times, 50), pct(times, 99), len(times) / elapsed, (peak - before) / 1024))
 
 
 def on_sigterm(signum, frame):
@@ -196,6 +237,7 @@ def main():
         peak, elapsed = concurrently(c.pid, lambda i: clients[i].download(assets[i]["id"]), 10)
         print("10 concurrent %d MB downloads: %.1f s (%.1f MB/s together); chatto VmRSS %d KiB before, peak %d KiB: "
               "+%.1f MB" % (SIZE // 1000000, elapsed, 10 * mb / elapsed, before, peak, (peak - before) / 1024))
+        thumbnails(c, token)
     finally:
         os.unlink(tmp.name)
         c.cleanup()

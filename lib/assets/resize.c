@@ -36,6 +36,16 @@
 static pthread_once_t vips_once = PTHREAD_ONCE_INIT;
 static bool vips_ok;
 
+/* libvips' warnings (a damaged tile, a truncated file) are about one request's image: our debug log, not stderr */
+static void
+chatto_vips_log(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer ctx)
+{
+    (void)domain;
+    (void)level;
+    (void)ctx;
+    log_debug("assets: libvips: %s", msg);
+}
+
 static void
 vips_start(void)
 {
@@ -56,6 +66,8 @@ vips_start(void)
     vips_cache_set_max(0); /* the operation cache would keep decoded pixels alive between requests */
     vips_concurrency_set(1); /* parallelism comes from requests; RESIZE_JOBS bounds them */
     vips_leak_set(FALSE);
+    g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG,
+                      chatto_vips_log, NULL);
     vips_ok = true;
 }
 

@@ -4,12 +4,16 @@
  * any NATS client wrote (its bytes to stdout, digest checked), or write stdin as one (in chunks of CHUNK bytes).
  *   objcat NATS_URL TOKEN get NAME
  *   objcat NATS_URL TOKEN put NAME CHUNK < data
+ * and runs the assets janitor's pass once with the clock moved ahead (uploads and unattached files expire):
+ *   objcat NATS_URL TOKEN janitor AHEAD_MS
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "assets/assets.h"
+#include "base/clock.h"
 #include "crypto/crypto.h"
 #include "store/store.h"
 
@@ -29,8 +33,9 @@ main(int argc, char **argv)
     char reason[200];
     int rc = 0;
 
-    if (argc < 5 || (strcmp(argv[3], "get") && strcmp(argv[3], "put")) || (!strcmp(argv[3], "put") && argc < 6)) {
-        fprintf(stderr, "usage: objcat NATS_URL TOKEN get NAME | put NAME CHUNK < data\n");
+    if (argc < 5 || (strcmp(argv[3], "get") && strcmp(argv[3], "put") && strcmp(argv[3], "janitor")) ||
+        (!strcmp(argv[3], "put") && argc < 6)) {
+        fprintf(stderr, "usage: objcat NATS_URL TOKEN get NAME | put NAME CHUNK < data | janitor AHEAD_MS\n");
         return 2;
     }
     crypto_init();
@@ -42,7 +47,15 @@ main(int argc, char **argv)
         return fail("connect", &err);
     for (int i = 0; i < 200 && !store_ready(st, reason, sizeof reason); i++)
         nanosleep(&(struct timespec){ 0, 50 * 1000000L }, NULL);
-    if (!strcmp(argv[3], "get")) {
+    if (!strcmp(argv[3], "janitor")) {
+        struct assets *a = NULL;
+        struct assets_opts ao = { .store = st, .signing_secret = "janitor", .max_upload = 1 };
+        if (assets_new(&ao, &a, &err) != CH_OK)
+            rc = fail("assets", &err);
+        else
+            assets_janitor_pass(a, clock_wall_ms() + atoll(argv[4]));
+        assets_free(a);
+    } else if (!strcmp(argv[3], "get")) {
         struct store_obj_reader *r = NULL;
         if (store_obj_get_info(st, STORE_S_ASSETS, argv[4], &info, &err) != CH_OK ||
             store_obj_reader_open(st, STORE_S_ASSETS, &info, &r, &err) != CH_OK) {
