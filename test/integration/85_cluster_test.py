@@ -17,6 +17,7 @@ from wsclient import WS, Closed  # noqa: E402
 
 M = "chatto.api.v1.MessageService/"
 R = "chatto.api.v1.RoomService/"
+U = "chatto.api.v1.AssetUploadService/"
 
 
 class Writer(threading.Thread):
@@ -458,6 +459,87 @@ class ClusterTest(unittest.TestCase):
             self.assertEqual(Client(a, token=u.token).logout().status, 200)
             r = Client(c, token=u.token).call("chatto.api.v1.MyAccountService/GetMyAccount")
             self.assertEqual(r.status, 401, "a token revoked through another process still worked")
+
+    # ---- files ----
+
+    def chunk_via(self, chatto, up, off, piece):
+        """One raw chunk straight to one process: its status, or the exception's name."""
+        try:
+            return http_request(chatto.port, "PUT", "/api/assets/uploads/%s?offset=%d" % (up, off), body=piece,
+                                headers={"Authorization": "Bearer " + self.alice.token}, timeout=20).status
+        except OSError as e:
+            return type(e).__name__
+
+    def test_8_files_through_any_process_and_a_nats_node_killed_mid_upload(self):
+        import hashlib
+        procs = self.cluster.chattos
+        room = self.room("files")
+        self.bob.ok(R + "JoinRoom", {"roomId": room})
+        chunk = 512 * 1024
+        data = os.urandom(6 * chunk + 777)
+        digest = hashlib.sha256(data).hexdigest()
+
+        def create():
+            return self.alice.ok(U + "CreateUpload", {"roomId": room, "filename": "big.bin", "size": str(len(data)),
+                                                      "contentType": "application/octet-stream",
+                                                      "sha256": digest})["upload"]["uploadId"]
+
+        # each chunk through another process, completed through a third; bob reads it back through every one
+        up = create()
+        for i, off in enumerate(range(0, len(data), chunk)):
+            self.assertEqual(self.chunk_via(procs[i % 3], up, off, data[off:off + chunk]), 200)
+        asset = Client(procs[1], token=self.alice.token).ok(U + "CompleteUpload", {"uploadId": up})["asset"]
+        self.alice.ok(M + "CreateMessage", {"roomId": room, "attachmentAssetIds": [asset["id"]]})
+        for c in procs:
+            r = http_request(c.port, "GET", "/assets/files/" + asset["id"],
+                             headers={"Authorization": "Bearer " + self.bob.token}, timeout=30)
+            self.assertEqual((r.status, hashlib.sha256(r.body).hexdigest()), (200, digest), c.port)
+
+        # the object store's stream leader dies half-way through an upload: the client resumes from the
+        # committed offset (GetUpload) and the file completes intact; before that nothing of it is served
+        leader = self.cluster.stream_leader("OBJ_SERVER_ASSETS")
+        self.assertIsNotNone(leader)
+        up = create()
+        off, sent, statuses, t0 = 0, 0, set(), time.monotonic()
+        while off < len(data):
+            if sent == 3 and leader.proc is not None:
+                leader.kill9()
+            st = self.chunk_via(procs[sent % 3], up, off, data[off:off + chunk])
+            statuses.add(st)
+            sent += 1
+            if st != 200:
+                self.assertIn(st, (502, 503, 504, "RemoteDisconnected", "ConnectionResetError", "TimeoutError",
+                                   "timeout"), "a chunk failed with something a retry cannot fix")
+                self.assertLess(time.monotonic() - t0, 60 * TIME_SCALE, "the upload never resumed")
+                time.sleep(0.2)
+                try:
+                    r = Client(procs[sent % 3], token=self.alice.token).call(U + "GetUpload", {"uploadId": up})
+                    if r.status == 200:
+                        off = int(r.json()["upload"]["committedOffset"])
+                except OSError:
+                    pass
+                continue
+            off += len(data[off:off + chunk])
+            if off < len(data):  # incomplete: completing is refused, no file exists yet
+                r = Client(procs[0], token=self.alice.token).call(U + "CompleteUpload", {"uploadId": up})
+                self.assertIn(r.status, (400, 503), r)
+        for _ in range(100):
+            r = Client(procs[sent % 3], token=self.alice.token).call(U + "CompleteUpload", {"uploadId": up})
+            if r.status == 200:
+                break
+            self.assertIn(r.status, (502, 503, 504), r)
+            sent += 1
+            time.sleep(0.2)
+        self.assertEqual(r.status, 200, r)
+        second = r.json()["asset"]
+        for c in procs:
+            r = http_request(c.port, "GET", "/assets/files/" + second["id"],
+                             headers={"Authorization": "Bearer " + self.alice.token}, timeout=30)
+            self.assertEqual((r.status, hashlib.sha256(r.body).hexdigest()), (200, digest), c.port)
+        print("\n  object-store leader killed mid-upload: completed after %.1fs, chunk statuses %s"
+              % (time.monotonic() - t0, sorted(map(str, statuses))))
+        leader.start(wait=False)
+        leader.wait_ready(30)
 
     def test_7_a_process_with_a_different_secret_refuses_to_start(self):
         for env_name, setting in (("CHATTO_WEBSERVER_COOKIE_SIGNING_SECRET", "webserver.cookie_signing_secret"),
