@@ -21,6 +21,7 @@
 struct assets;
 struct store;
 struct chat;
+struct s3;
 
 #define ASSETS_CHUNK_MAX (512 * 1024)   /* per UploadChunk, as upstream */
 #define ASSETS_UPLOAD_TTL_MS (15 * 60 * 1000LL)         /* an upload nobody adds to for this long is dropped */
@@ -34,6 +35,10 @@ struct assets_opts {
     const char *signing_secret; /* core.assets.signing_secret: signs download tickets (same on every process) */
     int64_t max_upload;         /* core.assets.max_upload_size */
     bool janitor;               /* run the janitor thread (off for CLI commands and fuzzing) */
+    /* S3 (lib/s3): the client when core.assets.s3.endpoint is set, else NULL (borrowed; outlives assets). Files
+     * record where their bytes are, so an S3 file is served whenever a client is given, whatever the backend. */
+    struct s3 *s3;
+    bool s3_backend;            /* core.assets.storage_backend = s3: completed uploads move to S3 */
 };
 
 enum ch_status assets_new(const struct assets_opts *o, struct assets **out, struct ch_err *err);
