@@ -29,6 +29,7 @@ FUZZ_NAMES := $(sort $(patsubst test/fuzz/%.c,%,$(wildcard test/fuzz/fuzz_*.c)))
 APP_OBJ    := $(filter-out $(B)/obj/server/main.o,$(SERVER_OBJ))
 GENDOC     := $(B)/gendoc
 OBJCAT     := $(B)/objcat
+S3SIGN     := $(B)/s3sign
 
 ifeq ($(V),1)
 Q :=
@@ -105,6 +106,11 @@ $(OBJCAT): test/tools/objcat.c $(B)/libchatto.a
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/libchatto.a $(PKG_LIBS)
 
+# lib/s3's SigV4 signer as a command, compared with the AWS SDK's signer by the S3 integration test
+$(S3SIGN): test/tools/s3sign.c $(B)/libchatto.a
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/libchatto.a $(PKG_LIBS)
+
 $(GENDOC): test/tools/gendoc.c $(B)/libchatto.a
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/libchatto.a $(PKG_LIBS)
@@ -147,19 +153,19 @@ run: deps
 	$(B)/chatto run --webserver-bind-address $(BIND) $(ARGS)
 
 test: deps-test
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(OBJCAT)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(OBJCAT) $(S3SIGN)
 	$(Q)$(MAKE) --no-print-directory fuzz-build
 	$(Q)python3 test/run_tests.py --build $(B) --fuzz build/fuzz $(if $(TESTS),--filter '$(TESTS)')
 
 test-unit: $(UNIT_BIN)
 	$(Q)python3 test/run_tests.py --build $(B) --unit-only
 
-test-integration: all $(OBJCAT)
+test-integration: all $(OBJCAT) $(S3SIGN)
 	$(Q)python3 test/run_tests.py --build $(B) --integration-only $(if $(TESTS),--filter '$(TESTS)')
 
 asan:
 	$(Q)$(MAKE) --no-print-directory B=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
-	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all build/asan/objcat $(addprefix build/asan/test/,$(notdir $(UNIT_BIN)))
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all build/asan/objcat build/asan/s3sign $(addprefix build/asan/test/,$(notdir $(UNIT_BIN)))
 
 test-asan: deps-test
 	$(Q)$(MAKE) --no-print-directory asan
