@@ -30,6 +30,7 @@ APP_OBJ    := $(filter-out $(B)/obj/server/main.o,$(SERVER_OBJ))
 GENDOC     := $(B)/gendoc
 OBJCAT     := $(B)/objcat
 IMGTOOL    := $(B)/imgtool
+S3SIGN     := $(B)/s3sign
 
 ifeq ($(V),1)
 Q :=
@@ -111,6 +112,11 @@ $(IMGTOOL): test/tools/imgtool.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(PKG_LIBS)
 
+# lib/s3's SigV4 signer as a command, compared with the AWS SDK's signer by the S3 integration test
+$(S3SIGN): test/tools/s3sign.c $(B)/libchatto.a
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/libchatto.a $(PKG_LIBS)
+
 $(GENDOC): test/tools/gendoc.c $(B)/libchatto.a
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/libchatto.a $(PKG_LIBS)
@@ -153,19 +159,19 @@ run: deps
 	$(B)/chatto run --webserver-bind-address $(BIND) $(ARGS)
 
 test: deps-test
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(OBJCAT) $(IMGTOOL)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(OBJCAT) $(IMGTOOL) $(S3SIGN)
 	$(Q)$(MAKE) --no-print-directory fuzz-build
 	$(Q)python3 test/run_tests.py --build $(B) --fuzz build/fuzz $(if $(TESTS),--filter '$(TESTS)')
 
 test-unit: $(UNIT_BIN)
 	$(Q)python3 test/run_tests.py --build $(B) --unit-only
 
-test-integration: all $(OBJCAT) $(IMGTOOL)
+test-integration: all $(OBJCAT) $(IMGTOOL) $(S3SIGN)
 	$(Q)python3 test/run_tests.py --build $(B) --integration-only $(if $(TESTS),--filter '$(TESTS)')
 
 asan:
 	$(Q)$(MAKE) --no-print-directory B=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
-	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all build/asan/objcat build/asan/imgtool $(addprefix build/asan/test/,$(notdir $(UNIT_BIN)))
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all build/asan/objcat build/asan/imgtool build/asan/s3sign $(addprefix build/asan/test/,$(notdir $(UNIT_BIN)))
 
 test-asan: deps-test
 	$(Q)$(MAKE) --no-print-directory asan

@@ -45,12 +45,17 @@ if [ -n "$missing" ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
 fi
 
-# playwright-core for the browser tests (it drives Debian's chromium) and the nats client for the object-store
-# interoperability tests, pinned by test/browser/package-lock.json
+# playwright-core for the browser tests (it drives Debian's chromium), the nats client for the object-store
+# interoperability tests, and s3rver with the AWS SDK's SigV4 signer for the S3 tests, pinned by
+# test/browser/package-lock.json
 if [ "$profile" = test ]; then
     dir=$(cd "$(dirname "$0")/../test/browser" && pwd)
-    if [ ! -d "$dir/node_modules/playwright-core" ] || [ ! -d "$dir/node_modules/nats" ]; then
-        echo "deps: installing playwright-core and nats (npm) into test/browser"
+    need=""
+    for m in playwright-core nats s3rver @smithy/signature-v4 @aws-crypto/sha256-js; do
+        [ -d "$dir/node_modules/$m" ] || need="$need $m"
+    done
+    if [ -n "$need" ]; then
+        echo "deps: installing npm packages into test/browser (missing:$need)"
         (cd "$dir" && npm ci --no-audit --no-fund --silent)
     fi
 fi

@@ -52,6 +52,7 @@
 #include "supervisor.h"
 #include "web.h"
 #include "realtime/realtime.h"
+#include "s3/s3.h"
 #include "ws/ws.h"
 #include "version.h"
 
@@ -393,6 +394,41 @@ lookup_user(void *chat, const char *uid, struct user *out)
     return chat_lookup_user(chat, uid, out);
 }
 
+/* The S3 client, when core.assets.s3.endpoint is set (files stored in S3 are served whatever the backend). With
+ * the s3 backend, the bucket is made now if missing; if S3 cannot be reached we start anyway and say so: uploads
+ * then answer "unavailable" and the bucket is tried again with each, so one S3 outage never keeps a replica down,
+ * and start-up waits at most a connect timeout (5 s) or a request timeout (30 s), not for S3 to come back.
+ * CH_EINVAL (bad options, naming the key) is the caller's to report as a configuration error. */
+static enum ch_status
+app_s3_open(const struct cfg *cfg, struct s3 **out, struct ch_err *err)
+{
+    struct s3_opts o = {
+        .endpoint = cfg_str(cfg, CFG_CORE_ASSETS_S3_ENDPOINT),
+        .bucket = cfg_str(cfg, CFG_CORE_ASSETS_S3_BUCKET),
+        .region = cfg_str(cfg, CFG_CORE_ASSETS_S3_REGION),
+        .access_key_id = cfg_str(cfg, CFG_CORE_ASSETS_S3_ACCESS_KEY_ID),
+        .secret_access_key = cfg_str(cfg, CFG_CORE_ASSETS_S3_SECRET_ACCESS_KEY),
+        .path_prefix = cfg_str(cfg, CFG_CORE_ASSETS_S3_PATH_PREFIX),
+        .use_ssl = cfg_bool(cfg, CFG_CORE_ASSETS_S3_USE_SSL),
+        .path_style = (enum s3_path_style)s3_path_style_parse(cfg_str(cfg, CFG_CORE_ASSETS_S3_PATH_STYLE)),
+    };
+    bool backend = strcmp(cfg_str(cfg, CFG_CORE_ASSETS_STORAGE_BACKEND), "s3") == 0;
+    struct ch_err e = { 0 };
+    enum ch_status st;
+
+    *out = NULL;
+    if (!cfg_is_set(cfg, CFG_CORE_ASSETS_S3_ENDPOINT))
+        return CH_OK;
+    if ((st = s3_new(&o, out, err)) != CH_OK)
+        return st;
+    log_info("app: attachments %s S3 at %s", backend ? "are stored in" : "stored earlier are read from",
+             s3_describe(*out));
+    if (backend && s3_bucket_ensure(*out, &e) != CH_OK)
+        log_warn("app: S3 bucket %s is not ready (%s); starting anyway, uploads will answer unavailable until it "
+                 "is", cfg_str(cfg, CFG_CORE_ASSETS_S3_BUCKET), e.msg);
+    return CH_OK;
+}
+
 int
 app_run(struct cfg *cfg, const struct cli_args *args)
 {
@@ -411,6 +447,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     struct accounts *accounts = NULL;
     struct chat *chat = NULL;
     struct assets *assets = NULL;
+    struct s3 *s3 = NULL;
     struct rt *rt = NULL;
     struct ws *ws = NULL;
     struct web *web = NULL;
@@ -439,6 +476,12 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     store_library_init();
     if (netaddr_set_parse(cfg_list(cfg, CFG_WEBSERVER_TRUSTED_PROXIES, NULL), &proxies, &err) != CH_OK) {
         fprintf(stderr, "chatto: webserver.trusted_proxies: %s\n", err.msg);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+
+    if (app_s3_open(cfg, &s3, &err) != CH_OK) {
+        fprintf(stderr, "chatto: %s\n", err.msg);
         rc = EXIT_USAGE;
         goto out;
     }
@@ -550,6 +593,8 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         .max_image_pixels = cfg_int(cfg, CFG_CORE_ASSETS_MAX_IMAGE_PIXELS),
         .cache = cfg_bool(cfg, CFG_CORE_ASSETS_CACHE_ENABLED),
         .janitor = true,
+        .s3 = s3,
+        .s3_backend = s3 && strcmp(cfg_str(cfg, CFG_CORE_ASSETS_STORAGE_BACKEND), "s3") == 0,
     };
     if (assets_new(&aso, &assets, &err) != CH_OK) {
         log_error("app: %s", err.msg);
@@ -695,6 +740,7 @@ out:
     ws_stop(ws);
     http_stop(http, 0);
     assets_free(assets);
+    s3_free(s3); /* after assets, which borrows it */
     chat_free(chat);
     web_free(web);
     accounts_free(accounts);

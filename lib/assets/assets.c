@@ -6,6 +6,11 @@
  * the record is only a summary and is rolled forward from the stream when a process died between the two writes.
  * Completing checks every byte against the declared SHA-256 and then writes the object's description, which is
  * what makes it visible (to us and to any NATS object-store client).
+ *
+ * With core.assets.storage_backend = s3, uploads are staged in the object store just the same (resumable, any
+ * process takes the next chunk); completing then streams the checked chunks to S3 as attachments/<assetId>,
+ * records "backend":"s3" in the file's record and erases the staged chunks. Every file record names its backend
+ * (absent means nats), and reads, downloads and erases follow the record, not the configuration.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -24,6 +29,7 @@
 #include "crypto/crypto.h"
 #include "json/json.h"
 #include "log/log.h"
+#include "s3/s3.h"
 #include "store/store.h"
 
 #define KV_RETRIES 8
@@ -504,6 +510,72 @@ digest_chunks(struct assets *a, const char *nuid, uint64_t *size, uint64_t *chun
     return CH_OK;
 }
 
+/* ---- S3 ---- */
+
+void
+asset_s3_key(const char *asset_id, char out[ASSET_S3_KEY_MAX])
+{
+    snprintf(out, ASSET_S3_KEY_MAX, "attachments/%s", asset_id);
+}
+
+enum ch_status
+asset_s3(struct assets *a, const char *asset_id, struct s3 **out, struct ch_err *err)
+{
+    if (!a->s3)
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "file %s is stored in S3, but this server has no S3 settings "
+                          "(core.assets.s3.endpoint and the rest of core.assets.s3)", asset_id);
+    *out = a->s3;
+    return CH_OK;
+}
+
+/* The staged chunks of an upload, one by one, as the body of the S3 put. */
+struct chunk_pull {
+    struct assets *a;
+    const char *nuid;
+    uint64_t seq;
+};
+
+static enum ch_status
+pull_chunk(void *ctx, char **piece, size_t *n, struct ch_err *err)
+{
+    struct chunk_pull *p = ctx;
+    enum ch_status st = store_obj_next_chunk(p->a->store, STORE_S_ASSETS, p->nuid, p->seq, piece, n, &p->seq, err);
+
+    if (st == CH_ENOTFOUND) {
+        ch_err_clear(err);
+        *piece = NULL;
+        *n = 0;
+        return CH_OK;
+    }
+    return st;
+}
+
+/* Copy an upload's checked chunks to S3. S3 checks them once more against the SHA-256 we sign. */
+static enum ch_status
+move_to_s3(struct assets *a, const cJSON *rec, const char *asset_id, uint64_t size, struct ch_err *err)
+{
+    struct chunk_pull p = { .a = a, .nuid = rec_str(rec, "nuid") };
+    char key[ASSET_S3_KEY_MAX];
+    struct ch_err e = { 0 };
+    struct s3 *s3 = NULL;
+    enum ch_status st;
+
+    if ((st = asset_s3(a, asset_id, &s3, err)) != CH_OK)
+        return st;
+    asset_s3_key(asset_id, key);
+    if ((st = s3_bucket_ensure(s3, &e)) == CH_OK)
+        st = s3_put(s3, key, size, rec_str(rec, "sha256"), rec_str(rec, "contentType"), pull_chunk, &p, &e);
+    if (st == CH_OK)
+        return CH_OK;
+    log_warn("assets: cannot store file %s in S3: %s", asset_id, e.msg);
+    if (st == CH_EUNAVAIL || st == CH_ENOTFOUND || st == CH_EINVAL)
+        return ch_err_set(err, CH_EUNAVAIL, "uploadId", "the file storage (S3) is not available right now; the "
+                          "upload is kept, call CompleteUpload again later");
+    if (err)
+        *err = e;
+    return st;
+}
+
 enum ch_status
 assets_complete_upload(struct assets *a, const char *uid, const char *upload_id, cJSON **upload, cJSON **asset,
                        struct ch_err *err)
@@ -549,6 +621,7 @@ assets_complete_upload(struct assets *a, const char *uid, const char *upload_id,
         id_new(asset_id);
         rec_set_str(rec, "status", "completing");
         rec_set_str(rec, "assetId", asset_id);
+        rec_set_str(rec, "backend", a->s3_backend ? "s3" : "nats"); /* one decision, whoever finishes it */
         st = rec_save(a, STORE_B_UPLOADS, upload_id, rec, rev, &rev, err);
         if (st == CH_OK)
             break;
@@ -566,6 +639,9 @@ assets_complete_upload(struct assets *a, const char *uid, const char *upload_id,
                         "is cancelled, start a new one");
         goto out;
     }
+    bool to_s3 = !strcmp(rec_str(rec, "backend"), "s3");
+    if (to_s3 && (st = move_to_s3(a, rec, asset_id, size, err)) != CH_OK)
+        goto out; /* the upload stays "completing": CompleteUpload again finishes it */
     /* the file's record first, then its description (which makes the bytes visible), then the upload is done */
     arec = cJSON_CreateObject();
     rec_set_str(arec, "id", asset_id);
@@ -575,8 +651,8 @@ assets_complete_upload(struct assets *a, const char *uid, const char *upload_id,
     rec_set_str(arec, "contentType", rec_str(rec, "contentType"));
     rec_set_int(arec, "size", (int64_t)size);
     rec_set_str(arec, "sha256", rec_str(rec, "sha256"));
-    rec_set_str(arec, "backend", "nats");
-    rec_set_str(arec, "nuid", rec_str(rec, "nuid"));
+    rec_set_str(arec, "backend", to_s3 ? "s3" : "nats");
+    rec_set_str(arec, "nuid", rec_str(rec, "nuid")); /* for s3: the staged chunks, erased with the file if left */
     rec_set_str(arec, "status", "pending");
     rec_set_int(arec, "createdAt", clock_wall_ms());
     rec_set_int(arec, "expiresAt", clock_wall_ms() + ASSETS_PENDING_TTL_MS);
@@ -597,7 +673,7 @@ assets_complete_upload(struct assets *a, const char *uid, const char *upload_id,
     snprintf(info.nuid, sizeof info.nuid, "%s", rec_str(rec, "nuid"));
     memcpy(info.sha256, sum, 32);
     info.mtime_ms = clock_wall_ms();
-    if ((st = store_obj_put_info(a->store, STORE_S_ASSETS, &info, rec_str(rec, "contentType"), err)) != CH_OK)
+    if (!to_s3 && (st = store_obj_put_info(a->store, STORE_S_ASSETS, &info, rec_str(rec, "contentType"), err)) != CH_OK)
         goto out;
     for (int i = 0; i < KV_RETRIES; i++) {
         rec_set_str(rec, "status", "completed");
@@ -612,6 +688,9 @@ assets_complete_upload(struct assets *a, const char *uid, const char *upload_id,
     }
     if (st != CH_OK)
         goto out;
+    /* the staged copy is S3's now; if this fails the janitor erases it when it drops the upload record */
+    if (to_s3 && store_obj_erase_chunks(a->store, STORE_S_ASSETS, rec_str(rec, "nuid"), NULL) != CH_OK)
+        log_warn("assets: the staged chunks of file %s stay until the janitor's next pass", asset_id);
     *upload = upload_view(rec);
     *asset = asset_view(a, arec, uid);
 out:
@@ -811,7 +890,20 @@ asset_destroy(struct assets *a, const char *asset_id, struct ch_err *err)
     uint64_t rev = 0;
     enum ch_status st;
 
-    /* the bytes: through the description if there is one, else (a file completed half-way) through the record */
+    /* in S3: the object first (its record is what tells us it is there, so the record goes last) */
+    if (rec_load(a, STORE_B_ASSETS, asset_id, &rec, &rev, NULL) == CH_OK && !strcmp(rec_str(rec, "backend"), "s3")) {
+        struct s3 *s3 = NULL;
+        char key[ASSET_S3_KEY_MAX];
+        asset_s3_key(asset_id, key);
+        if ((st = asset_s3(a, asset_id, &s3, err)) != CH_OK || (st = s3_delete(s3, key, err)) != CH_OK) {
+            cJSON_Delete(rec);
+            return st;
+        }
+    }
+    cJSON_Delete(rec);
+    rec = NULL;
+    /* the bytes: through the description if there is one, else (a file completed half-way, or staged for S3)
+     * through the record */
     if ((st = store_obj_delete(a->store, STORE_S_ASSETS, asset_id, err)) != CH_OK)
         return st;
     if (rec_load(a, STORE_B_ASSETS, asset_id, &rec, &rev, NULL) == CH_OK) {
@@ -840,6 +932,8 @@ assets_new(const struct assets_opts *o, struct assets **out, struct ch_err *err)
     a->max_upload = o->max_upload;
     a->max_image_pixels = o->max_image_pixels > 0 ? o->max_image_pixels : 40000000;
     a->cache = o->cache;
+    a->s3 = o->s3;
+    a->s3_backend = o->s3_backend;
     a->secret_len = o->signing_secret ? strlen(o->signing_secret) : 0;
     if (!(a->secret = sodium_malloc(a->secret_len + 1))) {
         free(a);

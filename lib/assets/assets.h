@@ -21,6 +21,7 @@
 struct assets;
 struct store;
 struct chat;
+struct s3;
 
 #define ASSETS_CHUNK_MAX (512 * 1024)   /* per UploadChunk, as upstream */
 #define ASSETS_UPLOAD_TTL_MS (15 * 60 * 1000LL)         /* an upload nobody adds to for this long is dropped */
@@ -36,6 +37,10 @@ struct assets_opts {
     int64_t max_image_pixels;   /* core.assets.max_image_pixels: larger images are never decoded */
     bool cache;                 /* core.assets.cache.enabled: keep resized images in ASSET_CACHE (store_opts) */
     bool janitor;               /* run the janitor thread (off for CLI commands and fuzzing) */
+    /* S3 (lib/s3): the client when core.assets.s3.endpoint is set, else NULL (borrowed; outlives assets). Files
+     * record where their bytes are, so an S3 file is served whenever a client is given, whatever the backend. */
+    struct s3 *s3;
+    bool s3_backend;            /* core.assets.storage_backend = s3: completed uploads move to S3 */
 };
 
 enum ch_status assets_new(const struct assets_opts *o, struct assets **out, struct ch_err *err);

@@ -22,6 +22,8 @@ struct assets {
         pthread_cond_t cv;
         int busy; /* images being decoded now */
     } resize;
+    struct s3 *s3;   /* NULL: no S3 configured */
+    bool s3_backend; /* new files go to S3 */
     struct {
         pthread_t thread;
         pthread_mutex_t mu;
@@ -44,6 +46,11 @@ cJSON *asset_view(const struct assets *a, const cJSON *rec, const char *viewer);
 /* A file record uid may see (see assets.c); CH_ENOTFOUND otherwise. */
 enum ch_status asset_visible(struct assets *a, const char *uid, const char *asset_id, cJSON **rec, uint64_t *rev,
                              struct ch_err *err);
+/* The S3 key of a file (under core.assets.s3.path_prefix, which lib/s3 adds): "attachments/<assetId>". */
+#define ASSET_S3_KEY_MAX (ID_MAX + 16)
+void asset_s3_key(const char *asset_id, char out[ASSET_S3_KEY_MAX]);
+/* The S3 client for a file recorded as being in S3, or CH_EUNAVAIL naming core.assets.s3 when none is set. */
+enum ch_status asset_s3(struct assets *a, const char *asset_id, struct s3 **out, struct ch_err *err);
 /* Erase a file's bytes and forget its record. */
 enum ch_status asset_destroy(struct assets *a, const char *asset_id, struct ch_err *err);
 

@@ -397,6 +397,36 @@ require(const struct cfg *c, enum cfg_key k, const char *why, struct ch_err *err
 
 #define SECRET_MIN_LEN 16
 
+/* core.assets.s3: everything the client needs when S3 is the backend, or when an endpoint is set at all (files
+ * stored in S3 earlier are then still served). The finer checks (port range, path_style against the bucket name)
+ * are lib/s3's, at start-up. */
+static enum ch_status
+validate_s3(const struct cfg *c, struct ch_err *err)
+{
+    static const enum cfg_key need[] = { CFG_CORE_ASSETS_S3_ENDPOINT, CFG_CORE_ASSETS_S3_BUCKET,
+                                         CFG_CORE_ASSETS_S3_ACCESS_KEY_ID, CFG_CORE_ASSETS_S3_SECRET_ACCESS_KEY };
+    bool backend = strcmp(cfg_str(c, CFG_CORE_ASSETS_STORAGE_BACKEND), "s3") == 0;
+    const char *ep = cfg_str(c, CFG_CORE_ASSETS_S3_ENDPOINT), *b = cfg_str(c, CFG_CORE_ASSETS_S3_BUCKET);
+    enum ch_status st;
+
+    if (!backend && !*ep)
+        return CH_OK;
+    for (size_t i = 0; i < sizeof need / sizeof *need; i++)
+        if ((st = require(c, need[i], backend ? "storage_backend is s3" : "core.assets.s3.endpoint is set", err)))
+            return st;
+    if (!strncasecmp(ep, "https://", 8))
+        ep += 8;
+    else if (!strncasecmp(ep, "http://", 7))
+        ep += 7;
+    if (!*ep || strcspn(ep, "/?#@ \t") < strlen(ep) - (ep[strlen(ep) - 1] == '/'))
+        return ch_err_set(err, CH_EINVAL, "core.assets.s3.endpoint",
+                          "core.assets.s3.endpoint: must be host[:port] (or http(s)://host[:port]), without a path");
+    if (strspn(b, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != strlen(b))
+        return ch_err_set(err, CH_EINVAL, "core.assets.s3.bucket",
+                          "core.assets.s3.bucket: must be a bucket name (letters, digits, '.', '-', '_')");
+    return CH_OK;
+}
+
 enum ch_status
 cfg_validate(const struct cfg *c, struct ch_err *err)
 {
@@ -450,9 +480,7 @@ cfg_validate(const struct cfg *c, struct ch_err *err)
          (st = require(c, CFG_LIVEKIT_API_KEY, "livekit.enabled is true", err)) ||
          (st = require(c, CFG_LIVEKIT_API_SECRET, "livekit.enabled is true", err))))
         return st;
-    if (strcmp(cfg_str(c, CFG_CORE_ASSETS_STORAGE_BACKEND), "s3") == 0 &&
-        ((st = require(c, CFG_CORE_ASSETS_S3_ENDPOINT, "storage_backend is s3", err)) ||
-         (st = require(c, CFG_CORE_ASSETS_S3_BUCKET, "storage_backend is s3", err))))
+    if ((st = validate_s3(c, err)) != CH_OK)
         return st;
     /* configured but not built yet: say so instead of silently doing nothing */
     if (cfg_bool(c, CFG_LIVEKIT_ENABLED))
@@ -460,9 +488,6 @@ cfg_validate(const struct cfg *c, struct ch_err *err)
                           "livekit.enabled: voice and video calls are not available in this version");
     if (cfg_bool(c, CFG_METRICS_ENABLED))
         return ch_err_set(err, CH_EINVAL, "metrics.enabled", "metrics.enabled: metrics are not available in this version");
-    if (strcmp(cfg_str(c, CFG_CORE_ASSETS_STORAGE_BACKEND), "s3") == 0)
-        return ch_err_set(err, CH_EINVAL, "core.assets.storage_backend",
-                          "core.assets.storage_backend: s3 is not available in this version; use nats");
     if (strpbrk(cfg_str(c, CFG_WEBSERVER_URL), "?#"))
         return ch_err_set(err, CH_EINVAL, "webserver.url", "webserver.url: must not contain a query or fragment");
     if (cfg_str(c, CFG_METRICS_PATH)[0] != '/')

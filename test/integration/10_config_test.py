@@ -124,8 +124,6 @@ class ConfigErrors(TestCase):
 
     def test_features_not_built_yet_are_refused(self):
         self.check_fails(["--metrics-enabled"], "metrics.enabled: metrics are not available in this version")
-        self.check_fails(["--core-assets-storage-backend", "s3", "--core-assets-s3-endpoint", "x",
-                          "--core-assets-s3-bucket", "b"], "s3 is not available in this version")
         self.check_fails(["--livekit-enabled", "--livekit-url", "wss://lk", "--livekit-api-key", "k"],
                          "livekit.api_secret: required", env={})
         self.check_fails(["--livekit-enabled", "--livekit-url", "wss://lk", "--livekit-api-key", "k"],

@@ -8,7 +8,8 @@ import json
 import os
 import time
 
-from harness import BUILD, FAST_AUTH, SHARED_SECRETS, Client, TestCase, external_env, grep_tree, http_request
+from harness import (BUILD, FAST_AUTH, SHARED_SECRETS, Client, TestCase, create_upload, external_env, grep_tree,
+                     http_request, upload_chunk, upload_file)
 
 R = "chatto.api.v1.RoomService/"
 M = "chatto.api.v1.MessageService/"
@@ -45,28 +46,13 @@ class Assets(TestCase):
     # -- helpers --
 
     def create(self, client, data, name="data.bin", ctype="application/octet-stream", room=None, digest=None):
-        return client.call(U + "CreateUpload", {"roomId": room or self.room, "filename": name, "contentType": ctype,
-                                                "size": str(len(data)), "sha256": digest or sha(data)})
+        return create_upload(client, room or self.room, data, name, ctype, digest)
 
     def chunk(self, client, upload_id, offset, piece, digest=None):
-        return client.call(U + "UploadChunk", {"uploadId": upload_id, "offset": str(offset),
-                                               "content": base64.b64encode(piece).decode(),
-                                               "chunkSha256": digest or sha(piece)})
+        return upload_chunk(client, upload_id, offset, piece, digest)
 
     def upload(self, client, data, name="data.bin", ctype="application/octet-stream", clients=None):
-        r = self.create(client, data, name, ctype)
-        self.assertEqual(r.status, 200, r)
-        up = r.json()["upload"]
-        self.assertEqual(up["status"], "ASSET_UPLOAD_STATUS_OPEN")
-        self.assertEqual(up["maxChunkSize"], CHUNK)
-        clients = clients or [client]
-        for i, off in enumerate(range(0, len(data), CHUNK)):
-            r = self.chunk(clients[i % len(clients)], up["uploadId"], off, data[off:off + CHUNK])
-            self.assertEqual(r.status, 200, r)
-            self.assertEqual(r.json()["upload"]["committedOffset"], str(min(off + CHUNK, len(data))))
-        done = client.ok(U + "CompleteUpload", {"uploadId": up["uploadId"]})
-        self.assertEqual(done["upload"]["status"], "ASSET_UPLOAD_STATUS_COMPLETED")
-        return done["asset"]
+        return upload_file(self, client, self.room, data, name, ctype, clients)
 
     def fetch(self, chatto, url, headers=None, method="GET"):
         return http_request(chatto.port, method, url, headers=headers or {})

@@ -4,6 +4,8 @@
 Everything listens on 127.0.0.1 with ports chosen at run time, keeps its data in a temporary directory, and is
 stopped by PID in tearDown (never pkill). Waiting is done by polling with a deadline (wait_for), never by sleep.
 """
+import base64
+import hashlib
 import http.client
 import json
 import os
@@ -224,6 +226,92 @@ class NatsServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+NODE_MODULES = os.path.join(ROOT, "test", "browser", "node_modules")
+
+
+class S3Server:
+    """s3rver (npm) on a random loopback port with its data in a temp dir, behind test/integration/s3/s3front.cjs,
+    which checks every request's SigV4 signature with the AWS SDK's signer (s3rver does not check V4 signatures)
+    and its body against x-amz-content-sha256, and logs each request. Stopped by PID. Access key and secret:
+    S3RVER/S3RVER."""
+
+    ACCESS_KEY = SECRET_KEY = "S3RVER"
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="chatto-s3-")
+        self.data = os.path.join(self.dir, "data")
+        self.log_path = os.path.join(self.dir, "requests.jsonl")
+        self.proc = None
+        self.port = None
+
+    def start(self, port=None):
+        if not os.path.isdir(os.path.join(NODE_MODULES, "s3rver")):
+            raise AssertionError("s3rver is missing from test/browser/node_modules: run packaging/deps.sh test")
+        self.port = port or self.port or free_port()
+        os.makedirs(self.data, exist_ok=True)
+        self.out = open(os.path.join(self.dir, "s3rver.log"), "ab")
+        env = dict(os.environ, NODE_PATH=NODE_MODULES)
+        self.proc = subprocess.Popen(["node", os.path.join(ROOT, "test", "integration", "s3", "s3front.cjs"),
+                                      str(self.port), self.data, self.log_path], stdout=self.out,
+                                     stderr=subprocess.STDOUT, env=env)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("s3rver exited: %s" % self.output())
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        try:
+            wait_for(up, 20, "s3rver on port %d" % self.port)
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    @property
+    def endpoint(self):
+        return "127.0.0.1:%d" % self.port
+
+    def env(self, bucket, **extra):
+        """CHATTO_* settings for a chatto process using this server (path-style, plain HTTP)."""
+        e = {"CHATTO_CORE_ASSETS_S3_ENDPOINT": self.endpoint, "CHATTO_CORE_ASSETS_S3_BUCKET": bucket,
+             "CHATTO_CORE_ASSETS_S3_ACCESS_KEY_ID": self.ACCESS_KEY,
+             "CHATTO_CORE_ASSETS_S3_SECRET_ACCESS_KEY": self.SECRET_KEY, "CHATTO_CORE_ASSETS_S3_USE_SSL": "false"}
+        e.update(extra)
+        return e
+
+    def object_path(self, bucket, key):
+        """Where s3rver keeps the bytes of bucket/key."""
+        parts = key.split("/")
+        return os.path.join(self.data, bucket, *parts[:-1], parts[-1] + "._S3rver_object")
+
+    def has_bucket(self, bucket):
+        return os.path.isdir(os.path.join(self.data, bucket))
+
+    def requests(self):
+        try:
+            with open(self.log_path) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def output(self):
+        try:
+            with open(os.path.join(self.dir, "s3rver.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def cleanup(self):
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class Endpoint:
     """Something serving Chatto's HTTP API on 127.0.0.1:self.port (a chatto process, or a load balancer)."""
 
@@ -399,6 +487,13 @@ class TestCase(unittest.TestCase):
             n.start()
         return n
 
+    def s3(self, start=True):
+        s = S3Server()
+        self.addCleanup(s.cleanup)
+        if start:
+            s.start()
+        return s
+
     def tearDown(self):
         failed = self._outcome_failed()
         for c in self._chattos:
@@ -507,3 +602,47 @@ class Client:
 
     def logout(self):
         return self.c.post("/auth/logout", {}, self.headers({"Content-Type": "application/json"}))
+
+
+# ---- files (AssetUploadService), shared by the attachment suites ----
+
+UPLOAD_CHUNK = 512 * 1024
+UPLOADS = "chatto.api.v1.AssetUploadService/"
+
+
+def sha256_hex(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def create_upload(client, room, data, name="data.bin", ctype="application/octet-stream", digest=None):
+    return client.call(UPLOADS + "CreateUpload", {"roomId": room, "filename": name, "contentType": ctype,
+                                                  "size": str(len(data)), "sha256": digest or sha256_hex(data)})
+
+
+def upload_chunk(client, upload_id, offset, piece, digest=None):
+    return client.call(UPLOADS + "UploadChunk", {"uploadId": upload_id, "offset": str(offset),
+                                                 "content": base64.b64encode(piece).decode(),
+                                                 "chunkSha256": digest or sha256_hex(piece)})
+
+
+def upload_chunks(tc, client, room, data, name="data.bin", ctype="application/octet-stream", clients=None):
+    """Create an upload and send every chunk (round-robin over clients); returns the upload, not completed."""
+    r = create_upload(client, room, data, name, ctype)
+    tc.assertEqual(r.status, 200, r)
+    up = r.json()["upload"]
+    tc.assertEqual(up["status"], "ASSET_UPLOAD_STATUS_OPEN")
+    tc.assertEqual(up["maxChunkSize"], UPLOAD_CHUNK)
+    clients = clients or [client]
+    for i, off in enumerate(range(0, len(data), UPLOAD_CHUNK)):
+        r = upload_chunk(clients[i % len(clients)], up["uploadId"], off, data[off:off + UPLOAD_CHUNK])
+        tc.assertEqual(r.status, 200, r)
+        tc.assertEqual(r.json()["upload"]["committedOffset"], str(min(off + UPLOAD_CHUNK, len(data))))
+    return up
+
+
+def upload_file(tc, client, room, data, name="data.bin", ctype="application/octet-stream", clients=None):
+    """A whole upload through the Connect API, completed; returns the Asset."""
+    up = upload_chunks(tc, client, room, data, name, ctype, clients)
+    done = client.ok(UPLOADS + "CompleteUpload", {"uploadId": up["uploadId"]})
+    tc.assertEqual(done["upload"]["status"], "ASSET_UPLOAD_STATUS_COMPLETED")
+    return done["asset"]

@@ -695,8 +695,23 @@ test_validate_cross_key_rules(void **state)
         { "metrics are not built", "[metrics]\nenabled = true\n", "metrics.enabled: metrics are not available" },
         { "s3 needs endpoint", "[core.assets]\nstorage_backend = s3\n",
           "core.assets.s3.endpoint: required when storage_backend is s3" },
-        { "s3 is not built", "[core.assets]\nstorage_backend = s3\n[core.assets.s3]\nendpoint = e\nbucket = b\n",
-          "core.assets.storage_backend: s3 is not available" },
+        { "s3 needs its keys", "[core.assets]\nstorage_backend = s3\n[core.assets.s3]\nendpoint = e\nbucket = b\n",
+          "core.assets.s3.access_key_id: required when storage_backend is s3" },
+        { "s3 needs its secret", "[core.assets]\nstorage_backend = s3\n[core.assets.s3]\nendpoint = e\nbucket = b\n"
+                                 "access_key_id = k\n",
+          "core.assets.s3.secret_access_key: required when storage_backend is s3 (set it in the config file or "
+          "CHATTO_CORE_ASSETS_S3_SECRET_ACCESS_KEY)" },
+        { "s3 complete", "[core.assets]\nstorage_backend = s3\n[core.assets.s3]\nendpoint = https://e:9000/\n"
+                         "bucket = b\naccess_key_id = k\nsecret_access_key = s\npath_style = auto\n",
+          NULL },
+        { "s3 endpoint with a path", "[core.assets]\nstorage_backend = s3\n[core.assets.s3]\nendpoint = e/x\n"
+                                     "bucket = b\naccess_key_id = k\nsecret_access_key = s\n",
+          "core.assets.s3.endpoint: must be host[:port]" },
+        { "s3 bucket with a slash", "[core.assets]\nstorage_backend = s3\n[core.assets.s3]\nendpoint = e\n"
+                                    "bucket = b/c\naccess_key_id = k\nsecret_access_key = s\n",
+          "core.assets.s3.bucket: must be a bucket name" },
+        { "s3 endpoint alone needs a bucket", "[core.assets.s3]\nendpoint = e\n",
+          "core.assets.s3.bucket: required when core.assets.s3.endpoint is set" },
         { "webserver.url with a query", "[webserver]\nurl = https://x/?a=1\n",
           "webserver.url: must not contain a query or fragment" },
         { "webserver.url with a fragment", "[webserver]\nurl = https://x/#top\n", "webserver.url: must not contain" },
