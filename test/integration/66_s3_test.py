@@ -104,6 +104,15 @@ class S3Assets(TestCase):
         wait_for(lambda: not os.path.exists(obj), 10, "the S3 object to be deleted")
         self.assertEqual(self.fetch(c, url).status, 404)
         self.assertEqual(grep_tree(self.s3srv.data, marker), [])
+        # an image in S3 is resized like one in NATS
+        jpeg_path = os.path.join(self.s3srv.data, "..", "photo.jpg")
+        subprocess.run([os.path.join(BUILD, "imgtool"), "make", "900x600", "jpeg", jpeg_path], check=True, timeout=60)
+        with open(jpeg_path, "rb") as f:
+            jpeg = f.read()
+        pic = upload_file(self, alice, room, jpeg, "photo.jpg", "image/jpeg")
+        r = self.fetch(c, pic["thumbnailAssetUrl"]["url"])
+        self.assertEqual((r.status, r.header("Content-Type")), (200, "image/jpeg"), r)
+        self.assertEqual(r.body[:2], b"\xff\xd8")
 
     def test_virtual_host_style(self):
         c = self.start(CHATTO_CORE_ASSETS_S3_ENDPOINT="localhost:%d" % self.s3srv.port,

@@ -86,6 +86,9 @@ class Lifetime(TestCase):
         self.janitor(25 * HOUR_MS)
         self.assertEqual(self.alice.call(A + "GetAsset", {"roomId": self.room, "assetId": loose["id"]}).status, 404)
         self.assertEqual(grep_tree(self.n.dir, marks["loose"]), [])
+        r = self.alice.call(M + "CreateMessage", {"roomId": self.room, "body": "late", "attachmentAssetIds": [loose["id"]]})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("attachmentAssetIds", r.json()["message"])
         self.assertEqual(self.alice.ok(A + "GetAsset", {"roomId": self.room, "assetId": kept["id"]})["asset"]["id"],
                          kept["id"])
         self.assertTrue(grep_tree(self.n.dir, marks["kept"]))
