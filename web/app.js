@@ -1079,6 +1079,32 @@ $("me").addEventListener("click", () => {
   }, "Save");
 });
 
+// The room's files, newest first (RoomService/ListRoomAttachments), 50 at a time.
+$("room-files").addEventListener("click", async () => {
+  const roomId = S.current;
+  if (!roomId) return;
+  const list = el("ul", { class: "files-list", dataset: { testid: "files-list" } });
+  const more = el("button", { type: "button", text: "Show more", hidden: "" });
+  let offset = 0;
+  const page = async () => {
+    const r = await api("chatto.api.v1.RoomService/ListRoomAttachments", { roomId, page: { limit: 50, offset } });
+    for (const f of r.attachments || []) {
+      const a = f.attachment, url = a.assetUrl && a.assetUrl.url, thumb = a.thumbnailAssetUrl && a.thumbnailAssetUrl.url;
+      const ext = (a.filename.split(".").pop() || "file").slice(0, 4).toUpperCase();
+      list.append(el("li", { dataset: { testid: "file-item" } },
+        thumb ? el("img", { class: "thumb", src: thumb, alt: "", loading: "lazy" }) : el("span", { class: "icon-box", text: ext }),
+        el("span", { class: "what" }, el("a", { href: url, download: a.filename, text: a.filename }),
+          el("span", { class: "muted", text: fmtSize(a.size) + " · " + new Date(f.createdAt).toLocaleString() }))));
+    }
+    offset += (r.attachments || []).length;
+    more.hidden = !(r.page && r.page.hasMore);
+    if (!offset) list.append(el("li", { class: "muted", text: "No files have been shared here yet." }));
+  };
+  more.addEventListener("click", () => page().catch((e) => { $("dialog-error").textContent = e.message; }));
+  dialog("Files in " + $("room-name").textContent, [list, more], null);
+  try { await page(); } catch (e) { $("dialog-error").textContent = e.message; }
+});
+
 $("menu").addEventListener("click", () => $("app").classList.toggle("show-side"));
 
 $("theme").addEventListener("click", () => {

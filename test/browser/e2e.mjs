@@ -222,6 +222,14 @@ async function main() {
     const href = await card.getAttribute("href");
     const res = await bob.evaluate(async (u) => { const r = await fetch(u); return [r.status, (await r.text()).length, r.headers.get("content-disposition")]; }, href);
     if (res[0] !== 200 || res[1] !== 14 * 5000 || !res[2].startsWith("attachment")) throw new Error("download: " + res);
+    // the room's Files list: newest first, the image as a thumbnail
+    await bob.click("#room-files");
+    await bob.locator('#dialog [data-testid="file-item"]').nth(1).waitFor();
+    const names = await bob.locator('#dialog [data-testid="file-item"] a').allTextContents();
+    if (names.join(",") !== "notes.txt,screenshot.png" && names.join(",") !== "screenshot.png,notes.txt") throw new Error("files list: " + names);
+    await bob.waitForFunction(() => { const i = document.querySelector('#dialog [data-testid="file-item"] img.thumb'); return i && i.complete && i.naturalWidth > 0; });
+    await bob.screenshot({ path: path.join(outDir, "02d-files.png") });
+    await bob.click("#dialog-cancel");
   });
 
   await step("upload a profile picture: it shows beside one's messages and in the corner", async () => {
