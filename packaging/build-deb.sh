@@ -52,7 +52,7 @@ strip --remove-section=.comment --remove-section=.note --strip-unneeded "$st/usr
 
 # web client: the binary finds it at ../share/chatto/web relative to itself
 mkdir -p "$st/usr/share/chatto/web"
-cp -R "$root/web/." "$st/usr/share/chatto/web/"
+cp -RL "$root/web/." "$st/usr/share/chatto/web/" # -L: web/vendor is a link to third_party/web
 find "$st/usr/share/chatto/web" -type d -exec chmod 0755 {} + -o -type f -exec chmod 0644 {} +
 
 # the configuration, a dpkg conffile: etc/chatto.ini as `make docs` generates it (every key at its default,

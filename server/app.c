@@ -97,6 +97,12 @@ hook_thumb_url(void *ctx, const char *asset_id, const char *content_type, int wi
     return true;
 }
 
+static bool
+hook_online(void *ctx, const char *uid)
+{
+    return strcmp(rt_presence(ctx, uid), "offline") != 0;
+}
+
 static const enum cfg_key generated_secrets[] = {
     CFG_WEBSERVER_COOKIE_SIGNING_SECRET,
     CFG_CORE_SECRET_KEY,
@@ -633,6 +639,8 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     }
     env.rt = rt;
     wso.rt = rt;
+    struct chat_presence_hook ph = { .online = hook_online, .ctx = rt };
+    chat_set_presence_hook(chat, &ph); /* @here's audience */
     /* verified credentials are kept (no NATS round trip per request); revoked ones also end their sockets */
     accounts_on_revoked(accounts, rt_revoked, rt);
     if (accounts_start_cache(accounts, &err) != CH_OK) {

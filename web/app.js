@@ -108,24 +108,130 @@ function roomTitle(entry) {
   return others.length ? others.map(userName).join(", ") : userName(S.me.id);
 }
 
-const URL_RE = /\bhttps?:\/\/[^\s<>"']+/gi;
+// ---------------------------------------------------------------- Markdown
 
-// Text plus safe links: every piece is a text node, an <a> only wraps text that parses as an http(s) URL.
-function renderText(text, target) {
-  let last = 0;
-  for (const m of text.matchAll(URL_RE)) {
-    let url = m[0].replace(/[.,;:!?)\]]+$/, "");
-    target.append(document.createTextNode(text.slice(last, m.index)));
-    let ok = false;
-    try { ok = ["http:", "https:"].includes(new URL(url).protocol); } catch (e) { ok = false; }
-    if (ok) {
-      target.append(el("a", { href: url, target: "_blank", rel: "noopener noreferrer nofollow", text: url }));
-    } else {
-      target.append(document.createTextNode(url));
+// Bodies are stored as written and rendered here: markdown-it (third_party/web) with raw HTML off, no images,
+// links only to http(s) and mailto, plus @mentions, #room references and <t:UNIX_SECONDS:F> timestamps; then
+// DOMPurify with an allow-list of the tags this can produce, so nothing else reaches the page even if a rule
+// above had a hole. Safe by construction, checked twice.
+const SAFE_URL = /^(?:https?:|mailto:)/i;
+const md = window.markdownit({ html: false, linkify: true, breaks: true, typographer: false });
+md.disable(["image"]);
+md.validateLink = (url) => SAFE_URL.test(url.trim());
+md.linkify.set({ fuzzyEmail: false });
+
+const escapeHtml = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+
+// @login, @all, @here, #room and <t:…> inside text (never inside code, which markdown-it keeps in other tokens,
+// nor inside a link's text)
+const REF_RE = /(^|[^\w.@-])@(all|here|[a-z0-9_][a-z0-9_.-]{0,31})|(^|[^\w&#])#([a-z0-9][a-z0-9_-]{0,79})|<t:(-?\d{1,12})(?::([tTdDfFR]))?>/gi;
+md.core.ruler.push("chatto_refs", (state) => {
+  for (const block of state.tokens) {
+    if (block.type !== "inline" || !block.children) continue;
+    const out = [];
+    let inLink = 0;
+    for (const t of block.children) {
+      if (t.type === "link_open") inLink++;
+      if (t.type === "link_close") inLink--;
+      if (t.type !== "text" || inLink) { out.push(t); continue; }
+      let last = 0;
+      const text = t.content;
+      for (const m of text.matchAll(REF_RE)) {
+        const lead = m[1] || m[3] || "";
+        const start = m.index + lead.length;
+        let ref = null;
+        if (m[2]) {
+          const login = m[2].replace(/[.-]+$/, "").toLowerCase();
+          if (login === "all" || login === "here") ref = { type: "mention_all", content: login };
+          else {
+            const u = [...S.users.values()].find((x) => x.login === login);
+            if (u) ref = { type: "mention", content: login, meta: { id: u.id } };
+          }
+          if (ref) ref.len = 1 + login.length;
+        } else if (m[4]) {
+          const name = m[4].toLowerCase();
+          const room = [...S.rooms.values()].find((x) => !x.room.isDm && (x.room.name || "").toLowerCase() === name);
+          if (room) ref = { type: "room_ref", content: room.room.name, meta: { id: room.room.id }, len: 1 + m[4].length };
+        } else {
+          ref = { type: "timestamp", content: m[5], meta: { style: m[6] || "f" }, len: m[0].length };
+        }
+        if (!ref) continue;
+        if (start > last) { const x = new state.Token("text", "", 0); x.content = text.slice(last, start); out.push(x); }
+        const tok = new state.Token(ref.type, "", 0);
+        tok.content = ref.content;
+        tok.meta = ref.meta || null;
+        out.push(tok);
+        last = start + ref.len;
+      }
+      if (last === 0) { out.push(t); continue; }
+      if (last < text.length) { const x = new state.Token("text", "", 0); x.content = text.slice(last); out.push(x); }
     }
-    last = m.index + url.length;
+    block.children = out;
   }
-  target.append(document.createTextNode(text.slice(last)));
+});
+md.renderer.rules.mention = (t, i) => '<span class="mention" data-user="' + escapeHtml(t[i].meta.id) + '">@' + escapeHtml(t[i].content) + "</span>";
+md.renderer.rules.mention_all = (t, i) => '<span class="mention broad">@' + escapeHtml(t[i].content) + "</span>";
+md.renderer.rules.room_ref = (t, i) => '<a class="room-ref" href="#/room/' + escapeHtml(encodeURIComponent(t[i].meta.id)) + '" data-room="' + escapeHtml(t[i].meta.id) + '">#' + escapeHtml(t[i].content) + "</a>";
+md.renderer.rules.timestamp = (t, i) => '<time class="ts" data-ts="' + escapeHtml(t[i].content) + '" data-style="' + escapeHtml(t[i].meta.style) + '"></time>';
+
+const PURIFY = {
+  ALLOWED_TAGS: ["p", "br", "em", "strong", "s", "del", "a", "code", "pre", "blockquote", "ul", "ol", "li", "table",
+    "thead", "tbody", "tr", "th", "td", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "span", "time"],
+  ALLOWED_ATTR: ["href", "title", "class", "data-user", "data-room", "data-ts", "data-style", "start"],
+  ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#\/room\/)/i,
+};
+
+function fmtStamp(secs, style) {
+  const d = new Date(Number(secs) * 1000);
+  if (isNaN(d.getTime())) return "<t:" + secs + ">";
+  if (style === "R") {
+    const diff = (d.getTime() - Date.now()) / 1000, rtf = new Intl.RelativeTimeFormat([], { numeric: "auto" });
+    for (const [unit, s] of [["year", 31536000], ["month", 2592000], ["day", 86400], ["hour", 3600], ["minute", 60]])
+      if (Math.abs(diff) >= s) return rtf.format(Math.round(diff / s), unit);
+    return rtf.format(Math.round(diff), "second");
+  }
+  const o = { t: { timeStyle: "short" }, T: { timeStyle: "medium" }, d: { dateStyle: "short" }, D: { dateStyle: "long" },
+    f: { dateStyle: "long", timeStyle: "short" }, F: { dateStyle: "full", timeStyle: "short" } }[style] || { dateStyle: "long", timeStyle: "short" };
+  return d.toLocaleString([], o);
+}
+
+// Render a message body into target.
+function renderText(text, target) {
+  target.innerHTML = window.DOMPurify.sanitize(md.render(text), PURIFY);
+  for (const a of target.querySelectorAll("a[href]")) {
+    if (a.classList.contains("room-ref")) {
+      a.addEventListener("click", (e) => { e.preventDefault(); openRoom(a.dataset.room); });
+    } else {
+      a.target = "_blank";
+      a.rel = "noopener noreferrer nofollow";
+    }
+  }
+  for (const t of target.querySelectorAll("time.ts")) {
+    const d = new Date(Number(t.dataset.ts) * 1000);
+    t.textContent = fmtStamp(t.dataset.ts, t.dataset.style);
+    if (!isNaN(d.getTime())) { t.dateTime = d.toISOString(); t.title = d.toLocaleString([], { dateStyle: "full", timeStyle: "long" }); }
+  }
+  for (const m of target.querySelectorAll(".mention[data-user]")) {
+    if (m.dataset.user === S.me.id) m.classList.add("self");
+    m.addEventListener("click", () => showUser(m.dataset.user));
+  }
+  for (const pre of target.querySelectorAll("pre")) {
+    const copy = el("button", { type: "button", class: "copy", title: "Copy", "aria-label": "Copy code", text: "Copy" });
+    copy.addEventListener("click", async () => {
+      try { await navigator.clipboard.writeText(pre.querySelector("code").textContent); copy.textContent = "Copied"; }
+      catch (e) { copy.textContent = "Select and copy"; }
+      setTimeout(() => { copy.textContent = "Copy"; }, 1500);
+    });
+    pre.append(copy);
+  }
+}
+
+// A small card about someone (from a mention): name, login, presence.
+function showUser(id) {
+  const u = S.users.get(id);
+  if (!u) return;
+  dialog(u.displayName || u.login, [el("div", { class: "profile-row" }, avatar(id, "avatar large"),
+    el("div", {}, el("div", { text: "@" + u.login }), el("div", { class: "muted", text: S.presence.get(id) || "offline" })))], null);
 }
 
 const fmtTime = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
@@ -333,7 +439,7 @@ function renderMessage(m, inThread) {
   if (m.deletedAt) body.textContent = "This message was deleted.";
   else {
     renderText(m.body || "", body);
-    if ((m.mentions || []).includes(S.me.id)) body.classList.add("mention-me");
+    if ((m.mentions || []).includes(S.me.id) || (m.mentionsAll && m.actorId !== S.me.id)) body.classList.add("mention-me");
   }
   div.append(body);
   if (!m.deletedAt && m.attachments && m.attachments.length) div.append(renderAttachments(m.attachments));
@@ -632,6 +738,30 @@ function composerKeys(input, popupOwner) {
   });
 }
 
+// "all" or "here" if text pings a whole room the way the server counts it (not in code, not in a quote)
+function broadPing(text) {
+  let quote = 0, found = null;
+  for (const t of md.parse(text, {})) {
+    if (t.type === "blockquote_open") quote++;
+    if (t.type === "blockquote_close") quote--;
+    if (t.type === "inline" && !quote) for (const c of t.children || []) if (c.type === "mention_all") found = found || c.content;
+  }
+  return found;
+}
+
+// Ask before pinging more than 20 people at once.
+function confirmBroad(roomId, text) {
+  const kind = broadPing(text), entry = S.rooms.get(roomId);
+  const n = entry && entry.memberCount ? entry.memberCount - 1 : 0;
+  if (!kind || n <= 20) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    let answered = false;
+    $("dialog").addEventListener("close", () => { if (!answered) resolve(false); }, { once: true });
+    dialog("Notify everyone?", [el("p", { text: "@" + kind + " will notify " + (kind === "here" ? "everyone online among the " : "all ") +
+      n + " other members of " + roomTitle(entry) + "." })], async () => { answered = true; resolve(true); }, "Send and notify");
+  });
+}
+
 $("composer").addEventListener("submit", async (e) => {
   e.preventDefault();
   const input = $("composer-input"), text = input.value;
@@ -639,6 +769,7 @@ $("composer").addEventListener("submit", async (e) => {
   if (mine.some((u) => u.state === "uploading")) { alertLine("Wait for the files to finish uploading."); return; }
   const ready = mine.filter((u) => u.state === "done");
   if ((!text.trim() && !ready.length) || !S.current) return;
+  if (!(await confirmBroad(S.current, text))) return;
   input.value = "";
   input.style.height = "auto";
   closeMention();
@@ -737,6 +868,7 @@ $("thread-composer").addEventListener("submit", async (e) => {
   e.preventDefault();
   const input = $("thread-input"), text = input.value;
   if (!text.trim() || !S.thread) return;
+  if (!(await confirmBroad(S.thread.roomId, text))) return;
   input.value = "";
   try {
     const m = await send(S.thread.roomId, text, S.thread.rootId);
@@ -767,7 +899,7 @@ function countUnread(m) {
   if (!x) return;
   if (m.roomId === S.current && document.visibilityState === "visible") { markRead(); return; }
   x.unreadCount = (x.unreadCount || 0) + 1;
-  if ((m.mentions || []).includes(S.me.id)) x.mentionCount = (x.mentionCount || 0) + 1;
+  if ((m.mentions || []).includes(S.me.id) || (m.mentionsAll && m.actorId !== S.me.id)) x.mentionCount = (x.mentionCount || 0) + 1;
   renderSidebar();
 }
 

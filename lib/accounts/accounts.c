@@ -447,6 +447,9 @@ create_account(struct accounts *a, const char *login_in, const char *password, c
 
     if ((st = user_login_normalize("login", login_in, u.login, err)) != CH_OK)
         return st;
+    if (!strcmp(u.login, "all") || !strcmp(u.login, "here")) /* @all and @here mean a room's members */
+        return ch_err_set(err, CH_EINVAL, "login", "'%s' is reserved (@%s mentions a room's members)", u.login,
+                          u.login);
     if ((st = user_display_name_check("displayName", display_in && *display_in ? display_in : u.login,
                                       u.display_name, err)) != CH_OK)
         return st;

@@ -146,5 +146,13 @@ uint64_t chat_replay_target(struct chat *c);
 /* The directory's copy of a user (no password hash); false if not (yet) known. */
 bool chat_lookup_user(struct chat *c, const char *uid, struct user *out);
 
-/* Parse "@login" mentions in body against known logins: ids into out (up to max), returns how many. */
-size_t chat_parse_mentions(struct chat *c, const char *body, char (*out)[65], size_t max);
+/* Call fn for every @name in a Markdown body that can ping: not inside code (fenced blocks, inline spans) nor in
+ * a quote (lines starting with '>'). name is not NUL-terminated; trailing '.' and '-' are not part of it. Pure. */
+void chat_scan_mentions(const char *body, void (*fn)(void *ctx, const char *name, size_t len), void *ctx);
+
+/* Who is not offline, for @here (the realtime domain knows; lib/chat does not). Set once at start-up. */
+struct chat_presence_hook {
+    bool (*online)(void *ctx, const char *uid); /* online, away or do-not-disturb: not offline */
+    void *ctx;
+};
+void chat_set_presence_hook(struct chat *c, const struct chat_presence_hook *h);

@@ -44,8 +44,9 @@ struct chat_msg {
     char *body; /* NULL once deleted (or before any snapshot was seen) */
     char thread_root[ID_MAX + 1];
     char in_reply_to[ID_MAX + 1];
-    char (*mentions)[ID_MAX + 1];
+    char (*mentions)[ID_MAX + 1]; /* resolved at post time: direct mentions and @here's audience */
     size_t nmentions;
+    bool mention_all, mention_here; /* @all (every member when it was posted), @here */
     char *attachments; /* the files, as the snapshot's JSON array of {id, filename, contentType, size, width,
                         * height}; NULL if none (or once deleted) */
     struct chat_reaction *reactions;
@@ -197,6 +198,7 @@ struct chat {
     struct store_follower *follower;
     struct store_watch *users_w, *reads_w;
     int64_t edit_window_ms, timeout_ms;
+    struct chat_presence_hook presence; /* set once at start-up */
     struct {
         pthread_t thread;
         pthread_mutex_t mu; /* guards stop */

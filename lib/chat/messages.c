@@ -21,6 +21,7 @@
 
 #define BODY_MAX 10000
 #define ASSET_IDS_MAX 32
+#define MENTIONS_DIRECT_MAX 50 /* distinct @login mentions resolved per message */
 
 /* ---- validation and mentions ---- */
 
@@ -45,46 +46,151 @@ check_body(const char *body, bool files, struct ch_err *err)
     return CH_OK;
 }
 
-/* The user ids @mentioned in body; *unknown counts @names that match no user (yet). Model read-locked. */
-static size_t
-parse_mentions(struct chat *c, const char *body, char (*out)[65], size_t max, size_t *unknown)
+void
+chat_scan_mentions(const char *body, void (*fn)(void *ctx, const char *name, size_t len), void *ctx)
 {
-    size_t n = 0;
+    const char *p = body, *fence = NULL; /* the fence that opened the code block we are in ("```" or "~~~") */
+    size_t fence_len = 0;
 
-    for (const char *p = body; *p && n < max; p++) {
-        char login[USER_LOGIN_MAX + 2];
-        size_t k = 0;
+    while (*p) {
+        const char *eol = strchr(p, '\n'), *q = p;
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        int indent = 0;
 
-        if (*p != '@' || (p > body && (isalnum((unsigned char)p[-1]) || strchr("_.-", p[-1]))))
-            continue;
-        for (const char *q = p + 1; *q && (isalnum((unsigned char)*q) || strchr("_.-", *q)) && k <= USER_LOGIN_MAX;
-             q++)
-            login[k++] = (char)tolower((unsigned char)*q);
-        while (k > 0 && (login[k - 1] == '.' || login[k - 1] == '-'))
-            k--; /* "@bob." ends a sentence */
-        if (k == 0 || k > USER_LOGIN_MAX)
-            continue;
-        login[k] = '\0';
-        const char *id = map_get(c->m->logins, login);
-        if (!id) {
-            (*unknown)++;
-            continue;
+        while (indent < 4 && q < p + len && *q == ' ')
+            q++, indent++;
+        /* a fence line opens or closes a code block: nothing inside counts */
+        if (indent < 4 && (q[0] == '`' || q[0] == '~') && q + 2 < p + len && q[1] == q[0] && q[2] == q[0]) {
+            size_t run = 0;
+            while (q + run < p + len && q[run] == q[0])
+                run++;
+            if (!fence) {
+                fence = q;
+                fence_len = run;
+            } else if (q[0] == fence[0] && run >= fence_len) {
+                fence = NULL;
+            }
+        } else if (!fence && !(indent < 4 && q < p + len && *q == '>')) { /* quotes do not ping either */
+            for (const char *c = p; c < p + len; c++) {
+                if (*c == '`') { /* an inline code span: skip to the closing run of the same length */
+                    size_t run = 0;
+                    while (c + run < p + len && c[run] == '`')
+                        run++;
+                    const char *close = NULL;
+                    for (const char *d = c + run; d < p + len && !close; d++) {
+                        size_t r2 = 0;
+                        while (d + r2 < p + len && d[r2] == '`')
+                            r2++;
+                        if (r2 == run)
+                            close = d;
+                        else if (r2)
+                            d += r2 - 1;
+                    }
+                    c = close ? close + run - 1 : c + run - 1;
+                    continue;
+                }
+                if (*c != '@' || (c > p && (isalnum((unsigned char)c[-1]) || strchr("_.-@", c[-1]))))
+                    continue;
+                size_t k = 0;
+                while (c + 1 + k < p + len && (isalnum((unsigned char)c[1 + k]) || strchr("_.-", c[1 + k])))
+                    k++;
+                while (k > 0 && (c[k] == '.' || c[k] == '-'))
+                    k--; /* "@bob." ends a sentence */
+                if (k > 0)
+                    fn(ctx, c + 1, k);
+                c += k;
+            }
         }
-        bool dup = false;
-        for (size_t i = 0; i < n && !dup; i++)
-            dup = !strcmp(out[i], id);
-        if (!dup)
-            snprintf(out[n++], 65, "%s", id);
+        p += len;
+        if (*p == '\n')
+            p++;
     }
-    return n;
 }
 
-size_t
-chat_parse_mentions(struct chat *c, const char *body, char (*out)[65], size_t max)
-{
-    size_t unknown = 0;
+/* What a body mentions, resolved when it is posted: user ids (direct, and @here's audience), and @all. */
+struct mentions {
+    char (*ids)[65];
+    size_t n, cap;
+    bool all, here;
+    size_t direct, unknown;
+    struct chat *c;
+};
 
-    return parse_mentions(c, body, out, max, &unknown);
+static void
+mentions_free(struct mentions *m)
+{
+    free(m->ids);
+    memset(m, 0, sizeof *m);
+}
+
+static void
+mentions_add(struct mentions *m, const char *id)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (!strcmp(m->ids[i], id))
+            return;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 8;
+        char (*v)[65] = realloc(m->ids, cap * sizeof *v);
+        if (!v)
+            return;
+        m->ids = v;
+        m->cap = cap;
+    }
+    snprintf(m->ids[m->n++], 65, "%s", id);
+}
+
+/* One @name the scanner found. Model read-locked. */
+static void
+mention_name(void *ctx, const char *name, size_t len)
+{
+    struct mentions *m = ctx;
+    char login[USER_LOGIN_MAX + 1];
+
+    if (len > USER_LOGIN_MAX)
+        return;
+    for (size_t i = 0; i < len; i++)
+        login[i] = (char)tolower((unsigned char)name[i]);
+    login[len] = '\0';
+    if (!strcmp(login, "all")) {
+        m->all = true;
+        return;
+    }
+    if (!strcmp(login, "here")) {
+        m->here = true;
+        return;
+    }
+    const char *id = map_get(m->c->m->logins, login);
+    if (!id) {
+        m->unknown++;
+        return;
+    }
+    if (m->direct < MENTIONS_DIRECT_MAX) {
+        size_t before = m->n;
+        mentions_add(m, id);
+        m->direct += m->n > before;
+    }
+}
+
+/* Resolve body's mentions for a post by author in r: @login against known logins, @here against who is not
+ * offline now, @all as a flag (every member then). Model read-locked. */
+static void
+resolve_mentions(struct chat *c, const struct chat_room *r, const char *author, const char *body,
+                 struct mentions *m)
+{
+    memset(m, 0, sizeof *m);
+    m->c = c;
+    chat_scan_mentions(body, mention_name, m);
+    if (m->here && !m->all && c->presence.online) {
+        size_t it = 0;
+        const char *key;
+        void *val;
+        while (map_next(r->members, &it, &key, &val)) {
+            const struct chat_member *cm = val;
+            if (strcmp(cm->user, author) != 0 && c->presence.online(c->presence.ctx, cm->user))
+                mentions_add(m, cm->user);
+        }
+    }
 }
 
 /* ---- messages ---- */
@@ -109,7 +215,7 @@ idem_id(const char *uid, const char *key, char out[ID_LEN + 1])
 
 static void
 add_snapshot(cJSON *msg, const char *id, const char *author, int64_t created, const char *body,
-             const char *thread_root, const char *in_reply_to, char (*mentions)[65], size_t nm, const char *attachments)
+             const char *thread_root, const char *in_reply_to, const struct mentions *mn, const char *attachments)
 {
     cJSON *arr;
 
@@ -122,8 +228,12 @@ add_snapshot(cJSON *msg, const char *id, const char *author, int64_t created, co
     if (in_reply_to && *in_reply_to)
         cJSON_AddStringToObject(msg, "inReplyTo", in_reply_to);
     arr = cJSON_AddArrayToObject(msg, "mentions");
-    for (size_t i = 0; i < nm; i++)
-        cJSON_AddItemToArray(arr, cJSON_CreateString(mentions[i]));
+    for (size_t i = 0; i < mn->n; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(mn->ids[i]));
+    if (mn->all)
+        cJSON_AddBoolToObject(msg, "mentionsAll", true);
+    if (mn->here)
+        cJSON_AddBoolToObject(msg, "mentionsHere", true);
     if (attachments && (arr = cJSON_Parse(attachments)))
         cJSON_AddItemToObject(msg, "attachments", arr); /* every snapshot carries the files on */
 }
@@ -142,6 +252,12 @@ attachment_ids(const char *json, char (*ids)[ID_MAX + 1], size_t max)
     }
     cJSON_Delete(a);
     return n;
+}
+
+void
+chat_set_presence_hook(struct chat *c, const struct chat_presence_hook *h)
+{
+    c->presence = *h;
 }
 
 void
@@ -166,13 +282,12 @@ chat_message_out(struct chat *c, const struct user *who, const char *room_id, co
  * that match nobody (such a user may have registered a moment ago through another process). */
 static enum ch_status
 post_check(struct chat *c, const struct user *who, const char *room_id, const char *body, const char *thread_root,
-           const char *in_reply_to, char (*mentions)[65], size_t *nm, size_t *unknown, struct ch_err *err)
+           const char *in_reply_to, struct mentions *mn, struct ch_err *err)
 {
     struct chat_room *r;
     struct chat_member *cm;
     enum ch_status st;
 
-    *unknown = 0;
     pthread_rwlock_rdlock(&c->m->lock);
     st = chat_room_access(c, room_id, who, true, &r, &cm, err);
     if (st == CH_OK && r->archived)
@@ -187,7 +302,7 @@ post_check(struct chat *c, const struct user *who, const char *room_id, const ch
     if (st == CH_OK && in_reply_to && *in_reply_to && !model_msg(r, in_reply_to))
         st = ch_err_set(err, CH_ENOTFOUND, "inReplyTo", "no such message in this room");
     if (st == CH_OK)
-        *nm = parse_mentions(c, body, mentions, 50, unknown);
+        resolve_mentions(c, r, who->id, body, mn);
     pthread_rwlock_unlock(&c->m->lock);
     return st;
 }
@@ -198,8 +313,8 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
           const char *idem_key, cJSON **out, struct ch_err *err)
 {
     struct chat_room *r;
-    char mentions[50][65], id[ID_LEN + 1], subject[STORE_SUBJECT_MAX], msgid[200];
-    size_t nm = 0;
+    char id[ID_LEN + 1], subject[STORE_SUBJECT_MAX], msgid[200];
+    struct mentions mn = { 0 };
     enum ch_status st;
     const struct chat_asset_hooks *hk = &c->m->assets;
     char *att = NULL;
@@ -222,35 +337,43 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
      * again (a room or a membership made a moment ago through another process). A model that trails the stream
      * can only be too permissive about a membership that just ended: the stream order settles that below. */
     for (int pass = 0;; pass++) {
-        size_t unknown = 0;
+        mentions_free(&mn);
         if (pass == 1 && (st = sync_events(c, err)) != CH_OK)
             return st;
-        st = post_check(c, who, room_id, body, thread_root, in_reply_to, mentions, &nm, &unknown, err);
-        if ((st == CH_OK && !unknown) || pass == 1)
+        st = post_check(c, who, room_id, body, thread_root, in_reply_to, &mn, err);
+        if ((st == CH_OK && !mn.unknown) || pass == 1)
             break;
     }
-    if (st != CH_OK)
+    if (st != CH_OK) {
+        mentions_free(&mn);
         return st;
+    }
     if (idem_key)
         idem_id(who->id, idem_key, id);
     else
         id_new(id);
-    if (store_subject_event_message(subject, sizeof subject, room_id, id) != CH_OK)
+    if (store_subject_event_message(subject, sizeof subject, room_id, id) != CH_OK) {
+        mentions_free(&mn);
         return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
+    }
     if (nassets) {
         /* the files become this message's before it is written (a retry with the same key claims them again) */
         cJSON *arr = NULL;
-        if ((st = hk->claim(hk->ctx, who->id, room_id, id, asset_ids, nassets, &arr, err)) != CH_OK)
+        if ((st = hk->claim(hk->ctx, who->id, room_id, id, asset_ids, nassets, &arr, err)) != CH_OK) {
+            mentions_free(&mn);
             return st;
+        }
         att = cJSON_PrintUnformatted(arr);
         cJSON_Delete(arr);
         if (!att) {
             hk->unclaim(hk->ctx, id, asset_ids, nassets);
+            mentions_free(&mn);
             return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
         }
     }
     cJSON *ev = chat_event_new("msg.posted", who), *msg = cJSON_AddObjectToObject(ev, "msg");
-    add_snapshot(msg, id, who->id, clock_wall_ms(), body, thread_root, in_reply_to, mentions, nm, att);
+    add_snapshot(msg, id, who->id, clock_wall_ms(), body, thread_root, in_reply_to, &mn, att);
+    mentions_free(&mn);
     free(att);
     snprintf(msgid, sizeof msgid, "post:%s:%s", who->id, idem_key ? idem_key : id);
     struct store_pub_opts po = { .msg_id = msgid, .expect_none = true };
@@ -285,10 +408,21 @@ struct msg_state {
     int64_t created_at;
     char author[ID_MAX + 1], thread_root[ID_MAX + 1], in_reply_to[ID_MAX + 1];
     char *attachments; /* a copy of the message's (caller frees) */
+    struct mentions mentions; /* a copy of the message's (edits keep them: mentions are resolved once) */
     uint64_t *body_seqs;
     size_t nbody;
     bool can_moderate;
 };
+
+static void
+msg_state_free(struct msg_state *s)
+{
+    free(s->body_seqs);
+    free(s->attachments);
+    mentions_free(&s->mentions);
+    s->body_seqs = NULL;
+    s->attachments = NULL;
+}
 
 static enum ch_status
 msg_for_change(struct chat *c, const struct user *who, const char *room_id, const char *msg_id, bool for_delete,
@@ -317,6 +451,11 @@ msg_for_change(struct chat *c, const struct user *who, const char *room_id, cons
             memcpy(s->in_reply_to, msg->in_reply_to, sizeof s->in_reply_to);
             s->can_moderate = chat_room_admin(cm, who);
             s->attachments = msg->attachments ? strdup(msg->attachments) : NULL;
+            memset(&s->mentions, 0, sizeof s->mentions);
+            for (size_t i = 0; i < msg->nmentions; i++)
+                mentions_add(&s->mentions, msg->mentions[i]);
+            s->mentions.all = msg->mention_all;
+            s->mentions.here = msg->mention_here;
             if (for_delete && msg->nbody && (s->body_seqs = malloc(msg->nbody * sizeof *s->body_seqs))) {
                 memcpy(s->body_seqs, msg->body_seqs, msg->nbody * sizeof *s->body_seqs);
                 s->nbody = msg->nbody;
@@ -341,32 +480,25 @@ chat_edit(struct chat *c, const struct user *who, const char *room_id, const cha
     if (store_subject_event_message(subject, sizeof subject, room_id, msg_id) != CH_OK)
         return ch_err_set(err, CH_EINTERNAL, NULL, "cannot name the event's subject");
     for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
-        char mentions[50][65];
-        size_t nm;
         if ((st = msg_for_change(c, who, room_id, msg_id, true, &s, err)) != CH_OK)
             return st;
         if (strcmp(s.author, who->id) != 0) {
-            free(s.body_seqs);
-            free(s.attachments);
+            msg_state_free(&s);
             return ch_err_set(err, CH_EPERM, "eventId", "only the author may edit a message");
         }
         if (!body[0] && !s.attachments) {
-            free(s.body_seqs);
+            msg_state_free(&s);
             return ch_err_set(err, CH_EINVAL, "body", "must not be empty");
         }
         if (!chat_is_staff(who) && c->edit_window_ms > 0 && clock_wall_ms() - s.created_at > c->edit_window_ms) {
-            free(s.body_seqs);
-            free(s.attachments);
+            msg_state_free(&s);
             return ch_err_set(err, CH_ECONFLICT, "eventId", "messages can only be edited for %" PRId64
                               " minutes after posting", c->edit_window_ms / 60000);
         }
-        pthread_rwlock_rdlock(&c->m->lock);
-        nm = chat_parse_mentions(c, body, mentions, 50);
-        pthread_rwlock_unlock(&c->m->lock);
+        /* mentions were resolved when it was posted: an edit neither adds pings nor takes them back (upstream) */
         cJSON *ev = chat_event_new("msg.edited", who), *msg = cJSON_AddObjectToObject(ev, "msg");
-        add_snapshot(msg, msg_id, s.author, s.created_at, body, s.thread_root, s.in_reply_to, mentions, nm,
+        add_snapshot(msg, msg_id, s.author, s.created_at, body, s.thread_root, s.in_reply_to, &s.mentions,
                      s.attachments);
-        free(s.attachments);
         cJSON_AddNumberToObject(msg, "pos", (double)s.pos);
         cJSON_AddNumberToObject(msg, "editedAt", (double)clock_wall_ms());
         struct store_pub_opts po = { .expect_subject_seq = s.last_seq };
@@ -374,7 +506,7 @@ chat_edit(struct chat *c, const struct user *who, const char *room_id, const cha
         if (st == CH_OK) /* the previous versions' bodies go (the edit's own snapshot keeps the new one) */
             for (size_t i = 0; i < s.nbody; i++)
                 store_erase(c->store, STORE_S_EVENTS, s.body_seqs[i], NULL);
-        free(s.body_seqs);
+        msg_state_free(&s);
         if (st != CH_ECONFLICT)
             break;
     }
@@ -398,8 +530,7 @@ chat_delete(struct chat *c, const struct user *who, const char *room_id, const c
         if ((st = msg_for_change(c, who, room_id, msg_id, true, &s, err)) != CH_OK)
             return st;
         if (strcmp(s.author, who->id) != 0 && !s.can_moderate) {
-            free(s.body_seqs);
-            free(s.attachments);
+            msg_state_free(&s);
             return ch_err_set(err, CH_EPERM, "eventId", "only the author or a room admin may delete a message");
         }
         cJSON *ev = chat_event_new("msg.deleted", who), *msg = cJSON_AddObjectToObject(ev, "msg");
@@ -425,8 +556,7 @@ chat_delete(struct chat *c, const struct user *who, const char *room_id, const c
             if (n && c->m->assets.erase)
                 c->m->assets.erase(c->m->assets.ctx, p, n);
         }
-        free(s.body_seqs);
-        free(s.attachments);
+        msg_state_free(&s);
         if (st != CH_ECONFLICT)
             break;
     }

@@ -598,11 +598,12 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
             free(msg->reactions);
             msg->reactions = NULL;
             msg->nreactions = 0;
-            if (msg->nmentions)
+            if (msg->nmentions || msg->mention_all)
                 seqlist_remove(&r->mentioned, msg);
             free(msg->mentions);
             msg->mentions = NULL;
             msg->nmentions = 0;
+            msg->mention_all = msg->mention_here = false;
         }
         /* whatever snapshot bytes we saw must go; the deleter erases them, this is the safety net */
         for (size_t i = 0; i < msg->nbody; i++)
@@ -631,11 +632,14 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
         const cJSON *att = cJSON_GetObjectItemCaseSensitive(j, "attachments");
         free(msg->attachments);
         msg->attachments = cJSON_IsArray(att) && cJSON_GetArraySize(att) > 0 ? cJSON_PrintUnformatted(att) : NULL;
-        bool had_mentions = msg->nmentions > 0;
+        bool had_mentions = msg->nmentions > 0 || msg->mention_all;
         set_list(&msg->mentions, &msg->nmentions, cJSON_GetObjectItemCaseSensitive(j, "mentions"));
-        if (msg->nmentions && !had_mentions)
+        msg->mention_all = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "mentionsAll"));
+        msg->mention_here = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "mentionsHere"));
+        bool has_mentions = msg->nmentions > 0 || msg->mention_all;
+        if (has_mentions && !had_mentions)
             seqlist_insert(&r->mentioned, msg);
-        else if (!msg->nmentions && had_mentions)
+        else if (!has_mentions && had_mentions)
             seqlist_remove(&r->mentioned, msg);
         if (!msg->thread_root[0] && msg->created_at > r->last_activity)
             r->last_activity = msg->created_at;

@@ -27,6 +27,10 @@ chat_unread_counts(const struct chat_room *r, const struct chat_member *cm, size
         const struct chat_msg *msg = r->mentioned.v[i];
         if (msg->deleted_at || !strcmp(msg->author, cm->user))
             continue;
+        if (msg->mention_all && msg->created_at >= cm->joined_at) { /* @all: everyone who was a member */
+            (*mentions)++;
+            continue;
+        }
         for (size_t j = 0; j < msg->nmentions; j++)
             if (!strcmp(msg->mentions[j], cm->user)) {
                 (*mentions)++;

@@ -118,6 +118,10 @@ view_message(const struct chat_model *m, const struct chat_msg *msg, const char 
     arr = cJSON_AddArrayToObject(o, "mentions");
     for (size_t i = 0; i < msg->nmentions; i++)
         cJSON_AddItemToArray(arr, cJSON_CreateString(msg->mentions[i]));
+    if (msg->mention_all)
+        cJSON_AddBoolToObject(o, "mentionsAll", true);
+    if (msg->mention_here)
+        cJSON_AddBoolToObject(o, "mentionsHere", true);
     if (!msg->thread_root[0] && (msg->reply_count || msg->last_reply_at)) {
         cJSON *t = cJSON_AddObjectToObject(o, "thread");
         cJSON_AddStringToObject(t, "threadRootEventId", msg->id);

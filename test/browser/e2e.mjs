@@ -79,6 +79,29 @@ const XSS = [
   `<iframe src="javascript:alert(8)"></iframe>`,
 ];
 
+// Markdown that must never become markup or a live link (checked as DOM, not as text)
+const MD_XSS = [
+  "[click](javascript:alert(9))",
+  "**[bold click](javascript:alert(10))**",
+  "[data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxMSk8L3NjcmlwdD4=)",
+  "![pixel](https://example.com/track.png)",
+  "<https://example.com/ok> and <javascript:alert(12)>",
+  "<div onclick=alert(13)>block</div>\n\n<img src=x onerror=alert(14)>",
+  "> quote with [vb](vbscript:msgbox) and `<script>alert(15)</script>`",
+  "[x](JaVaScRiPt:alert(16)) [y](  javascript:alert(17))",
+  "| a | b |\n|---|---|\n| <b onmouseover=alert(18)>x</b> | [t](javascript:alert(19)) |",
+];
+
+// A fixed message set for the Markdown rendering check
+const MD_SET = [
+  "**bold**, *italic*, ~~struck~~ and `inline code`",
+  "```\nconst x = 1;\nconsole.log(x);\n```",
+  "> quoted line\n\n- one\n- two\n\n1. first\n2. second",
+  "| name | n |\n|---|---|\n| apples | 3 |",
+  "see [the docs](https://example.com/docs) and https://example.com/auto",
+  "hey @bob, see #design; `@bob in code` and <t:1700049600:D>",
+];
+
 async function main() {
   port = await freePort();
   startChatto();
@@ -356,6 +379,49 @@ async function main() {
     if (await bob.evaluate(() => window.__xss)) throw new Error("script ran");
     await bob.screenshot({ path: path.join(outDir, "04-xss.png") });
     await apiAs(tokA, "chatto.api.v1.MyAccountService/UpdateProfile", { displayName: "Alice Liddell" });
+  });
+
+  await step("Markdown renders: emphasis, code with a copy button, quotes, lists, tables, links, mentions, rooms, time", async () => {
+    const tokA = (await (await fetch(base + "auth/login", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ login: "alice", password: "correct horse battery", issueToken: true }) })).json()).token;
+    await roomItem(bob, "#design").click();
+    await bob.locator("#room-name", { hasText: "#design" }).waitFor();
+    const room = await bob.evaluate(() => location.hash.replace("#/room/", ""));
+    for (const b of MD_SET) await apiAs(tokA, "chatto.api.v1.MessageService/CreateMessage", { roomId: decodeURIComponent(room), body: b });
+    await lastMsg(bob).locator("time.ts").waitFor();
+    const n = MD_SET.length;
+    const got = await bob.evaluate((n) => {
+      const bodies = [...document.querySelectorAll("#messages [data-testid=message] .body")].slice(-n);
+      return bodies.map((b) => b.innerHTML.replace(/\s+/g, " ").replace(/<time[^>]*>/, "<time>").replace(/data-(user|room)="[^"]*"/g, "data-$1=\"…\"").replace(/href="#\/room\/[^"]*"/g, 'href="#/room/…"'));
+    }, n);
+    const want = [
+      "<p><strong>bold</strong>, <em>italic</em>, <s>struck</s> and <code>inline code</code></p>",
+      '<pre><code>const x = 1; console.log(x); </code><button type="button" class="copy" title="Copy" aria-label="Copy code">Copy</button></pre>',
+      "<blockquote> <p>quoted line</p> </blockquote> <ul> <li>one</li> <li>two</li> </ul> <ol> <li>first</li> <li>second</li> </ol>",
+      "<table> <thead> <tr> <th>name</th> <th>n</th> </tr> </thead> <tbody> <tr> <td>apples</td> <td>3</td> </tr> </tbody> </table>",
+      '<p>see <a href="https://example.com/docs" target="_blank" rel="noopener noreferrer nofollow">the docs</a> and <a href="https://example.com/auto" target="_blank" rel="noopener noreferrer nofollow">https://example.com/auto</a></p>',
+      '<p>hey <span class="mention self" data-user="…">@bob</span>, see <a class="room-ref" href="#/room/…" data-room="…">#design</a>; <code>@bob in code</code> and <time>November 15, 2023</time></p>',
+    ];
+    for (let i = 0; i < n; i++) if (got[i].trim() !== want[i]) throw new Error("Markdown " + i + ":\n got  " + got[i] + "\n want " + want[i]);
+    await bob.screenshot({ path: path.join(outDir, "04b-markdown.png") });
+    // the dangerous corpus: no script, no image, no javascript:/data:/vbscript: link, no event handler
+    for (const b of MD_XSS) await apiAs(tokA, "chatto.api.v1.MessageService/CreateMessage", { roomId: decodeURIComponent(room), body: b });
+    await lastMsg(bob).locator(".body", { hasText: "x" }).waitFor();
+    const bad = await bob.evaluate(() => {
+      const found = [];
+      for (const e of document.querySelectorAll("#messages .body *")) {
+        if (["IMG", "SCRIPT", "IFRAME", "SVG", "OBJECT", "EMBED", "DIV", "B"].includes(e.tagName)) found.push(e.outerHTML);
+        for (const a of e.attributes) if (/^on/i.test(a.name)) found.push(e.outerHTML);
+        const href = e.getAttribute("href");
+        if (href && !/^(https?:|mailto:|#\/room\/)/i.test(href)) found.push(e.outerHTML);
+      }
+      return found;
+    });
+    if (bad.length) throw new Error("unsafe Markdown output: " + bad.join(" | "));
+    if (await bob.evaluate(() => window.__xss)) throw new Error("script ran");
+    // a room reference opens the room
+    await bob.locator("#messages a.room-ref").last().click();
+    await bob.locator("#room-name", { hasText: "#design" }).waitFor();
   });
 
   await step("server killed and restarted: the page reconnects and shows what was posted meanwhile", async () => {

@@ -419,6 +419,59 @@ class Chat(TestCase):
         got = self.bob.ok(M + "GetMessage", {"roomId": "general", "eventId": m2["id"]})["message"]
         self.assertNotIn("body", got)
 
+    # ---- @all and @here ----
+
+    def test_all_and_here_mention_their_audience_once_not_in_code_or_quotes(self):
+        from wsclient import WS
+        r = self.room(self.alice, "Broadcast")
+        for c in (self.bob, self.carol):
+            c.ok(R + "JoinRoom", {"roomId": r["id"]})
+        # bob is connected (through the other process), carol is not
+        tok = Client(self.b)
+        self.assertEqual(tok.login("bob", token=True).status, 200)
+        ws = WS(self.b.port)
+        self.addCleanup(ws.sock.close)
+        ws.hello(token=tok.token)
+        wait_for(lambda: self.alice.ok("chatto.api.v1.UserService/GetUser", {"userId": self.bob_id})["user"]
+                 .get("presenceStatus") == "online", 10, "bob to be online as the posting process sees it")
+
+        def counts(c):
+            x = [x for x in c.ok(R + "ListRooms")["rooms"] if x["room"]["id"] == r["id"]][0]
+            return x["mentionCount"]
+
+        here = self.post(self.alice, r["id"], "@here standup in 5")
+        self.assertEqual((here["mentions"], here.get("mentionsHere"), here.get("mentionsAll")), ([self.bob_id], True, None))
+        self.assertEqual((counts(self.bob), counts(self.carol)), (1, 0))
+        every = self.post(self.alice, r["id"], "@all release is out")
+        self.assertEqual((every["mentions"], every.get("mentionsAll")), ([], True))
+        self.assertEqual((counts(self.bob), counts(self.carol), counts(self.alice)), (2, 1, 0))
+        # inside code or a quote nothing pings
+        for body in ("`@all` is how you ping everyone", "```\n@here\n```", "> @all said someone\nok"):
+            m = self.post(self.alice, r["id"], body)
+            self.assertEqual((m["mentions"], m.get("mentionsAll"), m.get("mentionsHere")), ([], None, None), body)
+        self.assertEqual((counts(self.bob), counts(self.carol)), (2, 1))
+        # resolved once: an edit neither adds pings nor takes them away
+        quiet = self.post(self.alice, r["id"], "nothing to see")
+        edited = self.alice.ok(M + "UpdateMessage", {"roomId": r["id"], "eventId": quiet["id"], "body": "@all now!"})
+        self.assertEqual((edited["message"]["mentions"], edited["message"].get("mentionsAll")), ([], None))
+        edited = self.alice.ok(M + "UpdateMessage", {"roomId": r["id"], "eventId": every["id"], "body": "release out"})
+        self.assertTrue(edited["message"]["mentionsAll"])
+        self.assertEqual((counts(self.bob), counts(self.carol)), (2, 1))
+        # someone who joins later was not part of @all
+        dave = Client(self.a)
+        dave.register("dave")
+        dave.ok(R + "JoinRoom", {"roomId": r["id"]})
+        self.assertEqual(counts(dave), 0)
+        # the realtime frame carries the flags too
+        seen = []
+        while not any(f.get("message", {}).get("id") == every["id"] for f in seen):
+            seen.append(ws.recv(10))
+        # "all" and "here" are nobody's login
+        for name in ("all", "HERE"):
+            r2 = Client(self.a).register(name)
+            self.assertEqual(r2.status, 400, r2)
+            self.assertIn("reserved", r2.json()["message"])
+
     # ---- read state ----
 
     def test_unread_and_mentions_same_everywhere(self):
