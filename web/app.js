@@ -356,7 +356,17 @@ async function openRoom(roomId) {
     S.timeline.set(roomId, { items: [], hasOlder: true, loading: false });
     await loadPage(roomId, null);
   }
+  // a "New messages" line above the first message that was unread when the room was opened
+  const t = S.timeline.get(roomId);
+  t.firstUnread = null;
+  let left = x ? x.unreadCount || 0 : 0;
+  for (let i = t.items.length - 1; i >= 0 && left > 0; i--) {
+    const m = itemOf(t.items[i]);
+    if (m && !m.threadRootEventId && m.actorId !== S.me.id && !m.deletedAt && --left === 0) t.firstUnread = m.id;
+  }
   renderTimeline(true);
+  const line = $("messages").querySelector(".new-line");
+  if (line) line.scrollIntoView({ block: "start" });
   renderSidebar();
   renderTyping();
   markRead();
@@ -406,29 +416,44 @@ function renderTimeline(scrollToEnd) {
   const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
   box.replaceChildren();
   if (!t) return;
-  let day = null;
+  let day = null, prev = null;
+  const firstUnread = t.firstUnread; // the id of the first message that was unread when the room was opened
   for (const ev of t.items) {
     const d = fmtDay(ev.createdAt);
     if (d !== day) {
       day = d;
+      prev = null;
       box.append(el("div", { class: "day" }, el("span", { text: d })));
     }
     const m = itemOf(ev);
-    if (m) box.append(renderMessage(m, false));
-    else {
+    if (m && m.id === firstUnread) {
+      box.append(el("div", { class: "new-line", dataset: { testid: "new-messages" } }, el("span", { text: "New messages" })));
+      prev = null;
+    }
+    if (m) {
+      // consecutive messages by one author within 5 minutes read as one block (as in Slack)
+      const grouped = prev && !prev.deletedAt && !m.deletedAt && prev.actorId === m.actorId &&
+        new Date(m.createdAt) - new Date(prev.createdAt) < 5 * 60 * 1000;
+      box.append(renderMessage(m, false, grouped));
+      prev = m;
+    } else {
+      prev = null;
       const txt = systemText(ev);
       if (txt) box.append(el("div", { class: "system", text: txt }));
     }
   }
+
   if (scrollToEnd || atEnd) box.scrollTop = box.scrollHeight;
 }
 
 const QUICK = ["👍", "❤️", "😂", "🎉", "👀", "✅"];
 
-function renderMessage(m, inThread) {
+function renderMessage(m, inThread, grouped) {
   const mine = m.actorId === S.me.id;
-  const div = el("article", { class: "msg" + (m.deletedAt ? " deleted" : ""), dataset: { id: m.id, testid: "message" } });
-  div.append(avatar(m.actorId));
+  const div = el("article", { class: "msg" + (m.deletedAt ? " deleted" : "") + (grouped ? " grouped" : ""),
+    dataset: { id: m.id, testid: "message", mine: mine ? "1" : "0" } });
+  if (grouped) div.append(el("time", { class: "side-time", datetime: m.createdAt, title: new Date(m.createdAt).toLocaleString(), text: fmtTime(m.createdAt) }));
+  else div.append(avatar(m.actorId));
   const meta = el("div", { class: "meta" },
     el("span", { class: "dot " + (S.presence.get(m.actorId) || "offline"), dataset: { user: m.actorId } }),
     el("span", { class: "author", text: userName(m.actorId) }),
@@ -729,6 +754,11 @@ function composerKeys(input, popupOwner) {
       if (e.key === "Escape") { e.preventDefault(); closeMention(); return; }
     }
     if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); input.form.requestSubmit(); }
+    if (e.key === "ArrowUp" && !input.value) { // Up in an empty composer edits one's last message
+      const box = input === $("thread-input") ? $("thread-messages") : $("messages");
+      const mine = [...box.querySelectorAll("article.msg:not(.deleted)")].filter((a) => a.dataset.mine === "1").pop();
+      if (mine) { e.preventDefault(); mine.querySelector('[aria-label="Edit message"]').click(); }
+    }
   });
   input.addEventListener("input", () => {
     input.style.height = "auto";
@@ -785,9 +815,11 @@ $("composer").addEventListener("submit", async (e) => {
 });
 
 function typingPing(threadRoot) {
-  const now = Date.now();
-  if (!S.current || now - S.lastTypingSent < 3000) return;
+  const now = Date.now(), where = S.current + "/" + (threadRoot || "");
+  // at most one ping every 3 s per place (typing in a thread, then in the room, tells the room at once)
+  if (!S.current || (S.lastTypingWhere === where && now - S.lastTypingSent < 3000)) return;
   S.lastTypingSent = now;
+  S.lastTypingWhere = where;
   const body = { roomId: S.current };
   if (threadRoot) body.threadRootEventId = threadRoot;
   api("chatto.api.v1.RoomService/UpdateTypingIndicator", body).catch(() => {});
@@ -922,11 +954,18 @@ document.addEventListener("visibilitychange", () => { if (document.visibilitySta
 async function onEvent(f) {
   if (f.cursor) S.cursor = f.cursor;
   switch (f.type) {
-    case "message.created":
+    case "message.created": {
       await ensureUsers([f.message.actorId]);
+      // whoever just posted has stopped typing (their typing frame may still be on its way out)
+      const rid = f.message.roomId, typing = S.typing.get(rid);
+      if (typing && typing.some((t) => t.userId === f.message.actorId)) {
+        S.typing.set(rid, typing.filter((t) => t.userId !== f.message.actorId));
+        if (rid === S.current) renderTyping();
+      }
       addMessage(f.message);
       countUnread(f.message);
       break;
+    }
     case "message.updated":
       // the realtime copy does not know which reactions are ours: keep ours from what we had
       replaceMessage(mergeMine(f.message));
@@ -1238,6 +1277,8 @@ $("room-files").addEventListener("click", async () => {
 });
 
 $("menu").addEventListener("click", () => $("app").classList.toggle("show-side"));
+// on a phone, a tap beside the open drawer (on its backdrop, which is the app's own ::after) closes it
+$("app").addEventListener("click", (e) => { if (e.target === $("app")) $("app").classList.remove("show-side"); });
 
 $("theme").addEventListener("click", () => {
   const root = document.documentElement;

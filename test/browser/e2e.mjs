@@ -54,6 +54,10 @@ async function step(name, fn) {
   } catch (e) {
     results.push([name, false]);
     console.log(`FAIL ${name}: ${e.stack || e}`);
+    for (const [who, page] of Object.entries(globalThis.pagesForFailure || {}))
+      await page.screenshot({ path: path.join(outDir, "failed-" + who + ".png") }).catch(() => {});
+    const seen = globalThis.pageProblems || [];
+    if (seen.length) console.log("page errors and dialogs so far:\n  " + seen.join("\n  "));
     throw e;
   }
 }
@@ -113,6 +117,7 @@ async function main() {
   });
   const base = `http://127.0.0.1:${port}/`;
   const unexpectedDialogs = [];
+  globalThis.pageProblems = unexpectedDialogs; // printed by step() when a step fails
   const pages = {};
   async function newUser(name) {
     const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
@@ -129,6 +134,7 @@ async function main() {
   }
   const alice = await newUser("alice");
   const bob = await newUser("bob");
+  globalThis.pagesForFailure = { alice, bob };
   const msgs = (page) => page.locator("#messages [data-testid=message]");
   const lastMsg = (page) => msgs(page).last();
   const roomItem = (page, label) => page.locator("#room-list li", { hasText: label });
@@ -328,6 +334,9 @@ async function main() {
     await alice.type("#composer-input", "look at this");
     await alice.press("#composer-input", "Enter");
     await lastMsg(bob).locator(".body.mention-me", { hasText: "hi @bob look at this" }).waitFor();
+    // her message arriving ends her typing indicator at once (not seconds later)
+    const typingNow = await bob.evaluate(() => document.getElementById("typing").textContent);
+    if (typingNow.includes("Alice")) throw new Error("typing indicator outlived the message: " + typingNow);
     await bob.screenshot({ path: path.join(outDir, "02-room.png") });
   });
 
@@ -403,6 +412,10 @@ async function main() {
       '<p>hey <span class="mention self" data-user="…">@bob</span>, see <a class="room-ref" href="#/room/…" data-room="…">#design</a>; <code>@bob in code</code> and <time>November 15, 2023</time></p>',
     ];
     for (let i = 0; i < n; i++) if (got[i].trim() !== want[i]) throw new Error("Markdown " + i + ":\n got  " + got[i] + "\n want " + want[i]);
+    // one author's messages in a row read as one block: one name and avatar, then the rest grouped under it
+    const grouped = await bob.evaluate((n) => [...document.querySelectorAll("#messages [data-testid=message]")].slice(-n)
+      .map((a) => a.classList.contains("grouped")), n);
+    if (grouped.slice(1).some((g) => !g)) throw new Error("consecutive messages not grouped: " + grouped);
     await bob.screenshot({ path: path.join(outDir, "04b-markdown.png") });
     // the dangerous corpus: no script, no image, no javascript:/data:/vbscript: link, no event handler
     for (const b of MD_XSS) await apiAs(tokA, "chatto.api.v1.MessageService/CreateMessage", { roomId: decodeURIComponent(room), body: b });
