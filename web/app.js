@@ -459,6 +459,7 @@ function renderMessage(m, inThread, grouped) {
     el("span", { class: "author", text: userName(m.actorId) }),
     el("time", { datetime: m.createdAt, title: new Date(m.createdAt).toLocaleString(), text: fmtTime(m.createdAt) }));
   if (m.edited && !m.deletedAt) meta.append(el("span", { class: "edited", text: "(edited)" }));
+  if (m.pinned && !m.deletedAt) meta.append(el("span", { class: "pinned-mark", text: "Pinned", dataset: { testid: "pinned" } }));
   div.append(meta);
   const body = el("div", { class: "body", dataset: { testid: "body" } });
   if (m.deletedAt) body.textContent = "This message was deleted.";
@@ -496,6 +497,13 @@ function renderMessage(m, inThread, grouped) {
     if (mine) actions.append(el("button", { type: "button", title: "Edit", text: "✏️", "aria-label": "Edit message",
       onclick: () => startEdit(div, m) }));
     const entry = S.rooms.get(m.roomId);
+    const roomAdmin = S.me.role === "owner" || S.me.role === "admin" || (entry && ["owner", "admin"].includes(entry.role));
+    if (roomAdmin && entry && !entry.room.isDm && !entry.room.archived) {
+      actions.append(el("button", { type: "button", title: m.pinned ? "Unpin" : "Pin", text: m.pinned ? "Unpin" : "Pin",
+        "aria-label": m.pinned ? "Unpin message" : "Pin message", class: "text-action",
+        onclick: () => api("chatto.api.v1.RoomService/" + (m.pinned ? "DeletePinnedMessage" : "CreatePinnedMessage"),
+          { roomId: m.roomId, messageEventId: m.id }).then(() => { m.pinned = !m.pinned; rerender(); }).catch((e) => alertLine(e.message)) }));
+    }
     if (mine || S.me.role === "owner" || S.me.role === "admin" || (entry && ["owner", "admin"].includes(entry.role))) {
       actions.append(el("button", { type: "button", title: "Delete", text: "🗑️", "aria-label": "Delete message",
         onclick: () => deleteMessage(m) }));
@@ -967,9 +975,12 @@ async function onEvent(f) {
       break;
     }
     case "message.updated":
+    case "message.pinned":
+    case "message.unpinned":
       // the realtime copy does not know which reactions are ours: keep ours from what we had
       replaceMessage(mergeMine(f.message));
       rerender();
+      if (f.type !== "message.updated" && f.message.roomId === S.current && $("dialog").open && $("dialog").dataset.kind === "pins") showPins();
       break;
     case "message.deleted": {
       const t = S.timeline.get(f.roomId);
@@ -1136,11 +1147,13 @@ function connect() {
 
 function dialog(title, body, onOk, okText = "OK") {
   const d = $("dialog");
+  if (d.open) d.close(); // one dialog at a time: a new one (or a refreshed one) replaces it
   $("dialog-title").textContent = title;
   $("dialog-body").replaceChildren(...body);
   $("dialog-error").textContent = "";
   $("dialog-ok").textContent = okText;
   $("dialog-ok").hidden = !onOk;
+  $("dialog-cancel").textContent = onOk ? "Cancel" : "Close";
   $("dialog-ok").onclick = async (e) => {
     e.preventDefault();
     try { await onOk(); d.close(); } catch (err) { $("dialog-error").textContent = err.message; }
@@ -1249,6 +1262,38 @@ $("me").addEventListener("click", () => {
     }
   }, "Save");
 });
+
+// The room's pinned messages, newest pin first (RoomService/ListPinnedMessages).
+async function showPins() {
+  const roomId = S.current;
+  if (!roomId) return;
+  const list = el("div", { class: "pins-list", dataset: { testid: "pins-list" } });
+  try {
+    const r = await api("chatto.api.v1.RoomService/ListPinnedMessages", { roomId, page: { limit: 100 } });
+    await ensureUsers((r.pinnedMessages || []).map((p) => p.message.actorId));
+    for (const p of r.pinnedMessages || []) {
+      const item = renderMessage(p.message, true);
+      item.querySelector(".actions")?.remove();
+      item.addEventListener("click", () => { $("dialog").close(); jumpTo(p.message); });
+      list.append(item);
+    }
+    if (!(r.pinnedMessages || []).length) list.append(el("p", { class: "muted", text: "Nothing is pinned here yet. Room admins can pin a message from its toolbar." }));
+  } catch (e) { list.append(el("p", { class: "muted", text: e.message })); }
+  dialog("Pinned in " + $("room-name").textContent, [list], null);
+  $("dialog").dataset.kind = "pins";
+  $("dialog").addEventListener("close", () => { delete $("dialog").dataset.kind; }, { once: true });
+}
+$("room-pins").addEventListener("click", showPins);
+
+// Scroll to a message of the open room (a thread reply opens its thread), highlighting it a moment.
+function jumpTo(m) {
+  if (m.threadRootEventId) { openThread(m.roomId, m.threadRootEventId); return; }
+  const a = $("messages").querySelector('article.msg[data-id="' + CSS.escape(m.id) + '"]');
+  if (!a) { alertLine("That message is further back in the history: scroll up to load it."); return; }
+  a.scrollIntoView({ block: "center" });
+  a.classList.add("flash");
+  setTimeout(() => a.classList.remove("flash"), 1600);
+}
 
 // The room's files, newest first (RoomService/ListRoomAttachments), 50 at a time.
 $("room-files").addEventListener("click", async () => {

@@ -146,6 +146,14 @@ uint64_t chat_replay_target(struct chat *c);
 /* The directory's copy of a user (no password hash); false if not (yet) known. */
 bool chat_lookup_user(struct chat *c, const char *uid, struct user *out);
 
+/* Pin (or unpin) a message of a room: room admins and owners; not in DMs or archived rooms. Pinning returns
+ * {pinnedMessage: {message, pinnedBy, pinnedAt}} (also when it was pinned already), unpinning {deleted: true}. */
+enum ch_status chat_pin(struct chat *c, const struct user *who, const char *room_id, const char *msg_id, bool pin,
+                        cJSON **out, struct ch_err *err);
+/* {pinnedMessages: [...newest pin first], page: {totalCount, hasMore}, latestPinMarker}. */
+enum ch_status chat_list_pins(struct chat *c, const struct user *who, const char *room_id, int limit, int offset,
+                              cJSON **out, struct ch_err *err);
+
 /* Call fn for every @name in a Markdown body that can ping: not inside code (fenced blocks, inline spans) nor in
  * a quote (lines starting with '>'). name is not NUL-terminated; trailing '.' and '-' are not part of it. Pure. */
 void chat_scan_mentions(const char *body, void (*fn)(void *ctx, const char *name, size_t len), void *ctx);

@@ -47,6 +47,7 @@ struct chat_msg {
     char (*mentions)[ID_MAX + 1]; /* resolved at post time: direct mentions and @here's audience */
     size_t nmentions;
     bool mention_all, mention_here; /* @all (every member when it was posted), @here */
+    bool pinned;                    /* in its room's pins */
     char *attachments; /* the files, as the snapshot's JSON array of {id, filename, contentType, size, width,
                         * height}; NULL if none (or once deleted) */
     struct chat_reaction *reactions;
@@ -87,6 +88,13 @@ struct seqlist {
     size_t n, cap;
 };
 
+#define PINS_MAX 100 /* pinned messages per room */
+struct chat_pin {
+    struct chat_msg *msg; /* owned by the room's msgs map */
+    int64_t at;
+    char by[ID_MAX + 1];
+};
+
 struct chat_room {
     char id[ID_MAX + 1];
     char name[ROOM_NAME_MAX_BYTES + 1];
@@ -105,6 +113,9 @@ struct chat_room {
     struct chat_item **tl;
     size_t ntl, captl;
     int64_t last_activity; /* ms of the newest message */
+    struct chat_pin *pins; /* in pin order (the newest last) */
+    size_t npins;
+    uint64_t pin_seq; /* the last pin event applied (ListPinnedMessages' latestPinMarker) */
 };
 
 struct chat_model {

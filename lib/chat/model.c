@@ -74,7 +74,23 @@ room_free(void *p)
         free(r->tl[i]);
     free(r->tl);
     free(r->mentioned.v);
+    free(r->pins);
     free(r);
+}
+
+/* Take msg out of r's pins (a message unpinned or deleted). */
+static void
+pin_drop(struct chat_room *r, struct chat_msg *msg)
+{
+    if (!msg->pinned)
+        return;
+    for (size_t i = 0; i < r->npins; i++)
+        if (r->pins[i].msg == msg) {
+            memmove(r->pins + i, r->pins + i + 1, (r->npins - i - 1) * sizeof *r->pins);
+            r->npins--;
+            break;
+        }
+    msg->pinned = false;
 }
 
 struct chat_model *
@@ -600,6 +616,7 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
             msg->nreactions = 0;
             if (msg->nmentions || msg->mention_all)
                 seqlist_remove(&r->mentioned, msg);
+            pin_drop(r, msg);
             free(msg->mentions);
             msg->mentions = NULL;
             msg->nmentions = 0;
@@ -670,6 +687,40 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
                 notify(m, r, seq, "thread.updated", q, NULL);
             }
         }
+    }
+}
+
+static void
+apply_pin(struct chat_model *m, struct chat_room *r, uint64_t seq, bool pin, const cJSON *ev, const char *actor,
+          int64_t at)
+{
+    const char *id = jstr(ev, "msgId");
+    struct chat_msg *msg;
+
+    if (!r->exists || !id || !actor || !id_valid(actor) || !(msg = msg_get_or_new(r, id)))
+        return;
+    msg->last_seq = seq;
+    r->pin_seq = seq;
+    if (msg->deleted_at || !msg->known || msg->refused || msg->pinned == pin)
+        return;
+    if (pin) {
+        struct chat_pin *nv = realloc(r->pins, (r->npins + 1) * sizeof *nv);
+        if (!nv)
+            return;
+        r->pins = nv;
+        nv[r->npins].msg = msg;
+        nv[r->npins].at = at;
+        copy_id(nv[r->npins].by, actor);
+        r->npins++;
+        msg->pinned = true;
+    } else {
+        pin_drop(r, msg);
+    }
+    if (m->listener) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddItemToObject(p, "message", view_message(m, msg, r->id, NULL));
+        cJSON_AddStringToObject(p, "actorId", actor);
+        notify(m, r, seq, pin ? "message.pinned" : "message.unpinned", p, NULL);
     }
 }
 
@@ -766,6 +817,8 @@ chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const 
         apply_message(m, r, seq, type, ev, actor);
     else if (!strcmp(type, "reaction.added") || !strcmp(type, "reaction.removed"))
         apply_reaction(m, r, seq, type[9] == 'a', ev, actor);
+    else if (!strcmp(type, "msg.pinned") || !strcmp(type, "msg.unpinned"))
+        apply_pin(m, r, seq, type[4] == 'p', ev, actor, at);
     else
         atomic_fetch_add(&m->bad_events, 1);
     pthread_rwlock_unlock(&m->lock);

@@ -131,7 +131,7 @@ view_message(const struct chat_model *m, const struct chat_msg *msg, const char 
     }
     if (msg->deleted_at)
         json_add_time(o, "deletedAt", msg->deleted_at);
-    cJSON_AddBoolToObject(o, "pinned", false);
+    cJSON_AddBoolToObject(o, "pinned", msg->pinned);
     json_add_int64_str(o, "cursor", (int64_t)msg->pos);
     return o;
 }

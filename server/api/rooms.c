@@ -231,22 +231,74 @@ update_typing(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *er
 
 /* {roomId, page: {limit (1-500, default 50), offset}} */
 static enum ch_status
+page_args(const cJSON *in, int64_t *limit, int64_t *offset, struct ch_err *err)
+{
+    const cJSON *page = cJSON_GetObjectItemCaseSensitive(in, "page");
+
+    *limit = *offset = 0;
+    if (page && !cJSON_IsNull(page) && !cJSON_IsObject(page))
+        return ch_err_set(err, CH_EINVAL, "page", "must be an object {limit, offset}");
+    if (cJSON_IsObject(page) && json_get_int(page, "limit", false, 0, 500, limit, NULL) != CH_OK)
+        return ch_err_set(err, CH_EINVAL, "page.limit", "must be a number from 0 to 500");
+    if (cJSON_IsObject(page) && json_get_int(page, "offset", false, 0, 1000000, offset, NULL) != CH_OK)
+        return ch_err_set(err, CH_EINVAL, "page.offset", "must be a number from 0 to 1000000");
+    return CH_OK;
+}
+
+static enum ch_status
 list_attachments(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
 {
     const char *id = NULL;
-    const cJSON *page = cJSON_GetObjectItemCaseSensitive(in, "page");
-    int64_t limit = 0, offset = 0;
+    int64_t limit, offset;
     enum ch_status st;
 
-    if ((st = room_id(in, &id, err)) != CH_OK)
+    if ((st = room_id(in, &id, err)) != CH_OK || (st = page_args(in, &limit, &offset, err)) != CH_OK)
         return st;
-    if (page && !cJSON_IsNull(page) && !cJSON_IsObject(page))
-        return ch_err_set(err, CH_EINVAL, "page", "must be an object {limit, offset}");
-    if (cJSON_IsObject(page) && json_get_int(page, "limit", false, 0, 500, &limit, NULL) != CH_OK)
-        return ch_err_set(err, CH_EINVAL, "page.limit", "must be a number from 0 to 500");
-    if (cJSON_IsObject(page) && json_get_int(page, "offset", false, 0, 1000000, &offset, NULL) != CH_OK)
-        return ch_err_set(err, CH_EINVAL, "page.offset", "must be a number from 0 to 1000000");
     return chat_list_attachments(c->env->chat, ME, id, (int)limit, (int)offset, out, err);
+}
+
+static enum ch_status
+pin_args(const cJSON *in, const char **room, const char **msg, struct ch_err *err)
+{
+    enum ch_status st;
+
+    if ((st = room_id(in, room, err)) != CH_OK)
+        return st;
+    return json_get_str(in, "messageEventId", true, 1, 64, msg, err);
+}
+
+static enum ch_status
+create_pin(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *room = NULL, *msg = NULL;
+    enum ch_status st;
+
+    if ((st = pin_args(in, &room, &msg, err)) != CH_OK)
+        return st;
+    return chat_pin(c->env->chat, ME, room, msg, true, out, err);
+}
+
+static enum ch_status
+delete_pin(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *room = NULL, *msg = NULL;
+    enum ch_status st;
+
+    if ((st = pin_args(in, &room, &msg, err)) != CH_OK)
+        return st;
+    return chat_pin(c->env->chat, ME, room, msg, false, out, err);
+}
+
+static enum ch_status
+list_pins(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *id = NULL;
+    int64_t limit, offset;
+    enum ch_status st;
+
+    if ((st = room_id(in, &id, err)) != CH_OK || (st = page_args(in, &limit, &offset, err)) != CH_OK)
+        return st;
+    return chat_list_pins(c->env->chat, ME, id, (int)limit, (int)offset, out, err);
 }
 
 const struct api_method rooms_methods[] = {
@@ -266,6 +318,9 @@ const struct api_method rooms_methods[] = {
     { "chatto.api.v1.RoomService", "GetRoomEventsAround", API_AUTH_USER, 4096, get_room_events_around },
     { "chatto.api.v1.RoomService", "MarkRoomAsRead", API_AUTH_USER, 4096, mark_read },
     { "chatto.api.v1.RoomService", "ListRoomAttachments", API_AUTH_USER, 4096, list_attachments },
+    { "chatto.api.v1.RoomService", "ListPinnedMessages", API_AUTH_USER, 4096, list_pins },
+    { "chatto.api.v1.RoomService", "CreatePinnedMessage", API_AUTH_USER, 4096, create_pin },
+    { "chatto.api.v1.RoomService", "DeletePinnedMessage", API_AUTH_USER, 4096, delete_pin },
     { "chatto.api.v1.ThreadService", "GetThreadReplies", API_AUTH_USER, 4096, get_thread },
     { 0 },
 };

@@ -437,6 +437,26 @@ async function main() {
     await bob.locator("#room-name", { hasText: "#design" }).waitFor();
   });
 
+  await step("pin and unpin: the pins panel, the mark on the message, live on the other side", async () => {
+    await roomItem(alice, "#design").click();
+    await alice.locator("#room-name", { hasText: "#design" }).waitFor();
+    const target = msgs(alice).filter({ hasText: "Here is the screenshot" });
+    await target.hover();
+    await target.locator('.actions button[title="Pin"]').click();
+    await msgs(bob).filter({ hasText: "Here is the screenshot" }).locator('[data-testid="pinned"]').waitFor();
+    await bob.click("#room-pins");
+    await bob.locator('#dialog [data-testid="pins-list"] article.msg', { hasText: "Here is the screenshot" }).waitFor();
+    await bob.screenshot({ path: path.join(outDir, "04c-pins.png") });
+    await bob.click("#dialog-cancel");
+    // members who are not room admins get no pin button
+    const bobs = msgs(bob).filter({ hasText: "Here is the screenshot" });
+    await bobs.hover();
+    if ((await bobs.locator('.actions button[title="Pin"], .actions button[title="Unpin"]').count()) !== 0) throw new Error("bob may not pin here");
+    await target.hover();
+    await target.locator('.actions button[title="Unpin"]').click();
+    await msgs(bob).filter({ hasText: "Here is the screenshot" }).locator('[data-testid="pinned"]').waitFor({ state: "detached" });
+  });
+
   await step("server killed and restarted: the page reconnects and shows what was posted meanwhile", async () => {
     await roomItem(bob, "#design").click();
     await bob.locator("#room-name", { hasText: "#design" }).waitFor();

@@ -472,6 +472,65 @@ class Chat(TestCase):
             self.assertEqual(r2.status, 400, r2)
             self.assertIn("reserved", r2.json()["message"])
 
+    # ---- pins ----
+
+    def test_pins_by_room_admins_newest_first_and_gone_with_the_message(self):
+        from wsclient import WS
+        r = self.room(self.alice, "Pins")["id"]
+        self.bob.ok(R + "JoinRoom", {"roomId": r})
+        tok = Client(self.b)
+        self.assertEqual(tok.login("bob", token=True).status, 200)
+        ws = WS(self.b.port)
+        self.addCleanup(ws.sock.close)
+        ws.hello(token=tok.token)
+        m1 = self.post(self.bob, r, "first decision")
+        m2 = self.post(self.alice, r, "second decision")
+        reply = self.post(self.bob, r, "a reply worth pinning", threadRootEventId=m1["id"])
+        P = R + "CreatePinnedMessage"
+        # only the room's admins and owners pin; members may not
+        self.err(self.bob, P, {"roomId": r, "messageEventId": m1["id"]}, 403, "permission_denied", "roomId")
+        pin = self.alice.ok(P, {"roomId": r, "messageEventId": m1["id"]})["pinnedMessage"]
+        self.assertEqual((pin["message"]["id"], pin["message"]["pinned"], pin["pinnedBy"]), (m1["id"], True, self.alice_id))
+        again = self.alice.ok(P, {"roomId": r, "messageEventId": m1["id"]})["pinnedMessage"]
+        self.assertEqual(again["pinnedAt"], pin["pinnedAt"])  # pinning a pinned message answers with its pin
+        Client(self.b, cookie=self.alice.cookie).ok(P, {"roomId": r, "messageEventId": m2["id"]})
+        self.alice.ok(P, {"roomId": r, "messageEventId": reply["id"]})
+        # newest pin first, through the other process too; the message views say pinned
+        got = self.bob.ok(R + "ListPinnedMessages", {"roomId": r})
+        self.assertEqual([p["message"]["id"] for p in got["pinnedMessages"]], [reply["id"], m2["id"], m1["id"]])
+        self.assertEqual(got["page"], {"totalCount": "3", "hasMore": False})
+        marker = got["latestPinMarker"]
+        page = self.bob.ok(R + "ListPinnedMessages", {"roomId": r, "page": {"limit": 1, "offset": 1}})
+        self.assertEqual([p["message"]["id"] for p in page["pinnedMessages"]], [m2["id"]])
+        self.assertTrue(self.bob.ok(M + "GetMessage", {"roomId": r, "eventId": m2["id"]})["message"]["pinned"])
+        # realtime: members hear about pins
+        frames = []
+        while not any(f.get("type") == "message.pinned" and f["message"]["id"] == reply["id"] for f in frames):
+            frames.append(ws.recv(10))
+        # deleting a message removes its pin; unpinning says deleted
+        self.bob.ok(M + "DeleteMessage", {"roomId": r, "eventId": m1["id"]})
+        got = self.alice.ok(R + "ListPinnedMessages", {"roomId": r})
+        self.assertEqual([p["message"]["id"] for p in got["pinnedMessages"]], [reply["id"], m2["id"]])
+        self.assertEqual(self.alice.ok(R + "DeletePinnedMessage", {"roomId": r, "messageEventId": m2["id"]}), {"deleted": True})
+        self.assertEqual(self.alice.ok(R + "DeletePinnedMessage", {"roomId": r, "messageEventId": m2["id"]}), {"deleted": True})
+        self.assertFalse(self.bob.ok(M + "GetMessage", {"roomId": r, "eventId": m2["id"]})["message"]["pinned"])
+        got = self.alice.ok(R + "ListPinnedMessages", {"roomId": r})
+        self.assertEqual([p["message"]["id"] for p in got["pinnedMessages"]], [reply["id"]])
+        self.assertNotEqual(got["latestPinMarker"], marker)
+        # bad input and places without pins
+        self.err(self.alice, P, {"roomId": r, "messageEventId": m1["id"]}, 404, "not_found", "messageEventId")
+        self.err(self.alice, P, {"roomId": r}, 400, "invalid_argument", "messageEventId")
+        self.err(self.alice, P, {"roomId": r, "messageEventId": "../x"}, 400, "invalid_argument", "messageEventId")
+        self.err(self.alice, R + "ListPinnedMessages", {"roomId": r, "page": {"limit": 501}}, 400, "invalid_argument", "page.limit")
+        carol_out = self.carol.call(R + "ListPinnedMessages", {"roomId": self.room(self.alice, "Secret", visibility="private")["id"]})
+        self.assertEqual(carol_out.status, 404)
+        dm = self.alice.ok(R + "StartDM", {"participantIds": [self.bob_id]})["room"]["id"]
+        dmsg = self.post(self.alice, dm, "just us")
+        self.err(self.alice, P, {"roomId": dm, "messageEventId": dmsg["id"]}, 400, "failed_precondition", "roomId")
+        self.alice.ok(R + "ArchiveRoom", {"roomId": r})
+        self.err(self.alice, P, {"roomId": r, "messageEventId": m2["id"]}, 400, "failed_precondition", "roomId")
+        self.assertEqual(len(self.bob.ok(R + "ListPinnedMessages", {"roomId": r})["pinnedMessages"]), 1)
+
     # ---- read state ----
 
     def test_unread_and_mentions_same_everywhere(self):
