@@ -344,6 +344,7 @@ function mergeEvents(roomId, events, atStart) {
 
 async function openRoom(roomId) {
   S.current = roomId;
+  if (S.replyTo && S.replyTo.roomId !== roomId) cancelReply();
   renderUploads();
   $("app").classList.remove("show-side");
   const x = S.rooms.get(roomId);
@@ -461,6 +462,7 @@ function renderMessage(m, inThread, grouped) {
   if (m.edited && !m.deletedAt) meta.append(el("span", { class: "edited", text: "(edited)" }));
   if (m.pinned && !m.deletedAt) meta.append(el("span", { class: "pinned-mark", text: "Pinned", dataset: { testid: "pinned" } }));
   div.append(meta);
+  if (m.inReplyTo && !m.threadRootEventId && !m.deletedAt) div.append(quoteOf(m.roomId, m.inReplyTo));
   const body = el("div", { class: "body", dataset: { testid: "body" } });
   if (m.deletedAt) body.textContent = "This message was deleted.";
   else {
@@ -494,6 +496,8 @@ function renderMessage(m, inThread, grouped) {
     }
     if (!inThread) actions.append(el("button", { type: "button", title: "Reply in thread", text: "💬", "aria-label": "Reply in thread",
       onclick: () => openThread(m.roomId, m.id) }));
+    if (!inThread && !m.threadRootEventId) actions.append(el("button", { type: "button", title: "Quote and reply", text: "Reply",
+      class: "text-action", "aria-label": "Quote and reply", onclick: () => startReply(m) }));
     if (mine) actions.append(el("button", { type: "button", title: "Edit", text: "✏️", "aria-label": "Edit message",
       onclick: () => startEdit(div, m) }));
     const entry = S.rooms.get(m.roomId);
@@ -737,8 +741,9 @@ function alertLine(text) {
 
 // ---------------------------------------------------------------- sending
 
-async function send(roomId, text, threadRoot, assetIds) {
+async function send(roomId, text, threadRoot, assetIds, inReplyTo) {
   const body = { roomId, body: text };
+  if (inReplyTo) body.inReplyTo = inReplyTo;
   if (assetIds && assetIds.length) body.attachmentAssetIds = assetIds;
   if (threadRoot) body.threadRootEventId = threadRoot;
   const key = newKey();
@@ -762,6 +767,7 @@ function composerKeys(input, popupOwner) {
       if (e.key === "Escape") { e.preventDefault(); closeMention(); return; }
     }
     if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); input.form.requestSubmit(); }
+    if (e.key === "Escape" && popupOwner && S.replyTo) { e.preventDefault(); cancelReply(); }
     if (e.key === "ArrowUp" && !input.value) { // Up in an empty composer edits one's last message
       const box = input === $("thread-input") ? $("thread-messages") : $("messages");
       const mine = [...box.querySelectorAll("article.msg:not(.deleted)")].filter((a) => a.dataset.mine === "1").pop();
@@ -811,8 +817,10 @@ $("composer").addEventListener("submit", async (e) => {
   input.value = "";
   input.style.height = "auto";
   closeMention();
+  const reply = S.replyTo && S.replyTo.roomId === S.current ? S.replyTo.id : null;
   try {
-    const m = await send(S.current, text.trim() ? text : "", null, ready.map((u) => u.asset.id));
+    const m = await send(S.current, text.trim() ? text : "", null, ready.map((u) => u.asset.id), reply);
+    if (reply) cancelReply();
     S.uploads = S.uploads.filter((u) => !ready.includes(u));
     renderUploads();
     addMessage(m);
@@ -1284,6 +1292,55 @@ async function showPins() {
   $("dialog").addEventListener("close", () => { delete $("dialog").dataset.kind; }, { once: true });
 }
 $("room-pins").addEventListener("click", showPins);
+
+// ---------------------------------------------------------------- reply-quote (inReplyTo, in the room itself)
+
+S.quoted = new Map(); // message id -> message, for quotes of messages not in the loaded history
+
+function findLoaded(roomId, id) {
+  const t = S.timeline.get(roomId);
+  if (t) for (const ev of t.items) { const m = itemOf(ev); if (m && m.id === id) return m; }
+  return S.quoted.get(id) || null;
+}
+
+function snippet(text, n = 90) {
+  const flat = String(text || "").replace(/\s+/g, " ").trim();
+  return flat.length > n ? flat.slice(0, n - 1) + "…" : flat;
+}
+
+// "↩ Alice: the original's first words" above a reply; a click jumps to the original.
+function quoteOf(roomId, id) {
+  const q = el("button", { type: "button", class: "quote", dataset: { testid: "quote" } });
+  const fill = (o) => {
+    q.replaceChildren(el("span", { class: "quote-author", text: userName(o.actorId) }),
+      el("span", { class: "quote-text", text: o.deletedAt ? "(deleted)" : snippet(o.body) || (o.attachments || []).map((a) => a.filename).join(", ") }));
+    q.onclick = () => jumpTo(o);
+  };
+  const o = findLoaded(roomId, id);
+  if (o) fill(o);
+  else {
+    q.textContent = "Reply to an earlier message";
+    api("chatto.api.v1.MessageService/GetMessage", { roomId, eventId: id }).then(async (r) => {
+      S.quoted.set(id, r.message);
+      await ensureUsers([r.message.actorId]);
+      fill(r.message);
+    }).catch(() => { q.textContent = "Reply to a message that is gone"; });
+  }
+  return q;
+}
+
+function startReply(m) {
+  S.replyTo = { roomId: m.roomId, id: m.id };
+  $("replying-text").replaceChildren("Replying to ", el("strong", { text: userName(m.actorId) }), ": " + snippet(m.body, 60));
+  $("replying").hidden = false;
+  $("composer-input").focus();
+}
+
+function cancelReply() {
+  S.replyTo = null;
+  $("replying").hidden = true;
+}
+$("replying-cancel").addEventListener("click", cancelReply);
 
 // Scroll to a message of the open room (a thread reply opens its thread), highlighting it a moment.
 function jumpTo(m) {

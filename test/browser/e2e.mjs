@@ -457,6 +457,20 @@ async function main() {
     await msgs(bob).filter({ hasText: "Here is the screenshot" }).locator('[data-testid="pinned"]').waitFor({ state: "detached" });
   });
 
+  await step("quote and reply in the room: a byline that jumps to the original", async () => {
+    const orig = msgs(bob).filter({ hasText: "Here is the screenshot" });
+    await orig.hover();
+    await orig.locator('.actions button[title="Quote and reply"]').click();
+    await bob.locator("#replying", { hasText: "Replying to" }).waitFor();
+    await bob.fill("#composer-input", "nice screenshot");
+    await bob.press("#composer-input", "Enter");
+    const reply = lastMsg(alice);
+    await reply.locator('[data-testid="quote"]', { hasText: "Here is the screenshot" }).waitFor();
+    if (!(await bob.locator("#replying").isHidden())) throw new Error("the reply bar stayed after sending");
+    await reply.locator('[data-testid="quote"]').click();
+    await alice.locator("article.msg.flash", { hasText: "Here is the screenshot" }).waitFor();
+  });
+
   await step("server killed and restarted: the page reconnects and shows what was posted meanwhile", async () => {
     await roomItem(bob, "#design").click();
     await bob.locator("#room-name", { hasText: "#design" }).waitFor();

@@ -294,6 +294,15 @@ class Chat(TestCase):
         self.assertEqual(got["thread"]["replyCount"], 4)
         q = self.post(self.bob, "general", "quoting", inReplyTo=root["id"])
         self.assertEqual(q["inReplyTo"], root["id"])
+        # the reply-quote is a room message (not in the thread), seen with its inReplyTo through the other process
+        got = Client(self.a, cookie=self.carol.cookie).ok(M + "GetMessage", {"roomId": "general", "eventId": q["id"]})
+        self.assertEqual((got["message"]["inReplyTo"], got["message"].get("threadRootEventId")), (root["id"], None))
+        other = self.room(self.alice, "Elsewhere")["id"]
+        elsewhere = self.post(self.alice, other, "not in general")
+        for bad, status, code in [("nosuchmessage0000000", 404, "not_found"), (elsewhere["id"], 404, "not_found"),
+                                  ("../etc", 400, "invalid_argument")]:
+            self.err(self.alice, M + "CreateMessage", {"roomId": "general", "body": "x", "inReplyTo": bad}, status, code,
+                     "inReplyTo")
 
     def test_reactions(self):
         m = self.post(self.alice, "general", "react to me")
