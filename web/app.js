@@ -65,6 +65,38 @@ function userName(id) {
   return u ? (u.displayName || u.login) : "…";
 }
 
+// Control icons as inline SVG (no reliance on an emoji font for buttons); reactions stay emoji.
+const ICONS = {
+  thread: "M4 5h16v10H9l-5 4z",
+  edit: "M4 20h4L19 9l-4-4L4 16zM13.5 6.5l4 4",
+  trash: "M5 7h14M10 7V4h4v3M7 7l1 13h8l1-13M10 11v6M14 11v6",
+  close: "M6 6l12 12M18 6L6 18",
+};
+function icon(name, size = 16) {
+  const ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg"), path = document.createElementNS(ns, "path");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", String(size));
+  svg.setAttribute("height", String(size));
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("data-icon", name);
+  path.setAttribute("d", ICONS[name]);
+  path.setAttribute("fill", "none");
+  path.setAttribute("stroke", "currentColor");
+  path.setAttribute("stroke-width", "2");
+  path.setAttribute("stroke-linecap", "round");
+  path.setAttribute("stroke-linejoin", "round");
+  svg.append(path);
+  return svg;
+}
+
+// Someone's custom status as a small emoji with the text on hover (nothing once it expired).
+function statusBadge(id) {
+  const u = S.users.get(id), cs = u && u.customStatus;
+  if (!cs || (cs.expiresAt && new Date(cs.expiresAt) <= new Date())) return null;
+  const until = cs.expiresAt ? " (until " + new Date(cs.expiresAt).toLocaleString([], { dateStyle: "short", timeStyle: "short" }) + ")" : "";
+  return el("span", { class: "custom-status", title: cs.text + until, "aria-label": "Status: " + cs.text, text: cs.emoji, dataset: { testid: "custom-status" } });
+}
+
 // A user's picture, or their initial on a colour of their own when they have none.
 function avatar(id, cls = "avatar") {
   const u = S.users.get(id) || {};
@@ -324,6 +356,10 @@ function renderSidebar() {
       li.append(el("span", { class: "dot " + (S.presence.get(other) || "offline"), dataset: { user: other || "" } }));
     }
     li.append(el("span", { class: "label", text: roomTitle(x) }));
+    if (x.room.isDm) {
+      const badge = statusBadge((x.room.participantIds || []).find((id) => id !== S.me.id));
+      if (badge) li.append(badge);
+    }
     if (x.mentionCount) li.append(el("span", { class: "badge mention-count", title: "mentions", text: String(x.mentionCount) }));
     else if (x.unreadCount) li.append(el("span", { class: "badge unread-count", title: "unread", text: String(x.unreadCount) }));
     (x.room.isDm ? dms : rooms).append(li);
@@ -457,7 +493,7 @@ function renderMessage(m, inThread, grouped) {
   else div.append(avatar(m.actorId));
   const meta = el("div", { class: "meta" },
     el("span", { class: "dot " + (S.presence.get(m.actorId) || "offline"), dataset: { user: m.actorId } }),
-    el("span", { class: "author", text: userName(m.actorId) }),
+    el("span", { class: "author", text: userName(m.actorId) }), statusBadge(m.actorId),
     el("time", { datetime: m.createdAt, title: new Date(m.createdAt).toLocaleString(), text: fmtTime(m.createdAt) }));
   if (m.edited && !m.deletedAt) meta.append(el("span", { class: "edited", text: "(edited)" }));
   if (m.pinned && !m.deletedAt) meta.append(el("span", { class: "pinned-mark", text: "Pinned", dataset: { testid: "pinned" } }));
@@ -490,16 +526,16 @@ function renderMessage(m, inThread, grouped) {
       }));
     }
     const actions = el("div", { class: "actions" });
-    for (const e of QUICK.slice(0, 3)) {
+    for (const e of QUICK) {
       actions.append(el("button", { type: "button", title: "React " + e, "aria-label": "React " + e, text: e,
         onclick: () => react(m, e, !(m.reactions || []).some((r) => r.emoji === e && r.hasReacted)) }));
     }
-    if (!inThread) actions.append(el("button", { type: "button", title: "Reply in thread", text: "💬", "aria-label": "Reply in thread",
-      onclick: () => openThread(m.roomId, m.id) }));
+    if (!inThread) actions.append(el("button", { type: "button", title: "Reply in thread", "aria-label": "Reply in thread",
+      onclick: () => openThread(m.roomId, m.id) }, icon("thread")));
     if (!inThread && !m.threadRootEventId) actions.append(el("button", { type: "button", title: "Quote and reply", text: "Reply",
       class: "text-action", "aria-label": "Quote and reply", onclick: () => startReply(m) }));
-    if (mine) actions.append(el("button", { type: "button", title: "Edit", text: "✏️", "aria-label": "Edit message",
-      onclick: () => startEdit(div, m) }));
+    if (mine) actions.append(el("button", { type: "button", title: "Edit", "aria-label": "Edit message",
+      onclick: () => startEdit(div, m) }, icon("edit")));
     const entry = S.rooms.get(m.roomId);
     const roomAdmin = S.me.role === "owner" || S.me.role === "admin" || (entry && ["owner", "admin"].includes(entry.role));
     if (roomAdmin && entry && !entry.room.isDm && !entry.room.archived) {
@@ -509,8 +545,8 @@ function renderMessage(m, inThread, grouped) {
           { roomId: m.roomId, messageEventId: m.id }).then(() => { m.pinned = !m.pinned; rerender(); }).catch((e) => alertLine(e.message)) }));
     }
     if (mine || S.me.role === "owner" || S.me.role === "admin" || (entry && ["owner", "admin"].includes(entry.role))) {
-      actions.append(el("button", { type: "button", title: "Delete", text: "🗑️", "aria-label": "Delete message",
-        onclick: () => deleteMessage(m) }));
+      actions.append(el("button", { type: "button", title: "Delete", "aria-label": "Delete message",
+        onclick: () => deleteMessage(m) }, icon("trash")));
     }
     div.append(actions);
   }
@@ -666,7 +702,7 @@ function renderUploads() {
     el("span", { class: "name", text: u.file.name || "pasted image", title: u.error || "" }),
     u.state === "uploading" ? el("progress", { max: String(u.file.size || 1), value: String(u.sent), "aria-label": "Upload progress" })
       : el("span", { class: "muted", text: u.state === "done" ? fmtSize(u.file.size) : "failed: " + u.error }),
-    el("button", { type: "button", "aria-label": "Remove " + (u.file.name || "file"), title: "Cancel", text: "✕", onclick: () => cancelUpload(u) }))));
+    el("button", { type: "button", "aria-label": "Remove " + (u.file.name || "file"), title: "Cancel", onclick: () => cancelUpload(u) }, icon("close", 14)))));
 }
 
 $("attach").addEventListener("click", () => $("file-input").click());
@@ -1035,12 +1071,23 @@ async function onEvent(f) {
       S.typing.set(f.roomId, f.users || []);
       if (f.roomId === S.current) renderTyping();
       break;
+    case "user.updated":
+      // my account changed on another device (or this one): status, presence choice, name, picture
+      if (f.user && S.me && f.user.id === S.me.id) { setMe(Object.assign({}, S.me, f.user)); sendStatus(); }
+      break;
     case "presence":
-      // the statuses of the users we show (see watchPresence), at most one frame a second
+      // the statuses of the users we show (see watchPresence), at most one frame a second; custom statuses ride along
       for (const u of f.users || []) {
+        const known = S.users.get(u.userId);
+        if (known && JSON.stringify(known.customStatus || null) !== JSON.stringify(u.customStatus || null)) {
+          known.customStatus = u.customStatus;
+          if (u.customStatus === undefined) delete known.customStatus;
+          S.statusDirty = true;
+        }
         S.presence.set(u.userId, u.status);
         for (const d of document.querySelectorAll('.dot[data-user="' + CSS.escape(u.userId) + '"]')) d.className = "dot " + u.status;
       }
+      if (S.statusDirty) { S.statusDirty = false; rerender(); renderSidebar(); }
       break;
     case "session.terminated":
       S.cursor = null;
@@ -1115,6 +1162,39 @@ function watchPresence(force) {
 }
 new MutationObserver(() => watchPresence(false)).observe(document.body, { childList: true, subtree: true });
 
+// ---------------------------------------------------------------- my presence
+
+// What this device tells the server: the status chosen on the account (away, dnd) if any, else online while the
+// person is here and away after 5 minutes without input or 10 s with the tab hidden (upstream's rules).
+S.idle = false;
+S.sentStatus = null;
+function myStatus() {
+  const pref = S.me && S.me.presencePreference;
+  if (pref === "dnd" || pref === "away") return pref;
+  return S.idle ? "away" : "online";
+}
+function sendStatus(force) {
+  const st = myStatus();
+  if (!S.ws || !S.wsReady || (!force && st === S.sentStatus)) return;
+  S.sentStatus = st;
+  S.ws.send(JSON.stringify({ type: "presence", status: st }));
+  S.presence.set(S.me.id, st);
+  for (const d of document.querySelectorAll('.dot[data-user="' + CSS.escape(S.me.id) + '"]')) d.className = "dot " + st;
+}
+let idleTimer = null, hiddenTimer = null;
+function active() {
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => { S.idle = true; sendStatus(); }, 5 * 60 * 1000);
+  if (S.idle && document.visibilityState === "visible") { S.idle = false; sendStatus(); }
+}
+for (const ev of ["keydown", "pointerdown", "pointermove", "wheel", "focus"]) window.addEventListener(ev, active, { passive: true });
+document.addEventListener("visibilitychange", () => {
+  clearTimeout(hiddenTimer);
+  if (document.visibilityState === "hidden") hiddenTimer = setTimeout(() => { S.idle = true; sendStatus(); }, 10000);
+  else active();
+});
+active();
+
 function connect() {
   const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/realtime";
   const ws = new WebSocket(url);
@@ -1134,6 +1214,7 @@ function connect() {
       ready = true;
       S.wsReady = true;
       watchPresence(true);
+      sendStatus(true);
       S.wsDelay = 500;
       if (!resumed) S.cursor = f.cursor;
       banner("");
@@ -1219,8 +1300,8 @@ $("new-dm").addEventListener("click", async () => {
 });
 
 function renderMe() {
-  $("me").replaceChildren(avatar(S.me.id, "avatar small"), el("span", { class: "dot online", dataset: { user: S.me.id } }),
-    el("span", { text: S.me.displayName || S.me.login }));
+  $("me").replaceChildren(...[avatar(S.me.id, "avatar small"), el("span", { class: "dot " + (S.presence.get(S.me.id) || "online"), dataset: { user: S.me.id } }),
+    el("span", { text: S.me.displayName || S.me.login }), statusBadge(S.me.id)].filter(Boolean));
 }
 
 function setMe(user) {
@@ -1259,14 +1340,52 @@ $("me").addEventListener("click", () => {
       status.textContent = "Picture removed.";
     } catch (e) { status.textContent = e.message; }
   } });
+  // custom status: presets (upstream's), or one's own emoji and words, for a while or until cleared
+  const cs = S.me.customStatus && !(S.me.customStatus.expiresAt && new Date(S.me.customStatus.expiresAt) <= new Date()) ? S.me.customStatus : null;
+  const emoji = el("input", { id: "status-emoji", maxlength: "16", value: cs ? cs.emoji : "", "aria-label": "Status emoji", class: "status-emoji" });
+  const words = el("input", { id: "status-text", maxlength: "100", value: cs ? cs.text : "", "aria-label": "Status text", placeholder: "What's your status?" });
+  const endOfDay = () => { const d = new Date(); d.setHours(23, 59, 0, 0); return d; };
+  const expiry = el("select", { id: "status-expiry", "aria-label": "Clear the status after" },
+    ...[["", "Don't clear"], ["30", "30 minutes"], ["60", "1 hour"], ["240", "4 hours"], ["today", "Today"], ["week", "This week"]]
+      .map(([v, t]) => el("option", { value: v, text: t })));
+  const presets = el("div", { class: "status-presets" }, ...[["🍔", "Lunch", "60"], ["📅", "In a meeting", "60"], ["🤒", "Out sick", "today"],
+    ["🌴", "On holiday", ""], ["🏠", "Working remotely", "today"]].map(([e, t, x]) =>
+    el("button", { type: "button", class: "preset", text: e + " " + t, onclick: () => { emoji.value = e; words.value = t; expiry.value = x; } })));
+  const clearStatus = el("button", { type: "button", id: "status-clear", text: "Clear status", onclick: async () => {
+    try { await api("chatto.api.v1.MyAccountService/DeleteCustomStatus"); const me = Object.assign({}, S.me); delete me.customStatus; setMe(me); emoji.value = words.value = ""; status.textContent = "Status cleared."; }
+    catch (e) { status.textContent = e.message; }
+  } });
+  const pref = S.me.presencePreference || "auto";
+  const presenceChoice = el("fieldset", { class: "presence-choice" }, el("legend", { text: "Presence" }),
+    ...[["auto", "Automatic (away when idle)"], ["away", "Appear away"], ["dnd", "Do not disturb"]].map(([v, t]) =>
+      el("label", {}, el("input", { type: "radio", name: "presence", value: v, ...(v === pref ? { checked: "" } : {}) }), " " + t)));
   dialog("Your profile", [
     el("div", { class: "profile-row" }, pic, el("div", {},
       el("button", { type: "button", id: "avatar-upload", text: "Upload picture…", onclick: () => file.click() }), " ", remove, file,
       el("div", {}, status))),
     el("label", {}, "Display name", name),
+    el("div", { class: "status-row" }, el("span", { class: "label-text", text: "Status" }), emoji, words, expiry),
+    presets, clearStatus, presenceChoice,
   ], async () => {
     if (name.value.trim() !== (S.me.displayName || "")) {
       setMe((await api("chatto.api.v1.MyAccountService/UpdateProfile", { displayName: name.value })).user);
+    }
+    if (emoji.value.trim() || words.value.trim()) {
+      const body = { emoji: emoji.value.trim(), text: words.value.trim() };
+      const v = expiry.value;
+      if (v === "today") body.expiresAt = endOfDay().toISOString();
+      else if (v === "week") { const d = endOfDay(); d.setDate(d.getDate() + ((7 - d.getDay()) % 7)); body.expiresAt = d.toISOString(); }
+      else if (v) body.expiresAt = new Date(Date.now() + Number(v) * 60000).toISOString();
+      const r = await api("chatto.api.v1.MyAccountService/UpdateCustomStatus", body);
+      const me = Object.assign({}, S.me);
+      if (r.status) me.customStatus = r.status; else delete me.customStatus;
+      setMe(me);
+    }
+    const chosen = presenceChoice.querySelector("input:checked").value;
+    if (chosen !== pref) {
+      const r = await api("chatto.api.v1.MyAccountService/UpdatePresence", { status: chosen === "auto" ? "online" : chosen, userSelected: true });
+      setMe(Object.assign({}, S.me, r.user));
+      sendStatus();
     }
   }, "Save");
 });

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/utf8.h"
 #include "base/ids.h"
 #include "base/map.h"
 #include "json/json.h"
@@ -952,6 +953,64 @@ accounts_update_profile(struct accounts *a, const char *uid, const char *display
     if ((st = user_display_name_check("displayName", display, name, err)) != CH_OK)
         return st;
     return modify_user(a, uid, set_display, name, out, err);
+}
+
+struct status_set {
+    const char *emoji, *text;
+    int64_t expires;
+};
+
+static enum ch_status
+set_status(struct user *u, void *ctx, struct ch_err *err)
+{
+    const struct status_set *ss = ctx;
+
+    (void)err;
+    snprintf(u->status_emoji, sizeof u->status_emoji, "%s", ss->emoji ? ss->emoji : "");
+    snprintf(u->status_text, sizeof u->status_text, "%s", ss->emoji ? ss->text : "");
+    u->status_expires = ss->emoji ? ss->expires : 0;
+    return CH_OK;
+}
+
+enum ch_status
+accounts_set_custom_status(struct accounts *a, const char *uid, const char *emoji, const char *text,
+                           int64_t expires_ms, struct user *out, struct ch_err *err)
+{
+    char e[USER_STATUS_EMOJI_MAX_BYTES + 1], t[USER_STATUS_TEXT_MAX_BYTES + 1];
+    struct status_set ss = { NULL, NULL, 0 };
+    enum ch_status st;
+
+    if (emoji) {
+        if ((st = utf8_clean_text("emoji", emoji, USER_STATUS_EMOJI_MAX_CHARS, USER_STATUS_EMOJI_MAX_BYTES, false,
+                                  false, e, sizeof e, err)) != CH_OK ||
+            (st = utf8_clean_text("text", text ? text : "", USER_STATUS_TEXT_MAX_CHARS, USER_STATUS_TEXT_MAX_BYTES,
+                                  false, false, t, sizeof t, err)) != CH_OK)
+            return st;
+        for (const char *p = e; *p; p++)
+            if ((unsigned char)*p <= 0x20)
+                return ch_err_set(err, CH_EINVAL, "emoji", "must not contain spaces");
+        if (expires_ms && expires_ms <= clock_wall_ms())
+            return ch_err_set(err, CH_EINVAL, "expiresAt", "must be in the future");
+        ss = (struct status_set){ e, t, expires_ms };
+    }
+    return modify_user(a, uid, set_status, &ss, out, err);
+}
+
+static enum ch_status
+set_presence(struct user *u, void *ctx, struct ch_err *err)
+{
+    (void)err;
+    snprintf(u->presence, sizeof u->presence, "%s", (const char *)ctx);
+    return CH_OK;
+}
+
+enum ch_status
+accounts_set_presence(struct accounts *a, const char *uid, const char *presence, struct user *out,
+                      struct ch_err *err)
+{
+    if (strcmp(presence, "away") != 0 && strcmp(presence, "dnd") != 0 && *presence)
+        return ch_err_set(err, CH_EINVAL, "status", "must be online, away or dnd");
+    return modify_user(a, uid, set_presence, (void *)presence, out, err);
 }
 
 struct avatar_swap {

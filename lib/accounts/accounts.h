@@ -108,6 +108,13 @@ enum ch_status accounts_change_password(struct accounts *a, const struct princip
                                         const char *next, const char *client_ip, int64_t *retry_after_s,
                                         struct ch_err *err);
 /* Operator reset (no current password); revokes every session and token. */
+/* Set uid's custom status (emoji 1-16 characters, text 1-100, expires_ms 0 or in the future) or clear it (emoji
+ * NULL). Fields are named as upstream's UpdateCustomStatusRequest (emoji, text, expiresAt). */
+enum ch_status accounts_set_custom_status(struct accounts *a, const char *uid, const char *emoji, const char *text,
+                                          int64_t expires_ms, struct user *out, struct ch_err *err);
+/* uid's chosen presence, kept across devices: "away", "dnd", or "" (automatic: online while active). */
+enum ch_status accounts_set_presence(struct accounts *a, const char *uid, const char *presence, struct user *out,
+                                     struct ch_err *err);
 /* Set (avatar_id) or clear (NULL) uid's avatar; *old is the one it replaced ("" for none), for the caller to erase. */
 enum ch_status accounts_set_avatar(struct accounts *a, const char *uid, const char *avatar_id, char old[ID_MAX + 1],
                                    struct user *out, struct ch_err *err);

@@ -854,6 +854,22 @@ chat_model_user(struct chat_model *m, const char *id, const char *json, size_t l
         } else {
             map_del(m->users, id);
         }
+        /* a status or presence choice changed: the user's own devices follow it, and realtime refreshes what the
+         * sockets that show this user know of them (their custom status rides on presence frames) */
+        if (old && u && m->listener &&
+            (strcmp(old->status_emoji, u->status_emoji) || strcmp(old->status_text, u->status_text) ||
+             old->status_expires != u->status_expires || strcmp(old->presence, u->presence) ||
+             strcmp(old->display_name, u->display_name) || strcmp(old->avatar, u->avatar))) {
+            cJSON *p = cJSON_CreateObject();
+            const char *aud[1] = { u->id };
+            cJSON_AddStringToObject(p, "type", "user.updated");
+            cJSON_AddStringToObject(p, "userId", u->id);
+            cJSON_AddItemToObject(p, "user", user_to_json(u, true));
+            struct chat_change c = { .room_id = "", .type = "user.updated", .payload = p, .audience = aud,
+                                     .naudience = 1 };
+            m->listener(m->listener_ctx, &c);
+            cJSON_Delete(p);
+        }
         free(old);
         pthread_rwlock_unlock(&m->lock);
     }

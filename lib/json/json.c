@@ -235,3 +235,79 @@ json_print(const cJSON *v, size_t *len)
         *len = strlen(s);
     return s;
 }
+
+static bool
+digits(const char *s, int n, int *out)
+{
+    int v = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+bool
+json_parse_time(const char *s, int64_t *unix_ms)
+{
+    static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int y, mo, d, h, mi, sec, ms = 0, oh = 0, om = 0, sign = 0;
+    struct tm tm = { 0 };
+    const char *p;
+
+    if (!s || strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
+        !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2, &h) || s[13] != ':' ||
+        !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &sec))
+        return false;
+    p = s + 19;
+    if (*p == '.') {
+        int n = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, n++)
+            if (n < 3)
+                ms = ms * 10 + (*p - '0');
+        if (n == 0)
+            return false;
+        for (; n < 3; n++)
+            ms *= 10;
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        sign = *p == '-' ? -1 : 1;
+        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 || om > 59)
+            return false;
+        p += 6;
+    } else {
+        return false;
+    }
+    if (*p || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60 ||
+        (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)))
+        return false;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec > 59 ? 59 : sec; /* a leap second is the last second of its minute */
+    time_t t = timegm(&tm);
+    *unix_ms = ((int64_t)t - (int64_t)sign * (oh * 3600 + om * 60)) * 1000 + ms;
+    return true;
+}
+
+enum ch_status
+json_get_time(const cJSON *obj, const char *name, bool required, int64_t *unix_ms, struct ch_err *err)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+    if (!f || cJSON_IsNull(f)) {
+        if (required)
+            return ch_err_set(err, CH_EINVAL, name, "required");
+        return CH_OK;
+    }
+    if (!cJSON_IsString(f) || !json_parse_time(f->valuestring, unix_ms))
+        return ch_err_set(err, CH_EINVAL, name, "must be an RFC 3339 timestamp such as 2026-12-01T17:00:00Z");
+    return CH_OK;
+}

@@ -38,6 +38,12 @@ cJSON *json_add_int64_str(cJSON *obj, const char *name, int64_t v);
 cJSON *json_add_time(cJSON *obj, const char *name, int64_t unix_ms);
 /* Format Unix milliseconds as RFC 3339 ("2026-11-28T17:48:17.577Z"); buf needs 32 bytes. */
 void json_fmt_time(int64_t unix_ms, char *buf, size_t len);
+/* Parse an RFC 3339 timestamp ("2026-12-01T20:00:00Z", optional fraction, "Z" or a +hh:mm / -hh:mm offset) into
+ * Unix milliseconds. False if it is not one (or outside years 1970-9999). */
+bool json_parse_time(const char *s, int64_t *unix_ms);
+/* obj.name as an RFC 3339 timestamp (proto3 JSON's google.protobuf.Timestamp); CH_EINVAL naming the field. */
+enum ch_status json_get_time(const cJSON *obj, const char *name, bool required, int64_t *unix_ms,
+                             struct ch_err *err);
 
 /* Serialize compactly; the result is the caller's, freed with free(). NULL on out-of-memory. */
 char *json_print(const cJSON *v, size_t *len);

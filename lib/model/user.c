@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/utf8.h"
 #include "json/json.h"
 
@@ -98,6 +99,14 @@ user_serialize(const struct user *u)
         cJSON_AddStringToObject(o, "createdBy", u->created_by);
     if (u->avatar[0])
         cJSON_AddStringToObject(o, "avatar", u->avatar);
+    if (u->status_emoji[0]) {
+        cJSON_AddStringToObject(o, "statusEmoji", u->status_emoji);
+        cJSON_AddStringToObject(o, "statusText", u->status_text);
+        if (u->status_expires)
+            json_add_int64_str(o, "statusExpires", u->status_expires);
+    }
+    if (u->presence[0])
+        cJSON_AddStringToObject(o, "presence", u->presence);
     s = json_print(o, NULL);
     cJSON_Delete(o);
     return s;
@@ -143,6 +152,12 @@ user_parse(const char *json, size_t len, struct user *out)
     copy_str(o, "passwordHash", out->password_hash, sizeof out->password_hash);
     copy_str(o, "createdBy", out->created_by, sizeof out->created_by);
     copy_str(o, "avatar", out->avatar, sizeof out->avatar);
+    copy_str(o, "statusEmoji", out->status_emoji, sizeof out->status_emoji);
+    copy_str(o, "statusText", out->status_text, sizeof out->status_text);
+    out->status_expires = get_i64(o, "statusExpires");
+    copy_str(o, "presence", out->presence, sizeof out->presence);
+    if (strcmp(out->presence, "away") != 0 && strcmp(out->presence, "dnd") != 0)
+        out->presence[0] = '\0';
     if (out->avatar[0] && !id_valid(out->avatar))
         out->avatar[0] = '\0';
     cJSON_Delete(o);
@@ -164,10 +179,33 @@ user_to_json(const struct user *u, bool full)
         snprintf(url, sizeof url, USER_AVATAR_PATH "%s", u->avatar);
         cJSON_AddStringToObject(o, "avatarUrl", url);
     }
+    cJSON *st = user_status_json(u, 0);
+    if (st)
+        cJSON_AddItemToObject(o, "customStatus", st);
     if (full) {
+        cJSON_AddStringToObject(o, "presencePreference", u->presence[0] ? u->presence : "auto");
         cJSON_AddStringToObject(o, "role", user_role_str(u->role));
         cJSON_AddBoolToObject(o, "disabled", u->disabled);
         json_add_time(o, "createdAt", u->created_at);
     }
+    return o;
+}
+
+cJSON *
+user_status_json(const struct user *u, int64_t now_ms)
+{
+    cJSON *o;
+
+    if (!u->status_emoji[0])
+        return NULL;
+    if (!now_ms)
+        now_ms = clock_wall_ms();
+    if (u->status_expires && u->status_expires <= now_ms)
+        return NULL;
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "emoji", u->status_emoji);
+    cJSON_AddStringToObject(o, "text", u->status_text);
+    if (u->status_expires)
+        json_add_time(o, "expiresAt", u->status_expires);
     return o;
 }

@@ -17,6 +17,10 @@
 #define USER_PASSWORD_MIN 8
 #define USER_PASSWORD_MAX 1024
 #define USER_HASH_MAX 128
+#define USER_STATUS_EMOJI_MAX_CHARS 16
+#define USER_STATUS_EMOJI_MAX_BYTES 64
+#define USER_STATUS_TEXT_MAX_CHARS 100
+#define USER_STATUS_TEXT_MAX_BYTES 400
 
 enum user_role { ROLE_MEMBER = 0, ROLE_ADMIN, ROLE_OWNER };
 
@@ -33,6 +37,11 @@ struct user {
     char password_hash[USER_HASH_MAX]; /* "" for bots */
     char created_by[ID_MAX + 1];       /* who created a bot; "" otherwise */
     char avatar[ID_MAX + 1];           /* the avatar's id in the object store (public/<id>); "" for none */
+    /* custom status (upstream's CustomUserStatus): an emoji, a short text, an optional expiry; "" for none */
+    char status_emoji[USER_STATUS_EMOJI_MAX_BYTES + 1];
+    char status_text[USER_STATUS_TEXT_MAX_BYTES + 1];
+    int64_t status_expires; /* unix ms; 0: until cleared */
+    char presence[8];       /* chosen by the user and kept across devices: "away", "dnd" or "" (automatic) */
 };
 /* Where an avatar is fetched (signed-in users only). */
 #define USER_AVATAR_PATH "/assets/server/public/"
@@ -59,3 +68,6 @@ enum ch_status user_parse(const char *json, size_t len, struct user *out);
 
 /* API shapes. Public: {id, login, displayName, deleted, isBot}. Full adds role, disabled, createdAt. */
 cJSON *user_to_json(const struct user *u, bool full);
+/* The custom status as upstream's CustomUserStatus {emoji, text, expiresAt}, or NULL if none is set or it has
+ * expired by now_ms. */
+cJSON *user_status_json(const struct user *u, int64_t now_ms);

@@ -25,7 +25,9 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "chat/chat.h"
 #include "json/json.h"
+#include "model/user.h"
 #include "log/log.h"
 #include "realtime/rt_int.h"
 #include "store/store.h"
@@ -36,13 +38,13 @@
 #define PRES_FRAME_GAP_MS 1000
 
 struct pres_count {
-    uint32_t online, away;
+    uint32_t online, away, dnd;
 };
 
 static const char *
 status_name(int s)
 {
-    return s == PRES_ONLINE ? "online" : s == PRES_AWAY ? "away" : "offline";
+    return s == PRES_ONLINE ? "online" : s == PRES_AWAY ? "away" : s == PRES_DND ? "dnd" : "offline";
 }
 
 static int
@@ -50,13 +52,15 @@ status_code(const char *s)
 {
     return !s ? PRES_OFF : !strcmp(s, "online") || !strcmp(s, "o") ? PRES_ONLINE
                          : !strcmp(s, "away") || !strcmp(s, "a")   ? PRES_AWAY
+                         : !strcmp(s, "dnd") || !strcmp(s, "d")    ? PRES_DND
                                                                    : PRES_OFF;
 }
 
 static int
 aggregate_of(const struct pres_count *c)
 {
-    return !c ? PRES_OFF : c->online ? PRES_ONLINE : c->away ? PRES_AWAY : PRES_OFF;
+    /* Do-Not-Disturb is a choice: it wins over a device that merely happens to be active */
+    return !c ? PRES_OFF : c->dnd ? PRES_DND : c->online ? PRES_ONLINE : c->away ? PRES_AWAY : PRES_OFF;
 }
 
 static void
@@ -282,13 +286,17 @@ entry_set(struct rt *rt, struct pres_proc *p, const char *uid_in, int st)
             c->online--;
         else if (old == PRES_AWAY && c->away)
             c->away--;
+        else if (old == PRES_DND && c->dnd)
+            c->dnd--;
         if (st == PRES_ONLINE)
             c->online++;
         else if (st == PRES_AWAY)
             c->away++;
+        else if (st == PRES_DND)
+            c->dnd++;
     }
     int after = aggregate_of(c);
-    if (c && !c->online && !c->away)
+    if (c && !c->online && !c->away && !c->dnd)
         free(map_del(rt->counts, uid));
     if (before != after)
         notify(rt, uid, after);
@@ -438,6 +446,12 @@ rt_presence_heard(struct rt *rt, const struct rt_item *it)
 }
 
 void
+rt_presence_touch(struct rt *rt, const char *uid)
+{
+    notify(rt, uid, aggregate_of(map_get(rt->counts, uid)));
+}
+
+void
 rt_presence_local(struct rt *rt, const char *uid, int status)
 {
     struct pres_proc *p = proc_get(rt, rt->instance_key);
@@ -480,6 +494,7 @@ static void
 send_statuses(struct rt *rt, struct pres_watch *w, bool all)
 {
     cJSON *o = cJSON_CreateObject(), *arr;
+    int64_t now = clock_wall_ms();
     uint32_t n = all ? w->n : w->npending;
     size_t len;
     char *s;
@@ -489,9 +504,13 @@ send_statuses(struct rt *rt, struct pres_watch *w, bool all)
     for (uint32_t i = 0; i < n; i++) {
         const struct pres_conns *pc = all ? w->links[i].pc : w->pending[i].pc;
         int st = all ? aggregate_of(map_get(rt->counts, pc->uid)) : w->pending[i].status;
-        cJSON *x = cJSON_CreateObject();
+        cJSON *x = cJSON_CreateObject(), *cs;
+        struct user u;
         cJSON_AddStringToObject(x, "userId", pc->uid);
         cJSON_AddStringToObject(x, "status", status_name(st));
+        /* the custom status travels with presence: shown where presence is shown, to the same sockets */
+        if (rt->o.chat && chat_lookup_user(rt->o.chat, pc->uid, &u) && (cs = user_status_json(&u, now)))
+            cJSON_AddItemToObject(x, "customStatus", cs);
         cJSON_AddItemToArray(arr, x);
     }
     s = json_print(o, &len);
@@ -647,7 +666,7 @@ rt_presence_announce(struct rt *rt, struct map *pending, int64_t now)
             delta = announcement(rt);
             u = cJSON_AddObjectToObject(delta, "u");
         }
-        cJSON_AddStringToObject(u, uid, want == PRES_ONLINE ? "o" : want == PRES_AWAY ? "a" : "");
+        cJSON_AddStringToObject(u, uid, want == PRES_ONLINE ? "o" : want == PRES_AWAY ? "a" : want == PRES_DND ? "d" : "");
     }
     if (delta)
         publish(rt, subject, delta);
@@ -695,7 +714,8 @@ rt_presence_announce(struct rt *rt, struct map *pending, int64_t now)
         cJSON *users = cJSON_AddObjectToObject(o, "u");
         size_t k = 0;
         while (k < PRES_PART_USERS && map_next(rt->mine, &it, &uid, &v)) {
-            cJSON_AddStringToObject(users, uid, (int)(uintptr_t)v == PRES_AWAY ? "a" : "o");
+            int code = (int)(uintptr_t)v;
+            cJSON_AddStringToObject(users, uid, code == PRES_AWAY ? "a" : code == PRES_DND ? "d" : "o");
             k++;
         }
         sent += k;

@@ -75,6 +75,8 @@ worker_handle(struct rt *rt, struct rt_item *it)
 {
     switch (it->kind) {
     case RT_CHANGE:
+        if (!strcmp(it->type, "user.updated") && it->subject_user[0])
+            rt_presence_touch(rt, it->subject_user);
         rt_ring_push(rt, it);
         rt->tx->deliver(rt->tx_ctx, it->frame, it->frame_len, (const char(*)[ID_MAX + 1])it->aud, it->naud, false);
         break;
@@ -87,6 +89,7 @@ worker_handle(struct rt *rt, struct rt_item *it)
     case RT_LOCAL:
         rt_presence_local(rt, it->user, !strcmp(it->status, "online") ? PRES_ONLINE
                                         : !strcmp(it->status, "away") ? PRES_AWAY
+                                        : !strcmp(it->status, "dnd")  ? PRES_DND
                                                                       : PRES_OFF);
         break;
     case RT_WATCH:

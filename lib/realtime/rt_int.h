@@ -56,8 +56,8 @@ struct ring_entry {
     size_t len;
 };
 
-/* Presence (presence.c). A status is a small code: PRES_OFF (absent), PRES_AWAY, PRES_ONLINE. */
-enum { PRES_OFF = 0, PRES_AWAY = 1, PRES_ONLINE = 2 };
+/* Presence (presence.c). A status is a small code: PRES_OFF (absent), PRES_AWAY, PRES_ONLINE, PRES_DND. */
+enum { PRES_OFF = 0, PRES_AWAY = 1, PRES_ONLINE = 2, PRES_DND = 3 };
 
 /* What one process (ourselves included) says about the users it holds sockets for (rt-worker). */
 struct pres_proc {
@@ -178,6 +178,8 @@ void rt_presence_free(struct rt *rt);
 /* rt-worker: an announcement or request heard on core NATS (it->key: subject, it->frame: payload). */
 void rt_presence_heard(struct rt *rt, const struct rt_item *it);
 /* rt-worker: one of our users' status on this process changed. */
+/* uid's record changed (custom status): the sockets that show uid get a fresh presence entry for them. */
+void rt_presence_touch(struct rt *rt, const char *uid);
 void rt_presence_local(struct rt *rt, const char *uid, int status);
 /* rt-worker: a socket was admitted (conn, its user) / says what it shows / is gone. */
 void rt_presence_admit(struct rt *rt, uint64_t conn, const char *uid);

@@ -14,6 +14,7 @@
 #include "realtime/realtime.h"
 
 #define PAGE_DEFAULT 50
+#define ME_ID(c) ((c)->who->user.id)
 #define PAGE_MAX 200
 
 static enum ch_status
@@ -189,6 +190,71 @@ delete_avatar(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *er
     return CH_OK;
 }
 
+/* Upstream's UpdateCustomStatus {emoji, text, expiresAt} -> {status}; DeleteCustomStatus {} -> {status: null}. */
+static enum ch_status
+update_custom_status(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *emoji = NULL, *text = NULL;
+    int64_t expires = 0;
+    struct user u;
+    enum ch_status st;
+
+    if ((st = json_get_str(in, "emoji", true, 1, 1024, &emoji, err)) != CH_OK ||
+        (st = json_get_str(in, "text", true, 1, 4096, &text, err)) != CH_OK ||
+        (st = json_get_time(in, "expiresAt", false, &expires, err)) != CH_OK ||
+        (st = accounts_set_custom_status(c->env->accounts, ME_ID(c), emoji, text, expires, &u, err)) != CH_OK)
+        return st;
+    *out = cJSON_CreateObject();
+    cJSON *j = user_status_json(&u, 0);
+    cJSON_AddItemToObject(*out, "status", j ? j : cJSON_CreateNull());
+    return CH_OK;
+}
+
+static enum ch_status
+delete_custom_status(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    struct user u;
+    enum ch_status st;
+
+    (void)in;
+    if ((st = accounts_set_custom_status(c->env->accounts, ME_ID(c), NULL, NULL, 0, &u, err)) != CH_OK)
+        return st;
+    *out = cJSON_CreateObject();
+    cJSON_AddNullToObject(*out, "status");
+    return CH_OK;
+}
+
+/* Upstream's UpdatePresence {status, userSelected}: a status the user chose (away, do-not-disturb) is kept
+ * across devices until they choose online again; without userSelected it is the client's automatic idle state,
+ * which goes over the realtime socket instead and is accepted here as a no-op. */
+static enum ch_status
+update_presence(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *s = NULL, *pref;
+    bool chosen = false;
+    struct user u;
+    enum ch_status st;
+
+    if ((st = json_get_str(in, "status", true, 1, 64, &s, err)) != CH_OK ||
+        (st = json_get_bool(in, "userSelected", false, &chosen, err)) != CH_OK)
+        return st;
+    if (!strcmp(s, "online") || !strcmp(s, "PRESENCE_STATUS_ONLINE"))
+        pref = "";
+    else if (!strcmp(s, "away") || !strcmp(s, "PRESENCE_STATUS_AWAY"))
+        pref = "away";
+    else if (!strcmp(s, "dnd") || !strcmp(s, "PRESENCE_STATUS_DO_NOT_DISTURB"))
+        pref = "dnd";
+    else
+        return ch_err_set(err, CH_EINVAL, "status", "must be online, away or dnd (PRESENCE_STATUS_ONLINE, "
+                          "PRESENCE_STATUS_AWAY or PRESENCE_STATUS_DO_NOT_DISTURB)");
+    if (chosen && (st = accounts_set_presence(c->env->accounts, ME_ID(c), pref, &u, err)) != CH_OK)
+        return st;
+    *out = cJSON_CreateObject();
+    if (chosen)
+        cJSON_AddItemToObject(*out, "user", user_to_json(&u, true));
+    return CH_OK;
+}
+
 /* GET /assets/server/public/<id>: an avatar, for signed-in users (upstream serves these to anyone; a team's faces
  * are the team's). The id changes with every new picture, so browsers may keep one for a long time. */
 void
@@ -228,5 +294,8 @@ const struct api_method users_methods[] = {
     { "chatto.api.v1.MyAccountService", "UpdatePassword", API_AUTH_USER, 16384, update_password },
     { "chatto.api.v1.MyAccountService", "UploadAvatar", API_AUTH_USER, AVATAR_JSON_MAX, upload_avatar },
     { "chatto.api.v1.MyAccountService", "DeleteAvatar", API_AUTH_USER, 4096, delete_avatar },
+    { "chatto.api.v1.MyAccountService", "UpdateCustomStatus", API_AUTH_USER, 8192, update_custom_status },
+    { "chatto.api.v1.MyAccountService", "DeleteCustomStatus", API_AUTH_USER, 4096, delete_custom_status },
+    { "chatto.api.v1.MyAccountService", "UpdatePresence", API_AUTH_USER, 4096, update_presence },
     { 0 },
 };

@@ -355,10 +355,10 @@ handle_text(struct ws_conn *c, const uint8_t *msg, size_t len)
     } else if (!strcmp(type, "presence") && c->ready) {
         const char *st = NULL;
         json_get_str(o, "status", true, 1, 16, &st, NULL);
-        if (st && (!strcmp(st, "online") || !strcmp(st, "away")))
+        if (st && (!strcmp(st, "online") || !strcmp(st, "away") || !strcmp(st, "dnd")))
             hub_conn_status(c->w, c, st);
         else
-            conn_send_simple(c, "error", "message", "status: must be online or away");
+            conn_send_simple(c, "error", "message", "status: must be online, away or dnd");
     } else if (!strcmp(type, "presence.watch") && c->ready) {
         handle_watch(c, o);
     } else if (!strcmp(type, "hello")) {

@@ -12,19 +12,21 @@
 #include "log/log.h"
 #include "ws/ws_int.h"
 
-/* This process's view of uid: online if any socket is online, away if all are away, NULL if none. */
+/* This process's view of uid: dnd if any socket says so (a choice), else online if any socket is online, away if
+ * all are away, NULL if none. */
 static const char *
 local_status(struct ws *w, const char *uid)
 {
     struct userconns *u = map_get(w->by_user, uid);
-    bool away = false;
+    bool away = false, online = false;
 
     for (size_t i = 0; u && i < u->n; i++) {
-        if (!strcmp(u->v[i]->status, "online"))
-            return "online";
+        if (!strcmp(u->v[i]->status, "dnd"))
+            return "dnd";
+        online |= !strcmp(u->v[i]->status, "online");
         away = true;
     }
-    return away ? "away" : NULL;
+    return online ? "online" : away ? "away" : NULL;
 }
 
 static bool

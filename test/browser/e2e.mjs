@@ -383,7 +383,7 @@ async function main() {
     for (const p of XSS) {
       if ((await msgs(bob).locator(".body", { hasText: p }).count()) < 1) throw new Error("payload not shown as text: " + p);
     }
-    if ((await bob.locator("#messages img:not([data-testid=avatar]), #messages script, #messages svg, #messages iframe").count()) !== 0) throw new Error("markup rendered");
+    if ((await bob.locator("#messages img:not([data-testid=avatar]), #messages script, #messages svg:not([data-icon]), #messages iframe").count()) !== 0) throw new Error("markup rendered");
     if ((await bob.locator('#messages a[href^="javascript"]').count()) !== 0) throw new Error("javascript: link");
     if (await bob.evaluate(() => window.__xss)) throw new Error("script ran");
     await bob.screenshot({ path: path.join(outDir, "04-xss.png") });
@@ -469,6 +469,24 @@ async function main() {
     if (!(await bob.locator("#replying").isHidden())) throw new Error("the reply bar stayed after sending");
     await reply.locator('[data-testid="quote"]').click();
     await alice.locator("article.msg.flash", { hasText: "Here is the screenshot" }).waitFor();
+  });
+
+  await step("custom status and Do-Not-Disturb: set in the profile, seen live by the other side", async () => {
+    await alice.click("#me");
+    await alice.locator("#dialog .status-presets .preset", { hasText: "Lunch" }).click();
+    await alice.check('#dialog input[name="presence"][value="dnd"]');
+    await alice.click("#dialog-ok");
+    await alice.locator('#me [data-testid="custom-status"]', { hasText: "🍔" }).waitFor();
+    const aliceId = await alice.getAttribute("#me .dot", "data-user");
+    await msgs(bob).filter({ hasText: "Here is the screenshot" }).locator('[data-testid="custom-status"]').waitFor();
+    await bob.locator('.dot.dnd[data-user="' + aliceId + '"]').first().waitFor();
+    await bob.screenshot({ path: path.join(outDir, "04d-status.png") });
+    await alice.click("#me");
+    await alice.click("#status-clear");
+    await alice.check('#dialog input[name="presence"][value="auto"]');
+    await alice.click("#dialog-ok");
+    await msgs(bob).filter({ hasText: "Here is the screenshot" }).locator('[data-testid="custom-status"]').waitFor({ state: "detached" });
+    await bob.locator('.dot.online[data-user="' + aliceId + '"]').first().waitFor();
   });
 
   await step("server killed and restarted: the page reconnects and shows what was posted meanwhile", async () => {

@@ -220,6 +220,76 @@ class Realtime(TestCase):
         self.presence(wb, carol, "offline", timeout=15)
         self.assertGreater(time.monotonic() - t0, 1.5)  # not before its summaries stop coming
 
+    def test_custom_status_and_do_not_disturb_reach_those_who_show_the_user(self):
+        alice = self.uid("alice")
+        A = "chatto.api.v1.MyAccountService/"
+        wb, _ = self.ws("bob", self.b)
+        wb.send_json({"type": "presence.watch", "userIds": [alice]})
+        wb.recv_type("presence")
+        wa, _ = self.ws("alice", self.a)
+        self.presence(wb, alice, "online")
+        me = self.client("alice")
+        # bad input, each named
+        soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+        for body, field in [({"emoji": "x" * 17, "text": "hi"}, "emoji"), ({"emoji": "🍔", "text": ""}, "text"),
+                            ({"emoji": "🍔", "text": "x" * 101}, "text"), ({"emoji": "🍔", "text": "hi", "expiresAt": past}, "expiresAt"),
+                            ({"emoji": "🍔", "text": "hi", "expiresAt": "tomorrow"}, "expiresAt"), ({"text": "hi"}, "emoji")]:
+            r = me.call(A + "UpdateCustomStatus", body)
+            self.assertEqual(r.status, 400, (body, r))
+            self.assertTrue(r.json()["message"].startswith(field + ": "), (body, r.json()))
+        # a status reaches the sockets that show alice (through the other process), and every view of her
+        st = me.ok(A + "UpdateCustomStatus", {"emoji": "🍔", "text": "Lunch", "expiresAt": soon})["status"]
+        self.assertEqual((st["emoji"], st["text"]), ("🍔", "Lunch"))
+
+        def heard_status(pred):
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    wa.recv(0.01)  # (alice's socket answers the server's pings meanwhile)
+                except TimeoutError:
+                    pass
+                try:
+                    m = wb.recv(0.2)
+                except TimeoutError:
+                    self.assertLess(time.monotonic(), deadline, "no presence frame with the status")
+                    continue
+                got = {u["userId"]: u for u in m.get("users", [])}.get(alice) if m.get("type") == "presence" else None
+                if got and pred(got):
+                    return got
+        got = heard_status(lambda u: u.get("customStatus", {}).get("text") == "Lunch")
+        self.assertEqual(got["customStatus"]["emoji"], "🍔")
+        view = self.client("bob").ok("chatto.api.v1.UserService/GetUser", {"userId": alice})["user"]
+        self.assertEqual(view["customStatus"]["text"], "Lunch")
+        self.assertEqual(me.ok(A + "DeleteCustomStatus", {}), {"status": None})
+        heard_status(lambda u: "customStatus" not in u)
+        # an expiry in the past of now is never shown (set one a second ahead and wait it out)
+        me.ok(A + "UpdateCustomStatus", {"emoji": "📅", "text": "Meeting",
+                                         "expiresAt": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 2)) + ".500Z"})
+        deadline = time.monotonic() + 15
+        while "customStatus" in self.client("bob").ok("chatto.api.v1.UserService/GetUser", {"userId": alice})["user"]:
+            self.assertLess(time.monotonic(), deadline, "the status never expired")
+            for ws in (wa, wb):  # (reading answers the server's pings: both sockets stay)
+                try:
+                    ws.recv(0.2)
+                except TimeoutError:
+                    pass
+        # Do-Not-Disturb: chosen once, kept on the account (her devices hear it), shown to watchers as dnd
+        out = me.ok(A + "UpdatePresence", {"status": "PRESENCE_STATUS_DO_NOT_DISTURB", "userSelected": True})
+        self.assertEqual(out["user"]["presencePreference"], "dnd")
+        while wa.recv_type("user.updated", 10)["user"]["presencePreference"] != "dnd":
+            pass  # (earlier ones told her devices of her status changes)
+        wa.send_json({"type": "presence", "status": "dnd"})
+        self.presence(wb, alice, "dnd")
+        self.assertEqual(self.client("bob").ok("chatto.api.v1.UserService/GetUser", {"userId": alice})["user"]
+                         ["presenceStatus"], "dnd")
+        r = me.call(A + "UpdatePresence", {"status": "busy", "userSelected": True})
+        self.assertEqual(r.status, 400)
+        self.assertTrue(r.json()["message"].startswith("status: "))
+        me.ok(A + "UpdatePresence", {"status": "online", "userSelected": True})
+        wa.send_json({"type": "presence", "status": "online"})
+        self.presence(wb, alice, "online")
+
     def test_presence_reaches_only_those_who_show_the_user(self):
         alice = self.uid("alice")
         watcher, _ = self.ws("bob", self.b)
