@@ -71,6 +71,8 @@ const ICONS = {
   edit: "M4 20h4L19 9l-4-4L4 16zM13.5 6.5l4 4",
   trash: "M5 7h14M10 7V4h4v3M7 7l1 13h8l1-13M10 11v6M14 11v6",
   close: "M6 6l12 12M18 6L6 18",
+  smile: "M12 21a9 9 0 1 1 0-18 9 9 0 0 1 0 18zM8.5 14.5c1.8 2 5.2 2 7 0M9 9.5h.01M15 9.5h.01",
+  users: "M9 11a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM2 21c0-4 3-6 7-6s7 2 7 6M16 3.5a4 4 0 0 1 0 7.5M18 15c2.5.5 4 2.5 4 6",
 };
 function icon(name, size = 16) {
   const ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg"), path = document.createElementNS(ns, "path");
@@ -87,6 +89,52 @@ function icon(name, size = 16) {
   path.setAttribute("stroke-linejoin", "round");
   svg.append(path);
   return svg;
+}
+
+// ---------------------------------------------------------------- emoji picker
+
+// Every emoji with its name (unicode-emoji-json, vendored), searchable, with the recently used first.
+let EMOJI = null;
+async function emojiData() {
+  if (!EMOJI) {
+    const r = await fetch("/static/vendor/unicode-emoji-json/data-by-group.json");
+    // skip what is newer than the emoji fonts people commonly have (Emoji 15.0)
+    EMOJI = (await r.json()).map((g) => ({ name: g.name, emojis: g.emojis.filter((e) => Number(e.emoji_version) <= 15) }));
+  }
+  return EMOJI;
+}
+const recentEmoji = () => { try { return JSON.parse(localStorage.getItem("chatto-recent-emoji") || "[]"); } catch (e) { return []; } };
+function useEmoji(e) {
+  localStorage.setItem("chatto-recent-emoji", JSON.stringify([e, ...recentEmoji().filter((x) => x !== e)].slice(0, 24)));
+}
+
+function pickEmoji(title) {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (e) => { if (done) return; done = true; if (e) useEmoji(e); resolve(e); $("dialog").close(); };
+    const search = el("input", { type: "search", id: "emoji-search", placeholder: "Search emoji", "aria-label": "Search emoji" });
+    const grid = el("div", { class: "emoji-grid", dataset: { testid: "emoji-grid" } });
+    const button = (e, name) => el("button", { type: "button", class: "emoji", title: name, "aria-label": name, text: e, onclick: () => finish(e) });
+    const draw = async () => {
+      const q = search.value.trim().toLowerCase(), data = await emojiData();
+      grid.replaceChildren();
+      if (!q && recentEmoji().length) {
+        const names = new Map(data.flatMap((g) => g.emojis.map((x) => [x.emoji, x.name])));
+        grid.append(el("h4", { text: "Recently used" }), el("div", { class: "emoji-row" }, ...recentEmoji().map((e) => button(e, names.get(e) || e))));
+      }
+      for (const g of data) {
+        const hits = q ? g.emojis.filter((x) => x.name.includes(q) || x.slug.includes(q.replace(/ /g, "_"))) : g.emojis;
+        if (hits.length) grid.append(el("h4", { text: g.name }), el("div", { class: "emoji-row" }, ...hits.map((x) => button(x.emoji, x.name))));
+      }
+      if (!grid.children.length) grid.append(el("p", { class: "muted", text: "No emoji match “" + search.value + "”." }));
+    };
+    search.addEventListener("input", draw);
+    search.addEventListener("keydown", (ev) => { if (ev.key === "Enter") { ev.preventDefault(); const b = grid.querySelector("button.emoji"); if (b) b.click(); } });
+    dialog(title, [search, grid], null);
+    $("dialog").addEventListener("close", () => { if (!done) { done = true; resolve(null); } }, { once: true });
+    draw();
+    search.focus();
+  });
 }
 
 // Someone's custom status as a small emoji with the text on hover (nothing once it expired).
@@ -386,6 +434,7 @@ async function openRoom(roomId) {
   const x = S.rooms.get(roomId);
   $("room-name").textContent = x ? roomTitle(x) : "";
   $("room-desc").textContent = x && !x.room.isDm ? x.room.description : "";
+  $("member-count").textContent = x && x.memberCount ? String(x.memberCount) : "";
   $("composer-input").disabled = !!(x && x.room.archived);
   $("composer-input").placeholder = x && x.room.archived ? "This room is archived" : "Message " + (x ? roomTitle(x) : "");
   location.hash = "#/room/" + encodeURIComponent(roomId);
@@ -528,8 +577,10 @@ function renderMessage(m, inThread, grouped) {
     const actions = el("div", { class: "actions" });
     for (const e of QUICK) {
       actions.append(el("button", { type: "button", title: "React " + e, "aria-label": "React " + e, text: e,
-        onclick: () => react(m, e, !(m.reactions || []).some((r) => r.emoji === e && r.hasReacted)) }));
+        onclick: () => { useEmoji(e); react(m, e, !(m.reactions || []).some((r) => r.emoji === e && r.hasReacted)); } }));
     }
+    actions.append(el("button", { type: "button", title: "Add a reaction", "aria-label": "Add a reaction",
+      onclick: async () => { const e = await pickEmoji("React with…"); if (e) react(m, e, true); } }, icon("smile")));
     if (!inThread) actions.append(el("button", { type: "button", title: "Reply in thread", "aria-label": "Reply in thread",
       onclick: () => openThread(m.roomId, m.id) }, icon("thread")));
     if (!inThread && !m.threadRootEventId) actions.append(el("button", { type: "button", title: "Quote and reply", text: "Reply",
@@ -1355,6 +1406,19 @@ $("me").addEventListener("click", () => {
     try { await api("chatto.api.v1.MyAccountService/DeleteCustomStatus"); const me = Object.assign({}, S.me); delete me.customStatus; setMe(me); emoji.value = words.value = ""; status.textContent = "Status cleared."; }
     catch (e) { status.textContent = e.message; }
   } });
+  // password: the current one and a new one; other sessions stay signed in unless the server says otherwise
+  const curPw = el("input", { type: "password", id: "pw-current", autocomplete: "current-password", "aria-label": "Current password" });
+  const newPw = el("input", { type: "password", id: "pw-new", autocomplete: "new-password", minlength: "8", "aria-label": "New password" });
+  const pwStatus = el("span", { class: "muted", "aria-live": "polite" });
+  const passwordBox = el("details", { class: "password-box" }, el("summary", { text: "Change password" }),
+    el("label", {}, "Current password", curPw), el("label", {}, "New password (at least 8 characters)", newPw),
+    el("button", { type: "button", id: "pw-change", text: "Change password", onclick: async () => {
+      try {
+        await api("chatto.api.v1.MyAccountService/UpdatePassword", { currentPassword: curPw.value, newPassword: newPw.value });
+        curPw.value = newPw.value = "";
+        pwStatus.textContent = "Password changed.";
+      } catch (e) { pwStatus.textContent = e.message; }
+    } }), " ", pwStatus);
   const pref = S.me.presencePreference || "auto";
   const presenceChoice = el("fieldset", { class: "presence-choice" }, el("legend", { text: "Presence" }),
     ...[["auto", "Automatic (away when idle)"], ["away", "Appear away"], ["dnd", "Do not disturb"]].map(([v, t]) =>
@@ -1365,7 +1429,7 @@ $("me").addEventListener("click", () => {
       el("div", {}, status))),
     el("label", {}, "Display name", name),
     el("div", { class: "status-row" }, el("span", { class: "label-text", text: "Status" }), emoji, words, expiry),
-    presets, clearStatus, presenceChoice,
+    presets, clearStatus, presenceChoice, passwordBox,
   ], async () => {
     if (name.value.trim() !== (S.me.displayName || "")) {
       setMe((await api("chatto.api.v1.MyAccountService/UpdateProfile", { displayName: name.value })).user);
@@ -1388,6 +1452,39 @@ $("me").addEventListener("click", () => {
       sendStatus();
     }
   }, "Save");
+});
+
+$("emoji-button").addEventListener("click", async () => {
+  const input = $("composer-input"), at = input.selectionStart ?? input.value.length, end = input.selectionEnd ?? at;
+  const e = await pickEmoji("Insert an emoji");
+  if (!e) { input.focus(); return; }
+  input.value = input.value.slice(0, at) + e + input.value.slice(end);
+  input.focus();
+  input.setSelectionRange(at + e.length, at + e.length);
+});
+
+// Who is in the room, with presence, custom status and role (RoomService/ListMembers).
+$("room-members").addEventListener("click", async () => {
+  const roomId = S.current;
+  if (!roomId) return;
+  const list = el("ul", { class: "member-list", dataset: { testid: "member-list" } });
+  try {
+    const r = await api("chatto.api.v1.RoomService/ListMembers", { roomId });
+    await ensureUsers(r.members.map((m) => m.userId));
+    const rank = { owner: 0, admin: 1, member: 2 };
+    const order = { online: 0, dnd: 1, away: 2, offline: 3 };
+    const members = r.members.slice().sort((a, b) => (order[S.presence.get(a.userId) || "offline"] - order[S.presence.get(b.userId) || "offline"]) ||
+      (rank[a.role] ?? 3) - (rank[b.role] ?? 3) || userName(a.userId).localeCompare(userName(b.userId)));
+    for (const m of members) {
+      const u = S.users.get(m.userId) || {};
+      list.append(el("li", { dataset: { testid: "member", user: m.userId } }, avatar(m.userId, "avatar small"),
+        el("span", { class: "dot " + (S.presence.get(m.userId) || "offline"), dataset: { user: m.userId } }),
+        el("span", { class: "who", text: userName(m.userId) }), el("span", { class: "muted", text: u.login ? "@" + u.login : "" }),
+        statusBadge(m.userId) || "", m.role && m.role !== "member" ? el("span", { class: "role", text: m.role }) : ""));
+    }
+  } catch (e) { list.append(el("li", { class: "muted", text: e.message })); }
+  dialog("Members of " + $("room-name").textContent, [list], null);
+  watchPresence(true); // the people listed are shown now: their presence is wanted
 });
 
 // The room's pinned messages, newest pin first (RoomService/ListPinnedMessages).

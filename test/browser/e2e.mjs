@@ -31,7 +31,7 @@ async function freePort() {
 function startChatto() {
   chatto = spawn(path.join(build, "chatto"), ["run", "--webserver-port", String(port), "--webserver-bind-address",
     "127.0.0.1", "--nats-embedded-data-dir", dataDir, "--auth-password-hash", "owasp",
-    "--realtime-typing-timeout", "3s"], { env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CHATTO_"))) });
+    "--realtime-typing-timeout", "3s", "--auth-register-max-per-ip", "0"], { env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CHATTO_"))) });
   chatto.stderr.on("data", (d) => { log += d; });
   chatto.stdout.on("data", (d) => { log += d; });
 }
@@ -489,6 +489,42 @@ async function main() {
     await bob.locator('.dot.online[data-user="' + aliceId + '"]').first().waitFor();
   });
 
+  await step("emoji picker (search, recently used), members with presence, password change", async () => {
+    const target = msgs(bob).filter({ hasText: "Here is the screenshot" }).first();
+    await target.hover();
+    await target.locator('.actions button[title="Add a reaction"]').click();
+    await bob.fill("#emoji-search", "rocket");
+    await bob.locator('#dialog button.emoji[title="rocket"]').click();
+    await msgs(alice).filter({ hasText: "Here is the screenshot" }).first().locator(".reactions button", { hasText: "🚀" }).waitFor();
+    // the picker remembers it
+    await bob.click("#emoji-button");
+    await bob.locator("#dialog .emoji-grid h4", { hasText: "Recently used" }).waitFor();
+    const firstRecent = await bob.locator("#dialog .emoji-grid .emoji-row").first().locator("button").first().textContent();
+    if (firstRecent !== "🚀") throw new Error("recently used starts with " + firstRecent);
+    await bob.locator("#dialog .emoji-grid .emoji-row").first().locator("button").first().click();
+    if (!(await bob.inputValue("#composer-input")).includes("🚀")) throw new Error("emoji not inserted into the composer");
+    await bob.fill("#composer-input", "");
+    // the member list shows both, online, with the owner's role
+    await bob.click("#room-members");
+    await bob.locator('#dialog [data-testid="member"]').nth(1).waitFor();
+    const online = await bob.locator('#dialog [data-testid="member"] .dot.online').count();
+    if (online < 2) throw new Error("members not shown online: " + online);
+    await bob.locator('#dialog [data-testid="member"] .role', { hasText: "owner" }).waitFor();
+    await bob.screenshot({ path: path.join(outDir, "04e-members.png") });
+    await bob.click("#dialog-cancel");
+    // password: a wrong current one is refused with the field named; the right one works
+    await bob.click("#me");
+    await bob.locator("#dialog .password-box summary").click();
+    await bob.fill("#pw-current", "not my password");
+    await bob.fill("#pw-new", "an even better password");
+    await bob.click("#pw-change");
+    await bob.locator("#dialog .password-box", { hasText: "currentPassword" }).waitFor();
+    await bob.fill("#pw-current", "correct horse battery");
+    await bob.click("#pw-change");
+    await bob.locator("#dialog .password-box", { hasText: "Password changed." }).waitFor();
+    await bob.click("#dialog-cancel");
+  });
+
   await step("server killed and restarted: the page reconnects and shows what was posted meanwhile", async () => {
     await roomItem(bob, "#design").click();
     await bob.locator("#room-name", { hasText: "#design" }).waitFor();
@@ -510,6 +546,49 @@ async function main() {
     await lastMsg(bob).locator(".body", { hasText: "live after restart" }).waitFor();
   });
 
+  await step("a broad ping asks first; a 'New messages' line; Up edits one's last message", async () => {
+    await roomItem(bob, "#design").click();
+    await bob.locator("#room-name", { hasText: "#design" }).waitFor();
+    // 21 more people in #general: @here there would ping more than 20
+    for (let i = 0; i < 21; i++) {
+      const r = await fetch(base + "auth/register", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ login: "crowd" + i, password: "correct horse battery" }) });
+      if (r.status !== 200) throw new Error("register crowd" + i + ": " + r.status);
+    }
+    await roomItem(alice, "#general").click();
+    await alice.locator("#room-name", { hasText: "#general" }).waitFor();
+    await alice.evaluate(() => location.reload());
+    await alice.waitForFunction(() => document.body.dataset.connected === "true");
+    await roomItem(alice, "#general").click();
+    await alice.fill("#composer-input", "@here lunch?");
+    await alice.press("#composer-input", "Enter");
+    await alice.locator("#dialog", { hasText: "will notify" }).waitFor();
+    await alice.click("#dialog-cancel");
+    if ((await alice.inputValue("#composer-input")) !== "@here lunch?") throw new Error("the text was lost on cancel");
+    // but `@here` in code asks nothing
+    await alice.fill("#composer-input", "type `@here` to ping the room");
+    await alice.press("#composer-input", "Enter");
+    await lastMsg(alice).locator(".body", { hasText: "to ping the room" }).waitFor();
+    // bob, away in #design, comes back to #general: a line above what he has not read
+    await alice.fill("#composer-input", "first unread for bob");
+    await alice.press("#composer-input", "Enter");
+    await alice.fill("#composer-input", "second unread for bob");
+    await alice.press("#composer-input", "Enter");
+    await roomItem(bob, "#general").locator(".badge").waitFor();
+    await roomItem(bob, "#general").click();
+    const next = await bob.evaluate(() => { const l = document.querySelector('[data-testid="new-messages"]'); return l && l.nextElementSibling && l.nextElementSibling.textContent; });
+    // (bob has been in #design since before alice's code-span message: that is his first unread)
+    if (!next || !next.includes("to ping the room")) throw new Error("new-messages line before: " + next);
+    // Up in the empty composer edits one's last message; Escape leaves it as it was
+    await bob.fill("#composer-input", "bob was here");
+    await bob.press("#composer-input", "Enter");
+    await lastMsg(bob).locator(".body", { hasText: "bob was here" }).waitFor();
+    await bob.press("#composer-input", "ArrowUp");
+    await lastMsg(bob).locator(".edit-box textarea").waitFor();
+    await bob.press(".edit-box textarea", "Escape");
+    await lastMsg(bob).locator(".body", { hasText: "bob was here" }).waitFor();
+  });
+
   await step("dark theme and a phone-sized screen", async () => {
     await alice.emulateMedia({ colorScheme: "dark" });
     await alice.screenshot({ path: path.join(outDir, "06-dark.png") });
@@ -520,6 +599,11 @@ async function main() {
     await roomItem(bob, "#general").click();
     await bob.locator("#room-name", { hasText: "#general" }).waitFor();
     await bob.screenshot({ path: path.join(outDir, "07-phone.png") });
+    // the open drawer closes with a tap beside it
+    await bob.locator("#menu").click();
+    await bob.waitForFunction(() => document.getElementById("app").classList.contains("show-side"));
+    await bob.mouse.click(375, 400);
+    await bob.waitForFunction(() => !document.getElementById("app").classList.contains("show-side"));
     // keyboard: focus a room item and open it with Enter
     await bob.locator("#menu").click();
     await roomItem(bob, "#design").focus();
