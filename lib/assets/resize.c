@@ -257,6 +257,55 @@ resize_image(struct assets *a, const void *buf, size_t len, int w, int h, enum a
     return CH_OK;
 }
 
+/* ---- reading a whole (small) object ---- */
+
+/* The bytes of an object in one malloc'd buffer (at most max bytes), digest checked by the reader. */
+static enum ch_status
+obj_read_all(struct store *st, enum store_stream s, const struct store_obj_info *info, uint64_t max, char **out,
+             size_t *len, struct ch_err *err)
+{
+    struct store_obj_reader *rd = NULL;
+    size_t used = 0;
+    char *buf;
+    enum ch_status rc;
+
+    *out = NULL;
+    *len = 0;
+    if (info->size > max)
+        return ch_err_set(err, CH_EINTERNAL, NULL, "object %s is larger than %llu bytes", info->name,
+                          (unsigned long long)max);
+    if (!(buf = malloc(info->size ? info->size : 1)))
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    if ((rc = store_obj_reader_open(st, s, info, &rd, err)) != CH_OK) {
+        free(buf);
+        return rc;
+    }
+    for (;;) {
+        char *piece = NULL;
+        size_t n = 0;
+        if ((rc = store_obj_read(rd, &piece, &n, err)) != CH_OK || n == 0)
+            break;
+        if (n > info->size - used) {
+            free(piece);
+            rc = ch_err_set(err, CH_EINTERNAL, NULL, "object %s is longer than its description", info->name);
+            break;
+        }
+        memcpy(buf + used, piece, n);
+        used += n;
+        free(piece);
+    }
+    store_obj_reader_close(rd);
+    if (rc == CH_OK && used != info->size)
+        rc = ch_err_set(err, CH_EINTERNAL, NULL, "object %s is shorter than its description", info->name);
+    if (rc != CH_OK) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *len = used;
+    return CH_OK;
+}
+
 /* ---- resized attachments ---- */
 
 static void
@@ -274,34 +323,13 @@ static bool
 cache_get(struct assets *a, const char *name, struct resize_out *out)
 {
     struct store_obj_info info;
-    struct store_obj_reader *rd = NULL;
     struct ch_err e = { 0 };
     char *buf = NULL;
     size_t used = 0;
 
-    if (store_obj_get_info(a->store, STORE_S_ASSET_CACHE, name, &info, &e) != CH_OK || info.size > 64u << 20 ||
-        store_obj_reader_open(a->store, STORE_S_ASSET_CACHE, &info, &rd, &e) != CH_OK)
+    if (store_obj_get_info(a->store, STORE_S_ASSET_CACHE, name, &info, &e) != CH_OK ||
+        obj_read_all(a->store, STORE_S_ASSET_CACHE, &info, 64u << 20, &buf, &used, &e) != CH_OK)
         return false;
-    if (!(buf = malloc(info.size ? info.size : 1)))
-        goto fail;
-    for (;;) {
-        char *piece = NULL;
-        size_t n = 0;
-        if (store_obj_read(rd, &piece, &n, &e) != CH_OK)
-            goto fail;
-        if (n == 0)
-            break;
-        if (n > info.size - used) {
-            free(piece);
-            goto fail;
-        }
-        memcpy(buf + used, piece, n);
-        used += n;
-        free(piece);
-    }
-    store_obj_reader_close(rd);
-    if (used != info.size)
-        goto fail_closed;
     memset(out, 0, sizeof *out);
     out->data = buf;
     out->len = used;
@@ -309,11 +337,6 @@ cache_get(struct assets *a, const char *name, struct resize_out *out)
     snprintf(out->content_type, sizeof out->content_type, "%s",
              used > 12 && !memcmp(buf + 8, "WEBP", 4) ? "image/webp" : "image/jpeg");
     return true;
-fail:
-    store_obj_reader_close(rd);
-fail_closed:
-    free(buf);
-    return false;
 }
 
 /* Remember in the file's record that this size is cached (so erasing the file erases it), then store it. A file
@@ -544,9 +567,7 @@ enum ch_status
 assets_avatar_get(struct assets *a, const char *id, char **data, size_t *len, char etag[72], struct ch_err *err)
 {
     struct store_obj_info info;
-    struct store_obj_reader *rd = NULL;
-    char name[STORE_OBJ_NAME_MAX + 1], hex[65], *buf;
-    size_t used = 0;
+    char name[STORE_OBJ_NAME_MAX + 1], hex[65];
     enum ch_status st;
 
     *data = NULL;
@@ -556,36 +577,9 @@ assets_avatar_get(struct assets *a, const char *id, char **data, size_t *len, ch
     avatar_name(id, name);
     if ((st = store_obj_get_info(a->store, STORE_S_ASSETS, name, &info, err)) != CH_OK)
         return st == CH_ENOTFOUND ? ch_err_set(err, CH_ENOTFOUND, "avatar", "no such avatar") : st;
-    if (info.size > ASSETS_AVATAR_INPUT_MAX)
-        return ch_err_set(err, CH_EINTERNAL, NULL, "avatar %s is larger than any avatar we make", id);
-    if (!(buf = malloc(info.size ? info.size : 1)))
-        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
-    if ((st = store_obj_reader_open(a->store, STORE_S_ASSETS, &info, &rd, err)) != CH_OK) {
-        free(buf);
+    if ((st = obj_read_all(a->store, STORE_S_ASSETS, &info, ASSETS_AVATAR_INPUT_MAX, data, len, err)) != CH_OK)
         return st;
-    }
-    for (;;) {
-        char *piece = NULL;
-        size_t n = 0;
-        if ((st = store_obj_read(rd, &piece, &n, err)) != CH_OK || n == 0)
-            break;
-        if (n > info.size - used) {
-            free(piece);
-            st = ch_err_set(err, CH_EINTERNAL, NULL, "avatar %s is longer than its description", id);
-            break;
-        }
-        memcpy(buf + used, piece, n);
-        used += n;
-        free(piece);
-    }
-    store_obj_reader_close(rd);
-    if (st != CH_OK) {
-        free(buf);
-        return st;
-    }
-    crypto_sha256_hex(buf, used, hex);
+    crypto_sha256_hex(*data, *len, hex);
     snprintf(etag, 72, "\"%s\"", hex);
-    *data = buf;
-    *len = used;
     return CH_OK;
 }

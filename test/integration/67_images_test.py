@@ -9,14 +9,12 @@ import subprocess
 import tempfile
 import zlib
 
-from harness import BUILD, FAST_AUTH, Client, TestCase, external_env, grep_tree, http_request
+from harness import BUILD, FAST_AUTH, Client, TestCase, external_env, grep_tree, http_request, upload_file
 
 R = "chatto.api.v1.RoomService/"
 M = "chatto.api.v1.MessageService/"
-U = "chatto.api.v1.AssetUploadService/"
 A = "chatto.api.v1.AssetService/"
 ACC = "chatto.api.v1.MyAccountService/"
-CHUNK = 512 * 1024
 IMGTOOL = os.path.join(BUILD, "imgtool")
 
 
@@ -66,15 +64,7 @@ class Images(TestCase):
         self.bob.ok(R + "JoinRoom", {"roomId": self.room})
 
     def upload(self, client, data, name, ctype, chatto=None):
-        chatto = chatto or self.a
-        up = client.ok(U + "CreateUpload", {"roomId": self.room, "filename": name, "contentType": ctype,
-                                            "size": str(len(data)), "sha256": sha(data)})["upload"]
-        for off in range(0, len(data), CHUNK):
-            r = http_request(chatto.port, "PUT", "/api/assets/uploads/%s?offset=%d" % (up["uploadId"], off),
-                             body=data[off:off + CHUNK], headers=dict(client.headers(),
-                                                                      **{"Content-Type": "application/octet-stream"}))
-            self.assertEqual(r.status, 200, r)
-        return client.ok(U + "CompleteUpload", {"uploadId": up["uploadId"]})["asset"]
+        return upload_file(self, client, self.room, data, name, ctype)
 
     def get(self, url, headers=None, chatto=None):
         return http_request((chatto or self.a).port, "GET", url, headers=headers or {}, timeout=60)
