@@ -643,7 +643,8 @@ chat_list_attachments(struct chat *c, const struct user *who, const char *room_i
             }
             v[n++] = msg;
         }
-        qsort(v, n, sizeof *v, newest_first);
+        if (n)
+            qsort(v, n, sizeof *v, newest_first);
         cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "attachments");
         for (size_t i = 0; i < n; i++) {
             cJSON *files = cJSON_CreateArray(), *f;
