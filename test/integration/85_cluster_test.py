@@ -145,6 +145,17 @@ class ClusterTest(unittest.TestCase):
 
     def setUp(self):
         self.sockets = []
+        # each test starts on a whole cluster: a node restarted by the previous one may still be electing leaders
+        # for some streams (a request to one then finds "no responders"); /readyz checks every stream's quorum
+        def whole():
+            for c in self.cluster.chattos:
+                try:
+                    if c.get("/readyz").status != 200:
+                        return False
+                except OSError:
+                    return False
+            return True
+        wait_for(whole, 60, "every process to be ready on a whole cluster")
 
     def tearDown(self):
         for ws in self.sockets:
