@@ -988,7 +988,65 @@ async function openThread(roomId, rootId) {
   S.thread.items = r.page.events.map(itemOf);
   renderThread();
   $("thread-input").focus();
+  markThreadRead();
+  renderFollow();
 }
+
+// ---------------------------------------------------------------- followed threads
+
+S.followed = new Map(); // root id -> {roomId, unreadCount}
+function renderFollow() {
+  const b = $("thread-follow"), on = !!(S.thread && S.followed.has(S.thread.rootId));
+  b.textContent = on ? "Following" : "Follow";
+  b.setAttribute("aria-pressed", String(on));
+  b.title = on ? "Stop following: no more unread counts for this thread" : "Follow: count its new replies as unread";
+}
+$("thread-follow").addEventListener("click", async () => {
+  if (!S.thread) return;
+  const on = S.followed.has(S.thread.rootId);
+  try {
+    await api("chatto.api.v1.ThreadService/" + (on ? "UnfollowThread" : "FollowThread"), { roomId: S.thread.roomId, threadRootEventId: S.thread.rootId });
+    await loadFollowed();
+  } catch (e) { alertLine(e.message); }
+});
+
+async function loadFollowed() {
+  try {
+    const r = await api("chatto.api.v1.ThreadService/ListFollowedThreads", { page: { limit: 100 } });
+    S.followed = new Map(r.threads.map((t) => [t.threadRootEventId, t]));
+    S.followedList = r.threads;
+    $("threads-badge").textContent = String(r.unreadThreadCount || "");
+    $("threads-badge").hidden = !r.unreadThreadCount;
+  } catch (e) { /* cosmetic */ }
+  renderFollow();
+}
+let followTimer = null;
+const loadFollowedSoon = () => { clearTimeout(followTimer); followTimer = setTimeout(loadFollowed, 300); };
+
+function markThreadRead() {
+  if (!S.thread || document.visibilityState !== "visible") return;
+  api("chatto.api.v1.ThreadService/MarkThreadAsRead", { roomId: S.thread.roomId, threadRootEventId: S.thread.rootId })
+    .then(loadFollowedSoon).catch(() => {});
+}
+
+// The threads one follows, newest reply first, with their unread replies.
+$("threads-inbox").addEventListener("click", async () => {
+  await loadFollowed();
+  const list = el("ul", { class: "threads-list", dataset: { testid: "threads-list" } });
+  for (const t of S.followedList || []) {
+    const entry = S.rooms.get(t.roomId);
+    await ensureUsers([t.rootMessage.actorId]);
+    list.append(el("li", { dataset: { testid: "followed-thread" }, onclick: async () => {
+      $("dialog").close();
+      if (S.current !== t.roomId) await openRoom(t.roomId);
+      openThread(t.roomId, t.threadRootEventId);
+    } }, el("div", { class: "where muted", text: (entry ? roomTitle(entry) : "") + " · " + t.replyCount + (t.replyCount === 1 ? " reply" : " replies") }),
+      el("div", { class: "what" }, el("strong", { text: userName(t.rootMessage.actorId) + ": " }), snippet(t.rootMessage.body, 80)),
+      t.unreadCount ? el("span", { class: "badge unread-count", text: String(t.unreadCount) }) : ""));
+  }
+  if (!list.children.length) list.append(el("li", { class: "muted", text: "You follow no threads yet. Reply in one, or press Follow in its panel." }));
+  dialog("Threads", [list], null);
+});
 
 function renderThread() {
   if (!S.thread) return;
@@ -1067,6 +1125,10 @@ async function onEvent(f) {
       }
       addMessage(f.message);
       countUnread(f.message);
+      if (f.message.threadRootEventId) {
+        if (S.thread && S.thread.rootId === f.message.threadRootEventId) markThreadRead();
+        else loadFollowedSoon();
+      }
       break;
     }
     case "message.updated":
@@ -1619,6 +1681,7 @@ async function start() {
   renderMe();
   await loadAllUsers();
   await loadRooms();
+  loadFollowed();
   connect();
   const wanted = decodeURIComponent((location.hash.match(/^#\/room\/(.+)$/) || [])[1] || "");
   const first = S.rooms.has(wanted) ? wanted : S.rooms.has("general") ? "general" : [...S.rooms.keys()][0];

@@ -154,6 +154,17 @@ enum ch_status chat_pin(struct chat *c, const struct user *who, const char *room
 enum ch_status chat_list_pins(struct chat *c, const struct user *who, const char *room_id, int limit, int offset,
                               cJSON **out, struct ch_err *err);
 
+/* Followed threads (threads.c): follow or unfollow on purpose ({following}); mark read up to a reply or all of it
+ * ({unreadCount: 0}); the followed threads, newest reply first, with unread counts
+ * ({threads: [{roomId, threadRootEventId, rootMessage, replyCount, unreadCount, lastActivityAt}],
+ *   unreadThreadCount, page}). */
+enum ch_status chat_follow_thread(struct chat *c, const struct user *who, const char *room, const char *root,
+                                  bool follow, cJSON **out, struct ch_err *err);
+enum ch_status chat_mark_thread_read(struct chat *c, const struct user *who, const char *room, const char *root,
+                                     const char *event, cJSON **out, struct ch_err *err);
+enum ch_status chat_list_followed_threads(struct chat *c, const struct user *who, int limit, int offset,
+                                          cJSON **out, struct ch_err *err);
+
 /* Call fn for every @name in a Markdown body that can ping: not inside code (fenced blocks, inline spans) nor in
  * a quote (lines starting with '>'). name is not NUL-terminated; trailing '.' and '-' are not part of it. Pure. */
 void chat_scan_mentions(const char *body, void (*fn)(void *ctx, const char *name, size_t len), void *ctx);

@@ -219,6 +219,9 @@ struct chat {
     } eraser;
 };
 
+/* threads.c: uids follow the thread room/root unless they unfollowed it on purpose (best effort). */
+void chat_thread_autofollow(struct chat *c, const char *room, const char *root, const char *const *uids, size_t n);
+
 /* sync.c: initialise / destroy the three syncers (chat_new / chat_free). */
 void sync_init(struct chat *c);
 void sync_destroy(struct chat *c);

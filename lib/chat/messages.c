@@ -373,7 +373,6 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
     }
     cJSON *ev = chat_event_new("msg.posted", who), *msg = cJSON_AddObjectToObject(ev, "msg");
     add_snapshot(msg, id, who->id, clock_wall_ms(), body, thread_root, in_reply_to, &mn, att);
-    mentions_free(&mn);
     free(att);
     snprintf(msgid, sizeof msgid, "post:%s:%s", who->id, idem_key ? idem_key : id);
     struct store_pub_opts po = { .msg_id = msgid, .expect_none = true };
@@ -384,6 +383,7 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
     if (st != CH_OK) {
         if (nassets && st != CH_EUNAVAIL) /* (unavailable: it may have been written; the janitor settles it) */
             hk->unclaim(hk->ctx, id, asset_ids, nassets);
+        mentions_free(&mn);
         return st;
     }
     /* the stream order may have refused it: the author left (or was removed) or the room was archived first */
@@ -397,8 +397,31 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
     if (st != CH_OK) {
         if (nassets) /* refused by the stream order: the files were never shown; erase them with it */
             hk->erase(hk->ctx, asset_ids, nassets);
+        mentions_free(&mn);
         return st;
     }
+    if (thread_root && *thread_root) {
+        /* a reply follows the thread for its author, the root's author and whoever it mentions */
+        const char **uids = malloc((mn.n + 2) * sizeof *uids);
+        char root_author[ID_MAX + 1] = "";
+        size_t k = 0;
+        pthread_rwlock_rdlock(&c->m->lock);
+        struct chat_room *rr = model_room(c->m, room_id);
+        struct chat_msg *root = rr ? model_msg(rr, thread_root) : NULL;
+        if (root)
+            snprintf(root_author, sizeof root_author, "%s", root->author);
+        pthread_rwlock_unlock(&c->m->lock);
+        if (uids) {
+            uids[k++] = who->id;
+            if (root_author[0] && strcmp(root_author, who->id) != 0)
+                uids[k++] = root_author;
+            for (size_t i = 0; i < mn.n; i++)
+                uids[k++] = mn.ids[i];
+            chat_thread_autofollow(c, room_id, thread_root, uids, k);
+            free(uids);
+        }
+    }
+    mentions_free(&mn);
     return chat_message_out(c, who, room_id, id, out, err);
 }
 

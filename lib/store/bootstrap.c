@@ -32,6 +32,7 @@ static const struct {
     [STORE_B_PROCS] = { "chatto_processes", 1, PROCS_TTL_S * 1000000000LL, "Chatto processes and their settings" },
     [STORE_B_UPLOADS] = { "chatto_uploads", 1, 0, "Chatto upload sessions" },
     [STORE_B_ASSETS] = { "chatto_assets", 1, 0, "Chatto uploaded files" },
+    [STORE_B_FOLLOWS] = { "chatto_follows", 1, 0, "Chatto followed threads and their read positions" },
 };
 
 static enum ch_status update_stream(struct store *st, const char *stream, bool bucket, struct ch_err *err);

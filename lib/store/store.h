@@ -38,6 +38,7 @@ enum store_bucket {
     STORE_B_PROCS,    /* <process> -> fingerprints of its must-match settings, refreshed while it runs */
     STORE_B_UPLOADS,  /* <uploadId> -> an upload session (resumable from any process) */
     STORE_B_ASSETS,   /* <assetId> -> an uploaded file: room, owner, name, type, size, digest, state */
+    STORE_B_FOLLOWS,  /* <user>.<room>.<threadRoot> -> followed or not, and the thread's read position */
     STORE_B_COUNT
 };
 

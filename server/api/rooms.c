@@ -301,6 +301,61 @@ list_pins(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
     return chat_list_pins(c->env->chat, ME, id, (int)limit, (int)offset, out, err);
 }
 
+static enum ch_status
+thread_args(const cJSON *in, const char **room, const char **root, struct ch_err *err)
+{
+    enum ch_status st;
+
+    if ((st = room_id(in, room, err)) != CH_OK)
+        return st;
+    return json_get_str(in, "threadRootEventId", true, 1, 64, root, err);
+}
+
+static enum ch_status
+follow_thread(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *room = NULL, *root = NULL;
+    enum ch_status st;
+
+    if ((st = thread_args(in, &room, &root, err)) != CH_OK)
+        return st;
+    return chat_follow_thread(c->env->chat, ME, room, root, true, out, err);
+}
+
+static enum ch_status
+unfollow_thread(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *room = NULL, *root = NULL;
+    enum ch_status st;
+
+    if ((st = thread_args(in, &room, &root, err)) != CH_OK)
+        return st;
+    return chat_follow_thread(c->env->chat, ME, room, root, false, out, err);
+}
+
+static enum ch_status
+mark_thread_read(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const char *room = NULL, *root = NULL, *event = "";
+    enum ch_status st;
+
+    if ((st = thread_args(in, &room, &root, err)) != CH_OK ||
+        (st = json_get_str(in, "eventId", false, 0, 64, &event, err)) != CH_OK)
+        return st;
+    return chat_mark_thread_read(c->env->chat, ME, room, root, event, out, err);
+}
+
+static enum ch_status
+list_followed_threads(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    int64_t limit, offset;
+    enum ch_status st;
+
+    if ((st = page_args(in, &limit, &offset, err)) != CH_OK)
+        return st;
+    return chat_list_followed_threads(c->env->chat, ME, (int)limit, (int)offset, out, err);
+}
+
 const struct api_method rooms_methods[] = {
     { "chatto.api.v1.RoomService", "UpdateTypingIndicator", API_AUTH_USER, 4096, update_typing },
     { "chatto.api.v1.RoomService", "CreateRoom", API_AUTH_USER, 16384, create_room },
@@ -322,5 +377,9 @@ const struct api_method rooms_methods[] = {
     { "chatto.api.v1.RoomService", "CreatePinnedMessage", API_AUTH_USER, 4096, create_pin },
     { "chatto.api.v1.RoomService", "DeletePinnedMessage", API_AUTH_USER, 4096, delete_pin },
     { "chatto.api.v1.ThreadService", "GetThreadReplies", API_AUTH_USER, 4096, get_thread },
+    { "chatto.api.v1.ThreadService", "FollowThread", API_AUTH_USER, 4096, follow_thread },
+    { "chatto.api.v1.ThreadService", "UnfollowThread", API_AUTH_USER, 4096, unfollow_thread },
+    { "chatto.api.v1.ThreadService", "MarkThreadAsRead", API_AUTH_USER, 4096, mark_thread_read },
+    { "chatto.api.v1.ThreadService", "ListFollowedThreads", API_AUTH_USER, 4096, list_followed_threads },
     { 0 },
 };

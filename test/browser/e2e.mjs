@@ -301,6 +301,22 @@ async function main() {
     await msgs(alice).filter({ hasText: "Hello Bob" }).locator(".thread-link").click();
     await alice.locator("#thread-messages .body", { hasText: "Replying in the thread" }).waitFor();
     await alice.screenshot({ path: path.join(outDir, "03-thread.png") });
+    // both follow it now (bob replied, alice started it); alice closes it and bob replies again:
+    // alice's Threads badge counts it, her inbox lists it, opening it reads it
+    await alice.locator("#thread-follow", { hasText: "Following" }).waitFor();
+    await alice.click("#thread-close");
+    await bob.fill("#thread-input", "One more thing");
+    await bob.press("#thread-input", "Enter");
+    await alice.locator("#threads-badge:not([hidden])", { hasText: "1" }).waitFor();
+    await alice.click("#threads-inbox");
+    await alice.locator('#dialog [data-testid="followed-thread"]', { hasText: "Hello Bob" }).click();
+    await alice.locator("#thread-messages .body", { hasText: "One more thing" }).waitFor();
+    await alice.locator("#threads-badge").waitFor({ state: "hidden" });
+    // unfollowing is one click, and sticks
+    await alice.click("#thread-follow");
+    await alice.locator("#thread-follow", { hasText: /^Follow$/ }).waitFor();
+    await alice.click("#thread-follow");
+    await alice.locator("#thread-follow", { hasText: "Following" }).waitFor();
     await alice.click("#thread-close");
     await bob.click("#thread-close");
   });
@@ -466,7 +482,7 @@ async function main() {
     await bob.press("#composer-input", "Enter");
     const reply = lastMsg(alice);
     await reply.locator('[data-testid="quote"]', { hasText: "Here is the screenshot" }).waitFor();
-    if (!(await bob.locator("#replying").isHidden())) throw new Error("the reply bar stayed after sending");
+    await bob.locator("#replying").waitFor({ state: "hidden" }); // (once bob's post is answered)
     await reply.locator('[data-testid="quote"]').click();
     await alice.locator("article.msg.flash", { hasText: "Here is the screenshot" }).waitFor();
   });

@@ -481,6 +481,59 @@ class Chat(TestCase):
             self.assertEqual(r2.status, 400, r2)
             self.assertIn("reserved", r2.json()["message"])
 
+    # ---- followed threads ----
+
+    def test_threads_are_followed_by_taking_part_and_read_state_is_shared(self):
+        r = self.room(self.alice, "Followers")["id"]
+        for c in (self.bob, self.carol):
+            c.ok(R + "JoinRoom", {"roomId": r})
+        root = self.post(self.alice, r, "design review thread")
+
+        def followed(c, proc=None):
+            client = c if proc is None else Client(proc, cookie=c.cookie)
+            out = client.ok(T + "ListFollowedThreads", {})
+            return {t["threadRootEventId"]: t["unreadCount"] for t in out["threads"]}, out["unreadThreadCount"]
+
+        self.assertEqual(followed(self.alice), ({}, 0))
+        # bob replies and mentions carol: bob, alice (the root's author) and carol follow it
+        self.post(self.bob, r, "looks good, @carol?", threadRootEventId=root["id"])
+        self.assertEqual(followed(self.alice), ({root["id"]: 1}, 1))
+        self.assertEqual(followed(self.bob), ({root["id"]: 0}, 0))  # his own reply is not unread
+        self.assertEqual(followed(self.carol), ({root["id"]: 1}, 1))
+        # read state is the account's, on every process
+        self.alice.ok(T + "MarkThreadAsRead", {"roomId": r, "threadRootEventId": root["id"]})
+        self.assertEqual(followed(self.alice, self.b), ({root["id"]: 0}, 0))
+        reply2 = self.post(self.carol, r, "yes", threadRootEventId=root["id"])
+        self.post(self.bob, r, "merged", threadRootEventId=root["id"])
+        self.assertEqual(followed(self.alice, self.b), ({root["id"]: 2}, 1))
+        self.alice.ok(T + "MarkThreadAsRead", {"roomId": r, "threadRootEventId": root["id"], "eventId": reply2["id"]})
+        self.assertEqual(followed(self.alice), ({root["id"]: 1}, 1))
+        # an older position never moves it back
+        self.alice.ok(T + "MarkThreadAsRead", {"roomId": r, "threadRootEventId": root["id"], "eventId": root["id"]})
+        self.assertEqual(followed(self.alice), ({root["id"]: 1}, 1))
+        # unfollowing on purpose sticks, even when mentioned again; following again brings it back
+        self.assertEqual(self.carol.ok(T + "UnfollowThread", {"roomId": r, "threadRootEventId": root["id"]}),
+                         {"following": False})
+        self.post(self.bob, r, "@carol one more", threadRootEventId=root["id"])
+        self.assertEqual(followed(self.carol), ({}, 0))
+        self.assertEqual(self.carol.ok(T + "FollowThread", {"roomId": r, "threadRootEventId": root["id"]}),
+                         {"following": True})
+        self.assertEqual(followed(self.carol)[0].keys(), {root["id"]})
+        # bad input and threads one cannot see
+        self.err(self.alice, T + "FollowThread", {"roomId": r}, 400, "invalid_argument", "threadRootEventId")
+        self.err(self.alice, T + "FollowThread", {"roomId": r, "threadRootEventId": "../x"}, 400, "invalid_argument",
+                 "threadRootEventId")
+        self.err(self.alice, T + "FollowThread", {"roomId": r, "threadRootEventId": reply2["id"]}, 404, "not_found",
+                 "threadRootEventId")
+        self.err(self.alice, T + "MarkThreadAsRead", {"roomId": r, "threadRootEventId": root["id"],
+                                                      "eventId": "0000000000000000000z"}, 404, "not_found", "eventId")
+        secret = self.room(self.alice, "Hidden", visibility="private")["id"]
+        hidden = self.post(self.alice, secret, "private root")
+        self.assertEqual(self.bob.call(T + "FollowThread", {"roomId": secret, "threadRootEventId": hidden["id"]}).status, 404)
+        # leaving the room takes its threads out of the list
+        self.bob.ok(R + "LeaveRoom", {"roomId": r})
+        self.assertEqual(followed(self.bob), ({}, 0))
+
     # ---- pins ----
 
     def test_pins_by_room_admins_newest_first_and_gone_with_the_message(self):
