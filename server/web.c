@@ -231,7 +231,8 @@ web_serve(struct http_req *r, struct web *w)
         const char *v = http_req_query(r, "v");
         f = map_get(w->files, name);
         versioned = f && v && !strncmp(v, f->etag + 1, 16);
-    } else if (!strcmp(path, "/favicon.ico") || !strcmp(path, "/manifest.webmanifest")) {
+    } else if (!strcmp(path, "/favicon.ico") || !strcmp(path, "/manifest.webmanifest") || !strcmp(path, "/sw.js")) {
+        /* (the service worker must come from the root for its scope to be the whole site) */
         name = path + 1;
     } else {
         http_reply_status(r, 404, "not_found", "no such page");

@@ -1682,6 +1682,8 @@ async function start() {
   await loadAllUsers();
   await loadRooms();
   loadFollowed();
+  // the PWA's service worker: home-screen install and (with Web Push) notifications; it caches nothing
+  if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
   connect();
   const wanted = decodeURIComponent((location.hash.match(/^#\/room\/(.+)$/) || [])[1] || "");
   const first = S.rooms.has(wanted) ? wanted : S.rooms.has("general") ? "general" : [...S.rooms.keys()][0];

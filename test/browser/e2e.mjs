@@ -605,6 +605,22 @@ async function main() {
     await lastMsg(bob).locator(".body", { hasText: "bob was here" }).waitFor();
   });
 
+  await step("installable: a web app manifest and a service worker that caches nothing", async () => {
+    const sw = await alice.evaluate(async () => {
+      const reg = await navigator.serviceWorker.ready;
+      const m = await (await fetch(document.querySelector('link[rel="manifest"]').href)).json();
+      return { script: reg.active && reg.active.scriptURL, scope: reg.scope, name: m.name, display: m.display, start: m.start_url,
+               caches: (await caches.keys()).length };
+    });
+    if (!sw.script || !sw.script.endsWith("/sw.js") || !sw.scope.endsWith("/")) throw new Error("service worker: " + JSON.stringify(sw));
+    if (sw.name !== "Chatto" || sw.display !== "standalone" || sw.start !== "/") throw new Error("manifest: " + JSON.stringify(sw));
+    if (sw.caches !== 0) throw new Error("the service worker keeps caches");
+    // an API call answered through a page the worker controls is fresh from the server
+    const fresh = await alice.evaluate(async () => (await fetch("/api/connect/chatto.api.v1.MyAccountService/GetMyAccount",
+      { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" })).headers.get("cache-control"));
+    if (fresh && fresh.includes("public")) throw new Error("an API answer is cacheable: " + fresh);
+  });
+
   await step("dark theme and a phone-sized screen", async () => {
     await alice.emulateMedia({ colorScheme: "dark" });
     await alice.screenshot({ path: path.join(outDir, "06-dark.png") });
