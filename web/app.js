@@ -992,6 +992,67 @@ async function openThread(roomId, rootId) {
   renderFollow();
 }
 
+// ---------------------------------------------------------------- notifications
+
+const SIGNALS = {
+  directMentionReceived: "mentioned you", directMessageReceived: "sent you a message", hereMentionReceived: "notified @here",
+  allMentionReceived: "notified @all", replyReceived: "replied to you", followedThreadActivity: "replied in a thread you follow",
+  reactionReceived: "reacted",
+};
+function setBell(n) {
+  $("bell-badge").textContent = String(n || "");
+  $("bell-badge").hidden = !n;
+}
+async function loadBell() {
+  try { setBell((await api("chatto.api.v1.NotificationService/ListNotificationOccurrences", { page: { limit: 1 } })).unreadCount); }
+  catch (e) { /* cosmetic */ }
+}
+
+async function showInbox() {
+  const list = el("ul", { class: "inbox", dataset: { testid: "inbox" } });
+  let r;
+  try { r = await api("chatto.api.v1.NotificationService/ListNotificationOccurrences", { page: { limit: 100 } }); }
+  catch (e) { alertLine(e.message); return; }
+  setBell(r.unreadCount);
+  for (const o of r.occurrences) {
+    const kind = Object.keys(o.signal)[0], sig = o.signal[kind], ref = sig.message || {};
+    if (o.actor && o.actor.id && !S.users.has(o.actor.id)) S.users.set(o.actor.id, o.actor);
+    const where = ref.room ? (ref.room.isDm ? "direct message" : "#" + (ref.room.name || "")) : "";
+    const li = el("li", { class: o.unread ? "unread" : "", dataset: { testid: "notification" } },
+      avatar(o.actor && o.actor.id, "avatar small"),
+      el("div", { class: "what" },
+        el("div", {}, el("strong", { text: userName(o.actor && o.actor.id) }), " " + (SIGNALS[kind] || "notified you") +
+          (sig.emoji ? " " + sig.emoji : "") + (where ? " · " + where : "")),
+        el("div", { class: "muted preview", text: o.preview || "" })),
+      el("time", { class: "muted", datetime: o.createdAt, text: fmtTime(o.createdAt) }),
+      el("button", { type: "button", class: "icon dismiss", title: "Dismiss", "aria-label": "Dismiss", onclick: async (e) => {
+        e.stopPropagation();
+        await api("chatto.api.v1.NotificationService/DeleteNotificationOccurrence", { notificationId: o.id }).catch(() => {});
+        li.remove();
+        loadBell();
+      } }, icon("close", 14)));
+    li.addEventListener("click", async () => {
+      $("dialog").close();
+      if (o.unread) api("chatto.api.v1.NotificationService/MarkNotificationRead", { notificationId: o.id }).then(loadBell).catch(() => {});
+      if (!ref.room || !S.rooms.has(ref.room.id)) return;
+      if (S.current !== ref.room.id) await openRoom(ref.room.id);
+      if (ref.threadRootEventId) openThread(ref.room.id, ref.threadRootEventId);
+      else { const m = findLoaded(ref.room.id, ref.eventId); if (m) jumpTo(m); }
+    });
+    list.append(li);
+  }
+  if (!r.occurrences.length) list.append(el("li", { class: "muted", text: "Nothing new. Mentions, direct messages, replies and reactions show up here." }));
+  const clear = el("button", { type: "button", id: "inbox-clear", text: "Dismiss all", onclick: async () => {
+    await api("chatto.api.v1.NotificationService/DeleteAllNotificationOccurrences").catch((e) => alertLine(e.message));
+    setBell(0);
+    list.replaceChildren(el("li", { class: "muted", text: "Nothing new." }));
+  } });
+  dialog("Notifications", [list, clear], null);
+  $("dialog").dataset.kind = "inbox";
+  $("dialog").addEventListener("close", () => { delete $("dialog").dataset.kind; }, { once: true });
+}
+$("bell").addEventListener("click", showInbox);
+
 // ---------------------------------------------------------------- followed threads
 
 S.followed = new Map(); // root id -> {roomId, unreadCount}
@@ -1183,6 +1244,10 @@ async function onEvent(f) {
     case "typing":
       S.typing.set(f.roomId, f.users || []);
       if (f.roomId === S.current) renderTyping();
+      break;
+    case "notification.created":
+      setBell(Number($("bell-badge").textContent || 0) + 1);
+      if ($("dialog").open && $("dialog").dataset.kind === "inbox") showInbox();
       break;
     case "user.updated":
       // my account changed on another device (or this one): status, presence choice, name, picture
@@ -1682,6 +1747,7 @@ async function start() {
   await loadAllUsers();
   await loadRooms();
   loadFollowed();
+  loadBell();
   // the PWA's service worker: home-screen install and (with Web Push) notifications; it caches nothing
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
   connect();

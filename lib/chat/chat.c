@@ -58,7 +58,7 @@ chat_new(const struct chat_opts *o, struct chat **out, struct ch_err *err)
         chat_free(c);
         return st;
     }
-    if ((st = eraser_start(c, err)) != CH_OK) {
+    if ((st = eraser_start(c, err)) != CH_OK || (st = notifier_start(c, err)) != CH_OK) {
         chat_free(c);
         return st;
     }
@@ -71,6 +71,7 @@ chat_free(struct chat *c)
 {
     if (!c)
         return;
+    notifier_stop(c); /* (writes what was queued while NATS is still there) */
     eraser_stop(c);
     store_follower_stop(c->follower);
     store_kv_watch_stop(c->users_w);

@@ -154,6 +154,16 @@ enum ch_status chat_pin(struct chat *c, const struct user *who, const char *room
 enum ch_status chat_list_pins(struct chat *c, const struct user *who, const char *room_id, int limit, int offset,
                               cJSON **out, struct ch_err *err);
 
+/* Notifications (notify.c), upstream's shapes: {occurrences: [...newest first], page, unreadCount};
+ * {occurrence}; delete one (absent is fine) or all of them (*deleted says how many). */
+enum ch_status chat_list_notifications(struct chat *c, const struct user *who, int limit, int offset, cJSON **out,
+                                       struct ch_err *err);
+enum ch_status chat_mark_notification_read(struct chat *c, const struct user *who, const char *id, cJSON **out,
+                                           struct ch_err *err);
+enum ch_status chat_delete_notification(struct chat *c, const struct user *who, const char *id, struct ch_err *err);
+enum ch_status chat_delete_all_notifications(struct chat *c, const struct user *who, size_t *deleted,
+                                             struct ch_err *err);
+
 /* Followed threads (threads.c): follow or unfollow on purpose ({following}); mark read up to a reply or all of it
  * ({unreadCount: 0}); the followed threads, newest reply first, with unread counts
  * ({threads: [{roomId, threadRootEventId, rootMessage, replyCount, unreadCount, lastActivityAt}],

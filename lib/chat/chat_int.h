@@ -212,12 +212,45 @@ struct chat {
     struct chat_presence_hook presence; /* set once at start-up */
     struct {
         pthread_t thread;
+        pthread_mutex_t mu; /* guards the queue and stop */
+        pthread_cond_t cv;
+        struct notif_job *head, *tail;
+        bool stop, running;
+    } notifier;
+    struct {
+        pthread_t thread;
         pthread_mutex_t mu; /* guards stop */
         pthread_cond_t cv;
         bool stop;
         bool running; /* main thread only (eraser_start/eraser_stop) */
     } eraser;
 };
+
+/* notify.c: notifications. Causes, strongest first (one entry per person, the strongest cause that reached them). */
+enum notif_cause { NC_MENTION, NC_DM, NC_HERE, NC_ALL, NC_REPLY, NC_THREAD, NC_REACTION, NC_COUNT };
+struct notif_job {
+    struct notif_job *next;
+    char room[ID_MAX + 1], event[ID_MAX + 1], root[ID_MAX + 1], actor[ID_MAX + 1];
+    char emoji[EMOJI_MAX_BYTES + 1];
+    char preview[420]; /* at most 100 characters of the body */
+    int64_t at;        /* the event's time (the entries' ids follow it) */
+    struct {
+        char uid[ID_MAX + 1];
+        int cause;
+    } *to;
+    size_t n, cap;
+};
+struct notif_job *notif_job_new(const char *room, const char *event, const char *thread_root, const char *actor,
+                                int64_t at, const char *body, const char *emoji);
+/* Add a recipient (the first cause added for someone stands; the actor is skipped). */
+void notif_job_add(struct notif_job *j, const char *uid, int cause);
+void notif_job_free(struct notif_job *j);
+/* Hand a job to the notifier thread (it takes ownership). */
+void chat_notify(struct chat *c, struct notif_job *j);
+enum ch_status notifier_start(struct chat *c, struct ch_err *err);
+void notifier_stop(struct chat *c);
+/* The upstream-shaped occurrence of the stored entry key. */
+enum ch_status chat_notification_view(struct chat *c, const char *uid, const char *key, cJSON **out);
 
 /* threads.c: uids follow the thread room/root unless they unfollowed it on purpose (best effort). */
 void chat_thread_autofollow(struct chat *c, const char *room, const char *root, const char *const *uids, size_t n);

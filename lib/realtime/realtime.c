@@ -80,6 +80,9 @@ worker_handle(struct rt *rt, struct rt_item *it)
         rt_ring_push(rt, it);
         rt->tx->deliver(rt->tx_ctx, it->frame, it->frame_len, (const char(*)[ID_MAX + 1])it->aud, it->naud, false);
         break;
+    case RT_NOTIFY:
+        rt->tx->deliver(rt->tx_ctx, it->frame, it->frame_len, (const char(*)[ID_MAX + 1])it->aud, it->naud, false);
+        break;
     case RT_TYPING:
         rt_typing_update(rt, it);
         break;
@@ -280,6 +283,32 @@ on_change(void *ctx, const struct chat_change *ch)
     rt_enqueue(rt, it);
 }
 
+/* A notification some process made (chatto.rt.notify.<user>): a frame for that user's sockets here. */
+static void
+on_notify(void *ctx, const char *subject, const char *reply, const char *data, size_t len)
+{
+    struct rt *rt = ctx;
+    const char *uid = strrchr(subject, '.');
+    struct rt_item *it;
+
+    (void)reply;
+    if (!uid || !id_valid(uid + 1) || !len || len > 64 * 1024 || !(it = calloc(1, sizeof *it)))
+        return;
+    it->kind = RT_NOTIFY;
+    it->aud = calloc(1, sizeof *it->aud);
+    it->frame = malloc(len + 1);
+    if (!it->aud || !it->frame) {
+        rt_item_free(it);
+        return;
+    }
+    memcpy(it->frame, data, len);
+    it->frame[len] = '\0';
+    it->frame_len = len;
+    snprintf(it->aud[0], sizeof it->aud[0], "%s", uid + 1);
+    it->naud = 1;
+    rt_enqueue(rt, it);
+}
+
 static void
 on_typing(void *ctx, const char *subject, const char *reply, const char *data, size_t len)
 {
@@ -395,7 +424,8 @@ rt_start(struct rt *rt, const struct rt_transport *tx, void *tx_ctx, struct ch_e
     chat_set_listener(rt->o.chat, on_change, rt);
     if ((st = store_core_subscribe(rt->o.store, STORE_SUBJECT_PRESENCE_ALL, on_presence, rt, &rt->presence_sub,
                                    err)) != CH_OK ||
-        (st = store_core_subscribe(rt->o.store, STORE_SUBJECT_TYPING_ALL, on_typing, rt, &rt->typing_sub, err)) != CH_OK)
+        (st = store_core_subscribe(rt->o.store, STORE_SUBJECT_TYPING_ALL, on_typing, rt, &rt->typing_sub, err)) != CH_OK ||
+        (st = store_core_subscribe(rt->o.store, STORE_SUBJECT_NOTIFY_ALL, on_notify, rt, &rt->notify_sub, err)) != CH_OK)
         return st; /* the caller's rt_stop undoes what started */
     return CH_OK;
 }
@@ -431,6 +461,7 @@ rt_stop(struct rt *rt)
     if (rt->started) {
         chat_set_listener(rt->o.chat, NULL, NULL);
         store_core_unsubscribe(rt->typing_sub);
+        store_core_unsubscribe(rt->notify_sub);
         store_core_unsubscribe(rt->presence_sub);
         if (rt->io_running) {
             pthread_mutex_lock(&rt->iomu);

@@ -16,13 +16,13 @@
 
 #define RT_TICK_MS 250
 
-enum rt_kind { RT_CHANGE, RT_TYPING, RT_PRESENCE, RT_LOCAL, RT_WATCH, RT_GONE, RT_REVOKED, RT_ADMIT, RT_REFUSE };
+enum rt_kind { RT_CHANGE, RT_NOTIFY, RT_TYPING, RT_PRESENCE, RT_LOCAL, RT_WATCH, RT_GONE, RT_REVOKED, RT_ADMIT, RT_REFUSE };
 
 /* One piece of work for rt-worker. */
 struct rt_item {
     enum rt_kind kind;
     struct rt_item *next;
-    /* RT_CHANGE */
+    /* RT_CHANGE; RT_NOTIFY (frame, aud: the one user it is for) */
     uint64_t seq;
     char room[ID_MAX + 1], type[32], subject_user[ID_MAX + 1];
     char *frame;
@@ -154,6 +154,7 @@ struct rt {
     struct map *snap;    /* uid -> static status string, for rt_presence() */
 
     struct store_sub *typing_sub, *presence_sub;
+    struct store_sub *notify_sub; /* new notifications (any process made them) */
 };
 
 /* Queue work for rt-worker (takes it). */

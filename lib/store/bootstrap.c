@@ -33,6 +33,8 @@ static const struct {
     [STORE_B_UPLOADS] = { "chatto_uploads", 1, 0, "Chatto upload sessions" },
     [STORE_B_ASSETS] = { "chatto_assets", 1, 0, "Chatto uploaded files" },
     [STORE_B_FOLLOWS] = { "chatto_follows", 1, 0, "Chatto followed threads and their read positions" },
+    /* in-app notifications live 90 days, as upstream's */
+    [STORE_B_NOTIFS] = { "chatto_notifications", 1, 90LL * 86400LL * 1000000000LL, "Chatto notifications" },
 };
 
 static enum ch_status update_stream(struct store *st, const char *stream, bool bucket, struct ch_err *err);

@@ -39,6 +39,7 @@ enum store_bucket {
     STORE_B_UPLOADS,  /* <uploadId> -> an upload session (resumable from any process) */
     STORE_B_ASSETS,   /* <assetId> -> an uploaded file: room, owner, name, type, size, digest, state */
     STORE_B_FOLLOWS,  /* <user>.<room>.<threadRoot> -> followed or not, and the thread's read position */
+    STORE_B_NOTIFS,   /* <user>.<notificationId> -> one notification (kept 90 days) */
     STORE_B_COUNT
 };
 

@@ -68,6 +68,16 @@ store_subject_typing(char *buf, size_t len, const char *room)
     return fitted(buf, len, snprintf(buf, len, TYPING "%s", room));
 }
 
+#define NOTIFY "chatto.rt.notify."
+
+enum ch_status
+store_subject_notify(char *buf, size_t len, const char *user)
+{
+    if (!id_valid(user))
+        return fitted(buf, len, -1);
+    return fitted(buf, len, snprintf(buf, len, NOTIFY "%s", user));
+}
+
 #define PRESENCE "chatto.rt.presence."
 
 enum ch_status

@@ -28,6 +28,7 @@
 /* Wildcards: constants, so that static tables (the stream configs in bootstrap.c) can hold them. */
 #define STORE_SUBJECT_EVENTS_ALL "chatto.ev.>"        /* the CHATTO_EVENTS stream's subjects */
 #define STORE_SUBJECT_TYPING_ALL "chatto.rt.typing.>" /* every room's typing indicators */
+#define STORE_SUBJECT_NOTIFY_ALL "chatto.rt.notify.>" /* new notifications, for their user's sockets */
 #define STORE_SUBJECT_PRESENCE_ALL "chatto.rt.presence.>" /* every presence announcement and request */
 #define STORE_SUBJECT_PRESENCE_HELLO "chatto.rt.presence.hello"
 #define STORE_SUBJECT_REVOKED "chatto.rt.revoked" /* credentials removed: every process forgets them and says so */
@@ -56,6 +57,8 @@ enum ch_status store_subject_event_member(char *buf, size_t len, const char *roo
 enum ch_status store_subject_event_message(char *buf, size_t len, const char *room, const char *msg);
 /* chatto.rt.typing.<room>. */
 enum ch_status store_subject_typing(char *buf, size_t len, const char *room);
+/* chatto.rt.notify.<user>: a new notification of that user, for every process's sockets of theirs. */
+enum ch_status store_subject_notify(char *buf, size_t len, const char *user);
 
 /* chatto.rt.presence.p.<process> (process: an id, e.g. a sanitised host and pid). */
 enum ch_status store_subject_presence(char *buf, size_t len, const char *process);

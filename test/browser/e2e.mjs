@@ -605,6 +605,26 @@ async function main() {
     await lastMsg(bob).locator(".body", { hasText: "bob was here" }).waitFor();
   });
 
+  await step("notifications: the bell counts, the inbox lists and opens, dismiss all empties it", async () => {
+    await roomItem(bob, "#general").click();
+    await roomItem(alice, "#design").click();
+    await alice.locator("#room-name", { hasText: "#design" }).waitFor();
+    await alice.fill("#composer-input", "@bob the inbox should show this");
+    await alice.press("#composer-input", "Enter");
+    await bob.locator("#bell-badge:not([hidden])").waitFor();
+    await bob.click("#bell");
+    const item = bob.locator('#dialog [data-testid="notification"]', { hasText: "the inbox should show this" });
+    await item.waitFor();
+    if (!(await item.textContent()).includes("mentioned you")) throw new Error("notification text: " + (await item.textContent()));
+    await bob.screenshot({ path: path.join(outDir, "04f-inbox.png") });
+    await item.click();
+    await bob.locator("#room-name", { hasText: "#design" }).waitFor();
+    await bob.click("#bell");
+    await bob.click("#inbox-clear");
+    await bob.locator("#bell-badge").waitFor({ state: "hidden" });
+    await bob.click("#dialog-cancel");
+  });
+
   await step("installable: a web app manifest and a service worker that caches nothing", async () => {
     const sw = await alice.evaluate(async () => {
       const reg = await navigator.serviceWorker.ready;

@@ -481,6 +481,89 @@ class Chat(TestCase):
             self.assertEqual(r2.status, 400, r2)
             self.assertIn("reserved", r2.json()["message"])
 
+    # ---- notifications ----
+
+    def test_notifications_one_per_person_with_the_strongest_cause_never_the_author(self):
+        from wsclient import WS
+        N = "chatto.api.v1.NotificationService/"
+        tok = Client(self.b)
+        self.assertEqual(tok.login("bob", token=True).status, 200)
+        ws = WS(self.b.port)
+        self.addCleanup(ws.sock.close)
+        ws.hello(token=tok.token)
+
+        def inbox(c, n, proc=None):
+            client = c if proc is None else Client(proc, cookie=c.cookie)
+            got = {}
+
+            def enough():
+                got["v"] = client.ok(N + "ListNotificationOccurrences", {})
+                return len(got["v"]["occurrences"]) >= n
+            wait_for(enough, 10, "%d notifications" % n)
+            return got["v"]
+
+        def kinds(out):
+            return [next(iter(o["signal"])) for o in out["occurrences"]]
+
+        r = self.room(self.alice, "Notify")["id"]
+        for c in (self.bob, self.carol):
+            c.ok(R + "JoinRoom", {"roomId": r})
+        # a direct mention; the author gets nothing
+        m1 = self.post(self.alice, r, "@bob please review")
+        got = inbox(self.bob, 1)
+        self.assertEqual(kinds(got), ["directMentionReceived"])
+        occ = got["occurrences"][0]
+        self.assertEqual((occ["unread"], occ["actor"]["id"], occ["preview"]), (True, self.alice_id, "@bob please review"))
+        self.assertEqual(occ["signal"]["directMentionReceived"]["message"]["eventId"], m1["id"])
+        self.assertEqual(got["unreadCount"], 1)
+        self.assertEqual(self.alice.ok(N + "ListNotificationOccurrences", {})["occurrences"], [])
+        # the realtime frame reaches bob's socket on the other process
+        frames = []
+        while not any(f.get("type") == "notification.created" for f in frames):
+            frames.append(ws.recv(10))
+        # a DM that also mentions him is still one entry, for the mention
+        dm = self.alice.ok(R + "StartDM", {"participantIds": [self.bob_id]})["room"]["id"]
+        self.post(self.alice, dm, "hi @bob")
+        self.post(self.alice, dm, "and a plain DM")
+        got = inbox(self.bob, 3)
+        self.assertEqual(kinds(got)[:2], ["directMessageReceived", "directMentionReceived"])  # newest first
+        # @all reaches every member but the author; a reply reaches the one replied to; a retry is not a second one
+        for _ in range(2):
+            r2 = self.alice.call(M + "CreateMessage", {"roomId": r, "body": "@all standup"}, {"Idempotency-Key": "all-1"})
+            self.assertEqual(r2.status, 200)
+        self.assertEqual(kinds(inbox(self.carol, 1)), ["allMentionReceived"])
+        self.post(self.carol, r, "answering bob", inReplyTo=m1["id"])
+        got = inbox(self.alice, 1)
+        self.assertEqual(kinds(got), ["replyReceived"])
+        # thread: the root's author hears of replies; followers hear of activity; reactions reach the author once
+        root = self.post(self.bob, r, "thread root")
+        self.post(self.carol, r, "first reply", threadRootEventId=root["id"])
+        got = inbox(self.bob, 5)
+        self.assertEqual(kinds(got)[0], "replyReceived")
+        self.post(self.bob, r, "second reply", threadRootEventId=root["id"])  # carol follows since she replied
+        self.assertEqual(kinds(inbox(self.carol, 2)), ["followedThreadActivity", "allMentionReceived"])
+        self.bob.ok(M + "AddReaction", {"roomId": r, "eventId": m1["id"], "emoji": "👍"})
+        self.bob.ok(M + "AddReaction", {"roomId": r, "eventId": m1["id"], "emoji": "👍"})  # already there: nothing new
+        got = inbox(self.alice, 2)
+        self.assertEqual(kinds(got), ["reactionReceived", "replyReceived"])
+        self.assertEqual(got["occurrences"][0]["signal"]["reactionReceived"]["emoji"], "👍")
+        # read, dismiss, dismiss all: the same from the other process
+        first = inbox(self.bob, 5)["occurrences"][0]
+        out = self.bob.ok(N + "MarkNotificationRead", {"notificationId": first["id"]})
+        self.assertFalse(out["occurrence"]["unread"])
+        after = inbox(self.bob, 5, self.a)
+        self.assertEqual(after["unreadCount"], len(after["occurrences"]) - 1)
+        self.bob.ok(N + "DeleteNotificationOccurrence", {"notificationId": first["id"]})
+        self.assertNotIn(first["id"], [o["id"] for o in inbox(self.bob, 4)["occurrences"]])
+        gone = self.bob.ok(N + "DeleteAllNotificationOccurrences", {})
+        self.assertGreaterEqual(gone["deletedCount"], 4)
+        self.assertEqual(self.bob.ok(N + "ListNotificationOccurrences", {})["occurrences"], [])
+        # bad input
+        self.err(self.bob, N + "MarkNotificationRead", {}, 400, "invalid_argument", "notificationId")
+        self.err(self.bob, N + "MarkNotificationRead", {"notificationId": "../x"}, 400, "invalid_argument", "notificationId")
+        self.err(self.bob, N + "MarkNotificationRead", {"notificationId": "0000000000000000000z"}, 404, "not_found", "notificationId")
+        self.err(self.bob, N + "ListNotificationOccurrences", {"page": {"limit": 999}}, 400, "invalid_argument", "page.limit")
+
     # ---- followed threads ----
 
     def test_threads_are_followed_by_taking_part_and_read_state_is_shared(self):

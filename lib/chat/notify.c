@@ -1,0 +1,505 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * In-app notifications (upstream's NotificationService: ListNotificationOccurrences, MarkNotificationRead,
+ * DeleteNotificationOccurrence, DeleteAllNotificationOccurrences). One entry per person a message (or a reaction)
+ * reaches, with the strongest cause that reached them: a direct mention, a direct message, @here, @all, a reply to
+ * their message or thread, activity in a thread they follow, a reaction to their message; never the author.
+ * Entries live 90 days in the KV bucket chatto_notifications as <user>.<id>, the same on every device and process;
+ * ids are time-ordered and derived from the event and the person, so a retried post writes each entry once.
+ *
+ * The process that accepted the message works out who it reaches (from its read model, at post time) and hands
+ * that to its notifier thread, which adds the followers of the thread, writes the entries and tells every
+ * process's sockets of each person (core NATS chatto.rt.notify.<user>). A process that dies between the post and
+ * the notifier's writes loses those notifications (the message itself is safe). No lock held across NATS.
+ */
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/utf8.h"
+#include "chat/chat_int.h"
+#include "json/json.h"
+#include "log/log.h"
+#include "store/store.h"
+#include "store/subject.h"
+
+#define NOTIF_TTL_MS (90LL * 86400 * 1000)
+#define NOTIF_LIST_MAX 500
+#define NOTIF_PREVIEW_CHARS 100
+
+static const struct {
+    const char *code, *signal;
+    bool important;
+} causes[NC_COUNT] = {
+    [NC_MENTION] = { "mention", "directMentionReceived", true },
+    [NC_DM] = { "dm", "directMessageReceived", true },
+    [NC_HERE] = { "here", "hereMentionReceived", true },
+    [NC_ALL] = { "all", "allMentionReceived", true },
+    [NC_REPLY] = { "reply", "replyReceived", true },
+    [NC_THREAD] = { "thread", "followedThreadActivity", false },
+    [NC_REACTION] = { "reaction", "reactionReceived", false },
+};
+
+static const char *
+json_str_or(const cJSON *o, const char *name, const char *dflt)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(f) && f->valuestring ? f->valuestring : dflt;
+}
+
+/* int64 fields are stored as decimal strings (JSON numbers lose precision past 2^53) */
+static int64_t
+json_int64_str_or(const cJSON *o, const char *name, int64_t dflt)
+{
+    const char *s = json_str_or(o, name, NULL);
+    return s ? strtoll(s, NULL, 10) : dflt;
+}
+
+static int
+cause_of(const char *code)
+{
+    for (int i = 0; i < NC_COUNT; i++)
+        if (code && !strcmp(causes[i].code, code))
+            return i;
+    return -1;
+}
+
+/* ---- building a job (caller holds the model lock) ---- */
+
+struct notif_job *
+notif_job_new(const char *room, const char *event, const char *thread_root, const char *actor, int64_t at,
+              const char *body, const char *emoji)
+{
+    struct notif_job *j = calloc(1, sizeof *j);
+
+    if (!j)
+        return NULL;
+    snprintf(j->room, sizeof j->room, "%s", room);
+    snprintf(j->event, sizeof j->event, "%s", event);
+    snprintf(j->root, sizeof j->root, "%s", thread_root ? thread_root : "");
+    snprintf(j->actor, sizeof j->actor, "%s", actor);
+    snprintf(j->emoji, sizeof j->emoji, "%s", emoji ? emoji : "");
+    j->at = at;
+    /* a preview of at most 100 characters, cut on a character boundary, one line */
+    size_t bytes = 0, chars = 0, n = body ? strlen(body) : 0;
+    while (bytes < n && chars < NOTIF_PREVIEW_CHARS && bytes < sizeof j->preview - 5) {
+        size_t k = 1;
+        while (bytes + k < n && ((unsigned char)body[bytes + k] & 0xC0) == 0x80)
+            k++;
+        memcpy(j->preview + bytes, body + bytes, k);
+        bytes += k;
+        chars++;
+    }
+    j->preview[bytes] = '\0';
+    for (char *p = j->preview; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+    return j;
+}
+
+void
+notif_job_add(struct notif_job *j, const char *uid, int cause)
+{
+    if (!uid || !*uid || !strcmp(uid, j->actor))
+        return; /* never the author */
+    for (size_t i = 0; i < j->n; i++)
+        if (!strcmp(j->to[i].uid, uid))
+            return; /* causes are added strongest first: the first one stands */
+    if (j->n == j->cap) {
+        size_t cap = j->cap ? j->cap * 2 : 8;
+        void *v = realloc(j->to, cap * sizeof *j->to);
+        if (!v)
+            return;
+        j->to = v;
+        j->cap = cap;
+    }
+    snprintf(j->to[j->n].uid, sizeof j->to[j->n].uid, "%s", uid);
+    j->to[j->n].cause = cause;
+    j->n++;
+}
+
+void
+notif_job_free(struct notif_job *j)
+{
+    if (!j)
+        return;
+    free(j->to);
+    free(j);
+}
+
+/* ---- the notifier thread ---- */
+
+void
+chat_notify(struct chat *c, struct notif_job *j)
+{
+    if (!j)
+        return;
+    pthread_mutex_lock(&c->notifier.mu);
+    if (c->notifier.stop) {
+        pthread_mutex_unlock(&c->notifier.mu);
+        notif_job_free(j);
+        return;
+    }
+    j->next = NULL;
+    if (c->notifier.tail)
+        c->notifier.tail->next = j;
+    else
+        c->notifier.head = j;
+    c->notifier.tail = j;
+    pthread_cond_signal(&c->notifier.cv);
+    pthread_mutex_unlock(&c->notifier.mu);
+}
+
+/* The id of the entry for uid: the event's time (so ids sort by age) and a hash of what it is about. */
+static void
+notif_id(const struct notif_job *j, const char *uid, char out[ID_LEN + 1])
+{
+    static const char alpha[] = "0123456789abcdefghjkmnpqrstvwxyz";
+    unsigned char h[ID_LEN];
+    crypto_generichash_state st;
+
+    id_new_at(j->at, out); /* the first 9 characters are the time */
+    crypto_generichash_init(&st, NULL, 0, sizeof h);
+    crypto_generichash_update(&st, (const unsigned char *)j->event, strlen(j->event));
+    crypto_generichash_update(&st, (const unsigned char *)"|", 1);
+    crypto_generichash_update(&st, (const unsigned char *)uid, strlen(uid));
+    crypto_generichash_update(&st, (const unsigned char *)"|", 1);
+    crypto_generichash_update(&st, (const unsigned char *)j->emoji, strlen(j->emoji));
+    crypto_generichash_final(&st, h, sizeof h);
+    for (int i = 9; i < ID_LEN; i++)
+        out[i] = alpha[h[i] & 31];
+    out[ID_LEN] = '\0';
+}
+
+/* Everyone following the thread (read from chatto_follows). */
+static void
+add_followers(struct chat *c, struct notif_job *j)
+{
+    char filter[2 * ID_MAX + 8], **keys = NULL;
+    size_t n = 0;
+
+    snprintf(filter, sizeof filter, "*.%s.%s", j->room, j->root);
+    if (store_kv_keys(c->store, STORE_B_FOLLOWS, filter, &keys, &n, NULL) != CH_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        char *v = NULL, uid[ID_MAX + 1];
+        size_t len = 0;
+        uint64_t rev;
+        const char *dot = strchr(keys[i], '.');
+        if (!dot || store_kv_get(c->store, STORE_B_FOLLOWS, keys[i], &v, &len, &rev, NULL) != CH_OK)
+            continue;
+        cJSON *o = cJSON_ParseWithLength(v, len);
+        free(v);
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "f"))) {
+            snprintf(uid, sizeof uid, "%.*s", (int)(dot - keys[i]), keys[i]);
+            notif_job_add(j, uid, NC_THREAD);
+        }
+        cJSON_Delete(o);
+    }
+    store_kv_keys_free(keys);
+}
+
+static void
+deliver(struct chat *c, struct notif_job *j)
+{
+    if (j->root[0] && !j->emoji[0])
+        add_followers(c, j);
+    for (size_t i = 0; i < j->n; i++) {
+        char id[ID_LEN + 1], key[ID_MAX + ID_LEN + 2], subject[STORE_SUBJECT_MAX];
+        struct ch_err e = { 0 };
+        notif_id(j, j->to[i].uid, id);
+        snprintf(key, sizeof key, "%s.%s", j->to[i].uid, id);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", id);
+        cJSON_AddStringToObject(o, "cause", causes[j->to[i].cause].code);
+        cJSON_AddStringToObject(o, "room", j->room);
+        cJSON_AddStringToObject(o, "event", j->event);
+        if (j->root[0])
+            cJSON_AddStringToObject(o, "root", j->root);
+        cJSON_AddStringToObject(o, "actor", j->actor);
+        json_add_int64_str(o, "at", j->at);
+        cJSON_AddStringToObject(o, "preview", j->preview);
+        if (j->emoji[0])
+            cJSON_AddStringToObject(o, "emoji", j->emoji);
+        char *s = json_print(o, NULL);
+        cJSON_Delete(o);
+        if (!s)
+            continue;
+        enum ch_status st = store_kv_create(c->store, STORE_B_NOTIFS, key, s, strlen(s), NULL, &e);
+        free(s);
+        if (st == CH_EEXIST)
+            continue; /* a retry of the same post: written and told already */
+        if (st != CH_OK) {
+            log_warn("chat: notification for %s not written: %s", j->to[i].uid, e.msg);
+            continue;
+        }
+        /* every process's sockets of this person hear of it */
+        cJSON *frame = cJSON_CreateObject(), *occ = NULL;
+        if (chat_notification_view(c, j->to[i].uid, key, &occ) == CH_OK) {
+            cJSON_AddStringToObject(frame, "type", "notification.created");
+            cJSON_AddItemToObject(frame, "occurrence", occ);
+            char *f = json_print(frame, NULL);
+            if (f && store_subject_notify(subject, sizeof subject, j->to[i].uid) == CH_OK)
+                store_core_publish(c->store, subject, f, strlen(f), NULL);
+            free(f);
+        }
+        cJSON_Delete(frame);
+    }
+}
+
+static void *
+notifier_main(void *arg)
+{
+    struct chat *c = arg;
+
+    pthread_setname_np(pthread_self(), "chat-notifier");
+    for (;;) {
+        pthread_mutex_lock(&c->notifier.mu);
+        while (!c->notifier.head && !c->notifier.stop)
+            pthread_cond_wait(&c->notifier.cv, &c->notifier.mu);
+        struct notif_job *j = c->notifier.head;
+        if (j) {
+            c->notifier.head = j->next;
+            if (!c->notifier.head)
+                c->notifier.tail = NULL;
+        }
+        bool stop = c->notifier.stop;
+        pthread_mutex_unlock(&c->notifier.mu);
+        if (j) {
+            if (store_connected(c->store) && !store_closing(c->store))
+                deliver(c, j);
+            notif_job_free(j);
+            continue; /* what was queued before a stop is still written */
+        }
+        if (stop)
+            break;
+    }
+    store_thread_exit();
+    return NULL;
+}
+
+enum ch_status
+notifier_start(struct chat *c, struct ch_err *err)
+{
+    pthread_mutex_init(&c->notifier.mu, NULL);
+    pthread_cond_init(&c->notifier.cv, NULL);
+    if (pthread_create(&c->notifier.thread, NULL, notifier_main, c) != 0)
+        return ch_err_set(err, CH_ENOMEM, NULL, "cannot start the notifier thread");
+    c->notifier.running = true;
+    return CH_OK;
+}
+
+void
+notifier_stop(struct chat *c)
+{
+    if (!c->notifier.running)
+        return;
+    pthread_mutex_lock(&c->notifier.mu);
+    c->notifier.stop = true;
+    pthread_cond_signal(&c->notifier.cv);
+    pthread_mutex_unlock(&c->notifier.mu);
+    pthread_join(c->notifier.thread, NULL);
+    c->notifier.running = false;
+    pthread_mutex_destroy(&c->notifier.mu);
+    pthread_cond_destroy(&c->notifier.cv);
+}
+
+/* ---- reading ---- */
+
+static enum ch_status
+load_entry(struct chat *c, const char *key, cJSON **o, uint64_t *rev, struct ch_err *err)
+{
+    char *v = NULL;
+    size_t len = 0;
+    enum ch_status st;
+
+    if ((st = store_kv_get(c->store, STORE_B_NOTIFS, key, &v, &len, rev, err)) != CH_OK)
+        return st;
+    *o = cJSON_ParseWithLength(v, len);
+    free(v);
+    return *o ? CH_OK : ch_err_set(err, CH_EINTERNAL, NULL, "notification %s is corrupt", key);
+}
+
+/* upstream's NotificationOccurrence from a stored entry; NULL if the entry is malformed. Model read-locked. */
+static cJSON *
+occurrence(struct chat *c, const cJSON *e)
+{
+    const char *id = json_str_or(e, "id", ""), *room = json_str_or(e, "room", "");
+    int cause = cause_of(json_str_or(e, "cause", NULL));
+    int64_t at = json_int64_str_or(e, "at", 0);
+    cJSON *o, *sig, *kind, *msg, *rs;
+
+    if (cause < 0 || !*id || !*room)
+        return NULL;
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    json_add_time(o, "createdAt", at);
+    cJSON_AddItemToObject(o, "actor", view_user(c->m, json_str_or(e, "actor", "")));
+    sig = cJSON_AddObjectToObject(o, "signal");
+    kind = cJSON_AddObjectToObject(sig, causes[cause].signal);
+    msg = cJSON_AddObjectToObject(kind, "message");
+    rs = cJSON_AddObjectToObject(msg, "room");
+    struct chat_room *r = model_room(c->m, room);
+    cJSON_AddStringToObject(rs, "id", room);
+    if (r) {
+        cJSON_AddStringToObject(rs, "name", r->name);
+        cJSON_AddBoolToObject(rs, "isDm", r->vis == VIS_DM);
+    }
+    cJSON_AddStringToObject(msg, "eventId", json_str_or(e, "event", ""));
+    if (*json_str_or(e, "root", ""))
+        cJSON_AddStringToObject(msg, "threadRootEventId", json_str_or(e, "root", ""));
+    if (*json_str_or(e, "emoji", ""))
+        cJSON_AddStringToObject(kind, "emoji", json_str_or(e, "emoji", ""));
+    cJSON_AddBoolToObject(o, "unread", !json_int64_str_or(e, "read", 0));
+    json_add_time(o, "expiresAt", at + NOTIF_TTL_MS);
+    cJSON_AddStringToObject(o, "attentionLevel", causes[cause].important ? "NOTIFICATION_ATTENTION_LEVEL_IMPORTANT"
+                                                                         : "NOTIFICATION_ATTENTION_LEVEL_AMBIENT");
+    cJSON_AddStringToObject(o, "preview", json_str_or(e, "preview", "")); /* ours: the inbox shows it */
+    return o;
+}
+
+enum ch_status
+chat_notification_view(struct chat *c, const char *uid, const char *key, cJSON **out)
+{
+    cJSON *e = NULL;
+    uint64_t rev;
+    enum ch_status st;
+
+    (void)uid;
+    if ((st = load_entry(c, key, &e, &rev, NULL)) != CH_OK)
+        return st;
+    pthread_rwlock_rdlock(&c->m->lock);
+    *out = occurrence(c, e);
+    pthread_rwlock_unlock(&c->m->lock);
+    cJSON_Delete(e);
+    return *out ? CH_OK : CH_EINTERNAL;
+}
+
+enum ch_status
+chat_list_notifications(struct chat *c, const struct user *who, int limit, int offset, cJSON **out,
+                        struct ch_err *err)
+{
+    char filter[ID_MAX + 4], **keys = NULL;
+    size_t n = 0, unread = 0, shown = 0, total = 0;
+    enum ch_status st;
+    cJSON **entries;
+
+    if (limit <= 0)
+        limit = 50;
+    snprintf(filter, sizeof filter, "%s.*", who->id);
+    if ((st = store_kv_keys(c->store, STORE_B_NOTIFS, filter, &keys, &n, err)) != CH_OK)
+        return st;
+    /* newest first: ids sort by time, and the keys come sorted */
+    size_t first = n > NOTIF_LIST_MAX ? n - NOTIF_LIST_MAX : 0;
+    entries = calloc(n - first + 1, sizeof *entries);
+    if (!entries) {
+        store_kv_keys_free(keys);
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    }
+    for (size_t i = n; i > first; i--) {
+        uint64_t rev;
+        if (load_entry(c, keys[i - 1], &entries[n - i], &rev, NULL) != CH_OK)
+            entries[n - i] = NULL;
+    }
+    store_kv_keys_free(keys);
+    cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "occurrences");
+    pthread_rwlock_rdlock(&c->m->lock);
+    for (size_t i = 0; i < n - first; i++) {
+        cJSON *occ = entries[i] ? occurrence(c, entries[i]) : NULL;
+        cJSON_Delete(entries[i]);
+        if (!occ)
+            continue;
+        unread += cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(occ, "unread"));
+        if (total++ < (size_t)offset || shown >= (size_t)limit) {
+            cJSON_Delete(occ);
+            continue;
+        }
+        cJSON_AddItemToArray(arr, occ);
+        shown++;
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    free(entries);
+    cJSON *page = cJSON_AddObjectToObject(o, "page");
+    json_add_int64_str(page, "totalCount", (int64_t)total);
+    cJSON_AddBoolToObject(page, "hasMore", (size_t)offset + shown < total);
+    cJSON_AddNumberToObject(o, "unreadCount", (double)unread);
+    *out = o;
+    return CH_OK;
+}
+
+static enum ch_status
+entry_key(const struct user *who, const char *id, char *key, size_t len, struct ch_err *err)
+{
+    if (!id || !id_valid(id) || (size_t)snprintf(key, len, "%s.%s", who->id, id) >= len)
+        return ch_err_set(err, CH_EINVAL, "notificationId", "not a valid id");
+    return CH_OK;
+}
+
+enum ch_status
+chat_mark_notification_read(struct chat *c, const struct user *who, const char *id, cJSON **out,
+                            struct ch_err *err)
+{
+    char key[2 * ID_MAX + 2];
+    enum ch_status st;
+
+    if ((st = entry_key(who, id, key, sizeof key, err)) != CH_OK)
+        return st;
+    for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+        cJSON *e = NULL;
+        uint64_t rev = 0;
+        if ((st = load_entry(c, key, &e, &rev, err)) != CH_OK)
+            return st == CH_ENOTFOUND ? ch_err_set(err, CH_ENOTFOUND, "notificationId", "no such notification") : st;
+        if (!json_int64_str_or(e, "read", 0)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(e, "read");
+            json_add_int64_str(e, "read", clock_wall_ms());
+            char *s = json_print(e, NULL);
+            st = s ? store_kv_update(c->store, STORE_B_NOTIFS, key, s, strlen(s), rev, NULL, err) : CH_ENOMEM;
+            free(s);
+        }
+        if (st == CH_OK) {
+            pthread_rwlock_rdlock(&c->m->lock);
+            cJSON *occ = occurrence(c, e);
+            pthread_rwlock_unlock(&c->m->lock);
+            cJSON_Delete(e);
+            *out = cJSON_CreateObject();
+            cJSON_AddItemToObject(*out, "occurrence", occ ? occ : cJSON_CreateNull());
+            return CH_OK;
+        }
+        cJSON_Delete(e);
+        if (st != CH_ECONFLICT)
+            return st;
+    }
+    return ch_err_set(err, CH_EUNAVAIL, NULL, "the notification kept changing; try again");
+}
+
+enum ch_status
+chat_delete_notification(struct chat *c, const struct user *who, const char *id, struct ch_err *err)
+{
+    char key[2 * ID_MAX + 2];
+    enum ch_status st;
+
+    if ((st = entry_key(who, id, key, sizeof key, err)) != CH_OK)
+        return st;
+    return store_kv_purge(c->store, STORE_B_NOTIFS, key, err);
+}
+
+enum ch_status
+chat_delete_all_notifications(struct chat *c, const struct user *who, size_t *deleted, struct ch_err *err)
+{
+    char filter[ID_MAX + 4], **keys = NULL;
+    size_t n = 0;
+    enum ch_status st;
+
+    *deleted = 0;
+    snprintf(filter, sizeof filter, "%s.*", who->id);
+    if ((st = store_kv_keys(c->store, STORE_B_NOTIFS, filter, &keys, &n, err)) != CH_OK)
+        return st;
+    for (size_t i = 0; i < n && st == CH_OK; i++)
+        if ((st = store_kv_purge(c->store, STORE_B_NOTIFS, keys[i], err)) == CH_OK)
+            (*deleted)++;
+    store_kv_keys_free(keys);
+    return st;
+}
