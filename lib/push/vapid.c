@@ -20,7 +20,9 @@
 #include "push/push_int.h"
 
 struct push_vapid {
-    struct ecc_scalar key; /* limbs wiped on free */
+    /* nettle keeps the scalar in GMP-allocated limbs, not in sodium_malloc memory as crypto/ keeps its secrets;
+     * we wipe them on free, and the stored form (push_vapid_private) is the caller's to guard */
+    struct ecc_scalar key;
     struct ecc_point pub;
     char pub_b64[PUSH_PUBLIC_KEY_B64 + 1];
 };
