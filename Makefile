@@ -8,7 +8,7 @@
 VERSION   := $(shell cat VERSION)
 B         ?= build
 CC        ?= cc
-PKGS      := libmicrohttpd libnats libsodium libcjson inih nettle libcurl vips
+PKGS      := libmicrohttpd libnats libsodium libcjson inih nettle hogweed gmp libcurl vips
 # -isystem: warnings in other projects' headers (GLib's, under libvips) are theirs, not ours
 PKG_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lpthread -lm
@@ -31,6 +31,7 @@ GENDOC     := $(B)/gendoc
 OBJCAT     := $(B)/objcat
 IMGTOOL    := $(B)/imgtool
 S3SIGN     := $(B)/s3sign
+PUSHTOOL   := $(B)/pushtool
 
 ifeq ($(V),1)
 Q :=
@@ -117,6 +118,11 @@ $(S3SIGN): test/tools/s3sign.c $(B)/libchatto.a
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/libchatto.a $(PKG_LIBS)
 
+# lib/push as a command, for the Web Push test against Node's crypto and a loopback push service
+$(PUSHTOOL): test/tools/pushtool.c $(B)/libchatto.a
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/libchatto.a $(PKG_LIBS)
+
 $(GENDOC): test/tools/gendoc.c $(B)/libchatto.a
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/libchatto.a $(PKG_LIBS)
@@ -159,19 +165,19 @@ run: deps
 	$(B)/chatto run --webserver-bind-address $(BIND) $(ARGS)
 
 test: deps-test
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(OBJCAT) $(IMGTOOL) $(S3SIGN)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(OBJCAT) $(IMGTOOL) $(S3SIGN) $(PUSHTOOL)
 	$(Q)$(MAKE) --no-print-directory fuzz-build
 	$(Q)python3 test/run_tests.py --build $(B) --fuzz build/fuzz $(if $(TESTS),--filter '$(TESTS)')
 
 test-unit: $(UNIT_BIN)
 	$(Q)python3 test/run_tests.py --build $(B) --unit-only
 
-test-integration: all $(OBJCAT) $(IMGTOOL) $(S3SIGN)
+test-integration: all $(OBJCAT) $(IMGTOOL) $(S3SIGN) $(PUSHTOOL)
 	$(Q)python3 test/run_tests.py --build $(B) --integration-only $(if $(TESTS),--filter '$(TESTS)')
 
 asan:
 	$(Q)$(MAKE) --no-print-directory B=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
-	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all build/asan/objcat build/asan/imgtool build/asan/s3sign $(addprefix build/asan/test/,$(notdir $(UNIT_BIN)))
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all build/asan/objcat build/asan/imgtool build/asan/s3sign build/asan/pushtool $(addprefix build/asan/test/,$(notdir $(UNIT_BIN)))
 
 test-asan: deps-test
 	$(Q)$(MAKE) --no-print-directory asan
