@@ -446,10 +446,14 @@ async function openRoom(roomId) {
   const t = S.timeline.get(roomId);
   t.firstUnread = null;
   let left = x ? x.unreadCount || 0 : 0;
+  let oldest = null;
   for (let i = t.items.length - 1; i >= 0 && left > 0; i--) {
     const m = itemOf(t.items[i]);
+    if (m) oldest = m.id;
     if (m && !m.threadRootEventId && m.actorId !== S.me.id && !m.deletedAt && --left === 0) t.firstUnread = m.id;
   }
+  // more unread than this history holds (older pages, or messages still on their way): mark from the oldest shown
+  if (left > 0 && !t.firstUnread) t.firstUnread = oldest;
   renderTimeline(true);
   const line = $("messages").querySelector(".new-line");
   if (line) line.scrollIntoView({ block: "start" });

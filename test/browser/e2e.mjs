@@ -590,7 +590,7 @@ async function main() {
     await alice.press("#composer-input", "Enter");
     await alice.fill("#composer-input", "second unread for bob");
     await alice.press("#composer-input", "Enter");
-    await roomItem(bob, "#general").locator(".badge").waitFor();
+    await roomItem(bob, "#general").locator(".badge", { hasText: "3" }).waitFor(); // all three have reached bob
     await roomItem(bob, "#general").click();
     const next = await bob.evaluate(() => { const l = document.querySelector('[data-testid="new-messages"]'); return l && l.nextElementSibling && l.nextElementSibling.textContent; });
     // (bob has been in #design since before alice's code-span message: that is his first unread)
