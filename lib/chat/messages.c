@@ -413,9 +413,10 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
     snprintf(msgid, sizeof msgid, "post:%s:%s", who->id, idem_key ? idem_key : id);
     struct store_pub_opts po = { .msg_id = msgid, .expect_none = true };
     st = chat_append(c, subject, ev, &po, NULL, NULL, err);
-    /* a retry after the duplicate window finds its message already there: that is success too */
+    /* a retry that finds its message already there (the subject has it) is success too, once this process's model
+     * has caught up with it: the first attempt may have been stored through a moment this model has not seen */
     if (st == CH_ECONFLICT && idem_key)
-        st = CH_OK;
+        st = sync_events(c, err);
     if (st != CH_OK) {
         if (nassets && st != CH_EUNAVAIL) /* (unavailable: it may have been written; the janitor settles it) */
             hk->unclaim(hk->ctx, id, asset_ids, nassets);

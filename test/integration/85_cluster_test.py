@@ -152,6 +152,9 @@ class ClusterTest(unittest.TestCase):
                 try:
                     if c.get("/readyz").status != 200:
                         return False
+                    # and its read model keeps up (a read that waits for everything acknowledged so far)
+                    if Client(c, token=self.alice.token).call(R + "ListRooms").status != 200:
+                        return False
                 except OSError:
                     return False
             return True
