@@ -39,15 +39,13 @@
 const char *
 rec_str(const cJSON *o, const char *name)
 {
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsString(f) ? f->valuestring : "";
+    return json_str_or(o, name, "");
 }
 
 int64_t
 rec_int(const cJSON *o, const char *name)
 {
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsNumber(f) ? (int64_t)f->valuedouble : 0;
+    return json_int64_or(o, name, 0);
 }
 
 void

@@ -180,6 +180,8 @@ void view_include_user(const struct chat_model *m, cJSON *users, const char *id)
 const char *room_role_str(enum room_role r);
 /* {name: v}; takes v. */
 cJSON *view_wrap(const char *name, cJSON *v);
+/* Add upstream's PageInfo {totalCount, hasMore} to o for shown items from offset out of total. */
+void view_add_page(cJSON *o, size_t total, size_t offset, size_t shown);
 
 /* ---- struct chat and what the command files share ---- */
 

@@ -726,9 +726,7 @@ chat_list_attachments(struct chat *c, const struct user *who, const char *room_i
             cJSON_Delete(files);
         }
         free(v);
-        cJSON *page = cJSON_AddObjectToObject(o, "page");
-        json_add_int64_str(page, "totalCount", (int64_t)total);
-        cJSON_AddBoolToObject(page, "hasMore", (size_t)offset + emitted < total);
+        view_add_page(o, total, (size_t)offset, emitted);
         *out = o;
     }
     pthread_rwlock_unlock(&c->m->lock);

@@ -43,21 +43,6 @@ static const struct {
     [NC_REACTION] = { "reaction", "reactionReceived", false },
 };
 
-static const char *
-json_str_or(const cJSON *o, const char *name, const char *dflt)
-{
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsString(f) && f->valuestring ? f->valuestring : dflt;
-}
-
-/* int64 fields are stored as decimal strings (JSON numbers lose precision past 2^53) */
-static int64_t
-json_int64_str_or(const cJSON *o, const char *name, int64_t dflt)
-{
-    const char *s = json_str_or(o, name, NULL);
-    return s ? strtoll(s, NULL, 10) : dflt;
-}
-
 static int
 cause_of(const char *code)
 {
@@ -137,6 +122,10 @@ chat_notify(struct chat *c, struct notif_job *j)
 {
     if (!j)
         return;
+    if (!j->n && (!j->root[0] || j->emoji[0])) { /* reaches nobody (most posts): no work for the notifier */
+        notif_job_free(j);
+        return;
+    }
     pthread_mutex_lock(&c->notifier.mu);
     if (c->notifier.stop) {
         pthread_mutex_unlock(&c->notifier.mu);
@@ -329,7 +318,7 @@ occurrence(struct chat *c, const cJSON *e)
 {
     const char *id = json_str_or(e, "id", ""), *room = json_str_or(e, "room", "");
     int cause = cause_of(json_str_or(e, "cause", NULL));
-    int64_t at = json_int64_str_or(e, "at", 0);
+    int64_t at = json_int64_or(e, "at", 0);
     cJSON *o, *sig, *kind, *msg, *rs;
 
     if (cause < 0 || !*id || !*room)
@@ -353,7 +342,7 @@ occurrence(struct chat *c, const cJSON *e)
         cJSON_AddStringToObject(msg, "threadRootEventId", json_str_or(e, "root", ""));
     if (*json_str_or(e, "emoji", ""))
         cJSON_AddStringToObject(kind, "emoji", json_str_or(e, "emoji", ""));
-    cJSON_AddBoolToObject(o, "unread", !json_int64_str_or(e, "read", 0));
+    cJSON_AddBoolToObject(o, "unread", !json_int64_or(e, "read", 0));
     json_add_time(o, "expiresAt", at + NOTIF_TTL_MS);
     cJSON_AddStringToObject(o, "attentionLevel", causes[cause].important ? "NOTIFICATION_ATTENTION_LEVEL_IMPORTANT"
                                                                          : "NOTIFICATION_ATTENTION_LEVEL_AMBIENT");
@@ -422,9 +411,7 @@ chat_list_notifications(struct chat *c, const struct user *who, int limit, int o
     }
     pthread_rwlock_unlock(&c->m->lock);
     free(entries);
-    cJSON *page = cJSON_AddObjectToObject(o, "page");
-    json_add_int64_str(page, "totalCount", (int64_t)total);
-    cJSON_AddBoolToObject(page, "hasMore", (size_t)offset + shown < total);
+    view_add_page(o, total, (size_t)offset, shown);
     cJSON_AddNumberToObject(o, "unreadCount", (double)unread);
     *out = o;
     return CH_OK;
@@ -452,7 +439,7 @@ chat_mark_notification_read(struct chat *c, const struct user *who, const char *
         uint64_t rev = 0;
         if ((st = load_entry(c, key, &e, &rev, err)) != CH_OK)
             return st == CH_ENOTFOUND ? ch_err_set(err, CH_ENOTFOUND, "notificationId", "no such notification") : st;
-        if (!json_int64_str_or(e, "read", 0)) {
+        if (!json_int64_or(e, "read", 0)) {
             cJSON_DeleteItemFromObjectCaseSensitive(e, "read");
             json_add_int64_str(e, "read", clock_wall_ms());
             char *s = json_print(e, NULL);

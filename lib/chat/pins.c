@@ -113,9 +113,7 @@ chat_list_pins(struct chat *c, const struct user *who, const char *room_id, int 
         /* newest pin first: the array is in pin order */
         for (size_t k = (size_t)offset; k < r->npins && emitted < (size_t)limit; k++, emitted++)
             cJSON_AddItemToArray(arr, pin_view(c->m, r, &r->pins[r->npins - 1 - k], who->id));
-        cJSON *page = cJSON_AddObjectToObject(o, "page");
-        json_add_int64_str(page, "totalCount", (int64_t)r->npins);
-        cJSON_AddBoolToObject(page, "hasMore", (size_t)offset + emitted < r->npins);
+        view_add_page(o, r->npins, (size_t)offset, emitted);
         char marker[24];
         snprintf(marker, sizeof marker, "%llu", (unsigned long long)r->pin_seq);
         cJSON_AddStringToObject(o, "latestPinMarker", marker);

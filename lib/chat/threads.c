@@ -274,9 +274,7 @@ chat_list_followed_threads(struct chat *c, const struct user *who, int limit, in
     pthread_rwlock_unlock(&c->m->lock);
     free(v);
     cJSON_AddNumberToObject(o, "unreadThreadCount", (double)unread_threads);
-    cJSON *page = cJSON_AddObjectToObject(o, "page");
-    json_add_int64_str(page, "totalCount", (int64_t)total);
-    cJSON_AddBoolToObject(page, "hasMore", (size_t)offset + shown < total);
+    view_add_page(o, total, (size_t)offset, shown);
     *out = o;
     return CH_OK;
 }

@@ -67,7 +67,8 @@ view_attachments(const struct chat_model *m, cJSON *arr, const char *json, const
         if (exp)
             json_add_time(u, "expiresAt", exp);
         const cJSON *ct = cJSON_GetObjectItemCaseSensitive(it, "contentType"),
-                    *w = cJSON_GetObjectItemCaseSensitive(it, "width"), *h = cJSON_GetObjectItemCaseSensitive(it, "height");
+                    *w = cJSON_GetObjectItemCaseSensitive(it, "width"),
+                    *h = cJSON_GetObjectItemCaseSensitive(it, "height");
         exp = 0;
         if (m->assets.thumb_url && cJSON_IsString(ct) && cJSON_IsNumber(w) && cJSON_IsNumber(h) &&
             m->assets.thumb_url(m->assets.ctx, id->valuestring, ct->valuestring, (int)w->valuedouble,
@@ -209,4 +210,13 @@ view_wrap(const char *name, cJSON *v)
 
     cJSON_AddItemToObject(o, name, v);
     return o;
+}
+
+void
+view_add_page(cJSON *o, size_t total, size_t offset, size_t shown)
+{
+    cJSON *page = cJSON_AddObjectToObject(o, "page");
+
+    json_add_int64_str(page, "totalCount", (int64_t)total);
+    cJSON_AddBoolToObject(page, "hasMore", offset + shown < total);
 }

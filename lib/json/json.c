@@ -311,3 +311,21 @@ json_get_time(const cJSON *obj, const char *name, bool required, int64_t *unix_m
         return ch_err_set(err, CH_EINVAL, name, "must be an RFC 3339 timestamp such as 2026-12-01T17:00:00Z");
     return CH_OK;
 }
+
+const char *
+json_str_or(const cJSON *obj, const char *name, const char *dflt)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+    return cJSON_IsString(f) && f->valuestring ? f->valuestring : dflt;
+}
+
+int64_t
+json_int64_or(const cJSON *obj, const char *name, int64_t dflt)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+    if (cJSON_IsString(f) && f->valuestring)
+        return strtoll(f->valuestring, NULL, 10);
+    return cJSON_IsNumber(f) ? (int64_t)f->valuedouble : dflt;
+}

@@ -38,6 +38,10 @@ cJSON *json_add_int64_str(cJSON *obj, const char *name, int64_t v);
 cJSON *json_add_time(cJSON *obj, const char *name, int64_t unix_ms);
 /* Format Unix milliseconds as RFC 3339 ("2026-11-28T17:48:17.577Z"); buf needs 32 bytes. */
 void json_fmt_time(int64_t unix_ms, char *buf, size_t len);
+/* Reading our own stored records: obj.name as a string (dflt if absent or not a string), and as an int64 written
+ * either as a decimal string (how we store int64s: JSON numbers lose precision past 2^53) or a number. */
+const char *json_str_or(const cJSON *obj, const char *name, const char *dflt);
+int64_t json_int64_or(const cJSON *obj, const char *name, int64_t dflt);
 /* Parse an RFC 3339 timestamp ("2026-12-01T20:00:00Z", optional fraction, "Z" or a +hh:mm / -hh:mm offset) into
  * Unix milliseconds. False if it is not one (or outside years 1970-9999). */
 bool json_parse_time(const char *s, int64_t *unix_ms);

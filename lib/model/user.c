@@ -115,17 +115,7 @@ user_serialize(const struct user *u)
 static void
 copy_str(const cJSON *o, const char *name, char *out, size_t cap)
 {
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
-
-    snprintf(out, cap, "%s", cJSON_IsString(f) && f->valuestring ? f->valuestring : "");
-}
-
-static int64_t
-get_i64(const cJSON *o, const char *name)
-{
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
-
-    return cJSON_IsString(f) && f->valuestring ? strtoll(f->valuestring, NULL, 10) : 0;
+    snprintf(out, cap, "%s", json_str_or(o, name, ""));
 }
 
 enum ch_status
@@ -147,14 +137,14 @@ user_parse(const char *json, size_t len, struct user *out)
     out->is_bot = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "isBot"));
     out->disabled = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "disabled"));
     out->deleted = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "deleted"));
-    out->created_at = get_i64(o, "createdAt");
-    out->updated_at = get_i64(o, "updatedAt");
+    out->created_at = json_int64_or(o, "createdAt", 0);
+    out->updated_at = json_int64_or(o, "updatedAt", 0);
     copy_str(o, "passwordHash", out->password_hash, sizeof out->password_hash);
     copy_str(o, "createdBy", out->created_by, sizeof out->created_by);
     copy_str(o, "avatar", out->avatar, sizeof out->avatar);
     copy_str(o, "statusEmoji", out->status_emoji, sizeof out->status_emoji);
     copy_str(o, "statusText", out->status_text, sizeof out->status_text);
-    out->status_expires = get_i64(o, "statusExpires");
+    out->status_expires = json_int64_or(o, "statusExpires", 0);
     copy_str(o, "presence", out->presence, sizeof out->presence);
     if (strcmp(out->presence, "away") != 0 && strcmp(out->presence, "dnd") != 0)
         out->presence[0] = '\0';

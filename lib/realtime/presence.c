@@ -666,7 +666,8 @@ rt_presence_announce(struct rt *rt, struct map *pending, int64_t now)
             delta = announcement(rt);
             u = cJSON_AddObjectToObject(delta, "u");
         }
-        cJSON_AddStringToObject(u, uid, want == PRES_ONLINE ? "o" : want == PRES_AWAY ? "a" : want == PRES_DND ? "d" : "");
+        cJSON_AddStringToObject(u, uid, want == PRES_ONLINE ? "o" : want == PRES_AWAY ? "a"
+                                        : want == PRES_DND  ? "d" : "");
     }
     if (delta)
         publish(rt, subject, delta);

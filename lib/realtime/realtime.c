@@ -424,8 +424,10 @@ rt_start(struct rt *rt, const struct rt_transport *tx, void *tx_ctx, struct ch_e
     chat_set_listener(rt->o.chat, on_change, rt);
     if ((st = store_core_subscribe(rt->o.store, STORE_SUBJECT_PRESENCE_ALL, on_presence, rt, &rt->presence_sub,
                                    err)) != CH_OK ||
-        (st = store_core_subscribe(rt->o.store, STORE_SUBJECT_TYPING_ALL, on_typing, rt, &rt->typing_sub, err)) != CH_OK ||
-        (st = store_core_subscribe(rt->o.store, STORE_SUBJECT_NOTIFY_ALL, on_notify, rt, &rt->notify_sub, err)) != CH_OK)
+        (st = store_core_subscribe(rt->o.store, STORE_SUBJECT_TYPING_ALL, on_typing, rt, &rt->typing_sub, err)) !=
+            CH_OK ||
+        (st = store_core_subscribe(rt->o.store, STORE_SUBJECT_NOTIFY_ALL, on_notify, rt, &rt->notify_sub, err)) !=
+            CH_OK)
         return st; /* the caller's rt_stop undoes what started */
     return CH_OK;
 }

@@ -83,6 +83,11 @@ void assets_download(struct http_req *r, void *env);
 /* GET /assets/server/public/<id>: an avatar (users.c). */
 void users_avatar_download(struct http_req *r, void *env);
 
+/* upstream's PageRequest {limit, offset} from in.page (absent: 0, 0, meaning the method's defaults); errors name
+ * page, page.limit or page.offset. */
+enum ch_status api_page_args(const cJSON *in, int64_t max_limit, int64_t max_offset, int64_t *limit, int64_t *offset,
+                             struct ch_err *err);
+
 /* One page of users ({users, nextPageToken}); full adds role, disabled, createdAt (admin view). users.c. */
 enum ch_status users_list_page(struct api_ctx *c, const cJSON *in, bool full, cJSON **out, struct ch_err *err);
 

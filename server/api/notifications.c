@@ -15,15 +15,11 @@
 static enum ch_status
 list_occurrences(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
 {
-    const cJSON *page = cJSON_GetObjectItemCaseSensitive(in, "page");
-    int64_t limit = 0, offset = 0;
+    int64_t limit, offset;
+    enum ch_status st;
 
-    if (page && !cJSON_IsNull(page) && !cJSON_IsObject(page))
-        return ch_err_set(err, CH_EINVAL, "page", "must be an object {limit, offset}");
-    if (cJSON_IsObject(page) && json_get_int(page, "limit", false, 0, 200, &limit, NULL) != CH_OK)
-        return ch_err_set(err, CH_EINVAL, "page.limit", "must be a number from 0 to 200");
-    if (cJSON_IsObject(page) && json_get_int(page, "offset", false, 0, 500, &offset, NULL) != CH_OK)
-        return ch_err_set(err, CH_EINVAL, "page.offset", "must be a number from 0 to 500");
+    if ((st = api_page_args(in, 200, 500, &limit, &offset, err)) != CH_OK)
+        return st;
     return chat_list_notifications(c->env->chat, ME, (int)limit, (int)offset, out, err);
 }
 

@@ -231,28 +231,14 @@ update_typing(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *er
 
 /* {roomId, page: {limit (1-500, default 50), offset}} */
 static enum ch_status
-page_args(const cJSON *in, int64_t *limit, int64_t *offset, struct ch_err *err)
-{
-    const cJSON *page = cJSON_GetObjectItemCaseSensitive(in, "page");
-
-    *limit = *offset = 0;
-    if (page && !cJSON_IsNull(page) && !cJSON_IsObject(page))
-        return ch_err_set(err, CH_EINVAL, "page", "must be an object {limit, offset}");
-    if (cJSON_IsObject(page) && json_get_int(page, "limit", false, 0, 500, limit, NULL) != CH_OK)
-        return ch_err_set(err, CH_EINVAL, "page.limit", "must be a number from 0 to 500");
-    if (cJSON_IsObject(page) && json_get_int(page, "offset", false, 0, 1000000, offset, NULL) != CH_OK)
-        return ch_err_set(err, CH_EINVAL, "page.offset", "must be a number from 0 to 1000000");
-    return CH_OK;
-}
-
-static enum ch_status
 list_attachments(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
 {
     const char *id = NULL;
     int64_t limit, offset;
     enum ch_status st;
 
-    if ((st = room_id(in, &id, err)) != CH_OK || (st = page_args(in, &limit, &offset, err)) != CH_OK)
+    if ((st = room_id(in, &id, err)) != CH_OK ||
+        (st = api_page_args(in, 500, 1000000, &limit, &offset, err)) != CH_OK)
         return st;
     return chat_list_attachments(c->env->chat, ME, id, (int)limit, (int)offset, out, err);
 }
@@ -296,7 +282,8 @@ list_pins(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
     int64_t limit, offset;
     enum ch_status st;
 
-    if ((st = room_id(in, &id, err)) != CH_OK || (st = page_args(in, &limit, &offset, err)) != CH_OK)
+    if ((st = room_id(in, &id, err)) != CH_OK ||
+        (st = api_page_args(in, 500, 1000000, &limit, &offset, err)) != CH_OK)
         return st;
     return chat_list_pins(c->env->chat, ME, id, (int)limit, (int)offset, out, err);
 }
@@ -351,7 +338,7 @@ list_followed_threads(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch
     int64_t limit, offset;
     enum ch_status st;
 
-    if ((st = page_args(in, &limit, &offset, err)) != CH_OK)
+    if ((st = api_page_args(in, 500, 1000000, &limit, &offset, err)) != CH_OK)
         return st;
     return chat_list_followed_threads(c->env->chat, ME, (int)limit, (int)offset, out, err);
 }

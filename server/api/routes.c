@@ -95,6 +95,22 @@ is_json_ctype(const char *ct)
     return strcasecmp(ct, "charset=utf-8") == 0;
 }
 
+enum ch_status
+api_page_args(const cJSON *in, int64_t max_limit, int64_t max_offset, int64_t *limit, int64_t *offset,
+              struct ch_err *err)
+{
+    const cJSON *page = cJSON_GetObjectItemCaseSensitive(in, "page");
+
+    *limit = *offset = 0;
+    if (page && !cJSON_IsNull(page) && !cJSON_IsObject(page))
+        return ch_err_set(err, CH_EINVAL, "page", "must be an object {limit, offset}");
+    if (cJSON_IsObject(page) && json_get_int(page, "limit", false, 0, max_limit, limit, NULL) != CH_OK)
+        return ch_err_set(err, CH_EINVAL, "page.limit", "must be a number from 0 to %lld", (long long)max_limit);
+    if (cJSON_IsObject(page) && json_get_int(page, "offset", false, 0, max_offset, offset, NULL) != CH_OK)
+        return ch_err_set(err, CH_EINVAL, "page.offset", "must be a number from 0 to %lld", (long long)max_offset);
+    return CH_OK;
+}
+
 static void
 connect_prepare(struct http_req *r, void *envp)
 {

@@ -5,24 +5,9 @@ import subprocess
 import threading
 import time
 
-from harness import FAST_AUTH, TIME_SCALE, Client, TestCase, external_env, http_request
+from harness import FAST_AUTH, TIME_SCALE, Client, TestCase, external_env, grep_tree, http_request
 
 ME = "chatto.api.v1.MyAccountService/GetMyAccount"
-
-
-def grep_store(root, needle):
-    """Files under root whose bytes contain needle."""
-    hits = []
-    for d, _, files in os.walk(root):
-        for f in files:
-            p = os.path.join(d, f)
-            try:
-                with open(p, "rb") as fh:
-                    if needle in fh.read():
-                        hits.append(p)
-            except OSError:
-                pass
-    return hits
 
 
 class TwoProcesses(TestCase):
@@ -294,14 +279,14 @@ class PasswordStorage(TestCase):
         c = self.chatto(args=FAST_AUTH)
         Client(c).register("alice", password="plain text password")
         store = os.path.join(c.data_dir, "jetstream")
-        self.assertTrue(grep_store(store, b"$argon2id$v=19$m=19456,t=2,p=1$"))
-        self.assertEqual(grep_store(store, b"plain text password"), [])
+        self.assertTrue(grep_tree(store, b"$argon2id$v=19$m=19456,t=2,p=1$"))
+        self.assertEqual(grep_tree(store, b"plain text password"), [])
         self.assertEqual(c.stop(), 0)
         # a stronger cost is configured: the next successful login stores the password again at that cost
         c.args = [a for a in c.args if a not in FAST_AUTH]
         c.start()
         self.assertEqual(Client(c).login("alice", password="plain text password").status, 200)
-        self.assertTrue(grep_store(store, b"$argon2id$v=19$m=65536,t=2,p=1$"))
+        self.assertTrue(grep_tree(store, b"$argon2id$v=19$m=65536,t=2,p=1$"))
         self.assertEqual(Client(c).login("alice", password="plain text password").status, 200)
 
 
