@@ -72,6 +72,7 @@ chat_free(struct chat *c)
     if (!c)
         return;
     notifier_stop(c); /* (writes what was queued while NATS is still there) */
+    pusher_stop(c);   /* (after the notifier: nothing queues pushes any more) */
     eraser_stop(c);
     store_follower_stop(c->follower);
     store_kv_watch_stop(c->users_w);

@@ -7,10 +7,13 @@
  * Entries live 90 days in the KV bucket chatto_notifications as <user>.<id>, the same on every device and process;
  * ids are time-ordered and derived from the event and the person, so a retried post writes each entry once.
  *
- * The process that accepted the message works out who it reaches (from its read model, at post time) and hands
- * that to its notifier thread, which adds the followers of the thread, writes the entries and tells every
- * process's sockets of each person (core NATS chatto.rt.notify.<user>). A process that dies between the post and
- * the notifier's writes loses those notifications (the message itself is safe). No lock held across NATS.
+ * The process that accepted the message works out who it reaches and by which causes (from its read model, at post
+ * time) and hands that to its notifier thread, which adds the followers of the thread, picks for each person the
+ * strongest cause their policy does not turn off (policy.c), writes the entries and tells every process's sockets
+ * of each person (core NATS chatto.rt.notify.<user>). An entry whose mode is alert, for someone not in
+ * Do-Not-Disturb, is also pushed to their browsers (webpush.c) — by this process only, since only the process that
+ * created the entry gets that far. A process that dies between the post and the notifier's writes loses those
+ * notifications (the message itself is safe). No lock held across NATS.
  */
 #include <inttypes.h>
 #include <sodium.h>
@@ -33,14 +36,15 @@
 static const struct {
     const char *code, *signal;
     bool important;
+    enum notif_class policy; /* the signal class whose delivery mode applies */
 } causes[NC_COUNT] = {
-    [NC_MENTION] = { "mention", "directMentionReceived", true },
-    [NC_DM] = { "dm", "directMessageReceived", true },
-    [NC_HERE] = { "here", "hereMentionReceived", true },
-    [NC_ALL] = { "all", "allMentionReceived", true },
-    [NC_REPLY] = { "reply", "replyReceived", true },
-    [NC_THREAD] = { "thread", "followedThreadActivity", false },
-    [NC_REACTION] = { "reaction", "reactionReceived", false },
+    [NC_MENTION] = { "mention", "directMentionReceived", true, NK_MENTION },
+    [NC_DM] = { "dm", "directMessageReceived", true, NK_DM },
+    [NC_HERE] = { "here", "hereMentionReceived", true, NK_HERE },
+    [NC_ALL] = { "all", "allMentionReceived", true, NK_ALL },
+    [NC_REPLY] = { "reply", "replyReceived", true, NK_REPLY },
+    [NC_THREAD] = { "thread", "followedThreadActivity", false, NK_THREAD },
+    [NC_REACTION] = { "reaction", "reactionReceived", false, NK_REACTION },
 };
 
 static int
@@ -91,8 +95,10 @@ notif_job_add(struct notif_job *j, const char *uid, int cause)
     if (!uid || !*uid || !strcmp(uid, j->actor))
         return; /* never the author */
     for (size_t i = 0; i < j->n; i++)
-        if (!strcmp(j->to[i].uid, uid))
-            return; /* causes are added strongest first: the first one stands */
+        if (!strcmp(j->to[i].uid, uid)) {
+            j->to[i].causes |= 1u << cause;
+            return;
+        }
     if (j->n == j->cap) {
         size_t cap = j->cap ? j->cap * 2 : 8;
         void *v = realloc(j->to, cap * sizeof *j->to);
@@ -102,7 +108,7 @@ notif_job_add(struct notif_job *j, const char *uid, int cause)
         j->cap = cap;
     }
     snprintf(j->to[j->n].uid, sizeof j->to[j->n].uid, "%s", uid);
-    j->to[j->n].cause = cause;
+    j->to[j->n].causes = 1u << cause;
     j->n++;
 }
 
@@ -191,6 +197,74 @@ add_followers(struct chat *c, struct notif_job *j)
     store_kv_keys_free(keys);
 }
 
+/* The cause uid's entry is made for: the strongest that reached them whose mode is not off (-1: none), and whether
+ * it may interrupt (alert, and the person not in Do-Not-Disturb). */
+static int
+pick_cause(struct chat *c, const struct notif_job *j, size_t i, bool *alert)
+{
+    enum notif_mode modes[NK_COUNT];
+
+    notif_policy_modes(c, j->to[i].uid, j->room, modes);
+    for (int k = 0; k < NC_COUNT; k++) {
+        if (!(j->to[i].causes & (1u << k)) || modes[causes[k].policy] == NM_OFF)
+            continue;
+        *alert = modes[causes[k].policy] == NM_ALERT;
+        if (*alert) {
+            pthread_rwlock_rdlock(&c->m->lock);
+            const struct user *u = model_user(c->m, j->to[i].uid);
+            if (u && !strcmp(u->presence, "dnd"))
+                *alert = false; /* Do-Not-Disturb keeps the entry, not the sound or the push */
+            pthread_rwlock_unlock(&c->m->lock);
+        }
+        return k;
+    }
+    return -1;
+}
+
+/* What a push says of entry e (an occurrence view): title, a preview of at most 100 characters, where to go. */
+static char *
+push_payload(struct chat *c, const struct notif_job *j, int cause, const char *id)
+{
+    char title[400], actor[USER_NAME_MAX_BYTES + 1] = "Someone", room[ROOM_NAME_MAX_BYTES + 2] = "";
+    bool dm = false;
+
+    pthread_rwlock_rdlock(&c->m->lock);
+    const struct user *u = model_user(c->m, j->actor);
+    if (u && u->display_name[0])
+        snprintf(actor, sizeof actor, "%s", u->display_name);
+    else if (u)
+        snprintf(actor, sizeof actor, "%s", u->login);
+    struct chat_room *r = model_room(c->m, j->room);
+    if (r) {
+        dm = r->vis == VIS_DM;
+        snprintf(room, sizeof room, "#%s", r->name);
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    switch (cause) {
+    case NC_MENTION: snprintf(title, sizeof title, dm ? "%s mentioned you" : "%s mentioned you in %s", actor, room); break;
+    case NC_HERE: snprintf(title, sizeof title, "%s notified @here in %s", actor, room); break;
+    case NC_ALL: snprintf(title, sizeof title, "%s notified @all in %s", actor, room); break;
+    case NC_REPLY: snprintf(title, sizeof title, dm ? "%s replied to you" : "%s replied to you in %s", actor, room); break;
+    case NC_THREAD: snprintf(title, sizeof title, "%s replied in a thread in %s", actor, room); break;
+    case NC_REACTION: snprintf(title, sizeof title, "%s reacted %s to your message", actor, j->emoji); break;
+    default: snprintf(title, sizeof title, "%s", actor); break; /* a direct message: who wrote it */
+    }
+    cJSON *o = cJSON_CreateObject();
+    char url[ID_MAX + 16];
+    snprintf(url, sizeof url, "/#/room/%s", j->room);
+    cJSON_AddStringToObject(o, "title", title);
+    cJSON_AddStringToObject(o, "body", j->preview);
+    cJSON_AddStringToObject(o, "url", url);
+    cJSON_AddStringToObject(o, "tag", j->room); /* one notification per room on screen, the newest */
+    cJSON_AddStringToObject(o, "notificationId", id);
+    cJSON_AddStringToObject(o, "roomId", j->room);
+    cJSON_AddStringToObject(o, "eventId", j->event);
+    cJSON_AddStringToObject(o, "cause", causes[cause].code);
+    char *s = json_print(o, NULL);
+    cJSON_Delete(o);
+    return s;
+}
+
 static void
 deliver(struct chat *c, struct notif_job *j)
 {
@@ -199,11 +273,16 @@ deliver(struct chat *c, struct notif_job *j)
     for (size_t i = 0; i < j->n; i++) {
         char id[ID_LEN + 1], key[ID_MAX + ID_LEN + 2], subject[STORE_SUBJECT_MAX];
         struct ch_err e = { 0 };
+        bool alert = false;
+        int cause = pick_cause(c, j, i, &alert);
+        if (cause < 0)
+            continue; /* every cause that reached them is off */
         notif_id(j, j->to[i].uid, id);
         snprintf(key, sizeof key, "%s.%s", j->to[i].uid, id);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "id", id);
-        cJSON_AddStringToObject(o, "cause", causes[j->to[i].cause].code);
+        cJSON_AddStringToObject(o, "cause", causes[cause].code);
+        cJSON_AddBoolToObject(o, "alert", alert);
         cJSON_AddStringToObject(o, "room", j->room);
         cJSON_AddStringToObject(o, "event", j->event);
         if (j->root[0])
@@ -236,6 +315,9 @@ deliver(struct chat *c, struct notif_job *j)
             free(f);
         }
         cJSON_Delete(frame);
+        /* this process wrote the entry (a retry finds it and stops above), so this process alone pushes it */
+        if (alert && c->pusher)
+            pusher_enqueue(c, j->to[i].uid, push_payload(c, j, cause, id), j->at);
     }
 }
 
@@ -346,6 +428,8 @@ occurrence(struct chat *c, const cJSON *e)
     json_add_time(o, "expiresAt", at + NOTIF_TTL_MS);
     cJSON_AddStringToObject(o, "attentionLevel", causes[cause].important ? "NOTIFICATION_ATTENTION_LEVEL_IMPORTANT"
                                                                          : "NOTIFICATION_ATTENTION_LEVEL_AMBIENT");
+    /* ours: whether it may sound or push (its policy said alert and the person was not in Do-Not-Disturb) */
+    cJSON_AddBoolToObject(o, "alert", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "alert")));
     cJSON_AddStringToObject(o, "preview", json_str_or(e, "preview", "")); /* ours: the inbox shows it */
     return o;
 }

@@ -40,6 +40,8 @@ enum store_bucket {
     STORE_B_ASSETS,   /* <assetId> -> an uploaded file: room, owner, name, type, size, digest, state */
     STORE_B_FOLLOWS,  /* <user>.<room>.<threadRoot> -> followed or not, and the thread's read position */
     STORE_B_NOTIFS,   /* <user>.<notificationId> -> one notification (kept 90 days) */
+    STORE_B_NOTIFPOLICY, /* <user> -> notification policy overrides, server-wide and per room */
+    STORE_B_PUSHSUBS, /* <user>.<hash of the endpoint> -> one browser's Web Push subscription */
     STORE_B_COUNT
 };
 

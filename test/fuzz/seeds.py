@@ -65,11 +65,13 @@ METHODS = [
 FIELDS = ["after", "attachmentAssetIds", "before", "body", "currentPassword", "description", "displayName", "emoji",
           "eventId", "eventIds", "inReplyTo", "includeDisabled", "issueToken", "limit", "login", "name",
           "newPassword", "pageSize", "pageToken", "participantIds", "password", "role", "roomId",
-          "threadRootEventId", "userId", "visibility"]
+          "threadRootEventId", "userId", "visibility", "notificationId", "overrides", "updateMask", "endpoint",
+          "p256dh", "auth", "clientHost", "cleanupToken", "userAgent"]
 for i, (name, body) in enumerate(METHODS):
     write("fuzz_connect", "%02d-%s" % (i, name), bytes([i]) + body.encode())
 dictionary("fuzz_connect", ['"%s":' % f for f in FIELDS] + ["@R", "@E", "@U", "@D", "@T", "true", "null", "[]", "{}",
                                                              "owner", "admin", "member", "public", "private",
+                                                             "NOTIFICATION_DELIVERY_MODE_OFF", "directMessages",
                                                              "\\u0000", "\\ud800", "9223372036854775808", "-1", "1e308"])
 
 # ---- fuzz_http: whole requests ----
