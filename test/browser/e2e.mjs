@@ -592,6 +592,10 @@ async function main() {
     await alice.press("#composer-input", "Enter");
     await roomItem(bob, "#general").locator(".badge", { hasText: "3" }).waitFor(); // all three have reached bob
     await roomItem(bob, "#general").click();
+    await bob.locator("#room-name", { hasText: "#general" }).waitFor();
+    // (opening a room loads and renders its history after the click returns: wait for the line, then judge it)
+    await bob.waitForFunction(() => { const l = document.querySelector('[data-testid="new-messages"]'); return l && l.nextElementSibling; },
+      null, { timeout: 10000 }).catch(() => {});
     const next = await bob.evaluate(() => { const l = document.querySelector('[data-testid="new-messages"]'); return l && l.nextElementSibling && l.nextElementSibling.textContent; });
     // (bob has been in #design since before alice's code-span message: that is his first unread)
     if (!next || !next.includes("to ping the room")) throw new Error("new-messages line before: " + next);
