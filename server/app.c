@@ -53,6 +53,8 @@
 #include "store/store.h"
 #include "supervisor.h"
 #include "web.h"
+#include "metricsd.h"
+#include "metrics/metrics.h"
 #include "realtime/realtime.h"
 #include "s3/s3.h"
 #include "ws/ws.h"
@@ -450,6 +452,43 @@ app_push_start(const struct cfg *cfg, struct chat *chat, const char *origin, str
     return chat_push_start(chat, *vapid, subject, cfg_bool(cfg, CFG_PUSH_ALLOW_LOOPBACK_ENDPOINTS), err);
 }
 
+/* ---- gauges read at each scrape (metrics.enabled) ---- */
+
+static double
+gauge_ready(void *ctx)
+{
+    char reason[200];
+    return api_ready(ctx, reason, sizeof reason) ? 1 : 0;
+}
+
+static double
+gauge_inflight(void *ctx)
+{
+    return (double)http_inflight(ctx);
+}
+
+static double
+gauge_ws(void *ctx)
+{
+    return (double)ws_connections(ctx);
+}
+
+static double
+gauge_model(void *ctx, enum metric_id m)
+{
+    struct chat_stats s;
+    chat_stats(ctx, &s);
+    return m == MET_MODEL_ROOMS      ? (double)s.rooms
+           : m == MET_MODEL_MESSAGES ? (double)s.messages
+           : m == MET_MODEL_USERS    ? (double)s.users
+                                     : (double)s.lag;
+}
+
+static double gauge_rooms(void *ctx) { return gauge_model(ctx, MET_MODEL_ROOMS); }
+static double gauge_messages(void *ctx) { return gauge_model(ctx, MET_MODEL_MESSAGES); }
+static double gauge_users(void *ctx) { return gauge_model(ctx, MET_MODEL_USERS); }
+static double gauge_lag(void *ctx) { return gauge_model(ctx, MET_FOLLOWER_LAG); }
+
 /* The S3 client, when core.assets.s3.endpoint is set (files stored in S3 are served whatever the backend). With
  * the s3 backend, the bucket is made now if missing; if S3 cannot be reached we start anyway and say so: uploads
  * then answer "unavailable" and the bucket is tried again with each, so one S3 outage never keeps a replica down,
@@ -503,6 +542,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     struct accounts *accounts = NULL;
     struct chat *chat = NULL;
     struct push_vapid *vapid = NULL;
+    struct metricsd *metricsd = NULL;
     struct assets *assets = NULL;
     struct s3 *s3 = NULL;
     struct rt *rt = NULL;
@@ -739,6 +779,24 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     log_info("http: listening on %s:%d (at most %d connections; requests that wait on storage get a worker "
              "thread each)",
              cfg_str(cfg, CFG_WEBSERVER_BIND_ADDRESS), bound, ho.max_connections);
+    if (cfg_bool(cfg, CFG_METRICS_ENABLED)) {
+        int mport = 0;
+        metrics_set_version(CHATTO_VERSION);
+        metrics_set_gauge(MET_READY, gauge_ready, &env);
+        metrics_set_gauge(MET_HTTP_INFLIGHT, gauge_inflight, http);
+        metrics_set_gauge(MET_WS_CONNECTIONS, gauge_ws, ws);
+        metrics_set_gauge(MET_MODEL_ROOMS, gauge_rooms, chat);
+        metrics_set_gauge(MET_MODEL_MESSAGES, gauge_messages, chat);
+        metrics_set_gauge(MET_MODEL_USERS, gauge_users, chat);
+        metrics_set_gauge(MET_FOLLOWER_LAG, gauge_lag, chat);
+        if (metricsd_start(cfg_str(cfg, CFG_METRICS_BIND_ADDRESS), (int)cfg_int(cfg, CFG_METRICS_PORT),
+                           cfg_str(cfg, CFG_METRICS_PATH), &metricsd, &mport, &err) != CH_OK) {
+            log_error("app: %s", err.msg);
+            goto out;
+        }
+        log_info("metrics: listening on %s:%d%s", cfg_str(cfg, CFG_METRICS_BIND_ADDRESS), mport,
+                 cfg_str(cfg, CFG_METRICS_PATH));
+    }
 
     /* main loop: signals, and one log line per readiness change */
     bool was_ready = false, announced = false, fatal = false;
@@ -802,6 +860,7 @@ out:
     accounts_stop_cache(accounts); /* its watch calls into rt */
     rt_stop(rt); /* nothing calls the transport after this */
     ws_stop(ws);
+    metricsd_stop(metricsd); /* (its gauges read what stops next) */
     http_stop(http, 0);
     assets_free(assets);
     s3_free(s3); /* after assets, which borrows it */

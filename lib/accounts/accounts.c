@@ -26,6 +26,7 @@
 #include "base/map.h"
 #include "json/json.h"
 #include "log/log.h"
+#include "metrics/metrics.h"
 #include "store/store.h"
 #include "store/subject.h"
 
@@ -710,6 +711,7 @@ accounts_login(struct accounts *a, const char *login, const char *password, cons
     attempt_end(a, &t, known && ok);
     if (!known || !ok) {
         explicit_bzero(&u, sizeof u);
+        metrics_inc(MET_LOGIN_FAILURES, NULL, NULL);
         return ch_err_set(err, CH_EAUTH, NULL, "invalid login or password");
     }
     if (u.disabled) {

@@ -9,6 +9,8 @@
 
 /* CLOCK_MONOTONIC in ms: only differences between two readings mean anything. */
 int64_t clock_mono_ms(void);
+/* CLOCK_MONOTONIC in microseconds (latency measurements). */
+int64_t clock_mono_us(void);
 /* CLOCK_REALTIME in ms since the Unix epoch. */
 int64_t clock_wall_ms(void);
 /* The CLOCK_REALTIME instant ms_from_now ms ahead (negative means behind), as the absolute timespec that

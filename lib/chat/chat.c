@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "chat/chat_int.h"
 #include "store/store.h"
@@ -116,6 +117,23 @@ chat_ready(struct chat *c, char *reason, size_t len)
         return false;
     }
     return true;
+}
+
+void
+chat_stats(struct chat *c, struct chat_stats *out)
+{
+    size_t it = 0;
+    const char *key;
+    void *val;
+
+    memset(out, 0, sizeof *out);
+    pthread_rwlock_rdlock(&c->m->lock);
+    out->rooms = map_len(c->m->rooms);
+    out->users = map_len(c->m->users);
+    while (map_next(c->m->rooms, &it, &key, &val))
+        out->messages += map_len(((struct chat_room *)val)->msgs);
+    pthread_rwlock_unlock(&c->m->lock);
+    out->lag = store_follower_pending(c->follower);
 }
 
 bool

@@ -69,6 +69,12 @@ const char *chat_push_public_key(const struct chat *c);
 /* Set once, before anything is posted (chat_new's caller, at start-up). */
 void chat_set_asset_hooks(struct chat *c, const struct chat_asset_hooks *h);
 void chat_free(struct chat *c);
+/* Sizes of the read model and how far it trails the stream (metrics). Takes the model's read lock briefly. */
+struct chat_stats {
+    size_t rooms, messages, users;
+    uint64_t lag; /* events not yet applied */
+};
+void chat_stats(struct chat *c, struct chat_stats *out);
 /* True once the read model has replayed the stream up to where it was when we subscribed. */
 bool chat_ready(struct chat *c, char *reason, size_t len);
 void chat_set_listener(struct chat *c, chat_listener_fn fn, void *ctx);

@@ -29,6 +29,7 @@
 #include "chat/chat_int.h"
 #include "json/json.h"
 #include "log/log.h"
+#include "metrics/metrics.h"
 #include "store/store.h"
 #include "store/subject.h"
 
@@ -290,6 +291,7 @@ deliver(struct chat *c, struct notif_job *j)
             all = false;
             continue;
         }
+        metrics_inc(MET_NOTIFICATIONS, NULL, NULL);
         /* every process's sockets of this person hear of it */
         cJSON *frame = cJSON_CreateObject(), *occ = NULL;
         if (chat_notification_view(c, j->to[i].uid, key, &occ) == CH_OK) {

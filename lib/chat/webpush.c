@@ -25,6 +25,7 @@
 #include "crypto/crypto.h"
 #include "json/json.h"
 #include "log/log.h"
+#include "metrics/metrics.h"
 #include "push/push.h"
 #include "store/store.h"
 
@@ -110,6 +111,7 @@ send_one(struct chat *c, const char *key, const char *payload, int ttl_s)
         .urgency = PUSH_URGENCY_HIGH,
     };
     st = push_send(&p->cfg, &m, &http, &e);
+    metrics_inc(MET_PUSHES, st == CH_OK ? "sent" : st == CH_ENOTFOUND ? "gone" : "failed", NULL);
     if (st == CH_ENOTFOUND) {
         log_info("push: a subscription is gone (HTTP %ld); deleted", http);
         store_kv_purge(c->store, STORE_B_PUSHSUBS, key, NULL);

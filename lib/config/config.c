@@ -504,8 +504,6 @@ cfg_validate(const struct cfg *c, struct ch_err *err)
     if (cfg_bool(c, CFG_LIVEKIT_ENABLED))
         return ch_err_set(err, CH_EINVAL, "livekit.enabled",
                           "livekit.enabled: voice and video calls are not available in this version");
-    if (cfg_bool(c, CFG_METRICS_ENABLED))
-        return ch_err_set(err, CH_EINVAL, "metrics.enabled", "metrics.enabled: metrics are not available in this version");
     if (strpbrk(cfg_str(c, CFG_WEBSERVER_URL), "?#"))
         return ch_err_set(err, CH_EINVAL, "webserver.url", "webserver.url: must not contain a query or fragment");
     if (cfg_str(c, CFG_METRICS_PATH)[0] != '/')

@@ -11,6 +11,7 @@
 
 #include "log/log.h"
 #include "base/clock.h"
+#include "metrics/metrics.h"
 #include "store/store_int.h"
 #include "store/subject.h"
 
@@ -81,6 +82,7 @@ store_publish(struct store *st, const char *subject, const void *data, size_t le
         po.ExpectNoMessage = o->expect_none;
         po.ExpectLastSubjectSeq = o->expect_subject_seq;
     }
+    int64_t t0 = clock_mono_us();
     if (o && o->msg_id) {
         /* with a message id a resend is safe: the stream drops the duplicate */
         int64_t deadline = clock_mono_ms() + st->timeout_ms;
@@ -93,6 +95,9 @@ store_publish(struct store *st, const char *subject, const void *data, size_t le
         s = js_Publish(&ack, st->js, subject, data, (int)len, &po, &jerr);
     }
     cs = store_map(s, jerr, "publish", err);
+    metrics_observe(MET_JS_PUBLISH_DURATION, NULL, (double)(clock_mono_us() - t0) / 1e6);
+    if (cs != CH_OK && cs != CH_ECONFLICT) /* (a failed expectation is an answer, not an error) */
+        metrics_inc(MET_JS_ERRORS, "publish", NULL);
     if (cs == CH_OK) {
         if (seq)
             *seq = ack->Sequence;
@@ -181,6 +186,7 @@ on_follow_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *clo
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         f->fn(f->ctx, meta->Sequence.Stream, natsMsg_GetSubject(msg), natsMsg_GetData(msg),
               (size_t)natsMsg_GetDataLength(msg), meta->Timestamp / 1000000);
+        atomic_store(&f->pending, meta->NumPending);
         jsMsgMetaData_Destroy(meta);
     }
     natsMsg_Destroy(msg);
@@ -309,6 +315,12 @@ store_follow(struct store *st, enum store_stream s, store_follow_fn fn, void *ct
     pthread_mutex_unlock(&st->mu);
     *out = f;
     return CH_OK;
+}
+
+uint64_t
+store_follower_pending(struct store_follower *f)
+{
+    return f ? atomic_load(&f->pending) : 0;
 }
 
 bool

@@ -192,6 +192,8 @@ enum ch_status store_follow(struct store *st, enum store_stream s, store_follow_
                             struct store_follower **out, struct ch_err *err);
 /* The stream's last sequence when the follower subscribed (what "caught up" means), 0 before that. */
 uint64_t store_follower_target(struct store_follower *f);
+/* Events in the stream after the last one delivered to fn (the server's count when it sent that one): the lag. */
+uint64_t store_follower_pending(struct store_follower *f);
 /* True once the follower is subscribed (its target is then meaningful). */
 bool store_follower_attached(struct store_follower *f);
 /* Unsubscribe and free (call before store_close). Accepts NULL. */

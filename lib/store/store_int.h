@@ -96,6 +96,7 @@ struct store_follower {
     bool attaching;        /* under st->mu: the keeper is subscribing it (without the lock) */
     struct store_sub_done done;
     _Atomic uint64_t target;
+    _Atomic uint64_t pending; /* events after the last one delivered, as the server counted when it sent it */
     struct store_follower *next;
 };
 

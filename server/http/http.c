@@ -36,6 +36,7 @@
 #include "base/map.h"
 #include "base/netaddr.h"
 #include "log/log.h"
+#include "metrics/metrics.h"
 #include "store/store.h"
 
 /* A worker's stack only costs what it touches. Our deepest handler frame is under 8 KiB (checked with
@@ -610,6 +611,7 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
         r->http = h;
         r->conn = c;
         r->start_ms = clock_mono_ms();
+        r->start_us = clock_mono_us();
         r->max_body = (size_t)h->o.max_body;
         snprintf(r->method, sizeof r->method, "%s", method);
         if (!(r->path = strdup(url)))
@@ -766,6 +768,22 @@ completed_cb(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_Reque
         return;
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->up)
         wake_on_peer_eof(c); /* (an upgraded socket is not libmicrohttpd's to read any more) */
+    if (r->status) {
+        /* route: the route's own path; a Connect method's full path when it was found (a bounded set: 404s,
+         * whatever they asked for, count as the prefix) */
+        const char *route = !r->route ? "unmatched"
+                            : r->route->prefix && !strncmp(r->path, "/api/connect/", 13) && r->status != 404 &&
+                                      strlen(r->path) < 96
+                                ? r->path
+                                : r->route->path;
+        char code[8];
+        snprintf(code, sizeof code, "%d", r->status);
+        metrics_inc(MET_HTTP_REQUESTS, route, code);
+        if (r->status == 429)
+            metrics_inc(MET_RATE_LIMITED, route, NULL);
+        if (!r->up)
+            metrics_observe(MET_HTTP_DURATION, route, (double)(clock_mono_us() - r->start_us) / 1e6);
+    }
     if (h->o.request_logging)
         log_info("http: %s %s %d %zu %lldms %s%s", r->method, r->path, r->status, r->resp_len,
                  (long long)(clock_mono_ms() - r->start_ms), http_req_client_ip(r),

@@ -30,6 +30,7 @@ struct http_req {
     char *path;
     char client_ip[64]; /* found on first use (http_req_client_ip) */
     int64_t start_ms;
+    int64_t start_us;
 
     char *body;
     size_t body_len, body_cap, max_body;

@@ -18,6 +18,7 @@
 
 #include "json/json.h"
 #include "log/log.h"
+#include "metrics/metrics.h"
 #include "ws/ws_int.h"
 
 static const struct wslay_event_callbacks callbacks;
@@ -162,9 +163,11 @@ conn_send(struct ws_conn *c, const char *frame, size_t len)
         return;
     }
     conn_mark_dirty(c);
+    metrics_inc(MET_WS_FRAMES, NULL, NULL);
     queued = wslay_event_get_queued_msg_length(c->ctx) + c->out_len;
     if (queued > c->w->o.queue_hard) {
         log_warn("ws: closing connection of %s: %zu bytes not read (over the hard limit)", c->user, queued);
+        metrics_inc(MET_WS_SLOW, NULL, NULL);
         conn_abort(c, 1008, "too slow: too many unread messages");
     } else if (queued > c->w->o.queue_soft) {
         if (!c->soft_since)
@@ -667,6 +670,7 @@ conn_tick(struct ws_conn *c, int64_t now)
     if (c->soft_since && now - c->soft_since > w->o.soft_grace_ms) {
         log_warn("ws: closing connection of %s: unread messages for %lld ms", c->user,
                  (long long)(now - c->soft_since));
+        metrics_inc(MET_WS_SLOW, NULL, NULL);
         conn_abort(c, 1013, "too slow: unread messages for too long");
         return;
     }

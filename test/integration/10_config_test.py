@@ -123,7 +123,7 @@ class ConfigErrors(TestCase):
         self.check_fails(["--nats-embedded-binary", "/nonexistent/nats-server"], "nats.embedded.binary")
 
     def test_features_not_built_yet_are_refused(self):
-        self.check_fails(["--metrics-enabled"], "metrics.enabled: metrics are not available in this version")
+        self.check_fails(["--metrics-enabled", "--metrics-path", "metrics"], "metrics.path: must start with '/'")
         self.check_fails(["--livekit-enabled", "--livekit-url", "wss://lk", "--livekit-api-key", "k"],
                          "livekit.api_secret: required", env={})
         self.check_fails(["--livekit-enabled", "--livekit-url", "wss://lk", "--livekit-api-key", "k"],
