@@ -45,6 +45,7 @@
 #include "base/ratelimit.h"
 #include "base/parse.h"
 #include "assets/assets.h"
+#include "calls/calls.h"
 #include "chat/chat.h"
 #include "crypto/crypto.h"
 #include "http/http.h"
@@ -506,6 +507,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     struct assets *assets = NULL;
     struct s3 *s3 = NULL;
     struct rt *rt = NULL;
+    struct calls_reconciler *reconciler = NULL;
     struct ws *ws = NULL;
     struct web *web = NULL;
     struct netaddr_set *proxies = NULL;
@@ -739,6 +741,30 @@ app_run(struct cfg *cfg, const struct cli_args *args)
              "thread each)",
              cfg_str(cfg, CFG_WEBSERVER_BIND_ADDRESS), bound, ho.max_connections);
 
+    if (cfg_bool(cfg, CFG_LIVEKIT_ENABLED)) {
+        /* one process at a time (a lease in NATS) compares calls with LiveKit's rooms */
+        char holder[160];
+        snprintf(holder, sizeof holder, "%s", instance);
+        for (char *p = holder; *p; p++)
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
+                *p = '_';
+        struct calls_reconcile_opts cro = {
+            .store = store,
+            .chat = chat,
+            .url = cfg_str(cfg, CFG_LIVEKIT_URL),
+            .api_key = cfg_str(cfg, CFG_LIVEKIT_API_KEY),
+            .api_secret = cfg_str(cfg, CFG_LIVEKIT_API_SECRET),
+            .server_id = cfg_str(cfg, CFG_LIVEKIT_SERVER_ID),
+            .interval_ms = cfg_int(cfg, CFG_LIVEKIT_RECONCILE_INTERVAL),
+            .holder = holder,
+        };
+        if (calls_reconciler_start(&cro, &reconciler, &err) != CH_OK) {
+            log_error("app: %s", err.msg);
+            goto out;
+        }
+        log_info("calls: voice and video calls through LiveKit at %s (rooms named %s.*)", cro.url, cro.server_id);
+    }
+
     /* main loop: signals, and one log line per readiness change */
     bool was_ready = false, announced = false, fatal = false;
     char last_reason[200] = "";
@@ -797,6 +823,7 @@ out:
     if (listen_fd >= 0)
         close(listen_fd);
     ws_quiesce(ws);
+    calls_reconciler_stop(reconciler); /* gives its lease up while NATS still answers */
     store_shutdown(store, 2000);
     accounts_stop_cache(accounts); /* its watch calls into rt */
     rt_stop(rt); /* nothing calls the transport after this */
