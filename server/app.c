@@ -712,7 +712,21 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     char ws_origin[600];
     snprintf(ws_origin, sizeof ws_origin, "%s%s", strncmp(origin, "https://", 8) ? "ws://" : "wss://",
              strstr(origin, "://") ? strstr(origin, "://") + 3 : origin);
-    if (web_load(cfg_str(cfg, CFG_WEBSERVER_WEB_DIR), ws_origin, &web, &err) == CH_OK)
+    char connect_src[1400];
+    snprintf(connect_src, sizeof connect_src, "%s", ws_origin);
+    if (cfg_bool(cfg, CFG_LIVEKIT_ENABLED)) {
+        /* the browser reaches LiveKit's signalling (ws) and its HTTP fallback at livekit.url's origin */
+        const char *lk = cfg_str(cfg, CFG_LIVEKIT_URL), *lkhost = strstr(lk, "://");
+        bool tls = !strncmp(lk, "wss://", 6) || !strncmp(lk, "https://", 8);
+        if (lkhost) {
+            lkhost += 3;
+            int hl = (int)strcspn(lkhost, "/?#");
+            if (hl > 0 && hl < 300)
+                snprintf(connect_src + strlen(connect_src), sizeof connect_src - strlen(connect_src),
+                         " %s://%.*s %s://%.*s", tls ? "wss" : "ws", hl, lkhost, tls ? "https" : "http", hl, lkhost);
+        }
+    }
+    if (web_load(cfg_str(cfg, CFG_WEBSERVER_WEB_DIR), connect_src, &web, &err) == CH_OK)
         log_info("http: web client from %s", web_dir(web));
     else
         log_warn("http: no web client (%s); serving the API only", err.msg);
