@@ -637,6 +637,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         .store = store,
         .edit_window_ms = cfg_int(cfg, CFG_CHAT_EDIT_WINDOW),
         .timeout_ms = cfg_int(cfg, CFG_NATS_REQUEST_TIMEOUT),
+        .no_notifier = !cfg_bool(cfg, CFG_CHAT_NOTIFICATION_WORKER),
     };
     if (chat_new(&co, &chat, &err) != CH_OK) {
         log_error("app: %s", err.msg);

@@ -37,6 +37,7 @@ struct chat_opts {
     struct store *store;
     int64_t edit_window_ms;
     int64_t timeout_ms; /* read-your-writes waits */
+    bool no_notifier;   /* leave delivering notifications to the other processes */
 };
 
 enum ch_status chat_new(const struct chat_opts *o, struct chat **out, struct ch_err *err);

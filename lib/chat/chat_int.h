@@ -244,10 +244,11 @@ struct chat {
     struct pusher *pusher;              /* Web Push (webpush.c); NULL while off. Set once at start-up */
     struct {
         pthread_t thread;
-        pthread_mutex_t mu; /* guards the queue and stop */
+        pthread_mutex_t mu; /* guards stop */
         pthread_cond_t cv;
-        struct notif_job *head, *tail;
         bool stop, running;
+        bool pull; /* set before the thread starts: deliver (else only make sure the shared consumer exists) */
+        atomic_bool consumer; /* the shared consumer exists (ready: what is posted from now on is notified) */
     } notifier;
     struct {
         pthread_t thread;
@@ -262,7 +263,6 @@ struct chat {
  * that their policy does not turn off). */
 enum notif_cause { NC_MENTION, NC_DM, NC_HERE, NC_ALL, NC_REPLY, NC_THREAD, NC_REACTION, NC_COUNT };
 struct notif_job {
-    struct notif_job *next;
     char room[ID_MAX + 1], event[ID_MAX + 1], root[ID_MAX + 1], actor[ID_MAX + 1];
     char emoji[EMOJI_MAX_BYTES + 1];
     char preview[420]; /* at most 100 characters of the body */
@@ -278,8 +278,6 @@ struct notif_job *notif_job_new(const char *room, const char *event, const char 
 /* Add a recipient and a cause that reached them (the actor is skipped). */
 void notif_job_add(struct notif_job *j, const char *uid, int cause);
 void notif_job_free(struct notif_job *j);
-/* Hand a job to the notifier thread (it takes ownership). */
-void chat_notify(struct chat *c, struct notif_job *j);
 enum ch_status notifier_start(struct chat *c, struct ch_err *err);
 void notifier_stop(struct chat *c);
 /* The upstream-shaped occurrence of the stored entry key. */

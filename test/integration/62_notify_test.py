@@ -4,6 +4,7 @@ pushing to a push service on loopback written with Node's crypto (pushsvc.cjs): 
 against the key the server hands browsers and decrypts the payload with the subscription's keys."""
 import base64
 import json
+import signal
 import time
 
 from harness import FAST_AUTH, TIME_SCALE, Client, TestCase, external_env, run_chatto, wait_for
@@ -354,3 +355,38 @@ class PushConfig(TestCase):
         r = run_chatto(["config", "check"], env={"CHATTO_PUSH_VAPID_SUBJECT": "admin@example.com"})
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("push.vapid_subject", r.stderr)
+
+
+class Worker(TestCase):
+    def test_notifications_come_from_the_stream_and_survive_a_dead_worker(self):
+        """Who a post notifies is worked out by whichever process's notifier takes the event from the shared
+        consumer: a process that does not deliver (chat.notification_worker = false) posts, one started later
+        delivers the backlog, and an event taken by a worker that dies is delivered by another after the ack
+        wait."""
+        n = self.nats(token="worker-test-token")
+        env = external_env(n)
+        a = self.chatto(embedded=False, env=env, args=FAST_AUTH + ["--chat-notification-worker=false"])
+        alice, bob = Client(a), Client(a)
+        alice.register("alice")
+        bob.register("bob")
+        r = alice.ok(R + "CreateRoom", {"name": "Work"})["room"]["id"]
+        bob.ok(R + "JoinRoom", {"roomId": r})
+        alice.ok(M + "CreateMessage", {"roomId": r, "body": "@bob before any worker"})
+        time.sleep(0.5)
+        self.assertEqual(bob.ok(N + "ListNotificationOccurrences", {})["occurrences"], [], "no worker yet")
+        b = self.chatto(embedded=False, env=env, args=FAST_AUTH)
+        wait_for(lambda: len(bob.ok(N + "ListNotificationOccurrences", {})["occurrences"]) == 1, 15,
+                 "the backlog delivered by the worker that started later")
+        # a worker stopped while it waits for work is likely handed the next events; killed, they go to another
+        b.signal(signal.SIGSTOP)
+        for i in range(5):
+            alice.ok(M + "CreateMessage", {"roomId": r, "body": "@bob while a worker hangs %d" % i})
+        time.sleep(0.2)
+        b.kill9()
+        self.chatto(embedded=False, env=env, args=FAST_AUTH)
+        wait_for(lambda: len(bob.ok(N + "ListNotificationOccurrences", {})["occurrences"]) == 6, 60 * TIME_SCALE,
+                 "every notification, after the dead worker's ack wait (30 s)")
+        time.sleep(0.5)
+        previews = sorted(o["preview"] for o in bob.ok(N + "ListNotificationOccurrences", {})["occurrences"])
+        self.assertEqual(previews, sorted(["@bob before any worker"] + ["@bob while a worker hangs %d" % i
+                                                                      for i in range(5)]), "each exactly once")
