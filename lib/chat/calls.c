@@ -16,6 +16,7 @@
 
 #include "chat/chat_int.h"
 #include "json/json.h"
+#include "log/log.h"
 #include "store/store.h"
 #include "store/subject.h"
 
@@ -170,6 +171,16 @@ chat_call_observe(struct chat *c, const char *room, const char *call_id, const c
     return st;
 }
 
+void
+chat_call_drop(struct chat *c, const char *room, const char *uid)
+{
+    struct ch_err err = { 0 };
+    bool changed = false;
+
+    if (call_write(c, NULL, room, uid, OP_LEAVE, NULL, NULL, &changed, NULL, &err) != CH_OK)
+        log_warn("calls: %s left room %s but is still in its call: %s", uid, room, err.msg);
+}
+
 /* ---- reads ---- */
 
 /* The room's model entry for a member (read lock held on CH_OK: the caller unlocks). */
@@ -187,17 +198,28 @@ member_room(struct chat *c, const struct user *who, const char *room, struct cha
     return st;
 }
 
-enum ch_status
-chat_call_get(struct chat *c, const struct user *who, const char *room, cJSON **out, struct ch_err *err)
+/* The room's ActiveCall view for a member, NULL in *v when no call is active. */
+static enum ch_status
+call_view(struct chat *c, const struct user *who, const char *room, cJSON **v, struct ch_err *err)
 {
     struct chat_room *r;
     enum ch_status st;
-    cJSON *v;
 
     if ((st = member_room(c, who, room, &r, err)) != CH_OK)
         return st;
-    v = view_call(c->m, r);
+    *v = view_call(c->m, r);
     pthread_rwlock_unlock(&c->m->lock);
+    return CH_OK;
+}
+
+enum ch_status
+chat_call_get(struct chat *c, const struct user *who, const char *room, cJSON **out, struct ch_err *err)
+{
+    cJSON *v = NULL;
+    enum ch_status st;
+
+    if ((st = call_view(c, who, room, &v, err)) != CH_OK)
+        return st;
     if (!v)
         return ch_err_set(err, CH_ENOTFOUND, "roomId", "no call is active in this room");
     *out = view_wrap("call", v);
@@ -207,14 +229,11 @@ chat_call_get(struct chat *c, const struct user *who, const char *room, cJSON **
 enum ch_status
 chat_call_participants(struct chat *c, const struct user *who, const char *room, cJSON **out, struct ch_err *err)
 {
-    struct chat_room *r;
+    cJSON *v = NULL;
     enum ch_status st;
-    cJSON *v;
 
-    if ((st = member_room(c, who, room, &r, err)) != CH_OK)
+    if ((st = call_view(c, who, room, &v, err)) != CH_OK)
         return st;
-    v = view_call(c->m, r);
-    pthread_rwlock_unlock(&c->m->lock);
     *out = cJSON_CreateObject();
     cJSON *ps = v ? cJSON_DetachItemFromObjectCaseSensitive(v, "participants") : cJSON_CreateArray();
     cJSON_AddItemToObject(*out, "participants", ps);

@@ -334,6 +334,9 @@ bool chat_room_admin(const struct chat_member *cm, const struct user *who);
 /* id_check, except that NULL or "" is fine (an optional id). */
 enum ch_status chat_id_or_empty(const char *field, const char *v, struct ch_err *err);
 
+/* calls.c: someone who left (or was removed from) a room leaves its call too (best effort, logged). */
+void chat_call_drop(struct chat *c, const char *room, const char *uid);
+
 /* rooms.c: hex BLAKE2b-256 of s (room-name and DM keys). */
 void chat_hash_hex(const char *s, char out[65]);
 /* messages.c: {message} as who sees it, from the model as it is (no sync); CH_ENOTFOUND if it is gone. */

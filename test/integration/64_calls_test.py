@@ -223,6 +223,21 @@ class Calls(CallsBase):
         # a new call has a new id
         self.assertNotEqual(self.bob.ok(V + "JoinCall", {"roomId": room})["callId"], call_id)
 
+    def test_leaving_the_room_leaves_its_call(self):
+        room = self.room(self.alice, "leavers")
+        self.bob.ok(R + "JoinRoom", {"roomId": room})
+        self.alice.ok(V + "JoinCall", {"roomId": room})
+        self.bob.ok(V + "JoinCall", {"roomId": room})
+        self.bob.on(self.c).ok(R + "LeaveRoom", {"roomId": room})
+        self.assertEqual([p["user"]["id"] for p in
+                          self.alice.ok(V + "ListCallParticipants", {"roomId": room})["participants"]], [self.alice_id])
+        self.bob.ok(R + "JoinRoom", {"roomId": room})
+        self.bob.ok(V + "JoinCall", {"roomId": room})
+        self.alice.ok(V + "LeaveCall", {"roomId": room})
+        # the last one in the call removed from the room: the call ends
+        self.alice.on(self.b).ok(R + "RemoveMember", {"roomId": room, "userId": self.bob_id})
+        self.err(self.alice, V + "GetActiveCall", {"roomId": room}, 404, "not_found", "roomId")
+
     def test_concurrent_first_joins_start_one_call(self):
         import threading
         room = self.room(self.alice, "race")
