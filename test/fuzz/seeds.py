@@ -204,6 +204,12 @@ EV = [
     'E chatto.ev.r1.room {"type":"room.unarchived","id":"e10","actor":"alice"}',
     'E chatto.ev.r1.mem.bob {"type":"member.role","id":"e11","actor":"alice","user":"bob","role":"admin"}',
     'E chatto.ev.r1.mem.bob {"type":"member.left","id":"e12","actor":"bob","user":"bob"}',
+    'E chatto.ev.r1.call {"type":"call.started","id":"e13","actor":"alice","callId":"c1","user":"alice",'
+    '"source":"user"}',
+    'E chatto.ev.r1.call {"type":"call.joined","id":"e14","callId":"c1","user":"bob","source":"livekit"}',
+    'E chatto.ev.r1.call {"type":"call.joined","id":"e15","callId":"c0","user":"carol"}',
+    'E chatto.ev.r1.call {"type":"call.left","id":"e16","callId":"c1","user":"bob"}',
+    'E chatto.ev.r1.call {"type":"call.ended","id":"e17","callId":"c1","user":"alice"}',
     'E chatto.ev.r1.msg.x not json',
     'U alice {"id":"alice","login":"alice","displayName":"Alice","role":"owner"}',
     'R bob.r1 {"pos":3}',
@@ -217,6 +223,7 @@ dictionary("fuzz_events", ["E chatto.ev.", "U ", "R ", ".room ", ".mem.", ".msg.
                            "room.created", "room.updated", "room.archived", "room.unarchived", "member.joined",
                            "member.left", "member.role", "message.posted", "message.edited", "message.deleted",
                            "reaction.added", "reaction.removed", "msg.posted", "msg.edited", "msg.deleted",
+                           ".call ", "call.started", "call.joined", "call.left", "call.ended", '"callId":',
                            '"msg":', '"msgId":', '"author":', '"createdAt":', '"pos":', '"editedAt":', '"deletedAt":'])
 
 # ---- fuzz_config: INI text, NUL, environment lines ----
