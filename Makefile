@@ -146,6 +146,7 @@ bench: deps-test
 
 bench-cluster: deps-test
 	$(Q)$(MAKE) --no-print-directory all $(B)/bench/fanout
+	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/bootstrap.py
 	$(Q)python3 bench/cluster.py
 
 cluster: deps-test

@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
 #include "base/clock.h"
+#include "log/log.h"
 #include "store/store_int.h"
 #include "store/subject.h"
 
@@ -40,6 +42,13 @@ static const struct {
     /* a lease names its holder and expiry; a holder that died leaves an entry that ages out within the hour */
     [STORE_B_LEASES] = { "chatto_leases", 1, 3600LL * 1000000000LL, "Chatto singleton-worker leases" },
 };
+
+/* Making a replicated stream on a fresh cluster waits for its RAFT group: give it time rather than give up at the
+ * request timeout and ask again for what is already being made. (Requests JetStream drops because it has no
+ * leader yet are not sent: bootstrap first asks for the account's info, which only a leader answers.) */
+#define BOOT_WAIT_MS 20000
+#define BOOT_LEADER_WAIT_MS 1000
+#define BOOT_STEP_WAIT_MS 2500 /* one request; the step is asked again until BOOT_WAIT_MS */
 
 static enum ch_status update_stream(struct store *st, const char *stream, bool bucket, struct ch_err *err);
 
@@ -105,7 +114,10 @@ create_stream(struct store *st, enum store_stream s, struct ch_err *err)
     } else {
         sc.DenyPurge = true; /* history is only ever erased message by message */
     }
-    ns = js_AddStream(&si, st->js, &sc, NULL, &jerr);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = BOOT_STEP_WAIT_MS;
+    ns = js_AddStream(&si, st->js, &sc, &jo, &jerr);
     jsStreamInfo_Destroy(si);
     if (ns == NATS_OK)
         return CH_OK;
@@ -132,7 +144,10 @@ update_stream(struct store *st, const char *stream, bool bucket, struct ch_err *
     /* the cache's age limit follows core.assets.cache.ttl */
     int64_t max_age = !strcmp(stream, streams[STORE_S_ASSET_CACHE].name) ? st->asset_cache_ttl_ms * 1000000LL : -1;
 
-    if ((s = js_GetStreamInfo(&si, st->js, stream, NULL, &jerr)) != NATS_OK)
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = BOOT_STEP_WAIT_MS;
+    if ((s = js_GetStreamInfo(&si, st->js, stream, &jo, &jerr)) != NATS_OK)
         return store_map(s, jerr, stream, err);
     if (si->Config->Replicas == st->replicas && si->Config->AllowDirect == direct &&
         (max_age < 0 || si->Config->MaxAge == max_age)) {
@@ -143,7 +158,7 @@ update_stream(struct store *st, const char *stream, bool bucket, struct ch_err *
     si->Config->AllowDirect = direct;
     if (max_age >= 0)
         si->Config->MaxAge = max_age;
-    s = js_UpdateStream(&si2, st->js, si->Config, NULL, &jerr);
+    s = js_UpdateStream(&si2, st->js, si->Config, &jo, &jerr);
     cs = store_map(s, jerr, stream, err);
     if (cs != CH_OK)
         ch_err_set(err, cs, NULL, "%s: cannot update to %d replicas (nats.replicas), direct gets %s: %s", stream,
@@ -154,39 +169,92 @@ update_stream(struct store *st, const char *stream, bool bucket, struct ch_err *
     return cs;
 }
 
+/* A bucket is a stream laid out as NATS KV wants it (any NATS client's KV API reads and writes it), made at once
+ * with our final settings: creating it through nats.c's KV call and then changing it would be two replicated
+ * changes per bucket, each waiting for a new RAFT group on a fresh cluster. Then bound as a KV store. */
 static enum ch_status
 create_bucket(struct store *st, enum store_bucket b, struct ch_err *err)
 {
-    kvConfig kc;
+    jsStreamConfig sc;
+    jsStreamInfo *si = NULL;
+    jsOptions jo;
+    jsErrCode jerr = 0;
     natsStatus s;
-    char stream[64];
+    enum ch_status cs = CH_OK;
+    char stream[64], subject[80];
+    const char *subjects[1] = { subject };
+    const int64_t dup_window = 120LL * 1000000000LL; /* as nats.c's KV: two minutes, or the TTL if shorter */
 
-    kvConfig_Init(&kc);
-    kc.Bucket = buckets[b].name;
-    kc.Description = buckets[b].description;
-    kc.History = buckets[b].history;
-    kc.TTL = buckets[b].ttl_ns;
-    kc.Replicas = st->replicas;
-    kc.StorageType = js_FileStorage;
     snprintf(stream, sizeof stream, "KV_%s", buckets[b].name);
-    s = js_CreateKeyValue(&st->kv[b], st->js, &kc);
-    if (s == NATS_OK && st->replicas == 1)
-        return CH_OK;
-    /* exists with different settings (keep it: data!), or needs reads through the leader: fix, bind again */
-    const char *last = store_last_error();
-    if (s == NATS_OK || (s == NATS_ERR && (strstr(last, "already in use") || strstr(last, "10058")))) {
-        enum ch_status cs = update_stream(st, stream, true, err);
-        if (cs != CH_OK)
-            return cs;
-        kvStore_Destroy(st->kv[b]);
-        st->kv[b] = NULL;
-        s = js_KeyValue(&st->kv[b], st->js, buckets[b].name);
-        return store_map(s, 0, stream, err);
+    snprintf(subject, sizeof subject, "$KV.%s.>", buckets[b].name);
+    jsStreamConfig_Init(&sc);
+    sc.Name = stream;
+    sc.Description = buckets[b].description;
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.MaxMsgsPerSubject = buckets[b].history;
+    sc.MaxAge = buckets[b].ttl_ns;
+    sc.Duplicates = buckets[b].ttl_ns && buckets[b].ttl_ns < dup_window ? buckets[b].ttl_ns : dup_window;
+    sc.Storage = js_FileStorage;
+    sc.Replicas = st->replicas;
+    sc.AllowRollup = true;
+    sc.DenyDelete = true;
+    sc.Discard = js_DiscardNew;
+    sc.AllowDirect = st->replicas == 1; /* see update_stream */
+    jsOptions_Init(&jo);
+    jo.Wait = BOOT_STEP_WAIT_MS;
+    s = js_AddStream(&si, st->js, &sc, &jo, &jerr);
+    jsStreamInfo_Destroy(si);
+    if (s != NATS_OK && jerr == JSStreamNameExistErr)
+        cs = update_stream(st, stream, true, err); /* made by an older version, or with other settings: keep the data */
+    else if (s != NATS_OK) {
+        cs = store_map(s, jerr, stream, err);
+        if (*store_last_error() && err)
+            snprintf(err->msg, sizeof err->msg, "%s: %s", stream, store_last_error());
     }
-    enum ch_status cs = store_map(s, 0, stream, err);
-    if (*last && err)
-        snprintf(err->msg, sizeof err->msg, "%s: %s", stream, last);
-    return cs;
+    if (cs != CH_OK)
+        return cs;
+    s = js_KeyValue(&st->kv[b], st->js, buckets[b].name);
+    return store_map(s, 0, stream, err);
+}
+
+/* One bucket or stream made on a thread of its own: on a fresh cluster each waits for a RAFT group to form, and
+ * made one after the other three processes racing took 20-60 s to become ready. */
+struct boot_job {
+    struct store *st;
+    int bucket; /* -1: stream */
+    int stream;
+    enum ch_status cs;
+    struct ch_err err;
+    pthread_t thread;
+    bool started;
+    int64_t took_ms;
+    int attempts;
+};
+
+static void *
+boot_one(void *arg)
+{
+    struct boot_job *j = arg;
+    int64_t start = clock_mono_ms(), deadline = start + BOOT_WAIT_MS;
+
+    /* each step is idempotent: one that goes unanswered (a stream's leader still being elected) is asked again
+     * here, without starting the whole bootstrap over */
+    do {
+        memset(&j->err, 0, sizeof j->err);
+        j->attempts++;
+        j->cs = j->bucket >= 0 ? create_bucket(j->st, (enum store_bucket)j->bucket, &j->err)
+                               : create_stream(j->st, (enum store_stream)j->stream, &j->err);
+        /* (not found: another process is making it right now, and it is not there yet to be bound or changed) */
+        if ((j->cs != CH_EUNAVAIL && j->cs != CH_ENOTFOUND) || !store_connected(j->st) ||
+            atomic_load(&j->st->closing))
+            break;
+        struct timespec pause = { 0, 100 * 1000000L };
+        nanosleep(&pause, NULL);
+    } while (clock_mono_ms() < deadline);
+    j->took_ms = clock_mono_ms() - start;
+    nats_ReleaseThreadMemory();
+    return NULL;
 }
 
 /* The installation's identity: the first process to get here creates it; everyone else reads the same. */
@@ -227,17 +295,53 @@ load_identity(struct store *st, struct ch_err *err)
 enum ch_status
 store_bootstrap(struct store *st, struct ch_err *err)
 {
-    enum ch_status cs;
+    struct boot_job jobs[STORE_B_COUNT + STORE_S_COUNT];
+    size_t n = 0;
+    enum ch_status cs = CH_OK;
 
-    for (int b = 0; b < STORE_B_COUNT; b++) {
-        if (st->kv[b])
-            continue;
-        if ((cs = create_bucket(st, (enum store_bucket)b, err)) != CH_OK)
-            return cs;
-    }
+    /* a fresh cluster elects its JetStream meta leader a moment after it answers health checks; until then
+     * requests go unanswered, so ask something cheap first and come back soon if nobody answers */
+    jsAccountInfo *ai = NULL;
+    jsOptions jo;
+    jsErrCode jerr = 0;
+    jsOptions_Init(&jo);
+    jo.Wait = BOOT_LEADER_WAIT_MS;
+    natsStatus ns = js_GetAccountInfo(&ai, st->js, &jo, &jerr);
+    jsAccountInfo_Destroy(ai);
+    if (ns != NATS_OK)
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "JetStream is not answering yet (%s)",
+                          *store_last_error() ? store_last_error() : natsStatus_GetText(ns));
+    memset(jobs, 0, sizeof jobs);
+    for (int b = 0; b < STORE_B_COUNT; b++)
+        if (!st->kv[b])
+            jobs[n++] = (struct boot_job){ .st = st, .bucket = b, .stream = -1 };
     for (int s = 0; s < STORE_S_COUNT; s++)
-        if (store_stream_used(st, (enum store_stream)s) && (cs = create_stream(st, (enum store_stream)s, err)) != CH_OK)
-            return cs;
+        if (store_stream_used(st, (enum store_stream)s))
+            jobs[n++] = (struct boot_job){ .st = st, .bucket = -1, .stream = s };
+    for (size_t i = 0; i < n; i++)
+        jobs[i].started = pthread_create(&jobs[i].thread, NULL, boot_one, &jobs[i]) == 0;
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i].started)
+            pthread_join(jobs[i].thread, NULL);
+        else
+            boot_one(&jobs[i]); /* no thread to be had: do it here */
+        if (jobs[i].cs != CH_OK && cs == CH_OK) {
+            cs = jobs[i].cs;
+            if (err)
+                *err = jobs[i].err;
+        }
+    }
+    size_t slow = 0;
+    for (size_t i = 1; i < n; i++)
+        if (jobs[i].took_ms > jobs[slow].took_ms)
+            slow = i;
+    if (n && jobs[slow].took_ms > 2000)
+        log_info("store: %s%s took %lld ms to make (%d attempts; a fresh cluster elects a leader per stream)",
+                 jobs[slow].bucket >= 0 ? "KV_" : "",
+                 jobs[slow].bucket >= 0 ? buckets[jobs[slow].bucket].name : streams[jobs[slow].stream].name,
+                 (long long)jobs[slow].took_ms, jobs[slow].attempts);
+    if (cs != CH_OK)
+        return cs;
     if ((cs = load_identity(st, err)) != CH_OK)
         return cs;
     return store_procs_join(st, err);

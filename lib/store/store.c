@@ -236,7 +236,7 @@ keeper_main(void *arg)
             snprintf(last_err, sizeof last_err, "%s", err.msg);
         }
         next_try = clock_mono_ms() + backoff;
-        backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+        backoff = backoff * 2 > 4000 ? 4000 : backoff * 2;
     }
     nats_ReleaseThreadMemory();
     return NULL;

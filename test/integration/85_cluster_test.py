@@ -580,3 +580,22 @@ class ClusterTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FreshClusterRace(unittest.TestCase):
+    """Three processes started at the same moment on a fresh 3-node cluster all make it: every stream and bucket
+    is made once (whoever wins each), nobody is left retrying. How fast is `make bench-cluster`'s business; here a
+    generous deadline only catches a process that never gets there."""
+
+    def test_three_processes_racing_on_a_fresh_cluster_all_become_ready(self):
+        cl = Cluster(processes=0)
+        self.addCleanup(cl.cleanup)
+        self.assertTrue(cl._start_nodes(), "the NATS cluster did not start")
+        procs = [Chatto(args=cl.args, env=cl.env(), embedded=False) for _ in range(3)]
+        for c in procs:
+            cl.chattos.append(c)  # (cleaned up with the cluster)
+            c.start(wait_ready=False)
+        for c in procs:
+            c.wait_ready(timeout=90 * TIME_SCALE)
+        for c in procs:
+            self.assertEqual(Client(c).register("racer%d" % c.port).status, 200)
