@@ -151,15 +151,109 @@ http {{
 
 
 
-class Cluster:
-    """3 NATS nodes, `processes` chatto processes and nginx in front of them."""
+DEPLOY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "deploy")
 
-    def __init__(self, processes=3, args=(), env=None):
+
+class ShippedBalancer(Endpoint):
+    """A balancer run from the configuration file shipped in deploy/, with only addresses filled in (through the
+    environment variables the file reads). Membership changes restart it."""
+
+    name = None
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="chatto-%s-" % self.name)
+        self.port = free_port()
+        self.proc = None
+        self.backends = []
+
+    def command(self):
+        raise NotImplementedError
+
+    def env(self):
+        raise NotImplementedError
+
+    def start(self, backends):
+        self.backends = list(backends)
+        env = dict(os.environ)
+        env.update(self.env())
+        self.log = open(os.path.join(self.dir, "stderr.log"), "ab")
+        self.proc = subprocess.Popen(self.command(), stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=self.dir)
+        wait_for(lambda: self.proc.poll() is None and http_request(self.port, "GET", "/healthz", timeout=2).status
+                 == 200, 20, "%s on port %d" % (self.name, self.port))
+        return self
+
+    def set_backends(self, backends):
+        self.stop()
+        self.start(backends)
+
+    def output(self):
+        try:
+            with open(os.path.join(self.dir, "stderr.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class CaddyBalancer(ShippedBalancer):
+    """deploy/caddy/Caddyfile: round-robin with /readyz health checks."""
+
+    name = "caddy"
+
+    def command(self):
+        return [shutil.which("caddy") or "/usr/bin/caddy", "run", "--adapter", "caddyfile",
+                "--config", os.path.join(DEPLOY, "caddy", "Caddyfile")]
+
+    def env(self):
+        return {"CHATTO_SITE": "http://127.0.0.1:%d" % self.port,
+                "CHATTO_UPSTREAMS": " ".join("127.0.0.1:%d" % p for p in self.backends),
+                "CADDY_ADMIN": "127.0.0.1:%d" % free_port(),
+                "XDG_DATA_HOME": self.dir, "XDG_CONFIG_HOME": self.dir, "HOME": self.dir}
+
+
+class HAProxyBalancer(ShippedBalancer):
+    """deploy/haproxy/haproxy.cfg: round-robin with /readyz health checks over three server slots (a slot without
+    a process points at a closed port, which its health check marks down)."""
+
+    name = "haproxy"
+
+    def command(self):
+        return [shutil.which("haproxy") or "/usr/sbin/haproxy", "-db", "-f",
+                os.path.join(DEPLOY, "haproxy", "haproxy.cfg")]
+
+    def env(self):
+        slots = ["127.0.0.1:%d" % p for p in self.backends][:3]
+        while len(slots) < 3:
+            slots.append("127.0.0.1:%d" % free_port())  # nobody listens there
+        return {"CHATTO_LISTEN": "127.0.0.1:%d" % self.port, "CHATTO_1": slots[0], "CHATTO_2": slots[1],
+                "CHATTO_3": slots[2]}
+
+
+BALANCERS = {"nginx": Balancer, "caddy": CaddyBalancer, "haproxy": HAProxyBalancer}
+
+
+class Cluster:
+    """3 NATS nodes, `processes` chatto processes and a balancer in front of them (nginx unless told)."""
+
+    def __init__(self, processes=3, args=(), env=None, balancer="nginx"):
         self.args = list(FAST_AUTH) + list(args)
         self.extra_env = dict(env or {})
         cports = [free_port() for _ in range(3)]
         self.nodes = [Node("n%d" % (i + 1), cports[i], cports) for i in range(3)]
-        self.lb = Balancer()
+        self.lb = BALANCERS[balancer]()
         self.chattos = []
         self.nprocs = processes
         self.reports = []  # sanitizer reports from chatto processes that ended (CHATTO_TEST_SANITIZER)
