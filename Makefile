@@ -8,7 +8,7 @@
 VERSION   := $(shell cat VERSION)
 B         ?= build
 CC        ?= cc
-PKGS      := libmicrohttpd libnats libsodium libcjson inih nettle hogweed gmp libcurl vips
+PKGS      := libmicrohttpd libnats libsodium libcjson inih nettle hogweed gmp libcurl vips sqlite3
 # -isystem: warnings in other projects' headers (GLib's, under libvips) are theirs, not ours
 PKG_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lpthread -lm

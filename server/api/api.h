@@ -73,6 +73,7 @@ extern const struct api_method rooms_methods[];
 extern const struct api_method messages_methods[];
 extern const struct api_method assets_methods[];
 extern const struct api_method notifications_methods[];
+extern const struct api_method search_methods[];
 
 /* Files outside Connect (assets.c): PUT /api/assets/uploads/<uploadId>?offset=N with the chunk's raw bytes (the
  * browser's path: no base64), and GET /assets/files/<assetId> (downloads, streamed, with Range and ETag) and
