@@ -24,7 +24,7 @@ def dictionary(harness, words):
                                         for c in w))
 
 
-# ---- fuzz_connect: the method tables in server order (discovery, users, admin, rooms, messages) ----
+# ---- fuzz_connect: the method tables in server order (discovery, users, admin, rooms, messages, search) ----
 METHODS = [
     ("GetServer", "{}"),
     ("GetUser", '{"userId":"@U"}'),
@@ -61,11 +61,15 @@ METHODS = [
     ("BatchGetMessages", '{"roomId":"@R","eventIds":["@E","x"]}'),
     ("AddReaction", '{"roomId":"@R","eventId":"@E","emoji":"\\ud83d\\udc4d"}'),
     ("RemoveReaction", '{"roomId":"@R","eventId":"@E","emoji":"\\ud83d\\udc4d"}'),
+    ("SearchMessages", '{"query":"hi in:#general from:@fuzzer \\"the body\\" ther*","roomId":"@R","pageSize":5,'
+                       '"order":"MESSAGE_SEARCH_ORDER_NEWEST","createdAfter":"2020-01-01T00:00:00Z","cursor":""}'),
+    ("GetStatus", "{}"),
 ]
 FIELDS = ["after", "attachmentAssetIds", "before", "body", "currentPassword", "description", "displayName", "emoji",
           "eventId", "eventIds", "inReplyTo", "includeDisabled", "issueToken", "limit", "login", "name",
           "newPassword", "pageSize", "pageToken", "participantIds", "password", "role", "roomId",
-          "threadRootEventId", "userId", "visibility"]
+          "threadRootEventId", "userId", "visibility", "query", "cursor", "order", "authorId", "createdAfter",
+          "createdBefore", "hasAttachments"]
 for i, (name, body) in enumerate(METHODS):
     write("fuzz_connect", "%02d-%s" % (i, name), bytes([i]) + body.encode())
 dictionary("fuzz_connect", ['"%s":' % f for f in FIELDS] + ["@R", "@E", "@U", "@D", "@T", "true", "null", "[]", "{}",
@@ -202,6 +206,8 @@ P = [
     (7, "1h30m"),
     (7, "25MiB"),
     (7, "https://chat.example.com:443/x"),
+    (8, 'deploy "release train" stand* AND in:#general in:"Ops Team" from:@bob before:2026-01-02 has:attachment'),
+    (8, 'NEAR(a b) OR "open body:x * a*b'),
 ]
 for i, (sel, data) in enumerate(P):
     write("fuzz_parsers", "%02d" % i, bytes([sel]) + data.encode("latin-1"))
