@@ -131,6 +131,10 @@ $(B)/bench/jspub: bench/jspub.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< $(PKG_LIBS)
 
+$(B)/bench/evpub: bench/evpub.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< $(PKG_LIBS)
+
 $(B)/bench/fanout: bench/fanout.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< -lpthread
@@ -138,11 +142,16 @@ $(B)/bench/fanout: bench/fanout.c
 # Targets that install packages first build in a second make: the pkg-config flags above are read when a make
 # starts, so a make that has just installed the libraries must not be the one that compiles against them.
 bench: deps-test
-	$(Q)$(MAKE) --no-print-directory all $(B)/bench/jspub $(B)/bench/fanout $(IMGTOOL)
+	$(Q)$(MAKE) --no-print-directory all $(B)/bench/jspub $(B)/bench/fanout $(B)/bench/evpub $(IMGTOOL)
 	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/http_bench.py
 	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/run.py
 	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/realtime.py
 	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/assets.py
+	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/search.py
+
+bench-search: deps-test
+	$(Q)$(MAKE) --no-print-directory all $(B)/bench/evpub
+	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/search.py
 
 bench-cluster: deps-test
 	$(Q)$(MAKE) --no-print-directory all $(B)/bench/fanout

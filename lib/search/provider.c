@@ -29,8 +29,9 @@
 #include "search/search.h"
 #include "store/store.h"
 
-#define INDEX_COMMIT_MS 20   /* commit when nothing arrived for this long ... */
-#define INDEX_MAX_TXN_MS 200 /* ... or the transaction is this old */
+#define INDEX_COMMIT_MS 5   /* commit when nothing arrived for this long ... */
+#define INDEX_MAX_TXN_MS 50 /* ... or the transaction is this old */
+#define INDEX_IDLE_MS 500   /* the indexer's tick while no transaction is open */
 
 struct search_provider {
     struct store *store;
@@ -51,8 +52,9 @@ struct search_provider {
     atomic_bool ready, stop;
     atomic_uint_fast64_t position;
     pthread_t thread;
-    pthread_mutex_t smu; /* guards stopping */
+    pthread_mutex_t smu; /* guards kick (a transaction was opened: the indexer must tick soon) */
     pthread_cond_t scv;
+    bool kick;
 };
 
 static void
@@ -79,7 +81,14 @@ on_event(void *ctx, uint64_t seq, const char *subject, const char *data, size_t 
             atomic_store(&p->position, search_index_position(p->w));
         }
     }
+    bool opened = p->w && search_index_in_txn(p->w) && p->txn_start_ms == now;
     pthread_mutex_unlock(&p->mu);
+    if (opened) { /* wake the indexer: it commits within INDEX_COMMIT_MS..INDEX_MAX_TXN_MS */
+        pthread_mutex_lock(&p->smu);
+        p->kick = true;
+        pthread_cond_signal(&p->scv);
+        pthread_mutex_unlock(&p->smu);
+    }
 }
 
 static void
@@ -161,10 +170,14 @@ indexer_main(void *arg)
 {
     struct search_provider *p = arg;
 
+    int64_t tick = INDEX_IDLE_MS;
+
     pthread_mutex_lock(&p->smu);
     while (!atomic_load(&p->stop)) {
-        struct timespec ts = clock_deadline(INDEX_COMMIT_MS / 2);
-        pthread_cond_timedwait(&p->scv, &p->smu, &ts);
+        struct timespec ts = clock_deadline(tick);
+        if (!p->kick)
+            pthread_cond_timedwait(&p->scv, &p->smu, &ts);
+        p->kick = false;
         pthread_mutex_unlock(&p->smu);
 
         struct ch_err err = { 0 };
@@ -180,7 +193,13 @@ indexer_main(void *arg)
             p->purge_due_ms = 0;
         }
         bool failed = p->failed;
+        /* short ticks while a transaction waits for its commit or a purge is near, long ones when idle */
+        tick = !failed && search_index_in_txn(p->w) ? INDEX_COMMIT_MS : INDEX_IDLE_MS;
+        if (!failed && p->purge_due_ms && p->purge_due_ms - now < tick)
+            tick = p->purge_due_ms - now > 1 ? p->purge_due_ms - now : 1;
         pthread_mutex_unlock(&p->mu);
+        if (!p->query_sub && tick > 50)
+            tick = 50; /* not answering yet: look at the progress often */
         if (failed && err.msg[0])
             log_error("search: %s; this process stops indexing (delete the index directory to rebuild)", err.msg);
         /* caught up (and committed): join the providers that answer */
