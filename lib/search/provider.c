@@ -32,6 +32,7 @@
 #define INDEX_COMMIT_MS 5   /* commit when nothing arrived for this long ... */
 #define INDEX_MAX_TXN_MS 50 /* ... or the transaction is this old */
 #define INDEX_IDLE_MS 500   /* the indexer's tick while no transaction is open */
+#define CATCHUP_COMPACT 10000 /* events applied before first answering that make the indexer merge segments */
 
 struct search_provider {
     struct store *store;
@@ -51,6 +52,7 @@ struct search_provider {
     struct store_sub *query_sub, *status_sub; /* query_sub: indexer thread only */
     atomic_bool ready, stop;
     atomic_uint_fast64_t position;
+    uint64_t start_position; /* the index's position when opened (a long catch-up is compacted before answering) */
     pthread_t thread;
     pthread_mutex_t smu; /* guards kick (a transaction was opened: the indexer must tick soon) */
     pthread_cond_t scv;
@@ -206,6 +208,12 @@ indexer_main(void *arg)
         if (!p->query_sub && !failed && search_provider_ready(p, NULL, NULL)) {
             pthread_mutex_lock(&p->mu);
             bool committed = !search_index_in_txn(p->w);
+            /* after a long catch-up (a rebuild) the index is many small segments: merge them once, so queries
+             * read one segment and the files shrink, before answering anybody */
+            if (committed && search_index_position(p->w) - p->start_position > CATCHUP_COMPACT &&
+                search_index_purge(p->w, &err) != CH_OK)
+                log_warn("search: compacting the index: %s", err.msg);
+            p->start_position = search_index_position(p->w);
             pthread_mutex_unlock(&p->mu);
             if (committed && store_core_queue_subscribe(p->store, SEARCH_SUBJECT_QUERY, SEARCH_QUEUE_GROUP, on_query,
                                                         p, &p->query_sub, &err) == CH_OK)
@@ -272,6 +280,7 @@ search_provider_start(const struct search_provider_opts *o, struct search_provid
         (st = search_index_open(p->dir, false, &p->r, err)) != CH_OK)
         goto fail;
     atomic_store(&p->position, search_index_position(p->w));
+    p->start_position = search_index_position(p->w);
     if ((st = store_core_subscribe(p->store, SEARCH_SUBJECT_STATUS, on_status, p, &p->status_sub, err)) != CH_OK ||
         (st = store_follow_from(p->store, STORE_S_EVENTS, search_index_position(p->w) + 1, on_event, p, &p->follower,
                                 err)) != CH_OK)
