@@ -43,7 +43,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 
 .PHONY: bench all run test test-unit test-integration asan test-asan tsan test-tsan clean install deps deps-test help \
-        check-docs docs check-headers cluster bench-cluster fuzz fuzz-build fuzz-merge
+        check-docs docs check-headers cluster bench-cluster bench-search fuzz fuzz-build fuzz-merge
 
 all: $(B)/chatto
 
@@ -61,7 +61,9 @@ help:
 	@echo "                    FUZZ=fuzz_ws for one); new inputs in build/fuzz/corpus, crashes in build/fuzz/crashes"
 	@echo "  fuzz-merge        fold build/fuzz/corpus into the committed seeds (test/fuzz/corpus), minimised"
 	@echo "  bench             HTTP floor vs nginx, idle HTTP/WebSocket memory, posts vs raw JetStream, fan-out, file"
-	@echo "                    upload/download vs a raw object-store client and RSS during 10 uploads (wrk, nginx, node)"
+	@echo "                    upload/download vs a raw object-store client and RSS during 10 uploads (wrk, nginx, node),"
+	@echo "                    message search at 300k messages (index build, size, query p50/p99, post-to-searchable lag)"
+	@echo "  bench-search      the message-search benchmark alone (CHATTO_BENCH_SEARCH_N=300000 messages)"
 	@echo "  bench-cluster     post and fan-out throughput with 1 vs 3 processes on a 3-node NATS cluster"
 	@echo "  cluster           run 3 NATS nodes, 3 chatto processes and nginx in front; prints the URL"
 	@echo "  deb               build build/chatto_<version>_<arch>.deb (dpkg-deb; hardened build in build/deb-build)"

@@ -29,6 +29,7 @@ main(int argc, char **argv)
         natsOptions_SetToken(o, argv[2]);
     jsOptions_Init(&jo);
     jo.PublishAsync.MaxPending = 4096;
+    jo.PublishAsync.StallWait = 60000; /* wait for acknowledgements rather than fail when 4096 are in flight */
     if (natsConnection_Connect(&nc, o) != NATS_OK || natsConnection_JetStream(&js, nc, &jo) != NATS_OK) {
         fprintf(stderr, "connect: %s\n", nats_GetLastError(NULL));
         return 1;

@@ -8,8 +8,8 @@
  * FTS segments so that no old segment keeps the tokens of edited or deleted text.
  *
  * Ranking: bm25, then the newer message. A very common word matches most of the index and bm25 would be computed
- * for every match, so relevance is computed over the newest RANK_WINDOW matches the caller may read (a bounded
- * cost: the match list is walked newest first, then only that window is scored).
+ * for every match, so relevance ranks the newest RANK_WINDOW matches the caller may read (a bounded cost: the
+ * match list is walked newest first and stops there; pages of relevance results end at RANK_WINDOW).
  *
  * A struct search_index is one connection: used by one thread at a time (the provider serialises).
  */
@@ -457,6 +457,101 @@ bind_filters(sqlite3_stmt *s, int i, const struct qargs *a)
     return i;
 }
 
+/* One ranked page: the newest RANK_WINDOW matches the caller may read are read once, newest first (FTS5 walks the
+ * match list backwards and stops), each with its bm25; they are sorted here (bm25, then newer first) and only the
+ * page's rows get a snippet (a rowid lookup each). */
+struct ranked_row {
+    int64_t rowid, ts, bseq;
+    double score;
+    char id[72], room[72];
+};
+
+static int
+cmp_ranked(const void *x, const void *y)
+{
+    const struct ranked_row *a = x, *b = y;
+
+    if (a->score != b->score)
+        return a->score < b->score ? -1 : 1; /* bm25: lower is better */
+    if (a->ts != b->ts)
+        return a->ts > b->ts ? -1 : 1;
+    return a->rowid > b->rowid ? -1 : a->rowid < b->rowid;
+}
+
+static enum ch_status
+ranked(struct search_index *ix, const struct qargs *a, int64_t limit, int64_t offset, cJSON **resp,
+       struct ch_err *err)
+{
+    struct sqlbuf b = { 0 };
+    sqlite3_stmt *s = NULL, *sn = NULL;
+    struct ranked_row *rows = NULL;
+    size_t n = 0;
+    enum ch_status st = CH_OK;
+    cJSON *out = NULL, *hits;
+    char snip[200];
+    int rc = SQLITE_DONE;
+
+    if (!(rows = malloc(RANK_WINDOW * sizeof *rows)))
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    add(&b, "SELECT f.rowid, m.ts, m.bseq, bm25(fts), m.id, m.room FROM fts f JOIN msgs m ON m.rowid = f.rowid "
+            "WHERE fts MATCH ?");
+    filters(&b, a);
+    add(&b, " ORDER BY f.rowid DESC LIMIT ?");
+    if (b.oom || sqlite3_prepare_v2(ix->db, b.s, -1, &s, NULL) != SQLITE_OK) {
+        st = db_err(ix, "prepare", err);
+        goto out;
+    }
+    sqlite3_bind_text(s, 1, a->match, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, bind_filters(s, 2, a), RANK_WINDOW);
+    while (n < RANK_WINDOW && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct ranked_row *r = &rows[n++];
+        r->rowid = sqlite3_column_int64(s, 0);
+        r->ts = sqlite3_column_int64(s, 1);
+        r->bseq = sqlite3_column_int64(s, 2);
+        r->score = sqlite3_column_double(s, 3);
+        snprintf(r->id, sizeof r->id, "%s", (const char *)sqlite3_column_text(s, 4));
+        snprintf(r->room, sizeof r->room, "%s", (const char *)sqlite3_column_text(s, 5));
+    }
+    if (n < RANK_WINDOW && rc != SQLITE_DONE) {
+        st = db_err(ix, "query", err);
+        goto out;
+    }
+    qsort(rows, n, sizeof *rows, cmp_ranked);
+    snprintf(snip, sizeof snip, "SELECT snippet(fts, 0, char(%d), char(%d), '…', %d) FROM fts WHERE fts MATCH ? "
+                                "AND rowid = ?", SEARCH_MARK_OPEN, SEARCH_MARK_CLOSE, SNIPPET_TOKENS);
+    if (sqlite3_prepare_v2(ix->db, snip, -1, &sn, NULL) != SQLITE_OK) {
+        st = db_err(ix, "prepare", err);
+        goto out;
+    }
+    out = cJSON_CreateObject();
+    hits = cJSON_AddArrayToObject(out, "hits");
+    for (size_t i = (size_t)offset; i < n && i < (size_t)(offset + limit); i++) {
+        cJSON *h = cJSON_CreateObject();
+        char seq[24];
+        cJSON_AddStringToObject(h, "messageId", rows[i].id);
+        cJSON_AddStringToObject(h, "roomId", rows[i].room);
+        snprintf(seq, sizeof seq, "%" PRId64, rows[i].bseq);
+        cJSON_AddStringToObject(h, "bodySeq", seq);
+        cJSON_AddNumberToObject(h, "createdAt", (double)rows[i].ts);
+        cJSON_AddNumberToObject(h, "score", -rows[i].score);
+        sqlite3_bind_text(sn, 1, a->match, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(sn, 2, rows[i].rowid);
+        const char *t = sqlite3_step(sn) == SQLITE_ROW ? (const char *)sqlite3_column_text(sn, 0) : NULL;
+        cJSON_AddStringToObject(h, "snippet", t ? t : "");
+        sqlite3_reset(sn);
+        cJSON_AddItemToArray(hits, h);
+    }
+    *resp = out;
+    out = NULL;
+out:
+    sqlite3_finalize(s);
+    sqlite3_finalize(sn);
+    cJSON_Delete(out);
+    free(b.s);
+    free(rows);
+    return st;
+}
+
 enum ch_status
 search_index_query(struct search_index *ix, const cJSON *req, cJSON **resp, struct ch_err *err)
 {
@@ -465,7 +560,7 @@ search_index_query(struct search_index *ix, const cJSON *req, cJSON **resp, stru
     struct qargs a = { 0 };
     struct sqlbuf b = { 0 };
     sqlite3_stmt *s = NULL;
-    int64_t limit = 20, offset = 0, floor_row = 0;
+    int64_t limit = 20, offset = 0;
     bool newest = false;
     const char *order = jstr(req, "order");
     enum ch_status st;
@@ -494,38 +589,19 @@ search_index_query(struct search_index *ix, const cJSON *req, cJSON **resp, stru
     a.match = match;
 
     if (match && !newest) {
-        /* the rank window: the RANK_WINDOW-th newest match the caller may read bounds the rows bm25 scores */
-        add(&b, "SELECT f.rowid FROM fts f JOIN msgs m ON m.rowid = f.rowid WHERE fts MATCH ?");
-        filters(&b, &a);
-        add(&b, " ORDER BY f.rowid DESC LIMIT 1 OFFSET ?");
-        if (b.oom || sqlite3_prepare_v2(ix->db, b.s, -1, &s, NULL) != SQLITE_OK) {
-            st = db_err(ix, "prepare", err);
-            goto out;
-        }
-        sqlite3_bind_text(s, 1, match, -1, SQLITE_STATIC);
-        sqlite3_bind_int(s, bind_filters(s, 2, &a), RANK_WINDOW - 1);
-        if ((rc = sqlite3_step(s)) == SQLITE_ROW)
-            floor_row = sqlite3_column_int64(s, 0);
-        else if (rc != SQLITE_DONE) {
-            st = db_err(ix, "query", err);
-            goto out;
-        }
-        sqlite3_finalize(s);
-        s = NULL;
-        b.len = 0;
+        st = ranked(ix, &a, limit, offset, resp, err);
+        goto out;
     }
     if (match) {
         char snip[160];
         snprintf(snip, sizeof snip, "snippet(fts, 0, char(%d), char(%d), '…', %d)", SEARCH_MARK_OPEN,
                  SEARCH_MARK_CLOSE, SNIPPET_TOKENS);
         add(&b, "SELECT m.id, m.room, m.bseq, m.ts, ");
-        add(&b, newest ? "0.0, " : "bm25(fts), ");
+        add(&b, "0.0, ");
         add(&b, snip);
         add(&b, " FROM fts f JOIN msgs m ON m.rowid = f.rowid WHERE fts MATCH ?");
-        if (floor_row)
-            add(&b, " AND f.rowid >= ?");
         filters(&b, &a);
-        add(&b, newest ? " ORDER BY f.rowid DESC" : " ORDER BY bm25(fts), m.ts DESC, f.rowid DESC");
+        add(&b, " ORDER BY f.rowid DESC");
     } else {
         add(&b, "SELECT m.id, m.room, m.bseq, m.ts, 0.0, substr(f.body, 1, ");
         char num[24];
@@ -543,8 +619,6 @@ search_index_query(struct search_index *ix, const cJSON *req, cJSON **resp, stru
     int i = 1;
     if (match)
         sqlite3_bind_text(s, i++, match, -1, SQLITE_STATIC);
-    if (floor_row)
-        sqlite3_bind_int64(s, i++, floor_row);
     i = bind_filters(s, i, &a);
     sqlite3_bind_int64(s, i++, limit);
     sqlite3_bind_int64(s, i, offset);

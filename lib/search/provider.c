@@ -204,6 +204,11 @@ indexer_main(void *arg)
             tick = 50; /* not answering yet: look at the progress often */
         if (failed && err.msg[0])
             log_error("search: %s; this process stops indexing (delete the index directory to rebuild)", err.msg);
+        if (failed && p->query_sub) { /* a stale index must not answer: the other providers do */
+            store_core_unsubscribe(p->query_sub);
+            p->query_sub = NULL;
+            atomic_store(&p->ready, false);
+        }
         /* caught up (and committed): join the providers that answer */
         if (!p->query_sub && !failed && search_provider_ready(p, NULL, NULL)) {
             pthread_mutex_lock(&p->mu);

@@ -3,9 +3,10 @@
 to the index files' bytes, rebuilding a deleted index, and bad input. Every wait polls with a deadline."""
 import os
 import shutil
+import subprocess
 import time
 
-from harness import FAST_AUTH, Client, TestCase, grep_tree, wait_for
+from harness import CHATTO_BIN, FAST_AUTH, WRAPPER, Client, TestCase, external_env, grep_tree, wait_for
 
 R = "chatto.api.v1.RoomService/"
 M = "chatto.api.v1.MessageService/"
@@ -233,3 +234,47 @@ class Search(TestCase):
             r = self.alice.call(S + "SearchMessages", {"query": q})
             self.assertEqual(r.status, 200, (q, r))
         self.assertEqual(self.ids(self.alice, '"10 30"'), [m])
+
+
+class SearchTopology(TestCase):
+    """search.enabled off; a server without an index of its own, answered by `chatto search-provider`."""
+
+    def test_disabled(self):
+        c = self.chatto(args=FAST_AUTH, env={"CHATTO_SEARCH_ENABLED": "false"})
+        alice = Client(c)
+        alice.register("alice")
+        self.assertEqual(alice.ok(S + "GetStatus")["state"], "MESSAGE_SEARCH_STATE_DISABLED")
+        r = alice.call(S + "SearchMessages", {"query": "anything"})
+        self.assertEqual((r.status, r.json()["code"]), (400, "failed_precondition"), r)
+        self.assertIn("search.enabled", r.json()["message"])
+
+    def test_separate_search_provider_process(self):
+        n = self.nats(token="search-provider-token")
+        c = self.chatto(embedded=False, env=external_env(n, CHATTO_SEARCH_PROVIDER_ENABLED="false"), args=FAST_AUTH)
+        alice = Client(c)
+        alice.register("alice")
+        mid = alice.ok(M + "CreateMessage", {"roomId": "general", "body": "standalone provider finds this"})
+        mid = mid["message"]["id"]
+        # no index anywhere: an honest 503, and the status says so
+        self.assertEqual(alice.ok(S + "GetStatus")["state"], "MESSAGE_SEARCH_STATE_UNAVAILABLE")
+        r = alice.call(S + "SearchMessages", {"query": "standalone"})
+        self.assertEqual((r.status, r.json()["code"]), (503, "unavailable"), r)
+        # in embedded mode the subcommand refuses (it needs the external NATS the servers share)
+        p = subprocess.run(WRAPPER + [CHATTO_BIN, "search-provider"], capture_output=True, text=True, timeout=30,
+                           env={k: v for k, v in os.environ.items() if not k.startswith("CHATTO_")})
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("external NATS", p.stderr)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHATTO_")}
+        env.update(external_env(n, CHATTO_SEARCH_PROVIDER_DIRECTORY=os.path.join(c.dir, "standalone-index")))
+        sp = subprocess.Popen(WRAPPER + [CHATTO_BIN, "search-provider"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, env=env)
+        try:
+            wait_for(lambda: alice.ok(S + "GetStatus")["state"] == "MESSAGE_SEARCH_STATE_READY", 20,
+                     "the standalone provider")
+            self.assertEqual([x["eventId"] for x in alice.ok(S + "SearchMessages", {"query": "standalone"})["results"]],
+                             [mid])
+        finally:
+            sp.terminate()
+            _, err = sp.communicate(timeout=30)
+        self.assertEqual(sp.returncode, 0, err[-3000:])
+        self.assertTrue(os.path.exists(os.path.join(c.dir, "standalone-index", "index.db")))
