@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@
 #include "chat/chat.h"
 #include "crypto/crypto.h"
 #include "http/http.h"
+#include "push/push.h"
 #include "log/log.h"
 #include "store/store.h"
 #include "supervisor.h"
@@ -403,6 +405,54 @@ lookup_user(void *chat, const char *uid, struct user *out)
     return chat_lookup_user(chat, uid, out);
 }
 
+/* Web Push, unless push.enabled is false: the configured VAPID pair, or one derived from core.secret_key (which
+ * every process shares, so every process signs with the same key and any of them may send). The subject defaults
+ * to the public origin when it is https, else to a postmaster address at its host. CH_EINVAL names a bad key. */
+static enum ch_status
+app_push_start(const struct cfg *cfg, struct chat *chat, const char *origin, struct push_vapid **vapid,
+               struct ch_err *err)
+{
+    const char *pub = cfg_str(cfg, CFG_PUSH_VAPID_PUBLIC_KEY), *priv = cfg_str(cfg, CFG_PUSH_VAPID_PRIVATE_KEY);
+    char subject[600];
+    enum ch_status st;
+
+    if (!cfg_bool(cfg, CFG_PUSH_ENABLED))
+        return CH_OK;
+    if (*priv) {
+        if ((st = push_vapid_parse(priv, pub, vapid, err)) != CH_OK) {
+            char msg[CH_ERR_MSG_MAX];
+            bool public_key = !strcmp(err->field, "vapid_public_key");
+            snprintf(msg, sizeof msg, "%s", err->msg); /* "vapid_...: why" */
+            return ch_err_set(err, st, public_key ? "push.vapid_public_key" : "push.vapid_private_key", "push.%s",
+                              msg);
+        }
+    } else {
+        struct crypto_sha256 h;
+        unsigned char seed[32];
+        static const char label[] = "chatto vapid seed";
+        crypto_sha256_init(&h);
+        crypto_sha256_update(&h, label, sizeof label);
+        crypto_sha256_update(&h, cfg_str(cfg, CFG_CORE_SECRET_KEY), strlen(cfg_str(cfg, CFG_CORE_SECRET_KEY)));
+        crypto_sha256_final(&h, seed);
+        st = push_vapid_derive(seed, vapid, err);
+        sodium_memzero(seed, sizeof seed);
+        if (st != CH_OK)
+            return st;
+    }
+    if (*cfg_str(cfg, CFG_PUSH_VAPID_SUBJECT)) {
+        snprintf(subject, sizeof subject, "%s", cfg_str(cfg, CFG_PUSH_VAPID_SUBJECT));
+    } else if (!strncmp(origin, "https://", 8)) {
+        snprintf(subject, sizeof subject, "%s", origin);
+    } else {
+        const char *h = strstr(origin, "://") ? strstr(origin, "://") + 3 : origin;
+        size_t n = h[0] == '[' ? strcspn(h, "]") + 1 : strcspn(h, ":/");
+        snprintf(subject, sizeof subject, "mailto:postmaster@%.*s", (int)n, h);
+    }
+    if (cfg_bool(cfg, CFG_PUSH_ALLOW_LOOPBACK_ENDPOINTS))
+        log_warn("app: push.allow_loopback_endpoints is on: pushes may go to loopback and http:// (tests only)");
+    return chat_push_start(chat, *vapid, subject, cfg_bool(cfg, CFG_PUSH_ALLOW_LOOPBACK_ENDPOINTS), err);
+}
+
 /* The S3 client, when core.assets.s3.endpoint is set (files stored in S3 are served whatever the backend). With
  * the s3 backend, the bucket is made now if missing; if S3 cannot be reached we start anyway and say so: uploads
  * then answer "unavailable" and the bucket is tried again with each, so one S3 outage never keeps a replica down,
@@ -535,6 +585,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     struct store *store = NULL;
     struct accounts *accounts = NULL;
     struct chat *chat = NULL;
+    struct push_vapid *vapid = NULL;
     struct assets *assets = NULL;
     struct s3 *s3 = NULL;
     struct rt *rt = NULL;
@@ -668,6 +719,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         .store = store,
         .edit_window_ms = cfg_int(cfg, CFG_CHAT_EDIT_WINDOW),
         .timeout_ms = cfg_int(cfg, CFG_NATS_REQUEST_TIMEOUT),
+        .no_notifier = !cfg_bool(cfg, CFG_CHAT_NOTIFICATION_WORKER),
     };
     if (chat_new(&co, &chat, &err) != CH_OK) {
         log_error("app: %s", err.msg);
@@ -676,6 +728,10 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     env.chat = chat;
     search = app_search_start(cfg, store);
     accounts_set_user_cache(accounts, lookup_user, chat);
+    if (app_push_start(cfg, chat, origin, &vapid, &err) != CH_OK) {
+        log_error("app: %s", err.msg);
+        goto out;
+    }
     struct assets_opts aso = {
         .store = store,
         .chat = chat,
@@ -836,6 +892,7 @@ out:
     s3_free(s3); /* after assets, which borrows it */
     search_provider_stop(search);
     chat_free(chat);
+    push_vapid_free(vapid); /* after chat, which signs with it */
     web_free(web);
     accounts_free(accounts);
     store_close(store);

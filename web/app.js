@@ -1053,11 +1053,154 @@ async function showInbox() {
     setBell(0);
     list.replaceChildren(el("li", { class: "muted", text: "Nothing new." }));
   } });
-  dialog("Notifications", [list, clear], null);
+  const settings = el("button", { type: "button", id: "notify-settings", text: "Settings…", onclick: () => showNotifySettings(null) });
+  dialog("Notifications", [list, el("div", { class: "inbox-actions" }, clear, settings)], null);
   $("dialog").dataset.kind = "inbox";
   $("dialog").addEventListener("close", () => { delete $("dialog").dataset.kind; }, { once: true });
 }
 $("bell").addEventListener("click", showInbox);
+
+// Notification settings: a delivery mode per cause, server-wide or for one room (NotificationService policies), and
+// Web Push on this device (PushNotificationService; the service worker shows what arrives).
+const POLICY_CLASSES = [
+  ["directMessages", "Direct messages"], ["directMentions", "Mentions of you"], ["replies", "Replies to you"],
+  ["hereMentions", "@here"], ["allMentions", "@all"], ["followedThreads", "Threads you follow"], ["reactions", "Reactions to your messages"],
+];
+const MODE_NAMES = { NOTIFICATION_DELIVERY_MODE_OFF: "Off", NOTIFICATION_DELIVERY_MODE_SILENT: "Silent", NOTIFICATION_DELIVERY_MODE_ALERT: "Alert" };
+const PUSH = { key: null };
+const pushSupported = () => window.isSecureContext && "serviceWorker" in navigator && "PushManager" in window && "Notification" in window;
+function b64uBytes(s) {
+  const b = atob(s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4));
+  return Uint8Array.from(b, (c) => c.charCodeAt(0));
+}
+function sameKey(buf, b64u) {
+  if (!buf || !b64u) return false;
+  const a = new Uint8Array(buf), b = b64uBytes(b64u);
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+async function pushSave(sub) {
+  const j = sub.toJSON();
+  await api("chatto.api.v1.PushNotificationService/Subscribe", { endpoint: j.endpoint, p256dh: j.keys.p256dh, auth: j.keys.auth,
+    userAgent: navigator.userAgent.slice(0, 512), clientHost: location.host });
+}
+async function pushCurrent() {
+  if (!pushSupported()) return null;
+  const reg = await navigator.serviceWorker.ready;
+  return reg.pushManager.getSubscription();
+}
+async function pushEnable() {
+  if (!PUSH.key) throw new Error("Push notifications are turned off on this server.");
+  if (!pushSupported()) throw new Error("This browser cannot receive push notifications here (it needs HTTPS or an installed app).");
+  if ((await Notification.requestPermission()) !== "granted") throw new Error("Notifications are blocked for this site in the browser's settings.");
+  const reg = await navigator.serviceWorker.ready;
+  let sub = await reg.pushManager.getSubscription();
+  if (sub && !sameKey(sub.options.applicationServerKey, PUSH.key)) { await sub.unsubscribe(); sub = null; } // the server's key changed
+  if (!sub) sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64uBytes(PUSH.key) });
+  await pushSave(sub);
+}
+async function pushDisable() {
+  const sub = await pushCurrent();
+  if (!sub) return;
+  await api("chatto.api.v1.PushNotificationService/Unsubscribe", { endpoint: sub.endpoint });
+  await sub.unsubscribe();
+}
+// at every start: tell the server this browser's subscription again (it keeps the 16 most recently refreshed)
+async function pushRefresh() {
+  try {
+    PUSH.key = (await api("chatto.api.v1.ServerService/GetRuntimeConfig")).runtime.vapidPublicKey || null;
+    if (!PUSH.key || !pushSupported() || Notification.permission !== "granted") return;
+    const sub = await pushCurrent();
+    if (sub && sameKey(sub.options.applicationServerKey, PUSH.key)) await pushSave(sub);
+    else if (sub) await pushEnable();
+  } catch (e) { /* push is a convenience; chat works without it */ }
+}
+
+// A short chime for alerting notifications, unless the tab shows where it happened or the sound is off.
+let audio = null;
+function chime(occ) {
+  if (!occ || !occ.alert || localStorage.getItem("chatto-sound") === "off") return;
+  const ref = (Object.values(occ.signal || {})[0] || {}).message || {};
+  if (document.visibilityState === "visible" && document.hasFocus() && ref.room && ref.room.id === S.current) return;
+  try {
+    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+    const t = audio.currentTime, o = audio.createOscillator(), g = audio.createGain();
+    o.frequency.setValueAtTime(880, t);
+    o.frequency.setValueAtTime(660, t + 0.09);
+    g.gain.setValueAtTime(0.0001, t);
+    g.gain.exponentialRampToValueAtTime(0.15, t + 0.02);
+    g.gain.exponentialRampToValueAtTime(0.0001, t + 0.3);
+    o.connect(g).connect(audio.destination);
+    o.start(t);
+    o.stop(t + 0.32);
+  } catch (e) { /* no audio here */ }
+}
+
+async function showNotifySettings(roomId) {
+  const scope = roomId ? { roomId } : {};
+  let pol;
+  try { pol = (await api("chatto.api.v1.NotificationService/GetNotificationPolicy", scope)).policy; }
+  catch (e) { alertLine(e.message); return; }
+  // what "inherit" means here: the server-wide mode for a room, the product default server-wide
+  const inherited = {};
+  if (roomId) {
+    const server = (await api("chatto.api.v1.NotificationService/GetNotificationPolicy", {}).catch(() => ({ policy: pol }))).policy;
+    for (const [k] of POLICY_CLASSES) inherited[k] = server.effective[k];
+  } else {
+    for (const [k] of POLICY_CLASSES) inherited[k] = pol.overrides[k] ? null : pol.effective[k];
+  }
+  const selects = {};
+  const rows = POLICY_CLASSES.map(([k, label]) => {
+    const dflt = inherited[k] ? MODE_NAMES[inherited[k]] : null;
+    const sel = el("select", { id: "policy-" + k, "aria-label": label },
+      el("option", { value: "", text: roomId ? "As everywhere" + (dflt ? " (" + dflt + ")" : "") : "Default" + (dflt ? " (" + dflt + ")" : "") }),
+      ...Object.entries(MODE_NAMES).map(([v, t]) => el("option", { value: v, text: t })));
+    sel.value = pol.overrides[k] || "";
+    selects[k] = sel;
+    return el("label", { class: "policy-row" }, el("span", { text: label }), sel);
+  });
+  const body = [el("p", { class: "muted", text: "Alert: a sound and a push. Silent: only the list. Off: nothing. Do Not Disturb keeps everything silent." }),
+    el("div", { class: "policy-grid", dataset: { testid: "policy" } }, ...rows)];
+  if (!roomId) {
+    const pushStatus = el("span", { id: "push-status", class: "muted", "aria-live": "polite" });
+    const enable = el("button", { type: "button", id: "push-enable" });
+    const test = el("button", { type: "button", id: "push-test", text: "Send a test push" });
+    const show = async () => {
+      const sub = await pushCurrent().catch(() => null);
+      enable.textContent = sub ? "Turn off push on this device" : "Turn on push on this device";
+      enable.dataset.on = sub ? "1" : "";
+      if (!PUSH.key) pushStatus.textContent = "Push notifications are turned off on this server.";
+      else if (!pushSupported()) pushStatus.textContent = "This browser cannot receive push notifications here.";
+      enable.disabled = !PUSH.key || !pushSupported();
+    };
+    enable.onclick = async () => {
+      pushStatus.textContent = "…";
+      try {
+        if (enable.dataset.on) { await pushDisable(); pushStatus.textContent = "Push is off on this device."; }
+        else { await pushEnable(); pushStatus.textContent = "Push is on for this device."; }
+      } catch (e) { pushStatus.textContent = e.message; }
+      show();
+    };
+    test.onclick = async () => {
+      try { await api("chatto.api.v1.PushNotificationService/SendTestNotification"); pushStatus.textContent = "Sent: it should appear in a moment."; }
+      catch (e) { pushStatus.textContent = e.message; }
+    };
+    const sound = el("input", { type: "checkbox", id: "sound-on", ...(localStorage.getItem("chatto-sound") === "off" ? {} : { checked: "" }) });
+    sound.onchange = () => localStorage.setItem("chatto-sound", sound.checked ? "on" : "off");
+    body.push(el("fieldset", { class: "push-box" }, el("legend", { text: "This device" }),
+      el("label", { class: "check" }, sound, " Play a sound for alerts"), el("div", {}, enable, " ", test), pushStatus));
+    show();
+  }
+  dialog(roomId ? "Notifications for " + $("room-name").textContent : "Notification settings", body, async () => {
+    const overrides = {}, mask = [];
+    for (const [k] of POLICY_CLASSES) {
+      if ((pol.overrides[k] || "") === selects[k].value) continue;
+      mask.push(k);
+      if (selects[k].value) overrides[k] = selects[k].value;
+    }
+    if (mask.length) await api("chatto.api.v1.NotificationService/UpdateNotificationPolicy", { ...scope, overrides, updateMask: mask.join(",") });
+  }, "Save");
+}
+$("room-notify").addEventListener("click", () => { if (S.current) showNotifySettings(S.current); });
 
 // ---------------------------------------------------------------- followed threads
 
@@ -1253,6 +1396,7 @@ async function onEvent(f) {
       break;
     case "notification.created":
       setBell(Number($("bell-badge").textContent || 0) + 1);
+      chime(f.occurrence);
       if ($("dialog").open && $("dialog").dataset.kind === "inbox") showInbox();
       break;
     case "user.updated":
@@ -1889,6 +2033,7 @@ async function start() {
   loadBell();
   // the PWA's service worker: home-screen install and (with Web Push) notifications; it caches nothing
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
+  pushRefresh();
   connect();
   const wanted = decodeURIComponent((location.hash.match(/^#\/room\/(.+)$/) || [])[1] || "");
   const first = S.rooms.has(wanted) ? wanted : S.rooms.has("general") ? "general" : [...S.rooms.keys()][0];

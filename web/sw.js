@@ -15,10 +15,16 @@ self.addEventListener("push", (event) => {
   }
   const title = typeof data.title === "string" && data.title ? data.title.slice(0, 100) : "Chatto";
   const body = typeof data.body === "string" ? data.body.slice(0, 100) : "";
-  event.waitUntil(self.registration.showNotification(title, {
-    body, tag: typeof data.tag === "string" ? data.tag : undefined, icon: "/static/icon.svg",
-    data: { url: typeof data.url === "string" && data.url.startsWith("/") ? data.url : "/" },
-  }));
+  const tag = typeof data.tag === "string" && data.tag ? data.tag : undefined;
+  event.waitUntil((async () => {
+    // someone looking at Chatto right now hears the page's own chime; a test push always shows
+    const wins = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+    if (data.cause !== "test" && wins.some((w) => w.focused && w.visibilityState === "visible")) return;
+    await self.registration.showNotification(title, {
+      body, tag, renotify: !!tag, icon: "/static/icon.svg",
+      data: { url: typeof data.url === "string" && data.url.startsWith("/") ? data.url : "/" },
+    });
+  })());
 });
 
 self.addEventListener("notificationclick", (event) => {

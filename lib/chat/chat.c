@@ -58,6 +58,7 @@ chat_new(const struct chat_opts *o, struct chat **out, struct ch_err *err)
         chat_free(c);
         return st;
     }
+    c->notifier.pull = !o->no_notifier;
     if ((st = eraser_start(c, err)) != CH_OK || (st = notifier_start(c, err)) != CH_OK) {
         chat_free(c);
         return st;
@@ -72,6 +73,7 @@ chat_free(struct chat *c)
     if (!c)
         return;
     notifier_stop(c); /* (writes what was queued while NATS is still there) */
+    pusher_stop(c);   /* (after the notifier: nothing queues pushes any more) */
     eraser_stop(c);
     store_follower_stop(c->follower);
     store_kv_watch_stop(c->users_w);
@@ -107,6 +109,10 @@ chat_ready(struct chat *c, char *reason, size_t len)
     pthread_mutex_unlock(&c->m->mu);
     if (!loaded) {
         snprintf(reason, len, "loading users and read positions");
+        return false;
+    }
+    if (!atomic_load(&c->notifier.consumer)) { /* posts before it exists would never notify anyone */
+        snprintf(reason, len, "setting up notifications");
         return false;
     }
     return true;

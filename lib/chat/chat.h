@@ -37,6 +37,7 @@ struct chat_opts {
     struct store *store;
     int64_t edit_window_ms;
     int64_t timeout_ms; /* read-your-writes waits */
+    bool no_notifier;   /* leave delivering notifications to the other processes */
 };
 
 enum ch_status chat_new(const struct chat_opts *o, struct chat **out, struct ch_err *err);
@@ -55,6 +56,16 @@ struct chat_asset_hooks {
                       const char *viewer, char *buf, size_t len, int64_t *expires_ms);
     void *ctx;
 };
+/* Web Push (webpush.c). Start sending: alerting notifications written by this process are pushed to the person's
+ * subscribed browsers with vapid (the caller's, alive until chat_free) and subject (VAPID "sub"). allow_loopback
+ * is for tests only (push_config). Once, at start-up; without it push is off and the push methods answer so. */
+struct push_vapid;
+enum ch_status chat_push_start(struct chat *c, const struct push_vapid *vapid, const char *subject,
+                               bool allow_loopback, struct ch_err *err);
+bool chat_push_enabled(const struct chat *c);
+/* The VAPID public key browsers subscribe with (applicationServerKey); NULL when push is off. */
+const char *chat_push_public_key(const struct chat *c);
+
 /* Set once, before anything is posted (chat_new's caller, at start-up). */
 void chat_set_asset_hooks(struct chat *c, const struct chat_asset_hooks *h);
 void chat_free(struct chat *c);
@@ -163,6 +174,30 @@ enum ch_status chat_mark_notification_read(struct chat *c, const struct user *wh
 enum ch_status chat_delete_notification(struct chat *c, const struct user *who, const char *id, struct ch_err *err);
 enum ch_status chat_delete_all_notifications(struct chat *c, const struct user *who, size_t *deleted,
                                              struct ch_err *err);
+
+/* Notification policies (policy.c), upstream's shapes: {roomId?, policy: {overrides, effective}} for the server
+ * scope (room_id NULL or "") or a room the caller is a member of. The update sets or clears (inherit) the classes
+ * named in mask (nmask 0: the classes present in overrides) to overrides' values
+ * ("NOTIFICATION_DELIVERY_MODE_OFF|SILENT|ALERT"; lowerCamel or snake_case class names); errors name the field. */
+enum ch_status chat_get_notification_policy(struct chat *c, const struct user *who, const char *room_id, cJSON **out,
+                                            struct ch_err *err);
+enum ch_status chat_update_notification_policy(struct chat *c, const struct user *who, const char *room_id,
+                                               const cJSON *overrides, const char *const *mask, size_t nmask,
+                                               cJSON **out, struct ch_err *err);
+
+/* Web Push subscriptions (webpush.c): store a browser's (checked as push_subscription_check does; at most 16 per
+ * account, the longest unrefreshed goes; an endpoint moves from any other account), remove one (absent is fine),
+ * and send the caller a test push (one per 10 s per account: CH_ELIMIT; none subscribed or push off:
+ * CH_ECONFLICT; no push service took it: CH_EUNAVAIL). */
+struct chat_push_sub {
+    const char *endpoint, *p256dh, *auth;
+    const char *user_agent, *client_host; /* optional */
+};
+enum ch_status chat_push_subscribe(struct chat *c, const struct user *who, const struct chat_push_sub *sub,
+                                   struct ch_err *err);
+enum ch_status chat_push_unsubscribe(struct chat *c, const struct user *who, const char *endpoint,
+                                     struct ch_err *err);
+enum ch_status chat_push_test(struct chat *c, const struct user *who, bool *sent, struct ch_err *err);
 
 /* Followed threads (threads.c): follow or unfollow on purpose ({following}); mark read up to a reply or all of it
  * ({unreadCount: 0}); the followed threads, newest reply first, with unread counts

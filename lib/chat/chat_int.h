@@ -212,12 +212,14 @@ struct chat {
     struct store_watch *users_w, *reads_w;
     int64_t edit_window_ms, timeout_ms;
     struct chat_presence_hook presence; /* set once at start-up */
+    struct pusher *pusher;              /* Web Push (webpush.c); NULL while off. Set once at start-up */
     struct {
         pthread_t thread;
-        pthread_mutex_t mu; /* guards the queue and stop */
+        pthread_mutex_t mu; /* guards stop */
         pthread_cond_t cv;
-        struct notif_job *head, *tail;
         bool stop, running;
+        bool pull; /* set before the thread starts: deliver (else only make sure the shared consumer exists) */
+        atomic_bool consumer; /* the shared consumer exists (ready: what is posted from now on is notified) */
     } notifier;
     struct {
         pthread_t thread;
@@ -228,31 +230,41 @@ struct chat {
     } eraser;
 };
 
-/* notify.c: notifications. Causes, strongest first (one entry per person, the strongest cause that reached them). */
+/* notify.c: notifications. Causes, strongest first (one entry per person: the strongest cause that reached them and
+ * that their policy does not turn off). */
 enum notif_cause { NC_MENTION, NC_DM, NC_HERE, NC_ALL, NC_REPLY, NC_THREAD, NC_REACTION, NC_COUNT };
 struct notif_job {
-    struct notif_job *next;
     char room[ID_MAX + 1], event[ID_MAX + 1], root[ID_MAX + 1], actor[ID_MAX + 1];
     char emoji[EMOJI_MAX_BYTES + 1];
     char preview[420]; /* at most 100 characters of the body */
     int64_t at;        /* the event's time (the entries' ids follow it) */
     struct {
         char uid[ID_MAX + 1];
-        int cause;
+        unsigned causes; /* 1 << enum notif_cause, each cause that reached them */
     } *to;
     size_t n, cap;
 };
 struct notif_job *notif_job_new(const char *room, const char *event, const char *thread_root, const char *actor,
                                 int64_t at, const char *body, const char *emoji);
-/* Add a recipient (the first cause added for someone stands; the actor is skipped). */
+/* Add a recipient and a cause that reached them (the actor is skipped). */
 void notif_job_add(struct notif_job *j, const char *uid, int cause);
 void notif_job_free(struct notif_job *j);
-/* Hand a job to the notifier thread (it takes ownership). */
-void chat_notify(struct chat *c, struct notif_job *j);
 enum ch_status notifier_start(struct chat *c, struct ch_err *err);
 void notifier_stop(struct chat *c);
 /* The upstream-shaped occurrence of the stored entry key. */
 enum ch_status chat_notification_view(struct chat *c, const char *uid, const char *key, cJSON **out);
+
+/* policy.c: delivery modes per signal class (upstream's NotificationDeliveryMode; NM_INHERIT only in overrides). */
+enum notif_mode { NM_INHERIT = 0, NM_OFF, NM_SILENT, NM_ALERT };
+enum notif_class { NK_DM, NK_MENTION, NK_REPLY, NK_ROLE, NK_HERE, NK_ALL, NK_THREAD, NK_ROOM, NK_REACTION, NK_COUNT };
+/* uid's effective mode per class in room (NULL: server-wide); the product defaults if the policy cannot be read.
+ * Makes a NATS request: notifier thread. */
+void notif_policy_modes(struct chat *c, const char *uid, const char *room, enum notif_mode out[NK_COUNT]);
+
+/* webpush.c: Web Push. Queue one push for each of uid's subscribed browsers (payload is JSON, taken; at: when the
+ * activity happened, for the delivery window). A no-op when push is off. */
+void pusher_enqueue(struct chat *c, const char *uid, char *payload, int64_t at);
+void pusher_stop(struct chat *c);
 
 /* threads.c: uids follow the thread room/root unless they unfollowed it on purpose (best effort). */
 void chat_thread_autofollow(struct chat *c, const char *room, const char *root, const char *const *uids, size_t n);

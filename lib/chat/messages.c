@@ -230,6 +230,8 @@ add_snapshot(cJSON *msg, const char *id, const char *author, int64_t created, co
     arr = cJSON_AddArrayToObject(msg, "mentions");
     for (size_t i = 0; i < mn->n; i++)
         cJSON_AddItemToArray(arr, cJSON_CreateString(mn->ids[i]));
+    if (mn->direct < mn->n) /* the first ones are @login mentions, the rest @here's audience */
+        cJSON_AddNumberToObject(msg, "mentionsDirect", (double)mn->direct);
     if (mn->all)
         cJSON_AddBoolToObject(msg, "mentionsAll", true);
     if (mn->here)
@@ -305,42 +307,6 @@ post_check(struct chat *c, const struct user *who, const char *room_id, const ch
         resolve_mentions(c, r, who->id, body, mn);
     pthread_rwlock_unlock(&c->m->lock);
     return st;
-}
-
-/* Who a new message reaches, strongest cause first; the notifier writes the entries (notify.c). */
-static void
-notify_post(struct chat *c, const struct user *who, const char *room_id, const char *id, const char *thread_root,
-            const char *in_reply_to, const char *body, const struct mentions *mn)
-{
-    pthread_rwlock_rdlock(&c->m->lock);
-    struct chat_room *r = model_room(c->m, room_id);
-    struct chat_msg *msg = r ? model_msg(r, id) : NULL;
-    struct notif_job *j = msg ? notif_job_new(room_id, id, thread_root, who->id, msg->created_at, body, NULL) : NULL;
-    if (j) {
-        for (size_t i = 0; i < mn->direct && i < mn->n; i++)
-            if (model_member(r, mn->ids[i]))
-                notif_job_add(j, mn->ids[i], NC_MENTION);
-        size_t it = 0;
-        const char *key;
-        void *val;
-        if (r->vis == VIS_DM)
-            while (map_next(r->members, &it, &key, &val))
-                notif_job_add(j, ((const struct chat_member *)val)->user, NC_DM);
-        for (size_t i = mn->direct; i < mn->n; i++)
-            notif_job_add(j, mn->ids[i], NC_HERE);
-        it = 0;
-        if (mn->all)
-            while (map_next(r->members, &it, &key, &val))
-                notif_job_add(j, ((const struct chat_member *)val)->user, NC_ALL);
-        struct chat_msg *q = in_reply_to && *in_reply_to ? model_msg(r, in_reply_to) : NULL;
-        if (q && !q->deleted_at && model_member(r, q->author))
-            notif_job_add(j, q->author, NC_REPLY);
-        struct chat_msg *root = thread_root && *thread_root ? model_msg(r, thread_root) : NULL;
-        if (root && !root->deleted_at && model_member(r, root->author))
-            notif_job_add(j, root->author, NC_REPLY);
-    }
-    pthread_rwlock_unlock(&c->m->lock);
-    chat_notify(c, j); /* (the thread's followers are added by the notifier: they live in NATS) */
 }
 
 enum ch_status
@@ -437,7 +403,7 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
         mentions_free(&mn);
         return st;
     }
-    notify_post(c, who, room_id, id, thread_root, in_reply_to, body, &mn);
+    /* (who it notifies is worked out from the stream by the notifiers: notify.c) */
     if (thread_root && *thread_root) {
         /* a reply follows the thread for its author, the root's author and whoever it mentions */
         const char **uids = malloc((mn.n + 2) * sizeof *uids);

@@ -7,10 +7,16 @@
  * Entries live 90 days in the KV bucket chatto_notifications as <user>.<id>, the same on every device and process;
  * ids are time-ordered and derived from the event and the person, so a retried post writes each entry once.
  *
- * The process that accepted the message works out who it reaches (from its read model, at post time) and hands
- * that to its notifier thread, which adds the followers of the thread, writes the entries and tells every
- * process's sockets of each person (core NATS chatto.rt.notify.<user>). A process that dies between the post and
- * the notifier's writes loses those notifications (the message itself is safe). No lock held across NATS.
+ * Who an event reaches is worked out from the event stream, not where it was posted: every process's notifier
+ * thread pulls message events from one shared durable consumer (chatto_notifier; JetStream hands each event to one
+ * of them), waits until its own read model has applied the event, and works out who the post or reaction reaches
+ * and by which causes (the mentions were resolved when it was posted and travel in the event). It adds the
+ * followers of the thread, picks for each person the strongest cause their policy does not turn off (policy.c),
+ * writes the entries and tells every process's sockets of each person (core NATS chatto.rt.notify.<user>), then
+ * acknowledges the event. An event whose notifier dies before that is handed to another after NOTIF_ACK_WAIT_MS,
+ * so no notification is lost to a crash; the entries it wrote already are found (KV create) and skipped. An entry
+ * whose mode is alert, for someone not in Do-Not-Disturb, is also pushed to their browsers (webpush.c) by the
+ * process that created it, so each push leaves once. No lock held across NATS.
  */
 #include <inttypes.h>
 #include <sodium.h>
@@ -29,18 +35,22 @@
 #define NOTIF_TTL_MS (90LL * 86400 * 1000)
 #define NOTIF_LIST_MAX 500
 #define NOTIF_PREVIEW_CHARS 100
+#define NOTIF_DURABLE "chatto_notifier"     /* the consumer every process's notifier pulls from */
+#define NOTIF_FILTER "chatto.ev.*.msg.>"    /* message events: posts and reactions among them */
+#define NOTIF_ACK_WAIT_MS 30000             /* a notifier that died holding an event: another has it after this */
 
 static const struct {
     const char *code, *signal;
     bool important;
+    enum notif_class policy; /* the signal class whose delivery mode applies */
 } causes[NC_COUNT] = {
-    [NC_MENTION] = { "mention", "directMentionReceived", true },
-    [NC_DM] = { "dm", "directMessageReceived", true },
-    [NC_HERE] = { "here", "hereMentionReceived", true },
-    [NC_ALL] = { "all", "allMentionReceived", true },
-    [NC_REPLY] = { "reply", "replyReceived", true },
-    [NC_THREAD] = { "thread", "followedThreadActivity", false },
-    [NC_REACTION] = { "reaction", "reactionReceived", false },
+    [NC_MENTION] = { "mention", "directMentionReceived", true, NK_MENTION },
+    [NC_DM] = { "dm", "directMessageReceived", true, NK_DM },
+    [NC_HERE] = { "here", "hereMentionReceived", true, NK_HERE },
+    [NC_ALL] = { "all", "allMentionReceived", true, NK_ALL },
+    [NC_REPLY] = { "reply", "replyReceived", true, NK_REPLY },
+    [NC_THREAD] = { "thread", "followedThreadActivity", false, NK_THREAD },
+    [NC_REACTION] = { "reaction", "reactionReceived", false, NK_REACTION },
 };
 
 static int
@@ -52,7 +62,7 @@ cause_of(const char *code)
     return -1;
 }
 
-/* ---- building a job (caller holds the model lock) ---- */
+/* ---- building a job ---- */
 
 struct notif_job *
 notif_job_new(const char *room, const char *event, const char *thread_root, const char *actor, int64_t at,
@@ -91,8 +101,10 @@ notif_job_add(struct notif_job *j, const char *uid, int cause)
     if (!uid || !*uid || !strcmp(uid, j->actor))
         return; /* never the author */
     for (size_t i = 0; i < j->n; i++)
-        if (!strcmp(j->to[i].uid, uid))
-            return; /* causes are added strongest first: the first one stands */
+        if (!strcmp(j->to[i].uid, uid)) {
+            j->to[i].causes |= 1u << cause;
+            return;
+        }
     if (j->n == j->cap) {
         size_t cap = j->cap ? j->cap * 2 : 8;
         void *v = realloc(j->to, cap * sizeof *j->to);
@@ -102,7 +114,7 @@ notif_job_add(struct notif_job *j, const char *uid, int cause)
         j->cap = cap;
     }
     snprintf(j->to[j->n].uid, sizeof j->to[j->n].uid, "%s", uid);
-    j->to[j->n].cause = cause;
+    j->to[j->n].causes = 1u << cause;
     j->n++;
 }
 
@@ -116,31 +128,6 @@ notif_job_free(struct notif_job *j)
 }
 
 /* ---- the notifier thread ---- */
-
-void
-chat_notify(struct chat *c, struct notif_job *j)
-{
-    if (!j)
-        return;
-    if (!j->n && (!j->root[0] || j->emoji[0])) { /* reaches nobody (most posts): no work for the notifier */
-        notif_job_free(j);
-        return;
-    }
-    pthread_mutex_lock(&c->notifier.mu);
-    if (c->notifier.stop) {
-        pthread_mutex_unlock(&c->notifier.mu);
-        notif_job_free(j);
-        return;
-    }
-    j->next = NULL;
-    if (c->notifier.tail)
-        c->notifier.tail->next = j;
-    else
-        c->notifier.head = j;
-    c->notifier.tail = j;
-    pthread_cond_signal(&c->notifier.cv);
-    pthread_mutex_unlock(&c->notifier.mu);
-}
 
 /* The id of the entry for uid: the event's time (so ids sort by age) and a hash of what it is about. */
 static void
@@ -191,19 +178,96 @@ add_followers(struct chat *c, struct notif_job *j)
     store_kv_keys_free(keys);
 }
 
-static void
+/* The cause uid's entry is made for: the strongest that reached them whose mode is not off (-1: none), and whether
+ * it may interrupt (alert, and the person not in Do-Not-Disturb). */
+static int
+pick_cause(struct chat *c, const struct notif_job *j, size_t i, bool *alert)
+{
+    enum notif_mode modes[NK_COUNT];
+
+    notif_policy_modes(c, j->to[i].uid, j->room, modes);
+    for (int k = 0; k < NC_COUNT; k++) {
+        if (!(j->to[i].causes & (1u << k)) || modes[causes[k].policy] == NM_OFF)
+            continue;
+        *alert = modes[causes[k].policy] == NM_ALERT;
+        if (*alert) {
+            pthread_rwlock_rdlock(&c->m->lock);
+            const struct user *u = model_user(c->m, j->to[i].uid);
+            if (u && !strcmp(u->presence, "dnd"))
+                *alert = false; /* Do-Not-Disturb keeps the entry, not the sound or the push */
+            pthread_rwlock_unlock(&c->m->lock);
+        }
+        return k;
+    }
+    return -1;
+}
+
+/* What a push says of entry e (an occurrence view): title, a preview of at most 100 characters, where to go. */
+static char *
+push_payload(struct chat *c, const struct notif_job *j, int cause, const char *id)
+{
+    char title[400], actor[USER_NAME_MAX_BYTES + 1] = "Someone", room[ROOM_NAME_MAX_BYTES + 2] = "";
+    bool dm = false;
+
+    pthread_rwlock_rdlock(&c->m->lock);
+    const struct user *u = model_user(c->m, j->actor);
+    if (u && u->display_name[0])
+        snprintf(actor, sizeof actor, "%s", u->display_name);
+    else if (u)
+        snprintf(actor, sizeof actor, "%s", u->login);
+    struct chat_room *r = model_room(c->m, j->room);
+    if (r) {
+        dm = r->vis == VIS_DM;
+        snprintf(room, sizeof room, "#%s", r->name);
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    switch (cause) {
+    case NC_MENTION: snprintf(title, sizeof title, dm ? "%s mentioned you" : "%s mentioned you in %s", actor, room); break;
+    case NC_HERE: snprintf(title, sizeof title, "%s notified @here in %s", actor, room); break;
+    case NC_ALL: snprintf(title, sizeof title, "%s notified @all in %s", actor, room); break;
+    case NC_REPLY: snprintf(title, sizeof title, dm ? "%s replied to you" : "%s replied to you in %s", actor, room); break;
+    case NC_THREAD: snprintf(title, sizeof title, "%s replied in a thread in %s", actor, room); break;
+    case NC_REACTION: snprintf(title, sizeof title, "%s reacted %s to your message", actor, j->emoji); break;
+    default: snprintf(title, sizeof title, "%s", actor); break; /* a direct message: who wrote it */
+    }
+    cJSON *o = cJSON_CreateObject();
+    char url[ID_MAX + 16];
+    snprintf(url, sizeof url, "/#/room/%s", j->room);
+    cJSON_AddStringToObject(o, "title", title);
+    cJSON_AddStringToObject(o, "body", j->preview);
+    cJSON_AddStringToObject(o, "url", url);
+    cJSON_AddStringToObject(o, "tag", j->room); /* one notification per room on screen, the newest */
+    cJSON_AddStringToObject(o, "notificationId", id);
+    cJSON_AddStringToObject(o, "roomId", j->room);
+    cJSON_AddStringToObject(o, "eventId", j->event);
+    cJSON_AddStringToObject(o, "cause", causes[cause].code);
+    char *s = json_print(o, NULL);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* Write the job's entries, tell the sockets, queue the pushes. False if an entry could not be written (the event
+ * is then handed out again; what was written is found and skipped next time). */
+static bool
 deliver(struct chat *c, struct notif_job *j)
 {
+    bool all = true;
+
     if (j->root[0] && !j->emoji[0])
         add_followers(c, j);
     for (size_t i = 0; i < j->n; i++) {
         char id[ID_LEN + 1], key[ID_MAX + ID_LEN + 2], subject[STORE_SUBJECT_MAX];
         struct ch_err e = { 0 };
+        bool alert = false;
+        int cause = pick_cause(c, j, i, &alert);
+        if (cause < 0)
+            continue; /* every cause that reached them is off */
         notif_id(j, j->to[i].uid, id);
         snprintf(key, sizeof key, "%s.%s", j->to[i].uid, id);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "id", id);
-        cJSON_AddStringToObject(o, "cause", causes[j->to[i].cause].code);
+        cJSON_AddStringToObject(o, "cause", causes[cause].code);
+        cJSON_AddBoolToObject(o, "alert", alert);
         cJSON_AddStringToObject(o, "room", j->room);
         cJSON_AddStringToObject(o, "event", j->event);
         if (j->root[0])
@@ -223,6 +287,7 @@ deliver(struct chat *c, struct notif_job *j)
             continue; /* a retry of the same post: written and told already */
         if (st != CH_OK) {
             log_warn("chat: notification for %s not written: %s", j->to[i].uid, e.msg);
+            all = false;
             continue;
         }
         /* every process's sockets of this person hear of it */
@@ -236,36 +301,187 @@ deliver(struct chat *c, struct notif_job *j)
             free(f);
         }
         cJSON_Delete(frame);
+        /* this process wrote the entry (a retry finds it and stops above), so this process alone pushes it */
+        if (alert && c->pusher)
+            pusher_enqueue(c, j->to[i].uid, push_payload(c, j, cause, id), j->at);
     }
+    return all;
+}
+
+/* Who a new message reaches and by which causes, from the stored event (its mentions were resolved when it was
+ * posted: direct ones first, then @here's audience) and the read model. NULL if it reaches nobody. Model
+ * read-locked. */
+static struct notif_job *
+job_for_post(struct chat *c, const char *room_id, const cJSON *ev)
+{
+    const cJSON *snap = cJSON_GetObjectItemCaseSensitive(ev, "msg"), *ids = cJSON_GetObjectItemCaseSensitive(snap, "mentions");
+    struct chat_room *r = model_room(c->m, room_id);
+    struct chat_msg *msg = r ? model_msg(r, json_str_or(snap, "id", "")) : NULL;
+    struct notif_job *j;
+    int n = cJSON_GetArraySize(ids);
+    int direct = (int)json_int64_or(snap, "mentionsDirect", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(snap, "mentionsHere")) ? 0 : n);
+    const char *key;
+    void *val;
+    size_t it = 0;
+
+    if (!msg || !msg->known || msg->refused || msg->deleted_at ||
+        !(j = notif_job_new(room_id, msg->id, msg->thread_root, msg->author, msg->created_at, msg->body, NULL)))
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        const cJSON *id = cJSON_GetArrayItem(ids, i);
+        if (cJSON_IsString(id) && model_member(r, id->valuestring))
+            notif_job_add(j, id->valuestring, i < direct ? NC_MENTION : NC_HERE);
+    }
+    if (r->vis == VIS_DM)
+        while (map_next(r->members, &it, &key, &val))
+            notif_job_add(j, ((const struct chat_member *)val)->user, NC_DM);
+    it = 0;
+    if (msg->mention_all)
+        while (map_next(r->members, &it, &key, &val))
+            notif_job_add(j, ((const struct chat_member *)val)->user, NC_ALL);
+    struct chat_msg *q = msg->in_reply_to[0] ? model_msg(r, msg->in_reply_to) : NULL;
+    if (q && !q->deleted_at && model_member(r, q->author))
+        notif_job_add(j, q->author, NC_REPLY);
+    struct chat_msg *root = msg->thread_root[0] ? model_msg(r, msg->thread_root) : NULL;
+    if (root && !root->deleted_at && model_member(r, root->author))
+        notif_job_add(j, root->author, NC_REPLY);
+    if (!j->n && !j->root[0]) { /* most posts: nobody to tell (a reply may still reach the thread's followers) */
+        notif_job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* A reaction added: its message's author hears of it, if it is still there. Model read-locked. */
+static struct notif_job *
+job_for_reaction(struct chat *c, const char *room_id, const cJSON *ev, int64_t at)
+{
+    const char *actor = json_str_or(ev, "actor", ""), *emoji = json_str_or(ev, "emoji", "");
+    struct chat_room *r = model_room(c->m, room_id);
+    struct chat_msg *msg = r ? model_msg(r, json_str_or(ev, "msgId", "")) : NULL;
+    bool present = false;
+    struct notif_job *j;
+
+    if (!msg || !msg->known || msg->refused || msg->deleted_at || !model_member(r, msg->author))
+        return NULL;
+    for (size_t i = 0; i < msg->nreactions && !present; i++)
+        if (!strcmp(msg->reactions[i].emoji, emoji))
+            for (size_t k = 0; k < msg->reactions[i].n && !present; k++)
+                present = !strcmp(msg->reactions[i].users[k], actor);
+    if (!present || !(j = notif_job_new(room_id, msg->id, msg->thread_root, actor, at, msg->body, emoji)))
+        return NULL; /* taken back already */
+    notif_job_add(j, msg->author, NC_REACTION);
+    if (!j->n) {
+        notif_job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* One event of the stream: true when done with it (notified, or nothing to do), false to have it again later. */
+static bool
+handle_event(struct chat *c, const struct store_work_msg *m)
+{
+    struct store_event_subject subj;
+    struct notif_job *j = NULL;
+    bool done = true;
+
+    if (!store_subject_event_parse(m->subject, &subj) || subj.kind != STORE_EV_MESSAGE)
+        return true;
+    cJSON *ev = cJSON_ParseWithLength(m->data, m->len);
+    const char *type = json_str_or(ev, "type", "");
+    bool posted = !strcmp(type, "msg.posted"), reacted = !strcmp(type, "reaction.added");
+    if (posted || reacted) {
+        /* who it reaches is read from this process's model, which must have applied the event first */
+        if (!chat_model_wait(c->m, m->seq, 5000)) {
+            cJSON_Delete(ev);
+            return false;
+        }
+        int64_t at = json_int64_or(ev, "at", 0);
+        pthread_rwlock_rdlock(&c->m->lock);
+        j = posted ? job_for_post(c, subj.room, ev) : job_for_reaction(c, subj.room, ev, at ? at : m->unix_ms);
+        pthread_rwlock_unlock(&c->m->lock);
+    }
+    cJSON_Delete(ev);
+    if (j)
+        done = deliver(c, j);
+    notif_job_free(j);
+    return done;
+}
+
+static bool
+notifier_stopping(struct chat *c)
+{
+    pthread_mutex_lock(&c->notifier.mu);
+    bool stop = c->notifier.stop;
+    pthread_mutex_unlock(&c->notifier.mu);
+    return stop;
+}
+
+/* Sleep ms unless asked to stop. */
+static void
+notifier_pause(struct chat *c, int64_t ms)
+{
+    struct timespec until = clock_deadline(ms);
+    pthread_mutex_lock(&c->notifier.mu);
+    if (!c->notifier.stop)
+        pthread_cond_timedwait(&c->notifier.cv, &c->notifier.mu, &until);
+    pthread_mutex_unlock(&c->notifier.mu);
 }
 
 static void *
 notifier_main(void *arg)
 {
     struct chat *c = arg;
+    struct store_work *w = NULL;
+    struct store_work_opts o = {
+        .stream = STORE_S_EVENTS,
+        .durable = NOTIF_DURABLE,
+        .description = "Chatto notifications: who each new message and reaction reaches (every process pulls)",
+        .filter = NOTIF_FILTER,
+        .ack_wait_ms = NOTIF_ACK_WAIT_MS,
+    };
+    int64_t warned_ms = 0;
+    bool announced = false;
 
     pthread_setname_np(pthread_self(), "chat-notifier");
-    for (;;) {
-        pthread_mutex_lock(&c->notifier.mu);
-        while (!c->notifier.head && !c->notifier.stop)
-            pthread_cond_wait(&c->notifier.cv, &c->notifier.mu);
-        struct notif_job *j = c->notifier.head;
-        if (j) {
-            c->notifier.head = j->next;
-            if (!c->notifier.head)
-                c->notifier.tail = NULL;
+    while (!notifier_stopping(c)) {
+        struct ch_err e = { 0 };
+        struct store_work_batch *b = NULL;
+        size_t n = 0;
+        if (!w && (!store_connected(c->store) || store_work_open(c->store, &o, &w, &e) != CH_OK)) {
+            if (e.status != CH_EUNAVAIL && e.msg[0] && clock_mono_ms() - warned_ms > 60000) {
+                warned_ms = clock_mono_ms();
+                log_warn("chat: notifications wait for storage: %s", e.msg);
+            }
+            notifier_pause(c, atomic_load(&c->notifier.consumer) ? 500 : 100);
+            continue;
         }
-        bool stop = c->notifier.stop;
-        pthread_mutex_unlock(&c->notifier.mu);
-        if (j) {
-            if (store_connected(c->store) && !store_closing(c->store))
-                deliver(c, j);
-            notif_job_free(j);
-            continue; /* what was queued before a stop is still written */
+        atomic_store(&c->notifier.consumer, true);
+        if (!c->notifier.pull) {
+            log_info("chat: notifications are left to other processes (consumer %s)", NOTIF_DURABLE);
+            break; /* not a worker: the consumer exists now, so what this process posts waits for one */
         }
-        if (stop)
-            break;
+        if (!announced) {
+            log_info("chat: delivering notifications (consumer %s)", NOTIF_DURABLE);
+            announced = true;
+        }
+        if (store_work_fetch(w, 64, 1000, &b, &n, &e) != CH_OK) {
+            store_work_close(w); /* made again on the next turn (a lost consumer, a new leader) */
+            w = NULL;
+            notifier_pause(c, 250);
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+            struct store_work_msg *m = store_work_msg(b, i);
+            if (handle_event(c, m))
+                store_work_ack(m);
+            else
+                store_work_nak(m, 1000);
+        }
+        store_work_batch_free(b);
     }
+    store_work_close(w);
     store_thread_exit();
     return NULL;
 }
@@ -346,6 +562,8 @@ occurrence(struct chat *c, const cJSON *e)
     json_add_time(o, "expiresAt", at + NOTIF_TTL_MS);
     cJSON_AddStringToObject(o, "attentionLevel", causes[cause].important ? "NOTIFICATION_ATTENTION_LEVEL_IMPORTANT"
                                                                          : "NOTIFICATION_ATTENTION_LEVEL_AMBIENT");
+    /* ours: whether it may sound or push (its policy said alert and the person was not in Do-Not-Disturb) */
+    cJSON_AddBoolToObject(o, "alert", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "alert")));
     cJSON_AddStringToObject(o, "preview", json_str_or(e, "preview", "")); /* ours: the inbox shows it */
     return o;
 }

@@ -37,7 +37,6 @@ chat_react(struct chat *c, const struct user *who, const char *room_id, const ch
 {
     enum ch_status st;
     char subject[STORE_SUBJECT_MAX];
-    bool changed = false;
 
     if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_check("eventId", msg_id, err)) != CH_OK ||
         (st = check_emoji(emoji, err)) != CH_OK)
@@ -80,7 +79,6 @@ chat_react(struct chat *c, const struct user *who, const char *room_id, const ch
             return st;
         if (noop)
             break;
-        changed = true;
         cJSON *ev = chat_event_new(add ? "reaction.added" : "reaction.removed", who);
         cJSON_AddStringToObject(ev, "msgId", msg_id);
         cJSON_AddStringToObject(ev, "emoji", emoji);
@@ -91,18 +89,5 @@ chat_react(struct chat *c, const struct user *who, const char *room_id, const ch
     }
     if (st != CH_OK)
         return st;
-    if (add && changed) { /* the author hears of a new reaction (not of one that was there already) */
-        pthread_rwlock_rdlock(&c->m->lock);
-        struct chat_room *r = model_room(c->m, room_id);
-        struct chat_msg *msg = r ? model_msg(r, msg_id) : NULL;
-        struct notif_job *j = msg && !msg->deleted_at && model_member(r, msg->author)
-                                  ? notif_job_new(room_id, msg_id, msg->thread_root, who->id, clock_wall_ms(),
-                                                  msg->body, emoji)
-                                  : NULL;
-        if (j)
-            notif_job_add(j, msg->author, NC_REACTION);
-        pthread_rwlock_unlock(&c->m->lock);
-        chat_notify(c, j);
-    }
     return chat_message_out(c, who, room_id, msg_id, out, err);
 }

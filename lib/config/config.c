@@ -427,6 +427,24 @@ validate_s3(const struct cfg *c, struct ch_err *err)
     return CH_OK;
 }
 
+/* Web Push: a VAPID pair comes whole (the keys themselves are checked where they are read), a subject is a contact */
+static enum ch_status
+validate_push(const struct cfg *c, struct ch_err *err)
+{
+    const char *pub = cfg_str(c, CFG_PUSH_VAPID_PUBLIC_KEY), *priv = cfg_str(c, CFG_PUSH_VAPID_PRIVATE_KEY);
+    const char *sub = cfg_str(c, CFG_PUSH_VAPID_SUBJECT);
+
+    if (!*pub != !*priv)
+        return ch_err_set(err, CH_EINVAL, *pub ? "push.vapid_private_key" : "push.vapid_public_key",
+                          "%s: must be set too when %s is (a VAPID key pair comes whole)",
+                          *pub ? "push.vapid_private_key" : "push.vapid_public_key",
+                          *pub ? "push.vapid_public_key" : "push.vapid_private_key");
+    if (*sub && strncmp(sub, "mailto:", 7) != 0 && strncmp(sub, "https://", 8) != 0)
+        return ch_err_set(err, CH_EINVAL, "push.vapid_subject",
+                          "push.vapid_subject: must be a mailto: or https:// contact, e.g. mailto:ops@example.com");
+    return CH_OK;
+}
+
 enum ch_status
 cfg_validate(const struct cfg *c, struct ch_err *err)
 {
@@ -480,7 +498,7 @@ cfg_validate(const struct cfg *c, struct ch_err *err)
          (st = require(c, CFG_LIVEKIT_API_KEY, "livekit.enabled is true", err)) ||
          (st = require(c, CFG_LIVEKIT_API_SECRET, "livekit.enabled is true", err))))
         return st;
-    if ((st = validate_s3(c, err)) != CH_OK)
+    if ((st = validate_s3(c, err)) != CH_OK || (st = validate_push(c, err)) != CH_OK)
         return st;
     /* configured but not built yet: say so instead of silently doing nothing */
     if (cfg_bool(c, CFG_LIVEKIT_ENABLED))

@@ -49,6 +49,23 @@ hkdf_sha256_expand(const unsigned char prk[SHA256_DIGEST_SIZE], const unsigned c
 }
 
 enum ch_status
+push_keys_check(const char *p256dh, const char *auth, struct ch_err *err)
+{
+    unsigned char ua_pub[PUSH_P256_POINT], auth_secret[AUTH_LEN];
+    struct ecc_point ua;
+    enum ch_status s;
+
+    if ((s = push_b64_exact(p256dh, ua_pub, sizeof ua_pub, "p256dh", "a P-256 public key", err)) != CH_OK ||
+        (s = push_b64_exact(auth, auth_secret, sizeof auth_secret, "auth", "an auth secret", err)) != CH_OK)
+        return s;
+    ecc_point_init(&ua, nettle_get_secp_256r1());
+    if (!push_point_set(&ua, ua_pub))
+        s = ch_err_set(err, CH_EINVAL, "p256dh", "p256dh: not an uncompressed point on P-256");
+    ecc_point_clear(&ua);
+    return s;
+}
+
+enum ch_status
 push_encrypt(const char *p256dh, const char *auth, const void *plain, size_t len, const struct push_enc_fixed *fixed,
              unsigned char **body, size_t *body_len, struct ch_err *err)
 {

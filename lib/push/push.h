@@ -72,6 +72,10 @@ enum ch_status push_encrypt(const char *p256dh, const char *auth, const void *pl
                             const struct push_enc_fixed *fixed, unsigned char **body, size_t *body_len,
                             struct ch_err *err);
 
+/* The subscription keys' checks push_encrypt makes: p256dh a P-256 point on the curve (65 bytes uncompressed), auth
+ * 16 bytes, both base64 (url-safe or standard, padded or not). CH_EINVAL naming p256dh or auth. */
+enum ch_status push_keys_check(const char *p256dh, const char *auth, struct ch_err *err);
+
 /* ---- sending (send.c) ---- */
 
 enum push_urgency { PUSH_URGENCY_HIGH = 0, PUSH_URGENCY_NORMAL, PUSH_URGENCY_LOW, PUSH_URGENCY_VERY_LOW };
@@ -95,6 +99,13 @@ struct push_msg {
     enum push_urgency urgency;
     const char *topic;     /* NULL, or 1-32 base64url characters: a newer message with it replaces an undelivered one */
 };
+
+/* The checks push_send makes before it connects, for a subscription about to be stored: the endpoint an https://
+ * URL of at most 4096 bytes without user or password (http:// and loopback only with allow_loopback) whose host,
+ * if written as an address, is public; the keys as push_keys_check. CH_EINVAL naming endpoint, p256dh or auth. A
+ * name that resolves to a private address is only found out when sending (and refused then). */
+enum ch_status push_subscription_check(const struct push_config *cfg, const char *endpoint, const char *p256dh,
+                                       const char *auth, struct ch_err *err);
 
 /* Encrypt m and POST it to its endpoint with the VAPID header. Blocks up to cfg->timeout_ms; call it from a worker
  * thread. The endpoint must be https:// and every address it connects to public: loopback, private, link-local,

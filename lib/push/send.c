@@ -335,6 +335,41 @@ answer_status(long code, const struct xfer *x, struct ch_err *err)
                       x->answer);
 }
 
+/* What can be judged of an endpoint without the network: an http(s) URL, https unless loopback is allowed, and an
+ * address written in it public. u is filled in. */
+static enum ch_status
+endpoint_check(const struct push_config *cfg, const char *endpoint, struct push_url *u, struct ch_err *err)
+{
+    enum ch_status s;
+
+    if ((s = push_url_parse(endpoint, u, err)) != CH_OK)
+        return s;
+    if (!u->https && !cfg->allow_loopback)
+        return bad_endpoint(err, "must be an https:// URL");
+    struct sockaddr_storage lit = { 0 };
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&lit;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&lit;
+    if (inet_pton(AF_INET, u->host, &v4->sin_addr) == 1)
+        lit.ss_family = AF_INET;
+    else if (inet_pton(AF_INET6, u->host, &v6->sin6_addr) == 1)
+        lit.ss_family = AF_INET6;
+    if (lit.ss_family != AF_UNSPEC && !sockaddr_allowed(&lit, u->https, cfg->allow_loopback))
+        return ch_err_set(err, CH_EINVAL, "endpoint", "push: endpoint: %s is not a public address", u->host);
+    return CH_OK;
+}
+
+enum ch_status
+push_subscription_check(const struct push_config *cfg, const char *endpoint, const char *p256dh, const char *auth,
+                        struct ch_err *err)
+{
+    struct push_url u;
+    enum ch_status s;
+
+    if ((s = endpoint_check(cfg, endpoint, &u, err)) != CH_OK)
+        return s;
+    return push_keys_check(p256dh, auth, err);
+}
+
 enum ch_status
 push_send(const struct push_config *cfg, const struct push_msg *m, long *http_status, struct ch_err *err)
 {
@@ -353,20 +388,8 @@ push_send(const struct push_config *cfg, const struct push_msg *m, long *http_st
     *http_status = 0;
     if (!cfg->vapid)
         return ch_err_set(err, CH_EINVAL, "vapid", "push: no VAPID key");
-    if ((s = push_url_parse(m->endpoint, &u, err)) != CH_OK)
+    if ((s = endpoint_check(cfg, m->endpoint, &u, err)) != CH_OK)
         return s;
-    if (!u.https && !cfg->allow_loopback)
-        return bad_endpoint(err, "must be an https:// URL");
-    /* an address written in the URL is judged now, before anything is resolved or sent */
-    struct sockaddr_storage lit = { 0 };
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&lit;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&lit;
-    if (inet_pton(AF_INET, u.host, &v4->sin_addr) == 1)
-        lit.ss_family = AF_INET;
-    else if (inet_pton(AF_INET6, u.host, &v6->sin6_addr) == 1)
-        lit.ss_family = AF_INET6;
-    if (lit.ss_family != AF_UNSPEC && !sockaddr_allowed(&lit, u.https, cfg->allow_loopback))
-        return ch_err_set(err, CH_EINVAL, "endpoint", "push: endpoint: %s is not a public address", u.host);
     if (m->ttl_s < 0 || m->ttl_s > PUSH_TTL_MAX)
         return ch_err_set(err, CH_EINVAL, "ttl", "push: TTL must be 0-%d seconds", PUSH_TTL_MAX);
     if (!urgency)

@@ -35,6 +35,8 @@ static const struct {
     [STORE_B_FOLLOWS] = { "chatto_follows", 1, 0, "Chatto followed threads and their read positions" },
     /* in-app notifications live 90 days, as upstream's */
     [STORE_B_NOTIFS] = { "chatto_notifications", 1, 90LL * 86400LL * 1000000000LL, "Chatto notifications" },
+    [STORE_B_NOTIFPOLICY] = { "chatto_notification_policies", 1, 0, "Chatto notification policies" },
+    [STORE_B_PUSHSUBS] = { "chatto_push_subscriptions", 1, 0, "Chatto Web Push subscriptions" },
 };
 
 static enum ch_status update_stream(struct store *st, const char *stream, bool bucket, struct ch_err *err);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* chatto.discovery.v1.ServerDiscoveryService: what a client needs before logging in. Public; MHD threads. */
+/* chatto.discovery.v1.ServerDiscoveryService: what a client needs before logging in (public), and
+ * chatto.api.v1.ServerService/GetRuntimeConfig: what a signed-in client needs (Web Push key, limits). */
 #include "api/api.h"
+#include "chat/chat.h"
 #include "config/config.h"
 #include "json/json.h"
 #include "store/store.h"
@@ -30,7 +32,28 @@ get_server(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
     return CH_OK;
 }
 
+static enum ch_status
+get_runtime_config(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_err *err)
+{
+    const struct cfg *cfg = c->env->cfg;
+    const char *vapid = chat_push_public_key(c->env->chat);
+    cJSON *o = cJSON_CreateObject(), *rt = cJSON_AddObjectToObject(o, "runtime");
+
+    (void)in;
+    (void)err;
+    cJSON_AddBoolToObject(rt, "pushNotificationsEnabled", vapid != NULL);
+    if (vapid)
+        cJSON_AddStringToObject(rt, "vapidPublicKey", vapid);
+    cJSON_AddBoolToObject(rt, "videoProcessingEnabled", false);
+    json_add_int64_str(rt, "maxUploadSize", cfg_int(cfg, CFG_CORE_ASSETS_MAX_UPLOAD_SIZE));
+    json_add_int64_str(rt, "maxVideoUploadSize", cfg_int(cfg, CFG_CORE_ASSETS_MAX_UPLOAD_SIZE));
+    cJSON_AddNumberToObject(rt, "messageEditWindowSeconds", (double)(cfg_int(cfg, CFG_CHAT_EDIT_WINDOW) / 1000));
+    *out = o;
+    return CH_OK;
+}
+
 const struct api_method discovery_methods[] = {
     { "chatto.discovery.v1.ServerDiscoveryService", "GetServer", API_AUTH_NONE, 4096, get_server },
+    { "chatto.api.v1.ServerService", "GetRuntimeConfig", API_AUTH_USER, 4096, get_runtime_config },
     { 0 },
 };

@@ -24,7 +24,8 @@ def dictionary(harness, words):
                                         for c in w))
 
 
-# ---- fuzz_connect: the method tables in server order (discovery, users, admin, rooms, messages, search) ----
+# ---- fuzz_connect: the method tables in server order (discovery, users, admin, rooms, messages, search,
+# notifications) ----
 METHODS = [
     ("GetServer", "{}"),
     ("GetUser", '{"userId":"@U"}'),
@@ -68,12 +69,14 @@ METHODS = [
 FIELDS = ["after", "attachmentAssetIds", "before", "body", "currentPassword", "description", "displayName", "emoji",
           "eventId", "eventIds", "inReplyTo", "includeDisabled", "issueToken", "limit", "login", "name",
           "newPassword", "pageSize", "pageToken", "participantIds", "password", "role", "roomId",
-          "threadRootEventId", "userId", "visibility", "query", "cursor", "order", "authorId", "createdAfter",
-          "createdBefore", "hasAttachments"]
+          "threadRootEventId", "userId", "visibility", "notificationId", "overrides", "updateMask", "endpoint",
+          "p256dh", "auth", "clientHost", "cleanupToken", "userAgent", "query", "cursor", "order", "authorId",
+          "createdAfter", "createdBefore", "hasAttachments"]
 for i, (name, body) in enumerate(METHODS):
     write("fuzz_connect", "%02d-%s" % (i, name), bytes([i]) + body.encode())
 dictionary("fuzz_connect", ['"%s":' % f for f in FIELDS] + ["@R", "@E", "@U", "@D", "@T", "true", "null", "[]", "{}",
                                                              "owner", "admin", "member", "public", "private",
+                                                             "NOTIFICATION_DELIVERY_MODE_OFF", "directMessages",
                                                              "\\u0000", "\\ud800", "9223372036854775808", "-1", "1e308"])
 
 # ---- fuzz_http: whole requests ----
