@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import time
 
-from harness import CHATTO_BIN, FAST_AUTH, WRAPPER, Client, TestCase, external_env, grep_tree, wait_for
+from harness import CHATTO_BIN, FAST_AUTH, WRAPPER, Client, TestCase, external_env, grep_tree, upload_file, wait_for
 
 R = "chatto.api.v1.RoomService/"
 M = "chatto.api.v1.MessageService/"
@@ -128,6 +128,11 @@ class Search(TestCase):
         self.assertEqual(self.ids(self.bob, "filter before:" + today), [])
         self.assertEqual(self.ids(self.bob, "filter has:attachment"), [])
         self.assertEqual(self.ids(self.bob, "filter", hasAttachments=True), [])
+        asset = upload_file(self, self.bob, "general", b"report bytes", name="report.txt", ctype="text/plain")
+        f = self.post(self.bob, "general", "filter with a file", attachmentAssetIds=[asset["id"]])
+        self.wait_ids(self.bob, "filter has:attachment", [f])
+        self.assertEqual(self.ids(self.bob, "filter", hasAttachments=True), [f])
+        self.assertEqual(self.ids(self.bob, "has:file from:@bob"), [f])
         self.assertEqual(self.ids(self.bob, "filter", createdAfter="2999-01-01T00:00:00Z"), [])
 
     def test_paging(self):
