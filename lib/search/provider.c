@@ -255,7 +255,7 @@ enum ch_status
 search_provider_start(const struct search_provider_opts *o, struct search_provider **out, struct ch_err *err)
 {
     struct search_provider *p = calloc(1, sizeof *p);
-    char path[PATH_MAX];
+    char path[PATH_MAX + 16];
     enum ch_status st;
 
     if (!p)
@@ -286,9 +286,10 @@ search_provider_start(const struct search_provider_opts *o, struct search_provid
         goto fail;
     atomic_store(&p->position, search_index_position(p->w));
     p->start_position = search_index_position(p->w);
-    if ((st = store_core_subscribe(p->store, SEARCH_SUBJECT_STATUS, on_status, p, &p->status_sub, err)) != CH_OK ||
-        (st = store_follow_from(p->store, STORE_S_EVENTS, search_index_position(p->w) + 1, on_event, p, &p->follower,
-                                err)) != CH_OK)
+    /* the follower first: the status handler reads it */
+    if ((st = store_follow_from(p->store, STORE_S_EVENTS, search_index_position(p->w) + 1, on_event, p, &p->follower,
+                                err)) != CH_OK ||
+        (st = store_core_subscribe(p->store, SEARCH_SUBJECT_STATUS, on_status, p, &p->status_sub, err)) != CH_OK)
         goto fail;
     if (pthread_create(&p->thread, NULL, indexer_main, p) != 0) {
         st = ch_err_set(err, CH_EINTERNAL, NULL, "cannot start the search indexer thread");
