@@ -29,7 +29,7 @@
 #include "store/subject.h"
 
 #define SCHEMA_VERSION 1
-#define RANK_WINDOW 2000
+#define RANK_WINDOW 1000
 #define SNIPPET_TOKENS 24
 #define PLAIN_SNIPPET_CHARS 200
 
