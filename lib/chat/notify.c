@@ -379,32 +379,52 @@ job_for_reaction(struct chat *c, const char *room_id, const cJSON *ev, int64_t a
 }
 
 /* One event of the stream: true when done with it (notified, or nothing to do), false to have it again later. */
+/* Whether the post msg_id could reach anyone: most posts (no mention, not a DM, not a reply) cannot, and cost no
+ * more than this look. Model read-locked. */
+static bool
+post_may_notify(struct chat *c, const char *room_id, const char *msg_id)
+{
+    struct chat_room *r = model_room(c->m, room_id);
+    struct chat_msg *msg = r ? model_msg(r, msg_id) : NULL;
+
+    return msg && msg->known && !msg->refused && !msg->deleted_at &&
+           (msg->nmentions || msg->mention_all || r->vis == VIS_DM || msg->in_reply_to[0] || msg->thread_root[0]);
+}
+
+/* One event of the stream: true when done with it (notified, or nothing to do), false to have it again later.
+ * Every message event of the server passes here once, so the common case (an edit, a post that reaches nobody)
+ * is decided without parsing the event: its type is found as we write it (json_print: no spaces). */
 static bool
 handle_event(struct chat *c, const struct store_work_msg *m)
 {
+    static const char posted_tag[] = "\"type\":\"msg.posted\"", reacted_tag[] = "\"type\":\"reaction.added\"";
     struct store_event_subject subj;
     struct notif_job *j = NULL;
-    bool done = true;
+    bool posted, reacted, may = true;
 
     if (!store_subject_event_parse(m->subject, &subj) || subj.kind != STORE_EV_MESSAGE)
         return true;
-    cJSON *ev = cJSON_ParseWithLength(m->data, m->len);
-    const char *type = json_str_or(ev, "type", "");
-    bool posted = !strcmp(type, "msg.posted"), reacted = !strcmp(type, "reaction.added");
-    if (posted || reacted) {
-        /* who it reaches is read from this process's model, which must have applied the event first */
-        if (!chat_model_wait(c->m, m->seq, 5000)) {
-            cJSON_Delete(ev);
-            return false;
-        }
-        int64_t at = json_int64_or(ev, "at", 0);
+    posted = memmem(m->data, m->len, posted_tag, sizeof posted_tag - 1) != NULL;
+    reacted = !posted && memmem(m->data, m->len, reacted_tag, sizeof reacted_tag - 1) != NULL;
+    if (!posted && !reacted)
+        return true;
+    /* who it reaches is read from this process's model, which must have applied the event first */
+    if (!chat_model_wait(c->m, m->seq, 5000))
+        return false;
+    if (posted) {
         pthread_rwlock_rdlock(&c->m->lock);
-        j = posted ? job_for_post(c, subj.room, ev) : job_for_reaction(c, subj.room, ev, at ? at : m->unix_ms);
+        may = post_may_notify(c, subj.room, subj.id);
         pthread_rwlock_unlock(&c->m->lock);
     }
+    if (!may)
+        return true;
+    cJSON *ev = cJSON_ParseWithLength(m->data, m->len);
+    int64_t at = json_int64_or(ev, "at", 0);
+    pthread_rwlock_rdlock(&c->m->lock);
+    j = posted ? job_for_post(c, subj.room, ev) : job_for_reaction(c, subj.room, ev, at ? at : m->unix_ms);
+    pthread_rwlock_unlock(&c->m->lock);
     cJSON_Delete(ev);
-    if (j)
-        done = deliver(c, j);
+    bool done = !j || deliver(c, j);
     notif_job_free(j);
     return done;
 }

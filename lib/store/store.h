@@ -200,10 +200,10 @@ bool store_follower_attached(struct store_follower *f);
 /* Unsubscribe and free (call before store_close). Accepts NULL. */
 void store_follower_stop(struct store_follower *f);
 
-/* Shared work (work.c): one durable pull consumer on a stream that every process pulls from. Each message goes to
- * one puller; one not acknowledged within ack_wait_ms goes out again (to any puller), so work a process took
- * survives its crash — handlers must be idempotent. Made on first use delivering only what is appended from then
- * on. */
+/* Shared work (work.c): one durable consumer on a stream that every process takes messages from (pushed to a queue
+ * group). Each message goes to one process; one not acknowledged within ack_wait_ms goes out again (to any of
+ * them), so work a process took survives its crash — handlers must be idempotent. Made on first use delivering
+ * only what is appended from then on. */
 struct store_work;
 struct store_work_batch;
 struct store_work_opts {
