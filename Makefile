@@ -8,7 +8,7 @@
 VERSION   := $(shell cat VERSION)
 B         ?= build
 CC        ?= cc
-PKGS      := libmicrohttpd libnats libsodium libcjson inih nettle hogweed gmp libcurl vips
+PKGS      := libmicrohttpd libnats libsodium libcjson inih nettle hogweed gmp libcurl vips sqlite3
 # -isystem: warnings in other projects' headers (GLib's, under libvips) are theirs, not ours
 PKG_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lpthread -lm
@@ -43,7 +43,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 
 .PHONY: bench all run test test-unit test-integration asan test-asan tsan test-tsan clean install deps deps-test help \
-        check-docs docs check-headers cluster bench-cluster fuzz fuzz-build fuzz-merge
+        check-docs docs check-headers cluster bench-cluster bench-search fuzz fuzz-build fuzz-merge
 
 all: $(B)/chatto
 
@@ -61,7 +61,9 @@ help:
 	@echo "                    FUZZ=fuzz_ws for one); new inputs in build/fuzz/corpus, crashes in build/fuzz/crashes"
 	@echo "  fuzz-merge        fold build/fuzz/corpus into the committed seeds (test/fuzz/corpus), minimised"
 	@echo "  bench             HTTP floor vs nginx, idle HTTP/WebSocket memory, posts vs raw JetStream, fan-out, file"
-	@echo "                    upload/download vs a raw object-store client and RSS during 10 uploads (wrk, nginx, node)"
+	@echo "                    upload/download vs a raw object-store client and RSS during 10 uploads (wrk, nginx, node),"
+	@echo "                    message search at 300k messages (index build, size, query p50/p99, post-to-searchable lag)"
+	@echo "  bench-search      the message-search benchmark alone (CHATTO_BENCH_SEARCH_N=300000 messages)"
 	@echo "  bench-cluster     post and fan-out throughput with 1 vs 3 processes on a 3-node NATS cluster"
 	@echo "  cluster           run 3 NATS nodes, 3 chatto processes and nginx in front; prints the URL"
 	@echo "  deb               build build/chatto_<version>_<arch>.deb (dpkg-deb; hardened build in build/deb-build)"
@@ -131,6 +133,10 @@ $(B)/bench/jspub: bench/jspub.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< $(PKG_LIBS)
 
+$(B)/bench/evpub: bench/evpub.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< $(PKG_LIBS)
+
 $(B)/bench/fanout: bench/fanout.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< -lpthread
@@ -138,11 +144,16 @@ $(B)/bench/fanout: bench/fanout.c
 # Targets that install packages first build in a second make: the pkg-config flags above are read when a make
 # starts, so a make that has just installed the libraries must not be the one that compiles against them.
 bench: deps-test
-	$(Q)$(MAKE) --no-print-directory all $(B)/bench/jspub $(B)/bench/fanout $(IMGTOOL)
+	$(Q)$(MAKE) --no-print-directory all $(B)/bench/jspub $(B)/bench/fanout $(B)/bench/evpub $(IMGTOOL)
 	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/http_bench.py
 	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/run.py
 	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/realtime.py
 	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/assets.py
+	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/search.py
+
+bench-search: deps-test
+	$(Q)$(MAKE) --no-print-directory all $(B)/bench/evpub
+	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/search.py
 
 bench-cluster: deps-test
 	$(Q)$(MAKE) --no-print-directory all $(B)/bench/fanout

@@ -7,7 +7,7 @@ set -eu
 profile=${1:-run}
 
 run_pkgs="build-essential pkg-config libmicrohttpd-dev libnats-dev libwslay-dev libsodium-dev libcjson-dev
-          libinih-dev nettle-dev libcurl4-openssl-dev libvips-dev nats-server"
+          libinih-dev nettle-dev libcurl4-openssl-dev libvips-dev libsqlite3-dev nats-server"
 test_pkgs="$run_pkgs libcmocka-dev python3 curl groff man-db wrk chromium fonts-noto-color-emoji nginx lintian fakeroot dpkg-dev systemd prometheus caddy haproxy docker-compose python3-yaml
            clang libclang-rt-dev"
 

@@ -18,6 +18,8 @@
  *   rt-worker          realtime: replay ring, resume, typing, presence, audiences (lib/realtime); no NATS calls
  *   rt-io              realtime's NATS calls: hello token checks, this process's presence entries
  *   chat eraser        erases bodies of deleted messages a crashed deleter left behind
+ *   search-indexer     commits and purges the search index, joins the providers once caught up (lib/search);
+ *                      events are applied on the store's follower thread, queries answered on nats.c's
  *   nats.c threads     connection reader/flusher/timers and subscription callbacks (our callbacks run there)
  * SIGTERM, SIGINT and SIGHUP are blocked before any thread starts, so only main receives them (sigwait).
  */
@@ -58,6 +60,7 @@
 #include "metrics/metrics.h"
 #include "realtime/realtime.h"
 #include "s3/s3.h"
+#include "search/search.h"
 #include "ws/ws.h"
 #include "version.h"
 
@@ -525,6 +528,86 @@ app_s3_open(const struct cfg *cfg, struct s3 **out, struct ch_err *err)
     return CH_OK;
 }
 
+/* The search provider of this process (search_provider.enabled), or NULL: a directory another process holds is
+ * not an error (that process answers), anything else is logged and search runs without this process's index. */
+static struct search_provider *
+app_search_start(const struct cfg *cfg, struct store *store)
+{
+    struct search_provider *p = NULL;
+    struct ch_err err = { 0 };
+    char dir[PATH_MAX];
+
+    if (!cfg_bool(cfg, CFG_SEARCH_PROVIDER_ENABLED))
+        return NULL;
+    if (*cfg_str(cfg, CFG_SEARCH_PROVIDER_DIRECTORY))
+        snprintf(dir, sizeof dir, "%s", cfg_str(cfg, CFG_SEARCH_PROVIDER_DIRECTORY));
+    else
+        snprintf(dir, sizeof dir, "%s/search", cfg_str(cfg, CFG_NATS_EMBEDDED_DATA_DIR));
+    struct search_provider_opts o = { .store = store, .directory = dir,
+                                      .purge_delay_ms = cfg_int(cfg, CFG_SEARCH_PROVIDER_PURGE_DELAY) };
+    if (search_provider_start(&o, &p, &err) != CH_OK) {
+        if (err.status == CH_EEXIST)
+            log_info("search: %s; searches are answered by the process that holds it", err.msg);
+        else
+            log_error("search: no index in this process: %s", err.msg);
+        return NULL;
+    }
+    log_info("search: index in %s (rebuilt from the event stream if missing)", dir);
+    return p;
+}
+
+int
+app_search_provider(struct cfg *cfg)
+{
+    struct store *store = NULL;
+    struct search_provider *p = NULL;
+    struct store_opts so;
+    struct ch_err err = { 0 };
+    char host[64] = "localhost", instance[128];
+    sigset_t sigs;
+    int rc = 1;
+
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    apply_log_config(cfg);
+    if (cfg_bool(cfg, CFG_NATS_EMBEDDED_ENABLED)) {
+        fprintf(stderr, "chatto: search-provider needs an external NATS: set nats.embedded.enabled = false and "
+                        "nats.client.url\n");
+        cfg_free(cfg);
+        return EXIT_USAGE;
+    }
+    if (!cfg_bool(cfg, CFG_SEARCH_PROVIDER_ENABLED))
+        cfg_set(cfg, CFG_SEARCH_PROVIDER_ENABLED, "true", CFG_SRC_DEFAULT, NULL, NULL);
+    store_library_init();
+    gethostname(host, sizeof host - 1);
+    snprintf(instance, sizeof instance, "%s/%d search-provider", host, (int)getpid());
+    app_store_opts(cfg, instance, &so);
+    if (store_open(&so, &store, &err) != CH_OK) {
+        log_error("app: %s", err.msg);
+        goto out;
+    }
+    if (!(p = app_search_start(cfg, store)))
+        goto out;
+    printf("chatto search-provider is running\n");
+    fflush(stdout);
+    for (;;) {
+        int sig = sigwaitinfo(&sigs, NULL);
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+    }
+    rc = 0;
+out:
+    search_provider_stop(p);
+    store_shutdown(store, 2000);
+    store_close(store);
+    store_library_shutdown();
+    cfg_free(cfg);
+    return rc;
+}
+
 int
 app_run(struct cfg *cfg, const struct cli_args *args)
 {
@@ -550,6 +633,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     struct calls_reconciler *reconciler = NULL;
     struct ws *ws = NULL;
     struct web *web = NULL;
+    struct search_provider *search = NULL;
     struct netaddr_set *proxies = NULL;
     struct ch_err err = { 0 };
     sigset_t sigs;
@@ -684,6 +768,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         goto out;
     }
     env.chat = chat;
+    search = app_search_start(cfg, store);
     accounts_set_user_cache(accounts, lookup_user, chat);
     if (app_push_start(cfg, chat, origin, &vapid, &err) != CH_OK) {
         log_error("app: %s", err.msg);
@@ -905,6 +990,7 @@ out:
     http_stop(http, 0);
     assets_free(assets);
     s3_free(s3); /* after assets, which borrows it */
+    search_provider_stop(search);
     chat_free(chat);
     push_vapid_free(vapid); /* after chat, which signs with it */
     web_free(web);

@@ -13,6 +13,8 @@
 /* Serve until SIGTERM/SIGINT. Returns the process exit code (0 clean, 1 runtime failure, 2 config error).
  * Takes ownership of cfg. args is kept to rebuild the config on SIGHUP. */
 int app_run(struct cfg *cfg, const struct cli_args *args);
+/* `chatto search-provider`: only a search provider on an external NATS, until SIGTERM/SIGINT. Frees cfg. */
+int app_search_provider(struct cfg *cfg);
 
 /* Fill missing secrets from (or generate into) <data_dir>/secrets.ini. Exposed for `config check`. */
 enum ch_status app_load_secrets(struct cfg *cfg, bool create, struct ch_err *err);

@@ -22,6 +22,7 @@ cmd_name(enum cli_cmd c)
     case CLI_USER: return "user";
     case CLI_VERSION: return "version";
     case CLI_HELP: return "help";
+    case CLI_SEARCH_PROVIDER: return "search-provider";
     }
     return "?";
 }
@@ -52,6 +53,8 @@ cli_parse(int argc, char **argv, struct cli_args *a, struct ch_err *err)
             a->cmd = CLI_HELP;
         else if (!strcmp(argv[i], "user"))
             a->cmd = CLI_USER;
+        else if (!strcmp(argv[i], "search-provider"))
+            a->cmd = CLI_SEARCH_PROVIDER;
         else if (!strcmp(argv[i], "config")) {
             if (i + 1 < argc && !strcmp(argv[i + 1], "print"))
                 a->cmd = CLI_CONFIG_PRINT;
@@ -191,6 +194,8 @@ cli_print_help(FILE *out)
           "  user list              list accounts\n"
           "                         user commands use the same NATS as the server (in embedded mode the running\n"
           "                         server's child, or a temporary one when the server is stopped)\n"
+          "  search-provider        run only a search index and answer searches for the servers on the same\n"
+          "                         (external) NATS; search_provider.* settings apply\n"
           "  version                print the version\n"
           "  help                   print this help\n"
           "\n"

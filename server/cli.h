@@ -10,7 +10,7 @@
 #include "base/status.h"
 #include "config/config.h"
 
-enum cli_cmd { CLI_RUN, CLI_INIT, CLI_CONFIG_PRINT, CLI_CONFIG_CHECK, CLI_USER, CLI_VERSION, CLI_HELP };
+enum cli_cmd { CLI_RUN, CLI_INIT, CLI_CONFIG_PRINT, CLI_CONFIG_CHECK, CLI_USER, CLI_VERSION, CLI_HELP, CLI_SEARCH_PROVIDER };
 
 #define CLI_MAX_FLAGS 128
 

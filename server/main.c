@@ -122,5 +122,7 @@ main(int argc, char **argv)
         cfg_free(cfg);
         return rc;
     }
+    if (args.cmd == CLI_SEARCH_PROVIDER)
+        return app_search_provider(cfg);
     return app_run(cfg, &args);
 }

@@ -428,6 +428,8 @@ function mergeEvents(roomId, events, atStart) {
 }
 
 async function openRoom(roomId) {
+  const around = S.timeline.get(roomId);
+  if (around && around.aroundSearch === true) S.timeline.delete(roomId); // a search result's page: show the newest again
   S.current = roomId;
   if (S.replyTo && S.replyTo.roomId !== roomId) cancelReply();
   renderUploads();
@@ -1888,6 +1890,139 @@ $("theme").addEventListener("click", () => {
   const dark = root.dataset.theme ? root.dataset.theme === "dark" : matchMedia("(prefers-color-scheme: dark)").matches;
   root.dataset.theme = dark ? "light" : "dark";
   localStorage.setItem("chatto-theme", root.dataset.theme);
+});
+
+// ---------------------------------------------------------------- message search (#17)
+// Everything of the search box lives here: the dialog (Ctrl/Cmd+K or /), filter chips that edit the query text,
+// results with highlighted snippets (the text is escaped; only the server's \x02...\x03 markers become <mark>), and
+// the jump to a result: history loaded around the message, which is scrolled to and highlighted.
+
+const SEARCH = { seq: 0, cursor: "", query: "", timer: null };
+const SEARCH_CHIPS = [
+  { label: "In this room", add: () => { const x = S.rooms.get(S.current); return x && !x.room.isDm ? searchInFilter(x.room.name) : ""; } },
+  { label: "From me", add: () => "from:@" + S.me.login },
+  { label: "Has file", add: () => "has:attachment" },
+  { label: "In threads", add: () => "is:thread" },
+  { label: "Last 7 days", add: () => "after:" + new Date(Date.now() - 8 * 86400000).toISOString().slice(0, 10) },
+];
+
+function searchInFilter(name) { return /\s|"/.test(name) ? 'in:"' + name.replace(/"/g, "") + '"' : "in:#" + name; }
+
+function searchSnippet(text) {
+  // escape first, then turn only the markers into <mark>: nothing from a message can become markup
+  const esc = escapeHtml(text || "");
+  const span = el("span", { class: "snippet" });
+  span.innerHTML = esc.replace(/\x02/g, "<mark>").replace(/\x03/g, "</mark>");
+  return span;
+}
+
+function renderSearchChips() {
+  const box = $("search-chips"), q = $("search-input").value;
+  box.replaceChildren(...SEARCH_CHIPS.map((c) => {
+    const f = c.add();
+    const on = !!f && q.split(/\s+/).includes(f);
+    const b = el("button", { type: "button", text: c.label, "aria-pressed": on ? "true" : "false",
+      dataset: { testid: "search-chip" }, onclick: () => {
+        const input = $("search-input");
+        const parts = input.value.split(/\s+/).filter((p) => p && p !== f);
+        if (!on) parts.push(f);
+        input.value = parts.join(" ") + (on ? "" : " ");
+        input.focus();
+        runSearch(true);
+      } });
+    b.hidden = !f;
+    return b;
+  }));
+}
+
+function renderSearchResult(r) {
+  const m = r.message;
+  const where = r.directMessage ? "Direct message" : "#" + (r.roomName || r.roomId);
+  const li = el("li", { tabindex: "0", dataset: { testid: "search-result", id: r.eventId, room: r.roomId } },
+    el("div", { class: "where muted" },
+      el("strong", { text: userName(m.actorId) }), el("span", { text: " in " + where + " · " }),
+      el("time", { datetime: m.createdAt, text: new Date(m.createdAt).toLocaleString() }),
+      r.threadRootEventId ? el("span", { text: " · in a thread" }) : ""),
+    searchSnippet(r.snippet || m.body));
+  const go = () => jumpToMessage(r.roomId, r.eventId, r.threadRootEventId).catch((e) => banner(e.message));
+  li.addEventListener("click", go);
+  li.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); go(); } });
+  return li;
+}
+
+async function runSearch(fresh) {
+  const query = $("search-input").value.trim();
+  const seq = ++SEARCH.seq, status = $("search-status"), list = $("search-results");
+  renderSearchChips();
+  if (fresh) { SEARCH.cursor = ""; list.replaceChildren(); $("search-more").hidden = true; }
+  if (!query) { status.textContent = ""; status.classList.remove("error"); return; }
+  status.textContent = "Searching…";
+  status.classList.remove("error");
+  try {
+    const r = await api("chatto.api.v1.MessageSearchService/SearchMessages", { query, pageSize: 20, cursor: SEARCH.cursor });
+    if (seq !== SEARCH.seq) return; // a newer search was started meanwhile
+    for (const [id, u] of Object.entries((r.includes && r.includes.users) || {})) if (!S.users.has(id)) S.users.set(id, u);
+    list.append(...r.results.map(renderSearchResult));
+    SEARCH.cursor = r.nextCursor || "";
+    $("search-more").hidden = !SEARCH.cursor;
+    status.textContent = list.children.length ? "" : "No messages match.";
+  } catch (e) {
+    if (seq !== SEARCH.seq) return;
+    status.textContent = e.message; // the server names the problem ("unbalanced quote", "unknown filter ...")
+    status.classList.add("error");
+  }
+}
+
+function openSearch() {
+  const d = $("search-dialog");
+  if (!d.open) d.showModal();
+  renderSearchChips();
+  $("search-input").focus();
+  $("search-input").select();
+}
+
+async function jumpToMessage(roomId, eventId, threadRoot) {
+  $("search-dialog").close();
+  if (threadRoot) {
+    await openRoom(roomId);
+    await openThread(roomId, threadRoot);
+    searchHighlight($("thread-messages"), eventId);
+    return;
+  }
+  // the history around the message replaces what was loaded of that room (older and newer pages load on scroll
+  // and on reopening)
+  const r = await api("chatto.api.v1.RoomService/GetRoomEventsAround", { roomId, eventId, limit: 50 });
+  for (const [id, u] of Object.entries(r.page.includes.users || {})) if (!S.users.has(id) || !S.users.get(id).login) S.users.set(id, u);
+  S.timeline.set(roomId, { items: r.page.events.slice().sort((a, b) => Number(a.cursor) - Number(b.cursor)),
+    hasOlder: r.page.hasOlder, loading: false, aroundSearch: "opening" });
+  await openRoom(roomId);
+  searchHighlight($("messages"), eventId);
+  // a later visit shows the newest messages again, when this page did not reach them
+  const t = S.timeline.get(roomId);
+  if (t) t.aroundSearch = r.page.hasNewer ? true : undefined;
+}
+
+function searchHighlight(box, id) {
+  const node = box.querySelector('article.msg[data-id="' + CSS.escape(id) + '"]');
+  if (!node) return;
+  node.classList.add("search-hit");
+  node.scrollIntoView({ block: "center" });
+  setTimeout(() => node.classList.remove("search-hit"), 4000);
+}
+
+$("search-open").addEventListener("click", openSearch);
+// Escape closes at once (a search field would first only clear itself)
+$("search-input").addEventListener("keydown", (e) => { if (e.key === "Escape") { e.preventDefault(); $("search-dialog").close(); } });
+$("search-close").addEventListener("click", () => $("search-dialog").close());
+$("search-more").addEventListener("click", () => runSearch(false));
+$("search-form").addEventListener("submit", (e) => { e.preventDefault(); clearTimeout(SEARCH.timer); runSearch(true); });
+$("search-input").addEventListener("input", () => { clearTimeout(SEARCH.timer); SEARCH.timer = setTimeout(() => runSearch(true), 250); });
+window.addEventListener("keydown", (e) => {
+  if ($("app").hidden) return;
+  const typing = /^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement && document.activeElement.tagName) ||
+    (document.activeElement && document.activeElement.isContentEditable);
+  if ((e.key === "k" || e.key === "K") && (e.ctrlKey || e.metaKey) && !e.altKey) { e.preventDefault(); openSearch(); }
+  else if (e.key === "/" && !typing && !e.ctrlKey && !e.metaKey && !e.altKey) { e.preventDefault(); openSearch(); }
 });
 
 // ---------------------------------------------------------------- start

@@ -271,3 +271,30 @@ struct chat_presence_hook {
     void *ctx;
 };
 void chat_set_presence_hook(struct chat *c, const struct chat_presence_hook *h);
+
+/* Message search (search.c; the index itself is lib/search). The rooms a query may cover: the caller's rooms now
+ * (joined rooms, private rooms and DMs they are in; never anybody else's, whatever their role), narrowed by in:
+ * names (each must name one of them: CH_EINVAL otherwise) and roomId; the authors from from: logins (CH_EINVAL for
+ * an unknown login) intersected with authorId. empty: the narrowing leaves nothing to search. */
+struct chat_search_scope {
+    char (*rooms)[65];
+    char (*authors)[65];
+    size_t nrooms, nauthors;
+    bool empty;
+};
+enum ch_status chat_search_scope(struct chat *c, const struct user *who, const char *const *room_names, size_t nnames,
+                                 const char *room_id, const char *const *logins, size_t nlogins, const char *author_id,
+                                 struct chat_search_scope *out, struct ch_err *err);
+void chat_search_scope_free(struct chat_search_scope *s);
+/* Filters re-checked on every hit (exclusive time bounds in ms, 0 = none). */
+struct chat_search_filter {
+    int64_t after_ms, before_ms;
+    bool has_attachment, is_thread;
+};
+/* Append to results (at most max) the hits (a provider's {messageId, roomId, bodySeq, score, snippet}) that who may
+ * see now and that still are what the index matched, as {message, relevanceScore, snippet, roomId, roomName,
+ * directMessage, eventId, threadRootEventId, cursor} (cursor: a GetRoomEvents cursor at the message); their authors
+ * go to users (an includes map). *taken: how many were appended. */
+enum ch_status chat_search_hydrate(struct chat *c, const struct user *who, const cJSON *hits,
+                                   const struct chat_search_scope *s, const struct chat_search_filter *f, size_t max,
+                                   cJSON *results, cJSON *users, size_t *taken, struct ch_err *err);

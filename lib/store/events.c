@@ -246,7 +246,9 @@ follower_subscribe(struct store_follower *f, natsSubscription **sub, uint64_t *l
     jsSubOptions_Init(&so);
     so.Stream = store_stream_name(f->stream);
     so.Ordered = true;
-    so.Config.DeliverPolicy = js_DeliverAll;
+    so.Config.DeliverPolicy = f->start_seq > 1 ? js_DeliverByStartSequence : js_DeliverAll;
+    if (f->start_seq > 1)
+        so.Config.OptStartSeq = f->start_seq;
     /* the consumer lives on the stream leader; if that node dies, missed heartbeats make nats.c recreate it
      * elsewhere. nats.c's default (5 s, reset after two misses) would leave this process blind for ~10 s */
     so.Config.Heartbeat = 1000LL * 1000000LL;
@@ -299,10 +301,18 @@ enum ch_status
 store_follow(struct store *st, enum store_stream s, store_follow_fn fn, void *ctx, struct store_follower **out,
              struct ch_err *err)
 {
+    return store_follow_from(st, s, 1, fn, ctx, out, err);
+}
+
+enum ch_status
+store_follow_from(struct store *st, enum store_stream s, uint64_t start_seq, store_follow_fn fn, void *ctx,
+                  struct store_follower **out, struct ch_err *err)
+{
     struct store_follower *f = calloc(1, sizeof *f);
 
     if (!f)
         return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    f->start_seq = start_seq;
     f->st = st;
     f->stream = s;
     f->fn = fn;
@@ -473,6 +483,7 @@ store_kv_watch_stop(struct store_watch *w)
 struct store_sub {
     struct store *st;
     char *subject;
+    char *queue; /* queue group, or NULL */
     natsSubscription *sub; /* under st->mu: set once subscribed (the connection was up) */
     bool attaching;        /* under st->mu: being subscribed, without the lock */
     struct store_sub_done done;
@@ -519,7 +530,8 @@ store_subs_attach(struct store *st)
         pthread_mutex_unlock(&st->mu);
         if (!s)
             return;
-        ns = natsConnection_Subscribe(&sub, st->nc, s->subject, on_core_msg, s);
+        ns = s->queue ? natsConnection_QueueSubscribe(&sub, st->nc, s->subject, s->queue, on_core_msg, s)
+                      : natsConnection_Subscribe(&sub, st->nc, s->subject, on_core_msg, s);
         if (ns == NATS_OK)
             natsSubscription_SetOnCompleteCB(sub, store_sub_done_cb, &s->done);
         pthread_mutex_lock(&st->mu);
@@ -539,9 +551,18 @@ enum ch_status
 store_core_subscribe(struct store *st, const char *subject, store_sub_fn fn, void *ctx, struct store_sub **out,
                      struct ch_err *err)
 {
+    return store_core_queue_subscribe(st, subject, NULL, fn, ctx, out, err);
+}
+
+enum ch_status
+store_core_queue_subscribe(struct store *st, const char *subject, const char *queue, store_sub_fn fn, void *ctx,
+                           struct store_sub **out, struct ch_err *err)
+{
     struct store_sub *s = calloc(1, sizeof *s);
 
-    if (!s || !(s->subject = strdup(subject))) {
+    if (!s || !(s->subject = strdup(subject)) || (queue && !(s->queue = strdup(queue)))) {
+        if (s)
+            free(s->subject);
         free(s);
         return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
     }
@@ -586,6 +607,7 @@ store_core_unsubscribe(struct store_sub *s)
     }
     store_sub_done_destroy(&s->done);
     free(s->subject);
+    free(s->queue);
     free(s);
 }
 
@@ -595,6 +617,39 @@ store_core_reply(struct store *st, const char *reply, const void *data, size_t l
     if (!reply || !*reply)
         return ch_err_set(err, CH_EINVAL, NULL, "no reply subject");
     return store_core_publish(st, reply, data, len, err);
+}
+
+enum ch_status
+store_core_request(struct store *st, const char *subject, const void *data, size_t len, int64_t timeout_ms,
+                   char **reply, size_t *rlen, struct ch_err *err)
+{
+    natsMsg *m = NULL;
+    natsStatus s;
+    char *copy;
+    int n;
+
+    if (!store_connected(st))
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "NATS is not connected");
+    if (!subject_valid(subject))
+        return ch_err_set(err, CH_EINVAL, NULL, "invalid subject");
+    s = natsConnection_Request(&m, st->nc, subject, data, (int)len, timeout_ms);
+    if (s == NATS_NO_RESPONDERS)
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "nobody answers %s", subject);
+    if (s == NATS_TIMEOUT)
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "no answer on %s in time", subject);
+    if (s != NATS_OK)
+        return store_map(s, 0, "request", err);
+    n = natsMsg_GetDataLength(m);
+    if (!(copy = malloc((size_t)n + 1))) {
+        natsMsg_Destroy(m);
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    }
+    memcpy(copy, natsMsg_GetData(m), (size_t)n);
+    copy[n] = '\0';
+    natsMsg_Destroy(m);
+    *reply = copy;
+    *rlen = (size_t)n;
+    return CH_OK;
 }
 
 enum ch_status

@@ -191,6 +191,9 @@ typedef void (*store_follow_fn)(void *ctx, uint64_t seq, const char *subject, co
                                 int64_t unix_ms);
 enum ch_status store_follow(struct store *st, enum store_stream s, store_follow_fn fn, void *ctx,
                             struct store_follower **out, struct ch_err *err);
+/* The same, from sequence start_seq on (a consumer that keeps its own position: the search index). */
+enum ch_status store_follow_from(struct store *st, enum store_stream s, uint64_t start_seq, store_follow_fn fn,
+                                 void *ctx, struct store_follower **out, struct ch_err *err);
 /* The stream's last sequence when the follower subscribed (what "caught up" means), 0 before that. */
 uint64_t store_follower_target(struct store_follower *f);
 /* Events in the stream after the last one delivered to fn (the server's count when it sent that one): the lag. */
@@ -324,7 +327,14 @@ struct store_sub;
 typedef void (*store_sub_fn)(void *ctx, const char *subject, const char *reply, const char *data, size_t len);
 enum ch_status store_core_subscribe(struct store *st, const char *subject, store_sub_fn fn, void *ctx,
                                     struct store_sub **out, struct ch_err *err);
+/* The same as one member of a queue group: each message goes to one member only (NATS request/reply services). */
+enum ch_status store_core_queue_subscribe(struct store *st, const char *subject, const char *queue, store_sub_fn fn,
+                                          void *ctx, struct store_sub **out, struct ch_err *err);
 void store_core_unsubscribe(struct store_sub *s);
+/* One request, one answer (*reply NUL-terminated, caller frees): CH_EUNAVAIL when nobody subscribes to subject or
+ * no answer came within timeout_ms. The caller's thread waits; hold no lock. */
+enum ch_status store_core_request(struct store *st, const char *subject, const void *data, size_t len,
+                                  int64_t timeout_ms, char **reply, size_t *rlen, struct ch_err *err);
 /* Answer a message that came with a reply subject. */
 enum ch_status store_core_reply(struct store *st, const char *reply, const void *data, size_t len, struct ch_err *err);
 /* Publish data on subject as a request to many, and collect answers until want of them came or timeout_ms

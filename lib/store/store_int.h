@@ -92,6 +92,7 @@ struct store_follower {
     enum store_stream stream;
     store_follow_fn fn;
     void *ctx;
+    uint64_t start_seq;    /* the first sequence delivered (1: everything) */
     natsSubscription *sub; /* under st->mu: set by the keeper once subscribed */
     bool attaching;        /* under st->mu: the keeper is subscribing it (without the lock) */
     struct store_sub_done done;

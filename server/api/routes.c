@@ -19,7 +19,7 @@
 
 static const struct api_method *const tables[] = { discovery_methods, users_methods, admin_methods, rooms_methods,
                                                    messages_methods, assets_methods, notifications_methods,
-                                                   calls_methods, NULL };
+                                                   calls_methods, search_methods, NULL };
 
 bool
 api_ready(struct api_env *env, char *reason, size_t len)

@@ -537,6 +537,58 @@ async function main() {
     await alice.locator("article.msg.flash", { hasText: "Here is the screenshot" }).waitFor();
   });
 
+  await step("search: Ctrl+K, a filter chip, a highlighted result, click lands on the message in its history", async () => {
+    const tokA = (await (await fetch(base + "auth/login", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ login: "alice", password: "correct horse battery", issueToken: true }) })).json()).token;
+    const wasIn = await alice.locator("#room-name").innerText();
+    // a room of alice's own, so the messages below leave everybody else's unread counts alone
+    const general = (await apiAs(tokA, "chatto.api.v1.RoomService/CreateRoom", { name: "searchlab" })).room.id;
+    await roomItem(alice, "#searchlab").waitFor();
+    const postPaced = async (body) => { // the server's per-user write limit applies: wait for it when told to
+      for (;;) {
+        try { return (await apiAs(tokA, "chatto.api.v1.MessageService/CreateMessage", { roomId: general, body })).message; }
+        catch (e) { if (!String(e.message).includes("resource_exhausted")) throw e; await new Promise((r) => setTimeout(r, 250)); }
+      }
+    };
+    const target = (await postPaced("the <b>quasar</b> needle is here")).id;
+    // enough newer messages that the target is not in the page a room opens with
+    for (let i = 0; i < 60; i++) await postPaced("filler " + i);
+    await roomItem(alice, "#searchlab").click();
+    await lastMsg(alice).filter({ hasText: "filler 59" }).waitFor();
+    await alice.locator("#messages").click();
+    await alice.keyboard.press("Control+k");
+    await alice.locator("#search-dialog[open]").waitFor();
+    await alice.fill("#search-input", '"unbalanced');
+    await alice.locator("#search-status.error", { hasText: "unbalanced quote" }).waitFor();
+    await alice.fill("#search-input", "QUASAR");
+    await alice.locator("[data-testid=search-chip]", { hasText: "In this room" }).click();
+    if (!(await alice.inputValue("#search-input")).includes("in:#searchlab")) throw new Error("the chip did not add in:#searchlab");
+    const result = alice.locator(`[data-testid=search-result][data-id="${target}"]`);
+    await result.waitFor({ timeout: T(10000) });
+    // the snippet's mark is the only markup; the message's own <b> stays text
+    if ((await result.locator(".snippet mark").innerText()).toLowerCase() !== "quasar") throw new Error("no highlighted match");
+    if (!(await result.locator(".snippet").innerText()).includes("<b>")) throw new Error("message text was not escaped");
+    if (await result.locator(".snippet b").count()) throw new Error("markup from a message was rendered");
+    await result.click();
+    await alice.locator("#search-dialog[open]").waitFor({ state: "detached" });
+    const hit = alice.locator(`#messages article.msg[data-id="${target}"]`);
+    await hit.waitFor();
+    if (!(await hit.evaluate((n) => n.classList.contains("search-hit")))) throw new Error("the message is not highlighted");
+    const box = await hit.boundingBox(), pane = await alice.locator("#messages").boundingBox();
+    if (!box || box.y < pane.y || box.y > pane.y + pane.height) throw new Error("the message is not scrolled into view");
+    // "/" opens search too (when not typing)
+    await alice.locator("#messages").click();
+    await alice.keyboard.press("/");
+    await alice.locator("#search-dialog[open]").waitFor();
+    await alice.keyboard.press("Escape");
+    await alice.locator("#search-dialog[open]").waitFor({ state: "detached" });
+    // the room opened again shows its newest messages
+    await roomItem(alice, "#searchlab").click();
+    await lastMsg(alice).filter({ hasText: "filler 59" }).waitFor();
+    await roomItem(alice, wasIn).click(); // back where the next steps expect alice
+    await alice.locator("#room-name", { hasText: wasIn }).waitFor();
+  });
+
   await step("custom status and Do-Not-Disturb: set in the profile, seen live by the other side", async () => {
     await alice.click("#me");
     await alice.locator("#dialog .status-presets .preset", { hasText: "Lunch" }).click();

@@ -3,7 +3,8 @@
  * Fuzz target: the small parsers that read what a client sends before any handler logic: bearer credentials,
  * session cookies (signed, and signed + encrypted), form-encoded bodies, JSON request bodies and the typed field
  * getters every Connect method decodes with, proxy address headers (X-Forwarded-For, Forwarded) and trusted
- * proxy lists, UTF-8 checks and the value parsers (sizes, durations, URLs, lists) behind flags and settings.
+ * proxy lists, UTF-8 checks, the value parsers (sizes, durations, URLs, lists) behind flags and settings, and the
+ * message-search query language with the FTS5 expression built from it.
  *
  * Input: the first byte picks the parser, the rest is its input.
  */
@@ -20,6 +21,7 @@
 #include "base/utf8.h"
 #include "crypto/crypto.h"
 #include "json/json.h"
+#include "search/search.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -104,7 +106,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     keys();
-    unsigned which = data[0] % 8;
+    unsigned which = data[0] % 9;
     size_t n = size - 1;
     char *s = malloc(n + 1); /* NUL-terminated copy: most of these take C strings, as they get them from MHD */
     if (!s)
@@ -143,6 +145,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         utf8_valid(s, n);
         utf8_count(s, n);
         break;
+    case 8: {
+        struct search_query *q = NULL;
+        if (search_query_parse(s, &q, NULL) == CH_OK) {
+            free(search_match_expr((const char *const *)q->words, q->nwords, (const char *const *)q->prefixes,
+                                   q->nprefixes, (const char *const *)q->phrases, q->nphrases));
+            search_query_free(q);
+        }
+        break;
+    }
     default:
         parse_size(s, &v, NULL);
         parse_duration(s, &v, NULL);

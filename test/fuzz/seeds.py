@@ -25,7 +25,8 @@ def dictionary(harness, words):
                                         for c in w))
 
 
-# ---- fuzz_connect: the method tables in server order (discovery, users, admin, rooms, messages) ----
+# ---- fuzz_connect: the method tables in server order (discovery, users, admin, rooms, messages, search,
+# notifications) ----
 METHODS = [
     ("GetServer", "{}"),
     ("GetUser", '{"userId":"@U"}'),
@@ -62,12 +63,16 @@ METHODS = [
     ("BatchGetMessages", '{"roomId":"@R","eventIds":["@E","x"]}'),
     ("AddReaction", '{"roomId":"@R","eventId":"@E","emoji":"\\ud83d\\udc4d"}'),
     ("RemoveReaction", '{"roomId":"@R","eventId":"@E","emoji":"\\ud83d\\udc4d"}'),
+    ("SearchMessages", '{"query":"hi in:#general from:@fuzzer \\"the body\\" ther*","roomId":"@R","pageSize":5,'
+                       '"order":"MESSAGE_SEARCH_ORDER_NEWEST","createdAfter":"2020-01-01T00:00:00Z","cursor":""}'),
+    ("GetStatus", "{}"),
 ]
 FIELDS = ["after", "attachmentAssetIds", "before", "body", "currentPassword", "description", "displayName", "emoji",
           "eventId", "eventIds", "inReplyTo", "includeDisabled", "issueToken", "limit", "login", "name",
           "newPassword", "pageSize", "pageToken", "participantIds", "password", "role", "roomId",
           "threadRootEventId", "userId", "visibility", "notificationId", "overrides", "updateMask", "endpoint",
-          "p256dh", "auth", "clientHost", "cleanupToken", "userAgent", "roomIds"]
+          "p256dh", "auth", "clientHost", "cleanupToken", "userAgent", "roomIds", "query", "cursor", "order",
+          "authorId", "createdAfter", "createdBefore", "hasAttachments"]
 for i, (name, body) in enumerate(METHODS):
     write("fuzz_connect", "%02d-%s" % (i, name), bytes([i]) + body.encode())
 
@@ -251,6 +256,8 @@ P = [
     (7, "1h30m"),
     (7, "25MiB"),
     (7, "https://chat.example.com:443/x"),
+    (8, 'deploy "release train" stand* AND in:#general in:"Ops Team" from:@bob before:2026-01-02 has:attachment'),
+    (8, 'NEAR(a b) OR "open body:x * a*b'),
 ]
 for i, (sel, data) in enumerate(P):
     write("fuzz_parsers", "%02d" % i, bytes([sel]) + data.encode("latin-1"))

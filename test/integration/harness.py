@@ -357,6 +357,8 @@ class Chatto(Endpoint):
 
     def start(self, wait_ready=True, timeout=20):
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHATTO_")}
+        if not self.embedded:  # each process its own search index, never one in the current directory
+            env["CHATTO_SEARCH_PROVIDER_DIRECTORY"] = os.path.join(self.dir, "search")
         env.update(self.env)
         self.out = open(self.stdout_path, "ab")
         self.err = open(self.stderr_path, "ab")
