@@ -146,11 +146,21 @@ def route_table_methods():
     return methods
 
 
+def prose_lines(text):
+    """(line number, line) of a Markdown text outside fenced code blocks."""
+    fenced = False
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            yield n, line
+
+
 def documented_methods(text):
     """"pkg.Service/Method" for every `### Service/Method` heading of docs/api.md, under the `## pkg.Service`
     heading of its service. Raises on a method heading outside its service's section or a repeated one."""
     service, seen = None, []
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in prose_lines(text):
         m = re.match(r"^## (chatto\.[a-z]+\.v\d+\.(\w+))\s*$", line)
         if m:
             service = m[1]
@@ -199,7 +209,7 @@ class ApiReference(TestCase):
             self.assertRegex(section, r"From the `\w+` branch", service)
 
     def test_links_inside_the_document_resolve(self):
-        slugs = {heading_slug(h) for h in re.findall(r"^#{1,4} (.+)$", self.text, re.M)}
+        slugs = {heading_slug(line.lstrip("#")) for _, line in prose_lines(self.text) if re.match(r"#{1,4} ", line)}
         for anchor in re.findall(r"\]\(#([^)]+)\)", self.text):
             self.assertIn(anchor, slugs, "docs/api.md links to #%s, which no heading makes" % anchor)
 
