@@ -46,12 +46,13 @@ if [ -n "$missing" ]; then
 fi
 
 # playwright-core for the browser tests (it drives Debian's chromium), the nats client for the object-store
-# interoperability tests, and s3rver with the AWS SDK's SigV4 signer for the S3 tests, pinned by
+# interoperability tests, s3rver with the AWS SDK's SigV4 signer for the S3 tests, and LiveKit's server SDK (and
+# client, the source of the vendored web copy) for the calls tests, pinned by
 # test/browser/package-lock.json
 if [ "$profile" = test ]; then
     dir=$(cd "$(dirname "$0")/../test/browser" && pwd)
     need=""
-    for m in playwright-core nats s3rver @smithy/signature-v4 @aws-crypto/sha256-js; do
+    for m in playwright-core nats s3rver @smithy/signature-v4 @aws-crypto/sha256-js livekit-server-sdk livekit-client; do
         [ -d "$dir/node_modules/$m" ] || need="$need $m"
     done
     if [ -n "$need" ]; then

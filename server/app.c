@@ -45,6 +45,7 @@
 #include "base/ratelimit.h"
 #include "base/parse.h"
 #include "assets/assets.h"
+#include "calls/calls.h"
 #include "chat/chat.h"
 #include "crypto/crypto.h"
 #include "http/http.h"
@@ -546,6 +547,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     struct assets *assets = NULL;
     struct s3 *s3 = NULL;
     struct rt *rt = NULL;
+    struct calls_reconciler *reconciler = NULL;
     struct ws *ws = NULL;
     struct web *web = NULL;
     struct netaddr_set *proxies = NULL;
@@ -751,7 +753,21 @@ app_run(struct cfg *cfg, const struct cli_args *args)
     char ws_origin[600];
     snprintf(ws_origin, sizeof ws_origin, "%s%s", strncmp(origin, "https://", 8) ? "ws://" : "wss://",
              strstr(origin, "://") ? strstr(origin, "://") + 3 : origin);
-    if (web_load(cfg_str(cfg, CFG_WEBSERVER_WEB_DIR), ws_origin, &web, &err) == CH_OK)
+    char connect_src[1400];
+    snprintf(connect_src, sizeof connect_src, "%s", ws_origin);
+    if (cfg_bool(cfg, CFG_LIVEKIT_ENABLED)) {
+        /* the browser reaches LiveKit's signalling (ws) and its HTTP fallback at livekit.url's origin */
+        const char *lk = cfg_str(cfg, CFG_LIVEKIT_URL), *lkhost = strstr(lk, "://");
+        bool tls = !strncmp(lk, "wss://", 6) || !strncmp(lk, "https://", 8);
+        if (lkhost) {
+            lkhost += 3;
+            int hl = (int)strcspn(lkhost, "/?#");
+            if (hl > 0 && hl < 300)
+                snprintf(connect_src + strlen(connect_src), sizeof connect_src - strlen(connect_src),
+                         " %s://%.*s %s://%.*s", tls ? "wss" : "ws", hl, lkhost, tls ? "https" : "http", hl, lkhost);
+        }
+    }
+    if (web_load(cfg_str(cfg, CFG_WEBSERVER_WEB_DIR), connect_src, &web, &err) == CH_OK)
         log_info("http: web client from %s", web_dir(web));
     else
         log_warn("http: no web client (%s); serving the API only", err.msg);
@@ -796,6 +812,30 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         }
         log_info("metrics: listening on %s:%d%s", cfg_str(cfg, CFG_METRICS_BIND_ADDRESS), mport,
                  cfg_str(cfg, CFG_METRICS_PATH));
+    }
+
+    if (cfg_bool(cfg, CFG_LIVEKIT_ENABLED)) {
+        /* one process at a time (a lease in NATS) compares calls with LiveKit's rooms */
+        char holder[160];
+        snprintf(holder, sizeof holder, "%s", instance);
+        for (char *p = holder; *p; p++)
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
+                *p = '_';
+        struct calls_reconcile_opts cro = {
+            .store = store,
+            .chat = chat,
+            .url = cfg_str(cfg, CFG_LIVEKIT_URL),
+            .api_key = cfg_str(cfg, CFG_LIVEKIT_API_KEY),
+            .api_secret = cfg_str(cfg, CFG_LIVEKIT_API_SECRET),
+            .server_id = cfg_str(cfg, CFG_LIVEKIT_SERVER_ID),
+            .interval_ms = cfg_int(cfg, CFG_LIVEKIT_RECONCILE_INTERVAL),
+            .holder = holder,
+        };
+        if (calls_reconciler_start(&cro, &reconciler, &err) != CH_OK) {
+            log_error("app: %s", err.msg);
+            goto out;
+        }
+        log_info("calls: voice and video calls through LiveKit at %s (rooms named %s.*)", cro.url, cro.server_id);
     }
 
     /* main loop: signals, and one log line per readiness change */
@@ -856,6 +896,7 @@ out:
     if (listen_fd >= 0)
         close(listen_fd);
     ws_quiesce(ws);
+    calls_reconciler_stop(reconciler); /* gives its lease up while NATS still answers */
     store_shutdown(store, 2000);
     accounts_stop_cache(accounts); /* its watch calls into rt */
     rt_stop(rt); /* nothing calls the transport after this */

@@ -408,6 +408,7 @@ function renderSidebar() {
       const badge = statusBadge((x.room.participantIds || []).find((id) => id !== S.me.id));
       if (badge) li.append(badge);
     }
+    if (x.room.activeCall) li.append(callIndicator(x.room.activeCall));
     if (x.mentionCount) li.append(el("span", { class: "badge mention-count", title: "mentions", text: String(x.mentionCount) }));
     else if (x.unreadCount) li.append(el("span", { class: "badge unread-count", title: "unread", text: String(x.unreadCount) }));
     (x.room.isDm ? dms : rooms).append(li);
@@ -458,6 +459,7 @@ async function openRoom(roomId) {
   const line = $("messages").querySelector(".new-line");
   if (line) line.scrollIntoView({ block: "start" });
   renderSidebar();
+  renderCall();
   renderTyping();
   markRead();
   $("composer-input").focus();
@@ -497,6 +499,8 @@ function systemText(ev) {
   if (ev.roomUnarchived) return userName(ev.actorId) + " unarchived the room";
   if (ev.userJoinedRoom) return userName(ev.userJoinedRoom.userId) + " joined";
   if (ev.userLeftRoom) return userName(ev.userLeftRoom.userId) + " left";
+  if (ev.callStarted) return userName(ev.actorId) + " started a call";
+  if (ev.callEnded) return "The call ended";
   return null;
 }
 
@@ -1383,6 +1387,12 @@ async function onEvent(f) {
         else { await refreshCurrent(); }
       }
       break;
+    case "call.started":
+    case "call.participant_joined":
+    case "call.participant_left":
+    case "call.ended":
+      await onCallFrame(f);
+      break;
     case "read.updated": {
       const x = S.rooms.get(f.roomId);
       if (x) { await loadRooms(); }
@@ -1882,6 +1892,151 @@ $("theme").addEventListener("click", () => {
 
 // ---------------------------------------------------------------- start
 
+// ---------------------------------------------------------------- calls (LiveKit)
+// Chatto keeps the call state (who started it, who is in it) and shows it whatever happens to the media: the media
+// goes through LiveKit with the vendored livekit-client, loaded only when a call is joined. If LiveKit cannot be
+// reached, the call still shows here, with a note that the audio did not connect.
+
+S.livekitUrl = null; // set when calls are enabled on this server
+S.lk = null;         // {roomId, room: LivekitClient.Room | null}
+
+async function loadCallConfig() {
+  try {
+    const r = await api("chatto.api.v1.ServerService/GetRuntimeConfig");
+    S.livekitUrl = (r.runtime && r.runtime.livekitUrl) || null;
+  } catch (e) { S.livekitUrl = null; }
+  renderCall();
+}
+
+function callIndicator(call) {
+  const n = (call.participants || []).length;
+  return el("span", { class: "call-live", title: "A call is live (" + n + " in it)", dataset: { testid: "call-live" },
+    text: "\u25cf " + n });
+}
+
+function roomCall(roomId) {
+  const x = S.rooms.get(roomId);
+  return x && x.room.activeCall ? x.room.activeCall : null;
+}
+
+function inCall(call) {
+  return !!(call && S.me && (call.participants || []).some((p) => p.userId === S.me.id));
+}
+
+function renderCall() {
+  const btn = $("call-button"), bar = $("call-bar");
+  const x = S.current ? S.rooms.get(S.current) : null;
+  const call = S.current ? roomCall(S.current) : null;
+  btn.hidden = !S.livekitUrl || !x || !x.joined || (x.room.archived && !call);
+  const mine = inCall(call);
+  $("call-button-text").textContent = mine ? "Leave call" : call ? "Join call" : "Start call";
+  btn.classList.toggle("in-call", mine);
+  bar.hidden = !call;
+  if (!call) return;
+  const names = (call.participants || []).map((p) => userName(p.userId));
+  $("call-people").textContent = "In the call: " + (names.length ? names.join(", ") : "nobody yet");
+  const media = S.lk && S.lk.roomId === S.current ? S.lk.state : "";
+  $("call-media").textContent = media ? " \u00b7 " + media : "";
+}
+
+async function onCallFrame(f) {
+  const x = S.rooms.get(f.roomId);
+  if (x) {
+    x.room.activeCall = f.call ? {
+      callId: f.call.callId, startedAt: f.call.startedAt,
+      participants: (f.call.participants || []).map((p) => ({ userId: p.user.id, joinedAt: p.joinedAt })),
+    } : undefined;
+    if (f.call) await ensureUsers(x.room.activeCall.participants.map((p) => p.userId));
+  }
+  if (f.type === "call.ended" && S.lk && S.lk.roomId === f.roomId) leaveMedia();
+  renderSidebar();
+  if (f.roomId === S.current) {
+    renderCall();
+    if (f.type === "call.started" || f.type === "call.ended") await refreshCurrent();
+  }
+}
+
+let livekitLoading = null;
+function loadLivekit() {
+  if (window.LivekitClient) return Promise.resolve(window.LivekitClient);
+  if (!livekitLoading) {
+    livekitLoading = new Promise((resolve, reject) => {
+      const meta = document.querySelector('meta[name="livekit-client"]');
+      const s = el("script", { src: meta ? meta.content : "/static/vendor/livekit-client/livekit-client.umd.js" });
+      s.onload = () => (window.LivekitClient ? resolve(window.LivekitClient) : reject(new Error("livekit-client did not load")));
+      s.onerror = () => { livekitLoading = null; reject(new Error("livekit-client could not be loaded")); };
+      document.head.append(s);
+    });
+  }
+  return livekitLoading;
+}
+
+function setMedia(roomId, state) {
+  if (S.lk && S.lk.roomId === roomId) S.lk.state = state;
+  if (roomId === S.current) renderCall();
+}
+
+async function joinMedia(roomId) {
+  leaveMedia();
+  S.lk = { roomId, room: null, state: "connecting audio\u2026" };
+  renderCall();
+  let tok;
+  try {
+    tok = await api("chatto.api.v1.VoiceCallService/GetCallToken", { roomId });
+    S.lk.token = tok;
+    const LK = await loadLivekit();
+    if (!S.lk || S.lk.roomId !== roomId) return;
+    const room = new LK.Room({ adaptiveStream: true, dynacast: true });
+    S.lk.room = room;
+    room.on(LK.RoomEvent.TrackSubscribed, (track) => {
+      if (track.kind === "audio") document.body.append(Object.assign(track.attach(), { hidden: true }));
+    });
+    room.on(LK.RoomEvent.TrackUnsubscribed, (track) => track.detach().forEach((e) => e.remove()));
+    room.on(LK.RoomEvent.Disconnected, () => setMedia(roomId, "audio disconnected"));
+    await room.connect(tok.url || S.livekitUrl, tok.token);
+    setMedia(roomId, "audio connected");
+    try { await room.localParticipant.setMicrophoneEnabled(true); } catch (e) { setMedia(roomId, "audio connected, microphone off"); }
+  } catch (e) {
+    // no LiveKit reachable (or no token): the call state from Chatto still shows
+    setMedia(roomId, "audio not connected (" + (e && e.message ? e.message.slice(0, 80) : "LiveKit unreachable") + ")");
+  }
+}
+
+function leaveMedia() {
+  if (!S.lk) return;
+  const { room } = S.lk;
+  S.lk = null;
+  if (room) { try { room.disconnect(); } catch (e) { /* already gone */ } }
+  for (const a of document.querySelectorAll("body > audio")) a.remove();
+}
+
+async function toggleCall() {
+  const roomId = S.current;
+  if (!roomId) return;
+  const call = roomCall(roomId);
+  try {
+    if (inCall(call)) {
+      leaveMedia();
+      await api("chatto.api.v1.VoiceCallService/LeaveCall", { roomId });
+    } else {
+      const r = await api("chatto.api.v1.VoiceCallService/JoinCall", { roomId });
+      if (!r.joined) { alertLine("Calls are not enabled on this server."); return; }
+      // the frame may still be on its way: show ourselves in the call at once
+      const x = S.rooms.get(roomId);
+      if (x && (!x.room.activeCall || x.room.activeCall.callId !== r.callId)) x.room.activeCall = { callId: r.callId, participants: [] };
+      if (x && !inCall(x.room.activeCall)) x.room.activeCall.participants.push({ userId: S.me.id });
+      renderSidebar();
+      renderCall();
+      joinMedia(roomId);
+    }
+  } catch (e) {
+    alertLine("Call: " + e.message);
+  }
+}
+
+$("call-button").addEventListener("click", toggleCall);
+window.addEventListener("pagehide", () => leaveMedia());
+
 async function start() {
   $("auth").hidden = true;
   $("app").hidden = false;
@@ -1891,6 +2046,7 @@ async function start() {
     document.title = info.name;
   } catch (e) { /* cosmetic */ }
   S.users.set(S.me.id, S.me);
+  loadCallConfig();
   renderMe();
   await loadAllUsers();
   await loadRooms();

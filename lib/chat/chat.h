@@ -216,6 +216,51 @@ enum ch_status chat_mark_thread_read(struct chat *c, const struct user *who, con
 enum ch_status chat_list_followed_threads(struct chat *c, const struct user *who, int limit, int offset,
                                           cJSON **out, struct ch_err *err);
 
+/* Calls (calls.c): a room's call, as facts on its call subject. Joining starts a call with a fresh id when none is
+ * active (*started), else adds the caller (already in: nothing changes); leaving removes the caller and ends the
+ * call with its last participant. Any room member may; archived rooms start no call. */
+enum ch_status chat_call_join(struct chat *c, const struct user *who, const char *room, bool *started,
+                              char call_id[65], struct ch_err *err);
+enum ch_status chat_call_leave(struct chat *c, const struct user *who, const char *room, bool *left,
+                               struct ch_err *err);
+/* {call: ActiveCall} for a member of room (CH_ENOTFOUND when no call is active); {participants: [...]} (empty
+ * without a call); {calls: [...]} for the rooms named (ids NULL: every room who is a member of). */
+enum ch_status chat_call_get(struct chat *c, const struct user *who, const char *room, cJSON **out,
+                             struct ch_err *err);
+enum ch_status chat_call_participants(struct chat *c, const struct user *who, const char *room, cJSON **out,
+                                      struct ch_err *err);
+enum ch_status chat_call_list(struct chat *c, const struct user *who, const char *const *ids, size_t n, cJSON **out,
+                              struct ch_err *err);
+/* What a call token needs: who must be a member of room and a participant of its active call (CH_ECONFLICT
+ * otherwise: no call, or not joined). */
+struct chat_call_access {
+    char call_id[65];
+    bool dm;
+    struct user user; /* the caller as the directory knows them (no password hash) */
+};
+enum ch_status chat_call_access(struct chat *c, const struct user *who, const char *room,
+                                struct chat_call_access *out, struct ch_err *err);
+/* What LiveKit observed (webhooks, reconciliation), for call call_id of room: a participant joined (recorded only
+ * for a room member not yet in that call) or left, or the room finished (the call ends). Facts for a call that is
+ * not the active one change nothing. msg_id (may be NULL) deduplicates a retried webhook in JetStream.
+ * *recorded says whether a fact was written. */
+enum chat_call_obs { CHAT_CALL_JOINED, CHAT_CALL_LEFT, CHAT_CALL_FINISHED };
+enum ch_status chat_call_observe(struct chat *c, const char *room, const char *call_id, const char *uid,
+                                 enum chat_call_obs what, const char *msg_id, bool *recorded, struct ch_err *err);
+/* Every active call (for reconciliation), after catching up; free with chat_call_snapshot_free. */
+struct chat_call_snap {
+    char room[65], call_id[65];
+    bool dm;
+    int64_t started_at;
+    struct {
+        char user[65];
+        int64_t joined_at;
+    } *parts;
+    size_t nparts;
+};
+enum ch_status chat_call_snapshot(struct chat *c, struct chat_call_snap **out, size_t *n, struct ch_err *err);
+void chat_call_snapshot_free(struct chat_call_snap *s, size_t n);
+
 /* Call fn for every @name in a Markdown body that can ping: not inside code (fenced blocks, inline spans) nor in
  * a quote (lines starting with '>'). name is not NUL-terminated; trailing '.' and '-' are not part of it. Pure. */
 void chat_scan_mentions(const char *body, void (*fn)(void *ctx, const char *name, size_t len), void *ctx);

@@ -62,7 +62,17 @@ struct chat_msg {
                         * every process ignores it and its later events; its bytes are erased */
 };
 
-enum item_kind { IT_MSG, IT_ROOM_CREATED, IT_ROOM_UPDATED, IT_ROOM_ARCHIVED, IT_ROOM_UNARCHIVED, IT_JOINED, IT_LEFT };
+enum item_kind {
+    IT_MSG,
+    IT_ROOM_CREATED,
+    IT_ROOM_UPDATED,
+    IT_ROOM_ARCHIVED,
+    IT_ROOM_UNARCHIVED,
+    IT_JOINED,
+    IT_LEFT,
+    IT_CALL_STARTED,
+    IT_CALL_ENDED
+};
 
 /* One entry of a room's timeline (messages and room events, not thread replies). */
 struct chat_item {
@@ -70,7 +80,7 @@ struct chat_item {
     enum item_kind kind;
     char id[ID_MAX + 1];
     char actor[ID_MAX + 1];
-    char subject_user[ID_MAX + 1]; /* joined/left: who */
+    char subject_user[ID_MAX + 1]; /* joined/left: who; call started/ended: the call's id */
     int64_t at;
     struct chat_msg *msg; /* IT_MSG; owned by the room's msgs map */
 };
@@ -95,6 +105,20 @@ struct chat_pin {
     char by[ID_MAX + 1];
 };
 
+#define CALL_PARTS_MAX 500 /* people in one call */
+struct chat_call_part {
+    char user[ID_MAX + 1];
+    int64_t joined_at;
+};
+/* A room's call (calls.c writes its facts; model.c applies them). id "" when no call is active. */
+struct chat_call {
+    char id[ID_MAX + 1];
+    char started_by[ID_MAX + 1];
+    int64_t started_at;
+    struct chat_call_part *parts;
+    size_t nparts;
+};
+
 struct chat_room {
     char id[ID_MAX + 1];
     char name[ROOM_NAME_MAX_BYTES + 1];
@@ -116,6 +140,8 @@ struct chat_room {
     struct chat_pin *pins; /* in pin order (the newest last) */
     size_t npins;
     uint64_t pin_seq; /* the last pin event applied (ListPinnedMessages' latestPinMarker) */
+    struct chat_call call;
+    uint64_t call_seq; /* last event on the room's call subject (compare-and-set for call facts) */
 };
 
 struct chat_model {
@@ -172,6 +198,9 @@ cJSON *view_room(const struct chat_room *r);
 cJSON *view_message(const struct chat_model *m, const struct chat_msg *msg, const char *room_id, const char *viewer);
 cJSON *view_item(const struct chat_model *m, const struct chat_item *it, const char *room_id, const char *viewer);
 cJSON *view_user(const struct chat_model *m, const char *id);
+/* upstream's ActiveCall {room, callId, participants: [{user, joinedAt, callId}]} (plus startedAt, startedBy);
+ * NULL when r has no active call. */
+cJSON *view_call(const struct chat_model *m, const struct chat_room *r);
 /* MessageAttachment views of a snapshot's attachments JSON into arr, with URLs for viewer. */
 void view_attachments(const struct chat_model *m, cJSON *arr, const char *json, const char *viewer);
 /* Add users {id: User} for ids to includes (deduplicated). */
@@ -304,6 +333,9 @@ enum ch_status chat_room_check(struct chat *c, const char *room_id, const struct
 bool chat_room_admin(const struct chat_member *cm, const struct user *who);
 /* id_check, except that NULL or "" is fine (an optional id). */
 enum ch_status chat_id_or_empty(const char *field, const char *v, struct ch_err *err);
+
+/* calls.c: someone who left (or was removed from) a room leaves its call too (best effort, logged). */
+void chat_call_drop(struct chat *c, const char *room, const char *uid);
 
 /* rooms.c: hex BLAKE2b-256 of s (room-name and DM keys). */
 void chat_hash_hex(const char *s, char out[65]);

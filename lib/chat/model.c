@@ -75,6 +75,7 @@ room_free(void *p)
     free(r->tl);
     free(r->mentioned.v);
     free(r->pins);
+    free(r->call.parts);
     free(r);
 }
 
@@ -786,6 +787,86 @@ apply_reaction(struct chat_model *m, struct chat_room *r, uint64_t seq, bool add
     }
 }
 
+/* The room's call facts (calls.c): call.started {callId, user} starts a call with its first participant,
+ * call.joined / call.left {callId, user} change who is in it, call.ended {callId} ends it. A fact for another
+ * call than the active one changes nothing (it only moves the subject's sequence). */
+static void
+apply_call(struct chat_model *m, struct chat_room *r, uint64_t seq, const char *type, const cJSON *ev,
+           const char *actor, int64_t at)
+{
+    const char *cid = jstr(ev, "callId"), *u = jstr(ev, "user");
+    struct chat_call *call = &r->call;
+    const char *frame = NULL;
+    struct chat_item *it;
+    size_t i;
+
+    r->call_seq = seq;
+    if (!r->exists || !cid || !id_valid(cid))
+        return;
+    if (!strcmp(type, "call.started")) {
+        if (call->id[0] || !u || !id_valid(u) || !(call->parts = calloc(1, sizeof *call->parts)))
+            return;
+        copy_id(call->id, cid);
+        copy_id(call->started_by, u);
+        call->started_at = at;
+        copy_id(call->parts[0].user, u);
+        call->parts[0].joined_at = at;
+        call->nparts = 1;
+        if ((it = tl_insert(r, seq, IT_CALL_STARTED))) {
+            copy_id(it->id, jstr(ev, "id"));
+            copy_id(it->actor, actor && *actor ? actor : u);
+            copy_id(it->subject_user, cid);
+            it->at = at;
+        }
+        frame = "call.started";
+    } else if (strcmp(cid, call->id)) {
+        return;
+    } else if (!strcmp(type, "call.joined")) {
+        if (!u || !id_valid(u) || call->nparts >= CALL_PARTS_MAX)
+            return;
+        for (i = 0; i < call->nparts; i++)
+            if (!strcmp(call->parts[i].user, u))
+                return;
+        struct chat_call_part *nv = realloc(call->parts, (call->nparts + 1) * sizeof *nv);
+        if (!nv)
+            return;
+        call->parts = nv;
+        copy_id(nv[call->nparts].user, u);
+        nv[call->nparts].joined_at = at;
+        call->nparts++;
+        frame = "call.participant_joined";
+    } else if (!strcmp(type, "call.left")) {
+        for (i = 0; u && i < call->nparts && strcmp(call->parts[i].user, u); i++)
+            ;
+        if (!u || i == call->nparts)
+            return;
+        memmove(call->parts + i, call->parts + i + 1, (call->nparts - i - 1) * sizeof *call->parts);
+        call->nparts--;
+        frame = "call.participant_left";
+    } else if (!strcmp(type, "call.ended")) {
+        if ((it = tl_insert(r, seq, IT_CALL_ENDED))) {
+            copy_id(it->id, jstr(ev, "id"));
+            copy_id(it->actor, actor);
+            copy_id(it->subject_user, cid);
+            it->at = at;
+        }
+        free(call->parts);
+        memset(call, 0, sizeof *call);
+        frame = "call.ended";
+    } else {
+        return;
+    }
+    if (m->listener) {
+        cJSON *p = cJSON_CreateObject(), *v = view_call(m, r);
+        cJSON_AddStringToObject(p, "callId", cid);
+        if (u && id_valid(u))
+            cJSON_AddStringToObject(p, "participantId", u);
+        if (v)
+            cJSON_AddItemToObject(p, "call", v);
+        notify(m, r, seq, frame, p, NULL);
+    }
+}
+
 static void wake_waiters(struct chat_model *m);
 
 void
@@ -819,6 +900,8 @@ chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const 
         apply_reaction(m, r, seq, type[9] == 'a', ev, actor);
     else if (!strcmp(type, "msg.pinned") || !strcmp(type, "msg.unpinned"))
         apply_pin(m, r, seq, type[4] == 'p', ev, actor, at);
+    else if (subj.kind == STORE_EV_CALL && !strncmp(type, "call.", 5))
+        apply_call(m, r, seq, type, ev, actor, at);
     else
         atomic_fetch_add(&m->bad_events, 1);
     pthread_rwlock_unlock(&m->lock);

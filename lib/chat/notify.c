@@ -207,7 +207,8 @@ pick_cause(struct chat *c, const struct notif_job *j, size_t i, bool *alert)
 static char *
 push_payload(struct chat *c, const struct notif_job *j, int cause, const char *id)
 {
-    char title[400], actor[USER_NAME_MAX_BYTES + 1] = "Someone", room[ROOM_NAME_MAX_BYTES + 2] = "";
+    char title[USER_NAME_MAX_BYTES + ROOM_NAME_MAX_BYTES + EMOJI_MAX_BYTES + 64];
+    char actor[USER_NAME_MAX_BYTES + 1] = "Someone", room[ROOM_NAME_MAX_BYTES + 2] = "";
     bool dm = false;
 
     pthread_rwlock_rdlock(&c->m->lock);

@@ -266,7 +266,9 @@ chat_leave(struct chat *c, const struct user *who, const char *room_id, struct c
     if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK ||
         (st = chat_room_check(c, room_id, who, false, err)) != CH_OK)
         return st;
-    return member_event(c, who, room_id, "member.left", who->id, NULL, err);
+    if ((st = member_event(c, who, room_id, "member.left", who->id, NULL, err)) == CH_OK)
+        chat_call_drop(c, room_id, who->id);
+    return st;
 }
 
 enum ch_status
@@ -311,7 +313,9 @@ chat_remove_member(struct chat *c, const struct user *who, const char *room_id, 
     pthread_rwlock_unlock(&c->m->lock);
     if (st != CH_OK)
         return st;
-    return member_event(c, who, room_id, "member.removed", user, NULL, err);
+    if ((st = member_event(c, who, room_id, "member.removed", user, NULL, err)) == CH_OK)
+        chat_call_drop(c, room_id, user);
+    return st;
 }
 
 enum ch_status

@@ -24,6 +24,19 @@ view_room(const struct chat_room *r)
     cJSON_AddStringToObject(o, "visibility", vis_str(r->vis));
     cJSON_AddBoolToObject(o, "isDm", r->vis == VIS_DM);
     json_add_time(o, "createdAt", r->created_at);
+    if (r->call.id[0]) {
+        /* the live call, compactly (VoiceCallService answers the full ActiveCall) */
+        cJSON *c = cJSON_AddObjectToObject(o, "activeCall"), *ps;
+        cJSON_AddStringToObject(c, "callId", r->call.id);
+        json_add_time(c, "startedAt", r->call.started_at);
+        ps = cJSON_AddArrayToObject(c, "participants");
+        for (size_t i = 0; i < r->call.nparts; i++) {
+            cJSON *p = cJSON_CreateObject();
+            cJSON_AddStringToObject(p, "userId", r->call.parts[i].user);
+            json_add_time(p, "joinedAt", r->call.parts[i].joined_at);
+            cJSON_AddItemToArray(ps, p);
+        }
+    }
     if (r->vis == VIS_DM) {
         cJSON *ids = cJSON_AddArrayToObject(o, "participantIds");
         size_t it = 0;
@@ -174,6 +187,12 @@ view_item(const struct chat_model *m, const struct chat_item *it, const char *ro
         cJSON_AddStringToObject(x, "roomId", room_id);
         cJSON_AddStringToObject(x, "userId", it->subject_user);
         break;
+    case IT_CALL_STARTED:
+    case IT_CALL_ENDED:
+        x = cJSON_AddObjectToObject(o, it->kind == IT_CALL_STARTED ? "callStarted" : "callEnded");
+        cJSON_AddStringToObject(x, "roomId", room_id);
+        cJSON_AddStringToObject(x, "callId", it->subject_user);
+        break;
     }
     return o;
 }
@@ -192,6 +211,29 @@ view_user(const struct chat_model *m, const char *id)
     cJSON_AddStringToObject(o, "displayName", "");
     cJSON_AddBoolToObject(o, "deleted", false);
     cJSON_AddBoolToObject(o, "isBot", false);
+    return o;
+}
+
+cJSON *
+view_call(const struct chat_model *m, const struct chat_room *r)
+{
+    cJSON *o, *ps;
+
+    if (!r->call.id[0])
+        return NULL;
+    o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "room", view_room(r));
+    cJSON_AddStringToObject(o, "callId", r->call.id);
+    json_add_time(o, "startedAt", r->call.started_at);
+    cJSON_AddStringToObject(o, "startedBy", r->call.started_by);
+    ps = cJSON_AddArrayToObject(o, "participants");
+    for (size_t i = 0; i < r->call.nparts; i++) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddItemToObject(p, "user", view_user(m, r->call.parts[i].user));
+        json_add_time(p, "joinedAt", r->call.parts[i].joined_at);
+        cJSON_AddStringToObject(p, "callId", r->call.id);
+        cJSON_AddItemToArray(ps, p);
+    }
     return o;
 }
 

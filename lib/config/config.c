@@ -445,6 +445,26 @@ validate_push(const struct cfg *c, struct ch_err *err)
     return CH_OK;
 }
 
+/* LiveKit: a webhook key comes with its secret; the server id names LiveKit rooms ("<id>.server_<room>@<call>"),
+ * so it holds no '.' or '@'; reconciliation runs at least once a second */
+static enum ch_status
+validate_livekit(const struct cfg *c, struct ch_err *err)
+{
+    const char *wk = cfg_str(c, CFG_LIVEKIT_WEBHOOK_API_KEY), *ws = cfg_str(c, CFG_LIVEKIT_WEBHOOK_API_SECRET);
+    const char *sid = cfg_str(c, CFG_LIVEKIT_SERVER_ID);
+
+    if (!*wk != !*ws)
+        return ch_err_set(err, CH_EINVAL, *wk ? "livekit.webhook_api_secret" : "livekit.webhook_api_key",
+                          "%s: must be set too when %s is", *wk ? "livekit.webhook_api_secret" : "livekit.webhook_api_key",
+                          *wk ? "livekit.webhook_api_key" : "livekit.webhook_api_secret");
+    if (strlen(sid) > 64 || strspn(sid, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != strlen(sid))
+        return ch_err_set(err, CH_EINVAL, "livekit.server_id",
+                          "livekit.server_id: at most 64 letters, digits, '-' or '_' (it prefixes LiveKit room names)");
+    if (cfg_int(c, CFG_LIVEKIT_RECONCILE_INTERVAL) < 1000)
+        return ch_err_set(err, CH_EINVAL, "livekit.reconcile_interval", "livekit.reconcile_interval: at least 1s");
+    return CH_OK;
+}
+
 enum ch_status
 cfg_validate(const struct cfg *c, struct ch_err *err)
 {
@@ -498,12 +518,10 @@ cfg_validate(const struct cfg *c, struct ch_err *err)
          (st = require(c, CFG_LIVEKIT_API_KEY, "livekit.enabled is true", err)) ||
          (st = require(c, CFG_LIVEKIT_API_SECRET, "livekit.enabled is true", err))))
         return st;
+    if ((st = validate_livekit(c, err)) != CH_OK)
+        return st;
     if ((st = validate_s3(c, err)) != CH_OK || (st = validate_push(c, err)) != CH_OK)
         return st;
-    /* configured but not built yet: say so instead of silently doing nothing */
-    if (cfg_bool(c, CFG_LIVEKIT_ENABLED))
-        return ch_err_set(err, CH_EINVAL, "livekit.enabled",
-                          "livekit.enabled: voice and video calls are not available in this version");
     if (strpbrk(cfg_str(c, CFG_WEBSERVER_URL), "?#"))
         return ch_err_set(err, CH_EINVAL, "webserver.url", "webserver.url: must not contain a query or fragment");
     if (cfg_str(c, CFG_METRICS_PATH)[0] != '/')

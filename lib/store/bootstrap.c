@@ -39,6 +39,8 @@ static const struct {
     [STORE_B_NOTIFS] = { "chatto_notifications", 1, 90LL * 86400LL * 1000000000LL, "Chatto notifications" },
     [STORE_B_NOTIFPOLICY] = { "chatto_notification_policies", 1, 0, "Chatto notification policies" },
     [STORE_B_PUSHSUBS] = { "chatto_push_subscriptions", 1, 0, "Chatto Web Push subscriptions" },
+    /* a lease names its holder and expiry; a holder that died leaves an entry that ages out within the hour */
+    [STORE_B_LEASES] = { "chatto_leases", 1, 3600LL * 1000000000LL, "Chatto singleton-worker leases" },
 };
 
 /* Making a replicated stream on a fresh cluster waits for its RAFT group: give it time rather than give up at the

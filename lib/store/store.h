@@ -42,6 +42,7 @@ enum store_bucket {
     STORE_B_NOTIFS,   /* <user>.<notificationId> -> one notification (kept 90 days) */
     STORE_B_NOTIFPOLICY, /* <user> -> notification policy overrides, server-wide and per room */
     STORE_B_PUSHSUBS, /* <user>.<hash of the endpoint> -> one browser's Web Push subscription */
+    STORE_B_LEASES,   /* <worker> -> which process runs that singleton worker, until when (compare-and-set) */
     STORE_B_COUNT
 };
 
@@ -332,3 +333,13 @@ enum ch_status store_core_gather(struct store *st, const char *subject, const vo
                                  int64_t timeout_ms, int *got, struct ch_err *err);
 /* How many processes are registered as running on this NATS (the process registry; one round trip). */
 enum ch_status store_procs_count(struct store *st, int *n, struct ch_err *err);
+
+/* ---- leases (lease.c): one process at a time runs a singleton worker ---- */
+/* Take or keep the lease name for holder (ids: KV-key characters) until ttl_ms from now: *held says whether holder
+ * has it afterwards. A compare-and-set on the chatto_leases entry ({holder, until}), so two processes never both
+ * win the same round; an absent or expired lease is taken, a live one of another holder is left alone. Wall-clock
+ * expiry: processes' clocks must agree to well within ttl_ms. */
+enum ch_status store_lease_acquire(struct store *st, const char *name, const char *holder, int64_t ttl_ms,
+                                   bool *held, struct ch_err *err);
+/* Give the lease up if holder has it (at shutdown, so that another process takes over at once). */
+void store_lease_release(struct store *st, const char *name, const char *holder);

@@ -18,6 +18,7 @@ static const struct {
 } kinds[] = {
     [STORE_EV_ROOM] = { "room", false },
     [STORE_EV_MEMBER] = { "mem", true },
+    [STORE_EV_CALL] = { "call", false },
     [STORE_EV_MESSAGE] = { "msg", true },
 };
 
@@ -58,6 +59,12 @@ enum ch_status
 store_subject_event_message(char *buf, size_t len, const char *room, const char *msg)
 {
     return event_subject(buf, len, room, STORE_EV_MESSAGE, msg);
+}
+
+enum ch_status
+store_subject_event_call(char *buf, size_t len, const char *room)
+{
+    return event_subject(buf, len, room, STORE_EV_CALL, NULL);
 }
 
 enum ch_status

@@ -7,6 +7,7 @@
  *   chatto.ev.<room>.room            CHATTO_EVENTS: room created, updated, archived, unarchived
  *   chatto.ev.<room>.mem.<user>      CHATTO_EVENTS: a member joined, left, was added or removed
  *   chatto.ev.<room>.msg.<message>   CHATTO_EVENTS: a message posted, edited, deleted; its reactions
+ *   chatto.ev.<room>.call            CHATTO_EVENTS: the room's call started, joined, left, ended
  *   chatto.rt.typing.<room>          core NATS (not stored): typing indicators
  *   chatto.rt.presence.p.<process>   core NATS: one process's presence announcements (summaries and changes)
  *   chatto.rt.presence.resync.<process>  core NATS: ask that process for a full summary
@@ -40,6 +41,7 @@ enum store_event_kind {
     STORE_EV_ROOM,    /* chatto.ev.<room>.room */
     STORE_EV_MEMBER,  /* chatto.ev.<room>.mem.<user> */
     STORE_EV_MESSAGE, /* chatto.ev.<room>.msg.<message> */
+    STORE_EV_CALL,    /* chatto.ev.<room>.call */
 };
 
 /* An event subject taken apart (a plain value). */
@@ -55,6 +57,8 @@ enum ch_status store_subject_event_room(char *buf, size_t len, const char *room)
 enum ch_status store_subject_event_member(char *buf, size_t len, const char *room, const char *user);
 /* chatto.ev.<room>.msg.<message>: one message's events, reactions included. */
 enum ch_status store_subject_event_message(char *buf, size_t len, const char *room, const char *msg);
+/* chatto.ev.<room>.call: the room's call facts (compare-and-set on the call's state). */
+enum ch_status store_subject_event_call(char *buf, size_t len, const char *room);
 /* chatto.rt.typing.<room>. */
 enum ch_status store_subject_typing(char *buf, size_t len, const char *room);
 /* chatto.rt.notify.<user>: a new notification of that user, for every process's sockets of theirs. */
@@ -68,6 +72,6 @@ enum ch_status store_subject_presence_resync(char *buf, size_t len, const char *
  * process into out. False for anything else (the hello subject included). */
 bool store_subject_presence_parse(const char *subject, const char **kind, char out[ID_MAX + 1]);
 
-/* Take an event subject apart. True only for exactly one of the three event forms above with valid ids;
+/* Take an event subject apart. True only for exactly one of the event forms above with valid ids;
  * *out is written only then. */
 bool store_subject_event_parse(const char *subject, struct store_event_subject *out);

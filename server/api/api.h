@@ -73,6 +73,11 @@ extern const struct api_method rooms_methods[];
 extern const struct api_method messages_methods[];
 extern const struct api_method assets_methods[];
 extern const struct api_method notifications_methods[];
+extern const struct api_method calls_methods[];
+
+/* POST /webhooks/livekit (calls.c): 404 unless livekit.enabled; LiveKit's signed events become call facts. */
+void calls_webhook_prepare(struct http_req *r, void *env);
+void calls_webhook(struct http_req *r, void *env);
 
 /* Files outside Connect (assets.c): PUT /api/assets/uploads/<uploadId>?offset=N with the chunk's raw bytes (the
  * browser's path: no base64), and GET /assets/files/<assetId> (downloads, streamed, with Range and ETag) and

@@ -44,6 +44,8 @@ get_runtime_config(struct api_ctx *c, const cJSON *in, cJSON **out, struct ch_er
     cJSON_AddBoolToObject(rt, "pushNotificationsEnabled", vapid != NULL);
     if (vapid)
         cJSON_AddStringToObject(rt, "vapidPublicKey", vapid);
+    if (cfg_bool(cfg, CFG_LIVEKIT_ENABLED)) /* calls are on: where clients reach LiveKit */
+        cJSON_AddStringToObject(rt, "livekitUrl", cfg_str(cfg, CFG_LIVEKIT_URL));
     cJSON_AddBoolToObject(rt, "videoProcessingEnabled", false);
     json_add_int64_str(rt, "maxUploadSize", cfg_int(cfg, CFG_CORE_ASSETS_MAX_UPLOAD_SIZE));
     json_add_int64_str(rt, "maxVideoUploadSize", cfg_int(cfg, CFG_CORE_ASSETS_MAX_UPLOAD_SIZE));

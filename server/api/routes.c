@@ -19,7 +19,7 @@
 
 static const struct api_method *const tables[] = { discovery_methods, users_methods, admin_methods, rooms_methods,
                                                    messages_methods, assets_methods, notifications_methods,
-                                                   NULL };
+                                                   calls_methods, NULL };
 
 bool
 api_ready(struct api_env *env, char *reason, size_t len)
@@ -214,6 +214,7 @@ static const struct http_route routes[] = {
     { "POST", "/auth/register", false, true, account_prepare, account_register },
     { "POST", "/auth/login", false, true, account_prepare, account_login },
     { "POST", "/auth/logout", false, true, account_prepare, account_logout },
+    { "POST", "/webhooks/livekit", false, true, calls_webhook_prepare, calls_webhook }, /* signed: no CSRF check */
     { "GET", "/", true, false, NULL, web_route }, /* last: everything else is a static file or 404 */
     { 0 },
 };

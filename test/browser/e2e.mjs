@@ -31,7 +31,13 @@ async function freePort() {
 function startChatto() {
   chatto = spawn(path.join(build, "chatto"), ["run", "--webserver-port", String(port), "--webserver-bind-address",
     "127.0.0.1", "--nats-embedded-data-dir", dataDir, "--auth-password-hash", "owasp",
-    "--realtime-typing-timeout", "3s", "--auth-register-max-per-ip", "0"], { env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CHATTO_"))) });
+    "--realtime-typing-timeout", "3s", "--auth-register-max-per-ip", "0",
+    // calls on, with a LiveKit that is not there (nothing listens on that port): the page must still show the call
+    "--livekit-enabled", "--livekit-url", `ws://127.0.0.1:${lkPort}`, "--livekit-api-key", "APIbrowser",
+    "--livekit-reconcile-interval", "1h"], {
+    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CHATTO_"))),
+      CHATTO_LIVEKIT_API_SECRET: "browser-test-livekit-secret-0123456789" },
+  });
   chatto.stderr.on("data", (d) => { log += d; });
   chatto.stdout.on("data", (d) => { log += d; });
 }
@@ -106,8 +112,11 @@ const MD_SET = [
   "hey @bob, see #design; `@bob in code` and <t:1700049600:D>",
 ];
 
+let lkPort = 0;
+
 async function main() {
   port = await freePort();
+  lkPort = await freePort();
   startChatto();
   await waitReady();
   const browser = await chromium.launch({
@@ -210,6 +219,47 @@ async function main() {
     await bob.type("#composer-input", "line two");
     await bob.press("#composer-input", "Enter");
     await lastMsg(alice).locator(".body", { hasText: "line one\nline two" }).waitFor();
+  });
+
+  await step("calls: alice starts one, bob sees it live in the sidebar and the header, joins and gets a token", async () => {
+    // both are in #design (alice looks at it); bob looks at #general, so the sidebar is what tells him
+    await bob.locator("#room-list li", { hasText: "#general" }).click();
+    await alice.locator("#call-button-text", { hasText: "Start call" }).waitFor();
+    await alice.click("#call-button");
+    await alice.locator("#call-button-text", { hasText: "Leave call" }).waitFor();
+    await alice.locator("#call-people", { hasText: "Alice Liddell" }).waitFor();
+    // no LiveKit here: the page says the audio did not connect, and the call state stays
+    await alice.locator("#call-media", { hasText: "audio not connected" }).waitFor({ timeout: T(30000) });
+    await roomItem(bob, "#design").locator("[data-testid=call-live]").waitFor();
+    await bob.screenshot({ path: path.join(outDir, "call-indicator.png") });
+    await roomItem(bob, "#design").click();
+    await bob.locator("#call-people", { hasText: "Alice Liddell" }).waitFor();
+    await bob.locator("#call-button-text", { hasText: "Join call" }).waitFor();
+    await bob.click("#call-button");
+    await bob.locator("#call-button-text", { hasText: "Leave call" }).waitFor();
+    // the token bob's page asks for (its session, its page): LiveKit's, for this call's room
+    const tok = await bob.evaluate(async (roomId) => (await fetch("/api/connect/chatto.api.v1.VoiceCallService/GetCallToken", {
+      method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ roomId }),
+    })).json(), await bob.evaluate(() => decodeURIComponent(location.hash.split("/").pop())));
+    if (!tok.token || tok.token.split(".").length !== 3) throw new Error("no call token: " + JSON.stringify(tok));
+    const claims = JSON.parse(Buffer.from(tok.token.split(".")[1], "base64url").toString());
+    if (claims.video.room !== `chatto.server_${await bob.evaluate(() => location.hash.split("/").pop())}@${tok.callId}`)
+      throw new Error("token for the wrong room: " + JSON.stringify(claims));
+    await alice.locator("#call-people", { hasText: "Bob Builder" }).waitFor();
+    await bob.locator("#call-media", { hasText: "audio not connected" }).waitFor({ timeout: T(30000) });
+    await alice.screenshot({ path: path.join(outDir, "call-bar.png") });
+    // both leave: the call ends everywhere, and the timeline says it started and ended
+    await bob.click("#call-button");
+    await alice.locator("#call-people", { hasText: "Bob Builder" }).waitFor({ state: "detached" }).catch(() => {});
+    await alice.waitForFunction(() => !document.getElementById("call-people").textContent.includes("Bob Builder"));
+    await alice.click("#call-button");
+    await alice.locator("#call-bar").waitFor({ state: "hidden" });
+    await bob.locator("#call-bar").waitFor({ state: "hidden" });
+    await roomItem(bob, "#design").locator("[data-testid=call-live]").waitFor({ state: "detached" });
+    await bob.locator("#messages", { hasText: "Alice Liddell started a call" }).waitFor();
+    await bob.locator("#messages", { hasText: "The call ended" }).waitFor();
+    await alice.locator("#call-button-text", { hasText: "Start call" }).waitFor();
   });
 
   await step("paste a screenshot and attach a file: the other side sees the image live and opens it", async () => {

@@ -16,7 +16,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct api_method *const tables[] = { discovery_methods, users_methods, admin_methods, rooms_methods,
-                                                   messages_methods, notifications_methods, NULL };
+                                                   messages_methods, notifications_methods, calls_methods, NULL };
 
 static const struct api_method *
 method(unsigned i)

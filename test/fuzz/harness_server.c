@@ -273,6 +273,12 @@ start(void)
     setting(c, "auth", "register_max", "0");
     setting(c, "limits", "messages_per_second", "0");
     setting(c, "limits", "bot_messages_per_second", "0");
+    /* calls on (VoiceCallService and the webhook do their work), with no LiveKit listening */
+    setting(c, "livekit", "enabled", "true");
+    setting(c, "livekit", "url", "ws://127.0.0.1:9");
+    setting(c, "livekit", "api_key", "APIfuzz");
+    setting(c, "livekit", "api_secret", "fuzz-livekit-secret-0123456789abcdef");
+    setting(c, "livekit", "reconcile_interval", "1h");
     setting(c, "realtime", "max_connections_per_user", "0");
     setting(c, "realtime", "max_connections_per_ip", "0");
     setting(c, "realtime", "max_unauthenticated", "0");

@@ -4,6 +4,7 @@
 dictionaries test/fuzz/<harness>.dict. Inputs the fuzzer found (merged with `make fuzz-merge`) sit beside them.
 Run again after adding a Connect method or an event type."""
 import os
+import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FUZZ = os.path.join(ROOT, "test", "fuzz")
@@ -66,8 +67,43 @@ FIELDS = ["after", "attachmentAssetIds", "before", "body", "currentPassword", "d
           "eventId", "eventIds", "inReplyTo", "includeDisabled", "issueToken", "limit", "login", "name",
           "newPassword", "pageSize", "pageToken", "participantIds", "password", "role", "roomId",
           "threadRootEventId", "userId", "visibility", "notificationId", "overrides", "updateMask", "endpoint",
-          "p256dh", "auth", "clientHost", "cleanupToken", "userAgent"]
+          "p256dh", "auth", "clientHost", "cleanupToken", "userAgent", "roomIds"]
 for i, (name, body) in enumerate(METHODS):
+    write("fuzz_connect", "%02d-%s" % (i, name), bytes([i]) + body.encode())
+
+
+def connect_methods():
+    """Every method in the order fuzz_connect.c's tables list them (its first byte picks one by this index)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    api = os.path.join(here, "..", "..", "server", "api")
+    with open(os.path.join(here, "fuzz_connect.c")) as f:
+        m = re.search(r"tables\[\] = \{([^}]*)\}", f.read())
+    names = [t.strip() for t in m.group(1).split(",") if t.strip() and t.strip() != "NULL"]
+    src = ""
+    for fn in sorted(os.listdir(api)):
+        if fn.endswith(".c"):
+            with open(os.path.join(api, fn)) as f:
+                src += f.read()
+    out = []
+    for t in names:
+        block = re.search(r"const struct api_method %s\[\] = \{(.*?)\n\};" % t, src, re.S).group(1)
+        out += re.findall(r'\{ "[^"]+", "([^"]+)"', block)
+    return out
+
+
+# VoiceCallService (issue #18): placed by name, after the tables the list above covers
+CALLS = [
+    ("ListActiveCalls", "{}"),
+    ("GetActiveCall", '{"roomId":"@R"}'),
+    ("BatchGetActiveCalls", '{"roomIds":["@R","@D","@R"]}'),
+    ("ListCallParticipants", '{"roomId":"@D"}'),
+    ("JoinCall", '{"roomId":"@R"}'),
+    ("GetCallToken", '{"roomId":"@R"}'),
+    ("LeaveCall", '{"roomId":"@R"}'),
+]
+ALL = connect_methods()
+for name, body in CALLS:
+    i = ALL.index(name)
     write("fuzz_connect", "%02d-%s" % (i, name), bytes([i]) + body.encode())
 dictionary("fuzz_connect", ['"%s":' % f for f in FIELDS] + ["@R", "@E", "@U", "@D", "@T", "true", "null", "[]", "{}",
                                                              "owner", "admin", "member", "public", "private",
@@ -103,6 +139,9 @@ REQS = {
     "two-lengths": "POST /auth/login HTTP/1.1\r\n" + H + "Content-Length: 1\r\nContent-Length: 2\r\n\r\nab",
     "te-and-cl": "POST /auth/login HTTP/1.1\r\n" + H + "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "options": "OPTIONS /api/connect/x HTTP/1.1\r\n" + H + "\r\n",
+    "livekit-webhook": "POST /webhooks/livekit HTTP/1.1\r\n" + H + "Content-Type: application/webhook+json\r\n"
+                       "Authorization: eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJBUElmdXp6In0.c2ln\r\nContent-Length: 75\r\n\r\n"
+                       '{"event":"participant_joined","id":"EV_1","room":{"name":"chatto.server_@R@x"}}',
 }
 for name, r in REQS.items():
     write("fuzz_http", name, r.encode("latin-1"))
@@ -111,7 +150,8 @@ dictionary("fuzz_http", ["GET ", "POST ", "HEAD ", " HTTP/1.1\r\n", " HTTP/1.0\r
                          "Connection: close\r\n", "Connection: Upgrade\r\n", "Upgrade: websocket\r\n",
                          "Authorization: Bearer @T\r\n", "Cookie: chatto_session=", "Origin: ", "X-Forwarded-For: ",
                          "Forwarded: for=", "Expect: 100-continue\r\n", "/api/connect/", "/auth/login", "/auth/register",
-                         "/api/realtime", "/healthz", "/readyz", "chatto.api.v1.", "@T", "@R", "@E"])
+                         "/api/realtime", "/healthz", "/readyz", "chatto.api.v1.", "@T", "@R", "@E",
+                         "/webhooks/livekit", "Authorization: ", "participant_joined", "room_finished"])
 
 # ---- fuzz_ws: flags byte, then frames <b0> <len> <payload> ----
 
@@ -164,6 +204,12 @@ EV = [
     'E chatto.ev.r1.room {"type":"room.unarchived","id":"e10","actor":"alice"}',
     'E chatto.ev.r1.mem.bob {"type":"member.role","id":"e11","actor":"alice","user":"bob","role":"admin"}',
     'E chatto.ev.r1.mem.bob {"type":"member.left","id":"e12","actor":"bob","user":"bob"}',
+    'E chatto.ev.r1.call {"type":"call.started","id":"e13","actor":"alice","callId":"c1","user":"alice",'
+    '"source":"user"}',
+    'E chatto.ev.r1.call {"type":"call.joined","id":"e14","callId":"c1","user":"bob","source":"livekit"}',
+    'E chatto.ev.r1.call {"type":"call.joined","id":"e15","callId":"c0","user":"carol"}',
+    'E chatto.ev.r1.call {"type":"call.left","id":"e16","callId":"c1","user":"bob"}',
+    'E chatto.ev.r1.call {"type":"call.ended","id":"e17","callId":"c1","user":"alice"}',
     'E chatto.ev.r1.msg.x not json',
     'U alice {"id":"alice","login":"alice","displayName":"Alice","role":"owner"}',
     'R bob.r1 {"pos":3}',
@@ -177,6 +223,7 @@ dictionary("fuzz_events", ["E chatto.ev.", "U ", "R ", ".room ", ".mem.", ".msg.
                            "room.created", "room.updated", "room.archived", "room.unarchived", "member.joined",
                            "member.left", "member.role", "message.posted", "message.edited", "message.deleted",
                            "reaction.added", "reaction.removed", "msg.posted", "msg.edited", "msg.deleted",
+                           ".call ", "call.started", "call.joined", "call.left", "call.ended", '"callId":',
                            '"msg":', '"msgId":', '"author":', '"createdAt":', '"pos":', '"editedAt":', '"deletedAt":'])
 
 # ---- fuzz_config: INI text, NUL, environment lines ----

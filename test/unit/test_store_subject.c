@@ -106,6 +106,8 @@ test_subject_event_parse(void **state)
         { "chatto.ev." ID64 ".msg." ID64, true, STORE_EV_MESSAGE, ID64, ID64 },
         { "chatto.ev.room.room", true, STORE_EV_ROOM, "room", "" },
         { "chatto.ev.msg.mem.msg", true, STORE_EV_MEMBER, "msg", "msg" },
+        { "chatto.ev.r1.call", true, STORE_EV_CALL, "r1", "" },
+        { "chatto.ev.r1.call.c1", false, 0, NULL, NULL },
         /* wrong prefix or stream */
         { "", false, 0, NULL, NULL },
         { "chatto.ev", false, 0, NULL, NULL },
@@ -174,6 +176,22 @@ test_subject_round_trip(void **state)
     assert_false(store_subject_event_parse(buf, &s));
 }
 
+static void
+test_subject_call(void **state)
+{
+    char buf[STORE_SUBJECT_MAX];
+    struct store_event_subject s;
+
+    (void)state;
+    assert_int_equal(store_subject_event_call(buf, sizeof buf, "room-1"), CH_OK);
+    assert_string_equal(buf, "chatto.ev.room-1.call");
+    assert_true(store_subject_event_parse(buf, &s));
+    assert_int_equal(s.kind, STORE_EV_CALL);
+    assert_string_equal(s.room, "room-1");
+    assert_int_equal(store_subject_event_call(buf, sizeof buf, "a.b"), CH_EINVAL);
+    assert_string_equal(buf, "");
+}
+
 int
 main(void)
 {
@@ -181,6 +199,7 @@ main(void)
         cmocka_unit_test(test_subject_builders),
         cmocka_unit_test(test_subject_event_parse),
         cmocka_unit_test(test_subject_round_trip),
+        cmocka_unit_test(test_subject_call),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
