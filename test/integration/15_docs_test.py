@@ -19,14 +19,6 @@ UNMERGED_METHODS = {
     # branch search (#17): server/api/search.c
     "chatto.api.v1.MessageSearchService/SearchMessages",
     "chatto.api.v1.MessageSearchService/GetStatus",
-    # branch calls (#18): server/api/calls.c
-    "chatto.api.v1.VoiceCallService/ListActiveCalls",
-    "chatto.api.v1.VoiceCallService/GetActiveCall",
-    "chatto.api.v1.VoiceCallService/BatchGetActiveCalls",
-    "chatto.api.v1.VoiceCallService/ListCallParticipants",
-    "chatto.api.v1.VoiceCallService/JoinCall",
-    "chatto.api.v1.VoiceCallService/GetCallToken",
-    "chatto.api.v1.VoiceCallService/LeaveCall",
 }
 
 
