@@ -244,6 +244,7 @@ install: all
 	install -D -m 0755 $(B)/chatto $(DESTDIR)$(PREFIX)/bin/chatto
 	install -D -m 0644 man/chatto.1 $(DESTDIR)$(PREFIX)/share/man/man1/chatto.1
 	install -D -m 0644 man/chatto.ini.5 $(DESTDIR)$(PREFIX)/share/man/man5/chatto.ini.5
+	install -D -m 0644 docs/api.md $(DESTDIR)$(PREFIX)/share/doc/chatto/api.md
 
 clean:
 	rm -rf build

@@ -84,7 +84,9 @@ install -d "$doc"
 install -m 0644 "$deb/copyright" "$doc/copyright"
 install -m 0644 "$deb/README.Debian" "$doc/README.Debian"
 gzip -9n <"$deb/changelog" >"$doc/changelog.Debian.gz"
-chmod 0644 "$doc/changelog.Debian.gz" "$st/usr/share/man/man1/chatto.1.gz" "$st/usr/share/man/man5/chatto.ini.5.gz"
+# the API reference (README's "From a bot or script"); compressed, as policy 12.3 asks of docs over 4 KB
+gzip -9n <"$root/docs/api.md" >"$doc/api.md.gz"
+chmod 0644 "$doc/changelog.Debian.gz" "$doc/api.md.gz" "$st/usr/share/man/man1/chatto.1.gz" "$st/usr/share/man/man5/chatto.ini.5.gz"
 
 install -D -m 0644 "$deb/chatto.lintian-overrides" "$st/usr/share/lintian/overrides/chatto"
 

@@ -151,6 +151,7 @@ class Package(unittest.TestCase):
             "/usr/share/man/man5/chatto.ini.5.gz": "-rw-r--r--",
             "/usr/share/doc/chatto/copyright": "-rw-r--r--",
             "/usr/share/doc/chatto/changelog.Debian.gz": "-rw-r--r--",
+            "/usr/share/doc/chatto/api.md.gz": "-rw-r--r--",
         }
         for path, mode in want.items():
             with self.subTest(path=path):
