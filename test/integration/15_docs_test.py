@@ -15,11 +15,7 @@ API_DOC = os.path.join(ROOT, "docs", "api.md")
 # Methods that docs/api.md documents ahead of their branch's merge into main (each section says which branch).
 # Once a branch is merged its tables hold these methods and its lines here can go; until then they are the only
 # documented methods allowed to be missing from the route tables.
-UNMERGED_METHODS = {
-    # branch search (#17): server/api/search.c
-    "chatto.api.v1.MessageSearchService/SearchMessages",
-    "chatto.api.v1.MessageSearchService/GetStatus",
-}
+UNMERGED_METHODS = set()  # "Service/Method" documented ahead of a branch's merge (none now)
 
 
 def table():
