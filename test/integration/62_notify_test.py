@@ -8,7 +8,7 @@ import signal
 import time
 
 from harness import FAST_AUTH, TIME_SCALE, Client, TestCase, external_env, run_chatto, wait_for
-from pushsvc import PushService
+from pushsvc import WithPushService
 
 R = "chatto.api.v1.RoomService/"
 M = "chatto.api.v1.MessageService/"
@@ -176,18 +176,7 @@ class Policies(Base):
         self.mention_until(r, alert=True)
 
 
-class PushBase(Base):
-    def setUp(self):
-        super().setUp()
-        self.svc = PushService()
-        self.addCleanup(self.svc.cleanup)
-        self.svc.start()
-
-    def tearDown(self):
-        if self._outcome_failed():
-            print("\n--- push service log ---\n%s\n%s" % (self.svc.output(), json.dumps(self.svc.log(), indent=1)))
-        super().tearDown()
-
+class PushBase(WithPushService, Base):
     def subscribe(self, client, path, **kw):
         body = {"endpoint": self.svc.url(path), "p256dh": self.svc.p256dh, "auth": self.svc.auth,
                 "clientHost": "localhost", "userAgent": "test"}

@@ -12,7 +12,7 @@ import subprocess
 import time
 
 from harness import BUILD, SANITIZER, TIME_SCALE, TestCase
-from pushsvc import PushService
+from pushsvc import WithPushService
 
 PUSHTOOL = os.path.join(BUILD, "pushtool")
 SUBJECT = "mailto:push-test@example.com"
@@ -30,18 +30,7 @@ def pushtool(req, env_extra=None, timeout=30):
     return json.loads(p.stdout)
 
 
-class WebPush(TestCase):
-    def setUp(self):
-        super().setUp()
-        self.svc = PushService()
-        self.addCleanup(self.svc.cleanup)
-        self.svc.start()
-
-    def tearDown(self):
-        if self._outcome_failed():
-            print("\n--- push service log ---\n%s\n%s" % (self.svc.output(), json.dumps(self.svc.log(), indent=1)))
-        super().tearDown()
-
+class WebPush(WithPushService, TestCase):
     def send(self, path, payload="hi", scheme="http", host="127.0.0.1", endpoint=None, **extra):
         req = {"op": "send", "endpoint": endpoint or self.svc.url(path, scheme, host), "p256dh": self.svc.p256dh,
                "auth": self.svc.auth, "subject": SUBJECT, "allowLoopback": True, "ttl": 600}

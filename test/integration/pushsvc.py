@@ -72,3 +72,18 @@ class PushService:
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class WithPushService:
+    """Test-case mixin: a push service for each test (self.svc), its log printed when the test failed."""
+
+    def setUp(self):
+        super().setUp()
+        self.svc = PushService()
+        self.addCleanup(self.svc.cleanup)
+        self.svc.start()
+
+    def tearDown(self):
+        if self._outcome_failed():
+            print("\n--- push service log ---\n%s\n%s" % (self.svc.output(), json.dumps(self.svc.log(), indent=1)))
+        super().tearDown()
