@@ -1310,18 +1310,20 @@ function countUnread(m) {
   renderSidebar();
 }
 
-let readTimer = null;
-function markRead() {
-  clearTimeout(readTimer);
-  readTimer = setTimeout(async () => {
-    const id = S.current;
-    if (!id) return;
+// Mark a room read a moment after its messages were shown (one request for a burst). The room is the one shown
+// when it was asked for: switching rooms within that moment must not leave the first one unread.
+const readTimers = new Map(); // room id -> pending timer
+function markRead(id = S.current) {
+  if (!id) return;
+  clearTimeout(readTimers.get(id));
+  readTimers.set(id, setTimeout(async () => {
+    readTimers.delete(id);
     try {
       const r = await api("chatto.api.v1.RoomService/MarkRoomAsRead", { roomId: id });
       const x = S.rooms.get(id);
       if (x) { x.unreadCount = r.unreadCount || 0; x.mentionCount = r.mentionCount || 0; renderSidebar(); }
     } catch (e) { /* not a member any more */ }
-  }, 300);
+  }, 300));
 }
 
 document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") markRead(); });
