@@ -32,15 +32,18 @@ in_call(const struct chat_call *call, const char *uid)
 }
 
 /* One call transition. who: the caller of a user request (must be a member), or NULL for what LiveKit observed
- * (uid, expect_call). */
+ * (uid, expect_call). *changed: this call wrote a fact (not a duplicate); *started: that fact started the call. */
 static enum ch_status
 call_write(struct chat *c, const struct user *who, const char *room, const char *uid, enum op op,
-           const char *expect_call, const char *msg_id, bool *changed, char call_id[65], struct ch_err *err)
+           const char *expect_call, const char *msg_id, bool *changed, bool *started, char call_id[65],
+           struct ch_err *err)
 {
     char subject[STORE_SUBJECT_MAX], cid[ID_MAX + 1];
     enum ch_status st;
 
     *changed = false;
+    if (started)
+        *started = false;
     if ((st = id_check("roomId", room, err)) != CH_OK || (uid && (st = id_check("userId", uid, err)) != CH_OK) ||
         (expect_call && (st = id_check("callId", expect_call, err)) != CH_OK))
         return st;
@@ -111,6 +114,8 @@ call_write(struct chat *c, const struct user *who, const char *room, const char 
         if (st == CH_ECONFLICT)
             continue; /* someone else moved the call first: decide again */
         *changed = st == CH_OK && !dup;
+        if (started) /* decided by what this request wrote, not by the model later (others may have joined) */
+            *started = *changed && !strcmp(type, "call.started");
         return st;
     }
     return ch_err_set(err, CH_EUNAVAIL, "roomId", "the call kept changing under us; retry");
@@ -122,18 +127,13 @@ chat_call_join(struct chat *c, const struct user *who, const char *room, bool *s
 {
     char cid[65] = "";
     bool changed = false;
-    enum ch_status st = call_write(c, who, room, who->id, OP_JOIN, NULL, NULL, &changed, cid, err);
+    bool made = false;
+    enum ch_status st = call_write(c, who, room, who->id, OP_JOIN, NULL, NULL, &changed, &made, cid, err);
 
     if (started)
-        *started = false;
+        *started = st == CH_OK && made;
     if (st != CH_OK)
         return st;
-    if (started) {
-        pthread_rwlock_rdlock(&c->m->lock);
-        struct chat_room *r = model_room(c->m, room);
-        *started = changed && r && r->call.nparts == 1 && !strcmp(r->call.id, cid);
-        pthread_rwlock_unlock(&c->m->lock);
-    }
     if (call_id)
         snprintf(call_id, 65, "%s", cid);
     return CH_OK;
@@ -143,7 +143,7 @@ enum ch_status
 chat_call_leave(struct chat *c, const struct user *who, const char *room, bool *left, struct ch_err *err)
 {
     bool changed = false;
-    enum ch_status st = call_write(c, who, room, who->id, OP_LEAVE, NULL, NULL, &changed, NULL, err);
+    enum ch_status st = call_write(c, who, room, who->id, OP_LEAVE, NULL, NULL, &changed, NULL, NULL, err);
 
     if (left)
         *left = st == CH_OK;
@@ -165,7 +165,7 @@ chat_call_observe(struct chat *c, const char *room, const char *call_id, const c
             *recorded = false;
         return CH_OK; /* not one of our users (a LiveKit-side identity): nothing to record */
     }
-    st = call_write(c, NULL, room, op == OP_END ? NULL : uid, op, call_id, msg_id, &changed, NULL, err);
+    st = call_write(c, NULL, room, op == OP_END ? NULL : uid, op, call_id, msg_id, &changed, NULL, NULL, err);
     if (recorded)
         *recorded = changed;
     return st;
@@ -177,7 +177,7 @@ chat_call_drop(struct chat *c, const char *room, const char *uid)
     struct ch_err err = { 0 };
     bool changed = false;
 
-    if (call_write(c, NULL, room, uid, OP_LEAVE, NULL, NULL, &changed, NULL, &err) != CH_OK)
+    if (call_write(c, NULL, room, uid, OP_LEAVE, NULL, NULL, &changed, NULL, NULL, &err) != CH_OK)
         log_warn("calls: %s left room %s but is still in its call: %s", uid, room, err.msg);
 }
 
