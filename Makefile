@@ -64,7 +64,7 @@ help:
 	@echo "                    upload/download vs a raw object-store client and RSS during 10 uploads (wrk, nginx, node),"
 	@echo "                    message search at 300k messages (index build, size, query p50/p99, post-to-searchable lag)"
 	@echo "  bench-search      the message-search benchmark alone (CHATTO_BENCH_SEARCH_N=300000 messages)"
-	@echo "  bench-cluster     post and fan-out throughput with 1 vs 3 processes on a 3-node NATS cluster"
+	@echo "  bench-cluster     cluster bootstrap races, then post and fan-out throughput with 1 vs 3 processes on a 3-node NATS cluster"
 	@echo "  cluster           run 3 NATS nodes, 3 chatto processes and nginx in front; prints the URL"
 	@echo "  deb               build build/chatto_<version>_<arch>.deb (dpkg-deb; hardened build in build/deb-build)"
 	@echo "  test-package      lintian, unit checks, install/run/purge in a throwaway root, chatto.service under systemd"

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,8 @@ struct series {
 };
 
 static struct family {
+    _Atomic unsigned long long plain; /* a counter without labels (frames sent, login failures): no lock at all,
+                                       * since some are counted on hot paths (every realtime frame) */
     pthread_mutex_t mu;
     struct series *s;
     size_t n, cap;
@@ -125,6 +128,11 @@ series_of(struct family *f, const char *l1, const char *l2)
 void
 metrics_add(enum metric_id m, const char *l1, const char *l2, double by)
 {
+    if (!table[m].l1) { /* (counted in whole events) */
+        if (by > 0)
+            atomic_fetch_add(&fams[m].plain, (unsigned long long)(by + 0.5));
+        return;
+    }
     pthread_once(&once, init);
     struct family *f = &fams[m];
     pthread_mutex_lock(&f->mu);
@@ -176,6 +184,7 @@ metrics_reset(void)
         pthread_mutex_lock(&fams[i].mu);
         free(fams[i].s);
         fams[i].s = NULL;
+        atomic_store(&fams[i].plain, 0);
         fams[i].n = fams[i].cap = 0;
         fams[i].fn = NULL;
         pthread_mutex_unlock(&fams[i].mu);
@@ -369,6 +378,11 @@ metrics_render(size_t *len)
                 put_number(&b, fn(ctx));
                 put(&b, "\n");
             }
+            continue;
+        }
+        if (k == K_COUNTER && !table[i].l1) {
+            put(&b, "%s %llu\n", table[i].name, atomic_load(&f->plain));
+            pthread_mutex_unlock(&f->mu);
             continue;
         }
         for (size_t j = 0; j < f->n; j++) {

@@ -36,7 +36,8 @@ enum metric_id {
     MET_COUNT
 };
 
-/* Add by to a counter's series (labels: as many as the metric has, NULL for none). */
+/* Add by to a counter's series (labels: as many as the metric has, NULL for none). A counter without labels is
+ * one atomic (whole numbers only), cheap enough for hot paths. */
 void metrics_add(enum metric_id m, const char *l1, const char *l2, double by);
 static inline void metrics_inc(enum metric_id m, const char *l1, const char *l2) { metrics_add(m, l1, l2, 1); }
 /* Record one observation (seconds for durations) in a histogram. */

@@ -27,13 +27,6 @@ class Chat(TestCase):
         self.carol = Client(self.a)
         self.carol_id = self.carol.register("carol").json()["user"]["id"]
 
-    def err(self, client, method, body, status, code, field=None):
-        r = client.call(method, body)
-        self.assertEqual((r.status, r.json().get("code")), (status, code), (method, body, r))
-        if field:
-            self.assertTrue(r.json()["message"].startswith(field + ": "), r.json())
-        return r.json()
-
     def room(self, client, name, **kw):
         body = {"name": name}
         body.update(kw)

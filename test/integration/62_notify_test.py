@@ -37,13 +37,6 @@ class Base(TestCase):
         self.bob = Client(self.p[1])
         self.bob_id = self.bob.register("bob").json()["user"]["id"]
 
-    def err(self, client, method, body, status, code, field=None):
-        r = client.call(method, body)
-        self.assertEqual((r.status, r.json().get("code")), (status, code), (method, body, r))
-        if field:
-            self.assertTrue(r.json()["message"].startswith(field + ": "), r.json())
-        return r.json()
-
     def post(self, client, room, body, **kw):
         req = {"roomId": room, "body": body}
         req.update(kw)

@@ -93,13 +93,6 @@ class CallsBase(TestCase):
         self.sockets = []
         self.addCleanup(lambda: [w.close() for w in self.sockets])
 
-    def err(self, client, method, body, status, code, field=None):
-        r = client.call(method, body)
-        self.assertEqual((r.status, r.json().get("code")), (status, code), (method, body, r))
-        if field:
-            self.assertTrue(r.json()["message"].startswith(field + ": "), r.json())
-        return r.json()
-
     def room(self, client, name, **kw):
         body = {"name": name}
         body.update(kw)

@@ -36,12 +36,12 @@ class BalancerCase:
         cls.cluster.cleanup()
 
     def instances(self, n):
-        seen = []
+        seen = set()
         for _ in range(n):
             r = http_request(self.lb.port, "GET", "/healthz")
             self.assertEqual(r.status, 200, r)
-            seen.append(r.header("X-Chatto-Instance"))
-        return set(seen) if len(set(seen)) > 1 else seen
+            seen.add(r.header("X-Chatto-Instance"))
+        return seen
 
     def test_1_round_robin_reaches_every_process(self):
         # a balancer's health checks may still be admitting processes that became ready a moment ago
@@ -74,8 +74,9 @@ class BalancerCase:
                                     "GetServer", b"{}", {"Content-Type": "application/json"}).status == 200
                        for _ in range(12))
         wait_for(all_ok, 30, "%s to route around the dead process" % self.kind)
-        seen = self.instances(12)
-        self.assertEqual(len(set(seen)), 2, (seen, [c.port for c in self.cluster.chattos], self.lb.backends))
+        # both survivors answer (a busy machine may make a health check fail once: allow it to recover)
+        wait_for(lambda: len(set(self.instances(12))) == 2, 30, "%s to spread requests over the two survivors"
+                 % self.kind)
 
 
 class Caddy(BalancerCase, unittest.TestCase):

@@ -18,7 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (FAST_AUTH, SANITIZER, SHARED_SECRETS, Chatto, Endpoint, NatsServer, free_port,  # noqa: E402
-                     http_request, wait_for)
+                     http_request, stop_process, wait_for)
 
 NATS_TOKEN = "cluster-test-token-0123456789"
 
@@ -136,13 +136,7 @@ http {{
             return set()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)  # graceful
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGQUIT)  # graceful
         self.proc = None
 
     def cleanup(self):
@@ -194,13 +188,7 @@ class ShippedBalancer(Endpoint):
             return ""
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGTERM)
         self.proc = None
 
     def cleanup(self):

@@ -64,6 +64,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+def stop_process(proc, sig, timeout=10):
+    """Ask a child to stop with sig; kill it if it has not within timeout seconds. Accepts None."""
+    if proc and proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def wait_for(cond, timeout, what, interval=0.02):
     """Poll cond() until it returns a truthy value; fail with `what` after timeout seconds (scaled)."""
     deadline = time.monotonic() + timeout * TIME_SCALE
@@ -206,13 +217,7 @@ class NatsServer:
         return "nats://127.0.0.1:%d" % self.port
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGINT)
         self.proc = None
 
     def kill9(self):
@@ -462,6 +467,14 @@ def run_chatto(args, env=None, timeout=20):
 
 class TestCase(unittest.TestCase):
     """Base class: tracks processes and temp dirs, cleans them up, prints chatto's log when a test fails."""
+
+    def err(self, client, method, body, status, code, field=None):
+        """Call method and check the Connect error: HTTP status, code, and a message naming field first."""
+        r = client.call(method, body)
+        self.assertEqual((r.status, r.json().get("code")), (status, code), (method, body, r))
+        if field:
+            self.assertTrue(r.json()["message"].startswith(field + ": "), r.json())
+        return r.json()
 
     def setUp(self):
         self._chattos = []
