@@ -280,8 +280,6 @@ void notif_job_add(struct notif_job *j, const char *uid, int cause);
 void notif_job_free(struct notif_job *j);
 enum ch_status notifier_start(struct chat *c, struct ch_err *err);
 void notifier_stop(struct chat *c);
-/* The upstream-shaped occurrence of the stored entry key. */
-enum ch_status chat_notification_view(struct chat *c, const char *uid, const char *key, cJSON **out);
 
 /* policy.c: delivery modes per signal class (upstream's NotificationDeliveryMode; NM_INHERIT only in overrides). */
 enum notif_mode { NM_INHERIT = 0, NM_OFF, NM_SILENT, NM_ALERT };

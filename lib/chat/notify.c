@@ -248,6 +248,8 @@ push_payload(struct chat *c, const struct notif_job *j, int cause, const char *i
     return s;
 }
 
+static cJSON *occurrence(struct chat *c, const cJSON *e);
+
 /* Write the job's entries, tell the sockets, queue the pushes. False if an entry could not be written (the event
  * is then handed out again; what was written is found and skipped next time). */
 static bool
@@ -280,22 +282,23 @@ deliver(struct chat *c, struct notif_job *j)
         if (j->emoji[0])
             cJSON_AddStringToObject(o, "emoji", j->emoji);
         char *s = json_print(o, NULL);
-        cJSON_Delete(o);
-        if (!s)
-            continue;
-        enum ch_status st = store_kv_create(c->store, STORE_B_NOTIFS, key, s, strlen(s), NULL, &e);
+        enum ch_status st = s ? store_kv_create(c->store, STORE_B_NOTIFS, key, s, strlen(s), NULL, &e) : CH_ENOMEM;
         free(s);
-        if (st == CH_EEXIST)
-            continue; /* a retry of the same post: written and told already */
         if (st != CH_OK) {
+            cJSON_Delete(o);
+            if (st == CH_EEXIST)
+                continue; /* a retry of the same post: written and told already */
             log_warn("chat: notification for %s not written: %s", j->to[i].uid, e.msg);
             all = false;
             continue;
         }
         metrics_inc(MET_NOTIFICATIONS, NULL, NULL);
-        /* every process's sockets of this person hear of it */
-        cJSON *frame = cJSON_CreateObject(), *occ = NULL;
-        if (chat_notification_view(c, j->to[i].uid, key, &occ) == CH_OK) {
+        /* every process's sockets of this person hear of it (the view of the entry just written, not read back) */
+        pthread_rwlock_rdlock(&c->m->lock);
+        cJSON *frame = cJSON_CreateObject(), *occ = occurrence(c, o);
+        pthread_rwlock_unlock(&c->m->lock);
+        cJSON_Delete(o);
+        if (occ) {
             cJSON_AddStringToObject(frame, "type", "notification.created");
             cJSON_AddItemToObject(frame, "occurrence", occ);
             char *f = json_print(frame, NULL);
@@ -589,23 +592,6 @@ occurrence(struct chat *c, const cJSON *e)
     cJSON_AddBoolToObject(o, "alert", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "alert")));
     cJSON_AddStringToObject(o, "preview", json_str_or(e, "preview", "")); /* ours: the inbox shows it */
     return o;
-}
-
-enum ch_status
-chat_notification_view(struct chat *c, const char *uid, const char *key, cJSON **out)
-{
-    cJSON *e = NULL;
-    uint64_t rev;
-    enum ch_status st;
-
-    (void)uid;
-    if ((st = load_entry(c, key, &e, &rev, NULL)) != CH_OK)
-        return st;
-    pthread_rwlock_rdlock(&c->m->lock);
-    *out = occurrence(c, e);
-    pthread_rwlock_unlock(&c->m->lock);
-    cJSON_Delete(e);
-    return *out ? CH_OK : CH_EINTERNAL;
 }
 
 enum ch_status
