@@ -43,7 +43,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 
 .PHONY: bench all run test test-unit test-integration asan test-asan tsan test-tsan clean install deps deps-test help \
-        check-docs docs check-headers cluster bench-cluster bench-search fuzz fuzz-build fuzz-merge
+        check-docs docs check-headers cluster bench-cluster bench-scale bench-search fuzz fuzz-build fuzz-merge
 
 all: $(B)/chatto
 
@@ -64,6 +64,7 @@ help:
 	@echo "                    upload/download vs a raw object-store client and RSS during 10 uploads (wrk, nginx, node),"
 	@echo "                    message search at 300k messages (index build, size, query p50/p99, post-to-searchable lag)"
 	@echo "  bench-search      the message-search benchmark alone (CHATTO_BENCH_SEARCH_N=300000 messages)"
+	@echo "  bench-scale       one process at 100k and 1M messages (ready time, RSS, history pages) and 10,000 users"
 	@echo "  bench-cluster     cluster bootstrap races, then post and fan-out throughput with 1 vs 3 processes on a 3-node NATS cluster"
 	@echo "  cluster           run 3 NATS nodes, 3 chatto processes and nginx in front; prints the URL"
 	@echo "  deb               build build/chatto_<version>_<arch>.deb (dpkg-deb; hardened build in build/deb-build)"
@@ -154,6 +155,10 @@ bench: deps-test
 bench-search: deps-test
 	$(Q)$(MAKE) --no-print-directory all $(B)/bench/evpub
 	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/search.py
+
+bench-scale: deps-test
+	$(Q)$(MAKE) --no-print-directory all $(B)/bench/evpub $(B)/bench/fanout
+	$(Q)CHATTO_TEST_BUILD=$(abspath $(B)) python3 bench/scale.py
 
 bench-cluster: deps-test
 	$(Q)$(MAKE) --no-print-directory all $(B)/bench/fanout

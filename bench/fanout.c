@@ -6,6 +6,9 @@
  *   fanout nats HOST PORT N RATE SECONDS NATS_TOKEN   raw core NATS subscribers on one subject (the baseline)
  *   fanout idle HOST PORT N 0 SECONDS TOKEN [WINDOW]  N WebSockets that only hold (memory per connection); with
  *                                                     WINDOW > 0, at most WINDOW handshakes are in flight at once
+ * TOKEN "@FILE" reads one token per line: WebSocket i uses line i modulo the count (distinct users), the poster the
+ * first. ROOM may be a comma-separated list: the poster goes round the rooms, post k to room k modulo the count.
+ * Once posting starts (or, for idle, holding), ws and idle print "POSTING"/"READY <n>" so a caller can sample.
  * Posting (or, for idle, holding) starts once every WebSocket has its "ready" frame (and at least 2 s after the
  * last dial), or after 60 s whichever comes first; idle prints "READY <n>" then, so a caller can measure while
  * they hold. Prints one line: mode n sent delivered rate p50_ms p99_ms max_ms ready refused closed.
@@ -35,6 +38,8 @@ struct rx {
 };
 
 static const char *mode, *host, *token, *room;
+static char **tokens, **rooms; /* TOKEN "@FILE" and ROOM "a,b,c" */
+static int ntokens, nrooms;
 static int port, nconn, rate, seconds;
 static volatile int stop;
 static long sent;
@@ -240,7 +245,8 @@ poster(void *arg)
             send_all(fd, buf, (size_t)n);
         } else {
             char body[256];
-            int bl = snprintf(body, sizeof body, "{\"roomId\":\"%s\",\"body\":\"t=%lld\"}", room, (long long)now_ns());
+            const char *to = nrooms ? rooms[sent % nrooms] : room;
+            int bl = snprintf(body, sizeof body, "{\"roomId\":\"%s\",\"body\":\"t=%lld\"}", to, (long long)now_ns());
             int n = snprintf(buf, sizeof buf,
                              "POST /api/connect/chatto.api.v1.MessageService/CreateMessage HTTP/1.1\r\nHost: x\r\n"
                              "Content-Type: application/json\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s",
@@ -272,7 +278,7 @@ poster(void *arg)
 }
 
 static void
-open_rx(int ep, struct rx *r)
+open_rx(int ep, struct rx *r, int i)
 {
     struct epoll_event e = { .events = EPOLLIN, .data.ptr = r };
     char buf[2048];
@@ -290,10 +296,53 @@ open_rx(int ep, struct rx *r)
                  "GET /api/realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
                  "Authorization: Bearer %s\r\n\r\n",
-                 token);
+                 ntokens ? tokens[i % ntokens] : token);
     }
     send_all(r->fd, buf, strlen(buf));
     epoll_ctl(ep, EPOLL_CTL_ADD, r->fd, &e);
+}
+
+/* "a,b,c" or the lines of a file, as an array; NULL-free, at least one entry or exit. */
+static char **
+split_list(char *s, int sep, int *n)
+{
+    char **v = NULL;
+    *n = 0;
+    for (char *p = s; p && *p;) {
+        char *e = strchr(p, sep);
+        if (e)
+            *e++ = 0;
+        if (*p) {
+            v = realloc(v, (size_t)(*n + 1) * sizeof *v);
+            v[(*n)++] = p;
+        }
+        p = e;
+    }
+    if (!*n) {
+        fprintf(stderr, "empty list\n");
+        exit(2);
+    }
+    return v;
+}
+
+static char *
+slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long len;
+    char *s;
+    if (!f || fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        perror(path);
+        exit(2);
+    }
+    s = malloc((size_t)len + 1);
+    if (fread(s, 1, (size_t)len, f) != (size_t)len) {
+        perror(path);
+        exit(2);
+    }
+    s[len] = 0;
+    fclose(f);
+    return s;
 }
 
 static int
@@ -323,13 +372,19 @@ main(int argc, char **argv)
     seconds = atoi(argv[6]);
     token = argv[7];
     room = argc > 8 ? argv[8] : "";
+    if (token[0] == '@') {
+        tokens = split_list(slurp(token + 1), '\n', &ntokens);
+        token = tokens[0];
+    }
+    if (strcmp(mode, "idle") != 0 && strchr(room, ','))
+        rooms = split_list(strdup(room), ',', &nrooms);
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
     rs = calloc((size_t)nconn, sizeof *rs);
     int window = !strcmp(mode, "idle") && argc > 8 ? atoi(argv[8]) : 0, dialed = 0;
     for (; dialed < nconn && (window <= 0 || dialed < window); dialed++)
-        open_rx(ep, &rs[dialed]);
+        open_rx(ep, &rs[dialed], dialed);
     /* let the handshakes and hellos settle */
     int64_t settle = dialed == nconn ? now_ns() + 2000000000LL : 0, settle_max = now_ns() + 60000000000LL;
     struct epoll_event evs[512];
@@ -362,7 +417,7 @@ main(int argc, char **argv)
                 ws_parse(r);
         }
         for (; dialed < nconn && dialed - nready - nrefused - nlost < window; dialed++)
-            open_rx(ep, &rs[dialed]); /* WINDOW > 0 only: the loop above dialled everything otherwise */
+            open_rx(ep, &rs[dialed], dialed); /* WINDOW > 0 only: the loop above dialled everything otherwise */
         if (dialed == nconn && settle == 0)
             settle = now_ns() + 2000000000LL;
         int64_t now = now_ns();
@@ -372,10 +427,11 @@ main(int argc, char **argv)
             if (rate > 0)
                 pthread_create(&pt, NULL, poster, NULL);
             end = now + (int64_t)seconds * 1000000000LL + (rate > 0 ? 2000000000LL : 0); /* 2 s to drain */
-            if (!strcmp(mode, "idle")) {
+            if (!strcmp(mode, "idle"))
                 printf("READY %d\n", nready);
-                fflush(stdout);
-            }
+            else if (!strcmp(mode, "ws"))
+                printf("POSTING %d\n", nready);
+            fflush(stdout);
         }
         if (posting && now >= end)
             break;
