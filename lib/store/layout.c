@@ -34,8 +34,40 @@
  * or after another process's lease expired) and leaves the data readable by the code of both layouts where it can,
  * so processes of the previous release still running during a rolling upgrade keep working. ---- */
 
+/* Processes of 0.1.0 running now: records in the process registry without a "layout" line (procs.c). The
+ * migrating process has not registered yet, and nor has any other process of this release (they wait for us). */
+static enum ch_status
+count_layout_1_processes(struct store *st, int *n, struct ch_err *err)
+{
+    kvStore *kv = st->kv[STORE_B_PROCS];
+    kvKeysList keys = { 0 };
+    natsStatus s;
+
+    *n = 0;
+    s = kvStore_Keys(&keys, kv, NULL);
+    if (s == NATS_NOT_FOUND)
+        return CH_OK;
+    if (s != NATS_OK)
+        return store_map(s, 0, "process registry", err);
+    for (int i = 0; i < keys.Count; i++) {
+        kvEntry *e = NULL;
+        if (kvStore_Get(&e, kv, keys.Keys[i]) != NATS_OK)
+            continue; /* gone meanwhile */
+        int len = kvEntry_ValueLen(e);
+        const char *v = kvEntry_Value(e);
+        if (len > 0 && !memmem(v, (size_t)len, "\nlayout ", 8))
+            (*n)++;
+        kvEntry_Destroy(e);
+    }
+    kvKeysList_Destroy(&keys);
+    return CH_OK;
+}
+
 /* 0.1.0 kept presence heartbeats in the bucket chatto_presence (entries lived two minutes); presence has travelled
- * over core NATS since, so nothing reads or writes the bucket: delete it. 0.2.0 added the buckets
+ * over core NATS since, so nothing of 0.2.0 reads or writes the bucket: delete it. Unless processes of 0.1.0 are
+ * still running (a rolling upgrade): they check the bucket for readiness, and would drop out of the load balancer
+ * at once; then it stays, harmless (nothing but two-minute heartbeats), and the operator may delete it once they
+ * are gone (nats stream rm KV_chatto_presence). 0.2.0 added the buckets
  * chatto_uploads, chatto_assets, chatto_follows, chatto_notifications, chatto_notification_policies,
  * chatto_push_subscriptions and chatto_leases and the object store SERVER_ASSETS: bootstrap made them (it makes
  * every stream and bucket of the current layout) just before this runs; check that they are all there. The
@@ -51,13 +83,25 @@ migrate_1_to_2(struct store *st, struct ch_err *err)
     natsStatus s;
     char name[64];
 
+    enum ch_status cs;
+    int old_running = 0;
+
     jsOptions_Init(&jo);
     jo.Wait = st->timeout_ms;
-    s = js_DeleteStream(st->js, "KV_chatto_presence", &jo, &jerr);
-    if (s == NATS_OK)
-        log_info("store: layout 1 -> 2: deleted the bucket chatto_presence (presence no longer goes through JetStream)");
-    else if (s != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr)
-        return store_map(s, jerr, "KV_chatto_presence", err);
+    if ((cs = count_layout_1_processes(st, &old_running, err)) != CH_OK)
+        return cs;
+    if (old_running) {
+        log_info("store: layout 1 -> 2: %d process%s of 0.1.0 still running use%s the bucket chatto_presence, so it "
+                 "stays (unused from now on; delete it once they are gone: nats stream rm KV_chatto_presence)",
+                 old_running, old_running == 1 ? "" : "es", old_running == 1 ? "s" : "");
+    } else {
+        s = js_DeleteStream(st->js, "KV_chatto_presence", &jo, &jerr);
+        if (s == NATS_OK)
+            log_info("store: layout 1 -> 2: deleted the bucket chatto_presence (presence no longer goes through "
+                     "JetStream)");
+        else if (s != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr)
+            return store_map(s, jerr, "KV_chatto_presence", err);
+    }
     for (size_t i = 0; i < sizeof added / sizeof *added; i++) {
         jsStreamInfo *si = NULL;
         snprintf(name, sizeof name, "KV_%s", store_bucket_name(added[i]));
@@ -81,7 +125,8 @@ static const struct migration {
     const char *what; /* for the log */
     enum ch_status (*fn)(struct store *st, struct ch_err *err);
 } migrations[] = {
-    /* 1 -> 2 */ { "0.1.0 -> 0.2.0: drop chatto_presence, check the new buckets and object store", migrate_1_to_2 },
+    /* 1 -> 2 */ { "0.1.0 -> 0.2.0: drop chatto_presence unless 0.1.0 processes still run; check the new buckets and "
+                   "object store", migrate_1_to_2 },
 };
 
 _Static_assert(sizeof migrations / sizeof *migrations == STORE_LAYOUT_VERSION - 1,

@@ -5,9 +5,11 @@ added) is migrated by exactly one of several processes starting at once, with it
 history kept; a layout newer than the binary knows makes it refuse to start. Real nats-server, real chatto; the
 old layout is made through NATS here (fast, no old build needed). 91_upgrade runs the real 0.1.0 package."""
 import json
+import os
 import re
+import time
 
-from harness import FAST_AUTH, Client, TestCase, external_env, run_chatto, wait_for
+from harness import FAST_AUTH, ROOT, Client, TestCase, external_env, run_chatto, wait_for
 from natsclient import NatsClient
 
 R = "chatto.api.v1.RoomService/"
@@ -124,6 +126,30 @@ class Layout(TestCase):
         procs[0].stop()
         procs[0].start()
         self.assertEqual(procs[0].stderr().count(MIGRATING), logs[0].count(MIGRATING))
+
+    def test_chatto_presence_stays_while_a_0_1_0_process_runs(self):
+        # a rolling upgrade: a process of 0.1.0 still serves, and checks chatto_presence for its readiness
+        self.start().stop()
+        nc = self.nc()
+        to_layout_1(nc)
+        # what 0.1.0 registers (procs.c: "v1 <ms>" and its settings' fingerprints, none compared here; no layout)
+        nc.kv_put("chatto_processes", "oldhost_4242-0a0b0c0d", "v1 %d\n" % int(time.time() * 1000))
+        b = self.start()
+        self.assertIn("store: layout 1 -> 2: 1 process of 0.1.0 still running uses the bucket chatto_presence, so "
+                      "it stays", b.stderr())
+        self.assertIn("KV_chatto_presence", nc.streams())
+        self.assertEqual(nc.kv_get("chatto_meta", "layout_version"), b"2")
+        # a process of this release says its layout in its record (the last line), so it never counts as 0.1.0
+        mine = [k for k in nc.kv_keys("chatto_processes")
+                if k != "oldhost_4242-0a0b0c0d" and nc.kv_get("chatto_processes", k) is not None]
+        self.assertEqual(len(mine), 1)
+        self.assertTrue(nc.kv_get("chatto_processes", mine[0]).decode().endswith("\nlayout %d\n" % CURRENT))
+
+    def test_the_test_knows_the_current_layout(self):
+        # bumping STORE_LAYOUT_VERSION needs a migration step in layout.c and its test here (store.h's rule)
+        with open(os.path.join(ROOT, "lib", "store", "store.h")) as f:
+            version = int(re.search(r"(?m)^#define STORE_LAYOUT_VERSION (\d+)", f.read())[1])
+        self.assertEqual(version, CURRENT, "layout %d has no migration test in 26_layout_test.py" % version)
 
     def test_a_newer_layout_is_refused_and_left_alone(self):
         a = self.start()

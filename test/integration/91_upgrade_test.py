@@ -5,11 +5,13 @@ and run by a real systemd there; an account, a room and messages are made throug
 .deb is installed over it with dpkg -i (an upgrade: the old prerm and postrm run with "upgrade", the new postinst
 with "configure 0.1.0-1"). The service must have been restarted with the new binary, the configuration and
 secrets kept, the data kept (the session, a fresh login, the history) and the store migrated to the current
-layout, exactly once.
+layout, exactly once. RollingUpgrade runs the 0.1.0 binary and this tree's side by side on one NATS: the new one
+migrates, and both keep serving the same data.
 
-Building 0.1.0 takes about 40 s on two cores (make -j2: its sources and a dpkg-deb); nothing is cached, in the
+Building 0.1.0 takes 11-40 s on two cores (make -j2: its sources and a dpkg-deb); nothing is cached, in the
 repository or elsewhere. A shallow clone that has neither the tag nor the commit skips this file, saying so.
 """
+import atexit
 import importlib.util
 import os
 import shutil
@@ -19,7 +21,8 @@ import tempfile
 import time
 import unittest
 
-from harness import ROOT, Client, Endpoint, free_port, http_request, wait_for
+from harness import (CHATTO_BIN, ROOT, Chatto, Client, Endpoint, TestCase, external_env, free_port,
+                     http_request, wait_for)
 from natsclient import NatsClient
 
 sys.path.insert(0, os.path.join(ROOT, "test", "package"))
@@ -86,22 +89,41 @@ def build_previous(commit, tmp):
     return os.path.join(out, debs[0]), time.monotonic() - t0
 
 
+_previous = {}  # built once per run, shared by both classes; removed at exit
+
+
+def previous():
+    """(path of the previous release's .deb, path of its chatto binary); builds them on first use. Raises
+    unittest.SkipTest when the previous release cannot be had here."""
+    if "why" in _previous:
+        raise unittest.SkipTest(_previous["why"])
+    if "deb" not in _previous:
+        commit, why = previous_commit()
+        if why:
+            _previous["why"] = why
+            raise unittest.SkipTest(why)
+        _previous["tmp"] = tempfile.mkdtemp(prefix="chatto-upgrade-")
+        # (not tearDownModule: test/run_tests.py loads the files by path, and unittest finds a module's fixtures
+        # through sys.modules)
+        atexit.register(shutil.rmtree, _previous["tmp"], True)
+        deb, took = build_previous(commit, _previous["tmp"])
+        print("\nbuilt %s (%s) in %.0f s" % (os.path.basename(deb), commit[:12], took))
+        _previous["deb"] = deb
+        _previous["bin"] = os.path.join(os.path.dirname(deb), "deb-build", "chatto")
+    return _previous["deb"], _previous["bin"]
+
+
 class Upgrade(unittest.TestCase):
     """The methods run in name order, each continuing from the state the previous one left."""
 
     @classmethod
     def setUpClass(cls):
         why = pkg.skip_reason() or throwaway_root.available()
-        commit = None
-        if not why:
-            commit, why = previous_commit()
         if why:
             raise unittest.SkipTest(why)
-        cls.tmp = tempfile.mkdtemp(prefix="chatto-upgrade-")
         cls.root = None
         try:
-            old_deb, took = build_previous(commit, cls.tmp)
-            print("\nbuilt %s (%s) in %.0f s" % (os.path.basename(old_deb), commit[:12], took))
+            old_deb, _ = previous()
             new_deb = pkg.deb()
             cls.root = throwaway_root.ThrowawayRoot().start()
             if cls.root.run(["dpkg-query", "-W", "chatto"], check=False).returncode == 0:
@@ -129,13 +151,11 @@ class Upgrade(unittest.TestCase):
         except BaseException:
             if cls.root:
                 cls.root.stop()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
             raise
 
     @classmethod
     def tearDownClass(cls):
         cls.root.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def run(self, result=None):
         before = len(result.failures) + len(result.errors) if result else 0
@@ -244,3 +264,80 @@ class Upgrade(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PreviousChatto(Chatto):
+    """The previous release's binary, as a client of a NATS server of the test's (it knows fewer settings: none of
+    the environment harness.Chatto adds for this release)."""
+
+    def __init__(self, binary, *a, **kw):
+        super().__init__(*a, **kw)
+        self.binary = binary
+
+    def command(self):
+        cmd = super().command()
+        cmd[cmd.index(CHATTO_BIN)] = self.binary
+        return cmd
+
+    def start(self, wait_ready=True, timeout=20):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHATTO_")}
+        env.update(self.env)
+        self.out = open(self.stdout_path, "ab")
+        self.err = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdout=self.out, stderr=self.err, env=env)
+        if wait_ready:
+            try:
+                self.wait_ready(timeout)
+            except BaseException:
+                self.kill9()
+                raise
+        return self
+
+
+class RollingUpgrade(TestCase):
+    """A cluster upgraded one process at a time: a process of this release starts beside a running 0.1.0 one on
+    the same NATS, migrates the store, and both serve the same data; the 0.1.0 process stays ready (the migration
+    leaves chatto_presence, which it checks, while it runs)."""
+
+    @classmethod
+    def setUpClass(cls):
+        if pkg.SANITIZER or pkg.WRAPPER:
+            raise unittest.SkipTest("the previous release is built without the instrumentation under test")
+        cls.old_bin = previous()[1]
+
+    def test_old_and_new_processes_side_by_side(self):
+        n = self.nats(token="rolling-upgrade-token")
+        env = external_env(n)
+        old = PreviousChatto(self.old_bin, args=["--auth-password-hash", "owasp"], env=env, embedded=False)
+        self._chattos.append(old)
+        old.start()
+        alice = Client(old)
+        self.assertEqual(alice.register("alice").status, 200)
+        room = alice.ok(R + "CreateRoom", {"name": "ops"})["room"]["id"]
+        alice.ok(M + "CreateMessage", {"roomId": room, "body": "posted on 0.1.0"})
+
+        new = self.chatto(args=["--auth-password-hash", "owasp"], env=env, embedded=False)
+        self.assertIn("1 process of 0.1.0 still running uses the bucket chatto_presence, so it stays", new.stderr())
+        self.assertIn("store: layout version 2 written", new.stderr())
+        with NatsClient(n.port, token=n.token) as nc:
+            self.assertEqual(nc.kv_get("chatto_meta", "layout_version"), b"2")
+            self.assertIn("KV_chatto_presence", nc.streams())
+
+        # both serve the same rooms and messages, whichever process wrote them
+        on_new = alice.on(new)
+        on_new.ok(M + "CreateMessage", {"roomId": room, "body": "posted on 0.2.0"})
+
+        def bodies(client):
+            page = client.ok(R + "GetRoomEvents", {"roomId": room})["page"]
+            return [e["messagePosted"]["message"]["body"] for e in page["events"] if "messagePosted" in e]
+        want = ["posted on 0.1.0", "posted on 0.2.0"]
+        wait_for(lambda: bodies(alice) == want, 10, "the 0.1.0 process to see the post made on 0.2.0")
+        self.assertEqual(bodies(on_new), want)
+        # the old process checks every stream and bucket it knows for its readiness, about once a second (cached):
+        # it stays ready through three seconds of those checks
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 3:
+            r = old.get("/readyz", timeout=5)
+            self.assertEqual(r.status, 200, r.body)
+            time.sleep(0.25)
+        self.assertEqual(old.stop(), 0, old.stderr())

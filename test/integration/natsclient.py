@@ -165,6 +165,14 @@ class NatsClient:
             return None
         return base64.b64decode(msg.get("data") or "")
 
+    def kv_keys(self, bucket):
+        """Keys with a message in the bucket's stream (deleted ones included: their marker is a message)."""
+        r = self.js("STREAM.INFO.KV_" + bucket, {"subjects_filter": "$KV.%s.>" % bucket})
+        if "error" in r:
+            raise NatsError("kv keys %s: %s" % (bucket, r["error"]))
+        prefix = "$KV.%s." % bucket
+        return sorted(s[len(prefix):] for s in (r["state"].get("subjects") or {}))
+
     def kv_put(self, bucket, key, value):
         """Writes value (bytes or str); returns the stream sequence (the revision)."""
         if isinstance(value, str):
