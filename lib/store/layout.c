@@ -81,9 +81,8 @@ migrate_1_to_2(struct store *st, struct ch_err *err)
     jsOptions jo;
     jsErrCode jerr = 0;
     natsStatus s;
-    char name[64];
-
     enum ch_status cs;
+    char name[64];
     int old_running = 0;
 
     jsOptions_Init(&jo);
@@ -117,7 +116,8 @@ migrate_1_to_2(struct store *st, struct ch_err *err)
     jsStreamInfo_Destroy(si);
     if (s != NATS_OK)
         return store_map(s, jerr, store_stream_name(STORE_S_ASSETS), err);
-    log_info("store: layout 1 -> 2: the 7 buckets and the object store %s new in 0.2.0 are there", STORE_OBJ_ASSETS);
+    log_info("store: layout 1 -> 2: the %zu buckets and the object store %s new in 0.2.0 are there",
+             sizeof added / sizeof *added, STORE_OBJ_ASSETS);
     return CH_OK;
 }
 
@@ -131,12 +131,6 @@ static const struct migration {
 
 _Static_assert(sizeof migrations / sizeof *migrations == STORE_LAYOUT_VERSION - 1,
                "every layout version after 1 needs its migration in migrations[] (store.h says the rule)");
-
-int
-store_layout_current(void)
-{
-    return STORE_LAYOUT_VERSION;
-}
 
 /* What the store says: *version (0 when the key is absent) and its revision, and whether the identity "server" is
  * there (an installation exists). */
@@ -302,20 +296,4 @@ store_layout_migrate(struct store *st, struct ch_err *err)
                               "%d to %d", version ? version : 1, STORE_LAYOUT_VERSION);
         nanosleep(&(struct timespec){ 0, LAYOUT_POLL_MS * 1000000L }, NULL);
     }
-}
-
-enum ch_status
-store_layout_version(struct store *st, int *version, struct ch_err *err)
-{
-    int v;
-    uint64_t rev;
-    bool installed;
-    enum ch_status cs;
-
-    if (!st || !atomic_load(&st->bootstrapped))
-        return ch_err_set(err, CH_EUNAVAIL, NULL, "storage is not ready yet");
-    if ((cs = read_state(st->kv[STORE_B_META], &v, &rev, &installed, err)) != CH_OK)
-        return cs;
-    *version = v ? v : 1;
-    return CH_OK;
 }

@@ -135,12 +135,6 @@ enum ch_status store_server_identity(struct store *st, char *id, size_t idlen, i
  * (the lease "layout") while the others wait; a newer one makes the process refuse to serve (store_fatal). */
 #define STORE_LAYOUT_VERSION 2
 
-/* The layout version this binary writes and reads (STORE_LAYOUT_VERSION). */
-int store_layout_current(void);
-/* The store's layout version as stored now (1 for a store without the key: made by 0.1.0). One round trip;
- * CH_EUNAVAIL until bootstrapped. */
-enum ch_status store_layout_version(struct store *st, int *version, struct ch_err *err);
-
 /* Streams Chatto creates (besides the KV buckets' own), all with nats.replicas replicas. */
 enum store_stream {
     STORE_S_EVENTS, /* CHATTO_EVENTS: the append-only source of truth of rooms and messages, chatto.ev.> */
