@@ -228,6 +228,15 @@ class Upgrade(unittest.TestCase):
         self.assertEqual(self.read(pkg.SECRETS_ENV), self.secrets)
         self.assertEqual(self.read("/var/lib/chatto/secrets.ini"), self.data_secrets)
         self.assertEqual(sorted(os.listdir(self.root.path("/etc/chatto"))), ["chatto.ini", "secrets.env"])
+        # an operator who edited it and keeps the old one (dpkg --force-confold, or answering N) keeps 0.1.0's
+        # conffile: the new binary accepts it (no key was removed or renamed)
+        edited = self.conf.replace('\n#server_name = "Chatto"\n', '\nserver_name = "Ops"\n')
+        self.assertIn('\nserver_name = "Ops"\n', edited)
+        with open(self.root.path("/tmp/chatto-0.1.0.ini"), "w") as f:
+            f.write(edited)
+        os.chmod(self.root.path("/tmp/chatto-0.1.0.ini"), 0o644)
+        p = self.root.run(["chatto", "config", "check", "-c", "/tmp/chatto-0.1.0.ini"], user="chatto", check=False)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
     def test_4_data_is_kept_and_the_store_migrated(self):
         # the session made before the upgrade still works (same secrets, same credential records)
