@@ -140,8 +140,14 @@ conn_open(struct cfg *cfg, struct conn *c)
         return 1;
     }
     /* wait (bounded) until storage answers */
-    for (int i = 0; i < 400 && !store_ready(c->store, reason, sizeof reason); i++)
+    for (int i = 0; i < 400 && !store_ready(c->store, reason, sizeof reason); i++) {
+        char why[640];
+        if (store_fatal(c->store, why, sizeof why)) { /* e.g. a store a newer Chatto has upgraded */
+            fprintf(stderr, "chatto: %s\n", why);
+            return 2;
+        }
         nanosleep(&(struct timespec){ 0, 50 * 1000000L }, NULL);
+    }
     if (!store_ready(c->store, reason, sizeof reason)) {
         fprintf(stderr, "chatto: storage not ready: %s\n", reason);
         return 1;

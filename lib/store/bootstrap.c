@@ -292,8 +292,16 @@ load_identity(struct store *st, struct ch_err *err)
     return CH_OK;
 }
 
-enum ch_status
-store_bootstrap(struct store *st, struct ch_err *err)
+static _Thread_local const struct store *booting; /* the store this thread is bootstrapping, if any */
+
+bool
+store_bootstrapping(const struct store *st)
+{
+    return st && booting == st;
+}
+
+static enum ch_status
+bootstrap(struct store *st, struct ch_err *err)
 {
     struct boot_job jobs[STORE_B_COUNT + STORE_S_COUNT];
     size_t n = 0;
@@ -311,6 +319,9 @@ store_bootstrap(struct store *st, struct ch_err *err)
     if (ns != NATS_OK)
         return ch_err_set(err, CH_EUNAVAIL, NULL, "JetStream is not answering yet (%s)",
                           *store_last_error() ? store_last_error() : natsStatus_GetText(ns));
+    /* a store a newer Chatto has upgraded is left exactly as it is */
+    if ((cs = store_layout_check(st, err)) != CH_OK)
+        return cs;
     memset(jobs, 0, sizeof jobs);
     for (int b = 0; b < STORE_B_COUNT; b++)
         if (!st->kv[b])
@@ -342,7 +353,19 @@ store_bootstrap(struct store *st, struct ch_err *err)
                  (long long)jobs[slow].took_ms, jobs[slow].attempts);
     if (cs != CH_OK)
         return cs;
+    /* before the identity: a fresh store gets its layout version first (layout.c says why) */
+    if ((cs = store_layout_migrate(st, err)) != CH_OK)
+        return cs;
     if ((cs = load_identity(st, err)) != CH_OK)
         return cs;
     return store_procs_join(st, err);
+}
+
+enum ch_status
+store_bootstrap(struct store *st, struct ch_err *err)
+{
+    booting = st;
+    enum ch_status cs = bootstrap(st, err);
+    booting = NULL;
+    return cs;
 }

@@ -28,7 +28,7 @@ store_kv_key_valid(const char *key)
 static enum ch_status
 bucket(struct store *st, enum store_bucket b, const char *key, kvStore **kv, struct ch_err *err)
 {
-    if (!st || !atomic_load(&st->bootstrapped) || !st->kv[b])
+    if (!st || !(atomic_load(&st->bootstrapped) || store_bootstrapping(st)) || !st->kv[b])
         return ch_err_set(err, CH_EUNAVAIL, NULL, "storage is not ready yet");
     if (key && !store_kv_key_valid(key))
         return ch_err_set(err, CH_EINVAL, NULL, "invalid key");

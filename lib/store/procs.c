@@ -10,6 +10,8 @@
  * useful about a secret of the length Chatto requires. Record format (text):
  *   v1 <started, ms since the epoch>\n
  *   <setting> <32 hex digits>\n ...
+ *   layout <STORE_LAYOUT_VERSION>\n          (since 0.2.0, always last: 0.1.0 stops reading at the first line
+ *                                          that is not a setting; layout.c looks for processes without it)
  * Runs on the store-keeper thread.
  */
 #include <stdio.h>
@@ -29,7 +31,7 @@ static const unsigned char fp_key[crypto_generichash_KEYBYTES] = "chatto setting
 enum ch_status
 store_procs_init(struct store *st, const struct store_opts *o, struct ch_err *err)
 {
-    size_t cap = 64, len;
+    size_t cap = 96, len;
     unsigned char raw[4];
     char *rec;
 
@@ -53,6 +55,7 @@ store_procs_init(struct store *st, const struct store_opts *o, struct ch_err *er
         sodium_bin2hex(hex, sizeof hex, fp, sizeof fp);
         len += (size_t)snprintf(rec + len, cap - len, "%s %s\n", name, hex);
     }
+    snprintf(rec + len, cap - len, "layout %d\n", STORE_LAYOUT_VERSION);
     st->proc_record = rec;
     /* the key: this process's name (host/pid) made key-safe, plus a random part for uniqueness */
     size_t k = 0;

@@ -81,7 +81,8 @@ int store_auth_parse(const char *s);
  * (bad seed, unreadable CA file). *out is the caller's, freed with store_close(). */
 enum ch_status store_open(const struct store_opts *o, struct store **out, struct ch_err *err);
 
-/* True (with the reason) when this process must stop: one of its must-match settings differs from a running
+/* True (with the reason) when this process must stop: the store has a layout newer than this binary knows
+ * (layout.c), or one of its must-match settings differs from a running
  * process's on the same NATS. Checked at every (re)bootstrap; the app exits with status 2. */
 bool store_fatal(struct store *st, char *reason, size_t len);
 
@@ -122,6 +123,17 @@ enum ch_status store_probe_url(const char *url, const char *token, int64_t timeo
 /* This installation's identity, created once by the first process that bootstrapped the store and shared by all.
  * Borrowed strings; CH_EUNAVAIL until bootstrapped. */
 enum ch_status store_server_identity(struct store *st, char *id, size_t idlen, int64_t *created_ms);
+
+/* ---- layout version (layout.c) ----
+ * The layout of the store (which streams and buckets exist, with which subjects and settings, and the format of
+ * what is stored in them) has a version, kept in chatto_meta as "layout_version". THE RULE: every change to that
+ * layout (a stream or bucket added, removed or reconfigured, a subject renamed, a stored record or event read
+ * differently) bumps STORE_LAYOUT_VERSION and adds the step from the previous version to migrations[] in
+ * layout.c (idempotent: it may run again after a crash), with an integration test that migrates a store of the
+ * previous layout (test/integration/26_layout_test.py). Layouts: 1 = 0.1.0 (no version key), 2 = 0.2.0.
+ * At bootstrap a fresh store gets the current version; an older one is migrated step by step by one process
+ * (the lease "layout") while the others wait; a newer one makes the process refuse to serve (store_fatal). */
+#define STORE_LAYOUT_VERSION 2
 
 /* Streams Chatto creates (besides the KV buckets' own), all with nats.replicas replicas. */
 enum store_stream {

@@ -114,6 +114,18 @@ void store_health_stop(struct store *st);
 /* Create every stream and bucket (idempotent). Called by the keeper thread. */
 enum ch_status store_bootstrap(struct store *st, struct ch_err *err);
 
+/* True on the thread running store_bootstrap(st): it may use the buckets it has bound (the layout migration runs
+ * there) before the store counts as bootstrapped for everyone else. */
+bool store_bootstrapping(const struct store *st);
+
+/* Before bootstrap changes anything: refuse (CH_EINVAL and st->fatal) a store whose layout is newer than
+ * STORE_LAYOUT_VERSION. A store without chatto_meta is fine. Keeper thread. */
+enum ch_status store_layout_check(struct store *st, struct ch_err *err);
+/* Once every bucket is bound: write the current layout version into a fresh store, or migrate an older one
+ * (exactly one process does, under the lease "layout"; the others wait, up to a bound, then CH_EUNAVAIL so the
+ * keeper tries again). Keeper thread, inside store_bootstrap. */
+enum ch_status store_layout_migrate(struct store *st, struct ch_err *err);
+
 /* nats.c's last error text for this thread, without its "(file.c:123): " prefix; never NULL. */
 const char *store_last_error(void);
 
