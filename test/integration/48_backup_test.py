@@ -3,10 +3,15 @@
 round trip into a fresh data directory (passwords, history with its ids, sequences and times, reactions, threads,
 read state, files, API tokens; deleted messages stay deleted and their bodies are not in the archive), encryption,
 damaged archives, the --conflict modes, and a round trip from one 3-node cluster into a fresh one."""
+import hashlib
+import io
+import json
 import os
+import struct
 import subprocess
 import tarfile
 import threading
+import time
 import uuid
 
 from cluster import Cluster
@@ -328,6 +333,79 @@ class Backup(TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("process", p.stderr)
         self.assertIn("running on this NATS", p.stderr)
+
+
+def record(seq, time_ns, subject, data, hdr=b""):
+    """One archive record, as chatto(1) BACKUP ARCHIVES and lib/backup/backup.h describe it."""
+    subject = subject.encode()
+    rest = (struct.pack(">QqH", seq, time_ns, len(subject)) + subject + struct.pack(">I", len(hdr)) + hdr +
+            struct.pack(">I", len(data)) + data)
+    return struct.pack(">I", len(rest)) + rest
+
+
+def write_archive(path, streams):
+    """A plain archive from {stream: (kind, cut, [records])}, written with Python's own tar module."""
+    man = {"format": "chatto-backup", "formatVersion": 1, "layout": 1, "streams": []}
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as t:
+        for name, (kind, cut, recs) in streams.items():
+            part = b"".join(recs)
+            if part:
+                info = tarfile.TarInfo(name + "/00000001.rec")
+                info.size = len(part)
+                t.addfile(info, io.BytesIO(part))
+            man["streams"].append({"name": name, "kind": kind, "cutSeq": cut, "messages": len(recs),
+                                   "sha256": hashlib.sha256(part).hexdigest(),
+                                   "config": {"maxAgeNs": 90 * 86400 * 10**9 if name.endswith("notifications") else 0}})
+        m = json.dumps(man).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(m)
+        t.addfile(info, io.BytesIO(m))
+
+
+class Replay(TestCase):
+    def test_sequences_gaps_dedup_headers_and_age_limits(self):
+        """Restore keeps CHATTO_EVENTS sequences (gaps filled and deleted up to the cut), writes back two events
+        that carry the same Nats-Msg-Id (a key reused after the 10-minute window: JetStream would drop the second
+        if the header were written back), and leaves out notifications past their 90-day age."""
+        n = self.nats(token="replay-token")
+        env = external_env(n)
+        now = time.time_ns()
+        dup = b"Nats-Msg-Id: same-key\r\nChatto-Test: kept\r\n"
+        path = os.path.join(n.dir, "crafted.tar")
+        write_archive(path, {
+            "CHATTO_EVENTS": ("events", 9, [record(2, now, "chatto.ev.r1.msg.m1", b'{"type":"x"}', dup),
+                                            record(5, now, "chatto.ev.r1.msg.m2", b'{"type":"y"}', dup)]),
+            "KV_chatto_notifications": ("kv", 2, [
+                record(1, now - 100 * 86400 * 10**9, "$KV.chatto_notifications.u1.old", b"{}"),
+                record(2, now, "$KV.chatto_notifications.u1.new", b"{}")]),
+        })
+        p = run_cmd(["restore", path], env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        jsz = http_request(n.http_port, "GET", "/jsz?streams=true").json()
+        state = {s["name"]: s["state"] for a in jsz["account_details"] for s in a["stream_detail"]}
+        self.assertEqual((state["CHATTO_EVENTS"]["messages"], state["CHATTO_EVENTS"]["last_seq"]), (2, 9))
+        self.assertEqual(state["KV_chatto_notifications"]["messages"], 1)
+        # a damaged manifest count is refused before anything is written
+        bad = os.path.join(n.dir, "bad.tar")
+        write_archive(bad, {"KV_chatto_users": ("kv", 1, [record(1, now, "$KV.chatto_users.u9", b"{}")])})
+        with tarfile.open(bad) as t:
+            m = json.loads(t.extractfile("manifest.json").read())
+        m["streams"][0]["messages"] = 2
+        with tarfile.open(bad, "w", format=tarfile.USTAR_FORMAT) as t:
+            part = record(1, now, "$KV.chatto_users.u9", b"{}")
+            info = tarfile.TarInfo("KV_chatto_users/00000001.rec")
+            info.size = len(part)
+            t.addfile(info, io.BytesIO(part))
+            mb = json.dumps(m).encode()
+            info = tarfile.TarInfo("manifest.json")
+            info.size = len(mb)
+            t.addfile(info, io.BytesIO(mb))
+        p = run_cmd(["restore", bad, "--conflict=overwrite"], env=env)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("damaged", p.stderr)
+        jsz = http_request(n.http_port, "GET", "/jsz?streams=true").json()
+        state = {s["name"]: s["state"] for a in jsz["account_details"] for s in a["stream_detail"]}
+        self.assertEqual(state["KV_chatto_users"]["messages"], 0)
 
 
 class ClusterBackup(TestCase):
