@@ -143,7 +143,7 @@ store_dump(struct store *st, const struct store_res *r, uint64_t cut, store_dump
     natsStatus s;
     enum ch_status cs = CH_OK;
     struct map *seen = NULL;
-    char filter[96], prefix[96] = "";
+    char filter[128], prefix[96] = "";
     uint64_t last = 0;
     int64_t quiet_since = clock_mono_ms();
 
