@@ -111,25 +111,22 @@ headers_text(natsMsg *m, size_t *len)
     return out;
 }
 
-/* True if a message that is already gone... : is there still a message with a sequence in [from, cut]? One
- * leader read per sequence; used only when the consumer went quiet before reaching the cut (the tail up to the
- * cut was erased meanwhile). */
+/* The consumer went quiet: ask its leader whether anything is left for it. Nothing pending and nothing sent that
+ * we have not received means the rest up to the cut was erased while we read (deleted messages are not
+ * counted); otherwise the server is merely slow. */
 static enum ch_status
-any_left(struct store *st, const char *stream, uint64_t from, uint64_t cut, bool *left, struct ch_err *err)
+drained(struct store *st, natsSubscription *sub, const char *stream, uint64_t last, bool *done, struct ch_err *err)
 {
-    *left = false;
-    for (uint64_t q = from; q <= cut; q++) {
-        natsMsg *m = NULL;
-        jsErrCode jerr = 0;
-        natsStatus s = js_GetMsg(&m, st->js, stream, q, NULL, &jerr);
-        natsMsg_Destroy(m);
-        if (s == NATS_OK) {
-            *left = true;
-            return CH_OK;
-        }
-        if (s != NATS_NOT_FOUND && jerr != JSNoMessageFoundErr && jerr != JSSequenceNotFoundErr)
-            return store_map(s, jerr, stream, err);
-    }
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = natsSubscription_GetConsumerInfo(&ci, sub, NULL, &jerr);
+
+    (void)st;
+    *done = false;
+    if (s != NATS_OK)
+        return store_map(s, jerr, stream, err);
+    *done = ci->NumPending == 0 && ci->Delivered.Stream <= last;
+    jsConsumerInfo_Destroy(ci);
     return CH_OK;
 }
 
@@ -175,12 +172,12 @@ store_dump(struct store *st, const struct store_res *r, uint64_t cut, store_dump
 
         s = natsSubscription_NextMsg(&m, sub, 1000);
         if (s == NATS_TIMEOUT) {
-            /* nothing came: either the rest up to the cut was erased meanwhile, or the server is slow */
-            bool left = true;
-            if (r->kind != STORE_RES_KV && (cs = any_left(st, r->stream, last + 1, cut, &left, err)) != CH_OK)
+            /* nothing came: either what was left up to the cut was erased meanwhile, or the server is slow */
+            bool done = false;
+            if ((cs = drained(st, sub, r->stream, last, &done, err)) != CH_OK)
                 goto out;
-            if (!left || r->kind == STORE_RES_KV)
-                break; /* (KV: the consumer said pending 0 or nothing is there) */
+            if (done)
+                break;
             if (clock_mono_ms() - quiet_since > 60000) {
                 cs = ch_err_set(err, CH_EUNAVAIL, NULL, "%s: no message for 60 s while reading up to %llu",
                                 r->stream, (unsigned long long)cut);
