@@ -217,14 +217,14 @@ backupcmd_backup(const struct cli_args *a, struct cfg *cfg)
         fprintf(stderr, "chatto: out of memory\n");
         goto out;
     }
-    uint64_t size;
-    size = bk_writer_size(w);
     if (bk_writer_finish(w, text, &err) != CH_OK) {
         w = NULL;
         rc = fail(&err);
         goto out;
     }
     w = NULL;
+    struct stat sb;
+    uint64_t size = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
     printf("wrote %s: %llu messages from %d streams, %llu bytes%s, in %lld ms\n", path, (unsigned long long)total,
            cJSON_GetArraySize(arr), (unsigned long long)size, pass[0] ? ", encrypted" : "",
            (long long)(clock_mono_ms() - t0));

@@ -81,7 +81,6 @@ struct bk_writer {
     crypto_secretstream_xchacha20poly1305_state ss;
     unsigned char out[CHUNK]; /* bytes waiting for write() or encryption */
     size_t nout;
-    uint64_t written; /* archive bytes on disk */
     /* the current resource */
     char name[128];
     bool open;
@@ -100,7 +99,6 @@ flush_out(struct bk_writer *w, bool final, struct ch_err *err)
 
     if (!w->enc) {
         s = write_all(w->fd, w->out, w->nout, err);
-        w->written += w->nout;
         w->nout = 0;
         return s;
     }
@@ -115,7 +113,6 @@ flush_out(struct bk_writer *w, bool final, struct ch_err *err)
     s = write_all(w->fd, hdr, 4, err);
     if (s == CH_OK)
         s = write_all(w->fd, c, (size_t)clen, err);
-    w->written += 4 + clen;
     free(c);
     sodium_memzero(w->out, w->nout);
     w->nout = 0;
@@ -217,7 +214,6 @@ bk_writer_open(const char *path, const char *passphrase, struct bk_writer **out,
         w->enc = true;
         if ((s = write_all(w->fd, hdr, sizeof hdr, err)) != CH_OK)
             goto fail;
-        w->written = sizeof hdr;
     }
     *out = w;
     return CH_OK;
@@ -314,12 +310,6 @@ bk_writer_end(struct bk_writer *w, uint64_t *records, uint64_t *bytes, char sha2
     *bytes = w->bytes;
     w->open = false;
     return CH_OK;
-}
-
-uint64_t
-bk_writer_size(const struct bk_writer *w)
-{
-    return w->written + w->nout;
 }
 
 enum ch_status

@@ -63,8 +63,6 @@ enum ch_status bk_writer_end(struct bk_writer *w, uint64_t *records, uint64_t *b
 enum ch_status bk_writer_finish(struct bk_writer *w, const char *manifest, struct ch_err *err);
 /* Give up: remove the temporary file and free. Accepts NULL. */
 void bk_writer_abort(struct bk_writer *w);
-/* Bytes written so far (the archive's size once finished). */
-uint64_t bk_writer_size(const struct bk_writer *w);
 
 /* ---- reading ---- */
 
