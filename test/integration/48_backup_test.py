@@ -62,6 +62,12 @@ class Writer(threading.Thread):
             n += 1
 
 
+def search(c, token, word):
+    r = Client(c, token=token).call("chatto.api.v1.MessageSearchService/SearchMessages", {"query": word})
+    assert r.status == 200, r
+    return r.json()["results"]
+
+
 def body(e):
     return e.get("messagePosted", {}).get("message", {}).get("body")
 
@@ -215,7 +221,9 @@ class Backup(TestCase):
         self.assertIn("already holds Chatto data", p.stderr)
         self.assertIn("CHATTO_EVENTS (", p.stderr)
         b.start()
-        extra = Client(b, token=w["alice_token"]).ok(M + "CreateMessage", {"roomId": w["room"], "body": "extra"})
+        extra_word = "extra%s" % uuid.uuid4().hex
+        extra = Client(b, token=w["alice_token"]).ok(M + "CreateMessage", {"roomId": w["room"], "body": extra_word})
+        wait_for(lambda: search(b, w["alice_token"], extra_word), 30, "the search index to take the extra message")
         # ... refused while a server runs on the data directory
         p = run_cmd(["restore", archive, "--conflict=overwrite"], b_dir)
         self.assertEqual(p.returncode, 1)
@@ -235,6 +243,12 @@ class Backup(TestCase):
         ids = [e["id"] for e in all_events(Client(b, token=w["alice_token"]), w["room"])]
         self.assertNotIn(extra["message"]["id"], ids)  # overwrite put the archive's history back
         self.check_restored(b, w)
+        # the search index followed the old log (its position is past the restored one): it was made afresh, so
+        # new messages, numbered again from the cut, are found
+        fresh = "fresh%s" % uuid.uuid4().hex
+        Client(b, token=w["alice_token"]).ok(M + "CreateMessage", {"roomId": w["room"], "body": fresh})
+        wait_for(lambda: search(b, w["alice_token"], fresh), 30, "the search index to take a new message")
+        self.assertEqual(search(b, w["alice_token"], extra_word), [])
 
     def test_encrypted_archive_wrong_passphrase_and_damage(self):
         a = self.chatto(args=FAST_AUTH, env=SHARED_SECRETS)
