@@ -269,6 +269,12 @@ class Backup(TestCase):
         self.assertNotIn(secret.encode(), raw)
         self.assertNotIn(b"manifest.json", raw)
         a.stop()
+        # with the server stopped the command runs a nats-server child of its own on the data directory
+        plain = os.path.join(a.dir, "stopped.tar")
+        p = run_cmd(["backup", "-o", plain], a.data_dir)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(plain, "rb") as f:
+            self.assertIn(secret.encode(), f.read())
         target = os.path.join(a.dir, "restored")
 
         def restore(path, *extra, env=None):
