@@ -12,7 +12,8 @@
  *      event names that lives in a bucket (a user, a room name, an asset record) was written before that event
  *      was appended, so before the event cut, so before the bucket's cut: it is in the archive. A bucket keeps
  *      one value per key (history 1), so a key changed between the cut and our reading of it no longer has its
- *      cut-time value; we take its first later value instead (whole, never torn). Bucket state is therefore "at
+ *      cut-time value; we take its first later value instead (whole, never torn; a key added while we read may
+ *      come along too: we cannot tell it from a changed one). Bucket state is therefore "at
  *      or a little after" the event cut: a read position or notification may name an event after the cut,
  *      which after a restore reads as "already read" and is harmless.
  *   3. The object stores last (attachments), each up to its cut, taken after every bucket was read: an asset
