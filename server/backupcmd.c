@@ -30,6 +30,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
@@ -91,6 +92,39 @@ read_passphrase(const char *file, char *buf, size_t len)
     return 0;
 }
 
+/* A small file (at most 64 KiB) into *buf (caller frees, zeroes first: it holds secrets). -1 with errno. */
+static int
+read_small(const char *path, char **buf, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *b = NULL;
+    size_t n = 0;
+
+    if (!f)
+        return -1;
+    if (!(b = malloc(65536 + 1))) {
+        fclose(f);
+        errno = ENOMEM;
+        return -1;
+    }
+    n = fread(b, 1, 65536 + 1, f);
+    fclose(f);
+    if (n > 65536) {
+        free(b);
+        errno = EFBIG;
+        return -1;
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+static void
+secrets_path(const struct cfg *cfg, char *out, size_t len)
+{
+    snprintf(out, len, "%s/secrets.ini", cfg_str(cfg, CFG_NATS_EMBEDDED_DATA_DIR));
+}
+
 /* ---- backup ---- */
 
 struct dump_ctx {
@@ -139,6 +173,19 @@ backupcmd_backup(const struct cli_args *a, struct cfg *cfg)
 
     if (read_passphrase(a->passphrase_file, pass, sizeof pass) != 0)
         return EXIT_USAGE;
+    /* the generated secrets are credentials: they travel only inside an encrypted archive */
+    if (a->include_secrets && !pass[0]) {
+        fprintf(stderr, "chatto: --include-secrets needs a passphrase (--passphrase-file or %s): the archive "
+                        "would hold credentials\n", PASSPHRASE_ENV);
+        explicit_bzero(pass, sizeof pass);
+        return EXIT_USAGE;
+    }
+    if (a->include_secrets && !cfg_bool(cfg, CFG_NATS_EMBEDDED_ENABLED)) {
+        fprintf(stderr, "chatto: --include-secrets: only embedded mode generates secrets; with an external NATS they "
+                        "are in your configuration\n");
+        explicit_bzero(pass, sizeof pass);
+        return EXIT_USAGE;
+    }
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", gmtime(&now));
     if (a->output)
         snprintf(path, sizeof path, "%s", a->output);
@@ -208,12 +255,36 @@ backupcmd_backup(const struct cli_args *a, struct cfg *cfg)
         cJSON_AddItemToArray(arr, o);
         total += records;
     }
+    if (a->include_secrets) {
+        char sp[PATH_MAX], hex[65];
+        char *sec = NULL;
+        size_t slen = 0;
+        secrets_path(cfg, sp, sizeof sp);
+        if (read_small(sp, &sec, &slen) != 0) {
+            fprintf(stderr, "chatto: --include-secrets: %s: %s (every secret is set in the configuration?)\n", sp,
+                    strerror(errno));
+            goto out;
+        }
+        crypto_sha256_hex(sec, slen, hex);
+        enum ch_status fs = bk_writer_file(w, BK_SECRETS, sec, slen, &err);
+        explicit_bzero(sec, slen);
+        free(sec);
+        if (fs != CH_OK) {
+            rc = fail(&err);
+            goto out;
+        }
+        cJSON *so = cJSON_AddObjectToObject(man, "secrets");
+        cJSON_AddStringToObject(so, "file", BK_SECRETS);
+        cJSON_AddStringToObject(so, "sha256", hex);
+    } else
+        excluded(exc, "generated secrets (<data_dir>/secrets.ini)",
+                 "credentials, outside NATS: keep them with the archive (or use --include-secrets), sessions and "
+                 "API tokens need the same secrets");
     excluded(exc, "consumer chatto_notifier on CHATTO_EVENTS",
              "made again by the first server (new events only): notifications up to the cut are in "
              "KV_chatto_notifications");
     excluded(exc, "search index", "outside NATS and disposable: rebuilt from CHATTO_EVENTS");
-    excluded(exc, "generated secrets (<data_dir>/secrets.ini) and the config file",
-             "outside NATS: keep them with the archive, sessions and API tokens need the same secrets");
+    excluded(exc, "the config file", "outside NATS");
     if (!(text = json_print(man, NULL))) {
         fprintf(stderr, "chatto: out of memory\n");
         goto out;
@@ -267,8 +338,14 @@ jnum(const cJSON *o, const char *name)
 
 /* Pass 1: read the whole archive, checking every record, each stream's count and SHA-256 against the manifest
  * and the manifest's format, before anything is written to NATS. */
+struct secrets {
+    char *data; /* the archive's secrets.ini, or NULL */
+    size_t len;
+};
+
 static enum ch_status
-verify(const char *path, const char *pass, struct res_state *v, size_t n, cJSON **manifest, struct ch_err *err)
+verify(const char *path, const char *pass, struct res_state *v, size_t n, cJSON **manifest, struct secrets *sec,
+       struct ch_err *err)
 {
     struct bk_reader *r = NULL;
     enum ch_status s;
@@ -293,6 +370,15 @@ verify(const char *path, const char *pass, struct res_state *v, size_t n, cJSON 
                 s = ch_err_set(err, CH_EINVAL, NULL, "%s: archive is damaged (its manifest is not JSON)", path);
                 goto out;
             }
+            continue;
+        }
+        if (!strcmp(name, BK_SECRETS) && !sec->data) {
+            if (!(sec->data = malloc(len + 1))) {
+                s = ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+                goto out;
+            }
+            memcpy(sec->data, data, len);
+            sec->len = len;
             continue;
         }
         const char *slash = strchr(name, '/');
@@ -354,6 +440,16 @@ verify(const char *path, const char *pass, struct res_state *v, size_t n, cJSON 
         }
         rs->entry = e;
         rs->cut = jnum(e, "cutSeq");
+    }
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(man, "secrets");
+    const cJSON *ssha = cJSON_GetObjectItemCaseSensitive(so, "sha256");
+    char shex[65] = "";
+    if (sec->data)
+        crypto_sha256_hex(sec->data, sec->len, shex);
+    if (!!so != !!sec->data || (so && (!cJSON_IsString(ssha) || strcmp(shex, ssha->valuestring)))) {
+        s = ch_err_set(err, CH_EINVAL, NULL, "%s: archive is damaged (%s does not match the manifest)", path,
+                       BK_SECRETS);
+        goto out;
     }
     for (size_t i = 0; i < n; i++)
         if (v[i].seen && !v[i].entry) {
@@ -472,9 +568,13 @@ backupcmd_restore(const struct cli_args *a, struct cfg *cfg)
     struct opconn *oc = NULL;
     struct ch_err err = { 0 };
     cJSON *man = NULL;
-    char pass[1024];
+    char pass[1024], sp[PATH_MAX];
     int rc = 1;
     size_t n = store_resources(res, MAX_RES);
+    struct secrets sec = { 0 };
+    char *have = NULL;
+    size_t have_len = 0;
+    bool embedded = cfg_bool(cfg, CFG_NATS_EMBEDDED_ENABLED), had_secrets = false, write_secrets = false;
     int64_t t0 = clock_mono_ms();
 
     memset(v, 0, sizeof v);
@@ -489,10 +589,13 @@ backupcmd_restore(const struct cli_args *a, struct cfg *cfg)
         fprintf(stderr, "chatto: %s: %s\n", path, strerror(errno));
         return 1;
     }
-    if (verify(path, pass, v, n, &man, &err) != CH_OK) {
+    if (verify(path, pass, v, n, &man, &sec, &err) != CH_OK) {
         rc = fail(&err);
         goto out;
     }
+    /* (opening the data directory generates secrets where there were none: which were there before?) */
+    secrets_path(cfg, sp, sizeof sp);
+    had_secrets = embedded && read_small(sp, &have, &have_len) == 0;
     if (opconn_open(cfg, true, &oc) != 0)
         goto out;
     struct store *st = opconn_store(oc);
@@ -524,6 +627,14 @@ backupcmd_restore(const struct cli_args *a, struct cfg *cfg)
                                     res[i].stream, (unsigned long long)count,
                                     res[i].kind == STORE_RES_KV ? "keys" : "messages");
     }
+    if (sec.data && embedded) {
+        bool differ = had_secrets && (have_len != sec.len || memcmp(have, sec.data, sec.len) != 0);
+        write_secrets = !had_secrets || (differ && !strcmp(mode, "overwrite"));
+        if (differ && off < sizeof found)
+            off += (size_t)snprintf(found + off, sizeof found - off, "%s%.400s (other secrets)", off ? ", " : "", sp);
+    } else if (sec.data)
+        fprintf(stderr, "chatto: note: the archive holds the secrets an embedded data directory generated; with an "
+                        "external NATS they come from the configuration and are not written anywhere\n");
     if (found[0] && !strcmp(mode, "error")) {
         fprintf(stderr, "chatto: this NATS already holds Chatto data: %s; restore into an empty one, or choose "
                         "--conflict=skip (keep those streams as they are) or --conflict=overwrite (replace them)\n",
@@ -541,6 +652,22 @@ backupcmd_restore(const struct cli_args *a, struct cfg *cfg)
         fprintf(stderr, "chatto: the restore stopped part-way; run it again with --conflict=overwrite\n");
         rc = fail(&err);
         goto out;
+    }
+    if (write_secrets) {
+        char tmp[PATH_MAX + 8];
+        snprintf(tmp, sizeof tmp, "%s.tmp", sp);
+        FILE *f = NULL;
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        bool ok = fd >= 0 && (f = fdopen(fd, "w")) && fwrite(sec.data, 1, sec.len, f) == sec.len;
+        if (f)
+            ok = fclose(f) == 0 && ok;
+        else if (fd >= 0)
+            close(fd);
+        if (!ok || rename(tmp, sp) != 0) {
+            fprintf(stderr, "chatto: cannot write %s: %s\n", sp, strerror(errno));
+            unlink(tmp);
+            goto out;
+        }
     }
     uint64_t total = 0, expired = 0;
     int streams = 0;
@@ -563,12 +690,21 @@ backupcmd_restore(const struct cli_args *a, struct cfg *cfg)
         if (stat(dir, &sb) == 0 && nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
             fprintf(stderr, "chatto: warning: cannot remove the old search index %s: %s\n", dir, strerror(errno));
     }
-    printf("restored %llu messages into %d streams from %s in %lld ms%s\n", (unsigned long long)total, streams, path,
-           (long long)(clock_mono_ms() - t0), expired ? " (entries past their age limit left out)" : "");
+    printf("restored %llu messages into %d streams from %s in %lld ms%s%s\n", (unsigned long long)total, streams,
+           path, (long long)(clock_mono_ms() - t0), expired ? " (entries past their age limit left out)" : "",
+           write_secrets ? "; wrote the archive's secrets.ini" : "");
     rc = 0;
 out:
     cJSON_Delete(man);
     opconn_close(oc);
     explicit_bzero(pass, sizeof pass);
+    if (sec.data) {
+        explicit_bzero(sec.data, sec.len);
+        free(sec.data);
+    }
+    if (have) {
+        explicit_bzero(have, have_len);
+        free(have);
+    }
     return rc;
 }

@@ -12,6 +12,7 @@
 #define OPT_DISPLAY 902
 #define OPT_PASSFILE 903
 #define OPT_CONFLICT 904
+#define OPT_SECRETS 905
 
 static const char *
 cmd_name(enum cli_cmd c)
@@ -85,6 +86,7 @@ cli_parse(int argc, char **argv, struct cli_args *a, struct ch_err *err)
     longopts[n++] = (struct option){ "output", required_argument, NULL, 'o' };
     longopts[n++] = (struct option){ "passphrase-file", required_argument, NULL, OPT_PASSFILE };
     longopts[n++] = (struct option){ "conflict", required_argument, NULL, OPT_CONFLICT };
+    longopts[n++] = (struct option){ "include-secrets", no_argument, NULL, OPT_SECRETS };
     so += (size_t)snprintf(shortopts + so, sizeof shortopts - so, "c:hVo:");
     for (size_t k = 0; k < CFG_KEY_COUNT; k++) {
         const struct cfg_keyinfo *ki = cfg_keyinfo((enum cfg_key)k);
@@ -134,6 +136,12 @@ cli_parse(int argc, char **argv, struct cli_args *a, struct ch_err *err)
             if (a->cmd != CLI_BACKUP && a->cmd != CLI_RESTORE)
                 return ch_err_set(err, CH_EINVAL, NULL, "--passphrase-file: only for 'chatto backup' and 'restore'");
             a->passphrase_file = optarg;
+            continue;
+        }
+        if (c == OPT_SECRETS) {
+            if (a->cmd != CLI_BACKUP)
+                return ch_err_set(err, CH_EINVAL, NULL, "--include-secrets: only for 'chatto backup'");
+            a->include_secrets = true;
             continue;
         }
         if (c == OPT_CONFLICT) {
@@ -230,11 +238,12 @@ cli_print_help(FILE *out)
           "  user list              list accounts\n"
           "                         user commands use the same NATS as the server (in embedded mode the running\n"
           "                         server's child, or a temporary one when the server is stopped)\n"
-          "  backup [-o FILE] [--passphrase-file FILE]\n"
+          "  backup [-o FILE] [--passphrase-file FILE] [--include-secrets]\n"
           "                         write every stream, bucket and object store Chatto owns (not caches) into\n"
           "                         one archive (default ./chatto-backup-<UTC time>.tar), online and consistent;\n"
           "                         encrypted when a passphrase is given (the file's first line, or\n"
-          "                         CHATTO_BACKUP_PASSPHRASE)\n"
+          "                         CHATTO_BACKUP_PASSPHRASE); --include-secrets adds the secrets embedded mode\n"
+          "                         generated (<data_dir>/secrets.ini; encrypted archives only)\n"
           "  restore FILE [--conflict=error|skip|overwrite] [--passphrase-file FILE]\n"
           "                         load an archive into this configuration's NATS while no chatto serves it;\n"
           "                         a NATS holding Chatto data is refused unless --conflict says skip (keep\n"
@@ -252,6 +261,7 @@ cli_print_help(FILE *out)
           "  -o, --output FILE      with backup: the archive to write (never overwritten)\n"
           "      --passphrase-file FILE  with backup/restore: the passphrase (first line of FILE)\n"
           "      --conflict MODE    with restore: error (default), skip or overwrite\n"
+          "      --include-secrets  with backup: add <data_dir>/secrets.ini (needs a passphrase)\n"
           "\n"
           "Settings (precedence: defaults < config file < CHATTO_* environment < these flags).\n"
           "Each flag sets the config key [section] name; bools accept --flag or --flag=true|false.\n"

@@ -26,6 +26,7 @@ struct cli_args {
     const char *output;      /* backup -o/--output FILE */
     const char *passphrase_file; /* backup|restore --passphrase-file FILE */
     const char *conflict;    /* restore --conflict=error|skip|overwrite */
+    bool include_secrets;    /* backup --include-secrets */
     size_t npos;
     size_t nflags;
     struct {

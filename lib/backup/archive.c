@@ -313,6 +313,14 @@ bk_writer_end(struct bk_writer *w, uint64_t *records, uint64_t *bytes, char sha2
 }
 
 enum ch_status
+bk_writer_file(struct bk_writer *w, const char *name, const void *data, size_t len, struct ch_err *err)
+{
+    if (w->open || strchr(name, '/'))
+        return ch_err_set(err, CH_EINVAL, NULL, "bad file entry for the archive: %s", name);
+    return tar_entry(w, name, data, len, err);
+}
+
+enum ch_status
 bk_writer_finish(struct bk_writer *w, const char *manifest, struct ch_err *err)
 {
     static const unsigned char zero[1024];

@@ -8,6 +8,7 @@
  * Layout of the tar (in this order):
  *   <RESOURCE>/<NNNNNNNN>.rec   the records of one stream, KV bucket or object store, in parts of about 4 MiB
  *                               (a record never spans parts); RESOURCE is the JetStream stream name
+ *   secrets.ini                 only with `chatto backup --include-secrets`: <data_dir>/secrets.ini as it was
  *   manifest.json               written last: format, versions, and per resource its cut, counts and SHA-256
  * A record (big-endian): u32 length of the rest | u64 stream sequence | i64 stored time (ns since the epoch) |
  * u16 subject length, subject | u32 header length, headers ("Name: value\r\n" lines) | u32 data length, data.
@@ -28,6 +29,7 @@
 #include "base/status.h"
 
 #define BK_MANIFEST "manifest.json"
+#define BK_SECRETS "secrets.ini"
 #define BK_ENC_MAGIC "CHATTO-BACKUP-E1"
 #define BK_ENTRY_MAX (64u * 1024u * 1024u) /* largest tar entry the reader accepts */
 
@@ -58,6 +60,9 @@ enum ch_status bk_writer_record(struct bk_writer *w, const struct bk_record *r, 
 /* End the current resource: its record count, bytes (of its parts) and SHA-256 over those bytes as hex. */
 enum ch_status bk_writer_end(struct bk_writer *w, uint64_t *records, uint64_t *bytes, char sha256_hex[65],
                              struct ch_err *err);
+/* Add a whole file entry (between resources): name (no '/'), its bytes. */
+enum ch_status bk_writer_file(struct bk_writer *w, const char *name, const void *data, size_t len,
+                              struct ch_err *err);
 /* Write the manifest, end the tar (and the encryption stream), flush to disk and rename into place. Frees w
  * (also on failure, removing the temporary file). */
 enum ch_status bk_writer_finish(struct bk_writer *w, const char *manifest, struct ch_err *err);

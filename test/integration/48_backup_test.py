@@ -24,12 +24,13 @@ T = "chatto.api.v1.ThreadService/"
 ME = "chatto.api.v1.MyAccountService/GetMyAccount"
 
 
-def run_cmd(args, data_dir=None, env=None, timeout=120):
+def run_cmd(args, data_dir=None, env=None, timeout=120, secrets=True):
     cmd = [CHATTO_BIN] + args
     if data_dir:
         cmd += ["--nats-embedded-data-dir", data_dir]
     e = {k: v for k, v in os.environ.items() if not k.startswith("CHATTO_")}
-    e.update(SHARED_SECRETS)
+    if secrets:
+        e.update(SHARED_SECRETS)
     e.update(env or {})
     return subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=timeout)
 
@@ -308,6 +309,49 @@ class Backup(TestCase):
         bodies = [body(e) for e in all_events(alice, "general")]
         self.assertIn(secret, bodies)
 
+    def test_generated_secrets_travel_only_when_asked_and_encrypted(self):
+        """Embedded mode generates its secrets into <data_dir>/secrets.ini, outside NATS: API tokens and sessions
+        survive a restore into a fresh directory only with --include-secrets (which needs a passphrase)."""
+        a = self.chatto(args=FAST_AUTH)
+        alice = Client(a)
+        self.assertEqual(alice.register("alice", password="alice password 1", token=True).status, 200)
+        pw = {"CHATTO_BACKUP_PASSPHRASE": "secret passphrase"}
+        p = run_cmd(["backup", "-o", os.path.join(a.dir, "plain.tar"), "--include-secrets"], a.data_dir, secrets=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("needs a passphrase", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(a.dir, "plain.tar")))
+        with_secrets, without = os.path.join(a.dir, "with.tar.enc"), os.path.join(a.dir, "without.tar.enc")
+        p = run_cmd(["backup", "-o", with_secrets, "--include-secrets"], a.data_dir, env=pw, secrets=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = run_cmd(["backup", "-o", without], a.data_dir, env=pw, secrets=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        a.stop()
+        # without them: a fresh directory generates new secrets, and the old token means nothing there
+        d1 = os.path.join(a.dir, "d1")
+        p = run_cmd(["restore", without], d1, env=pw, secrets=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        b = self.chatto(args=FAST_AUTH, data_dir=d1)
+        self.assertEqual(Client(b, token=alice.token).call(ME).status, 401)
+        self.assertEqual(Client(b).login("alice", "alice password 1").status, 200)  # passwords are in NATS
+        b.stop()
+        # with them: token and session cookie work as before
+        d2 = os.path.join(a.dir, "d2")
+        p = run_cmd(["restore", with_secrets], d2, env=pw, secrets=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("secrets.ini", p.stdout)
+        c = self.chatto(args=FAST_AUTH, data_dir=d2)
+        self.assertEqual(Client(c, token=alice.token).call(ME).status, 200)
+        self.assertEqual(Client(c, cookie=alice.cookie).call(ME).status, 200)
+        c.stop()
+        # over the first directory (other secrets, data): refused, then replaced with --conflict=overwrite
+        p = run_cmd(["restore", with_secrets], d1, env=pw, secrets=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("(other secrets)", p.stderr)
+        p = run_cmd(["restore", with_secrets, "--conflict=overwrite"], d1, env=pw, secrets=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        b.start()
+        self.assertEqual(Client(b, token=alice.token).call(ME).status, 200)
+
     def test_bad_input(self):
         d = self.chatto(args=FAST_AUTH, start=False)
         target = d.data_dir
@@ -336,6 +380,7 @@ class Backup(TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("--conflict", p.stderr)
         self.assertEqual(run_cmd(["backup", "--conflict=skip"], target).returncode, 2)
+        self.assertEqual(run_cmd(["restore", newer, "--include-secrets"], target).returncode, 2)
         p = run_cmd(["backup", "--passphrase-file", os.path.join(d.dir, "missing")], target)
         self.assertEqual(p.returncode, 2)
         # nothing of Chatto's was created by any of these
@@ -349,6 +394,10 @@ class Backup(TestCase):
         archive = os.path.join(c.dir, "b.tar")
         p = run_cmd(["backup", "-o", archive], env=env)
         self.assertEqual(p.returncode, 0, p.stderr)
+        p = run_cmd(["backup", "-o", archive + ".enc", "--include-secrets"],
+                    env=dict(env, CHATTO_BACKUP_PASSPHRASE="pw"))
+        self.assertEqual(p.returncode, 2)  # nothing generated here: the secrets are the configuration's
+        self.assertIn("only embedded mode", p.stderr)
         p = run_cmd(["restore", archive, "--conflict=overwrite"], env=env)
         self.assertEqual(p.returncode, 1)
         self.assertIn("process", p.stderr)
