@@ -23,7 +23,9 @@
  *
  * Restore writes the event log and the object stores back with their sequence numbers (read positions,
  * threads, notifications and upload sessions name them): an erased message leaves a gap, filled by a
- * placeholder that is deleted at once. Message times are not the stream's timestamps but the "at"/"createdAt"
+ * placeholder that is deleted at the end. Publishes are pipelined, each with the expected last sequence, so
+ * JetStream refuses any message that would be numbered otherwise; at the end each stream's count and last
+ * sequence are compared with the archive. Message times are not the stream's timestamps but the "at"/"createdAt"
  * of the payloads, which the model prefers, so they come back unchanged.
  */
 #include "backupcmd.h"
@@ -507,14 +509,15 @@ static enum ch_status
 apply(struct store *st, const char *path, const char *pass, struct res_state *v, size_t n, struct ch_err *err)
 {
     struct bk_reader *r = NULL;
+    struct store_replayer *rp = NULL;
     enum ch_status s;
     const char *name;
     const unsigned char *data;
     size_t len;
     int64_t now_ns = clock_wall_ms() * 1000000LL;
 
-    if ((s = bk_reader_open(path, pass, &r, err)) != CH_OK)
-        return s;
+    if ((s = store_replayer_new(st, &rp, err)) != CH_OK || (s = bk_reader_open(path, pass, &r, err)) != CH_OK)
+        goto out;
     for (;;) {
         if ((s = bk_reader_next(r, &name, &data, &len, err)) != CH_OK)
             goto out;
@@ -544,18 +547,36 @@ apply(struct store *st, const char *path, const char *pass, struct res_state *v,
             subject[rec.subject_len] = '\0';
             struct store_raw_msg m = { .seq = rec.seq, .time_ns = rec.time_ns, .subject = subject, .hdr = rec.hdr,
                                        .hdr_len = rec.hdr_len, .data = rec.data, .len = rec.len };
-            if ((s = store_replay(st, rs->res, &rs->next, &m, err)) != CH_OK)
+            if ((s = store_replay(rp, rs->res, &rs->next, &m, err)) != CH_OK)
                 goto out;
         }
     }
     /* sequences up to each cut are taken, so what is written next comes after anything the archive names */
     for (size_t i = 0; i < n; i++)
         if (v[i].restore && v[i].res->kind != STORE_RES_KV &&
-            (s = store_replay_fill(st, v[i].res, &v[i].next, v[i].cut, err)) != CH_OK)
+            (s = store_replay_fill(rp, v[i].res, &v[i].next, v[i].cut, err)) != CH_OK)
             goto out;
-    s = CH_OK;
+    if ((s = store_replayer_finish(rp, err)) != CH_OK)
+        goto out;
+    /* and check what JetStream now holds against the archive */
+    for (size_t i = 0; i < n; i++) {
+        struct store_stream_state ss;
+        if (!v[i].restore)
+            continue;
+        if ((s = store_stream_state(st, v[i].res->stream, &ss, err)) != CH_OK)
+            goto out;
+        bool kv = v[i].res->kind == STORE_RES_KV;
+        if (ss.msgs != v[i].records - v[i].skipped_expired || (!kv && ss.last_seq != v[i].cut)) {
+            s = ch_err_set(err, CH_EINTERNAL, NULL, "%s holds %llu messages up to sequence %llu after the restore; "
+                                                    "the archive has %llu up to %llu", v[i].res->stream,
+                           (unsigned long long)ss.msgs, (unsigned long long)ss.last_seq,
+                           (unsigned long long)(v[i].records - v[i].skipped_expired), (unsigned long long)v[i].cut);
+            goto out;
+        }
+    }
 out:
     bk_reader_close(r);
+    store_replayer_free(rp);
     return s;
 }
 

@@ -245,19 +245,107 @@ out:
     return cs;
 }
 
-/* One message into the stream with the headers of hdr ("Nats-" ones dropped: a stored Nats-Msg-Id would make
- * JetStream's duplicate window swallow a different message that happened to reuse it days later, and stored
- * expectations no longer hold). expect_last > 0: JetStream refuses it unless the stream's last sequence is that. */
+/* Writing back. Messages are published asynchronously (a window of MAX_INFLIGHT unacknowledged ones), each of an
+ * event log or object store with the stream's expected last sequence, so JetStream itself refuses any that would
+ * be numbered otherwise; the first refusal is kept and ends the restore. A placeholder that fills a gap is
+ * deleted once every publish was acknowledged. */
+#define MAX_INFLIGHT 4096
+
+struct gap {
+    const char *stream; /* borrowed: a store_resources() constant */
+    uint64_t seq;
+};
+
+struct store_replayer {
+    struct store *st;
+    jsCtx *js;
+    pthread_mutex_t mu; /* guards failed and error (nats.c's thread writes them) */
+    bool failed;
+    char error[200];
+    struct gap *gaps;
+    size_t ngaps, cap;
+};
+
+/* nats.c's thread, once per published message: keep the first refusal. A duplicate cannot happen (no message
+ * carries a Nats-Msg-Id) but would mean a message silently not stored, so it counts as one. */
+static void
+on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    struct store_replayer *rp = closure;
+
+    (void)js;
+    pthread_mutex_lock(&rp->mu);
+    if (!rp->failed && (pae || (pa && pa->Duplicate))) {
+        rp->failed = true;
+        if (pae)
+            snprintf(rp->error, sizeof rp->error, "%s: %s%s", msg ? natsMsg_GetSubject(msg) : "?",
+                     pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err),
+                     pae->ErrCode == JSStreamWrongLastSequenceErr ? " (is something else writing?)" : "");
+        else
+            snprintf(rp->error, sizeof rp->error, "%s: taken for a duplicate of sequence %llu",
+                     msg ? natsMsg_GetSubject(msg) : "?", (unsigned long long)pa->Sequence);
+    }
+    pthread_mutex_unlock(&rp->mu);
+    natsMsg_Destroy(msg);
+}
+
 static enum ch_status
-publish_raw(struct store *st, const char *stream, const char *subject, const char *hdr, size_t hdr_len,
-            const void *data, size_t len, uint64_t expect_last, uint64_t *seq, struct ch_err *err)
+failed(struct store_replayer *rp, struct ch_err *err)
+{
+    enum ch_status cs = CH_OK;
+    pthread_mutex_lock(&rp->mu);
+    if (rp->failed)
+        cs = ch_err_set(err, CH_ECONFLICT, NULL, "restore: %s", rp->error);
+    pthread_mutex_unlock(&rp->mu);
+    return cs;
+}
+
+enum ch_status
+store_replayer_new(struct store *st, struct store_replayer **out, struct ch_err *err)
+{
+    struct store_replayer *rp = calloc(1, sizeof *rp);
+    jsOptions jo;
+    natsStatus s;
+
+    if (!rp)
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    rp->st = st;
+    pthread_mutex_init(&rp->mu, NULL);
+    jsOptions_Init(&jo);
+    jo.Wait = st->timeout_ms > 0 ? st->timeout_ms : 5000;
+    jo.PublishAsync.MaxPending = MAX_INFLIGHT;
+    jo.PublishAsync.AckHandler = on_pub_ack;
+    jo.PublishAsync.AckHandlerClosure = rp;
+    jo.PublishAsync.StallWait = 60000; /* a full window waits for acknowledgements rather than failing */
+    if ((s = natsConnection_JetStream(&rp->js, st->nc, &jo)) != NATS_OK) {
+        store_replayer_free(rp);
+        return store_map(s, 0, "restore", err);
+    }
+    *out = rp;
+    return CH_OK;
+}
+
+void
+store_replayer_free(struct store_replayer *rp)
+{
+    if (!rp)
+        return;
+    jsCtx_Destroy(rp->js);
+    pthread_mutex_destroy(&rp->mu);
+    free(rp->gaps);
+    free(rp);
+}
+
+/* Publish one message with the headers of hdr ("Nats-" ones dropped: a stored Nats-Msg-Id would make JetStream's
+ * duplicate window swallow a different message that happened to reuse it days later, and stored expectations no
+ * longer hold). expect_last > 0: JetStream refuses it unless the stream's last sequence is that. */
+static enum ch_status
+publish_raw(struct store_replayer *rp, const char *stream, const char *subject, const char *hdr, size_t hdr_len,
+            const void *data, size_t len, uint64_t expect_last, struct ch_err *err)
 {
     natsMsg *m = NULL;
-    jsPubAck *ack = NULL;
     jsPubOptions po;
-    jsErrCode jerr = 0;
     natsStatus s;
-    enum ch_status cs;
 
     if ((s = natsMsg_Create(&m, subject, NULL, data, (int)len)) != NATS_OK)
         return store_map(s, 0, stream, err);
@@ -285,61 +373,77 @@ publish_raw(struct store *st, const char *stream, const char *subject, const cha
     jsPubOptions_Init(&po);
     po.ExpectStream = stream;
     po.ExpectLastSeq = expect_last;
-    po.MaxWait = st->timeout_ms > 0 ? st->timeout_ms : 5000;
-    s = js_PublishMsg(&ack, st->js, m, &po, &jerr);
-    if (s == NATS_OK && seq)
-        *seq = ack->Sequence;
-    cs = store_map(s, jerr, stream, err);
-    if (cs != CH_OK && *store_last_error() && err)
-        snprintf(err->msg, sizeof err->msg, "%s: %s", stream, store_last_error());
-    jsPubAck_Destroy(ack);
-    natsMsg_Destroy(m);
-    return cs;
+    s = js_PublishMsgAsync(rp->js, &m, &po);
+    natsMsg_Destroy(m); /* NULL once nats.c took it */
+    if (s != NATS_OK) {
+        enum ch_status cs = store_map(s, 0, stream, err);
+        if (*store_last_error() && err)
+            snprintf(err->msg, sizeof err->msg, "%s: %s", stream, store_last_error());
+        return cs;
+    }
+    return failed(rp, err);
 }
 
 enum ch_status
-store_replay_fill(struct store *st, const struct store_res *r, uint64_t *next, uint64_t upto, struct ch_err *err)
+store_replay_fill(struct store_replayer *rp, const struct store_res *r, uint64_t *next, uint64_t upto,
+                  struct ch_err *err)
 {
     while (*next <= upto) {
-        uint64_t got = 0;
-        jsErrCode jerr = 0;
-        enum ch_status cs = publish_raw(st, r->stream, r->gap_subject, NULL, 0, "", 0, *next - 1, &got, err);
+        if (rp->ngaps == rp->cap) {
+            size_t cap = rp->cap ? rp->cap * 2 : 256;
+            struct gap *g = realloc(rp->gaps, cap * sizeof *g);
+            if (!g)
+                return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+            rp->gaps = g;
+            rp->cap = cap;
+        }
+        enum ch_status cs = publish_raw(rp, r->stream, r->gap_subject, NULL, 0, "", 0, *next - 1, err);
         if (cs != CH_OK)
             return cs;
-        if (got != *next)
-            return ch_err_set(err, CH_ECONFLICT, NULL, "%s: a placeholder landed at sequence %llu, not %llu "
-                                                       "(is something else writing?)", r->stream,
-                              (unsigned long long)got, (unsigned long long)*next);
-        natsStatus s = js_DeleteMsg(st->js, r->stream, got, NULL, &jerr);
-        if (s != NATS_OK)
-            return store_map(s, jerr, r->stream, err);
+        rp->gaps[rp->ngaps++] = (struct gap){ r->stream, *next };
         (*next)++;
     }
     return CH_OK;
 }
 
 enum ch_status
-store_replay(struct store *st, const struct store_res *r, uint64_t *next, const struct store_raw_msg *m,
+store_replay(struct store_replayer *rp, const struct store_res *r, uint64_t *next, const struct store_raw_msg *m,
              struct ch_err *err)
 {
     enum ch_status cs;
-    uint64_t got = 0;
 
     if (r->kind == STORE_RES_KV)
-        return publish_raw(st, r->stream, m->subject, m->hdr, m->hdr_len, m->data, m->len, 0, NULL, err);
+        return publish_raw(rp, r->stream, m->subject, m->hdr, m->hdr_len, m->data, m->len, 0, err);
     if (m->seq < *next)
         return ch_err_set(err, CH_EINVAL, NULL, "%s: sequence %llu out of order in the archive", r->stream,
                           (unsigned long long)m->seq);
-    if ((cs = store_replay_fill(st, r, next, m->seq - 1, err)) != CH_OK)
+    if ((cs = store_replay_fill(rp, r, next, m->seq - 1, err)) != CH_OK)
         return cs;
-    cs = publish_raw(st, r->stream, m->subject, m->hdr, m->hdr_len, m->data, m->len, *next - 1, &got, err);
-    if (cs != CH_OK)
+    if ((cs = publish_raw(rp, r->stream, m->subject, m->hdr, m->hdr_len, m->data, m->len, *next - 1, err)) != CH_OK)
         return cs;
-    if (got != m->seq)
-        return ch_err_set(err, CH_ECONFLICT, NULL, "%s: sequence %llu was stored as %llu (is something else "
-                                                   "writing?)", r->stream, (unsigned long long)m->seq,
-                          (unsigned long long)got);
     (*next)++;
+    return CH_OK;
+}
+
+enum ch_status
+store_replayer_finish(struct store_replayer *rp, struct ch_err *err)
+{
+    jsPubOptions po;
+    natsStatus s;
+    enum ch_status cs;
+
+    jsPubOptions_Init(&po);
+    po.MaxWait = 120000;
+    if ((s = js_PublishAsyncComplete(rp->js, &po)) != NATS_OK)
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "restore: not every message was acknowledged (%s)",
+                          natsStatus_GetText(s));
+    if ((cs = failed(rp, err)) != CH_OK)
+        return cs;
+    for (size_t i = 0; i < rp->ngaps; i++) {
+        jsErrCode jerr = 0;
+        if ((s = js_DeleteMsg(rp->st->js, rp->gaps[i].stream, rp->gaps[i].seq, NULL, &jerr)) != NATS_OK)
+            return store_map(s, jerr, rp->gaps[i].stream, err);
+    }
     return CH_OK;
 }
 

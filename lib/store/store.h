@@ -406,12 +406,19 @@ enum ch_status store_stream_reset(struct store *st, const struct store_res *r, s
 /* (Re)create one stream of ours by name, with our settings; waits for a cluster to make it. */
 enum ch_status store_stream_create(struct store *st, const char *stream, struct ch_err *err);
 
+/* Writing streams back (a restore): messages are published asynchronously, many in flight; every call may report
+ * an earlier message's refusal. store_replayer_finish waits for the last acknowledgement. */
+struct store_replayer;
+enum ch_status store_replayer_new(struct store *st, struct store_replayer **out, struct ch_err *err);
 /* Write m back into r's (fresh) stream. Events and object stores keep their sequences: *next is the sequence the
  * stream will give next (1 for a fresh stream); a gap before m->seq (an erased message) is filled with a
- * placeholder on r->gap_subject that is deleted at once; CH_ECONFLICT if JetStream numbered it otherwise. KV
- * entries are simply written. Nats-* headers are not written back. */
-enum ch_status store_replay(struct store *st, const struct store_res *r, uint64_t *next, const struct store_raw_msg *m,
-                            struct ch_err *err);
+ * placeholder on r->gap_subject, deleted by store_replayer_finish; JetStream refuses anything numbered otherwise
+ * (CH_ECONFLICT). KV entries are simply written. Nats-* headers are not written back. */
+enum ch_status store_replay(struct store_replayer *rp, const struct store_res *r, uint64_t *next,
+                            const struct store_raw_msg *m, struct ch_err *err);
 /* Fill the gap up to and including sequence upto (the archive's cut: new messages then come after it). */
-enum ch_status store_replay_fill(struct store *st, const struct store_res *r, uint64_t *next, uint64_t upto,
+enum ch_status store_replay_fill(struct store_replayer *rp, const struct store_res *r, uint64_t *next, uint64_t upto,
                                  struct ch_err *err);
+/* Wait until every message was acknowledged, then delete the placeholders. The first refusal, if any. */
+enum ch_status store_replayer_finish(struct store_replayer *rp, struct ch_err *err);
+void store_replayer_free(struct store_replayer *rp);
