@@ -10,6 +10,9 @@
 #define OPT_SHOW_SECRETS 900
 #define OPT_ROLE 901
 #define OPT_DISPLAY 902
+#define OPT_PASSFILE 903
+#define OPT_CONFLICT 904
+#define OPT_SECRETS 905
 
 static const char *
 cmd_name(enum cli_cmd c)
@@ -23,6 +26,8 @@ cmd_name(enum cli_cmd c)
     case CLI_VERSION: return "version";
     case CLI_HELP: return "help";
     case CLI_SEARCH_PROVIDER: return "search-provider";
+    case CLI_BACKUP: return "backup";
+    case CLI_RESTORE: return "restore";
     }
     return "?";
 }
@@ -30,7 +35,7 @@ cmd_name(enum cli_cmd c)
 enum ch_status
 cli_parse(int argc, char **argv, struct cli_args *a, struct ch_err *err)
 {
-    static struct option longopts[CFG_KEY_COUNT + 8];
+    static struct option longopts[CFG_KEY_COUNT + 12];
     static char shortopts[128];
     size_t n = 0, so = 0;
     int i = 1, c;
@@ -53,6 +58,10 @@ cli_parse(int argc, char **argv, struct cli_args *a, struct ch_err *err)
             a->cmd = CLI_HELP;
         else if (!strcmp(argv[i], "user"))
             a->cmd = CLI_USER;
+        else if (!strcmp(argv[i], "backup"))
+            a->cmd = CLI_BACKUP;
+        else if (!strcmp(argv[i], "restore"))
+            a->cmd = CLI_RESTORE;
         else if (!strcmp(argv[i], "search-provider"))
             a->cmd = CLI_SEARCH_PROVIDER;
         else if (!strcmp(argv[i], "config")) {
@@ -74,7 +83,11 @@ cli_parse(int argc, char **argv, struct cli_args *a, struct ch_err *err)
     longopts[n++] = (struct option){ "show-secrets", no_argument, NULL, OPT_SHOW_SECRETS };
     longopts[n++] = (struct option){ "role", required_argument, NULL, OPT_ROLE };
     longopts[n++] = (struct option){ "display-name", required_argument, NULL, OPT_DISPLAY };
-    so += (size_t)snprintf(shortopts + so, sizeof shortopts - so, "c:hV");
+    longopts[n++] = (struct option){ "output", required_argument, NULL, 'o' };
+    longopts[n++] = (struct option){ "passphrase-file", required_argument, NULL, OPT_PASSFILE };
+    longopts[n++] = (struct option){ "conflict", required_argument, NULL, OPT_CONFLICT };
+    longopts[n++] = (struct option){ "include-secrets", no_argument, NULL, OPT_SECRETS };
+    so += (size_t)snprintf(shortopts + so, sizeof shortopts - so, "c:hVo:");
     for (size_t k = 0; k < CFG_KEY_COUNT; k++) {
         const struct cfg_keyinfo *ki = cfg_keyinfo((enum cfg_key)k);
         if (!ki->longflag)
@@ -113,6 +126,33 @@ cli_parse(int argc, char **argv, struct cli_args *a, struct ch_err *err)
             *(c == OPT_ROLE ? &a->role : &a->display) = optarg;
             continue;
         }
+        if (c == 'o') {
+            if (a->cmd != CLI_BACKUP)
+                return ch_err_set(err, CH_EINVAL, NULL, "-o/--output: only for 'chatto backup'");
+            a->output = optarg;
+            continue;
+        }
+        if (c == OPT_PASSFILE) {
+            if (a->cmd != CLI_BACKUP && a->cmd != CLI_RESTORE)
+                return ch_err_set(err, CH_EINVAL, NULL, "--passphrase-file: only for 'chatto backup' and 'restore'");
+            a->passphrase_file = optarg;
+            continue;
+        }
+        if (c == OPT_SECRETS) {
+            if (a->cmd != CLI_BACKUP)
+                return ch_err_set(err, CH_EINVAL, NULL, "--include-secrets: only for 'chatto backup'");
+            a->include_secrets = true;
+            continue;
+        }
+        if (c == OPT_CONFLICT) {
+            if (a->cmd != CLI_RESTORE)
+                return ch_err_set(err, CH_EINVAL, NULL, "--conflict: only for 'chatto restore'");
+            if (strcmp(optarg, "error") && strcmp(optarg, "skip") && strcmp(optarg, "overwrite"))
+                return ch_err_set(err, CH_EINVAL, NULL, "--conflict: must be error, skip or overwrite, not '%s'",
+                                  optarg);
+            a->conflict = optarg;
+            continue;
+        }
         if (c == '?' || c == ':') {
             const char *bad = argv[optind - 1];
             if (optopt && optopt < 128)
@@ -140,6 +180,10 @@ cli_parse(int argc, char **argv, struct cli_args *a, struct ch_err *err)
         a->init_path = argv[optind++];
     while (a->cmd == CLI_USER && optind < argc && a->npos < sizeof a->pos / sizeof a->pos[0])
         a->pos[a->npos++] = argv[optind++];
+    if (a->cmd == CLI_RESTORE && optind < argc)
+        a->pos[a->npos++] = argv[optind++];
+    if (a->cmd == CLI_RESTORE && a->npos != 1)
+        return ch_err_set(err, CH_EINVAL, NULL, "restore: which archive? (chatto restore FILE)");
     if (optind < argc)
         return ch_err_set(err, CH_EINVAL, NULL, "%s: unexpected argument for '%s'", argv[optind], cmd_name(a->cmd));
     return CH_OK;
@@ -148,7 +192,7 @@ cli_parse(int argc, char **argv, struct cli_args *a, struct ch_err *err)
 enum ch_status
 cli_build_config(const struct cli_args *a, char *const *envp, struct cfg **out, struct ch_err *err)
 {
-    static const char *const ignore[] = { "CHATTO_CONFIG", NULL };
+    static const char *const ignore[] = { "CHATTO_CONFIG", "CHATTO_BACKUP_PASSPHRASE", NULL };
     struct cfg *c = cfg_new();
     enum ch_status st = CH_OK;
 
@@ -194,6 +238,16 @@ cli_print_help(FILE *out)
           "  user list              list accounts\n"
           "                         user commands use the same NATS as the server (in embedded mode the running\n"
           "                         server's child, or a temporary one when the server is stopped)\n"
+          "  backup [-o FILE] [--passphrase-file FILE] [--include-secrets]\n"
+          "                         write every stream, bucket and object store Chatto owns (not caches) into\n"
+          "                         one archive (default ./chatto-backup-<UTC time>.tar), online and consistent;\n"
+          "                         encrypted when a passphrase is given (the file's first line, or\n"
+          "                         CHATTO_BACKUP_PASSPHRASE); --include-secrets adds the secrets embedded mode\n"
+          "                         generated (<data_dir>/secrets.ini; encrypted archives only)\n"
+          "  restore FILE [--conflict=error|skip|overwrite] [--passphrase-file FILE]\n"
+          "                         load an archive into this configuration's NATS while no chatto serves it;\n"
+          "                         a NATS holding Chatto data is refused unless --conflict says skip (keep\n"
+          "                         what is there, per stream) or overwrite (replace it)\n"
           "  search-provider        run only a search index and answer searches for the servers on the same\n"
           "                         (external) NATS; search_provider.* settings apply\n"
           "  version                print the version\n"
@@ -204,6 +258,10 @@ cli_print_help(FILE *out)
           "  -h, --help             print this help\n"
           "  -V, --version          print the version\n"
           "      --show-secrets     with config print: show secret values\n"
+          "  -o, --output FILE      with backup: the archive to write (never overwritten)\n"
+          "      --passphrase-file FILE  with backup/restore: the passphrase (first line of FILE)\n"
+          "      --conflict MODE    with restore: error (default), skip or overwrite\n"
+          "      --include-secrets  with backup: add <data_dir>/secrets.ini (needs a passphrase)\n"
           "\n"
           "Settings (precedence: defaults < config file < CHATTO_* environment < these flags).\n"
           "Each flag sets the config key [section] name; bools accept --flag or --flag=true|false.\n"

@@ -10,7 +10,8 @@
 #include "base/status.h"
 #include "config/config.h"
 
-enum cli_cmd { CLI_RUN, CLI_INIT, CLI_CONFIG_PRINT, CLI_CONFIG_CHECK, CLI_USER, CLI_VERSION, CLI_HELP, CLI_SEARCH_PROVIDER };
+enum cli_cmd { CLI_RUN, CLI_INIT, CLI_CONFIG_PRINT, CLI_CONFIG_CHECK, CLI_USER, CLI_VERSION, CLI_HELP, CLI_SEARCH_PROVIDER,
+              CLI_BACKUP, CLI_RESTORE };
 
 #define CLI_MAX_FLAGS 128
 
@@ -21,7 +22,11 @@ struct cli_args {
     bool show_secrets;       /* config print --show-secrets */
     const char *role;        /* user create|set-role --role */
     const char *display;     /* user create --display-name */
-    const char *pos[4];      /* user VERB ARG...: positional words after the command */
+    const char *pos[4];      /* user VERB ARG... / restore FILE: positional words after the command */
+    const char *output;      /* backup -o/--output FILE */
+    const char *passphrase_file; /* backup|restore --passphrase-file FILE */
+    const char *conflict;    /* restore --conflict=error|skip|overwrite */
+    bool include_secrets;    /* backup --include-secrets */
     size_t npos;
     size_t nflags;
     struct {

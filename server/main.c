@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "backupcmd.h"
 #include "cli.h"
 #include "crypto/crypto.h"
 #include "log/log.h"
@@ -105,7 +106,7 @@ main(int argc, char **argv)
         cfg_free(cfg);
         return EXIT_USAGE;
     }
-    if (args.cmd == CLI_USER) {
+    if (args.cmd == CLI_USER || args.cmd == CLI_BACKUP || args.cmd == CLI_RESTORE) {
         if (crypto_init() != CH_OK) {
             fprintf(stderr, "chatto: libsodium failed to initialise\n");
             cfg_free(cfg);
@@ -113,7 +114,9 @@ main(int argc, char **argv)
         }
         /* operator commands print results on stdout; keep the log for warnings */
         log_configure(LOGL_WARN, false);
-        rc = usercmd_run(&args, cfg);
+        rc = args.cmd == CLI_USER     ? usercmd_run(&args, cfg)
+             : args.cmd == CLI_BACKUP ? backupcmd_backup(&args, cfg)
+                                      : backupcmd_restore(&args, cfg);
         cfg_free(cfg);
         return rc;
     }

@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `chatto user ...`: the operator's escape hatch for when nobody can log in. It talks to the same NATS as the
- * server: in external mode the configured cluster; in embedded mode the running server's child (found through
- * <data_dir>/run/client.url), or, when no server runs on the data directory, a temporary child of its own.
+ * server (opconn.c: the configured cluster, the running server's child, or a temporary child of its own).
  * Main thread only.
  */
 #include "usercmd.h"
@@ -19,8 +18,7 @@
 #include "app.h"
 #include "crypto/crypto.h"
 #include "log/log.h"
-#include "store/store.h"
-#include "supervisor.h"
+#include "opconn.h"
 
 /* A password from stdin: prompted twice without echo on a terminal, else the first line. */
 static int
@@ -59,100 +57,27 @@ read_password(char *buf, size_t len)
 }
 
 struct conn {
-    struct sup *sup;
-    struct store *store;
+    struct opconn *oc;
     struct accounts *accounts;
-    int lock_fd;
-    char url[512];
 };
 
 static void
 conn_close(struct conn *c)
 {
     accounts_free(c->accounts);
-    store_close(c->store);
-    sup_stop(c->sup);
-    store_library_shutdown();
-    if (c->lock_fd >= 0)
-        close(c->lock_fd);
+    opconn_close(c->oc);
 }
 
 static int
 conn_open(struct cfg *cfg, struct conn *c)
 {
-    struct store_opts so;
     struct accounts_opts ao;
     struct ch_err err = { 0 };
-    const char *urls[2] = { c->url, NULL };
-    char reason[200] = "", bin[PATH_MAX];
 
     memset(c, 0, sizeof *c);
-    c->lock_fd = -1;
-    store_library_init();
-    app_store_opts(cfg, "chatto-cli", &so);
-    if (cfg_bool(cfg, CFG_NATS_EMBEDDED_ENABLED)) {
-        const char *dir = cfg_str(cfg, CFG_NATS_EMBEDDED_DATA_DIR);
-        if (app_mkdirs(dir, 0750) != 0) {
-            fprintf(stderr, "chatto: cannot create %s: %s\n", dir, strerror(errno));
-            return 1;
-        }
-        c->lock_fd = app_lock_data_dir(dir, &err);
-        if (c->lock_fd < 0 && err.status != CH_EEXIST) {
-            fprintf(stderr, "chatto: %s\n", err.msg);
-            return 1;
-        }
-        if (app_load_secrets(cfg, c->lock_fd >= 0, &err) != CH_OK) {
-            fprintf(stderr, "chatto: %s\n", err.msg);
-            return 1;
-        }
-        if (c->lock_fd < 0) {
-            /* a server runs on this data directory: use its child */
-            if (sup_running_url(dir, c->url, sizeof c->url, &err) != CH_OK) {
-                fprintf(stderr, "chatto: a chatto server runs on %s but its NATS address is unknown: %s\n", dir,
-                        err.msg);
-                return 1;
-            }
-        } else {
-            struct sup_opts o = {
-                .binary = bin,
-                .bind_address = "127.0.0.1",
-                .data_dir = dir,
-                .token = cfg_str(cfg, CFG_NATS_EMBEDDED_AUTH_TOKEN),
-                .max_file_store = cfg_int(cfg, CFG_NATS_EMBEDDED_MAX_FILE_STORE),
-                .start_timeout_ms = cfg_int(cfg, CFG_NATS_EMBEDDED_START_TIMEOUT),
-                .stop_timeout_ms = cfg_int(cfg, CFG_NATS_EMBEDDED_STOP_TIMEOUT),
-                .probe = store_probe_url,
-            };
-            if (sup_resolve_binary(cfg_str(cfg, CFG_NATS_EMBEDDED_BINARY), bin, sizeof bin, &err) != CH_OK ||
-                sup_start(&o, &c->sup, &err) != CH_OK) {
-                fprintf(stderr, "chatto: %s\n", err.msg);
-                return 1;
-            }
-            snprintf(c->url, sizeof c->url, "%s", sup_client_url(c->sup));
-        }
-        so.urls = urls;
-        so.auth = STORE_AUTH_TOKEN;
-        so.token = cfg_str(cfg, CFG_NATS_EMBEDDED_AUTH_TOKEN);
-        so.reconnect_wait_ms = 250;
-    }
-    if (store_open(&so, &c->store, &err) != CH_OK) {
-        fprintf(stderr, "chatto: %s\n", err.msg);
+    if (opconn_open(cfg, false, &c->oc) != 0)
         return 1;
-    }
-    /* wait (bounded) until storage answers */
-    for (int i = 0; i < 400 && !store_ready(c->store, reason, sizeof reason); i++) {
-        char why[640];
-        if (store_fatal(c->store, why, sizeof why)) { /* e.g. a store a newer Chatto has upgraded */
-            fprintf(stderr, "chatto: %s\n", why);
-            return 2;
-        }
-        nanosleep(&(struct timespec){ 0, 50 * 1000000L }, NULL);
-    }
-    if (!store_ready(c->store, reason, sizeof reason)) {
-        fprintf(stderr, "chatto: storage not ready: %s\n", reason);
-        return 1;
-    }
-    app_accounts_opts(cfg, c->store, &ao);
+    app_accounts_opts(cfg, opconn_store(c->oc), &ao);
     if (accounts_new(&ao, &c->accounts, &err) != CH_OK) {
         fprintf(stderr, "chatto: %s\n", err.msg);
         return 1;

@@ -173,7 +173,7 @@ update_stream(struct store *st, const char *stream, bool bucket, struct ch_err *
  * with our final settings: creating it through nats.c's KV call and then changing it would be two replicated
  * changes per bucket, each waiting for a new RAFT group on a fresh cluster. Then bound as a KV store. */
 static enum ch_status
-create_bucket(struct store *st, enum store_bucket b, struct ch_err *err)
+create_bucket(struct store *st, enum store_bucket b, bool bind, struct ch_err *err)
 {
     jsStreamConfig sc;
     jsStreamInfo *si = NULL;
@@ -212,7 +212,7 @@ create_bucket(struct store *st, enum store_bucket b, struct ch_err *err)
         if (*store_last_error() && err)
             snprintf(err->msg, sizeof err->msg, "%s: %s", stream, store_last_error());
     }
-    if (cs != CH_OK)
+    if (cs != CH_OK || !bind)
         return cs;
     s = js_KeyValue(&st->kv[b], st->js, buckets[b].name);
     return store_map(s, 0, stream, err);
@@ -243,7 +243,7 @@ boot_one(void *arg)
     do {
         memset(&j->err, 0, sizeof j->err);
         j->attempts++;
-        j->cs = j->bucket >= 0 ? create_bucket(j->st, (enum store_bucket)j->bucket, &j->err)
+        j->cs = j->bucket >= 0 ? create_bucket(j->st, (enum store_bucket)j->bucket, true, &j->err)
                                : create_stream(j->st, (enum store_stream)j->stream, &j->err);
         /* (not found: another process is making it right now, and it is not there yet to be bound or changed) */
         if ((j->cs != CH_EUNAVAIL && j->cs != CH_ENOTFOUND) || !store_connected(j->st) ||
@@ -255,6 +255,33 @@ boot_one(void *arg)
     j->took_ms = clock_mono_ms() - start;
     nats_ReleaseThreadMemory();
     return NULL;
+}
+
+enum ch_status
+store_stream_create(struct store *st, const char *stream, struct ch_err *err)
+{
+    int64_t deadline = clock_mono_ms() + BOOT_WAIT_MS;
+    enum ch_status cs;
+    int b = -1, k = -1;
+
+    for (int i = 0; i < STORE_B_COUNT; i++)
+        if (!strncmp(stream, "KV_", 3) && !strcmp(stream + 3, buckets[i].name))
+            b = i;
+    for (int i = 0; i < STORE_S_COUNT; i++)
+        if (!strcmp(stream, streams[i].name))
+            k = i;
+    if (b < 0 && k < 0)
+        return ch_err_set(err, CH_EINVAL, NULL, "%s: not a stream of ours", stream);
+    /* as at bootstrap: a fresh stream on a cluster waits for its RAFT group, so ask again for a while (the
+     * bucket stays bound: its kvStore handle names the stream, which is the same stream again) */
+    do {
+        cs = b >= 0 ? create_bucket(st, (enum store_bucket)b, false, err)
+                    : create_stream(st, (enum store_stream)k, err);
+        if (cs != CH_EUNAVAIL && cs != CH_ENOTFOUND)
+            break;
+        nanosleep(&(struct timespec){ 0, 100 * 1000000L }, NULL);
+    } while (clock_mono_ms() < deadline);
+    return cs;
 }
 
 /* The installation's identity: the first process to get here creates it; everyone else reads the same. */

@@ -365,3 +365,72 @@ enum ch_status store_lease_acquire(struct store *st, const char *name, const cha
                                    bool *held, struct ch_err *err);
 /* Give the lease up if holder has it (at shutdown, so that another process takes over at once). */
 void store_lease_release(struct store *st, const char *name, const char *holder);
+
+/* ---- backup and restore (dump.c): whole streams, for `chatto backup` and `chatto restore` only ---- */
+
+enum store_res_kind { STORE_RES_EVENTS, STORE_RES_KV, STORE_RES_OBJECTS };
+
+/* One stream Chatto owns. */
+struct store_res {
+    const char *stream;      /* the JetStream stream ("CHATTO_EVENTS", "KV_chatto_users", "OBJ_SERVER_ASSETS") */
+    enum store_res_kind kind;
+    bool is_volatile;        /* a cache or the state of the processes of the moment: never backed up */
+    const char *gap_subject; /* events and object stores: where a placeholder fills an erased sequence */
+    int bucket;              /* enum store_bucket for KV, else -1 */
+};
+
+/* Every stream Chatto owns, in backup order: CHATTO_EVENTS, the KV buckets, the object stores. Borrowed
+ * constants. Returns how many were written into out (at most max). */
+size_t store_resources(struct store_res *out, size_t max);
+
+struct store_stream_state {
+    bool exists;
+    uint64_t first_seq, last_seq, msgs, bytes;
+    int replicas;
+    int64_t max_age_ns, max_msgs_per_subject, duplicates_ns;
+    char subjects[256];
+};
+/* A stream's state and configuration (exists false, CH_OK, if there is no such stream). One round trip. */
+enum ch_status store_stream_state(struct store *st, const char *stream, struct store_stream_state *out,
+                                  struct ch_err *err);
+
+/* A message as stored (borrowed for the callback's duration). hdr: "Name: value\r\n" lines. */
+struct store_raw_msg {
+    uint64_t seq;
+    int64_t time_ns;
+    const char *subject;
+    const char *hdr;
+    size_t hdr_len;
+    const void *data;
+    size_t len;
+    bool after_cut; /* KV only: the key's value at the cut is gone; this is its first later one */
+};
+typedef enum ch_status (*store_dump_fn)(void *ctx, const struct store_raw_msg *m, struct ch_err *err);
+
+/* Hand every message of r with a sequence up to cut to fn, in order (an ordered consumer; erased messages are not
+ * there). For a KV bucket, one message per key: its latest value at the cut, or for a key changed since, its
+ * first later value (history 1: the old one is gone); delete and purge markers are left out. fn's error stops it. */
+enum ch_status store_dump(struct store *st, const struct store_res *r, uint64_t cut, store_dump_fn fn, void *ctx,
+                          struct ch_err *err);
+
+/* Delete r's stream if it exists and create it empty with this process's settings (nats.replicas). */
+enum ch_status store_stream_reset(struct store *st, const struct store_res *r, struct ch_err *err);
+/* (Re)create one stream of ours by name, with our settings; waits for a cluster to make it. */
+enum ch_status store_stream_create(struct store *st, const char *stream, struct ch_err *err);
+
+/* Writing streams back (a restore): messages are published asynchronously, many in flight; every call may report
+ * an earlier message's refusal. store_replayer_finish waits for the last acknowledgement. */
+struct store_replayer;
+enum ch_status store_replayer_new(struct store *st, struct store_replayer **out, struct ch_err *err);
+/* Write m back into r's (fresh) stream. Events and object stores keep their sequences: *next is the sequence the
+ * stream will give next (1 for a fresh stream); a gap before m->seq (an erased message) is filled with a
+ * placeholder on r->gap_subject, deleted by store_replayer_finish; JetStream refuses anything numbered otherwise
+ * (CH_ECONFLICT). KV entries are simply written. Nats-* headers are not written back. */
+enum ch_status store_replay(struct store_replayer *rp, const struct store_res *r, uint64_t *next,
+                            const struct store_raw_msg *m, struct ch_err *err);
+/* Fill the gap up to and including sequence upto (the archive's cut: new messages then come after it). */
+enum ch_status store_replay_fill(struct store_replayer *rp, const struct store_res *r, uint64_t *next, uint64_t upto,
+                                 struct ch_err *err);
+/* Wait until every message was acknowledged, then delete the placeholders. The first refusal, if any. */
+enum ch_status store_replayer_finish(struct store_replayer *rp, struct ch_err *err);
+void store_replayer_free(struct store_replayer *rp);

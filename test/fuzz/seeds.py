@@ -261,3 +261,32 @@ P = [
 ]
 for i, (sel, data) in enumerate(P):
     write("fuzz_parsers", "%02d" % i, bytes([sel]) + data.encode("latin-1"))
+
+# ---- fuzz_backup: archive files (lib/backup/backup.h: ustar of <STREAM>/<n>.rec parts and manifest.json) ----
+def _record(seq, subject, data, hdr=b""):
+    import struct
+    rest = (struct.pack(">QqH", seq, 1700000000 * 10**9, len(subject)) + subject + struct.pack(">I", len(hdr)) + hdr
+            + struct.pack(">I", len(data)) + data)
+    return struct.pack(">I", len(rest)) + rest
+
+
+def _tar(entries):
+    import io
+    import tarfile
+    b = io.BytesIO()
+    with tarfile.open(fileobj=b, mode="w", format=tarfile.USTAR_FORMAT) as t:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return b.getvalue()
+
+
+write("fuzz_backup", "plain", _tar([
+    ("CHATTO_EVENTS/00000001.rec", _record(1, b"chatto.ev.r1.room", b'{"type":"room.created"}') +
+     _record(3, b"chatto.ev.r1.msg.m1", b'{"type":"msg.posted"}', b"Nats-Msg-Id: k\r\n")),
+    ("KV_chatto_users/00000001.rec", _record(1, b"$KV.chatto_users.u1", b"{}")),
+    ("manifest.json", b'{"format":"chatto-backup","formatVersion":1,"layout":1,"streams":[]}')]))
+write("fuzz_backup", "encrypted-header", b"CHATTO-BACKUP-E1" + bytes(8) + bytes(8) + bytes(16 + 32 + 24) + b"\0\0\0\x20")
+dictionary("fuzz_backup", ["ustar", "ustar\x0000", "manifest.json", "CHATTO_EVENTS/", ".rec", "CHATTO-BACKUP-E1",
+                           "00000001"])
