@@ -470,8 +470,8 @@ out:
     return s;
 }
 
-/* What the target already holds in stream rs (0: nothing of Chatto's). The identity record every connection's
- * bootstrap writes into chatto_meta (ours too) does not count. */
+/* What the target already holds in stream rs (0: nothing of Chatto's). The identity record and the layout version
+ * every connection's bootstrap writes into chatto_meta (ours too) do not count. */
 static enum ch_status
 held(struct store *st, const struct res_state *rs, uint64_t *count, struct ch_err *err)
 {
@@ -489,7 +489,7 @@ held(struct store *st, const struct res_state *rs, uint64_t *count, struct ch_er
         if ((s = store_kv_keys(st, STORE_B_META, ">", &keys, &nk, err)) != CH_OK)
             return s;
         for (size_t i = 0; i < nk; i++)
-            *count += strcmp(keys[i], "server") != 0;
+            *count += strcmp(keys[i], "server") != 0 && strcmp(keys[i], "layout_version") != 0;
         store_kv_keys_free(keys);
         return CH_OK;
     }
