@@ -83,13 +83,23 @@ class Api:
     """One keep-alive connection with a bearer token."""
 
     def __init__(self, port, token):
+        self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.headers = {"Content-Type": "application/json", "Authorization": "Bearer " + token}
 
     def call(self, method, body):
-        self.conn.request("POST", "/api/connect/" + method, json.dumps(body), self.headers)
-        r = self.conn.getresponse()
-        data = r.read()
+        for attempt in (0, 1):
+            try:
+                self.conn.request("POST", "/api/connect/" + method, json.dumps(body), self.headers)
+                r = self.conn.getresponse()
+                data = r.read()
+                break
+            except (http.client.HTTPException, OSError):
+                # a connection the server closed (or one left mid-request): a fresh one, once
+                self.conn.close()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                if attempt:
+                    raise
         if r.status != 200:
             raise SystemExit("%s -> %d %s" % (method, r.status, data[:300]))
         return json.loads(data)
@@ -267,7 +277,10 @@ def main():
     signal.signal(signal.SIGTERM, on_sigterm)
     version = open(os.path.join(HERE, "..", "VERSION")).read().strip()
     if "history" in PARTS:
-        rows = [history(n) for n in SIZES]
+        rows = []
+        for n in SIZES:
+            rows.append(history(n))
+            print("  %d messages: %r" % (n, rows[-1]), flush=True)
         print("\nChatto %s scale: history (one room; %d cores shared with nats-server; load average %.2f)"
               % (version, os.cpu_count(), os.getloadavg()[0]))
         fmt = "%10s %9s %10s %11s %13s %13s %19s"

@@ -504,7 +504,21 @@ class ClusterBackup(TestCase):
         data = os.urandom(600 * 1024)
         asset = upload_file(self, alice, "general", data, "c.bin")
         alice.ok(M + "CreateMessage", {"roomId": "general", "body": "file", "attachmentAssetIds": [asset["id"]]})
+        # a thread and read state: bob replies in a thread on alice's message and has read up to msgs[5]
+        bob_tok = Client(c).register("bob", password="bob password 1", token=True).json()["token"]
+        bob = Client(c, token=bob_tok)
+        bob.ok(M + "CreateMessage", {"roomId": "general", "body": "cluster reply",
+                                     "threadRootEventId": msgs[3]["id"]})
+        bob.ok(R + "MarkRoomAsRead", {"roomId": "general", "eventId": msgs[5]["id"]})
+
+        def state(a, b):
+            replies = a.ok(T + "GetThreadReplies", {"roomId": "general", "threadRootEventId": msgs[3]["id"]})
+            unread = {x["room"]["id"]: (x["unreadCount"], x["mentionCount"]) for x in b.ok(R + "ListRooms")["rooms"]}
+            return strip_urls(replies), unread["general"]
         before = strip_urls(all_events(alice, "general"))
+        before_state = state(alice, bob)
+        self.assertIn("cluster reply", json.dumps(before_state[0]))
+        self.assertNotEqual(before_state[1], (0, 0))  # bob has unread messages after msgs[5]
         archive = os.path.join(c.dir, "cluster.tar")
         p = run_cmd(["backup", "-o", archive], env=src.env())
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -520,6 +534,8 @@ class ClusterBackup(TestCase):
         self.assertEqual(Client(d).login("alice", "alice password 1", token=True).status, 200)
         alice2 = Client(d, token=tok)
         self.assertEqual(strip_urls(all_events(alice2, "general")), before)
+        self.assertEqual(Client(d).login("bob", "bob password 1", token=True).status, 200)
+        self.assertEqual(state(alice2, Client(d, token=bob_tok)), before_state)
         r = http_request(d.port, "GET", "/assets/files/" + asset["id"], headers=alice2.headers())
         self.assertEqual(r.body, data)
         # every restored stream has the cluster's three replicas
