@@ -64,6 +64,7 @@ opconn_open(struct cfg *cfg, bool need_stopped, struct opconn **out)
     urls[0] = c->url;
     store_library_init();
     app_store_opts(cfg, "chatto-cli", &so);
+    so.operator_command = true; /* never migrates an older layout: a server does (layout.c) */
     if (cfg_bool(cfg, CFG_NATS_EMBEDDED_ENABLED)) {
         const char *dir = cfg_str(cfg, CFG_NATS_EMBEDDED_DATA_DIR);
         if (app_mkdirs(dir, 0750) != 0) {

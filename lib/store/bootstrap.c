@@ -349,6 +349,9 @@ bootstrap(struct store *st, struct ch_err *err)
     /* a store a newer Chatto has upgraded is left exactly as it is */
     if ((cs = store_layout_check(st, err)) != CH_OK)
         return cs;
+    /* nor is anything made or read while `chatto restore` rewrites the streams (it deletes and remakes them) */
+    if ((cs = store_restore_check(st, err)) != CH_OK)
+        return cs;
     memset(jobs, 0, sizeof jobs);
     for (int b = 0; b < STORE_B_COUNT; b++)
         if (!st->kv[b])
@@ -381,7 +384,8 @@ bootstrap(struct store *st, struct ch_err *err)
     if (cs != CH_OK)
         return cs;
     /* before the identity: a fresh store gets its layout version first (layout.c says why) */
-    if ((cs = store_layout_migrate(st, err)) != CH_OK)
+    cs = st->operator_command ? store_layout_require_current(st, err) : store_layout_migrate(st, err);
+    if (cs != CH_OK)
         return cs;
     if ((cs = load_identity(st, err)) != CH_OK)
         return cs;

@@ -297,3 +297,31 @@ store_layout_migrate(struct store *st, struct ch_err *err)
         nanosleep(&(struct timespec){ 0, LAYOUT_POLL_MS * 1000000L }, NULL);
     }
 }
+
+enum ch_status
+store_layout_require_current(struct store *st, struct ch_err *err)
+{
+    int version;
+    uint64_t rev;
+    bool installed;
+    enum ch_status cs;
+
+    if ((cs = read_state(st->kv[STORE_B_META], &version, &rev, &installed, err)) != CH_OK)
+        return cs;
+    if (version > STORE_LAYOUT_VERSION)
+        return refuse_newer(st, version, err);
+    if (version == STORE_LAYOUT_VERSION)
+        return CH_OK;
+    if (version == 0 && !installed) {
+        uint64_t none = 0;
+        cs = write_version(st, STORE_LAYOUT_VERSION, &none, err);
+        return cs == CH_EEXIST ? CH_OK : cs; /* a server starting at the same moment wrote it first */
+    }
+    pthread_mutex_lock(&st->mu);
+    snprintf(st->fatal, sizeof st->fatal,
+             "the store has layout version %d, from an older Chatto; this chatto (layout %d) upgrades it when its "
+             "server starts, not from an operator command: start the server once (chatto run, or systemctl "
+             "start chatto), then run this command again", version ? version : 1, STORE_LAYOUT_VERSION);
+    pthread_mutex_unlock(&st->mu);
+    return ch_err_set(err, CH_EINVAL, NULL, "%s", st->fatal);
+}

@@ -11,7 +11,7 @@
 
 #include "base/clock.h"
 #include "json/json.h"
-#include "store/store.h"
+#include "store/store_int.h"
 
 static char *
 record(const char *holder, int64_t until)
@@ -78,4 +78,33 @@ store_lease_release(struct store *st, const char *name, const char *holder)
         store_kv_update(st, STORE_B_LEASES, name, rec, strlen(rec), rev, NULL, NULL);
         free(rec);
     }
+}
+
+enum ch_status
+store_restore_check(struct store *st, struct ch_err *err)
+{
+    kvStore *kv = NULL;
+    kvEntry *e = NULL;
+    natsStatus s = js_KeyValue(&kv, st->js, store_bucket_name(STORE_B_LEASES));
+    enum ch_status cs = CH_OK;
+
+    if (s == NATS_NOT_FOUND)
+        return CH_OK; /* no bucket, no restore: a fresh store (a restore makes the bucket before it takes the lease) */
+    if (s != NATS_OK)
+        return store_map(s, 0, "chatto_leases", err);
+    s = kvStore_Get(&e, kv, STORE_RESTORE_LEASE);
+    if (s == NATS_OK) {
+        cJSON *o = cJSON_ParseWithLength(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e));
+        int64_t left = json_int64_or(o, "until", 0) - clock_wall_ms();
+        if (left > 0)
+            cs = ch_err_set(err, CH_EUNAVAIL, NULL, "chatto restore (%s) is rewriting this NATS's streams; waiting "
+                            "until it is done (its lease runs %lld s more unless renewed)",
+                            json_str_or(o, "holder", "?"), (long long)(left + 999) / 1000);
+        cJSON_Delete(o);
+    } else if (s != NATS_NOT_FOUND) {
+        cs = store_map(s, 0, "chatto_leases", err);
+    }
+    kvEntry_Destroy(e);
+    kvStore_Destroy(kv);
+    return cs;
 }

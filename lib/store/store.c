@@ -312,6 +312,7 @@ store_open(const struct store_opts *o, struct store **out, struct ch_err *err)
     pthread_cond_init(&st->closed_cv, NULL);
     st->err_limit = log_limit_new(30000);
     st->replicas = o->replicas > 0 ? o->replicas : 1;
+    st->operator_command = o->operator_command;
     st->asset_cache_ttl_ms = o->asset_cache_ttl_ms > 0 ? o->asset_cache_ttl_ms : 0;
     st->timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : 5000;
     while (o->urls[n]) {

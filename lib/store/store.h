@@ -68,6 +68,9 @@ struct store_opts {
     int64_t request_timeout_ms;   /* JetStream API and publish deadline */
     int64_t reconnect_wait_ms;
     const char *name;             /* connection name shown by nats-server */
+    /* an operator command (chatto user, backup, restore), not a server: it never migrates an older store layout
+     * (that is a server's job, under its lease; layout.c) but refuses it, and never joins the process registry */
+    bool operator_command;
     /* must-match settings; with none (CLI commands) the process does not join the process registry */
     const struct store_setting *settings;
     size_t nsettings;
@@ -365,6 +368,10 @@ enum ch_status store_lease_acquire(struct store *st, const char *name, const cha
                                    bool *held, struct ch_err *err);
 /* Give the lease up if holder has it (at shutdown, so that another process takes over at once). */
 void store_lease_release(struct store *st, const char *name, const char *holder);
+/* The lease `chatto restore` holds (and renews) while it rewrites the streams: while it is live, every bootstrap
+ * (servers and operator commands alike) waits, so nothing is made, joined or read half-way through a restore. */
+#define STORE_RESTORE_LEASE "restore"
+#define STORE_RESTORE_LEASE_MS 120000
 
 /* ---- backup and restore (dump.c): whole streams, for `chatto backup` and `chatto restore` only ---- */
 

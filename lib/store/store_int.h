@@ -55,6 +55,7 @@ struct store {
     char proc_key[96];
     int64_t proc_refreshed_ms; /* monotonic */
     char fatal[640];           /* guarded by mu: why this process must not serve (settings mismatch) */
+    bool operator_command;     /* store_opts.operator_command */
 };
 
 #define PROCS_REFRESH_MS 10000
@@ -125,6 +126,13 @@ enum ch_status store_layout_check(struct store *st, struct ch_err *err);
  * (exactly one process does, under the lease "layout"; the others wait, up to a bound, then CH_EUNAVAIL so the
  * keeper tries again). Keeper thread, inside store_bootstrap. */
 enum ch_status store_layout_migrate(struct store *st, struct ch_err *err);
+/* Operator commands instead of store_layout_migrate: a fresh store gets the current version as with a server; an
+ * older layout is refused (st->fatal), not migrated: a server does that when it starts. Keeper thread. */
+enum ch_status store_layout_require_current(struct store *st, struct ch_err *err);
+/* CH_EUNAVAIL (saying who and until when) while `chatto restore` holds STORE_RESTORE_LEASE; CH_OK otherwise,
+ * also when there is no chatto_leases bucket yet. Reads through nats.c directly: runs before the buckets are
+ * bound. Keeper thread (lease.c). */
+enum ch_status store_restore_check(struct store *st, struct ch_err *err);
 
 /* nats.c's last error text for this thread, without its "(file.c:123): " prefix; never NULL. */
 const char *store_last_error(void);

@@ -186,3 +186,67 @@ class Layout(TestCase):
         wait_for(lambda: re.search(r"bootstrap failed, retrying: .*layout_version is not a layout version",
                                    b.stderr()), 30, "the bootstrap to fail on the bad version")
         self.assertNotEqual(b.get("/readyz").status, 200)
+
+    def test_a_live_migration_lease_makes_every_process_wait_then_one_migrates(self):
+        # another migrator (a process that died mid-migration, say) holds the lease a few seconds more: all three
+        # wait for it rather than migrate at once, and when it runs out exactly one of them takes over
+        self.start().stop()
+        nc = self.nc()
+        leases = nc.stream_config("KV_chatto_leases")
+        to_layout_1(nc)
+        # that migrator's bootstrap had made the buckets of layout 2 already, chatto_leases among them
+        nc.stream_create(leases)
+        until = int(time.time() * 1000) + 4000
+        nc.kv_put("chatto_leases", "layout", json.dumps({"holder": "pid1-deadbeef0000", "until": until}))
+        procs = [self.start(start=False) for _ in range(3)]
+        for p in procs:
+            p.start(wait_ready=False)
+        for p in procs:
+            p.wait_ready(60)
+        logs = [p.stderr() for p in procs]
+        for l in logs:
+            self.assertIn("another process is migrating the layout from version 1 to 2; waiting for it", l)
+        self.assertEqual(sum(l.count(MIGRATING) for l in logs), 1, "\n---\n".join(logs))
+        self.assertEqual(nc.kv_get("chatto_meta", "layout_version"), b"2")
+
+    def test_operator_commands_refuse_an_older_layout_and_leave_it_to_the_server(self):
+        a = self.start()
+        self.assertEqual(Client(a).register("alice").status, 200)
+        a.stop()
+        nc = self.nc()
+        to_layout_1(nc)
+        for cmd in (["user", "list"], ["backup", "-o", os.path.join(self.n.dir, "b.tar")]):
+            p = run_chatto(cmd, env=self.env)
+            self.assertNotEqual(p.returncode, 0, p.stderr)
+            self.assertIn("the store has layout version 1, from an older Chatto", p.stderr)
+            self.assertIn("start the server once", p.stderr)
+        # nothing migrated: the server does that when it starts
+        self.assertIsNone(nc.kv_get("chatto_meta", "layout_version"))
+        self.assertIn("KV_chatto_presence", nc.streams())
+        self.start()
+        self.assertEqual(nc.kv_get("chatto_meta", "layout_version"), b"2")
+        p = run_chatto(["user", "list"], env=self.env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("alice", p.stdout)
+
+    def test_a_running_restore_holds_every_bootstrap_until_its_lease_ends(self):
+        a = self.start()
+        self.assertEqual(Client(a).register("alice").status, 200)
+        a.stop()
+        nc = self.nc()
+        # what chatto restore holds while it rewrites the streams (lib/store/store.h: STORE_RESTORE_LEASE)
+        until = int(time.time() * 1000) + 600000
+        nc.kv_put("chatto_leases", "restore", json.dumps({"holder": "restore-test", "until": until}))
+        b = self.start(start=False)
+        b.start(wait_ready=False)
+        wait_for(lambda: "chatto restore (restore-test) is rewriting this NATS's streams" in b.stderr(), 30,
+                 "the bootstrap to wait for the restore")
+        self.assertNotEqual(b.get("/readyz").status, 200)
+        p = run_chatto(["user", "list"], env=self.env, timeout=60)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("chatto restore (restore-test) is rewriting", p.stderr)
+        # the restore ends (it gives the lease back): the server becomes ready by itself
+        nc.kv_put("chatto_leases", "restore", json.dumps({"holder": "restore-test", "until": 0}))
+        b.wait_ready(60)
+        self.assertEqual(Client(b).login("alice").status, 200)
+
