@@ -17,8 +17,9 @@
  * a 16-byte salt (Argon2id derives the key from the passphrase: crypto_pwhash), a 32-byte key check (BLAKE2b
  * keyed with that key: a wrong passphrase is told apart from damage), the 24-byte header of a
  * crypto_secretstream_xchacha20poly1305 stream, then chunks of u32 length + ciphertext (64 KiB of plaintext
- * each), the last one tagged FINAL. A wrong passphrase fails the key check; a changed byte fails where it
- * is; a cut-off file lacks the FINAL chunk. Each is reported as such, never as a crash.
+ * each), the last one tagged FINAL and holding the tar's last bytes (an earlier writer could end with an empty
+ * FINAL chunk after a tar of a multiple of 64 KiB: the reader accepts that too). A wrong passphrase fails the
+ * key check; a changed byte fails where it is; a cut-off file lacks the FINAL chunk. Each is reported as such, never as a crash.
  *
  * Main thread only (one writer or reader is used by one thread).
  */
@@ -53,6 +54,11 @@ struct bk_writer;
  * only at bk_writer_finish. With a passphrase (non-empty) the archive is encrypted. CH_EEXIST if path exists.
  * *out is the caller's, freed by bk_writer_finish or bk_writer_abort. */
 enum ch_status bk_writer_open(const char *path, const char *passphrase, struct bk_writer **out, struct ch_err *err);
+/* The same with the Argon2id cost given (bk_writer_open takes crypto_pwhash's MODERATE limits): for tests, which
+ * write many archives, and to write archives like older versions did. CH_EINVAL outside the bounds the reader
+ * accepts. */
+enum ch_status bk_writer_open_kdf(const char *path, const char *passphrase, unsigned long long opslimit,
+                                  size_t memlimit, struct bk_writer **out, struct ch_err *err);
 /* Begin the records of resource name (a stream name: [A-Za-z0-9_-]). */
 enum ch_status bk_writer_begin(struct bk_writer *w, const char *name, struct ch_err *err);
 /* Add one record to the current resource. */
