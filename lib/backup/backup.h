@@ -92,6 +92,20 @@ enum ch_status bk_reader_next(struct bk_reader *r, const char **name, const unsi
                               struct ch_err *err);
 void bk_reader_close(struct bk_reader *r);
 
+/* ---- what a restore may write (check.c) ---- */
+
+#define BK_SUBJECT_MAX 1023  /* longest record subject a restore accepts */
+#define BK_HDR_LINE_MAX 1023 /* longest header line ("Name: value", without its CRLF) a restore accepts */
+
+/* True if subject (len bytes, not NUL-terminated) starts with prefix (a stream's: "chatto.ev.", "$KV.<bucket>.",
+ * "$O.<bucket>.") and is one publishable NATS subject: at most BK_SUBJECT_MAX bytes of printable ASCII without
+ * space, no empty token, no wildcard ('*', '>'). */
+bool bk_subject_ok(const char *subject, size_t len, const char *prefix);
+/* True if hdr (len bytes, may be 0) is "Name: value\r\n" lines: each line at most BK_HDR_LINE_MAX bytes, a
+ * non-empty name of printable ASCII without space before the first ':', a value without control characters but
+ * tab. */
+bool bk_headers_ok(const char *hdr, size_t len);
+
 /* Decode the record at *off in a part of len bytes and advance *off. CH_EINVAL if it is malformed. */
 enum ch_status bk_record_decode(const unsigned char *part, size_t len, size_t *off, struct bk_record *out,
                                 struct ch_err *err);
