@@ -424,6 +424,85 @@ test_not_an_archive(void **state)
     assert_null(r);
 }
 
+/* What a restore may publish: a subject of the record's own stream, one plain NATS subject. */
+static void
+test_subjects_outside_the_stream_or_not_plain_are_refused(void **state)
+{
+    static const struct {
+        const char *subject, *prefix;
+        bool ok;
+    } cases[] = {
+        { "chatto.ev.r1.msg.m1", "chatto.ev.", true },
+        { "$KV.chatto_users.u1", "$KV.chatto_users.", true },
+        { "$KV.chatto_users.a/b=c-d_e", "$KV.chatto_users.", true },
+        { "$O.SERVER_ASSETS.C.abc", "$O.SERVER_ASSETS.", true },
+        { "$JS.API.STREAM.DELETE.KV_chatto_users", "chatto.ev.", false }, /* a JetStream API request */
+        { "$KV.chatto_rooms.r1", "$KV.chatto_users.", false },             /* another bucket's */
+        { "chatto.ev.", "chatto.ev.", false },                             /* the prefix alone */
+        { "chatto.ev.a b", "chatto.ev.", false },                          /* a space: protocol */
+        { "chatto.ev.a\r\nPUB x 1", "chatto.ev.", false },                 /* CR/LF: protocol */
+        { "chatto.ev.a\tb", "chatto.ev.", false },
+        { "chatto.ev.a..b", "chatto.ev.", false },                         /* an empty token */
+        { "chatto.ev.a.", "chatto.ev.", false },
+        { "chatto.ev.>", "chatto.ev.", false },                            /* wildcards */
+        { "chatto.ev.*.msg", "chatto.ev.", false },
+        { "chatto.ev.a\x7f", "chatto.ev.", false },
+        { "chatto.ev.\xc3\xa9", "chatto.ev.", false },
+        { "chatto.e", "chatto.ev.", false },
+    };
+    char longs[1100];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (bk_subject_ok(cases[i].subject, strlen(cases[i].subject), cases[i].prefix) != cases[i].ok)
+            fail_msg("subject %zu (%s): expected %s", i, cases[i].subject, cases[i].ok ? "ok" : "refused");
+    /* a NUL inside the given length */
+    assert_false(bk_subject_ok("chatto.ev.a\0b", 13, "chatto.ev."));
+    /* up to BK_SUBJECT_MAX bytes */
+    memcpy(longs, "chatto.ev.", 10);
+    memset(longs + 10, 'a', sizeof longs - 10);
+    assert_true(bk_subject_ok(longs, BK_SUBJECT_MAX, "chatto.ev."));
+    assert_false(bk_subject_ok(longs, BK_SUBJECT_MAX + 1, "chatto.ev."));
+}
+
+/* Header lines are written back whole or the archive is refused: none is dropped or cut. */
+static void
+test_header_lines_must_be_whole_and_fit(void **state)
+{
+    static const struct {
+        const char *hdr;
+        bool ok;
+    } cases[] = {
+        { "", true },
+        { "A: b\r\n", true },
+        { "Nats-Msg-Id: x\r\nChatto-Test: kept\r\n", true },
+        { "A:\r\n", true },
+        { "A: b\tc\r\n", true },
+        { "A: b", false },          /* no CRLF at the end */
+        { "A: b\n", false },        /* LF alone */
+        { "\r\n", false },          /* an empty line */
+        { "no colon\r\n", false },
+        { ": value\r\n", false },   /* no name */
+        { "A b: c\r\n", false },    /* a space in the name */
+        { "A: b\rc\r\n", false },   /* a CR inside the value */
+        { "A: b\x01\r\n", false },
+    };
+    char big[1100 + 2];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (bk_headers_ok(cases[i].hdr, strlen(cases[i].hdr)) != cases[i].ok)
+            fail_msg("headers %zu: expected %s", i, cases[i].ok ? "ok" : "refused");
+    assert_false(bk_headers_ok("A: b\0c\r\n", 8));
+    /* BK_HDR_LINE_MAX bytes fit; one more does not (restore used to drop such a line silently) */
+    memset(big, 'v', sizeof big);
+    memcpy(big, "A: ", 3);
+    memcpy(big + BK_HDR_LINE_MAX, "\r\n", 2);
+    assert_true(bk_headers_ok(big, BK_HDR_LINE_MAX + 2));
+    memcpy(big + BK_HDR_LINE_MAX + 1, "\r\n", 2);
+    assert_false(bk_headers_ok(big, BK_HDR_LINE_MAX + 3));
+}
+
 int
 main(void)
 {
@@ -436,6 +515,8 @@ main(void)
         cmocka_unit_test(test_tar_of_a_multiple_of_the_chunk_size_reads_back),
         cmocka_unit_test(test_an_empty_final_chunk_after_the_end_reads),
         cmocka_unit_test(test_new_archives_use_the_moderate_kdf_cost),
+        cmocka_unit_test(test_subjects_outside_the_stream_or_not_plain_are_refused),
+        cmocka_unit_test(test_header_lines_must_be_whole_and_fit),
     };
     assert_int_equal(crypto_init(), CH_OK);
     assert_non_null(mkdtemp(dir));
