@@ -424,6 +424,31 @@ test_not_an_archive(void **state)
     assert_null(r);
 }
 
+/* A file that appears at the archive's path while the backup runs is never replaced, and no temporary file or
+ * descriptor is left behind. */
+static void
+test_finish_never_replaces_a_file_that_appeared(void **state)
+{
+    char path[256], tmp[300];
+    struct bk_writer *w = NULL;
+    size_t len;
+    struct ch_err err = { 0 };
+
+    (void)state;
+    path_of(path, sizeof path, "raced.tar");
+    assert_int_equal(bk_writer_open(path, NULL, &w, NULL), CH_OK);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("someone else's", f);
+    fclose(f);
+    assert_int_equal(bk_writer_finish(w, "{}", &err), CH_EINTERNAL);
+    unsigned char *b = slurp(path, &len);
+    assert_int_equal(len, 14);
+    free(b);
+    snprintf(tmp, sizeof tmp, "%s.partial", path);
+    assert_int_not_equal(access(tmp, F_OK), 0);
+}
+
 /* What a restore may publish: a subject of the record's own stream, one plain NATS subject. */
 static void
 test_subjects_outside_the_stream_or_not_plain_are_refused(void **state)
@@ -515,6 +540,7 @@ main(void)
         cmocka_unit_test(test_tar_of_a_multiple_of_the_chunk_size_reads_back),
         cmocka_unit_test(test_an_empty_final_chunk_after_the_end_reads),
         cmocka_unit_test(test_new_archives_use_the_moderate_kdf_cost),
+        cmocka_unit_test(test_finish_never_replaces_a_file_that_appeared),
         cmocka_unit_test(test_subjects_outside_the_stream_or_not_plain_are_refused),
         cmocka_unit_test(test_header_lines_must_be_whole_and_fit),
     };
