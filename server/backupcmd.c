@@ -185,6 +185,7 @@ secrets_path(const struct cfg *cfg, char *out, size_t len)
 
 struct dump_ctx {
     struct bk_writer *w;
+    const struct store_res *res;
 };
 
 static enum ch_status
@@ -194,6 +195,11 @@ on_msg(void *ctx, const struct store_raw_msg *m, struct ch_err *err)
     struct bk_record r = { .seq = m->seq, .time_ns = m->time_ns, .subject = m->subject,
                            .subject_len = strlen(m->subject), .hdr = m->hdr, .hdr_len = m->hdr_len,
                            .data = m->data, .len = m->len };
+    /* what restore's verify() would refuse must fail the backup now, not the restore one day */
+    if (!bk_subject_ok(r.subject, r.subject_len, d->res->subject_prefix) || !bk_headers_ok(r.hdr, r.hdr_len))
+        return ch_err_set(err, CH_EINVAL, NULL, "%s: the message at sequence %llu (%.200s) could not be restored "
+                                                "(its subject or a header line is not one restore writes back)",
+                          d->res->stream, (unsigned long long)m->seq, m->subject);
     return bk_writer_record(d->w, &r, err);
 }
 
@@ -294,9 +300,9 @@ backupcmd_backup(const struct cli_args *a, struct cfg *cfg)
         /* a stream with nothing in it (a bucket whose entries all aged out: msgs 0, last_seq > 0) is not read:
          * a consumer on it would wait for messages that never come */
         bool empty = ss.msgs == 0 || ss.first_seq > ss.last_seq;
+        struct dump_ctx dc = { w, &res[i] };
         if (bk_writer_begin(w, res[i].stream, &err) != CH_OK ||
-            (!empty &&
-             store_dump(opconn_store(oc), &res[i], ss.last_seq, on_msg, &(struct dump_ctx){ w }, &err) != CH_OK) ||
+            (!empty && store_dump(opconn_store(oc), &res[i], ss.last_seq, on_msg, &dc, &err) != CH_OK) ||
             bk_writer_end(w, &records, &bytes, sha, &err) != CH_OK) {
             rc = fail(&err);
             goto out;

@@ -19,7 +19,8 @@
  * crypto_secretstream_xchacha20poly1305 stream, then chunks of u32 length + ciphertext (64 KiB of plaintext
  * each), the last one tagged FINAL and holding the tar's last bytes (an earlier writer could end with an empty
  * FINAL chunk after a tar of a multiple of 64 KiB: the reader accepts that too). A wrong passphrase fails the
- * key check; a changed byte fails where it is; a cut-off file lacks the FINAL chunk. Each is reported as such, never as a crash.
+ * key check; a changed byte fails where it is; a cut-off file lacks the FINAL chunk. Each is reported as such,
+ * never as a crash.
  *
  * Main thread only (one writer or reader is used by one thread).
  */
