@@ -86,7 +86,7 @@ read_passphrase(const char *file, char *buf, size_t len)
                 close(fd);
             return -1;
         }
-        if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 077))
+        if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 044))
             fprintf(stderr, "chatto: warning: --passphrase-file %s can be read by other users (mode %03o): "
                             "chmod 600 it\n", file, (unsigned)(sb.st_mode & 0777));
         setvbuf(f, NULL, _IONBF, 0); /* no stdio buffer keeps a copy of the passphrase */
