@@ -56,6 +56,7 @@
 #define FORMAT_VERSION 1
 #define MAX_RES 32
 #define PASSPHRASE_ENV "CHATTO_BACKUP_PASSPHRASE"
+#define PASS_MAX 1024 /* a passphrase is at most PASS_MAX - 1 bytes */
 
 static int
 fail(const struct ch_err *err)
@@ -66,31 +67,79 @@ fail(const struct ch_err *err)
     return 1;
 }
 
-/* The passphrase: the first line of --passphrase-file, else CHATTO_BACKUP_PASSPHRASE, else none (""). */
+/* The passphrase: the first line of --passphrase-file, else CHATTO_BACKUP_PASSPHRASE, else none (""). Into buf
+ * (sodium_malloc'd, PASS_MAX bytes): a longer one is an error, never cut short (a cut passphrase would encrypt
+ * an archive nobody could open with the one they typed). 0, or -1 after a message. */
 static int
 read_passphrase(const char *file, char *buf, size_t len)
 {
+    size_t n = 0;
+
     buf[0] = '\0';
     if (file) {
-        FILE *f = fopen(file, "r");
+        struct stat sb;
+        int fd = open(file, O_RDONLY | O_CLOEXEC), c = EOF;
+        FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
         if (!f) {
             fprintf(stderr, "chatto: --passphrase-file %s: %s\n", file, strerror(errno));
+            if (fd >= 0)
+                close(fd);
             return -1;
         }
-        if (!fgets(buf, (int)len, f))
-            buf[0] = '\0';
+        if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 044))
+            fprintf(stderr, "chatto: warning: --passphrase-file %s can be read by other users (mode %03o): "
+                            "chmod 600 it\n", file, (unsigned)(sb.st_mode & 0777));
+        setvbuf(f, NULL, _IONBF, 0); /* no stdio buffer keeps a copy of the passphrase */
+        while (n < len && (c = getc(f)) != EOF && c != '\n')
+            buf[n++] = (char)c;
         fclose(f);
-        buf[strcspn(buf, "\r\n")] = '\0';
-        if (!buf[0]) {
-            fprintf(stderr, "chatto: --passphrase-file %s: the first line is empty\n", file);
+        if (n == len) {
+            sodium_memzero(buf, len);
+            fprintf(stderr, "chatto: --passphrase-file %s: the passphrase is longer than %zu bytes\n", file,
+                    len - 1);
+            return -1;
+        }
+        buf[n] = '\0';
+        if (n && buf[n - 1] == '\r')
+            buf[--n] = '\0';
+        if (!buf[0] || strlen(buf) != n) {
+            sodium_memzero(buf, len);
+            fprintf(stderr, "chatto: --passphrase-file %s: the first line is %s\n", file,
+                    buf[0] ? "not text (a NUL byte)" : "empty");
             return -1;
         }
         return 0;
     }
     const char *e = getenv(PASSPHRASE_ENV);
-    if (e)
-        snprintf(buf, len, "%s", e);
+    if (e) {
+        if (strlen(e) >= len) {
+            fprintf(stderr, "chatto: %s: the passphrase is longer than %zu bytes\n", PASSPHRASE_ENV, len - 1);
+            return -1;
+        }
+        memcpy(buf, e, strlen(e) + 1);
+    }
     return 0;
+}
+
+/* A sodium_malloc'd passphrase buffer of PASS_MAX bytes (NULL after a message); pass_free wipes and frees it. */
+static char *
+pass_new(void)
+{
+    char *p = sodium_malloc(PASS_MAX);
+    if (!p)
+        fprintf(stderr, "chatto: out of memory\n");
+    else
+        p[0] = '\0';
+    return p;
+}
+
+static void
+pass_free(char *p)
+{
+    if (p) {
+        sodium_memzero(p, PASS_MAX);
+        sodium_free(p);
+    }
 }
 
 /* A small file (at most 64 KiB) into *buf (caller frees, zeroes first: it holds secrets). -1 with errno. */
@@ -109,7 +158,13 @@ read_small(const char *path, char **buf, size_t *len)
         return -1;
     }
     n = fread(b, 1, 65536 + 1, f);
+    int e = ferror(f) ? (errno ? errno : EIO) : 0; /* (a directory opens, then fails to read: EISDIR) */
     fclose(f);
+    if (e) {
+        free(b);
+        errno = e;
+        return -1;
+    }
     if (n > 65536) {
         free(b);
         errno = EFBIG;
@@ -130,6 +185,7 @@ secrets_path(const struct cfg *cfg, char *out, size_t len)
 
 struct dump_ctx {
     struct bk_writer *w;
+    const struct store_res *res;
 };
 
 static enum ch_status
@@ -139,6 +195,11 @@ on_msg(void *ctx, const struct store_raw_msg *m, struct ch_err *err)
     struct bk_record r = { .seq = m->seq, .time_ns = m->time_ns, .subject = m->subject,
                            .subject_len = strlen(m->subject), .hdr = m->hdr, .hdr_len = m->hdr_len,
                            .data = m->data, .len = m->len };
+    /* what restore's verify() would refuse must fail the backup now, not the restore one day */
+    if (!bk_subject_ok(r.subject, r.subject_len, d->res->subject_prefix) || !bk_headers_ok(r.hdr, r.hdr_len))
+        return ch_err_set(err, CH_EINVAL, NULL, "%s: the message at sequence %llu (%.200s) could not be restored "
+                                                "(its subject or a header line is not one restore writes back)",
+                          d->res->stream, (unsigned long long)m->seq, m->subject);
     return bk_writer_record(d->w, &r, err);
 }
 
@@ -164,7 +225,7 @@ backupcmd_backup(const struct cli_args *a, struct cfg *cfg)
     struct bk_writer *w = NULL;
     struct ch_err err = { 0 };
     struct store_res res[MAX_RES];
-    char pass[1024], path[PATH_MAX], stamp[32];
+    char *pass = NULL, path[PATH_MAX], stamp[32];
     cJSON *man = NULL, *arr, *exc;
     char *text = NULL;
     int rc = 1;
@@ -172,19 +233,23 @@ backupcmd_backup(const struct cli_args *a, struct cfg *cfg)
     int64_t t0 = clock_mono_ms();
     time_t now = time(NULL);
 
-    if (read_passphrase(a->passphrase_file, pass, sizeof pass) != 0)
+    if (!(pass = pass_new()))
+        return 1;
+    if (read_passphrase(a->passphrase_file, pass, PASS_MAX) != 0) {
+        pass_free(pass);
         return EXIT_USAGE;
+    }
     /* the generated secrets are credentials: they travel only inside an encrypted archive */
     if (a->include_secrets && !pass[0]) {
         fprintf(stderr, "chatto: --include-secrets needs a passphrase (--passphrase-file or %s): the archive "
                         "would hold credentials\n", PASSPHRASE_ENV);
-        explicit_bzero(pass, sizeof pass);
+        pass_free(pass);
         return EXIT_USAGE;
     }
     if (a->include_secrets && !cfg_bool(cfg, CFG_NATS_EMBEDDED_ENABLED)) {
         fprintf(stderr, "chatto: --include-secrets: only embedded mode generates secrets; with an external NATS they "
                         "are in your configuration\n");
-        explicit_bzero(pass, sizeof pass);
+        pass_free(pass);
         return EXIT_USAGE;
     }
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", gmtime(&now));
@@ -232,8 +297,12 @@ backupcmd_backup(const struct cli_args *a, struct cfg *cfg)
             continue;
         }
         int64_t cut_ms = clock_wall_ms();
+        /* a stream with nothing in it (a bucket whose entries all aged out: msgs 0, last_seq > 0) is not read:
+         * a consumer on it would wait for messages that never come */
+        bool empty = ss.msgs == 0 || ss.first_seq > ss.last_seq;
+        struct dump_ctx dc = { w, &res[i] };
         if (bk_writer_begin(w, res[i].stream, &err) != CH_OK ||
-            store_dump(opconn_store(oc), &res[i], ss.last_seq, on_msg, &(struct dump_ctx){ w }, &err) != CH_OK ||
+            (!empty && store_dump(opconn_store(oc), &res[i], ss.last_seq, on_msg, &dc, &err) != CH_OK) ||
             bk_writer_end(w, &records, &bytes, sha, &err) != CH_OK) {
             rc = fail(&err);
             goto out;
@@ -307,7 +376,7 @@ out:
     cJSON_Delete(man);
     free(text);
     opconn_close(oc);
-    explicit_bzero(pass, sizeof pass);
+    pass_free(pass);
     return rc;
 }
 
@@ -318,8 +387,20 @@ struct res_state {
     const cJSON *entry; /* its manifest entry */
     struct crypto_sha256 sum;
     uint64_t records, last_seq, cut, next, skipped_expired;
+    int64_t max_age_ns; /* config.maxAgeNs, checked: 0 .. MAX_AGE_NS */
     bool seen, restore;
 };
+
+/* Bounds on a manifest's numbers. JSON numbers are doubles: integers above 2^53 are not exact, and casting a
+ * double outside an integer type's range (or NaN) is undefined, so every number is checked before it is cast. */
+#define JNUM_MAX (1ull << 53)
+#define MAX_AGE_NS (INT64_MAX / 2) /* so that now - maxAge cannot overflow */
+/* A restore writes one placeholder (then deletes it) for every sequence up to the cut that the archive has no
+ * record for. Erased messages make such gaps, but a cut far beyond the records is a damaged or hostile manifest
+ * that would keep the restore publishing for hours: at the measured ~15,000 writes a second, a million
+ * placeholders take about a minute, and ten erased messages for every kept one is far more than deletion or
+ * retention leave in a real log. */
+#define GAP_MAX(records) ((records) * 10 + 1000000)
 
 static struct res_state *
 find(struct res_state *v, size_t n, const char *name, size_t len)
@@ -330,15 +411,27 @@ find(struct res_state *v, size_t n, const char *name, size_t len)
     return NULL;
 }
 
-static uint64_t
-jnum(const cJSON *o, const char *name)
+/* The number o.name as an integer in 0..max: false if it is absent, not a number, not an integer or out of range. */
+static bool
+jnum(const cJSON *o, const char *name, uint64_t max, uint64_t *out)
 {
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsNumber(f) && f->valuedouble >= 0 ? (uint64_t)f->valuedouble : 0;
+    double d;
+
+    if (!cJSON_IsNumber(f))
+        return false;
+    d = f->valuedouble;
+    if (!(d >= 0 && d <= (double)max && d <= (double)JNUM_MAX)) /* (NaN fails every comparison) */
+        return false;
+    if ((double)(uint64_t)d != d)
+        return false;
+    *out = (uint64_t)d;
+    return true;
 }
 
 /* Pass 1: read the whole archive, checking every record, each stream's count and SHA-256 against the manifest
- * and the manifest's format, before anything is written to NATS. */
+ * and the manifest's format, before anything is written to NATS: whatever apply() would refuse half-way (after
+ * --conflict=overwrite deleted the streams) is refused here, so a damaged or hostile archive writes nothing. */
 struct secrets {
     char *data; /* the archive's secrets.ini, or NULL */
     size_t len;
@@ -363,7 +456,7 @@ verify(const char *path, const char *pass, struct res_state *v, size_t n, cJSON 
         if (!name)
             break;
         if (man) {
-            s = ch_err_set(err, CH_EINVAL, NULL, "%s: archive is damaged (%s after the manifest)", path, name);
+            s = ch_err_set(err, CH_EINVAL, NULL, "%s: archive is damaged (%.100s after the manifest)", path, name);
             goto out;
         }
         if (!strcmp(name, BK_MANIFEST)) {
@@ -384,19 +477,31 @@ verify(const char *path, const char *pass, struct res_state *v, size_t n, cJSON 
         }
         const char *slash = strchr(name, '/');
         struct res_state *rs = slash ? find(v, n, name, (size_t)(slash - name)) : NULL;
-        if (!rs) {
+        if (!rs || rs->res->is_volatile) {
             s = ch_err_set(err, CH_EINVAL, NULL, "%s: not a chatto backup archive, or from a newer version "
-                                                 "(unknown entry %s)", path, name);
+                                                 "(unknown entry %.100s)", path, name);
             goto out;
         }
         crypto_sha256_update(&rs->sum, data, len);
         rs->seen = true;
         for (size_t off = 0; off < len;) {
             struct bk_record rec;
+            const char *why = NULL;
             if ((s = bk_record_decode(data, len, &off, &rec, err)) != CH_OK)
                 goto out;
-            if (rs->res->kind != STORE_RES_KV && rs->records && rec.seq <= rs->last_seq) {
-                s = ch_err_set(err, CH_EINVAL, NULL, "%s: archive is damaged (%s out of order)", path, name);
+            if (rec.seq == 0)
+                why = "sequence 0";
+            else if (rs->res->kind != STORE_RES_KV && rs->records && rec.seq <= rs->last_seq)
+                why = "out of order";
+            else if (rec.time_ns < 0)
+                why = "a time before 1970";
+            else if (!bk_subject_ok(rec.subject, rec.subject_len, rs->res->subject_prefix))
+                why = "a subject that is not one of the stream's";
+            else if (!bk_headers_ok(rec.hdr, rec.hdr_len))
+                why = "malformed headers";
+            if (why) {
+                s = ch_err_set(err, CH_EINVAL, NULL, "%s: archive is damaged (%.100s: a record with %s)", path, name,
+                               why);
                 goto out;
             }
             rs->last_seq = rec.seq;
@@ -414,14 +519,19 @@ verify(const char *path, const char *pass, struct res_state *v, size_t n, cJSON 
     }
     /* an archive of an older layout restores as it was made (its chatto_meta says which layout it is) and the
      * first server to start migrates it; a newer one this code would misread */
-    if (jnum(man, "formatVersion") != FORMAT_VERSION || jnum(man, "layout") < 1 ||
-        jnum(man, "layout") > STORE_LAYOUT_VERSION) {
+    uint64_t fv = 0, layout = 0;
+    bool fv_ok = jnum(man, "formatVersion", UINT32_MAX, &fv), layout_ok = jnum(man, "layout", UINT32_MAX, &layout);
+    if (!fv_ok || !layout_ok || fv != FORMAT_VERSION || layout < 1 || layout > STORE_LAYOUT_VERSION) {
         s = ch_err_set(err, CH_EINVAL, NULL, "%s: archive format %llu, layout %llu; this chatto reads format %d, "
-                                             "layouts 1 to %d", path, (unsigned long long)jnum(man, "formatVersion"),
-                       (unsigned long long)jnum(man, "layout"), FORMAT_VERSION, STORE_LAYOUT_VERSION);
+                                             "layouts 1 to %d", path, (unsigned long long)fv,
+                       (unsigned long long)layout, FORMAT_VERSION, STORE_LAYOUT_VERSION);
         goto out;
     }
     const cJSON *streams = cJSON_GetObjectItemCaseSensitive(man, "streams"), *e;
+    if (!cJSON_IsArray(streams)) {
+        s = ch_err_set(err, CH_EINVAL, NULL, "%s: archive is damaged (the manifest has no streams)", path);
+        goto out;
+    }
     cJSON_ArrayForEach(e, streams)
     {
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name");
@@ -429,21 +539,39 @@ verify(const char *path, const char *pass, struct res_state *v, size_t n, cJSON 
         struct res_state *rs = cJSON_IsString(nm) ? find(v, n, nm->valuestring, strlen(nm->valuestring)) : NULL;
         unsigned char d[32];
         char hex[65];
-        if (!rs || !cJSON_IsString(sha)) {
-            s = ch_err_set(err, CH_EINVAL, NULL, "%s: the manifest names an unknown stream", path);
+        uint64_t msgs = 0, cut = 0, max_age = 0;
+        if (!rs || rs->res->is_volatile || rs->entry || !cJSON_IsString(sha)) {
+            s = ch_err_set(err, CH_EINVAL, NULL, "%s: the manifest names an unknown stream (or one twice)", path);
+            goto out;
+        }
+        const cJSON *conf = cJSON_GetObjectItemCaseSensitive(e, "config");
+        if (!jnum(e, "messages", JNUM_MAX, &msgs) || !jnum(e, "cutSeq", JNUM_MAX, &cut) ||
+            (cJSON_GetObjectItemCaseSensitive(conf, "maxAgeNs") && !jnum(conf, "maxAgeNs", MAX_AGE_NS, &max_age))) {
+            s = ch_err_set(err, CH_EINVAL, NULL, "%s: archive is damaged (%s: a count, cut or age in the manifest "
+                                                 "is missing or out of range)", path, rs->res->stream);
             goto out;
         }
         crypto_sha256_final(&rs->sum, d);
         sodium_bin2hex(hex, sizeof hex, d, sizeof d);
-        if (strcmp(hex, sha->valuestring) || rs->records != jnum(e, "messages")) {
+        if (strcmp(hex, sha->valuestring) || rs->records != msgs) {
             s = ch_err_set(err, CH_EINVAL, NULL, "%s: archive is damaged (%s: %llu records, checksum %s; the "
                                                  "manifest says %llu, %.12s…)", path, rs->res->stream,
                            (unsigned long long)rs->records, strcmp(hex, sha->valuestring) ? "differs" : "matches",
-                           (unsigned long long)jnum(e, "messages"), sha->valuestring);
+                           (unsigned long long)msgs, sha->valuestring);
+            goto out;
+        }
+        /* the event log and the object stores are written back with their sequences up to the cut */
+        if (rs->res->kind != STORE_RES_KV &&
+            ((rs->records && rs->last_seq > cut) || cut - rs->records > GAP_MAX(rs->records))) {
+            s = ch_err_set(err, CH_EINVAL, NULL, "%s: archive is damaged (%s: %llu records up to sequence %llu, "
+                                                 "but the cut is %llu)", path, rs->res->stream,
+                           (unsigned long long)rs->records, (unsigned long long)rs->last_seq,
+                           (unsigned long long)cut);
             goto out;
         }
         rs->entry = e;
-        rs->cut = jnum(e, "cutSeq");
+        rs->cut = cut;
+        rs->max_age_ns = (int64_t)max_age;
     }
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(man, "secrets");
     const cJSON *ssha = cJSON_GetObjectItemCaseSensitive(so, "sha256");
@@ -467,6 +595,37 @@ verify(const char *path, const char *pass, struct res_state *v, size_t n, cJSON 
 out:
     cJSON_Delete(man);
     bk_reader_close(r);
+    return s;
+}
+
+/* Fresh per-stream state for verify() and apply(), over res (store_resources()). */
+static void
+res_init(struct res_state *v, const struct store_res *res, size_t n)
+{
+    memset(v, 0, n * sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        v[i].res = &res[i];
+        v[i].next = 1;
+        crypto_sha256_init(&v[i].sum);
+    }
+}
+
+enum ch_status
+backupcmd_check_archive(const char *path, const char *passphrase, struct ch_err *err)
+{
+    struct store_res res[MAX_RES];
+    struct res_state v[MAX_RES];
+    struct secrets sec = { 0 };
+    cJSON *man = NULL;
+    size_t n = store_resources(res, MAX_RES);
+
+    res_init(v, res, n);
+    enum ch_status s = verify(path, passphrase, v, n, &man, &sec, err);
+    cJSON_Delete(man);
+    if (sec.data) {
+        sodium_memzero(sec.data, sec.len);
+        free(sec.data);
+    }
     return s;
 }
 
@@ -495,6 +654,37 @@ held(struct store *st, const struct res_state *rs, uint64_t *count, struct ch_er
     }
     *count = ss.msgs;
     return CH_OK;
+}
+
+/* The target's store layout: chatto_meta's "layout_version"; without one, 1 if the store was ever bootstrapped
+ * (0.1.0 wrote "server" but no version), else 0 (nothing there). */
+static enum ch_status
+target_layout(struct store *st, uint64_t *layout, struct ch_err *err)
+{
+    char *val = NULL;
+    size_t len = 0;
+    uint64_t rev = 0;
+    enum ch_status s = store_kv_get(st, STORE_B_META, "layout_version", &val, &len, &rev, err);
+
+    *layout = 0;
+    if (s == CH_OK) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(val, &end, 10);
+        bool bad = errno || end == val || *end || v < 1;
+        free(val);
+        if (bad)
+            return ch_err_set(err, CH_EINVAL, NULL, "chatto_meta: a malformed layout_version");
+        *layout = v;
+        return CH_OK;
+    }
+    if (s != CH_ENOTFOUND)
+        return s;
+    s = store_kv_get(st, STORE_B_META, "server", &val, &len, &rev, err);
+    free(val);
+    if (s == CH_OK)
+        *layout = 1;
+    return s == CH_ENOTFOUND ? CH_OK : s;
 }
 
 static int
@@ -529,7 +719,7 @@ apply(struct store *st, const char *path, const char *pass, struct res_state *v,
         struct res_state *rs = slash ? find(v, n, name, (size_t)(slash - name)) : NULL;
         if (!rs || !rs->restore)
             continue;
-        int64_t max_age = (int64_t)jnum(cJSON_GetObjectItemCaseSensitive(rs->entry, "config"), "maxAgeNs");
+        int64_t max_age = rs->max_age_ns; /* 0 .. MAX_AGE_NS: verify() checked it */
         for (size_t off = 0; off < len;) {
             struct bk_record rec;
             char subject[1024];
@@ -537,7 +727,7 @@ apply(struct store *st, const char *path, const char *pass, struct res_state *v,
                 goto out;
             /* a bucket with an age limit (notifications: 90 days): what would have aged out by now stays out;
              * the rest starts a new age (JetStream stamps it now) */
-            if (rs->res->kind == STORE_RES_KV && max_age > 0 && rec.time_ns + max_age < now_ns) {
+            if (rs->res->kind == STORE_RES_KV && max_age > 0 && rec.time_ns < now_ns - max_age) {
                 rs->skipped_expired++;
                 continue;
             }
@@ -591,7 +781,7 @@ backupcmd_restore(const struct cli_args *a, struct cfg *cfg)
     struct opconn *oc = NULL;
     struct ch_err err = { 0 };
     cJSON *man = NULL;
-    char pass[1024], sp[PATH_MAX];
+    char *pass = NULL, sp[PATH_MAX];
     int rc = 1;
     size_t n = store_resources(res, MAX_RES);
     struct secrets sec = { 0 };
@@ -600,16 +790,16 @@ backupcmd_restore(const struct cli_args *a, struct cfg *cfg)
     bool embedded = cfg_bool(cfg, CFG_NATS_EMBEDDED_ENABLED), had_secrets = false, write_secrets = false;
     int64_t t0 = clock_mono_ms();
 
-    memset(v, 0, sizeof v);
-    for (size_t i = 0; i < n; i++) {
-        v[i].res = &res[i];
-        v[i].next = 1;
-        crypto_sha256_init(&v[i].sum);
-    }
-    if (read_passphrase(a->passphrase_file, pass, sizeof pass) != 0)
+    res_init(v, res, n);
+    if (!(pass = pass_new()))
+        return 1;
+    if (read_passphrase(a->passphrase_file, pass, PASS_MAX) != 0) {
+        pass_free(pass);
         return EXIT_USAGE;
+    }
     if (access(path, R_OK) != 0) {
         fprintf(stderr, "chatto: %s: %s\n", path, strerror(errno));
+        pass_free(pass);
         return 1;
     }
     if (verify(path, pass, v, n, &man, &sec, &err) != CH_OK) {
@@ -618,7 +808,16 @@ backupcmd_restore(const struct cli_args *a, struct cfg *cfg)
     }
     /* (opening the data directory generates secrets where there were none: which were there before?) */
     secrets_path(cfg, sp, sizeof sp);
-    had_secrets = embedded && read_small(sp, &have, &have_len) == 0;
+    if (embedded) {
+        /* only "no such file" means there are none; a file we cannot read must not be taken for absent (the
+         * archive's would then replace it) */
+        if (read_small(sp, &have, &have_len) == 0)
+            had_secrets = true;
+        else if (errno != ENOENT) {
+            fprintf(stderr, "chatto: %s: %s\n", sp, strerror(errno));
+            goto out;
+        }
+    }
     if (opconn_open(cfg, true, &oc) != 0)
         goto out;
     struct store *st = opconn_store(oc);
@@ -664,6 +863,22 @@ backupcmd_restore(const struct cli_args *a, struct cfg *cfg)
                 found);
         goto out;
     }
+    /* keeping streams of one layout next to restored ones of another would leave a store no layout describes
+     * (the kept ones were migrated when we connected, the restored ones would never be) */
+    uint64_t man_layout = 0, have_layout = 0;
+    if (found[0] && !strcmp(mode, "skip")) {
+        (void)jnum(man, "layout", UINT32_MAX, &man_layout); /* verify() checked it */
+        if (target_layout(st, &have_layout, &err) != CH_OK) {
+            rc = fail(&err);
+            goto out;
+        }
+        if (have_layout != man_layout) {
+            fprintf(stderr, "chatto: --conflict=skip would mix store layouts: the archive has layout %llu, this NATS "
+                            "layout %llu; restore into an empty NATS or choose --conflict=overwrite\n",
+                    (unsigned long long)man_layout, (unsigned long long)have_layout);
+            goto out;
+        }
+    }
     if (found[0])
         fprintf(stderr, "chatto: %s: %s\n", !strcmp(mode, "skip") ? "keeping" : "replacing", found);
     for (size_t i = 0; i < n; i++)
@@ -681,7 +896,8 @@ backupcmd_restore(const struct cli_args *a, struct cfg *cfg)
         snprintf(tmp, sizeof tmp, "%s.tmp", sp);
         FILE *f = NULL;
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        bool ok = fd >= 0 && (f = fdopen(fd, "w")) && fwrite(sec.data, 1, sec.len, f) == sec.len;
+        bool ok = fd >= 0 && (f = fdopen(fd, "w")) && fwrite(sec.data, 1, sec.len, f) == sec.len &&
+                  fflush(f) == 0 && fsync(fd) == 0; /* on disk before it takes the name */
         if (f)
             ok = fclose(f) == 0 && ok;
         else if (fd >= 0)
@@ -720,7 +936,7 @@ backupcmd_restore(const struct cli_args *a, struct cfg *cfg)
 out:
     cJSON_Delete(man);
     opconn_close(oc);
-    explicit_bzero(pass, sizeof pass);
+    pass_free(pass);
     if (sec.data) {
         explicit_bzero(sec.data, sec.len);
         free(sec.data);

@@ -129,6 +129,8 @@ cli_parse(int argc, char **argv, struct cli_args *a, struct ch_err *err)
         if (c == 'o') {
             if (a->cmd != CLI_BACKUP)
                 return ch_err_set(err, CH_EINVAL, NULL, "-o/--output: only for 'chatto backup'");
+            if (!*optarg) /* refused now, not after the whole backup ran */
+                return ch_err_set(err, CH_EINVAL, NULL, "-o/--output: the archive's file name is empty");
             a->output = optarg;
             continue;
         }
@@ -242,7 +244,8 @@ cli_print_help(FILE *out)
           "                         write every stream, bucket and object store Chatto owns (not caches) into\n"
           "                         one archive (default ./chatto-backup-<UTC time>.tar), online and consistent;\n"
           "                         encrypted when a passphrase is given (the file's first line, or\n"
-          "                         CHATTO_BACKUP_PASSPHRASE); --include-secrets adds the secrets embedded mode\n"
+          "                         CHATTO_BACKUP_PASSPHRASE; the default name then ends in .tar.enc);\n"
+          "                         --include-secrets adds the secrets embedded mode\n"
           "                         generated (<data_dir>/secrets.ini; encrypted archives only)\n"
           "  restore FILE [--conflict=error|skip|overwrite] [--passphrase-file FILE]\n"
           "                         load an archive into this configuration's NATS while no chatto serves it;\n"

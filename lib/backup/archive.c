@@ -26,8 +26,11 @@
 #define ENC_CHECK_LEN 32
 #define ENC_HDR_LEN (16 + 8 + 8 + crypto_pwhash_SALTBYTES + ENC_CHECK_LEN + crypto_secretstream_xchacha20poly1305_HEADERBYTES)
 #define SS_HDR_OFF (32 + crypto_pwhash_SALTBYTES + ENC_CHECK_LEN)
-#define ENC_OPS crypto_pwhash_OPSLIMIT_INTERACTIVE
-#define ENC_MEM crypto_pwhash_MEMLIMIT_INTERACTIVE
+/* An archive can be attacked offline for as long as anyone likes, so new ones take Argon2id's MODERATE cost (256 MiB,
+ * about a second), not the INTERACTIVE one of a login. The reader takes the cost from the header, so archives
+ * written with INTERACTIVE (chatto 0.2.0 before this change) still read. */
+#define ENC_OPS crypto_pwhash_OPSLIMIT_MODERATE
+#define ENC_MEM crypto_pwhash_MEMLIMIT_MODERATE
 /* bounds on what an archive header may ask of us: a hostile file must not make us allocate gigabytes */
 #define ENC_OPS_MAX 16u
 #define ENC_MEM_MAX (1024ull * 1024ull * 1024ull)
@@ -124,16 +127,18 @@ emit(struct bk_writer *w, const void *data, size_t len, struct ch_err *err)
 {
     const unsigned char *p = data;
     while (len) {
-        size_t n = sizeof w->out - w->nout < len ? sizeof w->out - w->nout : len;
-        memcpy(w->out + w->nout, p, n);
-        w->nout += n;
-        p += n;
-        len -= n;
+        /* a full buffer goes out only when more bytes follow, so the last bytes of the tar always travel in the
+         * FINAL chunk (an eager flush left an empty FINAL chunk after a tar of an exact multiple of CHUNK bytes) */
         if (w->nout == sizeof w->out) {
             enum ch_status s = flush_out(w, false, err);
             if (s != CH_OK)
                 return s;
         }
+        size_t n = sizeof w->out - w->nout < len ? sizeof w->out - w->nout : len;
+        memcpy(w->out + w->nout, p, n);
+        w->nout += n;
+        p += n;
+        len -= n;
     }
     return CH_OK;
 }
@@ -174,6 +179,13 @@ tar_entry(struct bk_writer *w, const char *name, const void *data, size_t len, s
 enum ch_status
 bk_writer_open(const char *path, const char *passphrase, struct bk_writer **out, struct ch_err *err)
 {
+    return bk_writer_open_kdf(path, passphrase, ENC_OPS, ENC_MEM, out, err);
+}
+
+enum ch_status
+bk_writer_open_kdf(const char *path, const char *passphrase, unsigned long long ops, size_t mem,
+                   struct bk_writer **out, struct ch_err *err)
+{
     struct bk_writer *w = calloc(1, sizeof *w);
     struct stat sb;
     enum ch_status s = CH_OK;
@@ -200,10 +212,15 @@ bk_writer_open(const char *path, const char *passphrase, struct bk_writer **out,
         unsigned char hdr[ENC_HDR_LEN], key[crypto_secretstream_xchacha20poly1305_KEYBYTES];
         unsigned char *salt = hdr + 32;
         memcpy(hdr, BK_ENC_MAGIC, 16);
-        put_be(hdr + 16, ENC_OPS, 8);
-        put_be(hdr + 24, ENC_MEM, 8);
+        if (ops < crypto_pwhash_OPSLIMIT_MIN || ops > ENC_OPS_MAX || mem < crypto_pwhash_MEMLIMIT_MIN ||
+            mem > ENC_MEM_MAX) {
+            s = ch_err_set(err, CH_EINVAL, NULL, "key-derivation settings out of range");
+            goto fail;
+        }
+        put_be(hdr + 16, ops, 8);
+        put_be(hdr + 24, mem, 8);
         randombytes_buf(salt, crypto_pwhash_SALTBYTES);
-        if (crypto_pwhash(key, sizeof key, passphrase, strlen(passphrase), salt, ENC_OPS, ENC_MEM,
+        if (crypto_pwhash(key, sizeof key, passphrase, strlen(passphrase), salt, ops, mem,
                           crypto_pwhash_ALG_ARGON2ID13) != 0) {
             s = ch_err_set(err, CH_ENOMEM, NULL, "cannot derive the key (out of memory)");
             goto fail;
@@ -320,6 +337,62 @@ bk_writer_file(struct bk_writer *w, const char *name, const void *data, size_t l
     return tar_entry(w, name, data, len, err);
 }
 
+/* fsync the directory that holds path, so that the new name survives a crash. */
+static void
+sync_dir(const char *path)
+{
+    char *d = strdup(path);
+    if (!d)
+        return;
+    char *slash = strrchr(d, '/');
+    const char *dir = ".";
+    if (slash == d)
+        dir = "/";
+    else if (slash) {
+        *slash = '\0';
+        dir = d;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd); /* best effort: some filesystems refuse fsync on a directory */
+        close(fd);
+    }
+    free(d);
+}
+
+/* Give the finished temporary file tmp its name path, never replacing a file that appeared at path meanwhile:
+ * link() then unlink(); where the filesystem has no hard links (vfat, exFAT, some CIFS mounts) a rename that
+ * refuses to replace (renameat2 RENAME_NOREPLACE), and where that is unsupported too, a rename after a last
+ * check that path is still free. */
+static enum ch_status
+publish(const char *tmp, const char *path, struct ch_err *err)
+{
+    if (link(tmp, path) == 0) {
+        unlink(tmp);
+        sync_dir(path);
+        return CH_OK;
+    }
+    int e = errno;
+    if (e == EPERM || e == ENOTSUP || e == EOPNOTSUPP || e == EXDEV || e == ENOSYS || e == EMLINK) {
+        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) {
+            sync_dir(path);
+            return CH_OK;
+        }
+        e = errno;
+        if (e == EINVAL || e == ENOSYS || e == ENOTSUP || e == EOPNOTSUPP) {
+            struct stat sb;
+            if (lstat(path, &sb) == 0)
+                e = EEXIST;
+            else if (rename(tmp, path) == 0) {
+                sync_dir(path);
+                return CH_OK;
+            } else
+                e = errno;
+        }
+    }
+    return ch_err_set(err, CH_EINTERNAL, NULL, "cannot create %s: %s", path, strerror(e));
+}
+
 enum ch_status
 bk_writer_finish(struct bk_writer *w, const char *manifest, struct ch_err *err)
 {
@@ -333,18 +406,17 @@ bk_writer_finish(struct bk_writer *w, const char *manifest, struct ch_err *err)
     if ((s = tar_entry(w, BK_MANIFEST, manifest, strlen(manifest), err)) != CH_OK ||
         (s = emit(w, zero, sizeof zero, err)) != CH_OK || (s = flush_out(w, true, err)) != CH_OK)
         goto fail;
-    if (fsync(w->fd) != 0 || close(w->fd) != 0) {
-        w->fd = -1;
-        s = ch_err_set(err, CH_EINTERNAL, NULL, "cannot write %s: %s", w->tmp, strerror(errno));
-        goto fail;
-    }
+    int fd = w->fd;
     w->fd = -1;
-    /* link, not rename: a file that appeared at path meanwhile is never replaced */
-    if (link(w->tmp, w->path) != 0) {
-        s = ch_err_set(err, CH_EINTERNAL, NULL, "cannot create %s: %s", w->path, strerror(errno));
+    int e = fsync(fd) != 0 ? errno : 0;
+    if (close(fd) != 0 && !e) /* closed whatever fsync said: no descriptor leaks */
+        e = errno;
+    if (e) {
+        s = ch_err_set(err, CH_EINTERNAL, NULL, "cannot write %s: %s", w->tmp, strerror(e));
         goto fail;
     }
-    unlink(w->tmp);
+    if ((s = publish(w->tmp, w->path, err)) != CH_OK)
+        goto fail;
     free(w->part);
     free(w->path);
     free(w->tmp);
@@ -626,6 +698,14 @@ bk_reader_next(struct bk_reader *r, const char **name, const unsigned char **dat
             return s;
         if (memcmp(h, zero, sizeof zero))
             return ch_err_set(err, CH_EINVAL, NULL, "archive is damaged (data after the end-of-archive block)");
+        /* an archive whose tar is an exact multiple of CHUNK bytes may end with an empty FINAL chunk (every
+         * writer before the lazy flush in emit() did that): read it */
+        if (r->enc && r->pos == r->nin && !r->final) {
+            if ((s = next_chunk(r, err)) != CH_OK)
+                return s;
+            if (!r->final)
+                return ch_err_set(err, CH_EINVAL, NULL, "archive has data after its end");
+        }
         if (r->enc && (r->pos != r->nin || !r->final))
             return ch_err_set(err, CH_EINVAL, NULL, r->final ? "archive has data after its end"
                                                              : "archive is truncated (no final chunk)");
@@ -674,6 +754,7 @@ bk_reader_close(struct bk_reader *r)
         sodium_memzero(r->entry, r->entry_cap);
         free(r->entry);
     }
+    sodium_memzero(r, sizeof *r); /* the secretstream state holds the key */
     free(r);
 }
 

@@ -17,8 +17,10 @@
  * a 16-byte salt (Argon2id derives the key from the passphrase: crypto_pwhash), a 32-byte key check (BLAKE2b
  * keyed with that key: a wrong passphrase is told apart from damage), the 24-byte header of a
  * crypto_secretstream_xchacha20poly1305 stream, then chunks of u32 length + ciphertext (64 KiB of plaintext
- * each), the last one tagged FINAL. A wrong passphrase fails the key check; a changed byte fails where it
- * is; a cut-off file lacks the FINAL chunk. Each is reported as such, never as a crash.
+ * each), the last one tagged FINAL and holding the tar's last bytes (an earlier writer could end with an empty
+ * FINAL chunk after a tar of a multiple of 64 KiB: the reader accepts that too). A wrong passphrase fails the
+ * key check; a changed byte fails where it is; a cut-off file lacks the FINAL chunk. Each is reported as such,
+ * never as a crash.
  *
  * Main thread only (one writer or reader is used by one thread).
  */
@@ -53,6 +55,11 @@ struct bk_writer;
  * only at bk_writer_finish. With a passphrase (non-empty) the archive is encrypted. CH_EEXIST if path exists.
  * *out is the caller's, freed by bk_writer_finish or bk_writer_abort. */
 enum ch_status bk_writer_open(const char *path, const char *passphrase, struct bk_writer **out, struct ch_err *err);
+/* The same with the Argon2id cost given (bk_writer_open takes crypto_pwhash's MODERATE limits): for tests, which
+ * write many archives, and to write archives like older versions did. CH_EINVAL outside the bounds the reader
+ * accepts. */
+enum ch_status bk_writer_open_kdf(const char *path, const char *passphrase, unsigned long long opslimit,
+                                  size_t memlimit, struct bk_writer **out, struct ch_err *err);
 /* Begin the records of resource name (a stream name: [A-Za-z0-9_-]). */
 enum ch_status bk_writer_begin(struct bk_writer *w, const char *name, struct ch_err *err);
 /* Add one record to the current resource. */
@@ -85,6 +92,20 @@ bool bk_file_encrypted(const char *path);
 enum ch_status bk_reader_next(struct bk_reader *r, const char **name, const unsigned char **data, size_t *len,
                               struct ch_err *err);
 void bk_reader_close(struct bk_reader *r);
+
+/* ---- what a restore may write (check.c) ---- */
+
+#define BK_SUBJECT_MAX 1023  /* longest record subject a restore accepts */
+#define BK_HDR_LINE_MAX 1023 /* longest header line ("Name: value", without its CRLF) a restore accepts */
+
+/* True if subject (len bytes, not NUL-terminated) starts with prefix (a stream's: "chatto.ev.", "$KV.<bucket>.",
+ * "$O.<bucket>.") and is one publishable NATS subject: at most BK_SUBJECT_MAX bytes of printable ASCII without
+ * space, no empty token, no wildcard ('*', '>'). */
+bool bk_subject_ok(const char *subject, size_t len, const char *prefix);
+/* True if hdr (len bytes, may be 0) is "Name: value\r\n" lines: each line at most BK_HDR_LINE_MAX bytes, a
+ * non-empty name of printable ASCII without space before the first ':', a value without control characters but
+ * tab. */
+bool bk_headers_ok(const char *hdr, size_t len);
 
 /* Decode the record at *off in a part of len bytes and advance *off. CH_EINVAL if it is malformed. */
 enum ch_status bk_record_decode(const unsigned char *part, size_t len, size_t *off, struct bk_record *out,

@@ -22,24 +22,27 @@ size_t
 store_resources(struct store_res *out, size_t max)
 {
     size_t n = 0;
-    static char names[STORE_B_COUNT][64];
+    static char names[STORE_B_COUNT][64], prefixes[STORE_B_COUNT][72];
 
+    /* (the events prefix is STORE_SUBJECT_EVENTS_ALL without its ">") */
     if (n < max)
         out[n++] = (struct store_res){ store_stream_name(STORE_S_EVENTS), STORE_RES_EVENTS, false,
-                                       "chatto.ev._restore.gap", -1 };
+                                       "chatto.ev._restore.gap", -1, "chatto.ev." };
     for (int b = 0; b < STORE_B_COUNT && n < max; b++) {
         snprintf(names[b], sizeof names[b], "KV_%s", store_bucket_name((enum store_bucket)b));
+        snprintf(prefixes[b], sizeof prefixes[b], "$KV.%s.", store_bucket_name((enum store_bucket)b));
         /* failed-login counters, the process registry and worker leases describe the running processes of the
          * moment, not the installation: a restore must not resurrect them */
         bool vol = b == STORE_B_THROTTLE || b == STORE_B_PROCS || b == STORE_B_LEASES;
-        out[n++] = (struct store_res){ names[b], STORE_RES_KV, vol, NULL, b };
+        out[n++] = (struct store_res){ names[b], STORE_RES_KV, vol, NULL, b, prefixes[b] };
     }
     if (n < max)
         out[n++] = (struct store_res){ store_stream_name(STORE_S_ASSETS), STORE_RES_OBJECTS, false,
-                                       "$O." STORE_OBJ_ASSETS ".C._restore_gap", -1 };
+                                       "$O." STORE_OBJ_ASSETS ".C._restore_gap", -1, "$O." STORE_OBJ_ASSETS "." };
     /* resized images: a cache, made again on demand */
     if (n < max)
-        out[n++] = (struct store_res){ store_stream_name(STORE_S_ASSET_CACHE), STORE_RES_OBJECTS, true, NULL, -1 };
+        out[n++] = (struct store_res){ store_stream_name(STORE_S_ASSET_CACHE), STORE_RES_OBJECTS, true, NULL, -1,
+                                       "$O." STORE_OBJ_ASSET_CACHE "." };
     return n;
 }
 
@@ -113,9 +116,11 @@ headers_text(natsMsg *m, size_t *len)
 
 /* The consumer went quiet: ask its leader whether anything is left for it. Nothing pending and nothing sent that
  * we have not received means the rest up to the cut was erased while we read (deleted messages are not
- * counted); otherwise the server is merely slow. */
+ * counted); otherwise the server is merely slow. Nothing pending and the consumer past the cut is done too: a
+ * stream whose messages all expired or were purged delivers nothing, yet its consumer starts past them. */
 static enum ch_status
-drained(struct store *st, natsSubscription *sub, const char *stream, uint64_t last, bool *done, struct ch_err *err)
+drained(struct store *st, natsSubscription *sub, const char *stream, uint64_t last, uint64_t cut, bool *done,
+        struct ch_err *err)
 {
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
@@ -125,7 +130,7 @@ drained(struct store *st, natsSubscription *sub, const char *stream, uint64_t la
     *done = false;
     if (s != NATS_OK)
         return store_map(s, jerr, stream, err);
-    *done = ci->NumPending == 0 && ci->Delivered.Stream <= last;
+    *done = ci->NumPending == 0 && (ci->Delivered.Stream <= last || ci->Delivered.Stream >= cut);
     jsConsumerInfo_Destroy(ci);
     return CH_OK;
 }
@@ -174,7 +179,7 @@ store_dump(struct store *st, const struct store_res *r, uint64_t cut, store_dump
         if (s == NATS_TIMEOUT) {
             /* nothing came: either what was left up to the cut was erased meanwhile, or the server is slow */
             bool done = false;
-            if ((cs = drained(st, sub, r->stream, last, &done, err)) != CH_OK)
+            if ((cs = drained(st, sub, r->stream, last, cut, &done, err)) != CH_OK)
                 goto out;
             if (done)
                 break;
@@ -356,17 +361,20 @@ publish_raw(struct store_replayer *rp, const char *stream, const char *subject, 
         size_t ll = end - i;
         if (ll && hdr[i + ll - 1] == '\r')
             ll--;
-        if (ll < sizeof line) {
-            memcpy(line, hdr + i, ll);
-            line[ll] = '\0';
-            char *colon = strchr(line, ':');
-            if (colon && strncasecmp(line, "Nats-", 5) != 0) {
-                *colon = '\0';
-                const char *v = colon + 1;
-                while (*v == ' ')
-                    v++;
-                natsMsgHeader_Add(m, line, v);
-            }
+        /* (restore's verify() already refused such lines: never drop one silently) */
+        if (ll >= sizeof line || !memchr(hdr + i, ':', ll) || memchr(hdr + i, '\0', ll)) {
+            natsMsg_Destroy(m);
+            return ch_err_set(err, CH_EINVAL, NULL, "%s: a malformed header line", stream);
+        }
+        memcpy(line, hdr + i, ll);
+        line[ll] = '\0';
+        char *colon = strchr(line, ':');
+        if (strncasecmp(line, "Nats-", 5) != 0) {
+            *colon = '\0';
+            const char *v = colon + 1;
+            while (*v == ' ')
+                v++;
+            natsMsgHeader_Add(m, line, v);
         }
         i = end + 1;
     }

@@ -384,6 +384,7 @@ struct store_res {
     bool is_volatile;        /* a cache or the state of the processes of the moment: never backed up */
     const char *gap_subject; /* events and object stores: where a placeholder fills an erased sequence */
     int bucket;              /* enum store_bucket for KV, else -1 */
+    const char *subject_prefix; /* every subject starts with it: "chatto.ev.", "$KV.<bucket>.", "$O.<bucket>." */
 };
 
 /* Every stream Chatto owns, in backup order: CHATTO_EVENTS, the KV buckets, the object stores. Borrowed

@@ -287,6 +287,32 @@ write("fuzz_backup", "plain", _tar([
      _record(3, b"chatto.ev.r1.msg.m1", b'{"type":"msg.posted"}', b"Nats-Msg-Id: k\r\n")),
     ("KV_chatto_users/00000001.rec", _record(1, b"$KV.chatto_users.u1", b"{}")),
     ("manifest.json", b'{"format":"chatto-backup","formatVersion":1,"layout":1,"streams":[]}')]))
+def _valid(layout, streams, cut_extra=0):
+    """An archive restore's checks accept (counts, cuts and SHA-256s match): the fuzzer starts past them."""
+    import hashlib
+    import json
+    entries, man = [], {"format": "chatto-backup", "formatVersion": 1, "layout": layout, "streams": []}
+    for name, recs, cut in streams:
+        part = b"".join(recs)
+        if part:
+            entries.append((name + "/00000001.rec", part))
+        man["streams"].append({"name": name, "kind": "kv" if name.startswith("KV_") else "events",
+                               "config": {"maxAgeNs": 7776000000000000}, "cutSeq": cut + cut_extra,
+                               "messages": len(recs), "sha256": hashlib.sha256(part).hexdigest()})
+    entries.append(("manifest.json", json.dumps(man, sort_keys=True).encode()))
+    return _tar(entries)
+
+
+write("fuzz_backup", "valid", _valid(2, [
+    ("CHATTO_EVENTS", [_record(1, b"chatto.ev.r1.room", b'{"type":"room.created"}'),
+                       _record(3, b"chatto.ev.r1.msg.m1", b'{"type":"msg.posted"}', b"Chatto-Test: a\r\n")], 4),
+    ("KV_chatto_users", [_record(1, b"$KV.chatto_users.u1", b"{}")], 1),
+    ("KV_chatto_notifications", [_record(7, b"$KV.chatto_notifications.u1.n1", b"{}")], 9),
+    ("OBJ_SERVER_ASSETS", [_record(2, b"$O.SERVER_ASSETS.C.abc", b"chunk")], 2)]))
+write("fuzz_backup", "valid-empty", _valid(1, [("CHATTO_EVENTS", [], 3)]))
 write("fuzz_backup", "encrypted-header", b"CHATTO-BACKUP-E1" + bytes(8) + bytes(8) + bytes(16 + 32 + 24) + b"\0\0\0\x20")
 dictionary("fuzz_backup", ["ustar", "ustar\x0000", "manifest.json", "CHATTO_EVENTS/", ".rec", "CHATTO-BACKUP-E1",
-                           "00000001"])
+                           "00000001", "secrets.ini", "KV_chatto_users/", "OBJ_SERVER_ASSETS/", "chatto.ev.",
+                           "$KV.chatto_users.", "$O.SERVER_ASSETS.", "$JS.API.", "\r\n", ": ", "\"cutSeq\":",
+                           "\"messages\":", "\"sha256\":", "\"maxAgeNs\":", "\"layout\":", "\"formatVersion\":",
+                           "\"streams\":", "\"secrets\":", "1e300", "-1", "9007199254740993"])

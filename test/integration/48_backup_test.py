@@ -15,6 +15,7 @@ import time
 import uuid
 
 from cluster import Cluster
+from natsclient import NatsClient
 from harness import (CHATTO_BIN, FAST_AUTH, SHARED_SECRETS, Client, TestCase, external_env, http_request,
                      upload_file, wait_for)
 
@@ -391,6 +392,37 @@ class Backup(TestCase):
         self.assertEqual(run_cmd(["restore", newer, "--include-secrets"], target).returncode, 2)
         p = run_cmd(["backup", "--passphrase-file", os.path.join(d.dir, "missing")], target)
         self.assertEqual(p.returncode, 2)
+        # an empty -o is refused before any work
+        p = run_cmd(["backup", "-o", ""], target)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("-o/--output", p.stderr)
+        # a passphrase longer than 1023 bytes is refused, never cut short; one readable by others is warned about
+        longpass = os.path.join(d.dir, "long.pass")
+        with open(longpass, "w") as f:
+            f.write("p" * 1024 + "\n")
+        os.chmod(longpass, 0o600)
+        p = run_cmd(["backup", "--passphrase-file", longpass, "-o", os.path.join(d.dir, "x.tar.enc")], target)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("longer than 1023 bytes", p.stderr)
+        p = run_cmd(["restore", newer], target, env={"CHATTO_BACKUP_PASSPHRASE": "p" * 1024})
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("longer than 1023 bytes", p.stderr)
+        okpass = os.path.join(d.dir, "ok.pass")
+        with open(okpass, "w") as f:
+            f.write("p" * 1023 + "\n")
+        os.chmod(okpass, 0o644)
+        p = run_cmd(["backup", "--passphrase-file", okpass, "-o", newer], target)  # (exists: stops there)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("can be read by other users", p.stderr)
+        self.assertIn("already exists", p.stderr)
+        # a secrets.ini that cannot be read is not taken for an absent one (the archive's would replace it)
+        empty = os.path.join(d.dir, "empty.tar")
+        write_archive(empty, {})
+        os.makedirs(os.path.join(target, "secrets.ini"))
+        p = run_cmd(["restore", empty], target)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("secrets.ini", p.stderr)
+        os.rmdir(os.path.join(target, "secrets.ini"))
         # nothing of Chatto's was created by any of these
         self.assertFalse(os.path.exists(os.path.join(target, "jetstream")))
 
@@ -420,9 +452,10 @@ def record(seq, time_ns, subject, data, hdr=b""):
     return struct.pack(">I", len(rest)) + rest
 
 
-def write_archive(path, streams):
-    """A plain archive from {stream: (kind, cut, [records])}, written with Python's own tar module."""
-    man = {"format": "chatto-backup", "formatVersion": 1, "layout": 2, "streams": []}
+def write_archive(path, streams, layout=2, edit=None):
+    """A plain archive from {stream: (kind, cut, [records])}, written with Python's own tar module; edit(manifest)
+    may change the manifest before it is written."""
+    man = {"format": "chatto-backup", "formatVersion": 1, "layout": layout, "streams": []}
     with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as t:
         for name, (kind, cut, recs) in streams.items():
             part = b"".join(recs)
@@ -433,6 +466,8 @@ def write_archive(path, streams):
             man["streams"].append({"name": name, "kind": kind, "cutSeq": cut, "messages": len(recs),
                                    "sha256": hashlib.sha256(part).hexdigest(),
                                    "config": {"maxAgeNs": 90 * 86400 * 10**9 if name.endswith("notifications") else 0}})
+        if edit:
+            edit(man)
         m = json.dumps(man).encode()
         info = tarfile.TarInfo("manifest.json")
         info.size = len(m)
@@ -483,6 +518,121 @@ class Replay(TestCase):
         jsz = http_request(n.http_port, "GET", "/jsz?streams=true").json()
         state = {s["name"]: s["state"] for a in jsz["account_details"] for s in a["stream_detail"]}
         self.assertEqual(state["KV_chatto_users"]["messages"], 0)
+
+    def test_crafted_archives_write_nothing(self):
+        """Everything restore could not write back as the archive says is refused before anything is written, even
+        with --conflict=overwrite: subjects outside their stream or not one plain subject (a JetStream API request,
+        protocol injection), header lines that do not fit, sequence 0, records past the cut, a cut far beyond the
+        records, manifest numbers out of range, and --conflict=skip across layouts."""
+        n = self.nats(token="crafted-token")
+        env = external_env(n)
+        now = time.time_ns()
+        good = os.path.join(n.dir, "good.tar")
+        write_archive(good, {
+            "CHATTO_EVENTS": ("events", 3, [record(1, now, "chatto.ev.r1.msg.m1", b'{"type":"x"}'),
+                                            record(3, now, "chatto.ev.r1.msg.m2", b'{"type":"y"}')]),
+            "KV_chatto_users": ("kv", 1, [record(1, now, "$KV.chatto_users.u1", b"{}")]),
+        })
+        p = run_cmd(["restore", good], env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+        def state():
+            jsz = http_request(n.http_port, "GET", "/jsz?streams=true").json()
+            st = {s["name"]: s["state"] for a in jsz["account_details"] for s in a["stream_detail"]}
+            return {k: (v["messages"], v["last_seq"]) for k, v in st.items()}
+
+        before = state()
+        self.assertEqual(before["CHATTO_EVENTS"], (2, 3))
+        self.assertEqual(before["KV_chatto_users"][0], 1)
+        ev = lambda *recs, cut=5: {"CHATTO_EVENTS": ("events", cut, list(recs))}  # noqa: E731
+        long_hdr = b"Chatto-Test: " + b"v" * 1100 + b"\r\n"
+        cases = {
+            "a JetStream API request": ev(record(1, now, "$JS.API.STREAM.DELETE.KV_chatto_users", b"{}")),
+            "another stream's subject": {"KV_chatto_users": ("kv", 1, [
+                record(1, now, "$KV.chatto_roomnames.r1", b"{}")])},
+            "a space": {"KV_chatto_users": ("kv", 1, [record(1, now, "$KV.chatto_users.a b", b"{}")])},
+            "CR/LF": ev(record(1, now, "chatto.ev.r1\r\nPUB chatto.ev.x 1", b"{}")),
+            "a wildcard": ev(record(1, now, "chatto.ev.>", b"{}")),
+            "an empty token": ev(record(1, now, "chatto.ev.r1..m", b"{}")),
+            "a header line too long": ev(record(1, now, "chatto.ev.r1.msg.m1", b"{}", long_hdr)),
+            "a header line without a colon": ev(record(1, now, "chatto.ev.r1.msg.m1", b"{}", b"nocolon\r\n")),
+            "sequence 0": ev(record(0, now, "chatto.ev.r1.msg.m1", b"{}")),
+            "a record past the cut": ev(record(9, now, "chatto.ev.r1.msg.m1", b"{}"), cut=5),
+            "a cut far past the records": ev(record(1, now, "chatto.ev.r1.msg.m1", b"{}"), cut=10**13),
+        }
+        for why, streams in cases.items():
+            with self.subTest(why):
+                bad = os.path.join(n.dir, "bad.tar")
+                write_archive(bad, streams)
+                p = run_cmd(["restore", bad, "--conflict=overwrite"], env=env)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn("damaged", p.stderr)
+                self.assertEqual(state(), before)
+        # manifest numbers that would be undefined behaviour to cast, or overflow with the record's time
+        for field, value in [("messages", 1e30), ("cutSeq", -1), ("cutSeq", 2.5), ("cutSeq", "7"),
+                             ("config.maxAgeNs", 1e300), ("config.maxAgeNs", -5), ("messages", None)]:
+            with self.subTest(field=field, value=value):
+                def edit(man, field=field, value=value):
+                    o = man["streams"][0]
+                    if field.startswith("config."):
+                        o, field = o["config"], field[7:]
+                    if value is None:
+                        del o[field]
+                    else:
+                        o[field] = value
+                bad = os.path.join(n.dir, "bad.tar")
+                write_archive(bad, {"KV_chatto_notifications": ("kv", 1, [
+                    record(1, now, "$KV.chatto_notifications.u1.n1", b"{}")])}, edit=edit)
+                p = run_cmd(["restore", bad, "--conflict=overwrite"], env=env)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn("damaged", p.stderr)
+                self.assertEqual(state(), before)
+        # --conflict=skip keeping layout-2 streams beside restored layout-1 ones would mix layouts
+        old = os.path.join(n.dir, "old.tar")
+        write_archive(old, {"KV_chatto_roomnames": ("kv", 1, [record(1, now, "$KV.chatto_roomnames.r1", b"{}")]),
+                            "KV_chatto_users": ("kv", 1, [record(1, now, "$KV.chatto_users.u2", b"{}")])}, layout=1)
+        p = run_cmd(["restore", old, "--conflict=skip"], env=env)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("mix store layouts", p.stderr)
+        self.assertEqual(state(), before)
+        # the same layout: skip keeps what is there and restores the rest
+        same = os.path.join(n.dir, "same.tar")
+        write_archive(same, {"KV_chatto_roomnames": ("kv", 1, [record(1, now, "$KV.chatto_roomnames.r1", b"{}")]),
+                             "KV_chatto_users": ("kv", 1, [record(1, now, "$KV.chatto_users.u2", b"{}")])})
+        p = run_cmd(["restore", same, "--conflict=skip"], env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        after = state()
+        self.assertEqual(after["KV_chatto_roomnames"][0], 1)
+        self.assertEqual(after["KV_chatto_users"], before["KV_chatto_users"])
+
+    def test_backup_of_streams_with_no_messages_left(self):
+        """A bucket whose entries all aged out (or were purged) has no messages but a last sequence: backup does
+        not wait 60 s for messages that never come, and the archive restores."""
+        n = self.nats(token="empty-token")
+        env = external_env(n)
+        c = self.chatto(embedded=False, env=env, args=FAST_AUTH)
+        Client(c).register("alice")
+        c.stop()
+        with NatsClient(n.port, token=n.token) as nc:
+            for i in range(3):
+                nc.kv_put("chatto_notifications", "u1.n%d" % i, b"{}")
+            r = nc.js("STREAM.PURGE.KV_chatto_notifications", {})
+            self.assertTrue(r.get("success"), r)
+            info = nc.js("STREAM.INFO.KV_chatto_notifications")
+            self.assertEqual(info["state"]["messages"], 0)
+            self.assertGreater(info["state"]["last_seq"], 0)
+        archive = os.path.join(n.dir, "empty.tar")
+        t0 = time.monotonic()
+        p = run_cmd(["backup", "-o", archive], env=env, timeout=50)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertLess(time.monotonic() - t0, 30)
+        with tarfile.open(archive) as t:
+            man = json.loads(t.extractfile("manifest.json").read())
+        notif = [s for s in man["streams"] if s["name"] == "KV_chatto_notifications"][0]
+        self.assertEqual(notif["messages"], 0)
+        m = self.nats(token="empty-target")
+        p = run_cmd(["restore", archive], env=external_env(m))
+        self.assertEqual(p.returncode, 0, p.stderr)
 
 
 class ClusterBackup(TestCase):
