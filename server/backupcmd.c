@@ -697,8 +697,38 @@ rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *f)
 }
 
 /* Pass 2: write every record of the streams being restored. */
+/* The lease STORE_RESTORE_LEASE, held from before the process-registry check until the restore ends: every
+ * bootstrap (a server starting, another operator command) waits while it is live, so nothing is made, joined or
+ * read while the streams are deleted and written again. Renewed as the restore goes. */
+struct restore_lease {
+    struct store *st;
+    char holder[96];
+    int64_t renew_at; /* monotonic */
+    bool held;
+};
+
 static enum ch_status
-apply(struct store *st, const char *path, const char *pass, struct res_state *v, size_t n, struct ch_err *err)
+lease_keep(struct restore_lease *l, bool first, struct ch_err *err)
+{
+    enum ch_status s;
+    bool held = false;
+
+    if (!first && clock_mono_ms() < l->renew_at)
+        return CH_OK;
+    if ((s = store_lease_acquire(l->st, STORE_RESTORE_LEASE, l->holder, STORE_RESTORE_LEASE_MS, &held, err)) != CH_OK)
+        return s;
+    if (!held)
+        return ch_err_set(err, CH_ECONFLICT, NULL, first ? "another chatto restore is running on this NATS"
+                                                         : "another chatto restore took over this NATS (this one "
+                                                           "stalled past its lease)");
+    l->held = true;
+    l->renew_at = clock_mono_ms() + STORE_RESTORE_LEASE_MS / 4;
+    return CH_OK;
+}
+
+static enum ch_status
+apply(struct store *st, const char *path, const char *pass, struct res_state *v, size_t n, struct restore_lease *lease,
+      struct ch_err *err)
 {
     struct bk_reader *r = NULL;
     struct store_replayer *rp = NULL;
@@ -711,7 +741,7 @@ apply(struct store *st, const char *path, const char *pass, struct res_state *v,
     if ((s = store_replayer_new(st, &rp, err)) != CH_OK || (s = bk_reader_open(path, pass, &r, err)) != CH_OK)
         goto out;
     for (;;) {
-        if ((s = bk_reader_next(r, &name, &data, &len, err)) != CH_OK)
+        if ((s = lease_keep(lease, false, err)) != CH_OK || (s = bk_reader_next(r, &name, &data, &len, err)) != CH_OK)
             goto out;
         if (!name || !strcmp(name, BK_MANIFEST))
             break;
@@ -746,7 +776,8 @@ apply(struct store *st, const char *path, const char *pass, struct res_state *v,
     /* sequences up to each cut are taken, so what is written next comes after anything the archive names */
     for (size_t i = 0; i < n; i++)
         if (v[i].restore && v[i].res->kind != STORE_RES_KV &&
-            (s = store_replay_fill(rp, v[i].res, &v[i].next, v[i].cut, err)) != CH_OK)
+            ((s = lease_keep(lease, false, err)) != CH_OK ||
+             (s = store_replay_fill(rp, v[i].res, &v[i].next, v[i].cut, err)) != CH_OK))
             goto out;
     if ((s = store_replayer_finish(rp, err)) != CH_OK)
         goto out;
@@ -783,6 +814,7 @@ backupcmd_restore(const struct cli_args *a, struct cfg *cfg)
     cJSON *man = NULL;
     char *pass = NULL, sp[PATH_MAX];
     int rc = 1;
+    struct restore_lease lease = { 0 };
     size_t n = store_resources(res, MAX_RES);
     struct secrets sec = { 0 };
     char *have = NULL;
@@ -822,6 +854,17 @@ backupcmd_restore(const struct cli_args *a, struct cfg *cfg)
         goto out;
     struct store *st = opconn_store(oc);
     int procs = 0;
+    lease.st = st;
+    char host[64] = "";
+    gethostname(host, sizeof host - 1);
+    for (char *h = host; *h; h++) /* a KV-safe holder id: host and pid */
+        if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') || (*h >= '0' && *h <= '9') || *h == '-'))
+            *h = '-';
+    snprintf(lease.holder, sizeof lease.holder, "restore-%s-%ld", host[0] ? host : "host", (long)getpid());
+    if (lease_keep(&lease, true, &err) != CH_OK) {
+        rc = fail(&err);
+        goto out;
+    }
     if (store_procs_count(st, &procs, &err) != CH_OK) {
         rc = fail(&err);
         goto out;
@@ -886,7 +929,7 @@ backupcmd_restore(const struct cli_args *a, struct cfg *cfg)
             rc = fail(&err);
             goto out;
         }
-    if (apply(st, path, pass, v, n, &err) != CH_OK) {
+    if (apply(st, path, pass, v, n, &lease, &err) != CH_OK) {
         fprintf(stderr, "chatto: the restore stopped part-way; run it again with --conflict=overwrite\n");
         rc = fail(&err);
         goto out;
@@ -934,6 +977,8 @@ backupcmd_restore(const struct cli_args *a, struct cfg *cfg)
            write_secrets ? "; wrote the archive's secrets.ini" : "");
     rc = 0;
 out:
+    if (lease.held)
+        store_lease_release(lease.st, STORE_RESTORE_LEASE, lease.holder);
     cJSON_Delete(man);
     opconn_close(oc);
     pass_free(pass);
