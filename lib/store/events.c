@@ -176,19 +176,10 @@ store_erase(struct store *st, enum store_stream s, uint64_t seq, struct ch_err *
 /* ---- followers ---- */
 
 static void
-release_spent(struct store_follower *f)
-{
-    for (int i = 0; i < f->nspent; i++)
-        natsMsg_Destroy(f->spent[i]);
-    f->nspent = 0;
-}
-
-static void
 on_follow_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     struct store_follower *f = closure;
     jsMsgMetaData *meta = NULL;
-    bool more = false;
 
     (void)nc;
     (void)sub;
@@ -196,15 +187,9 @@ on_follow_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *clo
         f->fn(f->ctx, meta->Sequence.Stream, natsMsg_GetSubject(msg), natsMsg_GetData(msg),
               (size_t)natsMsg_GetDataLength(msg), meta->Timestamp / 1000000);
         atomic_store(&f->pending, meta->NumPending);
-        more = meta->NumPending > 0;
         jsMsgMetaData_Destroy(meta);
     }
-    /* nats.c hands every destroyed message to its collector thread and wakes that thread whenever it sleeps: a
-     * wake-up per event was a quarter of a replay's CPU. While more events are on their way (a replay, a burst),
-     * destroy them a batch at a time (one wake-up each); once caught up, at once, holding nothing back. */
-    f->spent[f->nspent++] = msg;
-    if (!more || f->nspent == (int)(sizeof f->spent / sizeof *f->spent))
-        release_spent(f);
+    natsMsg_Destroy(msg);
 }
 
 void
@@ -393,7 +378,6 @@ store_follower_stop(struct store_follower *f)
         store_sub_done_wait(&f->done, 5000);
         natsSubscription_Destroy(sub);
     }
-    release_spent(f);
     store_sub_done_destroy(&f->done);
     free(f);
 }

@@ -99,9 +99,6 @@ struct store_follower {
     struct store_sub_done done;
     _Atomic uint64_t target;
     _Atomic uint64_t pending; /* events after the last one delivered, as the server counted when it sent it */
-    /* delivered messages not destroyed yet (the delivery callback's; store_follower_stop's once it returned) */
-    natsMsg *spent[256];
-    int nspent;
     struct store_follower *next;
 };
 
