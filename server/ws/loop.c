@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,14 +114,6 @@ tick(struct ws *w)
     for (struct ws_conn *c = w->conns, *next; c; c = next) {
         next = c->next;
         conn_tick(c, now);
-    }
-    /* Sockets that went quiet gave their wslay contexts back; the 8.8 KB blocks sit between the sockets' own small
-     * ones, where glibc keeps them. Once a good number went, hand the free pages back to the kernel (a pass over
-     * the heap: milliseconds, at most every few seconds). */
-    if (w->shed_since_trim >= 256 && now - w->trimmed_at > 5000) {
-        malloc_trim(128 * 1024);
-        w->shed_since_trim = 0;
-        w->trimmed_at = now;
     }
 }
 
