@@ -36,10 +36,13 @@ reserve(struct rt_wsout *o, size_t more)
 
     if (need <= o->cap)
         return true;
-    /* the first frame gets what it needs (rounded), not a page: a burst to every socket holds one at each */
-    cap = o->cap ? o->cap : 256;
-    while (cap < need)
-        cap *= 2;
+    /* the first frame gets what it needs (rounded up), not a page: a burst to every socket holds one at each;
+     * growing doubles */
+    if (!o->cap)
+        cap = (need + 63) & ~(size_t)63;
+    else
+        for (cap = o->cap; cap < need; cap *= 2)
+            ;
     if (!(p = realloc(o->buf, cap)))
         return false;
     o->buf = p;
