@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,8 @@ drain_queue(struct ws *w)
             }
             conn_new(w, it);
             it->fd = -1; /* the socket's now */
+            w->adopted_since_trim++;
+            w->last_adopt = clock_mono_ms();
             break;
         case WQ_STOP:
             if (!w->stopping) {
@@ -114,6 +117,15 @@ tick(struct ws *w)
     for (struct ws_conn *c = w->conns, *next; c; c = next) {
         next = c->next;
         conn_tick(c, now);
+    }
+    /* The one churn left in a connect storm is not ours: each handshake's libmicrohttpd pool (24 KiB, from the
+     * heap at webserver.connection_memory <= 32KiB) is freed when its socket comes here, and glibc keeps the pages
+     * of those in flight together. Once a good number came, and then a quiet moment, hand free pages back (a pass
+     * over the heap: milliseconds, at most every few seconds). */
+    if (w->adopted_since_trim >= 256 && now - w->last_adopt > 2000 && now - w->trimmed_at > 5000) {
+        malloc_trim(128 * 1024);
+        w->adopted_since_trim = 0;
+        w->trimmed_at = now;
     }
 }
 

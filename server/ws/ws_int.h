@@ -110,6 +110,8 @@ struct ws {
     struct map *by_user; /* uid -> struct userconns (admitted sockets only) */
     bool stopping;
     int64_t stop_deadline;
+    size_t adopted_since_trim; /* sockets adopted since the heap was last trimmed (see tick) */
+    int64_t last_adopt, trimmed_at;
 };
 
 struct userconns {
