@@ -17,6 +17,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "test", "integration"))
 from harness import BUILD, Chatto, Client, FAST_AUTH, wait_for  # noqa: E402
+from scale import cpu_seconds  # noqa: E402
 
 RATE = int(os.environ.get("CHATTO_BENCH_RATE", "100"))
 SECONDS = os.environ.get("CHATTO_BENCH_DURATION", "10")
@@ -25,11 +26,15 @@ WINDOW = int(os.environ.get("CHATTO_BENCH_IDLE_WINDOW", "64"))
 FANOUT = os.path.join(BUILD, "bench", "fanout")
 
 
-def run(mode, port, n, rate, token, room=""):
+def run(mode, port, n, rate, token, room="", pid=None):
+    """fanout's result; with pid, also that process's CPU over the run (connecting included), in % of one core."""
+    t0, cpu0 = time.time(), cpu_seconds(pid) if pid else 0
     out = subprocess.run([FANOUT, mode, "127.0.0.1", str(port), str(n), str(rate), SECONDS, token, room],
                          capture_output=True, text=True, check=True).stdout
     m = re.search(r"RESULT .*", out)
-    return dict(kv.split("=") for kv in m[0].split()[1:])
+    r = dict(kv.split("=") for kv in m[0].split()[1:])
+    r["cpu"] = "%.0f%%" % (100 * (cpu_seconds(pid) - cpu0) / (time.time() - t0)) if pid else "-"
+    return r
 
 
 def proc_status(pid):
@@ -59,7 +64,7 @@ def idle_memory(n, window):
             raise SystemExit("fanout idle: %r" % line)
         time.sleep(1)
         during_busy = proc_status(c.pid)  # just after the hellos
-        time.sleep(8)  # idle sockets give their wslay context back after 5 s without messages
+        time.sleep(8)  # idle for a while (pings come and go)
         during = proc_status(c.pid)
         out = p.communicate(timeout=60)[0]
         result = dict(kv.split("=") for kv in re.search(r"RESULT .*", out)[0].split()[1:])
@@ -96,7 +101,7 @@ def main():
         nats_token = re.search(r'auth_token = "([^"]+)"', open(os.path.join(c.data_dir, "secrets.ini")).read())[1]
         rows = []
         for n in (() if "--idle-only" in sys.argv else (100, 1000)):
-            ws = run("ws", c.port, n, RATE, token, "general")
+            ws = run("ws", c.port, n, RATE, token, "general", pid=c.pid)
             raw = run("nats", nats_port, n, RATE, nats_token)
             rows.append(("chatto WebSocket, %d clients" % n, ws))
             rows.append(("raw core NATS, %d subscribers" % n, raw))
@@ -104,11 +109,11 @@ def main():
             print("\nChatto realtime fan-out: 1 room, %d msg/s for %s s (clients, chatto, nats-server and everything "
                   "else on this machine share %d cores; load average %.2f)" % (RATE, SECONDS, os.cpu_count(),
                                                                                os.getloadavg()[0]))
-            print("%-34s %9s %11s %12s %9s %9s %9s" % ("", "sent", "delivered", "delivered/s", "p50 ms", "p99 ms",
-                                                       "max ms"))
+            print("%-34s %9s %11s %12s %9s %9s %9s %10s" % ("", "sent", "delivered", "delivered/s", "p50 ms",
+                                                            "p99 ms", "max ms", "chatto CPU"))
         for name, r in rows:
-            print("%-34s %9s %11s %12s %9s %9s %9s" % (name, r["sent"], r["delivered"], r["rate"], r["p50_ms"],
-                                                       r["p99_ms"], r["max_ms"]))
+            print("%-34s %9s %11s %12s %9s %9s %9s %10s" % (name, r["sent"], r["delivered"], r["rate"], r["p50_ms"],
+                                                            r["p99_ms"], r["max_ms"], r["cpu"]))
         for name, r in rows:  # WebSockets that never got "ready", were refused or were closed under us
             short = r["mode"] == "ws" and int(r["ready"]) < int(r["n"])
             if short or int(r["refused"]) or int(r["closed"]):
@@ -120,8 +125,7 @@ def main():
         m = idle_memory(IDLE, window)
         b, d, a, r, db = m["before"], m["during"], m["after"], m["result"], m["during_busy"]
         print("idle WebSockets: %d %s (%d ready, %s refused, %s closed by the server); chatto VmRSS %d KiB -> %d KiB: "
-              "%.1f KiB per connection once idle (goal <= 8 KiB; %.1f KiB just after their hellos, before idle "
-              "sockets give back their wslay buffers); threads %d -> %d; after they closed: %d KiB, %d threads"
+              "%.1f KiB per connection once idle (goal <= 8 KiB; %.1f KiB just after their hellos); threads %d -> %d; after they closed: %d KiB, %d threads"
               % (m["n"], "opened %d at a time" % window if window else "opened all at once", m["ready"], r["refused"],
                  r["closed"], b["rss"], d["rss"], (d["rss"] - b["rss"]) / m["n"], (db["rss"] - b["rss"]) / m["n"],
                  b["threads"], d["threads"], a["rss"], a["threads"]))

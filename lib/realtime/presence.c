@@ -146,8 +146,10 @@ link_add(struct rt *rt, struct pres_watch *w, const char *uid)
             return false;
         }
     }
+    /* both lists start with room for one: most users are shown by their own socket only, and a socket's list is
+     * its own user until it says what it shows */
     if (pc->n == pc->cap) {
-        uint32_t cap = pc->cap ? pc->cap * 2 : 4;
+        uint32_t cap = pc->cap ? pc->cap * 2 : 1;
         struct pres_slot *nv = realloc(pc->v, cap * sizeof *nv);
         if (!nv)
             goto fail;
@@ -155,7 +157,7 @@ link_add(struct rt *rt, struct pres_watch *w, const char *uid)
         pc->cap = cap;
     }
     if (w->n == w->cap) {
-        uint32_t cap = w->cap ? w->cap * 2 : 4;
+        uint32_t cap = w->cap ? w->cap * 2 : 1;
         struct pres_link *nl = realloc(w->links, cap * sizeof *nl);
         if (!nl)
             goto fail;

@@ -32,6 +32,7 @@ rt_item_free(struct rt_item *it)
         return;
     free(it->frame);
     free(it->aud);
+    free(it->key);
     explicit_bzero(it->verifier, sizeof it->verifier);
     free(it);
 }
@@ -188,11 +189,11 @@ check_token(struct rt *rt, struct rt_auth *a)
         /* 1013 Try Again Later: the token may be fine, we could not check it now */
         it->kind = RT_REFUSE;
         it->code = 1013;
-        snprintf(it->reason, sizeof it->reason, "cannot check the token right now; retry");
+        it->reason = "cannot check the token right now; retry";
     } else {
         it->kind = RT_REFUSE;
         it->code = 1008;
-        snprintf(it->reason, sizeof it->reason, "invalid token");
+        it->reason = "invalid token";
     }
     explicit_bzero(&who, sizeof who);
     rt_enqueue(rt, it);
@@ -340,12 +341,11 @@ on_presence(void *ctx, const char *subject, const char *reply, const char *data,
 
     (void)reply;
     /* parsed on rt-worker: this is nats.c's thread */
-    if (!it || strlen(subject) >= sizeof it->key || !(it->frame = malloc(len ? len : 1))) {
+    if (!it || strlen(subject) >= 256 || !(it->key = strdup(subject)) || !(it->frame = malloc(len ? len : 1))) {
         rt_item_free(it);
         return;
     }
     it->kind = RT_PRESENCE;
-    snprintf(it->key, sizeof it->key, "%s", subject);
     memcpy(it->frame, data, len);
     it->frame_len = len;
     rt_enqueue(rt, it);
@@ -357,10 +357,13 @@ rt_revoked(void *ctx, const char *cred_key)
     struct rt *rt = ctx;
     struct rt_item *it;
 
-    if (!cred_key || !(it = calloc(1, sizeof *it)))
+    if (!cred_key || strlen(cred_key) >= 256 || !(it = calloc(1, sizeof *it)))
         return;
+    if (!(it->key = strdup(cred_key))) {
+        free(it);
+        return;
+    }
     it->kind = RT_REVOKED;
-    snprintf(it->key, sizeof it->key, "%s", cred_key);
     rt_enqueue(rt, it);
 }
 

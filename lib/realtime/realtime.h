@@ -92,6 +92,23 @@ enum ch_status rt_typing(struct rt *rt, const char *room, const char *uid, const
 /* "online", "away" or "offline", as this process last heard. */
 const char *rt_presence(struct rt *rt, const char *uid);
 
+/* A socket's outgoing WebSocket bytes: whole server frames, gathered until the socket takes them (wsout.c; pure,
+ * one thread per buffer). Zero-initialised is empty; buf is NULL while nothing waits. */
+struct rt_wsout {
+    char *buf;
+    size_t len, cap;
+    size_t head; /* bytes at the start of buf that belong to a frame already partly sent */
+};
+/* Append one whole unmasked frame (opcode: 0x1 text, 0x9 ping, ...); false when out of memory (nothing added). */
+bool rt_wsout_frame(struct rt_wsout *o, unsigned opcode, const void *data, size_t len);
+/* Append bytes that are whole frames by the time anyone looks (a library's frame, header and payload apart). */
+bool rt_wsout_append(struct rt_wsout *o, const void *data, size_t len);
+/* The socket took the first n bytes; the buffer is freed once empty. */
+void rt_wsout_consumed(struct rt_wsout *o, size_t n);
+/* Drop every frame not yet begun (a close that must go ahead of them); a partly sent frame stays to finish. */
+void rt_wsout_drop_unsent(struct rt_wsout *o);
+void rt_wsout_free(struct rt_wsout *o);
+
 /* The Sec-WebSocket-Accept value for a Sec-WebSocket-Key (RFC 6455 4.2.2): false unless key is 16 bytes in
  * base64. accept must hold 29 bytes. (handshake.c; pure) */
 bool rt_ws_accept(const char *key, char accept[29]);

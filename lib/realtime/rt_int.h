@@ -18,7 +18,7 @@
 
 enum rt_kind { RT_CHANGE, RT_NOTIFY, RT_TYPING, RT_PRESENCE, RT_LOCAL, RT_WATCH, RT_GONE, RT_REVOKED, RT_ADMIT, RT_REFUSE };
 
-/* One piece of work for rt-worker. */
+/* One piece of work for rt-worker (one a socket's hello, admission, status and goodbye: kept small). */
 struct rt_item {
     enum rt_kind kind;
     struct rt_item *next;
@@ -32,13 +32,14 @@ struct rt_item {
     /* RT_TYPING (room, user, thread); RT_REVOKED (key); RT_LOCAL (user, status: "" = gone);
      * RT_PRESENCE (key: the subject, frame: the announcement); RT_WATCH (conn, frame: the user ids, ID_MAX + 1
      * bytes each, naud of them); RT_GONE (conn) */
-    char user[ID_MAX + 1], thread[ID_MAX + 1], key[256], status[16];
+    char user[ID_MAX + 1], thread[ID_MAX + 1], status[16];
+    char *key; /* RT_PRESENCE, RT_REVOKED: allocated to size (a subject, a credential key) */
     /* RT_ADMIT (conn, user, verifier, resume) and RT_REFUSE (conn, code, reason) */
     uint64_t conn;
     char verifier[CRYPTO_VERIFIER_HEX];
     char resume[24];
     uint16_t code;
-    char reason[96];
+    const char *reason; /* static */
 };
 
 /* A hello token to check on rt-io. */

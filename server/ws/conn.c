@@ -32,20 +32,20 @@ conn_ctx(struct ws_conn *c)
     return c->ctx;
 }
 
-/* Give the wslay context back if no message went either way for WS_SHED_MS (pings and pongs do not count: an
- * idle socket gets a context for the moment of each ping) and nothing is in flight: no partial frame or message
- * either way, nothing queued, no close under way. Idle sockets then cost about 1 KB instead of 10. */
+/* Give the wslay context back as soon as nothing is in flight: no partial frame or message coming in, nothing
+ * wslay still has to write, no close under way. Frames we send do not need it (rt_wsout), so a context lives only
+ * while a socket's input is read: a connect storm reuses a handful of them instead of leaving one freed 8.8 KB
+ * block per socket between the sockets' long-lived memory. */
 static void
-conn_shed(struct ws_conn *c, int64_t now)
+conn_shed(struct ws_conn *c)
 {
-    if (!c->ctx || now - c->last_active < WS_SHED_MS || c->doomed || c->linger || c->no_read || c->bad_control ||
-        c->close_code || c->out_len || c->extra || c->scan.hlen || c->scan.skip || c->scan.fragmented ||
-        wslay_event_want_write(c->ctx) || wslay_event_get_queued_msg_count(c->ctx) ||
-        wslay_event_get_close_sent(c->ctx) || wslay_event_get_close_received(c->ctx))
+    if (!c->ctx || c->doomed || c->linger || c->no_read || c->bad_control || c->in_recv || c->extra ||
+        c->scan.hlen || c->scan.skip || c->scan.fragmented || wslay_event_want_write(c->ctx) ||
+        wslay_event_get_queued_msg_count(c->ctx) || wslay_event_get_close_sent(c->ctx) ||
+        wslay_event_get_close_received(c->ctx))
         return;
     wslay_event_context_free(c->ctx);
     c->ctx = NULL;
-    c->w->shed_since_trim++;
 }
 
 static bool
@@ -70,7 +70,7 @@ conn_update_epoll(struct ws_conn *c)
         return;
     if ((want_read(c) && !c->no_read) || c->no_read || c->linger)
         ev |= EPOLLIN;
-    if (want_write(c) || c->out_len)
+    if (want_write(c) || c->out.len)
         ev |= EPOLLOUT;
     if (ev == c->events)
         return;
@@ -80,23 +80,21 @@ conn_update_epoll(struct ws_conn *c)
     c->events = ev;
 }
 
-/* Write what we gathered; false if the peer is gone. */
+/* Write what we gathered, every frame waiting in one send(); false if the peer is gone. */
 static bool
 out_write(struct ws_conn *c)
 {
-    while (c->out_len) {
-        ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+    while (c->out.len) {
+        ssize_t n = send(c->fd, c->out.buf, c->out.len, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             return errno == EAGAIN || errno == EWOULDBLOCK;
         }
-        memmove(c->out, c->out + n, c->out_len - (size_t)n);
-        c->out_len -= (uint32_t)n;
+        rt_wsout_consumed(&c->out, (size_t)n); /* frees the buffer once empty */
+        if (c->out.len)
+            return true; /* the socket is full: EPOLLOUT tells us when it takes more */
     }
-    free(c->out); /* idle sockets keep no buffer */
-    c->out = NULL;
-    c->out_cap = 0;
     return true;
 }
 
@@ -105,26 +103,17 @@ conn_flush(struct ws_conn *c)
 {
     if (c->gone)
         return;
-    if (!c->ctx) { /* shed: only bytes written before that may be left */
-        if (!out_write(c)) {
-            conn_free(c);
-            return;
-        }
+    /* wslay's control frames (pongs, the close) go after the frames gathered before them; send_cb takes them
+     * whole */
+    if ((c->ctx && wslay_event_want_write(c->ctx) && wslay_event_send(c->ctx) != 0) || !out_write(c)) {
+        conn_free(c);
+        return;
+    }
+    if (!c->ctx) {
         conn_update_epoll(c);
         return;
     }
-    do {
-        if (wslay_event_send(c->ctx) != 0 || !out_write(c)) {
-            conn_free(c);
-            return;
-        }
-        if (c->close_code && wslay_event_get_queued_msg_count(c->ctx) == 0) {
-            wslay_event_queue_close(c->ctx, c->close_code, (const uint8_t *)c->close_reason, strlen(c->close_reason));
-            c->close_code = 0;
-        }
-        /* wslay stops when our buffer is full; go on while the socket keeps taking it */
-    } while (!c->out_len && wslay_event_want_write(c->ctx));
-    if (!wslay_event_want_write(c->ctx) && !c->out_len && wslay_event_get_close_sent(c->ctx)) {
+    if (!wslay_event_want_write(c->ctx) && !c->out.len && wslay_event_get_close_sent(c->ctx)) {
         if (wslay_event_get_close_received(c->ctx) || (!wslay_event_want_read(c->ctx) && !c->no_read)) {
             conn_free(c); /* the close handshake is done */
             return;
@@ -136,6 +125,7 @@ conn_flush(struct ws_conn *c)
             c->linger_at = clock_mono_ms();
         }
     }
+    conn_shed(c);
     conn_update_epoll(c);
 }
 
@@ -152,19 +142,17 @@ conn_mark_dirty(struct ws_conn *c)
 void
 conn_send(struct ws_conn *c, const char *frame, size_t len)
 {
-    struct wslay_event_msg m = { WSLAY_TEXT_FRAME, (const uint8_t *)frame, len };
     size_t queued;
 
     if (c->gone || c->doomed)
         return;
-    c->last_active = clock_mono_ms();
-    if (!conn_ctx(c) || wslay_event_queue_msg(c->ctx, &m) != 0) {
+    if (!rt_wsout_frame(&c->out, 0x1, frame, len)) { /* a text frame, straight into the socket's bytes */
         conn_free(c);
         return;
     }
     conn_mark_dirty(c);
     metrics_inc(MET_WS_FRAMES, NULL, NULL);
-    queued = wslay_event_get_queued_msg_length(c->ctx) + c->out_len;
+    queued = c->out.len + (c->ctx ? wslay_event_get_queued_msg_length(c->ctx) : 0);
     if (queued > c->w->o.queue_hard) {
         log_warn("ws: closing connection of %s: %zu bytes not read (over the hard limit)", c->user, queued);
         metrics_inc(MET_WS_SLOW, NULL, NULL);
@@ -205,12 +193,11 @@ conn_end(struct ws_conn *c, uint16_t code, const char *reason, bool ahead)
         conn_free(c);
         return;
     }
-    if (ahead) {
-        wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason, strlen(reason));
-    } else {
-        c->close_code = code; /* queued by conn_flush once the messages before it are out */
-        snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
-    }
+    /* our frames are gathered in c->out, not in wslay's queue: its close goes after them unless it must go ahead
+     * (a reader too slow to get there); a frame partly sent is finished first either way */
+    if (ahead)
+        rt_wsout_drop_unsent(&c->out);
+    wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason, strlen(reason));
     if (!c->in_recv) /* wslay is not re-entered from its own callbacks */
         conn_flush(c);
 }
@@ -272,7 +259,7 @@ conn_reap(struct ws *w)
         if (c->ctx)
             wslay_event_context_free(c->ctx);
         free(c->extra);
-        free(c->out);
+        rt_wsout_free(&c->out);
         free(c);
     }
 }
@@ -455,39 +442,17 @@ recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *
     return -1;
 }
 
+/* wslay writes only control frames (pongs, the close; small): all of each, so c->out holds whole frames. */
 static ssize_t
 send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *ud)
 {
     struct ws_conn *c = ud;
 
     (void)flags;
-    if (c->out_len + len > WS_OUT_MAX && c->out_len) {
-        if (!out_write(c)) {
-            wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-            return -1;
-        }
+    if (!rt_wsout_append(&c->out, data, len)) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
     }
-    if (c->out_len + len > WS_OUT_MAX) {
-        if (c->out_len) {
-            wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-            return -1;
-        }
-        len = WS_OUT_MAX; /* a frame bigger than the buffer goes in pieces */
-    }
-    if (c->out_len + len > c->out_cap) {
-        uint32_t cap = c->out_cap ? c->out_cap : 4096;
-        while (cap < c->out_len + len)
-            cap *= 2;
-        char *p = realloc(c->out, cap);
-        if (!p) {
-            wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-            return -1;
-        }
-        c->out = p;
-        c->out_cap = cap;
-    }
-    memcpy(c->out + c->out_len, data, len);
-    c->out_len += (uint32_t)len;
     return (ssize_t)len;
 }
 
@@ -517,7 +482,7 @@ msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *ar
     struct ws_conn *c = ud;
 
     (void)ctx;
-    c->last_recv = c->last_active = clock_mono_ms();
+    c->last_recv = clock_mono_ms();
     if (c->no_read || c->doomed)
         return;
     if (arg->opcode == WSLAY_TEXT_FRAME)
@@ -605,13 +570,7 @@ conn_new(struct ws *w, struct wsq *it)
         return;
     }
     c->id = ++w->next_id;
-    c->w = w;
-    if (!conn_ctx(c)) {
-        free(c);
-        close(it->fd);
-        ws_forget(w, it->ip, it->authed ? POOL_USER : POOL_UNAUTH, it->user);
-        return;
-    }
+    c->w = w; /* no wslay context until input arrives (conn_io) */
     snprintf(c->ip, sizeof c->ip, "%s", it->ip);
     c->pool = it->authed ? POOL_USER : POOL_UNAUTH;
     c->fd = it->fd;
@@ -623,7 +582,7 @@ conn_new(struct ws *w, struct wsq *it)
         memcpy(c->user, it->user, sizeof c->user);
         memcpy(c->verifier, it->verifier, sizeof c->verifier);
     }
-    c->opened = c->last_recv = c->last_ping = c->last_active = clock_mono_ms();
+    c->opened = c->last_recv = c->last_ping = clock_mono_ms();
     snprintf(c->status, sizeof c->status, "online");
     c->next = w->conns;
     if (w->conns)
@@ -675,11 +634,12 @@ conn_tick(struct ws_conn *c, int64_t now)
         return;
     }
     if (now - c->last_ping >= w->o.ping_ms) {
-        struct wslay_event_msg m = { WSLAY_PING, (const uint8_t *)"", 0 };
         c->last_ping = now;
-        if (conn_ctx(c) && wslay_event_queue_msg(c->ctx, &m) == 0)
+        if (!rt_wsout_frame(&c->out, 0x9, "", 0)) /* a ping needs no wslay context */
+            conn_free(c);
+        else
             conn_flush(c);
         return;
     }
-    conn_shed(c, now);
+    conn_shed(c);
 }

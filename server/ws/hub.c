@@ -51,7 +51,7 @@ user_add(struct ws *w, struct ws_conn *c)
         }
     }
     if (u->n == u->cap) {
-        size_t cap = u->cap ? u->cap * 2 : 4;
+        size_t cap = u->cap ? u->cap * 2 : 1; /* most users have one socket */
         struct ws_conn **nv = realloc(u->v, cap * sizeof *nv);
         if (!nv)
             return;

@@ -86,6 +86,8 @@ drain_queue(struct ws *w)
             }
             conn_new(w, it);
             it->fd = -1; /* the socket's now */
+            w->adopted_since_trim++;
+            w->last_adopt = clock_mono_ms();
             break;
         case WQ_STOP:
             if (!w->stopping) {
@@ -116,12 +118,13 @@ tick(struct ws *w)
         next = c->next;
         conn_tick(c, now);
     }
-    /* Sockets that went quiet gave their wslay contexts back; the 8.8 KB blocks sit between the sockets' own small
-     * ones, where glibc keeps them. Once a good number went, hand the free pages back to the kernel (a pass over
-     * the heap: milliseconds, at most every few seconds). */
-    if (w->shed_since_trim >= 256 && now - w->trimmed_at > 5000) {
+    /* The one churn left in a connect storm is not ours: each handshake's libmicrohttpd pool (24 KiB, from the
+     * heap at webserver.connection_memory <= 32KiB) is freed when its socket comes here, and glibc keeps the pages
+     * of those in flight together. Once a good number came, and then a quiet moment, hand free pages back (a pass
+     * over the heap: milliseconds, at most every few seconds). */
+    if (w->adopted_since_trim >= 256 && now - w->last_adopt > 2000 && now - w->trimmed_at > 5000) {
         malloc_trim(128 * 1024);
-        w->shed_since_trim = 0;
+        w->adopted_since_trim = 0;
         w->trimmed_at = now;
     }
 }

@@ -17,12 +17,8 @@
 #define WS_DOOM_GRACE_MS 5000 /* a closing socket that does not take its backlog is cut off after this */
 #define WS_LINGER_MS 2000     /* after our close frame: how long we read (and drop) what the peer still sends */
 #define WS_CLOSE_FLUSH_MS 2000
-/* A socket with nothing in flight for this long gives its wslay context back (8.8 KB each: a 4 KB input and a
- * 4 KB output buffer); it gets a new one when a frame comes or goes. */
-#define WS_SHED_MS 5000
-/* Frames are gathered per socket and written with one send() per loop iteration: a burst of events costs one
- * system call per socket, not two per frame (wslay writes header and payload separately). */
-#define WS_OUT_MAX (64 * 1024)
+/* Frames are gathered per socket (struct rt_wsout) and written with one send() per loop iteration: a burst of
+ * events costs one system call per socket, and one copy of each frame, not wslay's two. */
 
 enum wsq_kind { WQ_CONN, WQ_DELIVER, WQ_UNICAST, WQ_ADMIT, WQ_REFUSE, WQ_TERMINATE, WQ_STOP };
 
@@ -63,7 +59,7 @@ struct ws_scan {
 struct ws_conn {
     uint64_t id;
     int fd;
-    wslay_event_context_ptr ctx; /* NULL while shed (see WS_SHED_MS); conn_ctx() makes one */
+    wslay_event_context_ptr ctx; /* reading only (8.8 KB); NULL while no input is in flight (conn_shed) */
     struct ws *w;
     char *extra;
     size_t extra_len, extra_off;
@@ -82,13 +78,10 @@ struct ws_conn {
     enum { POOL_UNAUTH, POOL_USER, POOL_NONE } pool; /* which count besides its address holds it */
     char verifier[CRYPTO_VERIFIER_HEX];
     char status[8]; /* online | away */
-    int64_t opened, last_recv, last_ping, soft_since, doom_at, linger_at, last_active;
+    int64_t opened, last_recv, last_ping, soft_since, doom_at, linger_at;
     uint32_t events; /* current epoll interest */
     bool dirty;      /* has queued frames; flushed once at the end of the loop iteration */
-    uint16_t close_code;   /* a close frame to queue once the messages before it are out (wslay would */
-    char close_reason[96]; /* send a control frame ahead of queued messages) */
-    char *out;       /* frames wslay handed us and the socket did not take yet (freed when empty) */
-    uint32_t out_len, out_cap;
+    struct rt_wsout out; /* frames the socket did not take yet; no buffer while empty */
     struct ws_conn *next, *prev, *dirty_next, *grave_next;
 };
 
@@ -117,8 +110,8 @@ struct ws {
     struct map *by_user; /* uid -> struct userconns (admitted sockets only) */
     bool stopping;
     int64_t stop_deadline;
-    size_t shed_since_trim; /* wslay contexts given back since the heap was last trimmed */
-    int64_t trimmed_at;
+    size_t adopted_since_trim; /* sockets adopted since the heap was last trimmed (see tick) */
+    int64_t last_adopt, trimmed_at;
 };
 
 struct userconns {
