@@ -9,20 +9,17 @@ and the number of threads. RSS growth well above in-use growth is memory freed b
     python3 bench/heap.py [N]        (default 2000; CHATTO_BENCH_HOLD seconds connected, default 15;
                                       CHATTO_BENCH_ARENAS=1 prints each malloc arena; needs gdb)
 """
-import http.client
-import json
 import os
 import re
 import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "test", "integration"))
 from harness import BUILD, Chatto, FAST_AUTH  # noqa: E402
-from scale import pool_map, rss_kib  # noqa: E402
+from scale import register_users, rss_kib  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 HOLD = int(os.environ.get("CHATTO_BENCH_HOLD", "15"))
@@ -62,20 +59,8 @@ def register_all():
     os.makedirs(BASE, exist_ok=True)
     c = Chatto(args=ARGS, data_dir=os.path.join(BASE, "data"))
     c.start()
-    local = threading.local()
-
-    def register(i):
-        if not hasattr(local, "conn"):
-            local.conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=60)
-        body = json.dumps({"login": "u%05d" % i, "password": "correct horse battery", "issueToken": True})
-        local.conn.request("POST", "/auth/register", body, {"Content-Type": "application/json"})
-        r = local.conn.getresponse()
-        data = r.read()
-        if r.status != 200:
-            raise SystemExit("register u%05d -> %d %s" % (i, r.status, data[:200]))
-        return json.loads(data)["token"]
     try:
-        tokens = pool_map(register, list(range(N)))
+        tokens = register_users(c.port, N)
     finally:
         c.cleanup()  # the data directory is outside c.dir: it stays
     with open(os.path.join(BASE, "tokens.txt"), "w") as f:

@@ -189,6 +189,23 @@ def pool_map(fn, items, threads=8):
     return out
 
 
+def register_users(port, n):
+    """Accounts u00000.. on a few threads (one keep-alive connection each); their API tokens, in order."""
+    local = threading.local()
+
+    def register(i):
+        if not hasattr(local, "conn"):
+            local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        body = json.dumps({"login": "u%05d" % i, "password": "correct horse battery", "issueToken": True})
+        local.conn.request("POST", "/auth/register", body, {"Content-Type": "application/json"})
+        r = local.conn.getresponse()
+        data = r.read()
+        if r.status != 200:
+            raise SystemExit("register u%05d -> %d %s" % (i, r.status, data[:200]))
+        return json.loads(data)["token"]
+    return pool_map(register, list(range(n)))
+
+
 def users(n):
     c = Chatto(args=FAST_AUTH + ["--realtime-max-connections", "30000", "--webserver-max-connections", "40000"])
     fan = None
@@ -197,19 +214,7 @@ def users(n):
         nats = wait_for(c.nats_child, 10, "the embedded nats-server child")
         rss0 = rss_kib(c.pid)
         t0 = time.time()
-        local = threading.local()
-
-        def register(i):
-            if not hasattr(local, "conn"):
-                local.conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=60)
-            body = json.dumps({"login": "u%05d" % i, "password": "correct horse battery", "issueToken": True})
-            local.conn.request("POST", "/auth/register", body, {"Content-Type": "application/json"})
-            r = local.conn.getresponse()
-            data = r.read()
-            if r.status != 200:
-                raise SystemExit("register u%05d -> %d %s" % (i, r.status, data[:200]))
-            return json.loads(data)["token"]
-        tokens = pool_map(register, list(range(n)))
+        tokens = register_users(c.port, n)
         t_reg = time.time() - t0
         owner = Api(c.port, tokens[0])
         rooms = [owner.call(R + "CreateRoom", {"name": "team-%03d" % k})["room"]["id"] for k in range(ROOMS)]

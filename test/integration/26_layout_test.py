@@ -196,16 +196,19 @@ class Layout(TestCase):
         to_layout_1(nc)
         # that migrator's bootstrap had made the buckets of layout 2 already, chatto_leases among them
         nc.stream_create(leases)
-        until = int(time.time() * 1000) + 4000
+        # held until every process has said it waits (no clock race on a busy machine), then given up
+        until = int(time.time() * 1000) + 600000
         nc.kv_put("chatto_leases", "layout", json.dumps({"holder": "pid1-deadbeef0000", "until": until}))
         procs = [self.start(start=False) for _ in range(3)]
         for p in procs:
             p.start(wait_ready=False)
+        waiting = "another process is migrating the layout from version 1 to 2; waiting for it"
+        wait_for(lambda: all(waiting in p.stderr() for p in procs), 60, "all three to wait for the lease")
+        self.assertIsNone(nc.kv_get("chatto_meta", "layout_version"))
+        nc.kv_put("chatto_leases", "layout", json.dumps({"holder": "pid1-deadbeef0000", "until": 0}))
         for p in procs:
             p.wait_ready(60)
         logs = [p.stderr() for p in procs]
-        for l in logs:
-            self.assertIn("another process is migrating the layout from version 1 to 2; waiting for it", l)
         self.assertEqual(sum(l.count(MIGRATING) for l in logs), 1, "\n---\n".join(logs))
         self.assertEqual(nc.kv_get("chatto_meta", "layout_version"), b"2")
 

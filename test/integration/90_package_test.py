@@ -580,12 +580,7 @@ class Systemd(unittest.TestCase):
                 f.write("[Service]\nEnvironment=CHATTO_WEBSERVER_PORT=%d CHATTO_WEBSERVER_BIND_ADDRESS=127.0.0.1\n"
                         % cls.port)
             try:
-                cls.root.boot()
-
-                def answers():
-                    p = cls.root.sd(["systemctl", "is-system-running"], check=False, timeout=10)
-                    return p.stdout.strip() in ("initializing", "starting", "running", "degraded")
-                wait_for(answers, 20, "systemd in the throwaway root to answer systemctl")
+                cls.root.boot_and_wait()
             except (RuntimeError, AssertionError) as e:
                 raise unittest.SkipTest("cannot boot systemd here: %s" % e)
         except BaseException:

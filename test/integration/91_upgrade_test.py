@@ -140,12 +140,7 @@ class Upgrade(unittest.TestCase):
             # with systemd running, deb-systemd-invoke acts (the root's policy-rc.d would say no)
             os.remove(cls.root.path("/usr/sbin/policy-rc.d"))
             try:
-                cls.root.boot()
-
-                def answers():
-                    p = cls.root.sd(["systemctl", "is-system-running"], check=False, timeout=10)
-                    return p.stdout.strip() in ("initializing", "starting", "running", "degraded")
-                wait_for(answers, 20, "systemd in the throwaway root to answer systemctl")
+                cls.root.boot_and_wait()
             except (RuntimeError, AssertionError) as e:
                 raise unittest.SkipTest("cannot boot systemd here: %s" % e)
         except BaseException:

@@ -215,6 +215,19 @@ class ThrowawayRoot:
             self.systemd = int(f.read().split()[0])
         return self.systemd
 
+    def boot_and_wait(self, timeout=20):
+        """boot(), then poll until systemctl answers (systemd may still be starting units); RuntimeError if it
+        never does within timeout seconds."""
+        self.boot()
+        deadline = time.monotonic() + timeout
+        while True:
+            p = self.sd(["systemctl", "is-system-running"], check=False, timeout=10)
+            if p.stdout.strip() in ("initializing", "starting", "running", "degraded"):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("systemd in the throwaway root does not answer systemctl (%r)" % p.stdout.strip())
+            time.sleep(0.2)
+
     def sd(self, cmd, check=True, timeout=120):
         """Runs cmd beside the booted systemd (its PID namespace: systemctl and journalctl work)."""
         argv = ["nsenter", "-t", str(self.systemd), "-m", "-p", "-r", "-w", "--"] + list(cmd)
