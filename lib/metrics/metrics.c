@@ -47,6 +47,10 @@ static const struct {
                         "op", NULL },
     [MET_FOLLOWER_LAG] = { "chatto_event_follower_lag", "Events in CHATTO_EVENTS this process has not applied yet",
                            K_GAUGE, NULL, NULL },
+    [MET_FOLLOWER_REPAIRS] = { "chatto_stream_follower_repairs_total",
+                               "Stream messages the server did not deliver to a follower and this process fetched "
+                               "(kind=fetched), and followers found stalled and subscribed again (kind=resubscribed)",
+                               K_COUNTER, "kind", NULL },
     [MET_MODEL_ROOMS] = { "chatto_model_rooms", "Rooms in this process's read model", K_GAUGE, NULL, NULL },
     [MET_MODEL_MESSAGES] = { "chatto_model_messages", "Messages in this process's read model", K_GAUGE, NULL, NULL },
     [MET_MODEL_USERS] = { "chatto_model_users", "Users in this process's read model", K_GAUGE, NULL, NULL },

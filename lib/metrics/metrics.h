@@ -21,6 +21,7 @@ enum metric_id {
     MET_JS_PUBLISH_DURATION, /* histogram: JetStream publish round trips */
     MET_JS_ERRORS,           /* counter {op} */
     MET_FOLLOWER_LAG,        /* gauge: events in the stream this process's model has not applied */
+    MET_FOLLOWER_REPAIRS,    /* counter {kind}: followers' skipped messages fetched, stalls resubscribed */
     MET_MODEL_ROOMS,         /* gauge */
     MET_MODEL_MESSAGES,      /* gauge */
     MET_MODEL_USERS,         /* gauge */

@@ -173,24 +173,7 @@ store_erase(struct store *st, enum store_stream s, uint64_t seq, struct ch_err *
     return store_map(ns, jerr, "erase", err);
 }
 
-/* ---- followers ---- */
-
-static void
-on_follow_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
-{
-    struct store_follower *f = closure;
-    jsMsgMetaData *meta = NULL;
-
-    (void)nc;
-    (void)sub;
-    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
-        f->fn(f->ctx, meta->Sequence.Stream, natsMsg_GetSubject(msg), natsMsg_GetData(msg),
-              (size_t)natsMsg_GetDataLength(msg), meta->Timestamp / 1000000);
-        atomic_store(&f->pending, meta->NumPending);
-        jsMsgMetaData_Destroy(meta);
-    }
-    natsMsg_Destroy(msg);
-}
+/* ---- subscription completion ---- */
 
 void
 store_sub_done_init(struct store_sub_done *d)
@@ -198,6 +181,14 @@ store_sub_done_init(struct store_sub_done *d)
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
     d->done = false;
+}
+
+void
+store_sub_done_reset(struct store_sub_done *d)
+{
+    pthread_mutex_lock(&d->mu);
+    d->done = false;
+    pthread_mutex_unlock(&d->mu);
 }
 
 void
@@ -228,158 +219,6 @@ store_sub_done_wait(struct store_sub_done *d, int64_t timeout_ms)
         if (pthread_cond_timedwait(&d->cv, &d->mu, &ts) != 0)
             break;
     pthread_mutex_unlock(&d->mu);
-}
-
-/* Subscribe f (NATS round trips: stream info, consumer creation). Called without any lock held. */
-static enum ch_status
-follower_subscribe(struct store_follower *f, natsSubscription **sub, uint64_t *last, struct ch_err *err)
-{
-    struct store *st = f->st;
-    jsSubOptions so;
-    jsErrCode jerr = 0;
-    natsStatus s;
-    enum ch_status cs;
-    char subj[64];
-
-    if ((cs = store_last_seq(st, f->stream, last, err)) != CH_OK)
-        return cs;
-    jsSubOptions_Init(&so);
-    so.Stream = store_stream_name(f->stream);
-    so.Ordered = true;
-    so.Config.DeliverPolicy = f->start_seq > 1 ? js_DeliverByStartSequence : js_DeliverAll;
-    if (f->start_seq > 1)
-        so.Config.OptStartSeq = f->start_seq;
-    /* the consumer lives on the stream leader; if that node dies, missed heartbeats make nats.c recreate it
-     * elsewhere. nats.c's default (5 s, reset after two misses) would leave this process blind for ~10 s */
-    so.Config.Heartbeat = 1000LL * 1000000LL;
-    snprintf(subj, sizeof subj, "%s", f->stream == STORE_S_EVENTS ? STORE_SUBJECT_EVENTS_ALL : ">");
-    s = js_Subscribe(sub, st->js, subj, on_follow_msg, f, NULL, &so, &jerr);
-    if (s != NATS_OK)
-        return store_map(s, jerr, "follow", err);
-    natsSubscription_SetPendingLimits(*sub, -1, -1); /* a replay must never be dropped as a slow consumer */
-    natsSubscription_SetOnCompleteCB(*sub, store_sub_done_cb, &f->done);
-    return CH_OK;
-}
-
-void
-store_followers_attach(struct store *st)
-{
-    for (;;) {
-        struct store_follower *f;
-        natsSubscription *sub = NULL;
-        uint64_t last = 0;
-        struct ch_err err = { 0 };
-        enum ch_status cs;
-
-        /* claim one unsubscribed follower, then subscribe it with the lock released: /readyz, the connection
-         * callbacks and store_follower_stop must never wait behind a NATS round trip */
-        pthread_mutex_lock(&st->mu);
-        for (f = st->followers; f && (f->sub || f->attaching); f = f->next)
-            ;
-        if (f)
-            f->attaching = true;
-        pthread_mutex_unlock(&st->mu);
-        if (!f)
-            return;
-        cs = follower_subscribe(f, &sub, &last, &err);
-        pthread_mutex_lock(&st->mu);
-        f->attaching = false;
-        if (cs == CH_OK) {
-            atomic_store(&f->target, last);
-            f->sub = sub;
-        }
-        pthread_cond_broadcast(&st->attach_cv);
-        pthread_mutex_unlock(&st->mu);
-        if (cs != CH_OK) {
-            log_warn("store: cannot follow %s yet: %s", store_stream_name(f->stream), err.msg);
-            return; /* the keeper tries again in a second */
-        }
-    }
-}
-
-enum ch_status
-store_follow(struct store *st, enum store_stream s, store_follow_fn fn, void *ctx, struct store_follower **out,
-             struct ch_err *err)
-{
-    return store_follow_from(st, s, 1, fn, ctx, out, err);
-}
-
-enum ch_status
-store_follow_from(struct store *st, enum store_stream s, uint64_t start_seq, store_follow_fn fn, void *ctx,
-                  struct store_follower **out, struct ch_err *err)
-{
-    struct store_follower *f = calloc(1, sizeof *f);
-
-    if (!f)
-        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
-    f->start_seq = start_seq;
-    f->st = st;
-    f->stream = s;
-    f->fn = fn;
-    f->ctx = ctx;
-    store_sub_done_init(&f->done);
-    pthread_mutex_lock(&st->mu);
-    f->next = st->followers;
-    st->followers = f;
-    pthread_cond_signal(&st->cv); /* the keeper subscribes it */
-    pthread_mutex_unlock(&st->mu);
-    *out = f;
-    return CH_OK;
-}
-
-uint64_t
-store_follower_pending(struct store_follower *f)
-{
-    return f ? atomic_load(&f->pending) : 0;
-}
-
-bool
-store_follower_attached(struct store_follower *f)
-{
-    bool v;
-
-    if (!f)
-        return false;
-    pthread_mutex_lock(&f->st->mu);
-    v = f->sub != NULL;
-    pthread_mutex_unlock(&f->st->mu);
-    return v;
-}
-
-uint64_t
-store_follower_target(struct store_follower *f)
-{
-    return store_follower_attached(f) ? atomic_load(&f->target) : 0;
-}
-
-void
-store_follower_stop(struct store_follower *f)
-{
-    struct store *st;
-    natsSubscription *sub;
-
-    if (!f)
-        return;
-    st = f->st;
-    pthread_mutex_lock(&st->mu);
-    while (f->attaching) /* the keeper is subscribing it right now: let it finish */
-        pthread_cond_wait(&st->attach_cv, &st->mu);
-    for (struct store_follower **p = &st->followers; *p; p = &(*p)->next)
-        if (*p == f) {
-            *p = f->next;
-            break;
-        }
-    sub = f->sub;
-    f->sub = NULL;
-    pthread_mutex_unlock(&st->mu);
-    if (sub) {
-        natsSubscription_Unsubscribe(sub);
-        /* the handler may be running on nats.c's thread right now: f (and its ctx) live until it returned */
-        store_sub_done_wait(&f->done, 5000);
-        natsSubscription_Destroy(sub);
-    }
-    store_sub_done_destroy(&f->done);
-    free(f);
 }
 
 /* ---- KV watchers ---- */

@@ -214,7 +214,7 @@ keeper_main(void *arg)
             break;
         store_subs_attach(st);
         if (atomic_load(&st->bootstrapped)) {
-            store_followers_attach(st);
+            store_followers_check(st);
             store_procs_refresh(st);
             continue;
         }

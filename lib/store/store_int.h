@@ -83,6 +83,8 @@ struct store_sub_done {
 };
 void store_sub_done_init(struct store_sub_done *d);
 void store_sub_done_destroy(struct store_sub_done *d);
+/* Ready for another subscription (its predecessor completed). */
+void store_sub_done_reset(struct store_sub_done *d);
 /* nats.c completion callback (closure: struct store_sub_done *). */
 void store_sub_done_cb(void *closure);
 /* Wait (at most timeout_ms) until the completion callback ran. */
@@ -93,12 +95,17 @@ struct store_follower {
     enum store_stream stream;
     store_follow_fn fn;
     void *ctx;
-    uint64_t start_seq;    /* the first sequence delivered (1: everything) */
     natsSubscription *sub; /* under st->mu: set by the keeper once subscribed */
-    bool attaching;        /* under st->mu: the keeper is subscribing it (without the lock) */
+    bool attaching;        /* under st->mu: the keeper is subscribing or checking it (without the lock) */
+    int64_t check_ms;           /* under st->mu / keeper: when the keeper last looked at it */
+    uint64_t check_last;        /* ... the last delivered sequence then */
+    uint64_t check_stream_last; /* ... and the stream's last sequence then (0: unknown) */
     struct store_sub_done done;
+    pthread_mutex_t deliver_mu; /* held while a message is handed on: one at a time, in order */
+    _Atomic uint64_t last;      /* the last sequence handed on (start - 1 before the first) */
     _Atomic uint64_t target;
     _Atomic uint64_t pending; /* events after the last one delivered, as the server counted when it sent it */
+    unsigned long fault_drop, fault_stall, fault_count; /* test hook (follow.c); count under deliver_mu */
     struct store_follower *next;
 };
 
@@ -107,6 +114,8 @@ void store_subs_attach(struct store *st);
 
 /* Subscribe every registered follower that is not yet subscribed. Keeper thread, after bootstrap. */
 void store_followers_attach(struct store *st);
+/* Resubscribe followers stalled behind their stream, then attach any not subscribed. Keeper thread. */
+void store_followers_check(struct store *st);
 
 /* Start / stop the store-health thread (health.c). */
 enum ch_status store_health_start(struct store *st, struct ch_err *err);
