@@ -24,7 +24,11 @@
 static void
 on_event(void *ctx, uint64_t seq, const char *subject, const char *data, size_t len, int64_t ms)
 {
-    chat_model_apply(((struct chat *)ctx)->m, seq, subject, data, len, ms);
+    struct chat *c = ctx;
+
+    if (!atomic_load(&c->m->live))
+        atomic_store(&c->m->replay_target, store_follower_target(c->follower));
+    chat_model_apply(c->m, seq, subject, data, len, ms);
 }
 
 static void

@@ -164,6 +164,8 @@ struct chat_model {
 
     chat_listener_fn listener;
     void *listener_ctx;
+    _Atomic uint64_t replay_target; /* the follower's start-up target (chat.c sets it; 0 until attached) */
+    atomic_bool live;               /* an event past the replay was applied (model.c news(), under the lock) */
     struct chat_asset_hooks assets; /* set once before the follower starts; read-only after */
     atomic_ulong bad_events;
 };

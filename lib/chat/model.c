@@ -350,6 +350,24 @@ thread_summary(struct chat_room *r, const char *root_id)
 
 /* ---- change notifications ---- */
 
+/* Whether the change an event makes is worth a frame: the start-up replay of history is nobody's news (realtime
+ * drops it too), so its frames are not even built. Events of the replay are those below the sequence the follower
+ * was at when it attached; from the first one past it (or any time later, e.g. a catch-up after a reconnect),
+ * everything is news. Under the write lock. */
+static bool
+news(struct chat_model *m, uint64_t seq)
+{
+    if (!m->listener)
+        return false;
+    if (!atomic_load(&m->live)) {
+        if (seq && seq < atomic_load(&m->replay_target))
+            return false;
+        if (seq)
+            atomic_store(&m->live, true);
+    }
+    return true;
+}
+
 static void
 notify(struct chat_model *m, struct chat_room *r, uint64_t seq, const char *type, cJSON *payload,
        const char *extra_user)
@@ -428,7 +446,7 @@ apply_room_created(struct chat_model *m, struct chat_room *r, uint64_t seq, cons
         copy_id(it->actor, actor);
         it->at = at;
     }
-    if (m->listener) {
+    if (news(m, seq)) {
         cJSON *p = cJSON_CreateObject();
         cJSON_AddItemToObject(p, "room", view_room(r));
         notify(m, r, seq, "room.created", p, NULL);
@@ -463,7 +481,7 @@ apply_room_event(struct chat_model *m, struct chat_room *r, uint64_t seq, const 
         copy_id(it->actor, actor);
         it->at = at;
     }
-    if (m->listener) {
+    if (news(m, seq)) {
         cJSON *p = cJSON_CreateObject();
         cJSON_AddItemToObject(p, "room", view_room(r));
         notify(m, r, seq, kind == IT_ROOM_UPDATED ? "room.updated" : "room.archived", p, NULL);
@@ -521,7 +539,7 @@ apply_member(struct chat_model *m, struct chat_room *r, uint64_t seq, const char
         copy_id(it->subject_user, u);
         it->at = at;
     }
-    if (m->listener) {
+    if (news(m, seq)) {
         cJSON *p = cJSON_CreateObject();
         cJSON_AddStringToObject(p, "userId", u);
         cJSON_AddItemToObject(p, "room", view_room(r));
@@ -664,7 +682,7 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
     }
     if (msg->thread_root[0])
         thread_summary(r, msg->thread_root);
-    if (m->listener) {
+    if (news(m, seq)) {
         cJSON *p = cJSON_CreateObject();
         const char *t;
         if (deleted) {
@@ -717,7 +735,7 @@ apply_pin(struct chat_model *m, struct chat_room *r, uint64_t seq, bool pin, con
     } else {
         pin_drop(r, msg);
     }
-    if (m->listener) {
+    if (news(m, seq)) {
         cJSON *p = cJSON_CreateObject();
         cJSON_AddItemToObject(p, "message", view_message(m, msg, r->id, NULL));
         cJSON_AddStringToObject(p, "actorId", actor);
@@ -777,7 +795,7 @@ apply_reaction(struct chat_model *m, struct chat_room *r, uint64_t seq, bool add
             rx = NULL;
         }
     }
-    if (m->listener && msg->known) {
+    if (news(m, seq) && msg->known) {
         cJSON *p = cJSON_CreateObject();
         cJSON_AddStringToObject(p, "eventId", msg->id);
         cJSON_AddStringToObject(p, "emoji", emoji);
@@ -856,7 +874,7 @@ apply_call(struct chat_model *m, struct chat_room *r, uint64_t seq, const char *
     } else {
         return;
     }
-    if (m->listener) {
+    if (news(m, seq)) {
         cJSON *p = cJSON_CreateObject(), *v = view_call(m, r);
         cJSON_AddStringToObject(p, "callId", cid);
         if (u && id_valid(u))

@@ -106,6 +106,10 @@ struct store_follower {
     _Atomic uint64_t target;
     _Atomic uint64_t pending; /* events after the last one delivered, as the server counted when it sent it */
     unsigned long fault_drop, fault_stall, fault_count; /* test hook (follow.c); count under deliver_mu */
+    /* delivered messages not destroyed yet (under deliver_mu; store_follower_stop's once the last callback
+     * returned) */
+    natsMsg *spent[256];
+    int nspent;
     struct store_follower *next;
 };
 
