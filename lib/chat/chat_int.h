@@ -30,21 +30,24 @@
 enum room_vis { VIS_PUBLIC = 0, VIS_PRIVATE, VIS_DM };
 enum room_role { RROLE_MEMBER = 0, RROLE_ADMIN, RROLE_OWNER };
 
+/* Ids a message or item refers to (authors, actors, thread roots, reactors, mentioned users) are interned: one
+ * copy per distinct id in the model (model_intern), never freed before the model; "" when absent. A message or an
+ * item holds 8 bytes per reference instead of 65. */
+
 struct chat_reaction {
     char emoji[EMOJI_MAX_BYTES + 1];
-    char (*users)[ID_MAX + 1];
+    const char **users; /* interned */
     size_t n;
 };
 
 struct chat_msg {
-    char id[ID_MAX + 1];
-    char author[ID_MAX + 1];
+    const char *author; /* interned */
     uint64_t pos; /* timeline position: the sequence of the message's first snapshot */
     int64_t created_at, edited_at, deleted_at;
     char *body; /* NULL once deleted (or before any snapshot was seen) */
-    char thread_root[ID_MAX + 1];
-    char in_reply_to[ID_MAX + 1];
-    char (*mentions)[ID_MAX + 1]; /* resolved at post time: direct mentions and @here's audience */
+    const char *thread_root; /* interned; "" if not a reply in a thread */
+    const char *in_reply_to; /* interned; "" if none */
+    const char **mentions;   /* interned; resolved at post time: direct mentions and @here's audience */
     size_t nmentions;
     bool mention_all, mention_here; /* @all (every member when it was posted), @here */
     bool pinned;                    /* in its room's pins */
@@ -60,6 +63,7 @@ struct chat_msg {
     bool known;        /* a snapshot or tombstone was applied (reactions may arrive first during a replay) */
     bool refused;      /* a post the stream order makes invalid (author no longer a member, room archived):
                         * every process ignores it and its later events; its bytes are erased */
+    char id[];         /* allocated to its length */
 };
 
 enum item_kind {
@@ -78,9 +82,9 @@ enum item_kind {
 struct chat_item {
     uint64_t pos;
     enum item_kind kind;
-    char id[ID_MAX + 1];
-    char actor[ID_MAX + 1];
-    char subject_user[ID_MAX + 1]; /* joined/left: who; call started/ended: the call's id */
+    const char *id;           /* IT_MSG: the message's own; else interned */
+    const char *actor;        /* interned */
+    const char *subject_user; /* interned; joined/left: who; call started/ended: the call's id; else "" */
     int64_t at;
     struct chat_msg *msg; /* IT_MSG; owned by the room's msgs map */
 };
@@ -151,6 +155,7 @@ struct chat_model {
     struct map *users;   /* id -> struct user (password hash cleared) */
     struct map *logins;  /* login -> user id (borrowed) */
     struct map *pending_reads; /* "uid.room" -> uint64 pos, for reads seen before the member */
+    struct map *interned;      /* id -> its one copy (model_intern) */
 
     /* seqs of bodies that belong to deleted messages and may still be on disk (a deleter crashed before erasing) */
     uint64_t *erase;
@@ -190,6 +195,8 @@ void chat_model_take_erasures(struct chat_model *m, uint64_t **v, size_t *n);
 struct chat_room *model_room(struct chat_model *m, const char *id);
 struct chat_member *model_member(struct chat_room *r, const char *uid);
 struct chat_msg *model_msg(struct chat_room *r, const char *id);
+/* The model's one copy of id ("" for NULL, empty or invalid ids); NULL only when out of memory. Write lock. */
+const char *model_intern(struct chat_model *m, const char *id);
 const struct user *model_user(struct chat_model *m, const char *id);
 /* Index of the first timeline item with pos > p (binary search). */
 size_t model_tl_after(const struct chat_room *r, uint64_t p);

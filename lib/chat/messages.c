@@ -473,9 +473,9 @@ msg_for_change(struct chat *c, const struct user *who, const char *room_id, cons
             s->last_seq = msg->last_seq;
             s->pos = msg->pos;
             s->created_at = msg->created_at;
-            memcpy(s->author, msg->author, sizeof s->author);
-            memcpy(s->thread_root, msg->thread_root, sizeof s->thread_root);
-            memcpy(s->in_reply_to, msg->in_reply_to, sizeof s->in_reply_to);
+            snprintf(s->author, sizeof s->author, "%s", msg->author);
+            snprintf(s->thread_root, sizeof s->thread_root, "%s", msg->thread_root);
+            snprintf(s->in_reply_to, sizeof s->in_reply_to, "%s", msg->in_reply_to);
             s->can_moderate = chat_room_admin(cm, who);
             s->attachments = msg->attachments ? strdup(msg->attachments) : NULL;
             memset(&s->mentions, 0, sizeof s->mentions);

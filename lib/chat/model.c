@@ -109,7 +109,8 @@ chat_model_new(void)
     m->users = map_new();
     m->logins = map_new();
     m->pending_reads = map_new();
-    if (!m->rooms || !m->dms || !m->users || !m->logins || !m->pending_reads) {
+    m->interned = map_new();
+    if (!m->rooms || !m->dms || !m->users || !m->logins || !m->pending_reads || !m->interned) {
         chat_model_free(m);
         return NULL;
     }
@@ -126,6 +127,7 @@ chat_model_free(struct chat_model *m)
     map_free(m->users, free);
     map_free(m->logins, NULL);
     map_free(m->pending_reads, free);
+    map_free(m->interned, free);
     free(m->erase);
     pthread_rwlock_destroy(&m->lock);
     pthread_mutex_destroy(&m->mu);
@@ -221,6 +223,35 @@ copy_id(char dst[ID_MAX + 1], const char *src)
     snprintf(dst, ID_MAX + 1, "%s", src && id_valid(src) ? src : "");
 }
 
+const char *
+model_intern(struct chat_model *m, const char *id)
+{
+    char *v;
+    bool oom = false;
+
+    if (!id || !id_valid(id))
+        return "";
+    if ((v = map_get(m->interned, id)))
+        return v;
+    if (!(v = strdup(id)))
+        return NULL;
+    map_put(m->interned, id, v, &oom);
+    if (oom) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* model_intern, "" when out of memory (a reference then reads as absent rather than crash the follower). */
+static const char *
+intern(struct chat_model *m, const char *id)
+{
+    const char *v = model_intern(m, id);
+
+    return v ? v : "";
+}
+
 static bool
 seqlist_insert(struct seqlist *l, struct chat_msg *msg)
 {
@@ -260,6 +291,7 @@ tl_insert(struct chat_room *r, uint64_t pos, enum item_kind kind)
 
     if (!it)
         return NULL;
+    it->id = it->actor = it->subject_user = "";
     if (r->ntl == r->captl) {
         size_t cap = r->captl ? r->captl * 2 : 16;
         struct chat_item **nv = realloc(r->tl, cap * sizeof *nv);
@@ -300,17 +332,25 @@ room_get_or_new(struct chat_model *m, const char *id)
     return r;
 }
 
+/* (id: a valid id) */
 static struct chat_msg *
 msg_get_or_new(struct chat_room *r, const char *id)
 {
     struct chat_msg *msg = map_get(r->msgs, id);
+    size_t len = strlen(id);
+    bool oom = false;
 
     if (msg)
         return msg;
-    if (!(msg = calloc(1, sizeof *msg)))
+    if (!id_valid(id) || !(msg = calloc(1, sizeof *msg + len + 1)))
         return NULL;
-    copy_id(msg->id, id);
-    map_put(r->msgs, id, msg, NULL);
+    memcpy(msg->id, id, len + 1);
+    msg->author = msg->thread_root = msg->in_reply_to = "";
+    map_put(r->msgs, id, msg, &oom);
+    if (oom) {
+        free(msg);
+        return NULL;
+    }
     return msg;
 }
 
@@ -442,8 +482,8 @@ apply_room_created(struct chat_model *m, struct chat_room *r, uint64_t seq, cons
         map_put(r->members, u, cm, NULL);
     }
     if ((it = tl_insert(r, seq, IT_ROOM_CREATED))) {
-        copy_id(it->id, jstr(ev, "id"));
-        copy_id(it->actor, actor);
+        it->id = intern(m, jstr(ev, "id"));
+        it->actor = intern(m, actor);
         it->at = at;
     }
     if (news(m, seq)) {
@@ -477,8 +517,8 @@ apply_room_event(struct chat_model *m, struct chat_room *r, uint64_t seq, const 
         kind = IT_ROOM_UNARCHIVED;
     }
     if ((it = tl_insert(r, seq, kind))) {
-        copy_id(it->id, jstr(ev, "id"));
-        copy_id(it->actor, actor);
+        it->id = intern(m, jstr(ev, "id"));
+        it->actor = intern(m, actor);
         it->at = at;
     }
     if (news(m, seq)) {
@@ -534,9 +574,9 @@ apply_member(struct chat_model *m, struct chat_room *r, uint64_t seq, const char
         return;
     }
     if ((it = tl_insert(r, seq, join ? IT_JOINED : IT_LEFT))) {
-        copy_id(it->id, jstr(ev, "id"));
-        copy_id(it->actor, actor);
-        copy_id(it->subject_user, u);
+        it->id = intern(m, jstr(ev, "id"));
+        it->actor = intern(m, actor);
+        it->subject_user = intern(m, u);
         it->at = at;
     }
     if (news(m, seq)) {
@@ -548,7 +588,7 @@ apply_member(struct chat_model *m, struct chat_room *r, uint64_t seq, const char
 }
 
 static void
-set_list(char (**dst)[ID_MAX + 1], size_t *n, const cJSON *arr)
+set_list(struct chat_model *m, const char ***dst, size_t *n, const cJSON *arr)
 {
     const cJSON *x;
     size_t cnt = 0, cap = (size_t)cJSON_GetArraySize(arr);
@@ -561,7 +601,7 @@ set_list(char (**dst)[ID_MAX + 1], size_t *n, const cJSON *arr)
     cJSON_ArrayForEach(x, arr)
     {
         if (cJSON_IsString(x) && id_valid(x->valuestring))
-            copy_id((*dst)[cnt++], x->valuestring);
+            (*dst)[cnt++] = intern(m, x->valuestring);
     }
     *n = cnt;
 }
@@ -601,10 +641,10 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
     if (!was_known) {
         msg->known = true;
         msg->pos = (uint64_t)pos;
-        copy_id(msg->author, jstr(j, "author"));
+        msg->author = intern(m, jstr(j, "author"));
         msg->created_at = jint(j, "createdAt");
-        copy_id(msg->thread_root, jstr(j, "threadRoot"));
-        copy_id(msg->in_reply_to, jstr(j, "inReplyTo"));
+        msg->thread_root = intern(m, jstr(j, "threadRoot"));
+        msg->in_reply_to = intern(m, jstr(j, "inReplyTo"));
         if (msg->thread_root[0]) {
             struct seqlist *l = map_get(r->threads, msg->thread_root);
             if (!l && (l = calloc(1, sizeof *l)))
@@ -614,8 +654,8 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
         } else {
             struct chat_item *it = tl_insert(r, msg->pos, IT_MSG);
             if (it) {
-                copy_id(it->id, msg->id);
-                copy_id(it->actor, msg->author);
+                it->id = msg->id;
+                it->actor = msg->author;
                 it->at = msg->created_at;
                 it->msg = msg;
             }
@@ -669,7 +709,7 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
         free(msg->attachments);
         msg->attachments = cJSON_IsArray(att) && cJSON_GetArraySize(att) > 0 ? cJSON_PrintUnformatted(att) : NULL;
         bool had_mentions = msg->nmentions > 0 || msg->mention_all;
-        set_list(&msg->mentions, &msg->nmentions, cJSON_GetObjectItemCaseSensitive(j, "mentions"));
+        set_list(m, &msg->mentions, &msg->nmentions, cJSON_GetObjectItemCaseSensitive(j, "mentions"));
         msg->mention_all = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "mentionsAll"));
         msg->mention_here = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "mentionsHere"));
         bool has_mentions = msg->nmentions > 0 || msg->mention_all;
@@ -773,11 +813,11 @@ apply_reaction(struct chat_model *m, struct chat_room *r, uint64_t seq, bool add
         for (i = 0; i < rx->n; i++)
             if (!strcmp(rx->users[i], actor))
                 return; /* already there */
-        char(*nu)[ID_MAX + 1] = realloc(rx->users, (rx->n + 1) * sizeof *nu);
+        const char **nu = realloc(rx->users, (rx->n + 1) * sizeof *nu);
         if (!nu)
             return;
         rx->users = nu;
-        copy_id(rx->users[rx->n++], actor);
+        rx->users[rx->n++] = intern(m, actor);
     } else {
         if (!rx)
             return;
@@ -831,9 +871,9 @@ apply_call(struct chat_model *m, struct chat_room *r, uint64_t seq, const char *
         call->parts[0].joined_at = at;
         call->nparts = 1;
         if ((it = tl_insert(r, seq, IT_CALL_STARTED))) {
-            copy_id(it->id, jstr(ev, "id"));
-            copy_id(it->actor, actor && *actor ? actor : u);
-            copy_id(it->subject_user, cid);
+            it->id = intern(m, jstr(ev, "id"));
+            it->actor = intern(m, actor && *actor ? actor : u);
+            it->subject_user = intern(m, cid);
             it->at = at;
         }
         frame = "call.started";
@@ -863,9 +903,9 @@ apply_call(struct chat_model *m, struct chat_room *r, uint64_t seq, const char *
         frame = "call.participant_left";
     } else if (!strcmp(type, "call.ended")) {
         if ((it = tl_insert(r, seq, IT_CALL_ENDED))) {
-            copy_id(it->id, jstr(ev, "id"));
-            copy_id(it->actor, actor);
-            copy_id(it->subject_user, cid);
+            it->id = intern(m, jstr(ev, "id"));
+            it->actor = intern(m, actor);
+            it->subject_user = intern(m, cid);
             it->at = at;
         }
         free(call->parts);
