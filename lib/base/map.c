@@ -16,6 +16,7 @@ struct map {
     struct slot *slots;
     size_t cap; /* power of two */
     size_t len;
+    bool borrow; /* keys are the caller's (map_new_borrowing) */
 };
 
 static uint32_t
@@ -43,6 +44,16 @@ map_new(void)
     return m;
 }
 
+struct map *
+map_new_borrowing(void)
+{
+    struct map *m = map_new();
+
+    if (m)
+        m->borrow = true;
+    return m;
+}
+
 void
 map_free(struct map *m, void (*free_value)(void *))
 {
@@ -51,7 +62,8 @@ map_free(struct map *m, void (*free_value)(void *))
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->slots[i].key)
             continue;
-        free(m->slots[i].key);
+        if (!m->borrow)
+            free(m->slots[i].key);
         if (free_value)
             free_value(m->slots[i].value);
     }
@@ -119,7 +131,7 @@ map_put(struct map *m, const char *key, void *value, bool *oom)
         m->slots[i].value = value;
         return prev;
     }
-    if (!(m->slots[i].key = strdup(key))) {
+    if (!(m->slots[i].key = m->borrow ? (char *)key : strdup(key))) {
         if (oom)
             *oom = true;
         return NULL;
@@ -139,7 +151,8 @@ map_del(struct map *m, const char *key)
     if (!m->slots[i].key)
         return NULL;
     v = m->slots[i].value;
-    free(m->slots[i].key);
+    if (!m->borrow)
+        free(m->slots[i].key);
     m->slots[i].key = NULL;
     m->len--;
     /* backward-shift the cluster after i so lookups never stop early */

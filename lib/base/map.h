@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 /*
- * A hash map from strings to pointers (open addressing, linear probing, FNV-1a). Keys are copied; values are
- * borrowed. Not thread-safe: the owner locks. Iteration order is unspecified.
+ * A hash map from strings to pointers (open addressing, linear probing, FNV-1a). Keys are copied (or, in a
+ * map_new_borrowing map, borrowed); values are borrowed. Not thread-safe: the owner locks. Iteration order is
+ * unspecified.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -10,6 +11,10 @@
 struct map;
 
 struct map *map_new(void);
+/* A map that keeps the key pointers it is given instead of copies (no allocation per entry): each key must stay
+ * alive and unchanged while its entry is in the map, e.g. a string inside the value itself. Putting a key that is
+ * already there replaces the value and keeps the first key pointer. */
+struct map *map_new_borrowing(void);
 /* Frees the map and its keys; free_value (may be NULL) is called for each value. */
 void map_free(struct map *m, void (*free_value)(void *));
 void *map_get(const struct map *m, const char *key);

@@ -55,8 +55,10 @@ struct chat_msg {
                         * height}; NULL if none (or once deleted) */
     struct chat_reaction *reactions;
     size_t nreactions;
-    uint64_t *body_seqs; /* stream messages that hold a body of this message (erased when it is deleted) */
+    uint64_t *body_seqs; /* stream messages that hold a body of this message (erased when it is deleted): while
+                          * there is one, &body_one */
     size_t nbody;
+    uint64_t body_one;
     uint32_t reply_count; /* as a thread root: live replies */
     int64_t last_reply_at;
     uint64_t last_seq; /* last event on the message's subject (compare-and-set for edits and deletes) */

@@ -46,7 +46,8 @@ msg_free(void *p)
     for (size_t i = 0; i < m->nreactions; i++)
         free(m->reactions[i].users);
     free(m->reactions);
-    free(m->body_seqs);
+    if (m->body_seqs != &m->body_one)
+        free(m->body_seqs);
     free(m);
 }
 
@@ -109,7 +110,7 @@ chat_model_new(void)
     m->users = map_new();
     m->logins = map_new();
     m->pending_reads = map_new();
-    m->interned = map_new();
+    m->interned = map_new_borrowing(); /* each key is its value */
     if (!m->rooms || !m->dms || !m->users || !m->logins || !m->pending_reads || !m->interned) {
         chat_model_free(m);
         return NULL;
@@ -235,7 +236,7 @@ model_intern(struct chat_model *m, const char *id)
         return v;
     if (!(v = strdup(id)))
         return NULL;
-    map_put(m->interned, id, v, &oom);
+    map_put(m->interned, v, v, &oom);
     if (oom) {
         free(v);
         return NULL;
@@ -322,8 +323,8 @@ room_get_or_new(struct chat_model *m, const char *id)
         return NULL;
     copy_id(r->id, id);
     r->members = map_new();
-    r->msgs = map_new();
-    r->threads = map_new();
+    r->msgs = map_new_borrowing(); /* keyed by the message's own id */
+    r->threads = map_new_borrowing(); /* keyed by the interned root id */
     if (!r->members || !r->msgs || !r->threads) {
         room_free(r);
         return NULL;
@@ -346,7 +347,7 @@ msg_get_or_new(struct chat_room *r, const char *id)
         return NULL;
     memcpy(msg->id, id, len + 1);
     msg->author = msg->thread_root = msg->in_reply_to = "";
-    map_put(r->msgs, id, msg, &oom);
+    map_put(r->msgs, msg->id, msg, &oom);
     if (oom) {
         free(msg);
         return NULL;
@@ -684,7 +685,8 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
         /* whatever snapshot bytes we saw must go; the deleter erases them, this is the safety net */
         for (size_t i = 0; i < msg->nbody; i++)
             erase_later(m, msg->body_seqs[i]);
-        free(msg->body_seqs);
+        if (msg->body_seqs != &msg->body_one)
+            free(msg->body_seqs);
         msg->body_seqs = NULL;
         msg->nbody = 0;
     } else if (msg->deleted_at) {
@@ -694,14 +696,23 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
     } else {
         const char *body = jstr(j, "body");
         char *nb = strdup(body ? body : "");
-        uint64_t *ns = realloc(msg->body_seqs, (msg->nbody + 1) * sizeof *ns);
         if (nb) {
             free(msg->body);
             msg->body = nb;
         }
-        if (ns) {
-            msg->body_seqs = ns;
-            msg->body_seqs[msg->nbody++] = seq;
+        if (!msg->nbody) { /* most messages are never edited: no array of their own */
+            msg->body_one = seq;
+            msg->body_seqs = &msg->body_one;
+            msg->nbody = 1;
+        } else {
+            bool inline_one = msg->body_seqs == &msg->body_one;
+            uint64_t *ns = realloc(inline_one ? NULL : msg->body_seqs, (msg->nbody + 1) * sizeof *ns);
+            if (ns) {
+                if (inline_one)
+                    ns[0] = msg->body_one;
+                msg->body_seqs = ns;
+                msg->body_seqs[msg->nbody++] = seq;
+            }
         }
         if (!posted)
             msg->edited_at = jint(j, "editedAt");

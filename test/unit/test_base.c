@@ -140,6 +140,31 @@ test_map_put_get_delete_grow(void **state)
     map_free(m, NULL);
 }
 
+/* A borrowing map keeps the caller's key pointers: no copies, and removing or freeing leaves the keys alone. */
+static void
+test_map_borrowing_keeps_the_callers_keys(void **state)
+{
+    struct map *m = map_new_borrowing();
+    static char keys[300][8];
+    const char *k = NULL;
+    size_t it = 0;
+    void *v;
+    (void)state;
+    for (intptr_t i = 0; i < 300; i++) {
+        snprintf(keys[i], sizeof keys[i], "b%ld", (long)i);
+        assert_null(map_put(m, keys[i], (void *)(i + 1), NULL));
+    }
+    assert_ptr_equal(map_get(m, "b299"), (void *)300);
+    assert_ptr_equal(map_del(m, "b7"), (void *)8);
+    assert_null(map_get(m, "b7"));
+    assert_string_equal(keys[7], "b7"); /* not freed */
+    while (map_next(m, &it, &k, &v))
+        if (v == (void *)43)
+            break;
+    assert_ptr_equal(k, keys[42]); /* the very pointer given */
+    map_free(m, NULL);
+}
+
 static int64_t
 realtime_ns(void)
 {
@@ -211,6 +236,7 @@ main(void)
         cmocka_unit_test(test_ids_are_sortable_and_subject_safe),
         cmocka_unit_test(test_form_decoding),
         cmocka_unit_test(test_map_put_get_delete_grow),
+        cmocka_unit_test(test_map_borrowing_keeps_the_callers_keys),
         cmocka_unit_test(test_clock_deadline_is_now_plus_ms_normalised),
         cmocka_unit_test(test_clock_reads_the_right_clocks),
     };
