@@ -27,7 +27,7 @@ on_event(void *ctx, uint64_t seq, const char *subject, const char *data, size_t 
     struct chat *c = ctx;
 
     if (!atomic_load(&c->m->live))
-        atomic_store(&c->m->replay_target, store_follower_target(c->follower));
+        atomic_store(&c->m->replay_target, store_follower_replay_end(c->follower));
     chat_model_apply(c->m, seq, subject, data, len, ms);
 }
 

@@ -184,14 +184,6 @@ store_sub_done_init(struct store_sub_done *d)
 }
 
 void
-store_sub_done_reset(struct store_sub_done *d)
-{
-    pthread_mutex_lock(&d->mu);
-    d->done = false;
-    pthread_mutex_unlock(&d->mu);
-}
-
-void
 store_sub_done_destroy(struct store_sub_done *d)
 {
     pthread_mutex_destroy(&d->mu);

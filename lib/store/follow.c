@@ -19,9 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
 
 #include "log/log.h"
 #include "base/clock.h"
+#include "crypto/crypto.h"
 #include "metrics/metrics.h"
 #include "store/store_int.h"
 #include "store/subject.h"
@@ -73,50 +77,126 @@ deliver(struct store_follower *f, uint64_t seq, const char *subject, const char 
     atomic_store(&f->last, seq);
 }
 
-/* Deliver what the stream holds between the last delivered message and upto (exclusive), in order, at most max
- * messages (deliver_mu held). A direct get of the next message on our subjects from last + 1 answers with the
- * first one the stream holds there: before upto it was skipped; upto itself (or nothing) means the hole is erased
- * messages. */
+/* A message fetched from the stream's leader. */
+struct fetched {
+    uint64_t seq;
+    char *subject;
+    unsigned char *data;
+    size_t len;
+    int64_t unix_ms;
+};
+
 static void
-fill_gap(struct store_follower *f, uint64_t upto, int max)
+fetched_free(struct fetched *m)
+{
+    free(m->subject);
+    free(m->data);
+    memset(m, 0, sizeof *m);
+}
+
+/* "2026-12-02T05:01:02.123456789Z" (what JetStream writes) as Unix milliseconds; 0 if it is not that. */
+static int64_t
+parse_time_ms(const char *s)
+{
+    struct tm tm = { 0 };
+    int frac_ms = 0, n = 0;
+
+    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                     &tm.tm_sec, &n) != 6)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    if (s[n] == '.')
+        for (int i = 1, scale = 100; i <= 3 && s[n + i] >= '0' && s[n + i] <= '9'; i++, scale /= 10)
+            frac_ms += (s[n + i] - '0') * scale;
+    return (int64_t)timegm(&tm) * 1000 + frac_ms;
+}
+
+/* The first message on f's subjects at or after sequence from, asked of the stream's leader (STREAM.MSG.GET with
+ * next_by_subj): unlike a direct get, which any replica may answer from a moment behind, the leader holds every
+ * acknowledged message, so "nothing there" means erased. NATS_NOT_FOUND when there is none. */
+static natsStatus
+leader_next(struct store_follower *f, uint64_t from, struct fetched *out)
 {
     struct store *st = f->st;
+    char subj[128], req[160];
+    natsMsg *reply = NULL;
+    natsStatus ns;
+    cJSON *doc = NULL;
+    const cJSON *msg, *e;
+
+    memset(out, 0, sizeof *out);
+    snprintf(subj, sizeof subj, "$JS.API.STREAM.MSG.GET.%s", store_stream_name(f->stream));
+    snprintf(req, sizeof req, "{\"seq\":%llu,\"next_by_subj\":\"%s\"}", (unsigned long long)from, follow_filter(f));
+    ns = natsConnection_Request(&reply, st->nc, subj, req, (int)strlen(req), st->timeout_ms < 2000 ? st->timeout_ms : 2000);
+    if (ns != NATS_OK)
+        return ns;
+    doc = cJSON_ParseWithLength(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply));
+    natsMsg_Destroy(reply);
+    if ((e = cJSON_GetObjectItemCaseSensitive(doc, "error"))) {
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
+        ns = cJSON_IsNumber(code) && code->valuedouble == 404 ? NATS_NOT_FOUND : NATS_ERR;
+    } else if (!(msg = cJSON_GetObjectItemCaseSensitive(doc, "message")) ||
+               !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(msg, "seq")) ||
+               !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(msg, "subject"))) {
+        ns = NATS_ERR;
+    } else {
+        const cJSON *data = cJSON_GetObjectItemCaseSensitive(msg, "data");
+        const char *b64 = cJSON_IsString(data) ? data->valuestring : "";
+        size_t max = strlen(b64) / 4 * 3 + 3;
+        out->seq = (uint64_t)cJSON_GetObjectItemCaseSensitive(msg, "seq")->valuedouble;
+        out->subject = strdup(cJSON_GetObjectItemCaseSensitive(msg, "subject")->valuestring);
+        out->data = malloc(max + 1);
+        out->unix_ms = parse_time_ms(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "time")));
+        if (!out->subject || !out->data || !crypto_base64_decode_any(b64, strlen(b64), out->data, max, &out->len)) {
+            fetched_free(out);
+            ns = NATS_ERR;
+        } else {
+            out->data[out->len] = '\0';
+        }
+    }
+    cJSON_Delete(doc);
+    return ns;
+}
+
+/* Deliver what the stream holds between the last delivered message and upto (exclusive), in order, at most max
+ * messages (deliver_mu held), asking the leader for the next message on our subjects from last + 1: before upto it
+ * was skipped; upto itself (or nothing) means the hole is erased messages. False if the leader could not be asked
+ * (then nothing past the hole may be delivered: the watchdog resubscribes from the last delivered one). */
+static bool
+fill_gap(struct store_follower *f, uint64_t upto, int max)
+{
     uint64_t start = atomic_load(&f->last) + 1;
     int tries = 0, n = 0;
+    bool ok = true;
 
     while (atomic_load(&f->last) + 1 < upto && n < max) {
-        jsDirectGetMsgOptions dg;
-        jsOptions jo;
-        natsMsg *m = NULL;
-        natsStatus ns;
+        struct fetched m;
         uint64_t from = atomic_load(&f->last) + 1;
+        natsStatus ns = leader_next(f, from, &m);
 
-        jsDirectGetMsgOptions_Init(&dg);
-        dg.Sequence = from;
-        dg.NextBySubject = follow_filter(f);
-        jsOptions_Init(&jo);
-        jo.Wait = st->timeout_ms < 2000 ? st->timeout_ms : 2000;
-        ns = js_DirectGetMsg(&m, st->js, store_stream_name(f->stream), &jo, &dg);
         if (ns == NATS_NOT_FOUND)
             break;
         if (ns != NATS_OK) {
-            if (++tries < FILL_TRIES && !store_closing(st))
+            if (++tries < FILL_TRIES && !store_closing(f->st)) {
+                nats_Sleep(100);
                 continue;
+            }
             log_error("store: %s follower: cannot fetch messages %llu to %llu, which the server did not deliver "
-                      "(%s); going on without them",
+                      "(%s); waiting for the stream",
                       store_stream_name(f->stream), (unsigned long long)from, (unsigned long long)upto - 1,
                       natsStatus_GetText(ns));
+            ok = false;
             break;
         }
-        uint64_t seq = natsMsg_GetSequence(m);
-        if (seq >= upto || seq < from) {
-            natsMsg_Destroy(m);
+        tries = 0;
+        if (m.seq >= upto || m.seq < from) {
+            fetched_free(&m);
             break;
         }
         n++;
-        deliver(f, seq, natsMsg_GetSubject(m), natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
-                natsMsg_GetTime(m) / 1000000);
-        natsMsg_Destroy(m);
+        deliver(f, m.seq, m.subject, (const char *)m.data, m.len, m.unix_ms);
+        fetched_free(&m);
     }
     if (n) {
         log_warn("store: %s follower: the server did not deliver %d message%s between %llu and %llu; fetched %s",
@@ -124,6 +204,20 @@ fill_gap(struct store_follower *f, uint64_t upto, int max)
                  (unsigned long long)upto - 1, n == 1 ? "it" : "them");
         metrics_add(MET_FOLLOWER_REPAIRS, "fetched", NULL, n);
     }
+    return ok && (n < max || atomic_load(&f->last) + 1 >= upto);
+}
+
+/* nats.c: a subscription of f delivers nothing more. Each subscription counts once, so a late one of an old
+ * subscription cannot be taken for its successor's. */
+static void
+on_sub_complete(void *closure)
+{
+    struct store_follower *f = closure;
+
+    pthread_mutex_lock(&f->done_mu);
+    f->subs_completed++;
+    pthread_cond_broadcast(&f->done_cv);
+    pthread_mutex_unlock(&f->done_mu);
 }
 
 /* Destroy the messages held back (deliver_mu held). */
@@ -153,10 +247,9 @@ on_follow_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *clo
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         uint64_t seq = meta->Sequence.Stream;
         if (seq > atomic_load(&f->last)) {
-            if (seq > atomic_load(&f->last) + 1)
-                fill_gap(f, seq, INT_MAX);
-            deliver(f, seq, natsMsg_GetSubject(msg), natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
-                    meta->Timestamp / 1000000);
+            if (seq == atomic_load(&f->last) + 1 || fill_gap(f, seq, INT_MAX))
+                deliver(f, seq, natsMsg_GetSubject(msg), natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
+                        meta->Timestamp / 1000000);
         }
         atomic_store(&f->pending, meta->NumPending);
         more = meta->NumPending > 0;
@@ -194,23 +287,50 @@ follower_subscribe(struct store_follower *f, natsSubscription **sub, uint64_t *l
     /* the consumer lives on the stream leader; if that node dies, missed heartbeats make nats.c recreate it
      * elsewhere. nats.c's default (5 s, reset after two misses) would leave this process blind for ~10 s */
     so.Config.Heartbeat = 1000LL * 1000000LL;
+    pthread_mutex_lock(&f->deliver_mu);
     f->fault_count = 0;
+    pthread_mutex_unlock(&f->deliver_mu);
+    /* what "caught up" means, known before the first message arrives (the chat model tells the replay of history
+     * from news by it) */
+    atomic_store(&f->target, *last);
     s = js_Subscribe(sub, st->js, follow_filter(f), on_follow_msg, f, NULL, &so, &jerr);
     if (s != NATS_OK)
         return store_map(s, jerr, "follow", err);
     natsSubscription_SetPendingLimits(*sub, -1, -1); /* a replay must never be dropped as a slow consumer */
-    natsSubscription_SetOnCompleteCB(*sub, store_sub_done_cb, &f->done);
+    pthread_mutex_lock(&f->done_mu);
+    f->subs_made++;
+    pthread_mutex_unlock(&f->done_mu);
+    natsSubscription_SetOnCompleteCB(*sub, on_sub_complete, f);
     return CH_OK;
 }
 
-/* Unsubscribe and wait until its callback has returned for good (f->sub already taken out). */
-static void
+/* Wait until every subscription f ever had has completed (its callback returned for good); false after
+ * timeout_ms. */
+static bool
+wait_completed(struct store_follower *f, int64_t timeout_ms)
+{
+    struct timespec ts = clock_deadline(timeout_ms);
+    bool done;
+
+    pthread_mutex_lock(&f->done_mu);
+    while (f->subs_completed < f->subs_made)
+        if (pthread_cond_timedwait(&f->done_cv, &f->done_mu, &ts) != 0)
+            break;
+    done = f->subs_completed >= f->subs_made;
+    pthread_mutex_unlock(&f->done_mu);
+    return done;
+}
+
+/* Unsubscribe (f->sub already taken out) and wait a while for its callback to return for good. */
+static bool
 follower_unsubscribe(struct store_follower *f, natsSubscription *sub)
 {
+    bool done;
+
     natsSubscription_Unsubscribe(sub);
-    /* the handler may be running on nats.c's thread right now: f (and its ctx) live until it returned */
-    store_sub_done_wait(&f->done, 5000);
+    done = wait_completed(f, 5000);
     natsSubscription_Destroy(sub);
+    return done;
 }
 
 void
@@ -237,7 +357,6 @@ store_followers_attach(struct store *st)
         pthread_mutex_lock(&st->mu);
         f->attaching = false;
         if (cs == CH_OK) {
-            atomic_store(&f->target, last);
             f->sub = sub;
             f->check_ms = clock_mono_ms();
             f->check_last = atomic_load(&f->last);
@@ -279,8 +398,16 @@ store_followers_check(struct store *st)
         natsSubscription *old = NULL;
         bool ok = store_last_seq(st, f->stream, &stream_last, &err) == CH_OK;
 
-        /* stalled: no progress over a whole period although the stream already held more at its start */
+        /* stalled: no progress over a whole period although the stream already held more at its start, and it
+         * still holds a message after the last one delivered (the newest may have been erased since) */
         bool stalled = ok && last == f->check_last && f->check_stream_last > last;
+        if (stalled) {
+            struct fetched next;
+            natsStatus ns = leader_next(f, last + 1, &next);
+            stalled = ns == NATS_OK || ns == NATS_TIMEOUT;
+            if (ns == NATS_OK)
+                fetched_free(&next);
+        }
         pthread_mutex_lock(&st->mu);
         if (stalled) {
             old = f->sub;
@@ -296,8 +423,7 @@ store_followers_check(struct store *st)
                      store_stream_name(f->stream), (unsigned long long)last, FOLLOW_CHECK_MS / 1000,
                      (unsigned long long)stream_last);
             metrics_inc(MET_FOLLOWER_REPAIRS, "resubscribed", NULL);
-            follower_unsubscribe(f, old);
-            store_sub_done_reset(&f->done);
+            follower_unsubscribe(f, old); /* (if its callback is still busy, deliver_mu keeps the order) */
             /* what the stream already held is fetched now rather than after a new consumer's set-up */
             pthread_mutex_lock(&f->deliver_mu);
             fill_gap(f, stream_last + 1, 1000); /* (further on, the new consumer catches up) */
@@ -335,7 +461,8 @@ store_follow_from(struct store *st, enum store_stream s, uint64_t start_seq, sto
     f->ctx = ctx;
     fault_parse(f);
     pthread_mutex_init(&f->deliver_mu, NULL);
-    store_sub_done_init(&f->done);
+    pthread_mutex_init(&f->done_mu, NULL);
+    pthread_cond_init(&f->done_cv, NULL);
     pthread_mutex_lock(&st->mu);
     f->next = st->followers;
     st->followers = f;
@@ -362,6 +489,12 @@ store_follower_attached(struct store_follower *f)
     v = f->sub != NULL;
     pthread_mutex_unlock(&f->st->mu);
     return v;
+}
+
+uint64_t
+store_follower_replay_end(struct store_follower *f)
+{
+    return f ? atomic_load(&f->target) : 0;
 }
 
 uint64_t
@@ -392,8 +525,17 @@ store_follower_stop(struct store_follower *f)
     pthread_mutex_unlock(&st->mu);
     if (sub)
         follower_unsubscribe(f, sub);
+    if (!wait_completed(f, sub ? 0 : 5000)) {
+        /* a callback still runs (or may): freeing f under it would be worse than keeping it */
+        log_error("store: a %s follower's callback has not returned after 5 s; keeping its memory",
+                  store_stream_name(f->stream));
+        return;
+    }
+    pthread_mutex_lock(&f->deliver_mu);
     release_spent(f);
-    store_sub_done_destroy(&f->done);
+    pthread_mutex_unlock(&f->deliver_mu);
     pthread_mutex_destroy(&f->deliver_mu);
+    pthread_mutex_destroy(&f->done_mu);
+    pthread_cond_destroy(&f->done_cv);
     free(f);
 }

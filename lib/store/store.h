@@ -211,6 +211,9 @@ enum ch_status store_follow_from(struct store *st, enum store_stream s, uint64_t
                                  void *ctx, struct store_follower **out, struct ch_err *err);
 /* The stream's last sequence when the follower subscribed (what "caught up" means), 0 before that. */
 uint64_t store_follower_target(struct store_follower *f);
+/* The same, known before the subscription's first message arrives (0 before the first subscription is being
+ * made): what a callback compares a sequence with to tell the replay of history from news. */
+uint64_t store_follower_replay_end(struct store_follower *f);
 /* Events in the stream after the last one delivered to fn (the server's count when it sent that one): the lag. */
 uint64_t store_follower_pending(struct store_follower *f);
 /* True once the follower is subscribed (its target is then meaningful). */

@@ -83,8 +83,6 @@ struct store_sub_done {
 };
 void store_sub_done_init(struct store_sub_done *d);
 void store_sub_done_destroy(struct store_sub_done *d);
-/* Ready for another subscription (its predecessor completed). */
-void store_sub_done_reset(struct store_sub_done *d);
 /* nats.c completion callback (closure: struct store_sub_done *). */
 void store_sub_done_cb(void *closure);
 /* Wait (at most timeout_ms) until the completion callback ran. */
@@ -100,10 +98,12 @@ struct store_follower {
     int64_t check_ms;           /* under st->mu / keeper: when the keeper last looked at it */
     uint64_t check_last;        /* ... the last delivered sequence then */
     uint64_t check_stream_last; /* ... and the stream's last sequence then (0: unknown) */
-    struct store_sub_done done;
+    pthread_mutex_t done_mu;   /* guards the two counts below */
+    pthread_cond_t done_cv;    /* a subscription completed */
+    unsigned subs_made, subs_completed; /* subscriptions made; those whose callback returned for good */
     pthread_mutex_t deliver_mu; /* held while a message is handed on: one at a time, in order */
     _Atomic uint64_t last;      /* the last sequence handed on (start - 1 before the first) */
-    _Atomic uint64_t target;
+    _Atomic uint64_t target; /* the stream's last sequence when the current subscription was made */
     _Atomic uint64_t pending; /* events after the last one delivered, as the server counted when it sent it */
     unsigned long fault_drop, fault_stall, fault_count; /* test hook (follow.c); count under deliver_mu */
     /* delivered messages not destroyed yet (under deliver_mu; store_follower_stop's once the last callback
