@@ -11,7 +11,10 @@ CC        ?= cc
 PKGS      := libmicrohttpd libnats libsodium libcjson inih nettle hogweed gmp libcurl vips sqlite3
 # -isystem: warnings in other projects' headers (GLib's, under libvips) are theirs, not ours
 PKG_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lpthread -lm
+# libvips is not linked: lib/assets/resize.c loads it on the first resize (its hundred libraries cost RSS in every
+# process that never resizes an image); only its headers are used at build time
+PKG_LIBS   := $(shell pkg-config --libs $(filter-out vips,$(PKGS)) 2>/dev/null) -lwslay -lpthread -lm
+VIPS_LIBS  := $(shell pkg-config --libs vips 2>/dev/null)
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla -Wundef \
              -Wno-missing-field-initializers
@@ -114,7 +117,7 @@ $(OBJCAT): test/tools/objcat.c $(B)/libchatto.a
 # test images made and measured with libvips, for the resize tests and benchmark
 $(IMGTOOL): test/tools/imgtool.c
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -o $@ $< $(PKG_LIBS)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(PKG_LIBS) $(VIPS_LIBS)
 
 # lib/s3's SigV4 signer as a command, compared with the AWS SDK's signer by the S3 integration test
 $(S3SIGN): test/tools/s3sign.c $(B)/libchatto.a

@@ -99,6 +99,14 @@ done
 : >"$work/debian/control"
 shlibs=$(cd "$work" && dpkg-shlibdeps -O -e debian/chatto/usr/bin/chatto 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 [ -n "$shlibs" ] || die "dpkg-shlibdeps found no libraries"
+# libvips is loaded at run time (dlopen in lib/assets/resize.c), so dpkg-shlibdeps cannot see it: add what its
+# package's shlibs file asks of a program using its soname
+vipsdir=$(pkg-config --variable=libdir vips) || die "pkg-config does not know libvips"
+vipsso=$(objdump -p "$vipsdir/libvips.so" | awk '/SONAME/ { print $2 }')
+vipspkg=$(dpkg -S "$vipsdir/$vipsso" | sed -n '1s/:.*//p')
+vipsdep=$(cat /var/lib/dpkg/info/"$vipspkg"*.shlibs 2>/dev/null | awk -v m="${vipsso##*.so.}" '$1 == "libvips" && $2 == m { $1 = ""; $2 = ""; sub(/^ +/, ""); print; exit }')
+[ -n "$vipsdep" ] || die "cannot tell which package provides $vipsso"
+shlibs="$shlibs, $vipsdep"
 size=$(du -k -s --exclude=DEBIAN "$st" | cut -f1)
 sed -e "s|@VERSION@|$version|" -e "s|@ARCH@|$arch|" -e "s|@INSTALLED_SIZE@|$size|" -e "s|@SHLIBS@|$shlibs|" \
     "$deb/control" >"$st/DEBIAN/control"

@@ -17,6 +17,7 @@
  * Threads: HTTP worker threads. libvips is thread-safe; the job gate is a mutex and a condition variable, never
  * held across NATS or libvips calls.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,92 @@
 
 static pthread_once_t vips_once = PTHREAD_ONCE_INIT;
 static bool vips_ok;
+static char vips_why[200]; /* why libvips could not be used */
+
+/* libvips and the hundred libraries it links (GLib, poppler, librsvg, ImageMagick...) are loaded on the first
+ * resize, not when chatto starts: a process that never resizes an image does not carry them (linked, they cost
+ * about 13 MB of RSS before doing anything, and more once initialised). Each function is looked up once; the
+ * table's types are the headers' own, so a call through it is checked as a direct call would be. */
+static struct {
+    __typeof__(&vips_init) init;
+    __typeof__(&vips_version) version;
+    __typeof__(&vips_error_buffer) error_buffer;
+    __typeof__(&vips_error_clear) error_clear;
+    __typeof__(&vips_block_untrusted_set) block_untrusted_set;
+    __typeof__(&vips_operation_block_set) operation_block_set;
+    __typeof__(&vips_cache_set_max) cache_set_max;
+    __typeof__(&vips_concurrency_set) concurrency_set;
+    __typeof__(&vips_leak_set) leak_set;
+    __typeof__(&vips_foreign_find_load_buffer) foreign_find_load_buffer;
+    __typeof__(&vips_image_new_from_buffer) image_new_from_buffer;
+    __typeof__(&vips_image_get_width) image_get_width;
+    __typeof__(&vips_image_get_height) image_get_height;
+    __typeof__(&vips_image_get_n_pages) image_get_n_pages;
+    __typeof__(&vips_image_get_page_height) image_get_page_height;
+    __typeof__(&vips_image_hasalpha) image_hasalpha;
+    __typeof__(&vips_thumbnail_buffer) thumbnail_buffer;
+    __typeof__(&vips_webpsave_buffer) webpsave_buffer;
+    __typeof__(&vips_jpegsave_buffer) jpegsave_buffer;
+    __typeof__(&g_object_unref) object_unref;
+    __typeof__(&g_free) free;
+    __typeof__(&g_log_set_handler) log_set_handler;
+} V;
+
+/* dlopen libvips by the soname of the ABI we were built against (libtool: current - age) and find every function.
+ * False with vips_why set. */
+static bool
+vips_load(void)
+{
+    char soname[32];
+    void *h;
+    const char *missing = NULL;
+
+    snprintf(soname, sizeof soname, "libvips.so.%d", VIPS_LIBRARY_CURRENT - VIPS_LIBRARY_AGE);
+    if (!(h = dlopen(soname, RTLD_NOW | RTLD_LOCAL))) {
+        snprintf(vips_why, sizeof vips_why, "cannot load %s: %s", soname, dlerror());
+        return false;
+    }
+#define VIPS_SYM(field, name)                                                                                         \
+    do {                                                                                                              \
+        if (!missing && !(*(void **)&V.field = dlsym(h, name)))                                                       \
+            missing = name;                                                                                           \
+    } while (0)
+    VIPS_SYM(init, "vips_init");
+    VIPS_SYM(version, "vips_version");
+    VIPS_SYM(error_buffer, "vips_error_buffer");
+    VIPS_SYM(error_clear, "vips_error_clear");
+    VIPS_SYM(block_untrusted_set, "vips_block_untrusted_set");
+    VIPS_SYM(operation_block_set, "vips_operation_block_set");
+    VIPS_SYM(cache_set_max, "vips_cache_set_max");
+    VIPS_SYM(concurrency_set, "vips_concurrency_set");
+    VIPS_SYM(leak_set, "vips_leak_set");
+    VIPS_SYM(foreign_find_load_buffer, "vips_foreign_find_load_buffer");
+    VIPS_SYM(image_new_from_buffer, "vips_image_new_from_buffer");
+    VIPS_SYM(image_get_width, "vips_image_get_width");
+    VIPS_SYM(image_get_height, "vips_image_get_height");
+    VIPS_SYM(image_get_n_pages, "vips_image_get_n_pages");
+    VIPS_SYM(image_get_page_height, "vips_image_get_page_height");
+    VIPS_SYM(image_hasalpha, "vips_image_hasalpha");
+    VIPS_SYM(thumbnail_buffer, "vips_thumbnail_buffer");
+    VIPS_SYM(webpsave_buffer, "vips_webpsave_buffer");
+    VIPS_SYM(jpegsave_buffer, "vips_jpegsave_buffer");
+    VIPS_SYM(object_unref, "g_object_unref"); /* (GObject and GLib: libvips' own dependencies, found through it) */
+    VIPS_SYM(free, "g_free");
+    VIPS_SYM(log_set_handler, "g_log_set_handler");
+#undef VIPS_SYM
+    if (missing) {
+        snprintf(vips_why, sizeof vips_why, "%s has no %s", soname, missing);
+        dlclose(h);
+        return false;
+    }
+    if (V.version(3) - V.version(5) != VIPS_LIBRARY_CURRENT - VIPS_LIBRARY_AGE) {
+        snprintf(vips_why, sizeof vips_why, "%s has ABI version %d, chatto was built for %d", soname,
+                 V.version(3) - V.version(5), VIPS_LIBRARY_CURRENT - VIPS_LIBRARY_AGE);
+        dlclose(h);
+        return false;
+    }
+    return true; /* (never closed: libvips cannot be shut down and started again) */
+}
 
 /* libvips' warnings (a damaged tile, a truncated file) are about one request's image: our debug log, not stderr */
 static void
@@ -52,31 +139,44 @@ vips_start(void)
     static const char *const allowed[] = { "VipsForeignLoadJpeg", "VipsForeignLoadPng", "VipsForeignLoadWebp",
                                            "VipsForeignLoadNsgif" };
 
-    if (VIPS_INIT("chatto") != 0) {
-        log_error("assets: libvips did not start: %s", vips_error_buffer());
-        vips_error_clear();
+    if (!vips_load()) {
+        log_error("assets: libvips cannot be used, so images are not resized: %s", vips_why);
+        return;
+    }
+    if (V.init("chatto") != 0) {
+        snprintf(vips_why, sizeof vips_why, "libvips did not start: %s", V.error_buffer());
+        log_error("assets: %s", vips_why);
+        V.error_clear();
         return;
     }
     /* decoders for formats people share as pictures only: everything else (PDF, SVG, TIFF, ImageMagick's dozens)
      * is attack surface we do not need */
-    vips_block_untrusted_set(TRUE);
-    vips_operation_block_set("VipsForeignLoad", TRUE);
+    V.block_untrusted_set(TRUE);
+    V.operation_block_set("VipsForeignLoad", TRUE);
     for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++)
-        vips_operation_block_set(allowed[i], FALSE);
-    vips_cache_set_max(0); /* the operation cache would keep decoded pixels alive between requests */
-    vips_concurrency_set(1); /* parallelism comes from requests; RESIZE_JOBS bounds them */
-    vips_leak_set(FALSE);
-    g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG,
+        V.operation_block_set(allowed[i], FALSE);
+    V.cache_set_max(0); /* the operation cache would keep decoded pixels alive between requests */
+    V.concurrency_set(1); /* parallelism comes from requests; RESIZE_JOBS bounds them */
+    V.leak_set(FALSE);
+    V.log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG,
                       chatto_vips_log, NULL);
     vips_ok = true;
+}
+
+/* libvips, started on first use; CH_EUNAVAIL (the image stays as it was uploaded) if it cannot be. */
+static enum ch_status
+vips_ready(struct ch_err *err)
+{
+    pthread_once(&vips_once, vips_start);
+    if (!vips_ok)
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "images cannot be resized on this server: %s", vips_why);
+    return CH_OK;
 }
 
 enum ch_status
 resize_init(struct assets *a, struct ch_err *err)
 {
-    pthread_once(&vips_once, vips_start);
-    if (!vips_ok)
-        return ch_err_set(err, CH_EINTERNAL, NULL, "libvips did not start");
+    (void)err;
     pthread_mutex_init(&a->resize.mu, NULL);
     pthread_cond_init(&a->resize.cv, NULL);
     return CH_OK;
@@ -115,8 +215,8 @@ vips_fail(struct ch_err *err, enum ch_status s, const char *what)
     char msg[200];
     size_t n;
 
-    snprintf(msg, sizeof msg, "%s", vips_error_buffer());
-    vips_error_clear();
+    snprintf(msg, sizeof msg, "%s", V.error_buffer());
+    V.error_clear();
     n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
         msg[--n] = '\0';
@@ -174,21 +274,21 @@ assets_image_spec_parse(const char *s, struct assets_image_spec *out, struct ch_
 static enum ch_status
 probe(const void *buf, size_t len, int64_t max_pixels, bool *alpha, int *pages, struct ch_err *err)
 {
-    const char *loader = vips_foreign_find_load_buffer(buf, len);
+    const char *loader = V.foreign_find_load_buffer(buf, len);
     VipsImage *im;
     int64_t w, h, n;
 
     if (!loader) {
-        vips_error_clear();
+        V.error_clear();
         return ch_err_set(err, CH_EINVAL, "contentType", "not a JPEG, PNG, WebP or GIF image");
     }
-    if (!(im = vips_image_new_from_buffer(buf, len, "", "access", VIPS_ACCESS_SEQUENTIAL, NULL)))
+    if (!(im = V.image_new_from_buffer(buf, len, "", "access", VIPS_ACCESS_SEQUENTIAL, NULL)))
         return vips_fail(err, CH_EINVAL, "the image cannot be read");
-    w = vips_image_get_width(im);
-    h = vips_image_get_height(im);
-    n = vips_image_get_n_pages(im);
-    *alpha = vips_image_hasalpha(im);
-    g_object_unref(im);
+    w = V.image_get_width(im);
+    h = V.image_get_height(im);
+    n = V.image_get_n_pages(im);
+    *alpha = V.image_hasalpha(im);
+    V.object_unref(im);
     if (n < 1)
         n = 1;
     if (w < 1 || h < 1)
@@ -217,14 +317,14 @@ resize_image(struct assets *a, const void *buf, size_t len, int w, int h, enum a
     char opts[16];
 
     memset(out, 0, sizeof *out);
-    if ((st = probe(buf, len, a->max_image_pixels, &alpha, &pages, err)) != CH_OK)
+    if ((st = vips_ready(err)) != CH_OK || (st = probe(buf, len, a->max_image_pixels, &alpha, &pages, err)) != CH_OK)
         return st;
     /* every frame of an animation (only its loaders know "n") */
     opts[0] = '\0';
     if (pages > 1)
         snprintf(opts, sizeof opts, "n=%d", pages);
     gate_enter(a);
-    rc = vips_thumbnail_buffer((void *)buf, len, &t, w, "height", h,
+    rc = V.thumbnail_buffer((void *)buf, len, &t, w, "height", h,
                                "size", fit == ASSETS_FIT_CONTAIN ? VIPS_SIZE_DOWN
                                        : fit == ASSETS_FIT_EXACT ? VIPS_SIZE_FORCE : VIPS_SIZE_BOTH,
                                "crop", fit == ASSETS_FIT_COVER ? VIPS_INTERESTING_CENTRE : VIPS_INTERESTING_NONE,
@@ -234,26 +334,26 @@ resize_image(struct assets *a, const void *buf, size_t len, int w, int h, enum a
         return vips_fail(err, CH_EINVAL, "the image cannot be decoded");
     }
     if (webp || alpha || pages > 1) {
-        rc = vips_webpsave_buffer(t, &obuf, &olen, "lossless", TRUE, "strip", TRUE, NULL);
+        rc = V.webpsave_buffer(t, &obuf, &olen, "lossless", TRUE, "strip", TRUE, NULL);
         snprintf(out->content_type, sizeof out->content_type, "image/webp");
     } else {
-        rc = vips_jpegsave_buffer(t, &obuf, &olen, "Q", 75, "strip", TRUE, "optimize_coding", TRUE, NULL);
+        rc = V.jpegsave_buffer(t, &obuf, &olen, "Q", 75, "strip", TRUE, "optimize_coding", TRUE, NULL);
         snprintf(out->content_type, sizeof out->content_type, "image/jpeg");
     }
-    out->width = vips_image_get_width(t);
-    out->height = vips_image_get_page_height(t);
-    g_object_unref(t);
+    out->width = V.image_get_width(t);
+    out->height = V.image_get_page_height(t);
+    V.object_unref(t);
     gate_leave(a);
     if (rc != 0)
         return vips_fail(err, CH_EINVAL, "the resized image cannot be encoded");
     /* libvips' buffers come from g_malloc: hand back one of ours */
     if (!(out->data = malloc(olen ? olen : 1))) {
-        g_free(obuf);
+        V.free(obuf);
         return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
     }
     memcpy(out->data, obuf, olen);
     out->len = olen;
-    g_free(obuf);
+    V.free(obuf);
     return CH_OK;
 }
 

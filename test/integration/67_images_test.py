@@ -76,10 +76,16 @@ class Images(TestCase):
 
     # -- tests --
 
+    def vips_loaded(self):
+        with open("/proc/%d/maps" % self.a.pid) as f:
+            return "libvips" in f.read()
+
     def test_sizes_fits_and_formats(self):
         jpeg = make_image("1200x800", "jpeg")
         asset = self.upload(self.alice, jpeg, "holiday photo.jpeg", "image/jpeg")
         self.assertEqual((asset["width"], asset["height"]), (1200, 800))
+        # libvips (and its hundred libraries) is loaded by the first resize, not at start or by an upload
+        self.assertFalse(self.vips_loaded())
         # the view offers a thumbnail (upstream's field), with a ticket for that size only
         thumb = asset["thumbnailAssetUrl"]["url"]
         self.assertIn("/image/720x720/contain?access=", thumb)
@@ -87,6 +93,7 @@ class Images(TestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.header("Content-Type"), "image/jpeg")
         self.assertEqual(image_info(r.body)[:4], ("jpeg", 720, 480, 1))
+        self.assertTrue(self.vips_loaded())
         self.assertIn("inline", r.header("Content-Disposition"))
         self.assertIn("holiday photo.jpg", r.header("Content-Disposition"))
         self.assertEqual(r.header("Cache-Control"), "private, no-cache")
