@@ -731,8 +731,17 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
         if (!msg->thread_root[0] && msg->created_at > r->last_activity)
             r->last_activity = msg->created_at;
     }
-    if (msg->thread_root[0])
-        thread_summary(r, msg->thread_root);
+    if (msg->thread_root[0] && !was_known && !msg->deleted_at) {
+        /* a new reply: counted on its own (a recount per reply made a long thread's replay quadratic) */
+        struct chat_msg *root = msg_get_or_new(r, msg->thread_root);
+        if (root) {
+            root->reply_count++;
+            if (msg->created_at > root->last_reply_at)
+                root->last_reply_at = msg->created_at;
+        }
+    } else if (msg->thread_root[0] && msg->deleted_at && !was_deleted) {
+        thread_summary(r, msg->thread_root); /* one fewer; the latest reply may have been this one */
+    }
     if (news(m, seq)) {
         cJSON *p = cJSON_CreateObject();
         const char *t;

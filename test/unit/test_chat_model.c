@@ -170,6 +170,13 @@ test_threads_count_live_replies(void **state)
                          "\"createdAt\":7,\"pos\":5,\"threadRoot\":\"root\",\"deletedAt\":8}}");
     assert_int_equal(root->reply_count, 1);
     assert_int_equal(root->last_reply_at, 6);
+    /* an edit changes neither; a deleted reply deleted again (a replayed tombstone) counts once */
+    ev(m, 7, MSG("r1a"), "{\"type\":\"msg.edited\",\"actor\":\"bob\",\"msg\":{\"id\":\"r1a\",\"author\":\"bob\","
+                         "\"createdAt\":6,\"pos\":4,\"body\":\"a2\",\"threadRoot\":\"root\",\"editedAt\":9}}");
+    ev(m, 8, MSG("r1b"), "{\"type\":\"msg.deleted\",\"actor\":\"bob\",\"msg\":{\"id\":\"r1b\",\"author\":\"bob\","
+                         "\"createdAt\":7,\"pos\":5,\"threadRoot\":\"root\",\"deletedAt\":8}}");
+    assert_int_equal(root->reply_count, 1);
+    assert_int_equal(root->last_reply_at, 6);
     chat_model_free(m);
 }
 
