@@ -495,7 +495,8 @@ static const struct wslay_event_callbacks callbacks = {
     recv_cb, send_cb, NULL, frame_start_cb, NULL, NULL, msg_cb,
 };
 
-/* Read and drop what a socket we are closing still sends; false when the peer closed its side (or failed). */
+/* Read and drop what a socket we are closing still sends; false when the peer closed its side (or failed). A peer
+ * still sending keeps a lingering socket open (see conn_tick). */
 static bool
 drain_input(struct ws_conn *c)
 {
@@ -503,8 +504,10 @@ drain_input(struct ws_conn *c)
 
     for (;;) {
         ssize_t n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (n > 0)
+        if (n > 0) {
+            c->last_recv = clock_mono_ms();
             continue;
+        }
         if (n < 0 && errno == EINTR)
             continue;
         return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -608,8 +611,12 @@ conn_tick(struct ws_conn *c, int64_t now)
     struct ws *w = c->w;
 
     if (c->linger) {
-        if (now - c->linger_at > WS_LINGER_MS)
-            conn_free(c); /* the peer never answered our close */
+        /* the peer never answered our close. While it is still sending (say, the rest of a message too big for
+         * us) we keep reading: closing on unread bytes would reset the connection, and a reset throws away our
+         * close frame before the peer has read it; but not for ever */
+        int64_t quiet = now - (c->last_recv > c->linger_at ? c->last_recv : c->linger_at);
+        if (quiet > WS_LINGER_MS || now - c->linger_at > WS_LINGER_MAX_MS)
+            conn_free(c);
         return;
     }
     if (c->doomed) {

@@ -15,7 +15,8 @@
 #include "ws/ws.h"
 
 #define WS_DOOM_GRACE_MS 5000 /* a closing socket that does not take its backlog is cut off after this */
-#define WS_LINGER_MS 2000     /* after our close frame: how long we read (and drop) what the peer still sends */
+#define WS_LINGER_MS 2000     /* after our close frame: how long we wait for the peer once it has gone quiet */
+#define WS_LINGER_MAX_MS 10000 /* ... and at most, however long it keeps sending */
 #define WS_CLOSE_FLUSH_MS 2000
 /* Frames are gathered per socket (struct rt_wsout) and written with one send() per loop iteration: a burst of
  * events costs one system call per socket, and one copy of each frame, not wslay's two. */
