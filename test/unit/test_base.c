@@ -145,7 +145,7 @@ static void
 test_map_borrowing_keeps_the_callers_keys(void **state)
 {
     struct map *m = map_new_borrowing();
-    static char keys[300][8];
+    static char keys[300][24];
     const char *k = NULL;
     size_t it = 0;
     void *v;
