@@ -203,7 +203,12 @@ class Layout(TestCase):
         for p in procs:
             p.start(wait_ready=False)
         waiting = "another process is migrating the layout from version 1 to 2; waiting for it"
-        wait_for(lambda: all(waiting in p.stderr() for p in procs), 60, "all three to wait for the lease")
+        try:
+            wait_for(lambda: all(waiting in p.stderr() for p in procs), 60, "all three to wait for the lease")
+        except AssertionError:
+            # (seen once in a clean-clone run under load: say what each process was doing instead)
+            raise AssertionError("not all three waited for the lease:\n" + "\n---\n".join(
+                "process %d:\n%s" % (i, p.stderr()[-3000:]) for i, p in enumerate(procs)))
         self.assertIsNone(nc.kv_get("chatto_meta", "layout_version"))
         nc.kv_put("chatto_leases", "layout", json.dumps({"holder": "pid1-deadbeef0000", "until": 0}))
         for p in procs:
