@@ -19,13 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cjson/cJSON.h>
 
 #include "log/log.h"
 #include "base/clock.h"
 #include "crypto/crypto.h"
+#include "json/json.h"
 #include "metrics/metrics.h"
 #include "store/store_int.h"
 #include "store/subject.h"
@@ -94,24 +94,6 @@ fetched_free(struct fetched *m)
     memset(m, 0, sizeof *m);
 }
 
-/* "2026-12-02T05:01:02.123456789Z" (what JetStream writes) as Unix milliseconds; 0 if it is not that. */
-static int64_t
-parse_time_ms(const char *s)
-{
-    struct tm tm = { 0 };
-    int frac_ms = 0, n = 0;
-
-    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-                     &tm.tm_sec, &n) != 6)
-        return 0;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    if (s[n] == '.')
-        for (int i = 1, scale = 100; i <= 3 && s[n + i] >= '0' && s[n + i] <= '9'; i++, scale /= 10)
-            frac_ms += (s[n + i] - '0') * scale;
-    return (int64_t)timegm(&tm) * 1000 + frac_ms;
-}
-
 /* The first message on f's subjects at or after sequence from, asked of the stream's leader (STREAM.MSG.GET with
  * next_by_subj): unlike a direct get, which any replica may answer from a moment behind, the leader holds every
  * acknowledged message, so "nothing there" means erased. NATS_NOT_FOUND when there is none. */
@@ -147,7 +129,8 @@ leader_next(struct store_follower *f, uint64_t from, struct fetched *out)
         out->seq = (uint64_t)cJSON_GetObjectItemCaseSensitive(msg, "seq")->valuedouble;
         out->subject = strdup(cJSON_GetObjectItemCaseSensitive(msg, "subject")->valuestring);
         out->data = malloc(max + 1);
-        out->unix_ms = parse_time_ms(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "time")));
+        if (!json_parse_time(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "time")), &out->unix_ms))
+            out->unix_ms = 0;
         if (!out->subject || !out->data || !crypto_base64_decode_any(b64, strlen(b64), out->data, max, &out->len)) {
             fetched_free(out);
             ns = NATS_ERR;
