@@ -485,6 +485,7 @@ gauge_model(void *ctx, enum metric_id m)
     return m == MET_MODEL_ROOMS      ? (double)s.rooms
            : m == MET_MODEL_MESSAGES ? (double)s.messages
            : m == MET_MODEL_USERS    ? (double)s.users
+           : m == MET_BODY_CACHE_BYTES ? (double)s.body_bytes
                                      : (double)s.lag;
 }
 
@@ -492,6 +493,7 @@ static double gauge_rooms(void *ctx) { return gauge_model(ctx, MET_MODEL_ROOMS);
 static double gauge_messages(void *ctx) { return gauge_model(ctx, MET_MODEL_MESSAGES); }
 static double gauge_users(void *ctx) { return gauge_model(ctx, MET_MODEL_USERS); }
 static double gauge_lag(void *ctx) { return gauge_model(ctx, MET_FOLLOWER_LAG); }
+static double gauge_bodies(void *ctx) { return gauge_model(ctx, MET_BODY_CACHE_BYTES); }
 
 /* The S3 client, when core.assets.s3.endpoint is set (files stored in S3 are served whatever the backend). With
  * the s3 backend, the bucket is made now if missing; if S3 cannot be reached we start anyway and say so: uploads
@@ -761,6 +763,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         .store = store,
         .edit_window_ms = cfg_int(cfg, CFG_CHAT_EDIT_WINDOW),
         .timeout_ms = cfg_int(cfg, CFG_NATS_REQUEST_TIMEOUT),
+        .cache_bytes = (size_t)cfg_int(cfg, CFG_CORE_CACHE_SIZE),
         .no_notifier = !cfg_bool(cfg, CFG_CHAT_NOTIFICATION_WORKER),
     };
     if (chat_new(&co, &chat, &err) != CH_OK) {
@@ -888,6 +891,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         metrics_set_gauge(MET_WS_CONNECTIONS, gauge_ws, ws);
         metrics_set_gauge(MET_MODEL_ROOMS, gauge_rooms, chat);
         metrics_set_gauge(MET_MODEL_MESSAGES, gauge_messages, chat);
+        metrics_set_gauge(MET_BODY_CACHE_BYTES, gauge_bodies, chat);
         metrics_set_gauge(MET_MODEL_USERS, gauge_users, chat);
         metrics_set_gauge(MET_FOLLOWER_LAG, gauge_lag, chat);
         if (metricsd_start(cfg_str(cfg, CFG_METRICS_BIND_ADDRESS), (int)cfg_int(cfg, CFG_METRICS_PORT),

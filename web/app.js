@@ -1447,6 +1447,8 @@ function mergeMine(m) {
   if (t) for (const ev of t.items) if (ev.messagePosted && ev.messagePosted.message.id === m.id) old = ev.messagePosted.message;
   if (!old && S.thread) old = S.thread.items.find((x) => x.id === m.id) || (S.thread.root && S.thread.root.id === m.id ? S.thread.root : null);
   if (old) m.reactions = (m.reactions || []).map((r) => ({ ...r, hasReacted: (old.reactions || []).some((o) => o.emoji === r.emoji && o.hasReacted) }));
+  // a pin frame of an old message may come without its body (the server did not keep it): the body is unchanged
+  if (old && m.body === undefined && !m.deletedAt && old.body !== undefined) m.body = old.body;
   return m;
 }
 

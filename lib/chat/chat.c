@@ -49,7 +49,7 @@ chat_new(const struct chat_opts *o, struct chat **out, struct ch_err *err)
     struct chat *c = calloc(1, sizeof *c);
     enum ch_status st;
 
-    if (!c || !(c->m = chat_model_new())) {
+    if (!c || !(c->m = chat_model_new(o->cache_bytes))) {
         free(c);
         return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
     }
@@ -138,6 +138,10 @@ chat_stats(struct chat *c, struct chat_stats *out)
         out->messages += map_len(((struct chat_room *)val)->msgs);
     pthread_rwlock_unlock(&c->m->lock);
     out->lag = store_follower_pending(c->follower);
+    struct body_cache_stats bs;
+    body_cache_stats(c->m->bodies, &bs);
+    out->body_bytes = bs.bytes;
+    out->bodies = bs.entries;
 }
 
 bool

@@ -37,6 +37,7 @@ struct chat_opts {
     struct store *store;
     int64_t edit_window_ms;
     int64_t timeout_ms; /* read-your-writes waits */
+    size_t cache_bytes; /* message bodies kept in memory (core.cache_size) */
     bool no_notifier;   /* leave delivering notifications to the other processes */
 };
 
@@ -73,6 +74,7 @@ void chat_free(struct chat *c);
 struct chat_stats {
     size_t rooms, messages, users;
     uint64_t lag; /* events not yet applied */
+    size_t body_bytes, bodies; /* message bodies in memory */
 };
 void chat_stats(struct chat *c, struct chat_stats *out);
 /* True once the read model has replayed the stream up to where it was when we subscribed. */

@@ -44,7 +44,6 @@ struct chat_msg {
     const char *author; /* interned */
     uint64_t pos; /* timeline position: the sequence of the message's first snapshot */
     int64_t created_at, edited_at, deleted_at;
-    char *body; /* NULL once deleted (or before any snapshot was seen) */
     const char *thread_root; /* interned; "" if not a reply in a thread */
     const char *in_reply_to; /* interned; "" if none */
     const char **mentions;   /* interned; resolved at post time: direct mentions and @here's audience */
@@ -55,8 +54,9 @@ struct chat_msg {
                         * height}; NULL if none (or once deleted) */
     struct chat_reaction *reactions;
     size_t nreactions;
-    uint64_t *body_seqs; /* stream messages that hold a body of this message (erased when it is deleted): while
-                          * there is one, &body_one */
+    uint64_t *body_seqs; /* stream messages that hold a body of this message (erased when it is deleted), the
+                          * current one last; while there is one, &body_one. The body itself is in the body cache
+                          * (bodies.c) or fetched from the stream by the last one */
     size_t nbody;
     uint64_t body_one;
     uint32_t reply_count; /* as a thread root: live replies */
@@ -150,8 +150,45 @@ struct chat_room {
     uint64_t call_seq; /* last event on the room's call subject (compare-and-set for call facts) */
 };
 
+/* bodies.c: message bodies, a bounded cache by stream sequence (the model holds none). Any thread. */
+struct body_cache;
+struct body_cache_stats {
+    size_t bytes, entries, max;
+    unsigned long hits, misses, fetches, evictions;
+};
+struct body_cache *body_cache_new(size_t max_bytes);
+void body_cache_free(struct body_cache *bc);
+/* Keep a copy of body (the snapshot at seq), the least recently used out first; bodies over the limit are not kept. */
+void body_cache_put(struct body_cache *bc, uint64_t seq, const char *body, size_t len);
+/* The same, unless a drop happened since gen was read (then false, nothing kept). */
+bool body_cache_put_if(struct body_cache *bc, uint64_t gen, uint64_t seq, const char *body, size_t len);
+/* Add {name: body} to o when seq is cached (o NULL: only look). */
+bool body_cache_add_to(struct body_cache *bc, uint64_t seq, cJSON *o, const char *name);
+/* A copy of the cached body (caller frees), NULL on a miss. */
+char *body_cache_dup(struct body_cache *bc, uint64_t seq);
+/* Forget seq's body, zeroing its bytes, and move the drop generation (model write-locked: deletes). */
+void body_cache_drop(struct body_cache *bc, uint64_t seq);
+uint64_t body_cache_gen(struct body_cache *bc);
+void body_cache_stats(struct body_cache *bc, struct body_cache_stats *out);
+
+/* Bodies a view could not take from the cache: rendered under the model lock, fetched after it (chat_bodies_fill). */
+struct body_want {
+    cJSON *obj; /* a Message view: gets "body" */
+    uint64_t seq;
+};
+struct body_fill {
+    struct body_want *v;
+    size_t n, cap;
+    uint64_t gen; /* the cache's drop generation when the first was wanted (model read-locked) */
+    bool failed;  /* out of memory */
+};
+/* Model read-locked. */
+void body_fill_want(struct body_fill *f, struct body_cache *bc, cJSON *obj, uint64_t seq);
+void body_fill_free(struct body_fill *f);
+
 struct chat_model {
     pthread_rwlock_t lock;
+    struct body_cache *bodies; /* set at creation, read-only after */
     struct map *rooms;   /* id -> chat_room */
     struct map *dms;     /* dm key -> room id (borrowed from the room) */
     struct map *users;   /* id -> struct user (password hash cleared) */
@@ -177,7 +214,8 @@ struct chat_model {
     atomic_ulong bad_events;
 };
 
-struct chat_model *chat_model_new(void);
+/* cache_bytes: the body cache's size (core.cache_size). */
+struct chat_model *chat_model_new(size_t cache_bytes);
 void chat_model_free(struct chat_model *m);
 /* Apply one event of the stream (follower thread). */
 void chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len,
@@ -206,8 +244,11 @@ size_t seqlist_after(const struct seqlist *l, uint64_t p);
 
 /* Views (view.c); caller holds the lock. `viewer` decides hasReacted. */
 cJSON *view_room(const struct chat_room *r);
-cJSON *view_message(const struct chat_model *m, const struct chat_msg *msg, const char *room_id, const char *viewer);
-cJSON *view_item(const struct chat_model *m, const struct chat_item *it, const char *room_id, const char *viewer);
+/* A body that is not cached is added to bf for chat_bodies_fill (bf NULL: left out). */
+cJSON *view_message(const struct chat_model *m, const struct chat_msg *msg, const char *room_id, const char *viewer,
+                    struct body_fill *bf);
+cJSON *view_item(const struct chat_model *m, const struct chat_item *it, const char *room_id, const char *viewer,
+                 struct body_fill *bf);
 cJSON *view_user(const struct chat_model *m, const char *id);
 /* upstream's ActiveCall {room, callId, participants: [{user, joinedAt, callId}]} (plus startedAt, startedBy);
  * NULL when r has no active call. */
@@ -286,6 +327,8 @@ struct notif_job {
 };
 struct notif_job *notif_job_new(const char *room, const char *event, const char *thread_root, const char *actor,
                                 int64_t at, const char *body, const char *emoji);
+/* Set the job's preview: at most 100 characters of body, one line. */
+void notif_job_preview(struct notif_job *j, const char *body);
 /* Add a recipient and a cause that reached them (the actor is skipped). */
 void notif_job_add(struct notif_job *j, const char *uid, int cause);
 void notif_job_free(struct notif_job *j);
@@ -345,6 +388,20 @@ enum ch_status chat_id_or_empty(const char *field, const char *v, struct ch_err 
 
 /* calls.c: someone who left (or was removed from) a room leaves its call too (best effort, logged). */
 void chat_call_drop(struct chat *c, const char *room, const char *uid);
+
+/* bodies.c: the body of message msg_id in room_id as the snapshot at seq holds it (caller frees); CH_ENOTFOUND when
+ * it was erased. One NATS round trip: no lock held. */
+enum ch_status chat_body_fetch(struct chat *c, uint64_t seq, const char *room_id, const char *msg_id, char **body,
+                               struct ch_err *err);
+/* Fetch every body f wants into its view (one gone since is left out), keep them in the cache unless a delete
+ * happened meanwhile, and empty f. No lock held. */
+enum ch_status chat_bodies_fill(struct chat *c, struct body_fill *f, struct ch_err *err);
+/* Bring the body at seq into the cache unless it is there (best effort; gen as read under the model lock). */
+void chat_body_warm(struct chat *c, uint64_t gen, uint64_t seq, const char *room_id, const char *msg_id);
+/* The end of a read that rendered *out under the lock with st: on CH_OK fill the bodies (on failure *out is freed
+ * and NULL), else only free f. Returns the status to answer with. */
+enum ch_status chat_bodies_finish(struct chat *c, struct body_fill *f, enum ch_status st, cJSON **out,
+                                  struct ch_err *err);
 
 /* rooms.c: hex BLAKE2b-256 of s (room-name and DM keys). */
 void chat_hash_hex(const char *s, char out[65]);

@@ -34,6 +34,7 @@ struct pager {
     const struct chat_item *const *items; /* timeline, or NULL */
     const struct seqlist *replies;        /* thread, or NULL */
     size_t n;
+    struct body_fill *bf;
 };
 
 static uint64_t
@@ -51,7 +52,7 @@ pager_page(const struct pager *p, size_t from, size_t to)
     for (size_t i = from; i < to; i++) {
         if (p->items) {
             const struct chat_item *it = p->items[i];
-            cJSON_AddItemToArray(events, view_item(p->m, it, p->r->id, p->viewer));
+            cJSON_AddItemToArray(events, view_item(p->m, it, p->r->id, p->viewer, p->bf));
             view_include_user(p->m, users, it->actor);
             if (it->subject_user[0])
                 view_include_user(p->m, users, it->subject_user);
@@ -63,7 +64,7 @@ pager_page(const struct pager *p, size_t from, size_t to)
             cJSON_AddStringToObject(e, "actorId", msg->author);
             json_add_int64_str(e, "cursor", (int64_t)msg->pos);
             cJSON_AddItemToObject(cJSON_AddObjectToObject(e, "messagePosted"), "message",
-                                  view_message(p->m, msg, p->r->id, p->viewer));
+                                  view_message(p->m, msg, p->r->id, p->viewer, p->bf));
             cJSON_AddItemToArray(events, e);
             view_include_user(p->m, users, msg->author);
         }
@@ -120,6 +121,7 @@ chat_room_events(struct chat *c, const struct user *who, const char *room_id, co
     struct chat_room *r;
     struct chat_member *cm;
     enum ch_status st;
+    struct body_fill bf = { 0 };
 
     if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = check_limit(limit_in, &limit, err)) != CH_OK ||
         (st = parse_cursor("before", before, &b, err)) != CH_OK || (st = parse_cursor("after", after, &a, err)) != CH_OK)
@@ -131,14 +133,14 @@ chat_room_events(struct chat *c, const struct user *who, const char *room_id, co
     pthread_rwlock_rdlock(&c->m->lock);
     if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
         struct pager p = { .m = c->m, .r = r, .viewer = who->id, .items = (const struct chat_item *const *)r->tl,
-                           .n = r->ntl };
+                           .n = r->ntl, .bf = &bf };
         pager_window(&p, before && *before, b, after && *after, a, limit, &from, &to);
         *out = cJSON_CreateObject();
         cJSON_AddStringToObject(*out, "roomId", room_id);
         cJSON_AddItemToObject(*out, "page", pager_page(&p, from, to));
     }
     pthread_rwlock_unlock(&c->m->lock);
-    return st;
+    return chat_bodies_finish(c, &bf, st, out, err);
 }
 
 enum ch_status
@@ -149,6 +151,7 @@ chat_room_events_around(struct chat *c, const struct user *who, const char *room
     struct chat_room *r;
     struct chat_member *cm;
     enum ch_status st;
+    struct body_fill bf = { 0 };
 
     if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_check("eventId", event, err)) != CH_OK ||
         (st = check_limit(limit_in, &limit, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
@@ -168,7 +171,7 @@ chat_room_events_around(struct chat *c, const struct user *who, const char *room
             st = ch_err_set(err, CH_ENOTFOUND, "eventId", "no such event in this room's timeline");
         } else {
             struct pager p = { .m = c->m, .r = r, .viewer = who->id, .items = (const struct chat_item *const *)r->tl,
-                               .n = r->ntl };
+                               .n = r->ntl, .bf = &bf };
             size_t from = idx > limit / 2 ? idx - limit / 2 : 0, to = from + limit < r->ntl ? from + limit : r->ntl;
             *out = cJSON_CreateObject();
             cJSON_AddStringToObject(*out, "roomId", room_id);
@@ -176,7 +179,7 @@ chat_room_events_around(struct chat *c, const struct user *who, const char *room
         }
     }
     pthread_rwlock_unlock(&c->m->lock);
-    return st;
+    return chat_bodies_finish(c, &bf, st, out, err);
 }
 
 enum ch_status
@@ -188,6 +191,7 @@ chat_thread(struct chat *c, const struct user *who, const char *room_id, const c
     struct chat_room *r;
     struct chat_member *cm;
     enum ch_status st;
+    struct body_fill bf = { 0 };
     static const struct seqlist empty;
 
     if ((st = id_check("roomId", room_id, err)) != CH_OK ||
@@ -202,13 +206,14 @@ chat_thread(struct chat *c, const struct user *who, const char *room_id, const c
         if (!root || root->thread_root[0]) {
             st = ch_err_set(err, CH_ENOTFOUND, "threadRootEventId", "no such thread in this room");
         } else {
-            struct pager p = { .m = c->m, .r = r, .viewer = who->id, .replies = l ? l : &empty, .n = l ? l->n : 0 };
+            struct pager p = { .m = c->m, .r = r, .viewer = who->id, .replies = l ? l : &empty, .n = l ? l->n : 0,
+                               .bf = &bf };
             pager_window(&p, before && *before, b, after && *after, a, limit, &from, &to);
             *out = cJSON_CreateObject();
-            cJSON_AddItemToObject(*out, "root", view_message(c->m, root, room_id, who->id));
+            cJSON_AddItemToObject(*out, "root", view_message(c->m, root, room_id, who->id, &bf));
             cJSON_AddItemToObject(*out, "page", pager_page(&p, from, to));
         }
     }
     pthread_rwlock_unlock(&c->m->lock);
-    return st;
+    return chat_bodies_finish(c, &bf, st, out, err);
 }

@@ -272,12 +272,15 @@ enum ch_status
 chat_message_out(struct chat *c, const struct user *who, const char *room_id, const char *msg_id, cJSON **out,
                  struct ch_err *err)
 {
+    struct body_fill bf = { 0 };
+
     pthread_rwlock_rdlock(&c->m->lock);
     struct chat_room *r = model_room(c->m, room_id);
     struct chat_msg *msg = model_msg(r, msg_id);
-    *out = msg ? view_wrap("message", view_message(c->m, msg, room_id, who->id)) : NULL;
+    *out = msg ? view_wrap("message", view_message(c->m, msg, room_id, who->id, &bf)) : NULL;
     pthread_rwlock_unlock(&c->m->lock);
-    return *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "eventId", "no such message");
+    return chat_bodies_finish(c, &bf, *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "eventId", "no such message"),
+                              out, err);
 }
 
 /* May who post this in room_id, per this process's model? Also resolves the mentions; *unknown counts @names
@@ -606,6 +609,7 @@ enum ch_status
 chat_get_messages(struct chat *c, const struct user *who, const char *room_id, const char *const *ids, size_t n,
                   cJSON **out, struct ch_err *err)
 {
+    struct body_fill bf = { 0 };
     struct chat_room *r;
     struct chat_member *cm;
     enum ch_status st;
@@ -623,12 +627,12 @@ chat_get_messages(struct chat *c, const struct user *who, const char *room_id, c
         for (size_t i = 0; i < n; i++) {
             struct chat_msg *msg = model_msg(r, ids[i]);
             if (msg)
-                cJSON_AddItemToArray(arr, view_message(c->m, msg, room_id, who->id));
+                cJSON_AddItemToArray(arr, view_message(c->m, msg, room_id, who->id, &bf));
         }
         *out = o;
     }
     pthread_rwlock_unlock(&c->m->lock);
-    return st;
+    return chat_bodies_finish(c, &bf, st, out, err);
 }
 
 /* ---- the room's files ---- */

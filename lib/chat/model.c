@@ -40,7 +40,6 @@ msg_free(void *p)
 
     if (!m)
         return;
-    free(m->body);
     free(m->mentions);
     free(m->attachments);
     for (size_t i = 0; i < m->nreactions; i++)
@@ -96,7 +95,7 @@ pin_drop(struct chat_room *r, struct chat_msg *msg)
 }
 
 struct chat_model *
-chat_model_new(void)
+chat_model_new(size_t cache_bytes)
 {
     struct chat_model *m = calloc(1, sizeof *m);
 
@@ -111,7 +110,8 @@ chat_model_new(void)
     m->logins = map_new();
     m->pending_reads = map_new();
     m->interned = map_new_borrowing(); /* each key is its value */
-    if (!m->rooms || !m->dms || !m->users || !m->logins || !m->pending_reads || !m->interned) {
+    m->bodies = body_cache_new(cache_bytes);
+    if (!m->bodies || !m->rooms || !m->dms || !m->users || !m->logins || !m->pending_reads || !m->interned) {
         chat_model_free(m);
         return NULL;
     }
@@ -130,6 +130,7 @@ chat_model_free(struct chat_model *m)
     map_free(m->pending_reads, free);
     map_free(m->interned, free);
     free(m->erase);
+    body_cache_free(m->bodies);
     pthread_rwlock_destroy(&m->lock);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
@@ -358,6 +359,7 @@ msg_get_or_new(struct chat_room *r, const char *id)
 static void
 erase_later(struct chat_model *m, uint64_t seq)
 {
+    body_cache_drop(m->bodies, seq);
     if (m->nerase == m->caperase) {
         size_t cap = m->caperase ? m->caperase * 2 : 16;
         uint64_t *nv = realloc(m->erase, cap * sizeof *nv);
@@ -616,6 +618,7 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
     struct chat_msg *msg;
     bool posted = !strcmp(type, "msg.posted"), deleted = !strcmp(type, "msg.deleted");
     bool was_known, was_deleted;
+    const char *body = NULL; /* the snapshot's */
     int64_t pos;
 
     (void)actor;
@@ -665,8 +668,6 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
     if (deleted) {
         if (!msg->deleted_at) {
             msg->deleted_at = jint(j, "deletedAt") ? jint(j, "deletedAt") : 1;
-            free(msg->body);
-            msg->body = NULL;
             free(msg->attachments);
             msg->attachments = NULL;
             for (size_t i = 0; i < msg->nreactions; i++)
@@ -694,12 +695,10 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
         erase_later(m, seq);
         return;
     } else {
-        const char *body = jstr(j, "body");
-        char *nb = strdup(body ? body : "");
-        if (nb) {
-            free(msg->body);
-            msg->body = nb;
-        }
+        body = jstr(j, "body");
+        if (!body)
+            body = "";
+        body_cache_put(m->bodies, seq, body, strlen(body));
         if (!msg->nbody) { /* most messages are never edited: no array of their own */
             msg->body_one = seq;
             msg->body_seqs = &msg->body_one;
@@ -752,7 +751,10 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
                 cJSON_AddStringToObject(p, "threadRootEventId", msg->thread_root);
         } else {
             t = was_known && !was_deleted ? "message.updated" : "message.created";
-            cJSON_AddItemToObject(p, "message", view_message(m, msg, r->id, NULL));
+            cJSON *v = view_message(m, msg, r->id, NULL, NULL);
+            if (body && !cJSON_GetObjectItemCaseSensitive(v, "body")) /* too big for the cache */
+                cJSON_AddStringToObject(v, "body", body);
+            cJSON_AddItemToObject(p, "message", v);
         }
         notify(m, r, seq, t, p, NULL);
         if (msg->thread_root[0]) {
@@ -797,7 +799,7 @@ apply_pin(struct chat_model *m, struct chat_room *r, uint64_t seq, bool pin, con
     }
     if (news(m, seq)) {
         cJSON *p = cJSON_CreateObject();
-        cJSON_AddItemToObject(p, "message", view_message(m, msg, r->id, NULL));
+        cJSON_AddItemToObject(p, "message", view_message(m, msg, r->id, NULL, NULL));
         cJSON_AddStringToObject(p, "actorId", actor);
         notify(m, r, seq, pin ? "message.pinned" : "message.unpinned", p, NULL);
     }

@@ -79,6 +79,13 @@ notif_job_new(const char *room, const char *event, const char *thread_root, cons
     snprintf(j->actor, sizeof j->actor, "%s", actor);
     snprintf(j->emoji, sizeof j->emoji, "%s", emoji ? emoji : "");
     j->at = at;
+    notif_job_preview(j, body);
+    return j;
+}
+
+void
+notif_job_preview(struct notif_job *j, const char *body)
+{
     /* a preview of at most 100 characters, cut on a character boundary, one line */
     size_t bytes = 0, chars = 0, n = body ? strlen(body) : 0;
     while (bytes < n && chars < NOTIF_PREVIEW_CHARS && bytes < sizeof j->preview - 5) {
@@ -93,7 +100,6 @@ notif_job_new(const char *room, const char *event, const char *thread_root, cons
     for (char *p = j->preview; *p; p++)
         if (*p == '\n' || *p == '\r' || *p == '\t')
             *p = ' ';
-    return j;
 }
 
 void
@@ -331,7 +337,8 @@ job_for_post(struct chat *c, const char *room_id, const cJSON *ev)
     size_t it = 0;
 
     if (!msg || !msg->known || msg->refused || msg->deleted_at ||
-        !(j = notif_job_new(room_id, msg->id, msg->thread_root, msg->author, msg->created_at, msg->body, NULL)))
+        !(j = notif_job_new(room_id, msg->id, msg->thread_root, msg->author, msg->created_at,
+                            json_str_or(snap, "body", NULL), NULL)))
         return NULL;
     for (int i = 0; i < n; i++) {
         const cJSON *id = cJSON_GetArrayItem(ids, i);
@@ -358,9 +365,10 @@ job_for_post(struct chat *c, const char *room_id, const cJSON *ev)
     return j;
 }
 
-/* A reaction added: its message's author hears of it, if it is still there. Model read-locked. */
+/* A reaction added: its message's author hears of it, if it is still there. Model read-locked. The preview is
+ * the message's body when it is cached; else *body_seq says which snapshot to fetch it from (after the lock). */
 static struct notif_job *
-job_for_reaction(struct chat *c, const char *room_id, const cJSON *ev, int64_t at)
+job_for_reaction(struct chat *c, const char *room_id, const cJSON *ev, int64_t at, uint64_t *body_seq)
 {
     const char *actor = json_str_or(ev, "actor", ""), *emoji = json_str_or(ev, "emoji", "");
     struct chat_room *r = model_room(c->m, room_id);
@@ -374,8 +382,15 @@ job_for_reaction(struct chat *c, const char *room_id, const cJSON *ev, int64_t a
         if (!strcmp(msg->reactions[i].emoji, emoji))
             for (size_t k = 0; k < msg->reactions[i].n && !present; k++)
                 present = !strcmp(msg->reactions[i].users[k], actor);
-    if (!present || !(j = notif_job_new(room_id, msg->id, msg->thread_root, actor, at, msg->body, emoji)))
+    if (!present)
         return NULL; /* taken back already */
+    uint64_t seq = msg->nbody ? msg->body_seqs[msg->nbody - 1] : 0;
+    char *body = seq ? body_cache_dup(c->m->bodies, seq) : NULL;
+    j = notif_job_new(room_id, msg->id, msg->thread_root, actor, at, body, emoji);
+    *body_seq = j && seq && !body ? seq : 0;
+    free(body);
+    if (!j)
+        return NULL;
     notif_job_add(j, msg->author, NC_REACTION);
     if (!j->n) {
         notif_job_free(j);
@@ -427,9 +442,16 @@ handle_event(struct chat *c, const struct store_work_msg *m)
     cJSON *ev = cJSON_ParseWithLength(m->data, m->len);
     int64_t at = json_int64_or(ev, "at", 0);
     pthread_rwlock_rdlock(&c->m->lock);
-    j = posted ? job_for_post(c, subj.room, ev) : job_for_reaction(c, subj.room, ev, at ? at : m->unix_ms);
+    uint64_t body_seq = 0;
+    j = posted ? job_for_post(c, subj.room, ev)
+               : job_for_reaction(c, subj.room, ev, at ? at : m->unix_ms, &body_seq);
     pthread_rwlock_unlock(&c->m->lock);
     cJSON_Delete(ev);
+    char *body = NULL;
+    if (j && body_seq && chat_body_fetch(c, body_seq, j->room, j->event, &body, NULL) == CH_OK) {
+        notif_job_preview(j, body);
+        free(body);
+    }
     bool done = !j || deliver(c, j);
     notif_job_free(j);
     return done;

@@ -16,11 +16,12 @@
 #include "store/subject.h"
 
 static cJSON *
-pin_view(const struct chat_model *m, const struct chat_room *r, const struct chat_pin *p, const char *viewer)
+pin_view(const struct chat_model *m, const struct chat_room *r, const struct chat_pin *p, const char *viewer,
+         struct body_fill *bf)
 {
     cJSON *o = cJSON_CreateObject();
 
-    cJSON_AddItemToObject(o, "message", view_message(m, p->msg, r->id, viewer));
+    cJSON_AddItemToObject(o, "message", view_message(m, p->msg, r->id, viewer, bf));
     cJSON_AddStringToObject(o, "pinnedBy", p->by);
     json_add_time(o, "pinnedAt", p->at);
     return o;
@@ -41,7 +42,7 @@ chat_pin(struct chat *c, const struct user *who, const char *room_id, const char
     for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
         struct chat_room *r;
         struct chat_member *cm;
-        uint64_t expect = 0;
+        uint64_t expect = 0, body_seq = 0, gen = 0;
         bool noop = false;
 
         if ((st = sync_events(c, err)) != CH_OK)
@@ -63,6 +64,8 @@ chat_pin(struct chat *c, const struct user *who, const char *room_id, const char
             else {
                 noop = msg->pinned == pin;
                 expect = msg->last_seq;
+                body_seq = msg->nbody ? msg->body_seqs[msg->nbody - 1] : 0;
+                gen = body_cache_gen(c->m->bodies);
             }
         }
         pthread_rwlock_unlock(&c->m->lock);
@@ -70,6 +73,9 @@ chat_pin(struct chat *c, const struct user *who, const char *room_id, const char
             return st;
         if (noop)
             break; /* pinning a pinned message answers with the pin, as upstream */
+        /* the pin's realtime frame carries the message, rendered by the follower, which cannot fetch: an old
+         * message's body is brought into the cache first */
+        chat_body_warm(c, gen, body_seq, room_id, msg_id);
         cJSON *ev = chat_event_new(pin ? "msg.pinned" : "msg.unpinned", who);
         cJSON_AddStringToObject(ev, "msgId", msg_id);
         struct store_pub_opts po = { .expect_subject_seq = expect };
@@ -84,14 +90,17 @@ chat_pin(struct chat *c, const struct user *who, const char *room_id, const char
         cJSON_AddBoolToObject(*out, "deleted", true);
         return CH_OK;
     }
+    struct body_fill bf = { 0 };
     pthread_rwlock_rdlock(&c->m->lock);
     struct chat_room *r = model_room(c->m, room_id);
     for (size_t i = 0; r && i < r->npins && !*out; i++)
         if (!strcmp(r->pins[i].msg->id, msg_id))
-            *out = view_wrap("pinnedMessage", pin_view(c->m, r, &r->pins[i], who->id));
+            *out = view_wrap("pinnedMessage", pin_view(c->m, r, &r->pins[i], who->id, &bf));
     pthread_rwlock_unlock(&c->m->lock);
     /* (deleted between our pin and this read: the delete won, as it always does) */
-    return *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "messageEventId", "no such message in this room");
+    return chat_bodies_finish(
+        c, &bf, *out ? CH_OK : ch_err_set(err, CH_ENOTFOUND, "messageEventId", "no such message in this room"), out,
+        err);
 }
 
 enum ch_status
@@ -101,6 +110,7 @@ chat_list_pins(struct chat *c, const struct user *who, const char *room_id, int 
     struct chat_room *r;
     struct chat_member *cm;
     enum ch_status st;
+    struct body_fill bf = { 0 };
 
     if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
         return st;
@@ -112,7 +122,7 @@ chat_list_pins(struct chat *c, const struct user *who, const char *room_id, int 
         size_t emitted = 0;
         /* newest pin first: the array is in pin order */
         for (size_t k = (size_t)offset; k < r->npins && emitted < (size_t)limit; k++, emitted++)
-            cJSON_AddItemToArray(arr, pin_view(c->m, r, &r->pins[r->npins - 1 - k], who->id));
+            cJSON_AddItemToArray(arr, pin_view(c->m, r, &r->pins[r->npins - 1 - k], who->id, &bf));
         view_add_page(o, r->npins, (size_t)offset, emitted);
         char marker[24];
         snprintf(marker, sizeof marker, "%llu", (unsigned long long)r->pin_seq);
@@ -120,5 +130,5 @@ chat_list_pins(struct chat *c, const struct user *who, const char *room_id, int 
         *out = o;
     }
     pthread_rwlock_unlock(&c->m->lock);
-    return st;
+    return chat_bodies_finish(c, &bf, st, out, err);
 }

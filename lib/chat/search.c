@@ -129,8 +129,8 @@ chat_search_hydrate(struct chat *c, const struct user *who, const cJSON *hits, c
 {
     const cJSON *h;
     uint64_t newest = 0;
+    struct body_fill bf = { 0 };
 
-    (void)err;
     *taken = 0;
     /* the model must know every body the index matched: a hit newer than our model waits for it */
     cJSON_ArrayForEach(h, hits)
@@ -154,7 +154,7 @@ chat_search_hydrate(struct chat *c, const struct user *who, const cJSON *hits, c
         if (*taken >= max)
             break;
         if (!r || !r->exists || !model_member(r, who->id) || !msg || !msg->known || msg->refused ||
-            msg->deleted_at || !msg->body || !msg->nbody || !bs ||
+            msg->deleted_at || !msg->nbody || !bs ||
             strtoull(bs, NULL, 10) != msg->body_seqs[msg->nbody - 1])
             continue; /* not the caller's to see, or not what the index matched (any more) */
         if (!author_ok(s, msg->author) || (f->after_ms && msg->created_at <= f->after_ms) ||
@@ -162,7 +162,7 @@ chat_search_hydrate(struct chat *c, const struct user *who, const cJSON *hits, c
             (f->is_thread && !msg->thread_root[0] && !msg->reply_count))
             continue;
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddItemToObject(o, "message", view_message(c->m, msg, r->id, who->id));
+        cJSON_AddItemToObject(o, "message", view_message(c->m, msg, r->id, who->id, &bf));
         cJSON_AddNumberToObject(o, "relevanceScore", cJSON_IsNumber(score) ? score->valuedouble : 0);
         cJSON_AddStringToObject(o, "snippet", json_str(h, "snippet") ? json_str(h, "snippet") : "");
         cJSON_AddStringToObject(o, "roomId", r->id);
@@ -177,5 +177,5 @@ chat_search_hydrate(struct chat *c, const struct user *who, const cJSON *hits, c
         (*taken)++;
     }
     pthread_rwlock_unlock(&c->m->lock);
-    return CH_OK;
+    return chat_bodies_fill(c, &bf, err);
 }

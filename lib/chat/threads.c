@@ -235,6 +235,7 @@ chat_list_followed_threads(struct chat *c, const struct user *who, int limit, in
     store_kv_keys_free(keys);
     cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "threads");
     size_t shown = 0, total = 0, unread_threads = 0;
+    struct body_fill bf = { 0 };
     pthread_rwlock_rdlock(&c->m->lock);
     for (size_t i = 0; i < n; i++) { /* still visible, still there */
         struct chat_room *r;
@@ -264,7 +265,7 @@ chat_list_followed_threads(struct chat *c, const struct user *who, int limit, in
         cJSON *t = cJSON_CreateObject();
         cJSON_AddStringToObject(t, "roomId", v[i].room);
         cJSON_AddStringToObject(t, "threadRootEventId", v[i].root);
-        cJSON_AddItemToObject(t, "rootMessage", view_message(c->m, root, r->id, who->id));
+        cJSON_AddItemToObject(t, "rootMessage", view_message(c->m, root, r->id, who->id, &bf));
         cJSON_AddNumberToObject(t, "replyCount", root->reply_count);
         cJSON_AddNumberToObject(t, "unreadCount", (double)unread);
         json_add_time(t, "lastActivityAt", v[i].last_reply_at);
@@ -276,5 +277,5 @@ chat_list_followed_threads(struct chat *c, const struct user *who, int limit, in
     cJSON_AddNumberToObject(o, "unreadThreadCount", (double)unread_threads);
     view_add_page(o, total, (size_t)offset, shown);
     *out = o;
-    return CH_OK;
+    return chat_bodies_finish(c, &bf, CH_OK, out, err);
 }

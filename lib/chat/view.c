@@ -97,7 +97,8 @@ view_attachments(const struct chat_model *m, cJSON *arr, const char *json, const
 }
 
 cJSON *
-view_message(const struct chat_model *m, const struct chat_msg *msg, const char *room_id, const char *viewer)
+view_message(const struct chat_model *m, const struct chat_msg *msg, const char *room_id, const char *viewer,
+             struct body_fill *bf)
 {
     cJSON *o = cJSON_CreateObject(), *arr;
 
@@ -105,8 +106,11 @@ view_message(const struct chat_model *m, const struct chat_msg *msg, const char 
     cJSON_AddStringToObject(o, "roomId", room_id);
     json_add_time(o, "createdAt", msg->created_at);
     cJSON_AddStringToObject(o, "actorId", msg->author);
-    if (msg->body && !msg->deleted_at)
-        cJSON_AddStringToObject(o, "body", msg->body);
+    if (msg->nbody && !msg->deleted_at) {
+        uint64_t seq = msg->body_seqs[msg->nbody - 1];
+        if (!body_cache_add_to(m->bodies, seq, o, "body") && bf)
+            body_fill_want(bf, m->bodies, o, seq);
+    }
     arr = cJSON_AddArrayToObject(o, "attachments");
     if (msg->attachments && !msg->deleted_at)
         view_attachments(m, arr, msg->attachments, viewer);
@@ -151,7 +155,8 @@ view_message(const struct chat_model *m, const struct chat_msg *msg, const char 
 }
 
 cJSON *
-view_item(const struct chat_model *m, const struct chat_item *it, const char *room_id, const char *viewer)
+view_item(const struct chat_model *m, const struct chat_item *it, const char *room_id, const char *viewer,
+          struct body_fill *bf)
 {
     cJSON *o = cJSON_CreateObject(), *x;
 
@@ -162,7 +167,7 @@ view_item(const struct chat_model *m, const struct chat_item *it, const char *ro
     switch (it->kind) {
     case IT_MSG:
         x = cJSON_AddObjectToObject(o, "messagePosted");
-        cJSON_AddItemToObject(x, "message", view_message(m, it->msg, room_id, viewer));
+        cJSON_AddItemToObject(x, "message", view_message(m, it->msg, room_id, viewer, bf));
         break;
     case IT_ROOM_CREATED:
         cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "roomCreated"), "roomId", room_id);

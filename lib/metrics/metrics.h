@@ -25,6 +25,9 @@ enum metric_id {
     MET_MODEL_ROOMS,         /* gauge */
     MET_MODEL_MESSAGES,      /* gauge */
     MET_MODEL_USERS,         /* gauge */
+    MET_BODY_CACHE_BYTES,    /* gauge: message bodies held in memory */
+    MET_BODY_CACHE_HITS,     /* counter: bodies shown from memory */
+    MET_BODY_FETCHES,        /* counter: bodies read from NATS because they were not in memory */
     MET_LOGIN_FAILURES,      /* counter */
     MET_RATE_LIMITED,        /* counter {limit} */
     MET_NOTIFICATIONS,       /* counter: entries written */

@@ -173,6 +173,61 @@ store_erase(struct store *st, enum store_stream s, uint64_t seq, struct ch_err *
     return store_map(ns, jerr, "erase", err);
 }
 
+static enum ch_status
+copy_msg(natsMsg *m, char **subject, char **data, size_t *len, struct ch_err *err)
+{
+    int n = natsMsg_GetDataLength(m);
+    const char *subj = NULL;
+
+    /* a direct get's reply names the message's subject in a header */
+    if (natsMsgHeader_Get(m, "Nats-Subject", &subj) != NATS_OK || !subj)
+        subj = natsMsg_GetSubject(m);
+    *subject = strdup(subj ? subj : "");
+    *data = malloc((size_t)(n > 0 ? n : 0) + 1);
+    if (!*subject || !*data) {
+        free(*subject);
+        free(*data);
+        *subject = *data = NULL;
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    }
+    if (n > 0)
+        memcpy(*data, natsMsg_GetData(m), (size_t)n);
+    (*data)[n > 0 ? n : 0] = '\0';
+    *len = (size_t)(n > 0 ? n : 0);
+    return CH_OK;
+}
+
+enum ch_status
+store_get(struct store *st, enum store_stream s, uint64_t seq, char **subject, char **data, size_t *len,
+          struct ch_err *err)
+{
+    jsDirectGetMsgOptions dg;
+    jsOptions jo;
+    jsErrCode jerr = 0;
+    natsMsg *m = NULL;
+    natsStatus ns;
+    enum ch_status cs;
+
+    *subject = *data = NULL;
+    *len = 0;
+    if (!st || !atomic_load(&st->bootstrapped))
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "storage is not ready yet");
+    jsDirectGetMsgOptions_Init(&dg);
+    dg.Sequence = seq;
+    jsOptions_Init(&jo);
+    jo.Wait = st->timeout_ms;
+    ns = js_DirectGetMsg(&m, st->js, store_stream_name(s), &jo, &dg);
+    if (ns == NATS_NOT_FOUND) /* a replica a moment behind, or really gone: the leader knows */
+        ns = js_GetMsg(&m, st->js, store_stream_name(s), seq, &jo, &jerr);
+    if (ns == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr || jerr == JSSequenceNotFoundErr)
+        return ch_err_set(err, CH_ENOTFOUND, NULL, "message %llu is gone", (unsigned long long)seq);
+    if (ns != NATS_OK)
+        return store_map(ns, jerr, "get", err);
+    cs = copy_msg(m, subject, data, len, err);
+    natsMsg_Destroy(m);
+    return cs;
+}
+
 /* ---- subscription completion ---- */
 
 void

@@ -196,6 +196,12 @@ enum ch_status store_publish(struct store *st, const char *subject, const void *
 /* The last sequence of a stream (0 if empty): one round trip to the stream's leader. */
 enum ch_status store_last_seq(struct store *st, enum store_stream s, uint64_t *seq, struct ch_err *err);
 
+/* One message of a stream by sequence: its subject and data (the caller frees both; data is NUL-terminated). A
+ * direct get first (any replica answers); a replica that does not have it yet is overruled by the leader, so
+ * CH_ENOTFOUND means the message is gone (erased, or never there). */
+enum ch_status store_get(struct store *st, enum store_stream s, uint64_t seq, char **subject, char **data,
+                         size_t *len, struct ch_err *err);
+
 /* Securely erase one message: JetStream overwrites its bytes on disk (unlike a plain delete). Absent is fine. */
 enum ch_status store_erase(struct store *st, enum store_stream s, uint64_t seq, struct ch_err *err);
 

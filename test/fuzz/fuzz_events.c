@@ -56,7 +56,7 @@ views(struct chat_model *m)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct chat_model *m = chat_model_new();
+    struct chat_model *m = chat_model_new(1 << 20);
     const char *p = (const char *)data, *end = p + size;
     uint64_t seq = 0, rev = 0;
 

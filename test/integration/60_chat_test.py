@@ -867,3 +867,103 @@ class WriteRate(TestCase):
         self.assertEqual(other.call(M + "CreateMessage", {"roomId": "general", "body": "hello"}).status, 200)
         wait_for(lambda: u.call(M + "CreateMessage", {"roomId": "general", "body": "later"}).status == 200, 5,
                  "the flooder's bucket to refill")
+
+
+class Bodies(TestCase):
+    """core.cache_size bounds the message bodies a process keeps in memory; the others are read from NATS when a
+    request shows them. One process keeps none (0), the other the default."""
+
+    def setUp(self):
+        super().setUp()
+        self.n = self.nats(token="bodies-token")
+        env = external_env(self.n)
+        self.cold = self.chatto(embedded=False, env=dict(env, CHATTO_CORE_CACHE_SIZE="0"),
+                                args=FAST_AUTH + ["--metrics-enabled=true", "--metrics-port", "0"])
+        self.warm = self.chatto(embedded=False, env=env, args=FAST_AUTH)
+        self.alice = Client(self.warm)
+        self.alice.register("alice")
+        self.bob = Client(self.cold)
+        self.bob.register("bob")
+
+    def metric(self, name):
+        import re
+        m = wait_for(lambda: re.search(r"metrics: listening on [\d.]+:(\d+)(/\S*)", self.cold.stderr()), 10,
+                     "the metrics listener")
+        text = http_request(int(m.group(1)), "GET", m.group(2)).body.decode()
+        got = re.search(r"^%s (\S+)$" % name, text, re.M)
+        self.assertIsNotNone(got, name)
+        return float(got.group(1))
+
+    def test_a_process_that_keeps_no_bodies_shows_every_one_from_nats(self):
+        from wsclient import WS
+        r = self.alice.ok(R + "CreateRoom", {"name": "Archive"})["room"]["id"]
+        self.bob.ok(R + "JoinRoom", {"roomId": r})
+        tok = Client(self.cold)
+        self.assertEqual(tok.login("bob", token=True).status, 200)
+        ws = WS(self.cold.port)
+        self.addCleanup(ws.sock.close)
+        ws.hello(token=tok.token)
+        want = {}
+        posts = []
+        for i in range(60):
+            body = "message %d %s" % (i, "x" * i)
+            if i == 11:
+                body = "ünïcödé ✓ 🎉\nsecond line \"quoted\" \\ back"
+            if i == 12:
+                body = "long " + "y" * 3000
+            m = self.alice.ok(M + "CreateMessage", {"roomId": r, "body": body})["message"]
+            posts.append(m)
+            want[m["id"]] = body
+        # the live frame of a post carries its body although this process keeps none
+        frame = None
+        while not frame:
+            f = ws.recv(10)
+            if f.get("type") == "message.created" and f["message"]["id"] == posts[-1]["id"]:
+                frame = f
+        self.assertEqual(frame["message"]["body"], want[posts[-1]["id"]])
+        self.alice.ok(M + "UpdateMessage", {"roomId": r, "eventId": posts[3]["id"], "body": "edited three"})
+        want[posts[3]["id"]] = "edited three"
+        self.alice.ok(M + "DeleteMessage", {"roomId": r, "eventId": posts[7]["id"]})
+        del want[posts[7]["id"]]
+        replies = [self.alice.ok(M + "CreateMessage", {"roomId": r, "body": "reply %d" % i,
+                                                       "threadRootEventId": posts[5]["id"]})["message"]
+                   for i in range(3)]
+        self.alice.ok(R + "CreatePinnedMessage", {"roomId": r, "messageEventId": posts[9]["id"]})
+        before = self.metric("chatto_message_body_fetches_total")
+
+        # the whole timeline, page by page, from the process that keeps nothing
+        seen, cursor = {}, None
+        while True:
+            req = {"roomId": r, "limit": 25}
+            if cursor:
+                req["before"] = cursor
+            page = self.bob.ok(R + "GetRoomEvents", req)["page"]
+            for e in page["events"]:
+                if "messagePosted" in e:
+                    msg = e["messagePosted"]["message"]
+                    seen[msg["id"]] = msg.get("body")
+            if not page["hasOlder"]:
+                break
+            cursor = page["startCursor"]
+        self.assertEqual({k: v for k, v in seen.items() if v is not None}, want)
+        self.assertIsNone(seen[posts[7]["id"]])  # deleted: no body, from NATS or anywhere
+        # every other view that shows a message
+        got = self.bob.ok(M + "GetMessage", {"roomId": r, "eventId": posts[3]["id"]})["message"]
+        self.assertEqual(got["body"], "edited three")
+        batch = self.bob.ok(M + "BatchGetMessages", {"roomId": r, "eventIds": [posts[11]["id"], posts[12]["id"],
+                                                                                  posts[7]["id"]]})["messages"]
+        self.assertEqual([m.get("body") for m in batch], [want[posts[11]["id"]], want[posts[12]["id"]], None])
+        thread = self.bob.ok(T + "GetThreadReplies", {"roomId": r, "threadRootEventId": posts[5]["id"]})
+        self.assertEqual(thread["root"]["body"], want[posts[5]["id"]])
+        self.assertEqual([e["messagePosted"]["message"]["body"] for e in thread["page"]["events"]],
+                         ["reply 0", "reply 1", "reply 2"])
+        pins = self.bob.ok(R + "ListPinnedMessages", {"roomId": r})["pinnedMessages"]
+        self.assertEqual(pins[0]["message"]["body"], want[posts[9]["id"]])
+        around = self.bob.ok(R + "GetRoomEventsAround", {"roomId": r, "eventId": posts[30]["id"], "limit": 5})
+        self.assertIn(want[posts[30]["id"]], [e["messagePosted"]["message"]["body"]
+                                              for e in around["page"]["events"] if "messagePosted" in e])
+        self.assertEqual([x["id"] for x in replies], [e["messagePosted"]["message"]["id"]
+                                                       for e in thread["page"]["events"]])
+        # they came from NATS, and nothing was kept
+        self.assertGreaterEqual(self.metric("chatto_message_body_fetches_total") - before, 59 + 3 + 3)
+        self.assertEqual(self.metric("chatto_message_body_cache_bytes"), 0)

@@ -24,7 +24,7 @@ ev(struct chat_model *m, uint64_t seq, const char *subject, const char *json)
 static struct chat_model *
 room_with_members(void)
 {
-    struct chat_model *m = chat_model_new();
+    struct chat_model *m = chat_model_new(1 << 20);
     ev(m, 1, ROOM,
        "{\"type\":\"room.created\",\"id\":\"e1\",\"actor\":\"alice\",\"room\":{\"id\":\"r1\",\"name\":\"R\","
        "\"visibility\":\"public\"},\"members\":[{\"user\":\"alice\",\"role\":\"owner\"}]}");
@@ -68,11 +68,15 @@ test_messages_edits_deletes_and_erasure_backlog(void **state)
     struct chat_msg *msg = model_msg(r, "m1");
     assert_non_null(msg);
     assert_int_equal(msg->pos, 3);
-    assert_string_equal(msg->body, "hi @bob");
+    char *b = body_cache_dup(m->bodies, msg->body_seqs[msg->nbody - 1]);
+    assert_string_equal(b, "hi @bob");
+    free(b);
     assert_int_equal(r->mentioned.n, 1);
     ev(m, 4, MSG("m1"), "{\"type\":\"msg.edited\",\"actor\":\"alice\",\"msg\":{\"id\":\"m1\",\"author\":\"alice\","
                         "\"createdAt\":5,\"pos\":3,\"editedAt\":9,\"body\":\"hello\",\"mentions\":[]}}");
-    assert_string_equal(msg->body, "hello");
+    b = body_cache_dup(m->bodies, msg->body_seqs[msg->nbody - 1]);
+    assert_string_equal(b, "hello");
+    free(b);
     assert_int_equal(msg->edited_at, 9);
     assert_int_equal(msg->pos, 3);
     assert_int_equal(msg->nbody, 2);
@@ -81,7 +85,9 @@ test_messages_edits_deletes_and_erasure_backlog(void **state)
     assert_int_equal(msg->nreactions, 1);
     ev(m, 6, MSG("m1"), "{\"type\":\"msg.deleted\",\"actor\":\"alice\",\"msg\":{\"id\":\"m1\",\"author\":\"alice\","
                         "\"createdAt\":5,\"pos\":3,\"deletedAt\":10}}");
-    assert_null(msg->body);
+    assert_int_equal(msg->nbody, 0);
+    assert_null(body_cache_dup(m->bodies, 3)); /* both snapshots' bodies are out of memory */
+    assert_null(body_cache_dup(m->bodies, 4));
     assert_int_equal(msg->deleted_at, 10);
     assert_int_equal(msg->nreactions, 0);
     assert_int_equal(msg->last_seq, 6);
@@ -96,6 +102,56 @@ test_messages_edits_deletes_and_erasure_backlog(void **state)
 }
 
 static void
+test_body_cache_is_bounded_and_forgets_dropped_bodies(void **state)
+{
+    struct body_cache_stats st;
+    char body[100], *b;
+    (void)state;
+    struct body_cache *bc = body_cache_new(4096);
+    assert_non_null(bc);
+    for (uint64_t seq = 1; seq <= 1000; seq++) {
+        snprintf(body, sizeof body, "body number %llu", (unsigned long long)seq);
+        body_cache_put(bc, seq, body, strlen(body));
+    }
+    body_cache_stats(bc, &st);
+    assert_true(st.bytes <= 4096);
+    assert_true(st.entries > 10 && st.entries < 100);
+    assert_null(body_cache_dup(bc, 1)); /* the oldest went first */
+    b = body_cache_dup(bc, 1000);
+    assert_string_equal(b, "body number 1000");
+    free(b);
+    /* a use makes an entry recent: the newest puts evict others first */
+    uint64_t oldest = 1000 - st.entries + 1;
+    assert_true(body_cache_add_to(bc, oldest, NULL, NULL));
+    char mid[200];
+    memset(mid, 'm', sizeof mid);
+    body_cache_put(bc, 1001, mid, sizeof mid); /* more than any slack: evicts */
+    assert_true(body_cache_add_to(bc, oldest, NULL, NULL));
+    assert_false(body_cache_add_to(bc, oldest + 1, NULL, NULL));
+    /* a drop forgets and moves the generation: a fetch that raced with it is not kept */
+    uint64_t gen = body_cache_gen(bc);
+    body_cache_drop(bc, 1000);
+    assert_null(body_cache_dup(bc, 1000));
+    assert_false(body_cache_put_if(bc, gen, 1000, "deleted", 7));
+    assert_null(body_cache_dup(bc, 1000));
+    assert_true(body_cache_put_if(bc, body_cache_gen(bc), 1002, "fresh", 5));
+    cJSON *o = cJSON_CreateObject();
+    assert_true(body_cache_add_to(bc, 1002, o, "body"));
+    assert_string_equal(cJSON_GetObjectItem(o, "body")->valuestring, "fresh");
+    cJSON_Delete(o);
+    /* a body larger than the whole cache is not kept; a cache of 0 keeps nothing */
+    char big[5000];
+    memset(big, 'a', sizeof big);
+    body_cache_put(bc, 2000, big, sizeof big);
+    assert_null(body_cache_dup(bc, 2000));
+    body_cache_free(bc);
+    bc = body_cache_new(0);
+    body_cache_put(bc, 1, "x", 1);
+    assert_null(body_cache_dup(bc, 1));
+    body_cache_free(bc);
+}
+
+static void
 test_attachments_are_shown_and_dropped_with_the_message(void **state)
 {
     struct chat_model *m = room_with_members();
@@ -107,7 +163,7 @@ test_attachments_are_shown_and_dropped_with_the_message(void **state)
     struct chat_msg *msg = model_msg(r, "m1");
     assert_non_null(msg->attachments);
     /* no URL hook set: the bare path (the session cookie or a bearer token opens it) */
-    cJSON *v = view_message(m, msg, "r1", "bob"), *a = cJSON_GetArrayItem(cJSON_GetObjectItem(v, "attachments"), 0);
+    cJSON *v = view_message(m, msg, "r1", "bob", NULL), *a = cJSON_GetArrayItem(cJSON_GetObjectItem(v, "attachments"), 0);
     assert_string_equal(cJSON_GetObjectItem(a, "filename")->valuestring, "a.png");
     assert_string_equal(cJSON_GetObjectItem(a, "size")->valuestring, "12");
     assert_int_equal(cJSON_GetObjectItem(a, "width")->valueint, 3);
@@ -116,7 +172,7 @@ test_attachments_are_shown_and_dropped_with_the_message(void **state)
     ev(m, 4, MSG("m1"), "{\"type\":\"msg.deleted\",\"actor\":\"alice\",\"msg\":{\"id\":\"m1\",\"author\":\"alice\","
                         "\"createdAt\":5,\"pos\":3,\"deletedAt\":10}}");
     assert_null(msg->attachments);
-    v = view_message(m, msg, "r1", "bob");
+    v = view_message(m, msg, "r1", "bob", NULL);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(v, "attachments")), 0);
     cJSON_Delete(v);
     chat_model_free(m);
@@ -199,7 +255,7 @@ test_reactions_add_remove_idempotent(void **state)
     assert_int_equal(msg->reactions[0].n, 1);
     ev(m, 9, MSG("m1"), "{\"type\":\"reaction.removed\",\"actor\":\"alice\",\"msgId\":\"m1\",\"emoji\":\"+1\"}");
     assert_int_equal(msg->nreactions, 0);
-    cJSON *v = view_message(m, msg, "r1", "alice");
+    cJSON *v = view_message(m, msg, "r1", "alice", NULL);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(v, "reactions")), 0);
     cJSON_Delete(v);
     chat_model_free(m);
@@ -289,6 +345,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_room_members_and_timeline),
+        cmocka_unit_test(test_body_cache_is_bounded_and_forgets_dropped_bodies),
         cmocka_unit_test(test_messages_edits_deletes_and_erasure_backlog),
         cmocka_unit_test(test_attachments_are_shown_and_dropped_with_the_message),
         cmocka_unit_test(test_replay_after_erasure_keeps_positions),
