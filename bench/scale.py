@@ -150,14 +150,24 @@ def history(n):
         wait_for(ready, 1800, "chatto ready after a restart with %d messages" % n, interval=0.01)
         t_ready = time.time() - t0
         ready_rss = rss_kib(c.pid)
+        # what it started from: the read-model snapshot (core.projection_snapshots) and the events after it
+        snap = re.findall(r"loaded from the snapshot at event (\d+) \((\d+) bytes, (\d+) ms\)", c.stderr())
+        writes = re.findall(r"snapshot at event \d+ written: (\d+) bytes \((\d+) ms under the model's read lock",
+                            c.stderr())
         me = Api(c.port, token)
         newest = me.call(R + "GetRoomEvents", {"roomId": room, "limit": 1})["page"]["events"][-1]
         top = int(newest["cursor"])
         depth = min(DEEP, n - 100)
         recent = page_latency(me, room, None)
         deep = page_latency(me, room, str(top - depth))
-        return dict(n=n, seed_s=t_seed, ready_s=t_ready, ready_rss=ready_rss, live_rss=live_rss, recent=recent,
-                    deep=deep, depth=depth)
+        out = dict(n=n, seed_s=t_seed, ready_s=t_ready, ready_rss=ready_rss, live_rss=live_rss, recent=recent,
+                   deep=deep, depth=depth)
+        if snap:
+            seq, size, ms = (int(x) for x in snap[-1])
+            out.update(snap_mb=size / 1e6, snap_load_ms=ms, snap_tail=max(0, top - seq))
+        if writes:
+            out.update(snap_write_lock_ms=int(writes[-1][1]))
+        return out
     finally:
         c.cleanup()
 
@@ -295,6 +305,14 @@ def main():
             print(fmt % (r["n"], "%.1f" % r["seed_s"], "%.2f" % r["ready_s"], "%.0f" % (r["ready_rss"] / 1024),
                          "%.0f" % (r["live_rss"] / 1024), "%.2f/%.2f" % r["recent"][:2],
                          "%.2f/%.2f (%d)" % (r["deep"][0], r["deep"][1], r["depth"])))
+        for r in rows:
+            if "snap_mb" in r:
+                print("  %d: started from a %.1f MB read-model snapshot (loaded in %d ms) and %d events after it%s"
+                      % (r["n"], r["snap_mb"], r["snap_load_ms"], r["snap_tail"],
+                         "; writing the last one held the model's read lock %d ms" % r["snap_write_lock_ms"]
+                         if "snap_write_lock_ms" in r else ""))
+            else:
+                print("  %d: no read-model snapshot was used: the whole stream was replayed" % r["n"])
         print("goals: RSS <= 64 MB and ready <= 1 s at 3M messages; newest page p99 <= 5 ms, 1M back <= 20 ms")
     if "users" in PARTS:
         u = users(USERS)

@@ -271,6 +271,8 @@ app_store_opts(const struct cfg *cfg, const char *name, struct store_opts *so)
     so->request_timeout_ms = cfg_int(cfg, CFG_NATS_REQUEST_TIMEOUT);
     if (cfg_bool(cfg, CFG_CORE_ASSETS_CACHE_ENABLED))
         so->asset_cache_ttl_ms = cfg_int(cfg, CFG_CORE_ASSETS_CACHE_TTL);
+    if (cfg_bool(cfg, CFG_CORE_PROJECTION_SNAPSHOTS))
+        so->snapshot_ttl_ms = cfg_int(cfg, CFG_CORE_PROJECTION_SNAPSHOT_RETENTION);
     so->name = name;
     if (cfg_bool(cfg, CFG_NATS_EMBEDDED_ENABLED))
         return; /* the caller knows the child's URL and token */
@@ -764,6 +766,10 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         .edit_window_ms = cfg_int(cfg, CFG_CHAT_EDIT_WINDOW),
         .timeout_ms = cfg_int(cfg, CFG_NATS_REQUEST_TIMEOUT),
         .cache_bytes = (size_t)cfg_int(cfg, CFG_CORE_CACHE_SIZE),
+        .snapshots = cfg_bool(cfg, CFG_CORE_PROJECTION_SNAPSHOTS),
+        .snapshot_events = (uint64_t)cfg_int(cfg, CFG_CORE_PROJECTION_SNAPSHOT_EVENTS),
+        .snapshot_retention_ms = cfg_int(cfg, CFG_CORE_PROJECTION_SNAPSHOT_RETENTION),
+        .holder = instance,
         .no_notifier = !cfg_bool(cfg, CFG_CHAT_NOTIFICATION_WORKER),
     };
     if (chat_new(&co, &chat, &err) != CH_OK) {

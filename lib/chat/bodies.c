@@ -264,6 +264,12 @@ body_cache_drop(struct body_cache *bc, uint64_t seq)
     pthread_mutex_unlock(&bc->mu);
 }
 
+size_t
+body_cache_max(const struct body_cache *bc)
+{
+    return bc->max;
+}
+
 uint64_t
 body_cache_gen(struct body_cache *bc)
 {

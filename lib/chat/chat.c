@@ -57,14 +57,23 @@ chat_new(const struct chat_opts *o, struct chat **out, struct ch_err *err)
     c->edit_window_ms = o->edit_window_ms;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
     sync_init(c);
+    c->snap.enabled = o->snapshots;
+    c->snap.every = o->snapshot_events ? o->snapshot_events : 20000;
+    c->snap.retention_ms = o->snapshot_retention_ms > 0 ? o->snapshot_retention_ms : 7LL * 86400 * 1000;
+    snprintf(c->snap.holder, sizeof c->snap.holder, "%s", o->holder ? o->holder : "chatto");
+    for (char *p = c->snap.holder; *p; p++) /* a lease holder is a KV-key-safe id */
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
+            *p = '_';
     if ((st = store_kv_watch(c->store, STORE_B_USERS, ">", on_user, c, &c->users_w, err)) != CH_OK ||
         (st = store_kv_watch(c->store, STORE_B_READS, ">", on_read, c, &c->reads_w, err)) != CH_OK ||
-        (st = store_follow(c->store, STORE_S_EVENTS, on_event, c, &c->follower, err)) != CH_OK) {
+        (st = store_follow_prepared(c->store, STORE_S_EVENTS, snapshot_loader(c), on_event, c, &c->follower,
+                                    err)) != CH_OK) {
         chat_free(c);
         return st;
     }
     c->notifier.pull = !o->no_notifier;
-    if ((st = eraser_start(c, err)) != CH_OK || (st = notifier_start(c, err)) != CH_OK) {
+    if ((st = eraser_start(c, err)) != CH_OK || (st = notifier_start(c, err)) != CH_OK ||
+        (st = snapshot_start(c, err)) != CH_OK) {
         chat_free(c);
         return st;
     }
@@ -79,6 +88,7 @@ chat_free(struct chat *c)
         return;
     notifier_stop(c); /* (writes what was queued while NATS is still there) */
     pusher_stop(c);   /* (after the notifier: nothing queues pushes any more) */
+    snapshot_stop(c);
     eraser_stop(c);
     store_follower_stop(c->follower);
     store_kv_watch_stop(c->users_w);

@@ -38,6 +38,12 @@ struct chat_opts {
     int64_t edit_window_ms;
     int64_t timeout_ms; /* read-your-writes waits */
     size_t cache_bytes; /* message bodies kept in memory (core.cache_size) */
+    /* read-model snapshots (core.projection_snapshots): start from the newest, and write them (one process at a
+     * time, named holder) every snapshot_events events; the store ages them out after snapshot_retention_ms */
+    bool snapshots;
+    uint64_t snapshot_events;
+    int64_t snapshot_retention_ms;
+    const char *holder;
     bool no_notifier;   /* leave delivering notifications to the other processes */
 };
 

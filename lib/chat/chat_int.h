@@ -20,6 +20,7 @@
 #include "base/map.h"
 #include "chat/chat.h"
 #include "model/user.h"
+#include "store/store.h"
 
 #define ROOM_NAME_MAX_CHARS 80
 #define ROOM_NAME_MAX_BYTES 320
@@ -169,6 +170,7 @@ char *body_cache_dup(struct body_cache *bc, uint64_t seq);
 /* Forget seq's body, zeroing its bytes, and move the drop generation (model write-locked: deletes). */
 void body_cache_drop(struct body_cache *bc, uint64_t seq);
 uint64_t body_cache_gen(struct body_cache *bc);
+size_t body_cache_max(const struct body_cache *bc); /* its size limit (read-only) */
 void body_cache_stats(struct body_cache *bc, struct body_cache_stats *out);
 
 /* Bodies a view could not take from the cache: rendered under the model lock, fetched after it (chat_bodies_fill). */
@@ -204,6 +206,7 @@ struct chat_model {
     pthread_cond_t cv;  /* (unused by waits: each waiter has its own, so an apply wakes only those it satisfies) */
     struct model_waiter *waiters;
     uint64_t applied, users_rev, reads_rev;
+    uint64_t state_seq; /* the last event applied to the state (under the write lock; read under either) */
     bool users_loaded, reads_loaded;
 
     chat_listener_fn listener;
@@ -230,6 +233,23 @@ bool chat_model_wait_reads(struct chat_model *m, uint64_t rev, int64_t timeout_m
 uint64_t chat_model_applied(struct chat_model *m);
 /* Take the erase backlog (caller frees *v). */
 void chat_model_take_erasures(struct chat_model *m, uint64_t **v, size_t *n);
+
+/* Builders for the model's owner and the snapshot loader (write lock, or a model nobody else sees yet). */
+struct chat_room *model_room_get_or_new(struct chat_model *m, const char *id);
+struct chat_msg *model_msg_get_or_new(struct chat_room *r, const char *id);
+struct chat_item *model_tl_insert(struct chat_room *r, uint64_t pos, enum item_kind kind);
+bool model_seqlist_insert(struct seqlist *l, struct chat_msg *msg);
+/* Take over from's rooms (a snapshot's state up to event seq) into m, which has applied no event yet: read
+ * positions that arrived meanwhile are applied, waiters woken. from is left empty (free it). */
+void chat_model_adopt(struct chat_model *m, struct chat_model *from, uint64_t seq);
+
+/* snapshot.c: read-model snapshots in the object store PROJECTION_SNAPSHOTS. */
+/* The model's state in the snapshot format (model read-locked): *seq is the last event it holds. */
+enum ch_status snapshot_encode(struct chat_model *m, unsigned char **out, size_t *len, uint64_t *seq,
+                               struct ch_err *err);
+/* A model from the snapshot format (a new model, no bodies cached); *seq its last event. */
+enum ch_status snapshot_decode(const unsigned char *buf, size_t len, struct chat_model **out, uint64_t *seq,
+                               struct ch_err *err);
 
 /* Lookups; caller holds the lock. */
 struct chat_room *model_room(struct chat_model *m, const char *id);
@@ -309,6 +329,19 @@ struct chat {
         bool stop;
         bool running; /* main thread only (eraser_start/eraser_stop) */
     } eraser;
+    struct {
+        bool enabled;          /* set before the follower starts; read-only after */
+        uint64_t every;        /* events between snapshots */
+        int64_t retention_ms;  /* the object store's age limit */
+        char holder[160];      /* this process, for the lease */
+        pthread_t thread;
+        pthread_mutex_t mu;    /* guards the fields below */
+        pthread_cond_t cv;
+        bool stop, running, inited;
+        bool known;            /* last_seq/last_ms say what the store holds (or held when we wrote) */
+        uint64_t last_seq;     /* the newest snapshot's event (0: none) */
+        int64_t last_ms;       /* ... and when it was written */
+    } snap;
 };
 
 /* notify.c: notifications. Causes, strongest first (one entry per person: the strongest cause that reached them and
@@ -358,6 +391,12 @@ void sync_destroy(struct chat *c);
 enum ch_status sync_events(struct chat *c, struct ch_err *err);
 enum ch_status sync_reads(struct chat *c, struct ch_err *err);
 enum ch_status sync_users(struct chat *c, struct ch_err *err);
+
+/* snapshot.c: the follower's prepare hook that loads the newest snapshot (NULL when snapshots are off); start and
+ * stop the thread that writes them (chat_new/chat_free). */
+store_follow_prepare_fn snapshot_loader(struct chat *c);
+enum ch_status snapshot_start(struct chat *c, struct ch_err *err);
+void snapshot_stop(struct chat *c);
 
 /* eraser.c: start the eraser thread (chat_new) / stop and join it (chat_free; fine if it never started). */
 enum ch_status eraser_start(struct chat *c, struct ch_err *err);

@@ -254,8 +254,8 @@ intern(struct chat_model *m, const char *id)
     return v ? v : "";
 }
 
-static bool
-seqlist_insert(struct seqlist *l, struct chat_msg *msg)
+bool
+model_seqlist_insert(struct seqlist *l, struct chat_msg *msg)
 {
     size_t at;
 
@@ -285,8 +285,8 @@ seqlist_remove(struct seqlist *l, const struct chat_msg *msg)
         }
 }
 
-static struct chat_item *
-tl_insert(struct chat_room *r, uint64_t pos, enum item_kind kind)
+struct chat_item *
+model_tl_insert(struct chat_room *r, uint64_t pos, enum item_kind kind)
 {
     struct chat_item *it = calloc(1, sizeof *it);
     size_t at;
@@ -306,15 +306,16 @@ tl_insert(struct chat_room *r, uint64_t pos, enum item_kind kind)
     }
     it->pos = pos;
     it->kind = kind;
-    at = model_tl_after(r, pos); /* live events append; replays of edited messages insert earlier */
+    /* live events append; replays of edited messages insert earlier */
+    at = !r->ntl || r->tl[r->ntl - 1]->pos <= pos ? r->ntl : model_tl_after(r, pos);
     memmove(r->tl + at + 1, r->tl + at, (r->ntl - at) * sizeof *r->tl);
     r->tl[at] = it;
     r->ntl++;
     return it;
 }
 
-static struct chat_room *
-room_get_or_new(struct chat_model *m, const char *id)
+struct chat_room *
+model_room_get_or_new(struct chat_model *m, const char *id)
 {
     struct chat_room *r = map_get(m->rooms, id);
 
@@ -335,8 +336,8 @@ room_get_or_new(struct chat_model *m, const char *id)
 }
 
 /* (id: a valid id) */
-static struct chat_msg *
-msg_get_or_new(struct chat_room *r, const char *id)
+struct chat_msg *
+model_msg_get_or_new(struct chat_room *r, const char *id)
 {
     struct chat_msg *msg = map_get(r->msgs, id);
     size_t len = strlen(id);
@@ -375,7 +376,7 @@ erase_later(struct chat_model *m, uint64_t seq)
 static void
 thread_summary(struct chat_room *r, const char *root_id)
 {
-    struct chat_msg *root = msg_get_or_new(r, root_id);
+    struct chat_msg *root = model_msg_get_or_new(r, root_id);
     struct seqlist *l = map_get(r->threads, root_id);
 
     if (!root)
@@ -484,7 +485,7 @@ apply_room_created(struct chat_model *m, struct chat_room *r, uint64_t seq, cons
         }
         map_put(r->members, u, cm, NULL);
     }
-    if ((it = tl_insert(r, seq, IT_ROOM_CREATED))) {
+    if ((it = model_tl_insert(r, seq, IT_ROOM_CREATED))) {
         it->id = intern(m, jstr(ev, "id"));
         it->actor = intern(m, actor);
         it->at = at;
@@ -519,7 +520,7 @@ apply_room_event(struct chat_model *m, struct chat_room *r, uint64_t seq, const 
         r->archived = false;
         kind = IT_ROOM_UNARCHIVED;
     }
-    if ((it = tl_insert(r, seq, kind))) {
+    if ((it = model_tl_insert(r, seq, kind))) {
         it->id = intern(m, jstr(ev, "id"));
         it->actor = intern(m, actor);
         it->at = at;
@@ -576,7 +577,7 @@ apply_member(struct chat_model *m, struct chat_room *r, uint64_t seq, const char
     } else {
         return;
     }
-    if ((it = tl_insert(r, seq, join ? IT_JOINED : IT_LEFT))) {
+    if ((it = model_tl_insert(r, seq, join ? IT_JOINED : IT_LEFT))) {
         it->id = intern(m, jstr(ev, "id"));
         it->actor = intern(m, actor);
         it->subject_user = intern(m, u);
@@ -622,7 +623,7 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
     int64_t pos;
 
     (void)actor;
-    if (!r->exists || !id || !id_valid(id) || !(msg = msg_get_or_new(r, id)))
+    if (!r->exists || !id || !id_valid(id) || !(msg = model_msg_get_or_new(r, id)))
         return;
     if (msg->refused) {
         erase_later(m, seq);
@@ -654,9 +655,9 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
             if (!l && (l = calloc(1, sizeof *l)))
                 map_put(r->threads, msg->thread_root, l, NULL);
             if (l)
-                seqlist_insert(l, msg);
+                model_seqlist_insert(l, msg);
         } else {
-            struct chat_item *it = tl_insert(r, msg->pos, IT_MSG);
+            struct chat_item *it = model_tl_insert(r, msg->pos, IT_MSG);
             if (it) {
                 it->id = msg->id;
                 it->actor = msg->author;
@@ -698,7 +699,11 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
         body = jstr(j, "body");
         if (!body)
             body = "";
-        body_cache_put(m->bodies, seq, body, strlen(body));
+        /* replaying history, only the newest bodies can stay in the cache (at most one per 64 bytes of it): the
+         * older ones would be evicted again at once */
+        uint64_t target = atomic_load(&m->replay_target);
+        if (atomic_load(&m->live) || !target || seq + body_cache_max(m->bodies) / 64 >= target)
+            body_cache_put(m->bodies, seq, body, strlen(body));
         if (!msg->nbody) { /* most messages are never edited: no array of their own */
             msg->body_one = seq;
             msg->body_seqs = &msg->body_one;
@@ -724,7 +729,7 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
         msg->mention_here = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "mentionsHere"));
         bool has_mentions = msg->nmentions > 0 || msg->mention_all;
         if (has_mentions && !had_mentions)
-            seqlist_insert(&r->mentioned, msg);
+            model_seqlist_insert(&r->mentioned, msg);
         else if (!has_mentions && had_mentions)
             seqlist_remove(&r->mentioned, msg);
         if (!msg->thread_root[0] && msg->created_at > r->last_activity)
@@ -732,7 +737,7 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
     }
     if (msg->thread_root[0] && !was_known && !msg->deleted_at) {
         /* a new reply: counted on its own (a recount per reply made a long thread's replay quadratic) */
-        struct chat_msg *root = msg_get_or_new(r, msg->thread_root);
+        struct chat_msg *root = model_msg_get_or_new(r, msg->thread_root);
         if (root) {
             root->reply_count++;
             if (msg->created_at > root->last_reply_at)
@@ -778,7 +783,7 @@ apply_pin(struct chat_model *m, struct chat_room *r, uint64_t seq, bool pin, con
     const char *id = jstr(ev, "msgId");
     struct chat_msg *msg;
 
-    if (!r->exists || !id || !actor || !id_valid(actor) || !(msg = msg_get_or_new(r, id)))
+    if (!r->exists || !id || !actor || !id_valid(actor) || !(msg = model_msg_get_or_new(r, id)))
         return;
     msg->last_seq = seq;
     r->pin_seq = seq;
@@ -814,7 +819,7 @@ apply_reaction(struct chat_model *m, struct chat_room *r, uint64_t seq, bool add
     size_t i;
 
     if (!r->exists || !id || !emoji || !actor || !id_valid(actor) || strlen(emoji) > EMOJI_MAX_BYTES ||
-        !(msg = msg_get_or_new(r, id)))
+        !(msg = model_msg_get_or_new(r, id)))
         return;
     msg->last_seq = seq;
     if (msg->deleted_at)
@@ -892,7 +897,7 @@ apply_call(struct chat_model *m, struct chat_room *r, uint64_t seq, const char *
         copy_id(call->parts[0].user, u);
         call->parts[0].joined_at = at;
         call->nparts = 1;
-        if ((it = tl_insert(r, seq, IT_CALL_STARTED))) {
+        if ((it = model_tl_insert(r, seq, IT_CALL_STARTED))) {
             it->id = intern(m, jstr(ev, "id"));
             it->actor = intern(m, actor && *actor ? actor : u);
             it->subject_user = intern(m, cid);
@@ -924,7 +929,7 @@ apply_call(struct chat_model *m, struct chat_room *r, uint64_t seq, const char *
         call->nparts--;
         frame = "call.participant_left";
     } else if (!strcmp(type, "call.ended")) {
-        if ((it = tl_insert(r, seq, IT_CALL_ENDED))) {
+        if ((it = model_tl_insert(r, seq, IT_CALL_ENDED))) {
             it->id = intern(m, jstr(ev, "id"));
             it->actor = intern(m, actor);
             it->subject_user = intern(m, cid);
@@ -965,7 +970,7 @@ chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const 
     at = jint(ev, "at") ? jint(ev, "at") : ms;
 
     pthread_rwlock_wrlock(&m->lock);
-    struct chat_room *r = room_get_or_new(m, subj.room);
+    struct chat_room *r = model_room_get_or_new(m, subj.room);
     if (!r)
         atomic_fetch_add(&m->bad_events, 1);
     else if (!strcmp(type, "room.created"))
@@ -984,9 +989,70 @@ chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const 
         apply_call(m, r, seq, type, ev, actor, at);
     else
         atomic_fetch_add(&m->bad_events, 1);
+    if (seq > m->state_seq)
+        m->state_seq = seq;
     pthread_rwlock_unlock(&m->lock);
 done_unlocked:
     cJSON_Delete(ev);
+    pthread_mutex_lock(&m->mu);
+    if (seq > m->applied)
+        m->applied = seq;
+    wake_waiters(m);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* ---- a snapshot's state ---- */
+
+void
+chat_model_adopt(struct chat_model *m, struct chat_model *from, uint64_t seq)
+{
+    struct map *t;
+    size_t it = 0, n = 0;
+    const char *key;
+    void *val;
+    char **keys;
+
+    pthread_rwlock_wrlock(&m->lock);
+#define SWAP(f)                                                                                                        \
+    do {                                                                                                               \
+        t = m->f;                                                                                                      \
+        m->f = from->f;                                                                                                \
+        from->f = t;                                                                                                   \
+    } while (0)
+    SWAP(rooms);
+    SWAP(dms);
+    SWAP(interned);
+#undef SWAP
+    free(m->erase);
+    m->erase = from->erase;
+    m->nerase = from->nerase;
+    m->caperase = from->caperase;
+    from->erase = NULL;
+    from->nerase = from->caperase = 0;
+    m->state_seq = seq;
+    /* read positions the watcher brought before the members existed */
+    keys = calloc(map_len(m->pending_reads) + 1, sizeof *keys);
+    while (keys && map_next(m->pending_reads, &it, &key, &val)) {
+        const char *dot = strchr(key, '.');
+        struct chat_room *r = dot ? map_get(m->rooms, dot + 1) : NULL;
+        char uid[ID_MAX + 1];
+        if (!r || (size_t)(dot - key) > ID_MAX)
+            continue;
+        snprintf(uid, sizeof uid, "%.*s", (int)(dot - key), key);
+        struct chat_member *cm = map_get(r->members, uid);
+        if (cm) {
+            if (*(uint64_t *)val > cm->last_read)
+                cm->last_read = *(uint64_t *)val;
+            keys[n++] = strdup(key);
+        }
+    }
+    for (size_t i = 0; keys && i < n; i++) {
+        if (keys[i])
+            free(map_del(m->pending_reads, keys[i]));
+        free(keys[i]);
+    }
+    free(keys);
+    pthread_rwlock_unlock(&m->lock);
     pthread_mutex_lock(&m->mu);
     if (seq > m->applied)
         m->applied = seq;

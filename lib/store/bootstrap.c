@@ -69,12 +69,28 @@ static const struct {
                               { "$O." STORE_OBJ_ASSET_CACHE ".C.>", "$O." STORE_OBJ_ASSET_CACHE ".M.>" },
                               120LL * 1000000000LL, true, "Chatto resized images (object store "
                               STORE_OBJ_ASSET_CACHE "), aged out" },
+    /* derived data: any process can make one again from CHATTO_EVENTS */
+    [STORE_S_SNAPSHOTS] = { "OBJ_" STORE_OBJ_SNAPSHOTS,
+                            { "$O." STORE_OBJ_SNAPSHOTS ".C.>", "$O." STORE_OBJ_SNAPSHOTS ".M.>" },
+                            120LL * 1000000000LL, true, "Chatto read-model snapshots (object store "
+                            STORE_OBJ_SNAPSHOTS "), aged out" },
 };
+
+/* The age limit of an aged-out stream (its setting), -1 for the others. */
+static int64_t
+stream_max_age_ns(const struct store *st, const char *stream)
+{
+    if (!strcmp(stream, streams[STORE_S_ASSET_CACHE].name))
+        return st->asset_cache_ttl_ms * 1000000LL;
+    if (!strcmp(stream, streams[STORE_S_SNAPSHOTS].name))
+        return st->snapshot_ttl_ms * 1000000LL;
+    return -1;
+}
 
 bool
 store_stream_used(const struct store *st, enum store_stream s)
 {
-    return s != STORE_S_ASSET_CACHE || st->asset_cache_ttl_ms > 0;
+    return (s != STORE_S_ASSET_CACHE || st->asset_cache_ttl_ms > 0) && (s != STORE_S_SNAPSHOTS || st->snapshot_ttl_ms > 0);
 }
 
 const char *
@@ -106,8 +122,8 @@ create_stream(struct store *st, enum store_stream s, struct ch_err *err)
     sc.Replicas = st->replicas;
     sc.Duplicates = streams[s].duplicates_ns;
     sc.AllowDirect = true;
-    if (s == STORE_S_ASSET_CACHE)
-        sc.MaxAge = st->asset_cache_ttl_ms * 1000000LL;
+    if (stream_max_age_ns(st, streams[s].name) >= 0)
+        sc.MaxAge = stream_max_age_ns(st, streams[s].name);
     if (streams[s].object) {
         sc.AllowRollup = true;
         sc.Discard = js_DiscardNew;
@@ -141,8 +157,8 @@ update_stream(struct store *st, const char *stream, bool bucket, struct ch_err *
     natsStatus s;
     enum ch_status cs;
     bool direct = !bucket || st->replicas == 1;
-    /* the cache's age limit follows core.assets.cache.ttl */
-    int64_t max_age = !strcmp(stream, streams[STORE_S_ASSET_CACHE].name) ? st->asset_cache_ttl_ms * 1000000LL : -1;
+    /* the caches' age limits follow core.assets.cache.ttl and core.projection_snapshot_retention */
+    int64_t max_age = stream_max_age_ns(st, stream);
 
     jsOptions jo;
     jsOptions_Init(&jo);

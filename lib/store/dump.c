@@ -43,6 +43,10 @@ store_resources(struct store_res *out, size_t max)
     if (n < max)
         out[n++] = (struct store_res){ store_stream_name(STORE_S_ASSET_CACHE), STORE_RES_OBJECTS, true, NULL, -1,
                                        "$O." STORE_OBJ_ASSET_CACHE "." };
+    /* read-model snapshots: derived from CHATTO_EVENTS, made again after a restore */
+    if (n < max)
+        out[n++] = (struct store_res){ store_stream_name(STORE_S_SNAPSHOTS), STORE_RES_OBJECTS, true, NULL, -1,
+                                       "$O." STORE_OBJ_SNAPSHOTS "." };
     return n;
 }
 

@@ -253,12 +253,19 @@ static enum ch_status
 follower_subscribe(struct store_follower *f, natsSubscription **sub, uint64_t *last, struct ch_err *err)
 {
     struct store *st = f->st;
-    uint64_t from = atomic_load(&f->last) + 1;
+    uint64_t from;
     jsSubOptions so;
     jsErrCode jerr = 0;
     natsStatus s;
     enum ch_status cs;
 
+    if (f->prepare && !f->prepared) {
+        uint64_t start = f->prepare(f->ctx);
+        f->prepared = true;
+        if (start > atomic_load(&f->last) + 1)
+            atomic_store(&f->last, start - 1);
+    }
+    from = atomic_load(&f->last) + 1;
     if ((cs = store_last_seq(st, f->stream, last, err)) != CH_OK)
         return cs;
     jsSubOptions_Init(&so);
@@ -429,9 +436,9 @@ store_follow(struct store *st, enum store_stream s, store_follow_fn fn, void *ct
     return store_follow_from(st, s, 1, fn, ctx, out, err);
 }
 
-enum ch_status
-store_follow_from(struct store *st, enum store_stream s, uint64_t start_seq, store_follow_fn fn, void *ctx,
-                  struct store_follower **out, struct ch_err *err)
+static enum ch_status
+follow_new(struct store *st, enum store_stream s, uint64_t start_seq, store_follow_prepare_fn prepare,
+           store_follow_fn fn, void *ctx, struct store_follower **out, struct ch_err *err)
 {
     struct store_follower *f = calloc(1, sizeof *f);
 
@@ -441,6 +448,7 @@ store_follow_from(struct store *st, enum store_stream s, uint64_t start_seq, sto
     f->st = st;
     f->stream = s;
     f->fn = fn;
+    f->prepare = prepare;
     f->ctx = ctx;
     fault_parse(f);
     pthread_mutex_init(&f->deliver_mu, NULL);
@@ -453,6 +461,20 @@ store_follow_from(struct store *st, enum store_stream s, uint64_t start_seq, sto
     pthread_mutex_unlock(&st->mu);
     *out = f;
     return CH_OK;
+}
+
+enum ch_status
+store_follow_from(struct store *st, enum store_stream s, uint64_t start_seq, store_follow_fn fn, void *ctx,
+                  struct store_follower **out, struct ch_err *err)
+{
+    return follow_new(st, s, start_seq, NULL, fn, ctx, out, err);
+}
+
+enum ch_status
+store_follow_prepared(struct store *st, enum store_stream s, store_follow_prepare_fn prepare, store_follow_fn fn,
+                      void *ctx, struct store_follower **out, struct ch_err *err)
+{
+    return follow_new(st, s, 1, prepare, fn, ctx, out, err);
 }
 
 uint64_t

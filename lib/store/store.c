@@ -314,6 +314,7 @@ store_open(const struct store_opts *o, struct store **out, struct ch_err *err)
     st->replicas = o->replicas > 0 ? o->replicas : 1;
     st->operator_command = o->operator_command;
     st->asset_cache_ttl_ms = o->asset_cache_ttl_ms > 0 ? o->asset_cache_ttl_ms : 0;
+    st->snapshot_ttl_ms = o->snapshot_ttl_ms > 0 ? o->snapshot_ttl_ms : 0;
     st->timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : 5000;
     while (o->urls[n]) {
         off += (size_t)snprintf(st->urls + off, off < sizeof st->urls ? sizeof st->urls - off : 0, "%s%s",

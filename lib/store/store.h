@@ -65,6 +65,7 @@ struct store_opts {
     const char *ca_cert;          /* optional PEM file */
     int replicas;                 /* for every stream and bucket we create */
     int64_t asset_cache_ttl_ms;   /* > 0: create the object store ASSET_CACHE with this max age (else not used) */
+    int64_t snapshot_ttl_ms;      /* > 0: create PROJECTION_SNAPSHOTS with this max age (else not used) */
     int64_t request_timeout_ms;   /* JetStream API and publish deadline */
     int64_t reconnect_wait_ms;
     const char *name;             /* connection name shown by nats-server */
@@ -143,6 +144,7 @@ enum store_stream {
     STORE_S_EVENTS, /* CHATTO_EVENTS: the append-only source of truth of rooms and messages, chatto.ev.> */
     STORE_S_ASSETS, /* OBJ_SERVER_ASSETS: the object store of attachments (objects.c) */
     STORE_S_ASSET_CACHE, /* OBJ_ASSET_CACHE: resized images, aged out (only with core.assets.cache.enabled) */
+    STORE_S_SNAPSHOTS,   /* OBJ_PROJECTION_SNAPSHOTS: read-model snapshots, aged out (core.projection_snapshots) */
     STORE_S_COUNT
 };
 
@@ -215,6 +217,12 @@ enum ch_status store_follow(struct store *st, enum store_stream s, store_follow_
 /* The same, from sequence start_seq on (a consumer that keeps its own position: the search index). */
 enum ch_status store_follow_from(struct store *st, enum store_stream s, uint64_t start_seq, store_follow_fn fn,
                                  void *ctx, struct store_follower **out, struct ch_err *err);
+/* The same from sequence 1, except that prepare(ctx) runs once before the first subscription, on the store's keeper
+ * thread with no lock held and NATS connected: a non-zero answer is the sequence to start from instead (the chat
+ * model loads a snapshot there and follows its tail). */
+typedef uint64_t (*store_follow_prepare_fn)(void *ctx);
+enum ch_status store_follow_prepared(struct store *st, enum store_stream s, store_follow_prepare_fn prepare,
+                                     store_follow_fn fn, void *ctx, struct store_follower **out, struct ch_err *err);
 /* The stream's last sequence when the follower subscribed (what "caught up" means), 0 before that. */
 uint64_t store_follower_target(struct store_follower *f);
 /* The same, known before the subscription's first message arrives (0 before the first subscription is being
@@ -282,6 +290,7 @@ enum ch_status store_kv_last_rev(struct store *st, enum store_bucket b, uint64_t
 
 #define STORE_OBJ_ASSETS "SERVER_ASSETS" /* attachments, as upstream names the bucket */
 #define STORE_OBJ_ASSET_CACHE "ASSET_CACHE" /* resized images (upstream's name too) */
+#define STORE_OBJ_SNAPSHOTS "PROJECTION_SNAPSHOTS" /* read-model snapshots (upstream's name too) */
 #define STORE_OBJ_NUID_LEN 22
 #define STORE_OBJ_NAME_MAX 255
 #define STORE_OBJ_CHUNK_MAX (1024u * 1024u) /* nats-server's default max_payload */

@@ -13,6 +13,7 @@ struct store {
     jsCtx *js;
     int replicas;
     int64_t asset_cache_ttl_ms; /* 0: ASSET_CACHE is not ours to create or check */
+    int64_t snapshot_ttl_ms;    /* 0: PROJECTION_SNAPSHOTS is not ours to create or check */
     int64_t timeout_ms;
     char *nkey_seed; /* kept for the signature callback; zeroed on close */
     char urls[512];  /* for log lines */
@@ -92,6 +93,8 @@ struct store_follower {
     struct store *st;
     enum store_stream stream;
     store_follow_fn fn;
+    store_follow_prepare_fn prepare; /* NULL, or called once before the first subscription (keeper thread) */
+    bool prepared;                   /* keeper thread */
     void *ctx;
     natsSubscription *sub; /* under st->mu: set by the keeper once subscribed */
     bool attaching;        /* under st->mu: the keeper is subscribing or checking it (without the lock) */

@@ -967,3 +967,101 @@ class Bodies(TestCase):
         # they came from NATS, and nothing was kept
         self.assertGreaterEqual(self.metric("chatto_message_body_fetches_total") - before, 59 + 3 + 3)
         self.assertEqual(self.metric("chatto_message_body_cache_bytes"), 0)
+
+
+class Snapshots(TestCase):
+    """core.projection_snapshots: a process starts from the newest read-model snapshot in NATS and replays only the
+    events after it; what it serves is what a process that replayed everything serves."""
+
+    def setUp(self):
+        super().setUp()
+        self.n = self.nats(token="snapshots-token")
+        self.env = external_env(self.n, CHATTO_CORE_PROJECTION_SNAPSHOT_EVENTS="1")
+        self.a = self.chatto(embedded=False, env=self.env, args=FAST_AUTH)
+
+    def snapshot_at_least(self, proc, seq):
+        import re
+
+        def written():
+            got = [int(x) for x in re.findall(r"read-model snapshot at event (\d+) written", proc.stderr())]
+            return got and max(got) >= seq
+
+        wait_for(written, 30, "a snapshot at event %d or later" % seq)
+
+    def test_a_new_process_starts_from_the_snapshot_and_serves_what_a_full_replay_serves(self):
+        alice, bob, carol = Client(self.a), Client(self.a), Client(self.a)
+        alice.register("alice")
+        bob_id = bob.register("bob").json()["user"]["id"]
+        carol_id = carol.register("carol").json()["user"]["id"]
+        plans = alice.ok(R + "CreateRoom", {"name": "Plans", "visibility": "private"})["room"]["id"]
+        for uid in (bob_id, carol_id):
+            alice.ok(R + "AddMember", {"roomId": plans, "userId": uid})
+        posts = [alice.ok(M + "CreateMessage", {"roomId": plans, "body": "plan %d @bob" % i})["message"]
+                 for i in range(12)]
+        replies = [bob.ok(M + "CreateMessage", {"roomId": plans, "body": "reply %d" % i,
+                                                 "threadRootEventId": posts[2]["id"]})["message"] for i in range(3)]
+        bob.ok(M + "AddReaction", {"roomId": plans, "eventId": posts[1]["id"], "emoji": "👍"})
+        alice.ok(R + "CreatePinnedMessage", {"roomId": plans, "messageEventId": posts[3]["id"]})
+        alice.ok(M + "UpdateMessage", {"roomId": plans, "eventId": posts[4]["id"], "body": "plan four, edited"})
+        alice.ok(M + "DeleteMessage", {"roomId": plans, "eventId": posts[5]["id"]})
+        dm = alice.ok(R + "StartDM", {"participantIds": [bob_id]})["room"]["id"]
+        alice.ok(M + "CreateMessage", {"roomId": dm, "body": "psst"})
+        alice.ok(M + "CreateMessage", {"roomId": "general", "body": "snapshot here"})
+        carol.ok(R + "MarkRoomAsRead", {"roomId": plans, "eventId": posts[6]["id"]})
+        cursor = int(self.events_page(alice, self.a, "general")["endCursor"])
+        self.assertGreaterEqual(cursor, 1)
+        self.snapshot_at_least(self.a, cursor)
+
+        # after the snapshot: carol loses the room, a message is deleted (its body erased), one more is posted
+        alice.ok(R + "RemoveMember", {"roomId": plans, "userId": carol_id})
+        alice.ok(M + "DeleteMessage", {"roomId": plans, "eventId": posts[7]["id"]})
+        late = alice.ok(M + "CreateMessage", {"roomId": plans, "body": "after the snapshot"})["message"]
+
+        b = self.chatto(embedded=False, env=dict(self.env, CHATTO_CORE_PROJECTION_SNAPSHOT_EVENTS="1000000"),
+                        args=FAST_AUTH)
+        self.assertRegex(b.stderr(), r"read model loaded from the snapshot at event \d+")
+        self.assertNotIn("replaying the whole event stream", b.stderr())
+        a_alice, b_alice = alice, alice.on(b)
+        # the same answers from both processes
+        for method, body in ((R + "GetRoomEvents", {"roomId": plans, "limit": 100}),
+                             (R + "GetRoomEvents", {"roomId": "general"}),
+                             (R + "GetRoomEvents", {"roomId": dm}),
+                             (T + "GetThreadReplies", {"roomId": plans, "threadRootEventId": posts[2]["id"]}),
+                             (R + "ListPinnedMessages", {"roomId": plans}),
+                             (R + "ListMembers", {"roomId": plans}),
+                             (R + "ListRooms", {}),
+                             (M + "GetMessage", {"roomId": plans, "eventId": posts[1]["id"]})):
+            self.assertEqual(b_alice.ok(method, body), a_alice.ok(method, body), method)
+        for who in (bob, carol):
+            self.assertEqual(who.on(b).ok(R + "ListRooms", {}), who.ok(R + "ListRooms", {}))
+        # membership after the snapshot holds: carol is out of the private room on the new process too
+        self.err(carol.on(b), R + "GetRoomEvents", {"roomId": plans}, 404, "not_found")
+        # the message deleted after the snapshot has no body; the late one is there; the edit shows
+        got = b_alice.ok(M + "BatchGetMessages", {"roomId": plans, "eventIds": [posts[7]["id"], late["id"],
+                                                                                  posts[4]["id"], replies[0]["id"]]})
+        bodies = {m["id"]: m.get("body") for m in got["messages"]}
+        self.assertEqual(bodies, {posts[7]["id"]: None, late["id"]: "after the snapshot",
+                                  posts[4]["id"]: "plan four, edited", replies[0]["id"]: "reply 0"})
+        # and it keeps up with what comes next
+        alice.on(b).ok(M + "CreateMessage", {"roomId": plans, "body": "through b"})
+        self.assertEqual(a_alice.ok(R + "GetRoomEvents", {"roomId": plans}),
+                         b_alice.ok(R + "GetRoomEvents", {"roomId": plans}))
+
+    def events_page(self, client, proc, room):
+        return client.ok(R + "GetRoomEvents", {"roomId": room})["page"]
+
+    def test_a_snapshot_of_another_stream_is_not_used(self):
+        alice = Client(self.a)
+        alice.register("alice")
+        for i in range(5):
+            alice.ok(M + "CreateMessage", {"roomId": "general", "body": "m %d" % i})
+        cursor = int(alice.ok(R + "GetRoomEvents", {"roomId": "general"})["page"]["endCursor"])
+        self.snapshot_at_least(self.a, cursor)
+        self.a.stop()
+        # the event stream starts again (as after a reset); the old snapshot names an event it does not have
+        from natsclient import NatsClient
+        with NatsClient(self.n.port, token=self.n.token) as nc:
+            nc.request("$JS.API.STREAM.DELETE.CHATTO_EVENTS", b"")
+        b = self.chatto(embedded=False, env=self.env, args=FAST_AUTH)
+        self.assertRegex(b.stderr(), r"not using the read-model snapshot \(.*\): replaying the whole event stream")
+        self.assertNotIn("loaded from the snapshot", b.stderr())

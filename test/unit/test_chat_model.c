@@ -151,6 +151,121 @@ test_body_cache_is_bounded_and_forgets_dropped_bodies(void **state)
     body_cache_free(bc);
 }
 
+/* Everything a view shows of room r1, as one string (tl items, members, thread replies, pins). */
+static char *
+render_r1(struct chat_model *m)
+{
+    struct chat_room *r = model_room(m, "r1");
+    cJSON *o = cJSON_CreateObject(), *tl = cJSON_AddArrayToObject(o, "tl"), *mem = cJSON_AddArrayToObject(o, "mem");
+    size_t it = 0;
+    const char *key;
+    void *val;
+
+    cJSON_AddItemToObject(o, "room", view_room(r));
+    for (size_t i = 0; i < r->ntl; i++)
+        cJSON_AddItemToArray(tl, view_item(m, r->tl[i], "r1", "bob", NULL));
+    while (map_next(r->members, &it, &key, &val)) {
+        const struct chat_member *cm = val;
+        char line[200];
+        snprintf(line, sizeof line, "%s %d %lld %llu %llu", cm->user, (int)cm->role, (long long)cm->joined_at,
+                 (unsigned long long)cm->last_read, (unsigned long long)cm->seq);
+        cJSON_AddItemToArray(mem, cJSON_CreateString(line));
+    }
+    const struct seqlist *l = map_get(r->threads, "m1");
+    for (size_t i = 0; l && i < l->n; i++)
+        cJSON_AddItemToArray(tl, view_message(m, l->v[i], "r1", "alice", NULL));
+    for (size_t i = 0; i < r->npins; i++)
+        cJSON_AddItemToArray(tl, cJSON_CreateString(r->pins[i].msg->id));
+    cJSON_AddNumberToObject(o, "mentioned", (double)r->mentioned.n);
+    cJSON_AddNumberToObject(o, "pin_seq", (double)r->pin_seq);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static char *
+render_r1_with(struct chat_model *m, struct body_cache *bodies)
+{
+    struct body_cache *own = m->bodies;
+    m->bodies = bodies; /* a loaded snapshot has no bodies: show the original's */
+    char *s = render_r1(m);
+    m->bodies = own;
+    return s;
+}
+
+static void
+test_snapshot_round_trip_and_damage(void **state)
+{
+    (void)state;
+    struct chat_model *m = room_with_members(), *back = NULL;
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    uint64_t seq = 0, seq2 = 0;
+    struct ch_err err = { 0 };
+
+    ev(m, 3, MSG("m1"), "{\"type\":\"msg.posted\",\"actor\":\"alice\",\"msg\":{\"id\":\"m1\",\"author\":\"alice\","
+                        "\"createdAt\":5,\"body\":\"hi @bob\",\"mentions\":[\"bob\"]}}");
+    ev(m, 4, MSG("m2"), "{\"type\":\"msg.posted\",\"actor\":\"bob\",\"msg\":{\"id\":\"m2\",\"author\":\"bob\","
+                        "\"createdAt\":6,\"body\":\"reply\",\"threadRoot\":\"m1\"}}");
+    ev(m, 5, MSG("m1"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"m1\",\"emoji\":\"+1\"}");
+    ev(m, 6, MSG("m1"), "{\"type\":\"msg.pinned\",\"actor\":\"alice\",\"msgId\":\"m1\"}");
+    ev(m, 7, MSG("m3"), "{\"type\":\"msg.posted\",\"actor\":\"alice\",\"msg\":{\"id\":\"m3\",\"author\":\"alice\","
+                        "\"createdAt\":8,\"body\":\"x\",\"attachments\":[{\"id\":\"f1\",\"filename\":\"a.png\"}]}}");
+    ev(m, 8, MSG("m3"), "{\"type\":\"msg.edited\",\"actor\":\"alice\",\"msg\":{\"id\":\"m3\",\"author\":\"alice\","
+                        "\"createdAt\":8,\"pos\":7,\"editedAt\":9,\"body\":\"y\"}}");
+    ev(m, 9, MSG("m4"), "{\"type\":\"msg.posted\",\"actor\":\"bob\",\"msg\":{\"id\":\"m4\",\"author\":\"bob\","
+                        "\"createdAt\":10,\"body\":\"gone\"}}");
+    ev(m, 10, MSG("m4"), "{\"type\":\"msg.deleted\",\"actor\":\"bob\",\"msg\":{\"id\":\"m4\",\"author\":\"bob\","
+                         "\"createdAt\":10,\"pos\":9,\"deletedAt\":11}}");
+    ev(m, 11, ROOM, "{\"type\":\"room.updated\",\"id\":\"e11\",\"actor\":\"alice\",\"name\":\"Renamed\"}");
+    chat_model_read(m, "bob.r1", "4", 1, 1);
+
+    assert_int_equal(snapshot_encode(m, &buf, &len, &seq, &err), CH_OK);
+    assert_int_equal(seq, 11);
+    assert_int_equal(snapshot_decode(buf, len, &back, &seq2, &err), CH_OK);
+    assert_int_equal(seq2, 11);
+    char *a = render_r1(m), *b = render_r1_with(back, m->bodies);
+    assert_string_equal(a, b);
+    free(b);
+    /* the copy keeps applying events as the original does */
+    const char *more[] = {
+        "{\"type\":\"msg.posted\",\"actor\":\"bob\",\"msg\":{\"id\":\"m5\",\"author\":\"bob\",\"createdAt\":12,"
+        "\"body\":\"r2\",\"threadRoot\":\"m1\"}}",
+        "{\"type\":\"reaction.removed\",\"actor\":\"bob\",\"msgId\":\"m1\",\"emoji\":\"+1\"}",
+    };
+    ev(m, 12, MSG("m5"), more[0]);
+    ev(back, 12, MSG("m5"), more[0]);
+    ev(m, 13, MSG("m1"), more[1]);
+    ev(back, 13, MSG("m1"), more[1]);
+    free(a);
+    a = render_r1(m);
+    b = render_r1_with(back, m->bodies);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    chat_model_free(back);
+
+    /* damage: every truncation is refused, and random bytes never crash it */
+    for (size_t n = 0; n < len; n++) {
+        back = NULL;
+        assert_int_not_equal(snapshot_decode(buf, n, &back, &seq2, &err), CH_OK);
+        assert_null(back);
+    }
+    srand(7);
+    for (int k = 0; k < 2000; k++) {
+        unsigned char *c = malloc(len);
+        memcpy(c, buf, len);
+        for (int f = 0; f < 1 + k % 4; f++)
+            c[44 + (size_t)rand() % (len - 48)] = (unsigned char)rand();
+        back = NULL;
+        if (snapshot_decode(c, len, &back, &seq2, &err) == CH_OK)
+            chat_model_free(back);
+        free(c);
+    }
+    free(buf);
+    chat_model_free(m);
+}
+
 static void
 test_attachments_are_shown_and_dropped_with_the_message(void **state)
 {
@@ -346,6 +461,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_room_members_and_timeline),
         cmocka_unit_test(test_body_cache_is_bounded_and_forgets_dropped_bodies),
+        cmocka_unit_test(test_snapshot_round_trip_and_damage),
         cmocka_unit_test(test_messages_edits_deletes_and_erasure_backlog),
         cmocka_unit_test(test_attachments_are_shown_and_dropped_with_the_message),
         cmocka_unit_test(test_replay_after_erasure_keeps_positions),
