@@ -57,6 +57,8 @@ chat_new(const struct chat_opts *o, struct chat **out, struct ch_err *err)
     c->edit_window_ms = o->edit_window_ms;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
     sync_init(c);
+    pthread_mutex_init(&c->snap.mu, NULL);
+    pthread_cond_init(&c->snap.cv, NULL);
     c->snap.enabled = o->snapshots;
     c->snap.every = o->snapshot_events ? o->snapshot_events : 20000;
     c->snap.retention_ms = o->snapshot_retention_ms > 0 ? o->snapshot_retention_ms : 7LL * 86400 * 1000;
@@ -95,6 +97,8 @@ chat_free(struct chat *c)
     store_kv_watch_stop(c->reads_w);
     chat_model_free(c->m);
     sync_destroy(c);
+    pthread_mutex_destroy(&c->snap.mu);
+    pthread_cond_destroy(&c->snap.cv);
     free(c);
 }
 

@@ -335,9 +335,11 @@ struct chat {
         int64_t retention_ms;  /* the object store's age limit */
         char holder[160];      /* this process, for the lease */
         pthread_t thread;
-        pthread_mutex_t mu;    /* guards the fields below */
+        pthread_mutex_t mu;    /* guards the fields below (chat_new/chat_free make and destroy it: the loader
+                                * uses it on the keeper thread, before the writer starts and until the follower
+                                * stopped) */
         pthread_cond_t cv;
-        bool stop, running, inited;
+        bool stop, running;
         bool known;            /* last_seq/last_ms say what the store holds (or held when we wrote) */
         uint64_t last_seq;     /* the newest snapshot's event (0: none) */
         int64_t last_ms;       /* ... and when it was written */

@@ -948,9 +948,6 @@ snapshot_start(struct chat *c, struct ch_err *err)
 {
     if (!c->snap.enabled)
         return CH_OK;
-    pthread_mutex_init(&c->snap.mu, NULL);
-    pthread_cond_init(&c->snap.cv, NULL);
-    c->snap.inited = true;
     if (pthread_create(&c->snap.thread, NULL, snapshot_main, c) != 0)
         return ch_err_set(err, CH_EINTERNAL, NULL, "cannot start the snapshot thread");
     c->snap.running = true;
@@ -967,10 +964,5 @@ snapshot_stop(struct chat *c)
         pthread_mutex_unlock(&c->snap.mu);
         pthread_join(c->snap.thread, NULL);
         c->snap.running = false;
-    }
-    if (c->snap.inited) {
-        pthread_mutex_destroy(&c->snap.mu);
-        pthread_cond_destroy(&c->snap.cv);
-        c->snap.inited = false;
     }
 }
