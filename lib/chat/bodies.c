@@ -322,66 +322,101 @@ body_fill_free(struct body_fill *f)
     memset(f, 0, sizeof *f);
 }
 
-enum ch_status
-chat_body_fetch(struct chat *c, uint64_t seq, const char *room_id, const char *msg_id, char **body,
-                struct ch_err *err)
+/* The body in a stored snapshot event of message msg_id in room_id (caller frees); CH_EINTERNAL if the event is
+ * not such a snapshot. */
+static enum ch_status
+body_of(const char *subject, const char *data, size_t len, const char *room_id, const char *msg_id, char **body,
+        struct ch_err *err)
 {
-    char *subject = NULL, *data = NULL, want[STORE_SUBJECT_MAX];
-    size_t len = 0;
-    enum ch_status st;
-    cJSON *ev = NULL;
+    char want[STORE_SUBJECT_MAX];
+    cJSON *ev;
     const cJSON *snap;
     const char *type, *b;
+    enum ch_status st = CH_OK;
 
     *body = NULL;
-    atomic_fetch_add(&c->m->bodies->fetches, 1);
-    metrics_inc(MET_BODY_FETCHES, NULL, NULL);
-    if ((st = store_subject_event_message(want, sizeof want, room_id, msg_id)) != CH_OK)
+    if (store_subject_event_message(want, sizeof want, room_id, msg_id) != CH_OK)
         return ch_err_set(err, CH_EINVAL, "messageId", "invalid message id");
-    if ((st = store_get(c->store, STORE_S_EVENTS, seq, &subject, &data, &len, err)) != CH_OK)
-        return st;
     ev = cJSON_ParseWithLength(data, len);
     snap = cJSON_GetObjectItemCaseSensitive(ev, "msg");
     type = json_str_or(ev, "type", NULL);
     b = json_str_or(snap, "body", NULL);
     if (strcmp(subject, want) || !type || (strcmp(type, "msg.posted") && strcmp(type, "msg.edited")) || !b ||
         strcmp(json_str_or(snap, "id", ""), msg_id))
-        st = ch_err_set(err, CH_EINTERNAL, NULL, "event %llu is not a snapshot of message %s",
-                        (unsigned long long)seq, msg_id);
+        st = ch_err_set(err, CH_EINTERNAL, NULL, "event is not a snapshot of message %s", msg_id);
     else if (!(*body = strdup(b)))
         st = ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    cJSON_Delete(ev);
+    return st;
+}
+
+enum ch_status
+chat_body_fetch(struct chat *c, uint64_t seq, const char *room_id, const char *msg_id, char **body,
+                struct ch_err *err)
+{
+    char *subject = NULL, *data = NULL;
+    size_t len = 0;
+    enum ch_status st;
+
+    *body = NULL;
+    atomic_fetch_add(&c->m->bodies->fetches, 1);
+    metrics_inc(MET_BODY_FETCHES, NULL, NULL);
+    if ((st = store_get(c->store, STORE_S_EVENTS, seq, &subject, &data, &len, err)) == CH_OK)
+        st = body_of(subject, data, len, room_id, msg_id, body, err);
     if (data)
         sodium_memzero(data, len);
-    cJSON_Delete(ev);
     free(subject);
     free(data);
     return st;
 }
 
+struct fill_ctx {
+    struct chat *c;
+    struct body_fill *f;
+    enum ch_status st;
+    struct ch_err *err;
+};
+
+static void
+fill_one(void *arg, size_t i, const char *subject, const char *data, size_t len)
+{
+    struct fill_ctx *x = arg;
+    cJSON *o = x->f->v[i].obj;
+    char *body = NULL;
+
+    if (x->st != CH_OK)
+        return;
+    if ((x->st = body_of(subject, data, len, json_str_or(o, "roomId", ""), json_str_or(o, "id", ""), &body,
+                         x->err)) != CH_OK)
+        return;
+    cJSON_AddStringToObject(o, "body", body);
+    body_cache_put_if(x->c->m->bodies, x->f->gen, x->f->v[i].seq, body, strlen(body));
+    sodium_memzero(body, strlen(body));
+    free(body);
+}
+
 enum ch_status
 chat_bodies_fill(struct chat *c, struct body_fill *f, struct ch_err *err)
 {
+    struct fill_ctx x = { .c = c, .f = f, .st = CH_OK, .err = err };
+    uint64_t *seqs = NULL;
     enum ch_status st = CH_OK;
 
     if (f->failed)
         st = ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
-    for (size_t i = 0; i < f->n && st == CH_OK; i++) {
-        cJSON *o = f->v[i].obj;
-        const char *room = json_str_or(o, "roomId", ""), *id = json_str_or(o, "id", "");
-        char *body = NULL;
-        enum ch_status fs = chat_body_fetch(c, f->v[i].seq, room, id, &body, err);
-
-        if (fs == CH_ENOTFOUND) /* erased since we looked: deleted a moment ago */
-            continue;
-        if (fs != CH_OK) {
-            st = fs;
-            break;
-        }
-        cJSON_AddStringToObject(o, "body", body);
-        body_cache_put_if(c->m->bodies, f->gen, f->v[i].seq, body, strlen(body));
-        sodium_memzero(body, strlen(body));
-        free(body);
+    else if (f->n && !(seqs = malloc(f->n * sizeof *seqs)))
+        st = ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    if (st == CH_OK && f->n) {
+        for (size_t i = 0; i < f->n; i++)
+            seqs[i] = f->v[i].seq;
+        atomic_fetch_add(&c->m->bodies->fetches, f->n);
+        metrics_add(MET_BODY_FETCHES, NULL, NULL, (double)f->n);
+        /* one gone since we looked (erased: deleted a moment ago) is left out */
+        st = store_get_many(c->store, STORE_S_EVENTS, seqs, f->n, fill_one, &x, err);
+        if (st == CH_OK)
+            st = x.st;
     }
+    free(seqs);
     body_fill_free(f);
     return st;
 }

@@ -464,7 +464,7 @@ r_msg(struct rbuf *b, struct chat_room *r)
     struct chat_msg *msg;
     uint64_t flags, n;
 
-    if (!r_str(b, b->tmp, ID_MAX + 1) || !(msg = model_msg_get_or_new(r, b->tmp))) {
+    if (!r_str(b, b->tmp, ID_MAX + 1) || map_get(r->msgs, b->tmp) || !(msg = model_msg_get_or_new(r, b->tmp))) {
         b->bad = true;
         return;
     }
@@ -904,6 +904,7 @@ snapshot_main(void *arg)
 {
     struct chat *c = arg;
     bool held_before = false;
+    int64_t next_try = 0; /* another process holds the lease: ask again later, not every second */
 
     for (;;) {
         struct timespec ts = clock_deadline(SNAP_CHECK_MS);
@@ -916,11 +917,12 @@ snapshot_main(void *arg)
             break;
         if (!known)
             snapshot_learn(c);
-        if (!snapshot_due(c))
+        if (clock_mono_ms() < next_try || !snapshot_due(c))
             continue;
         bool held = false;
         if (store_lease_acquire(c->store, SNAP_LEASE, c->snap.holder, 60000, &held, NULL) != CH_OK || !held) {
             held_before = false;
+            next_try = clock_mono_ms() + 30000;
             continue;
         }
         if (!held_before) { /* another process may have written since we looked */

@@ -228,6 +228,99 @@ store_get(struct store *st, enum store_stream s, uint64_t seq, char **subject, c
     return cs;
 }
 
+enum ch_status
+store_get_many(struct store *st, enum store_stream s, const uint64_t *seqs, size_t n, store_got_fn fn, void *ctx,
+               struct ch_err *err)
+{
+    natsSubscription *sub = NULL;
+    natsInbox *inbox = NULL;
+    natsStatus ns;
+    char subj[96];
+    bool *got = NULL;
+    size_t ngot = 0;
+    int64_t deadline;
+    enum ch_status cs = CH_OK;
+
+    if (!n)
+        return CH_OK;
+    if (!st || !atomic_load(&st->bootstrapped))
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "storage is not ready yet");
+    if (n == 1) { /* nothing to overlap */
+        char *subject = NULL, *data = NULL;
+        size_t len = 0;
+        if ((cs = store_get(st, s, seqs[0], &subject, &data, &len, err)) == CH_OK)
+            fn(ctx, 0, subject, data, len);
+        free(subject);
+        free(data);
+        return cs == CH_ENOTFOUND ? CH_OK : cs;
+    }
+    if (!(got = calloc(n, sizeof *got)))
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    snprintf(subj, sizeof subj, "$JS.API.DIRECT.GET.%s", store_stream_name(s));
+    ns = natsInbox_Create(&inbox);
+    if (ns == NATS_OK)
+        ns = natsConnection_SubscribeSync(&sub, st->nc, inbox);
+    if (ns == NATS_OK)
+        natsSubscription_SetPendingLimits(sub, -1, -1);
+    for (size_t i = 0; i < n && ns == NATS_OK; i++) {
+        char req[48];
+        int k = snprintf(req, sizeof req, "{\"seq\":%llu}", (unsigned long long)seqs[i]);
+        ns = natsConnection_PublishRequest(st->nc, subj, inbox, req, k);
+    }
+    if (ns == NATS_OK)
+        natsConnection_Flush(st->nc);
+    deadline = clock_mono_ms() + st->timeout_ms;
+    while (ns == NATS_OK && ngot < n) {
+        natsMsg *m = NULL;
+        const char *seqh = NULL, *sh = NULL;
+        int64_t left = deadline - clock_mono_ms();
+        if (left <= 0 || natsSubscription_NextMsg(&m, sub, left) != NATS_OK)
+            break; /* the rest go to the leader below */
+        ngot++;
+        /* an answer without a sequence is "not here" (404): the leader is asked below */
+        if (natsMsgHeader_Get(m, "Nats-Sequence", &seqh) == NATS_OK && seqh &&
+            natsMsgHeader_Get(m, "Nats-Subject", &sh) == NATS_OK && sh) {
+            uint64_t q = strtoull(seqh, NULL, 10);
+            for (size_t i = 0; i < n; i++)
+                if (seqs[i] == q && !got[i]) {
+                    int len = natsMsg_GetDataLength(m);
+                    char *copy = malloc((size_t)(len > 0 ? len : 0) + 1);
+                    if (copy) {
+                        if (len > 0)
+                            memcpy(copy, natsMsg_GetData(m), (size_t)len);
+                        copy[len > 0 ? len : 0] = '\0';
+                        got[i] = true;
+                        fn(ctx, i, sh, copy, (size_t)(len > 0 ? len : 0));
+                        explicit_bzero(copy, (size_t)(len > 0 ? len : 0));
+                        free(copy);
+                    }
+                    break;
+                }
+        }
+        natsMsg_Destroy(m);
+    }
+    if (sub) {
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+    }
+    natsInbox_Destroy(inbox);
+    for (size_t i = 0; i < n && cs == CH_OK; i++) {
+        char *subject = NULL, *data = NULL;
+        size_t len = 0;
+        enum ch_status gs;
+        if (got[i])
+            continue;
+        if ((gs = store_get(st, s, seqs[i], &subject, &data, &len, err)) == CH_OK)
+            fn(ctx, i, subject, data, len);
+        else if (gs != CH_ENOTFOUND)
+            cs = gs;
+        free(subject);
+        free(data);
+    }
+    free(got);
+    return cs;
+}
+
 /* ---- subscription completion ---- */
 
 void

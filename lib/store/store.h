@@ -204,6 +204,14 @@ enum ch_status store_last_seq(struct store *st, enum store_stream s, uint64_t *s
 enum ch_status store_get(struct store *st, enum store_stream s, uint64_t seq, char **subject, char **data,
                          size_t *len, struct ch_err *err);
 
+/* Many messages by sequence at once: every direct get is sent before the first answer is awaited (one round trip
+ * for all), and those a replica did not have are asked of the leader one by one. fn(ctx, i, subject, data, len)
+ * for each seqs[i] found (data NUL-terminated, borrowed for the call), in any order; one that is gone is left
+ * out. An error when NATS did not answer for all of them. */
+typedef void (*store_got_fn)(void *ctx, size_t i, const char *subject, const char *data, size_t len);
+enum ch_status store_get_many(struct store *st, enum store_stream s, const uint64_t *seqs, size_t n, store_got_fn fn,
+                              void *ctx, struct ch_err *err);
+
 /* Securely erase one message: JetStream overwrites its bytes on disk (unlike a plain delete). Absent is fine. */
 enum ch_status store_erase(struct store *st, enum store_stream s, uint64_t seq, struct ch_err *err);
 
