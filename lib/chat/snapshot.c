@@ -9,19 +9,30 @@
  * The format is binary (varints, a table of repeated ids), versioned, and names S and a hash of event S: a
  * snapshot whose event S is not in this stream as it was (a stream reset or restored without it) is not used.
  *
- * Writing: one process at a time (the lease "projection-snapshot") encodes its model under the read lock once at
- * least core.projection_snapshot_events events were applied since the last snapshot, and puts it as the object
+ * Writing: one process at a time (the lease "projection-snapshot") encodes its model once at least
+ * core.projection_snapshot_events events were applied since the last snapshot, and puts it as the object
  * "model" of PROJECTION_SNAPSHOTS (the object store ages out what is not rewritten within
  * core.projection_snapshot_retention; it is rewritten at half that age). The previous object's chunks are erased.
+ * Encoding a large model takes seconds, and the follower cannot apply events meanwhile (requests waiting for their
+ * writes would time out), so the writer forks: the child gets a copy-on-write image of the model taken under the
+ * read lock, which is held only for the fork itself, encodes it and pipes the bytes back (as Redis's BGSAVE
+ * does). The child runs nothing but the encoder (malloc is fork-safe in glibc; no other lock, no I/O but the
+ * pipe, signals blocked, killed with its parent). If the fork fails, the writer encodes under the lock.
  * Loading: the follower's prepare hook, on the store's keeper thread before the first subscription. Any doubt
  * (missing, unreadable, another stream, another format) falls back to replaying the whole stream.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "base/clock.h"
 #include "chat/chat_int.h"
@@ -842,6 +853,96 @@ snapshot_learn(struct chat *c)
     pthread_mutex_unlock(&c->snap.mu);
 }
 
+static bool
+write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return false;
+        p += k;
+        n -= (size_t)k;
+    }
+    return true;
+}
+
+/* Encode in a child process (see the top); *locked_ms is how long the model's read lock was held. CH_EUNAVAIL
+ * when the child could not be made (the caller encodes in-process). */
+static enum ch_status
+encode_forked(struct chat *c, unsigned char **out, size_t *len, uint64_t *seq, int64_t *locked_ms,
+              struct ch_err *err)
+{
+    int p[2];
+    pid_t pid;
+    int64_t t0;
+    size_t cap = 1 << 20, n = 0;
+    unsigned char *buf;
+    int status = 0;
+
+    *out = NULL;
+    *len = 0;
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "pipe: %s", strerror(errno));
+    t0 = clock_mono_ms();
+    pthread_rwlock_rdlock(&c->m->lock);
+    *seq = c->m->state_seq;
+    pid = fork();
+    if (pid == 0) {
+        /* the child: this thread alone, the model as it was under the read lock */
+        unsigned char *b = NULL;
+        size_t bl = 0;
+        uint64_t s = 0;
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(p[0]);
+        if (snapshot_encode(c->m, &b, &bl, &s, NULL) != CH_OK || !write_all(p[1], b, bl))
+            _exit(1);
+        _exit(0);
+    }
+    pthread_rwlock_unlock(&c->m->lock);
+    *locked_ms = clock_mono_ms() - t0;
+    close(p[1]);
+    if (pid < 0) {
+        close(p[0]);
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "fork: %s", strerror(errno));
+    }
+    buf = malloc(cap);
+    for (;;) {
+        if (buf && n == cap) {
+            unsigned char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+            } else {
+                buf = nb;
+                cap *= 2;
+            }
+        }
+        if (!buf)
+            break; /* out of memory: drain nothing more; the child dies of EPIPE */
+        ssize_t k = read(p[0], buf + n, cap - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
+    close(p[0]);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!buf) {
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || n < 48 || memcmp(buf, SNAP_MAGIC, 8)) {
+        free(buf);
+        return ch_err_set(err, CH_EINTERNAL, NULL, "the encoding child failed (status %d)", status);
+    }
+    *out = buf;
+    *len = n;
+    return CH_OK;
+}
+
 static void
 snapshot_write(struct chat *c)
 {
@@ -850,13 +951,17 @@ snapshot_write(struct chat *c)
     unsigned char *buf = NULL;
     size_t len = 0;
     uint64_t seq = 0;
-    int64_t t0 = clock_mono_ms(), t1;
+    int64_t t0 = clock_mono_ms(), locked = 0;
     bool had_old;
 
-    pthread_rwlock_rdlock(&c->m->lock);
-    enum ch_status st = snapshot_encode(c->m, &buf, &len, &seq, &err);
-    pthread_rwlock_unlock(&c->m->lock);
-    t1 = clock_mono_ms();
+    enum ch_status st = encode_forked(c, &buf, &len, &seq, &locked, &err);
+    if (st == CH_EUNAVAIL) {
+        log_warn("chat: cannot encode the read-model snapshot in a child (%s): encoding it under the lock", err.msg);
+        pthread_rwlock_rdlock(&c->m->lock);
+        st = snapshot_encode(c->m, &buf, &len, &seq, &err);
+        pthread_rwlock_unlock(&c->m->lock);
+        locked = clock_mono_ms() - t0;
+    }
     if (st == CH_OK)
         st = event_hash(c, seq, buf + SNAP_HASH_AT, &err);
     had_old = st == CH_OK && store_obj_get_info(c->store, STORE_S_SNAPSHOTS, SNAP_OBJECT, &old, NULL) == CH_OK;
@@ -876,7 +981,7 @@ snapshot_write(struct chat *c)
     c->snap.known = true;
     pthread_mutex_unlock(&c->snap.mu);
     log_info("chat: read-model snapshot at event %" PRIu64 " written: %zu bytes (%lld ms under the model's read "
-             "lock, %lld ms in all)", seq, len, (long long)(t1 - t0), (long long)(clock_mono_ms() - t0));
+             "lock, %lld ms in all)", seq, len, (long long)locked, (long long)(clock_mono_ms() - t0));
 }
 
 static bool
@@ -905,6 +1010,11 @@ snapshot_main(void *arg)
     struct chat *c = arg;
     bool held_before = false;
     int64_t next_try = 0; /* another process holds the lease: ask again later, not every second */
+    sigset_t all;
+
+    /* the encoding child inherits this thread's mask: no handler of the server's may run in it */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
 
     for (;;) {
         struct timespec ts = clock_deadline(SNAP_CHECK_MS);
