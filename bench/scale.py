@@ -156,7 +156,7 @@ def history(n):
         t_ready = time.time() - t0
         ready_rss = rss_kib(c.pid)
         # what it started from: the read-model snapshot (core.projection_snapshots) and the events after it
-        snap = re.findall(r"loaded from the snapshot at event (\d+) \((\d+) bytes, (\d+) ms\)", c.stderr())
+        snap = re.findall(r"loaded from the snapshot at event (\d+) \((\d+) bytes, (\d+) ms", c.stderr())
         writes = re.findall(r"snapshot at event \d+ written: (\d+) bytes \((\d+) ms under the model's read lock",
                             c.stderr())
         me = Api(c.port, token)

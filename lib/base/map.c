@@ -112,6 +112,15 @@ grow(struct map *m)
     return true;
 }
 
+bool
+map_reserve(struct map *m, size_t n)
+{
+    while ((n + 1) * 4 > m->cap * 3)
+        if (!grow(m))
+            return false;
+    return true;
+}
+
 void *
 map_put(struct map *m, const char *key, void *value, bool *oom)
 {

@@ -24,5 +24,9 @@ void *map_put(struct map *m, const char *key, void *value, bool *oom);
 /* Remove; returns the removed value or NULL. */
 void *map_del(struct map *m, const char *key);
 size_t map_len(const struct map *m);
+/* Make room for n entries in all, so that filling it does not grow it. Needed before inserting another map's
+ * entries in its iteration order (hash order): growing from small while filling in that order clusters every key
+ * into a few runs and makes linear probing quadratic. False when out of memory (the map still works). */
+bool map_reserve(struct map *m, size_t n);
 /* Iterate: start with *it = 0; returns false when done. */
 bool map_next(const struct map *m, size_t *it, const char **key, void **value);

@@ -59,7 +59,7 @@ struct reftab {
 struct wbuf {
     unsigned char *p;
     size_t n, cap;
-    bool oom;
+    bool oom, bad;
     struct reftab refs;
 };
 
@@ -247,17 +247,18 @@ w_room(struct wbuf *b, const struct chat_room *r)
         w_u64(b, cm->last_read);
         w_u64(b, cm->seq);
     }
+    /* the timeline with its messages inline (the loader then needs no lookup per item), then the messages that
+     * are not in it: thread replies, and those never posted (reactions seen first) or refused */
+    size_t in_tl = 0, others = 0;
     w_u64(b, map_len(r->msgs));
-    it = 0;
-    while (map_next(r->msgs, &it, &key, &val))
-        w_msg(b, val);
     w_u64(b, r->ntl);
     for (size_t i = 0; i < r->ntl; i++) {
         const struct chat_item *x = r->tl[i];
         w_u64(b, x->pos);
         w_u64(b, (uint64_t)x->kind);
         if (x->kind == IT_MSG) {
-            w_str(b, x->msg ? x->msg->id : "");
+            w_msg(b, x->msg);
+            in_tl++;
             continue; /* the rest is the message's */
         }
         w_ref(b, x->id);
@@ -265,6 +266,17 @@ w_room(struct wbuf *b, const struct chat_room *r)
         w_ref(b, x->subject_user);
         w_i64(b, x->at);
     }
+    w_u64(b, map_len(r->msgs) - in_tl);
+    it = 0;
+    while (map_next(r->msgs, &it, &key, &val)) {
+        const struct chat_msg *msg = val;
+        if (msg->known && !msg->thread_root[0])
+            continue; /* in the timeline */
+        w_msg(b, msg);
+        others++;
+    }
+    if (in_tl + others != map_len(r->msgs))
+        b->bad = true; /* a posted top-level message missing from its timeline: not a state to keep */
     w_u64(b, r->npins);
     for (size_t i = 0; i < r->npins; i++) {
         w_str(b, r->pins[i].msg->id);
@@ -298,9 +310,10 @@ snapshot_encode(struct chat_model *m, unsigned char **out, size_t *len, uint64_t
     w_bytes(&b, "END.", 4);
     free(b.refs.keys);
     free(b.refs.idx);
-    if (b.oom) {
+    if (b.oom || b.bad) {
         free(b.p);
-        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+        return ch_err_set(err, b.oom ? CH_ENOMEM : CH_EINTERNAL, NULL,
+                          b.oom ? "out of memory" : "a room's timeline lacks one of its messages");
     }
     *out = b.p;
     *len = b.n;
@@ -469,15 +482,16 @@ seqlist_sort(struct seqlist *l)
         qsort(l->v, l->n, sizeof *l->v, by_pos);
 }
 
-static void
+static struct chat_msg *
 r_msg(struct rbuf *b, struct chat_room *r)
 {
     struct chat_msg *msg;
     uint64_t flags, n;
+    size_t before = map_len(r->msgs);
 
-    if (!r_str(b, b->tmp, ID_MAX + 1) || map_get(r->msgs, b->tmp) || !(msg = model_msg_get_or_new(r, b->tmp))) {
-        b->bad = true;
-        return;
+    if (!r_str(b, b->tmp, ID_MAX + 1) || !(msg = model_msg_get_or_new(r, b->tmp)) || map_len(r->msgs) == before) {
+        b->bad = true; /* (the same message twice) */
+        return NULL;
     }
     msg->author = r_ref(b);
     msg->pos = r_u64(b);
@@ -501,11 +515,11 @@ r_msg(struct rbuf *b, struct chat_room *r)
     n = r_u64(b);
     if (n > b->n - b->at) {
         b->bad = true;
-        return;
+        return msg;
     }
     if (n && !(msg->reactions = calloc(n, sizeof *msg->reactions))) {
         b->bad = true;
-        return;
+        return msg;
     }
     for (size_t i = 0; i < n && !b->bad; i++) {
         struct chat_reaction *rx = &msg->reactions[i];
@@ -518,7 +532,7 @@ r_msg(struct rbuf *b, struct chat_room *r)
     n = r_u64(b);
     if (n > (b->n - b->at)) {
         b->bad = true;
-        return;
+        return msg;
     }
     if (n == 1) {
         msg->body_one = r_u64(b);
@@ -527,7 +541,7 @@ r_msg(struct rbuf *b, struct chat_room *r)
     } else if (n > 1) {
         if (!(msg->body_seqs = calloc(n, sizeof *msg->body_seqs))) {
             b->bad = true;
-            return;
+            return msg;
         }
         for (size_t i = 0; i < n; i++)
             msg->body_seqs[i] = r_u64(b);
@@ -545,6 +559,7 @@ r_msg(struct rbuf *b, struct chat_room *r)
     }
     if (msg->known && !msg->deleted_at && (msg->nmentions || msg->mention_all) && !seqlist_push(&r->mentioned, msg))
         b->bad = true;
+    return msg;
 }
 
 static void
@@ -587,6 +602,8 @@ r_room(struct rbuf *b)
     }
     r->call.nparts = n;
     n = r_u64(b);
+    if (n <= b->n - b->at)
+        map_reserve(r->members, n); /* they come in the writer's hash order: see map_reserve */
     for (uint64_t i = 0; i < n && !b->bad; i++) {
         struct chat_member *cm = calloc(1, sizeof *cm);
         if (!cm) {
@@ -606,14 +623,8 @@ r_room(struct rbuf *b)
         map_put(r->members, cm->user, cm, NULL);
     }
     n = r_u64(b);
-    for (uint64_t i = 0; i < n && !b->bad; i++)
-        r_msg(b, r);
-    size_t it = 0;
-    const char *key;
-    void *val;
-    while (map_next(r->threads, &it, &key, &val))
-        seqlist_sort(val);
-    seqlist_sort(&r->mentioned);
+    if (n <= b->n - b->at)
+        map_reserve(r->msgs, n);
     n = r_u64(b);
     for (uint64_t i = 0; i < n && !b->bad; i++) {
         uint64_t pos = r_u64(b), kind = r_u64(b);
@@ -624,9 +635,8 @@ r_room(struct rbuf *b)
             break;
         }
         if (kind == IT_MSG) {
-            r_str(b, b->tmp, ID_MAX + 1);
-            struct chat_msg *msg = map_get(r->msgs, b->tmp);
-            if (!msg) {
+            struct chat_msg *msg = r_msg(b, r);
+            if (!msg || msg->pos != pos) {
                 b->bad = true;
                 break;
             }
@@ -641,6 +651,15 @@ r_room(struct rbuf *b)
         x->subject_user = r_ref(b);
         x->at = r_i64(b);
     }
+    n = r_u64(b);
+    for (uint64_t i = 0; i < n && !b->bad; i++)
+        r_msg(b, r);
+    size_t it = 0;
+    const char *key;
+    void *val;
+    while (map_next(r->threads, &it, &key, &val))
+        seqlist_sort(val);
+    seqlist_sort(&r->mentioned);
     n = r_u64(b);
     if (n > b->n - b->at || (n && !(r->pins = calloc(n, sizeof *r->pins)))) {
         b->bad = true;
@@ -682,6 +701,8 @@ snapshot_decode(const unsigned char *buf, size_t len, struct chat_model **out, u
         return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
     *seq = r_u64(&b);
     n = r_u64(&b);
+    if (n <= b.n - b.at)
+        map_reserve(b.m->rooms, n);
     for (uint64_t i = 0; i < n && !b.bad; i++)
         r_room(&b);
     n = r_u64(&b);
@@ -792,12 +813,13 @@ snapshot_prepare(void *ctx)
     size_t len = 0;
     struct chat_model *tmp = NULL;
     uint64_t seq = 0;
-    int64_t t0 = clock_mono_ms();
+    int64_t t0 = clock_mono_ms(), t_read = 0;
     enum ch_status st;
 
     if (!c->snap.enabled)
         return 0;
     st = snapshot_read(c, &info, 0, &buf, &len, &err);
+    t_read = clock_mono_ms() - t0;
     if (st == CH_ENOTFOUND) {
         log_info("chat: no read-model snapshot yet: replaying the whole event stream");
         return 0;
@@ -822,8 +844,9 @@ snapshot_prepare(void *ctx)
     c->snap.last_ms = info.mtime_ms;
     c->snap.known = true;
     pthread_mutex_unlock(&c->snap.mu);
-    log_info("chat: read model loaded from the snapshot at event %" PRIu64 " (%zu bytes, %lld ms); following the "
-             "events after it", seq, len, (long long)(clock_mono_ms() - t0));
+    log_info("chat: read model loaded from the snapshot at event %" PRIu64 " (%zu bytes, %lld ms, %lld of them "
+             "reading it); following the events after it", seq, len, (long long)(clock_mono_ms() - t0),
+             (long long)t_read);
     return seq + 1;
 }
 
