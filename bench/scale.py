@@ -5,7 +5,9 @@
 History: for each size N (CHATTO_BENCH_SCALE_SIZES, default 100000,1000000; add 3000000 for the issue's largest
 row, which needs about 3 GB of RAM and a few minutes), a fresh chatto with embedded NATS gets N messages appended
 straight to CHATTO_EVENTS in the format the product writes (bench/evpub, one room), waits until its model has
-them, then is restarted: time from start to /readyz 200, RSS when ready, and GetRoomEvents latency (50 per page,
+them, then (once the newest read-model snapshot is within 20,000 events of the end, as in steady use; the table says how
+many events the restart replayed after it) is restarted: time from start to /readyz 200, RSS when ready, and
+GetRoomEvents latency (50 per page,
 keep-alive, one connection) for the newest page and for a page 1,000,000 messages back (or the oldest page).
 
 Users: CHATTO_BENCH_SCALE_USERS (default 10000) distinct accounts, each in #general and in 3 of 200 other rooms,
@@ -141,6 +143,18 @@ def history(n):
             return ev and last in json.dumps(ev[-1])
         wait_for(caught_up, 1800, "chatto's model to hold all %d messages" % n, interval=0.5)
         live_rss = rss_kib(c.pid)
+        # as in steady use: the newest snapshot is at most core.projection_snapshot_events (20,000) behind. While
+        # the appends ran faster than snapshots could be written, it may be further behind: give the writer a
+        # moment to catch up (the table says how many events the restart replayed after it)
+        top0 = int(me.call(R + "GetRoomEvents", {"roomId": room, "limit": 1})["page"]["events"][-1]["cursor"])
+
+        def fresh_snapshot():
+            got = [int(x) for x in re.findall(r"read-model snapshot at event (\d+) written", c.stderr())]
+            return got and max(got) + 20000 >= top0
+        try:
+            wait_for(fresh_snapshot, 180, "a snapshot within 20,000 events of the end", interval=0.5)
+        except Exception:  # noqa: B902 - reported by the tail count below
+            pass
         c.stop()
         t0 = time.time()
         c.start(wait_ready=False)
