@@ -28,7 +28,7 @@ views(struct chat_model *m)
         struct chat_room *r = val;
         cJSON_Delete(view_room(r));
         for (size_t i = 0; i < r->ntl; i++)
-            cJSON_Delete(view_item(m, r->tl[i], r->id, "u1"));
+            cJSON_Delete(view_item(m, r->tl[i], r->id, "u1", NULL));
         size_t mit = 0;
         const char *uid;
         void *mv;
@@ -43,9 +43,20 @@ views(struct chat_model *m)
         while (map_next(r->threads, &tit, &root, &tv)) {
             struct seqlist *l = tv;
             for (size_t i = seqlist_after(l, 0); i < l->n; i++)
-                cJSON_Delete(view_message(m, l->v[i], r->id, "u2"));
+                cJSON_Delete(view_message(m, l->v[i], r->id, "u2", NULL));
         }
         (void)model_tl_after(r, r->ntl ? r->tl[r->ntl / 2]->pos : 0);
+    }
+    /* whatever the events made of the model, its snapshot reads back (a round trip never fails) */
+    unsigned char *snap = NULL;
+    size_t len = 0;
+    uint64_t seq = 0, seq2 = 0;
+    struct chat_model *back = NULL;
+    if (snapshot_encode(m, &snap, &len, &seq, NULL) == CH_OK) {
+        if (snapshot_decode(snap, len, &back, &seq2, NULL) != CH_OK || seq2 != seq)
+            abort();
+        chat_model_free(back);
+        free(snap);
     }
     uint64_t *erase = NULL;
     size_t n = 0;
