@@ -868,23 +868,8 @@ http_start(const struct http_opts *o, const struct http_route *routes, void *env
     h->routes = routes;
     h->env = env;
     snprintf(h->instance, sizeof h->instance, "%s", o->instance ? o->instance : "chatto");
-    if (getsockname(o->listen_fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    h->d = MHD_start_daemon(
-        flags, 0, accept_cb, h, access_cb, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_LISTEN_SOCKET,
-        (MHD_socket)o->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, io, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)o->max_connections, MHD_OPTION_NOTIFY_CONNECTION, notify_conn_cb, h,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((o->connection_timeout_ms + 999) / 1000),
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)o->memory_limit, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h,
-        MHD_OPTION_END);
-    if (!h->d) {
-        int e = errno;
-        http_free(h);
-        return ch_err_set(err, CH_EUNAVAIL, "webserver.port", "cannot start the HTTP server: %s",
-                          e ? strerror(e) : "libmicrohttpd refused to start");
-    }
-    h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    /* the shared responses exist before the first request can arrive (the listening socket is open already: a
+     * request could reach a worker while they were being made, as ThreadSanitizer saw) */
     size_t nroutes = 0;
     while (routes[nroutes].path)
         nroutes++;
@@ -899,6 +884,26 @@ http_start(const struct http_opts *o, const struct http_route *routes, void *env
         if (h->statics[i])
             add_common_headers(h, &tmp, h->statics[i]);
     }
+    if (getsockname(o->listen_fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->d = MHD_start_daemon(
+        flags, 0, accept_cb, h, access_cb, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_LISTEN_SOCKET,
+        (MHD_socket)o->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, io, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)o->max_connections, MHD_OPTION_NOTIFY_CONNECTION, notify_conn_cb, h,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((o->connection_timeout_ms + 999) / 1000),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)o->memory_limit, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h,
+        MHD_OPTION_END);
+    if (!h->d) {
+        int e = errno;
+        for (size_t i = 0; h->statics && i < nroutes; i++)
+            if (h->statics[i])
+                MHD_destroy_response(h->statics[i]);
+        http_free(h);
+        return ch_err_set(err, CH_EUNAVAIL, "webserver.port", "cannot start the HTTP server: %s",
+                          e ? strerror(e) : "libmicrohttpd refused to start");
+    }
+    h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
     h->listen_fd = MHD_INVALID_SOCKET;
     *out = h;
     return CH_OK;
