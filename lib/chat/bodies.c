@@ -36,7 +36,6 @@ struct body_cache {
     size_t nbuckets, count, bytes, max;
     struct body_entry *head, *tail; /* most and least recently used */
     uint64_t gen;                   /* drops so far */
-    atomic_ulong hits, misses, fetches, evictions;
 };
 
 static size_t
@@ -173,10 +172,8 @@ put_locked(struct body_cache *bc, uint64_t seq, const char *body, size_t len)
     }
     if (cost > bc->max)
         return;
-    while (bc->tail && bc->bytes + cost > bc->max) {
-        atomic_fetch_add(&bc->evictions, 1);
+    while (bc->tail && bc->bytes + cost > bc->max)
         remove_at(bc, find(bc, bc->tail->seq));
-    }
     if (!(e = malloc(sizeof *e + len + 1)))
         return;
     e->seq = seq;
@@ -228,7 +225,6 @@ body_cache_add_to(struct body_cache *bc, uint64_t seq, cJSON *o, const char *nam
             cJSON_AddStringToObject(o, name, (*pp)->body);
     }
     pthread_mutex_unlock(&bc->mu);
-    atomic_fetch_add(hit ? &bc->hits : &bc->misses, 1);
     if (hit && o)
         metrics_inc(MET_BODY_CACHE_HITS, NULL, NULL);
     return hit;
@@ -248,7 +244,6 @@ body_cache_dup(struct body_cache *bc, uint64_t seq)
         s = strdup((*pp)->body);
     }
     pthread_mutex_unlock(&bc->mu);
-    atomic_fetch_add(s ? &bc->hits : &bc->misses, 1);
     return s;
 }
 
@@ -287,10 +282,6 @@ body_cache_stats(struct body_cache *bc, struct body_cache_stats *out)
     out->entries = bc->count;
     out->max = bc->max;
     pthread_mutex_unlock(&bc->mu);
-    out->hits = atomic_load(&bc->hits);
-    out->misses = atomic_load(&bc->misses);
-    out->fetches = atomic_load(&bc->fetches);
-    out->evictions = atomic_load(&bc->evictions);
 }
 
 /* ---- readers: render now, fetch what was missing after the lock ---- */
@@ -359,7 +350,6 @@ chat_body_fetch(struct chat *c, uint64_t seq, const char *room_id, const char *m
     enum ch_status st;
 
     *body = NULL;
-    atomic_fetch_add(&c->m->bodies->fetches, 1);
     metrics_inc(MET_BODY_FETCHES, NULL, NULL);
     if ((st = store_get(c->store, STORE_S_EVENTS, seq, &subject, &data, &len, err)) == CH_OK)
         st = body_of(subject, data, len, room_id, msg_id, body, err);
@@ -409,7 +399,6 @@ chat_bodies_fill(struct chat *c, struct body_fill *f, struct ch_err *err)
     if (st == CH_OK && f->n) {
         for (size_t i = 0; i < f->n; i++)
             seqs[i] = f->v[i].seq;
-        atomic_fetch_add(&c->m->bodies->fetches, f->n);
         metrics_add(MET_BODY_FETCHES, NULL, NULL, (double)f->n);
         /* one gone since we looked (erased: deleted a moment ago) is left out */
         st = store_get_many(c->store, STORE_S_EVENTS, seqs, f->n, fill_one, &x, err);

@@ -154,8 +154,7 @@ struct chat_room {
 /* bodies.c: message bodies, a bounded cache by stream sequence (the model holds none). Any thread. */
 struct body_cache;
 struct body_cache_stats {
-    size_t bytes, entries, max;
-    unsigned long hits, misses, fetches, evictions;
+    size_t bytes, entries, max; /* (hits and fetches are metrics: chatto_message_body_*) */
 };
 struct body_cache *body_cache_new(size_t max_bytes);
 void body_cache_free(struct body_cache *bc);
@@ -239,6 +238,8 @@ struct chat_room *model_room_get_or_new(struct chat_model *m, const char *id);
 struct chat_msg *model_msg_get_or_new(struct chat_room *r, const char *id);
 struct chat_item *model_tl_insert(struct chat_room *r, uint64_t pos, enum item_kind kind);
 bool model_seqlist_insert(struct seqlist *l, struct chat_msg *msg);
+/* Append without keeping the order (a loader that sorts afterwards). */
+bool model_seqlist_append(struct seqlist *l, struct chat_msg *msg);
 /* Take over from's rooms (a snapshot's state up to event seq) into m, which has applied no event yet: read
  * positions that arrived meanwhile are applied, waiters woken. from is left empty (free it). */
 void chat_model_adopt(struct chat_model *m, struct chat_model *from, uint64_t seq);

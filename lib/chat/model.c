@@ -255,10 +255,8 @@ intern(struct chat_model *m, const char *id)
 }
 
 bool
-model_seqlist_insert(struct seqlist *l, struct chat_msg *msg)
+model_seqlist_append(struct seqlist *l, struct chat_msg *msg)
 {
-    size_t at;
-
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 8;
         struct chat_msg **nv = realloc(l->v, cap * sizeof *nv);
@@ -267,10 +265,19 @@ model_seqlist_insert(struct seqlist *l, struct chat_msg *msg)
         l->v = nv;
         l->cap = cap;
     }
-    at = seqlist_after(l, msg->pos);
-    memmove(l->v + at + 1, l->v + at, (l->n - at) * sizeof *l->v);
+    l->v[l->n++] = msg;
+    return true;
+}
+
+bool
+model_seqlist_insert(struct seqlist *l, struct chat_msg *msg)
+{
+    size_t at = seqlist_after(l, msg->pos);
+
+    if (!model_seqlist_append(l, msg))
+        return false;
+    memmove(l->v + at + 1, l->v + at, (l->n - 1 - at) * sizeof *l->v);
     l->v[at] = msg;
-    l->n++;
     return true;
 }
 

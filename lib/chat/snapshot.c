@@ -452,22 +452,6 @@ r_refs(struct rbuf *b, size_t n)
     return v;
 }
 
-/* Append (sorted once the room is read: the messages come in no particular order). */
-static bool
-seqlist_push(struct seqlist *l, struct chat_msg *msg)
-{
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        struct chat_msg **nv = realloc(l->v, cap * sizeof *nv);
-        if (!nv)
-            return false;
-        l->v = nv;
-        l->cap = cap;
-    }
-    l->v[l->n++] = msg;
-    return true;
-}
-
 static int
 by_pos(const void *a, const void *b)
 {
@@ -475,6 +459,7 @@ by_pos(const void *a, const void *b)
     return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
+/* Replies and mentions are appended in the writer's map order, then sorted once the room is read. */
 static void
 seqlist_sort(struct seqlist *l)
 {
@@ -554,10 +539,10 @@ r_msg(struct rbuf *b, struct chat_room *r)
         struct seqlist *l = map_get(r->threads, msg->thread_root);
         if (!l && (l = calloc(1, sizeof *l)))
             map_put(r->threads, msg->thread_root, l, NULL);
-        if (!l || !seqlist_push(l, msg))
+        if (!l || !model_seqlist_append(l, msg))
             b->bad = true;
     }
-    if (msg->known && !msg->deleted_at && (msg->nmentions || msg->mention_all) && !seqlist_push(&r->mentioned, msg))
+    if (msg->known && !msg->deleted_at && (msg->nmentions || msg->mention_all) && !model_seqlist_append(&r->mentioned, msg))
         b->bad = true;
     return msg;
 }
