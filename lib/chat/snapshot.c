@@ -752,7 +752,9 @@ snapshot_read(struct chat *c, struct store_obj_info *info, size_t max, unsigned 
     *len = 0;
     if ((st = store_obj_get_info(c->store, STORE_S_SNAPSHOTS, SNAP_OBJECT, info, err)) != CH_OK)
         return st;
-    if (info->size > (uint64_t)SIZE_MAX / 2 || !(buf = malloc(info->size ? info->size : 1)))
+    /* the whole object, or (max) its first chunk only: the writer's header check needs a few bytes, not 150 MB */
+    size_t cap = max && max + SNAP_CHUNK < info->size ? max + SNAP_CHUNK : (size_t)info->size;
+    if (info->size > (uint64_t)SIZE_MAX / 2 || !(buf = malloc(cap ? cap : 1)))
         return ch_err_set(err, CH_ENOMEM, NULL, "out of memory for a %" PRIu64 "-byte snapshot", info->size);
     if ((st = store_obj_reader_open(c->store, STORE_S_SNAPSHOTS, info, &rd, err)) != CH_OK) {
         free(buf);
@@ -772,6 +774,8 @@ snapshot_read(struct chat *c, struct store_obj_info *info, size_t max, unsigned 
             st = ch_err_set(err, CH_EINTERNAL, NULL, "snapshot longer than its description says");
             break;
         }
+        if (n + k > cap)
+            k = cap - n; /* (max: a chunk larger than ours; the header is in its first bytes) */
         memcpy(buf + n, chunk, k);
         n += k;
         free(chunk);
