@@ -387,6 +387,9 @@ async function loadRooms() {
 
 function renderSidebar() {
   const rooms = $("room-list"), dms = $("dm-list");
+  // a rebuild keeps keyboard focus on the room item that had it (updates arrive while one tabs through the list)
+  const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest("li[data-room]");
+  const focusRoom = focused && (rooms.contains(focused) || dms.contains(focused)) ? focused.dataset.room : null;
   rooms.replaceChildren();
   dms.replaceChildren();
   const joined = [...S.rooms.values()].filter((x) => x.joined)
@@ -412,6 +415,7 @@ function renderSidebar() {
     if (x.mentionCount) li.append(el("span", { class: "badge mention-count", title: "mentions", text: String(x.mentionCount) }));
     else if (x.unreadCount) li.append(el("span", { class: "badge unread-count", title: "unread", text: String(x.unreadCount) }));
     (x.room.isDm ? dms : rooms).append(li);
+    if (x.room.id === focusRoom) li.focus();
   }
 }
 

@@ -799,6 +799,14 @@ async function main() {
     // keyboard: focus a room item and open it with Enter
     await bob.locator("#menu").click();
     await roomItem(bob, "#design").focus();
+    // the list is rebuilt when an unread count changes; the focused item keeps the focus
+    const tokA = (await (await fetch(base + "auth/login", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ login: "alice", password: "correct horse battery", issueToken: true }) })).json()).token;
+    const design = (await apiAs(tokA, "chatto.api.v1.RoomService/ListRooms", {})).rooms.find((x) => x.room.name === "design").room.id;
+    await apiAs(tokA, "chatto.api.v1.MessageService/CreateMessage", { roomId: design, body: "while bob tabs through the rooms" });
+    await roomItem(bob, "#design").locator(".badge").waitFor();
+    const kept = await bob.evaluate(() => document.activeElement && document.activeElement.dataset.room);
+    if (kept !== design) throw new Error("focus left the room item when the list was rebuilt: " + kept);
     await bob.keyboard.press("Enter");
     await bob.locator("#room-name", { hasText: "#design" }).waitFor();
   });
