@@ -52,8 +52,9 @@ struct accounts {
     char dummy_hash[CRYPTO_PWHASH_LEN]; /* verified against for unknown logins, so they cost the same */
 
     /* the credential cache (accounts_start_cache); NULL creds = no cache (CLI commands) */
-    pthread_mutex_t cmu; /* guards creds */
+    pthread_mutex_t cmu; /* guards creds and drops */
     struct map *creds;   /* "<uid>.<kind>.<verifier>" -> struct cred_entry */
+    uint64_t drops;      /* moves on every removal: a lookup that raced with one does not cache what it read */
     struct store_watch *tokens_w;
     struct store_sub *revoked_sub;
     accounts_revoked_fn revoked_fn;
@@ -153,7 +154,17 @@ cache_drop(struct accounts *a, const char *key)
     pthread_mutex_lock(&a->cmu);
     if (a->creds)
         free(map_del(a->creds, key));
+    a->drops++;
     pthread_mutex_unlock(&a->cmu);
+}
+
+static uint64_t
+cache_drops(struct accounts *a)
+{
+    pthread_mutex_lock(&a->cmu);
+    uint64_t d = a->drops;
+    pthread_mutex_unlock(&a->cmu);
+    return d;
 }
 
 /* True if key was verified against NATS recently and has not expired (nor been revoked since: removals are
@@ -172,14 +183,16 @@ cache_hit(struct accounts *a, const char *key)
     return hit;
 }
 
+/* Remember key as verified, unless a removal happened since drops_before was read (it may have been this key's,
+ * after NATS answered our read: caching it then would outlive the revocation). */
 static void
-cache_put(struct accounts *a, const char *key, int64_t expires_ms)
+cache_put(struct accounts *a, const char *key, int64_t expires_ms, uint64_t drops_before)
 {
     struct cred_entry *e;
     bool oom = false;
 
     pthread_mutex_lock(&a->cmu);
-    if (a->creds) {
+    if (a->creds && a->drops == drops_before) {
         if (map_len(a->creds) >= CRED_CACHE_MAX) { /* crude, and rare: start over rather than grow forever */
             map_free(a->creds, free);
             a->creds = map_new();
@@ -779,11 +792,13 @@ resolve(struct accounts *a, char kind, const char *uid, const unsigned char secr
     enum ch_status st;
     cJSON *rec;
     int64_t exp = 0;
+    uint64_t drops;
 
     crypto_token_verifier(a->keys, kind, uid, secret, verifier);
     cred_key(uid, kind, verifier, key, sizeof key);
     if (cache_hit(a, key))
         goto known;
+    drops = cache_drops(a);
     st = store_kv_get(a->o.store, STORE_B_TOKENS, key, &v, NULL, NULL, err);
     if (st == CH_ENOTFOUND)
         return ch_err_set(err, CH_EAUTH, NULL, "session expired or revoked; log in again");
@@ -800,7 +815,7 @@ resolve(struct accounts *a, char kind, const char *uid, const unsigned char secr
         store_kv_purge(a->o.store, STORE_B_TOKENS, key, NULL);
         return ch_err_set(err, CH_EAUTH, NULL, "session expired; log in again");
     }
-    cache_put(a, key, exp);
+    cache_put(a, key, exp, drops);
 known:
     if ((!a->cache || !a->cache(a->cache_ctx, uid, &p->user)) && (st = accounts_get(a, uid, &p->user, err)) != CH_OK)
         return st == CH_ENOTFOUND ? ch_err_set(err, CH_EAUTH, NULL, "unknown user") : st;
@@ -1135,9 +1150,16 @@ accounts_rotate_bot_key(struct accounts *a, const char *bot_id, char **api_key, 
         crypto_bearer_parse(fresh, &kind, uid, secret);
         crypto_token_verifier(a->keys, CRED_APIKEY, uid, secret, fresh_ver);
         explicit_bzero(secret, sizeof secret);
+        size_t done = 0;
         for (size_t i = 0; i < n && st == CH_OK; i++)
-            if (strcmp(keys[i] + strlen(u.id) + 3, fresh_ver) != 0)
-                st = store_kv_purge(a->o.store, STORE_B_TOKENS, keys[i], err);
+            if (strcmp(keys[i] + strlen(u.id) + 3, fresh_ver) != 0 &&
+                (st = store_kv_purge(a->o.store, STORE_B_TOKENS, keys[i], err)) == CH_OK) {
+                char *t = keys[done]; /* the removed ones, in front, for the fence */
+                keys[done++] = keys[i];
+                keys[i] = t;
+            }
+        /* like any revocation: every running process forgets the old keys before the new one is handed out */
+        revoke_fence(a, keys, done);
         store_kv_keys_free(keys);
     }
     if (st != CH_OK) {
