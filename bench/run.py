@@ -70,7 +70,8 @@ def on_sigterm(signum, frame):
 
 def main():
     signal.signal(signal.SIGTERM, on_sigterm)
-    c = Chatto(args=FAST_AUTH)
+    # CHATTO_BENCH_ARGS: extra chatto flags, e.g. "--search-provider-enabled false" to see what a part costs
+    c = Chatto(args=FAST_AUTH + os.environ.get("CHATTO_BENCH_ARGS", "").split())
     c.start()
     try:
         user = Client(c)

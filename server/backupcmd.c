@@ -350,8 +350,8 @@ backupcmd_backup(const struct cli_args *a, struct cfg *cfg)
         excluded(exc, "generated secrets (<data_dir>/secrets.ini)",
                  "credentials, outside NATS: keep them with the archive (or use --include-secrets), sessions and "
                  "API tokens need the same secrets");
-    excluded(exc, "consumer chatto_notifier on CHATTO_EVENTS",
-             "made again by the first server (new events only): notifications up to the cut are in "
+    excluded(exc, "the notifier's position (notifier-position in chatto_leases)",
+             "made again by the first server at the end of the stream: notifications up to the cut are in "
              "KV_chatto_notifications");
     excluded(exc, "search index", "outside NATS and disposable: rebuilt from CHATTO_EVENTS");
     excluded(exc, "the config file", "outside NATS");

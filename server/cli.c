@@ -194,10 +194,10 @@ cli_parse(int argc, char **argv, struct cli_args *a, struct ch_err *err)
 enum ch_status
 cli_build_config(const struct cli_args *a, char *const *envp, struct cfg **out, struct ch_err *err)
 {
-    /* not config keys: the config file's path, a secret read where it is used, and a fault-injection hook of the
-     * integration tests (lib/store/follow.c) */
+    /* not config keys: the config file's path, a secret read where it is used, and hooks of the integration tests
+     * (lib/store/follow.c, lib/chat/notify.c) */
     static const char *const ignore[] = { "CHATTO_CONFIG", "CHATTO_BACKUP_PASSPHRASE", "CHATTO_TEST_FOLLOWER_FAULT",
-                                          NULL };
+                                          "CHATTO_TEST_NOTIFIER_FEED_MAX", NULL };
     struct cfg *c = cfg_new();
     enum ch_status st = CH_OK;
 

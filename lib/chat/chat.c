@@ -29,6 +29,7 @@ on_event(void *ctx, uint64_t seq, const char *subject, const char *data, size_t 
     if (!atomic_load(&c->m->live))
         atomic_store(&c->m->replay_target, store_follower_replay_end(c->follower));
     chat_model_apply(c->m, seq, subject, data, len, ms);
+    notifier_feed(c, seq, subject, data, len, ms);
 }
 
 static void
@@ -93,6 +94,7 @@ chat_free(struct chat *c)
     snapshot_stop(c);
     eraser_stop(c);
     store_follower_stop(c->follower);
+    notifier_destroy(c);
     store_kv_watch_stop(c->users_w);
     store_kv_watch_stop(c->reads_w);
     chat_model_free(c->m);
@@ -130,7 +132,7 @@ chat_ready(struct chat *c, char *reason, size_t len)
         snprintf(reason, len, "loading users and read positions");
         return false;
     }
-    if (!atomic_load(&c->notifier.consumer)) { /* posts before it exists would never notify anyone */
+    if (!atomic_load(&c->notifier.consumer)) { /* posts before the position exists would never notify anyone */
         snprintf(reason, len, "setting up notifications");
         return false;
     }

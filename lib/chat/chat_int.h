@@ -306,6 +306,8 @@ struct syncer {
     struct ch_err err;
 };
 
+struct notif_event; /* notify.c */
+
 struct chat {
     struct syncer sync_ev, sync_reads, sync_users;
     struct store *store;
@@ -317,11 +319,18 @@ struct chat {
     struct pusher *pusher;              /* Web Push (webpush.c); NULL while off. Set once at start-up */
     struct {
         pthread_t thread;
-        pthread_mutex_t mu; /* guards stop */
+        pthread_mutex_t mu; /* guards stop and the feed */
         pthread_cond_t cv;
-        bool stop, running;
-        bool pull; /* set before the thread starts: deliver (else only make sure the shared consumer exists) */
-        atomic_bool consumer; /* the shared consumer exists (ready: what is posted from now on is notified) */
+        bool stop, running, inited;
+        bool pull; /* set before the thread starts: may deliver (else only make sure the position exists) */
+        atomic_bool consumer; /* the notifier's position exists (ready: what is posted from now on is notified) */
+        /* the feed (notify.c): while this process holds the lease "notifier", the follower hands it the message
+         * events that may notify, from fed_from on; fed_upto is the last event the follower passed */
+        atomic_bool feeding;
+        struct notif_event *fed;
+        size_t fed_head, fed_n, fed_cap;
+        uint64_t fed_from, fed_upto;
+        uint64_t fed_drops; /* times the feed overflowed */
     } notifier;
     struct {
         pthread_t thread;
@@ -370,6 +379,9 @@ void notif_job_add(struct notif_job *j, const char *uid, int cause);
 void notif_job_free(struct notif_job *j);
 enum ch_status notifier_start(struct chat *c, struct ch_err *err);
 void notifier_stop(struct chat *c);
+void notifier_destroy(struct chat *c); /* after the follower stopped */
+/* Follower thread, after the model applied the event: hand it to the notifier if this process is the one. */
+void notifier_feed(struct chat *c, uint64_t seq, const char *subject, const char *data, size_t len, int64_t ms);
 
 /* policy.c: delivery modes per signal class (upstream's NotificationDeliveryMode; NM_INHERIT only in overrides). */
 enum notif_mode { NM_INHERIT = 0, NM_OFF, NM_SILENT, NM_ALERT };

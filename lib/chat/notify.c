@@ -7,14 +7,14 @@
  * Entries live 90 days in the KV bucket chatto_notifications as <user>.<id>, the same on every device and process;
  * ids are time-ordered and derived from the event and the person, so a retried post writes each entry once.
  *
- * Who an event reaches is worked out from the event stream, not where it was posted: every process's notifier
- * thread pulls message events from one shared durable consumer (chatto_notifier; JetStream hands each event to one
- * of them), waits until its own read model has applied the event, and works out who the post or reaction reaches
- * and by which causes (the mentions were resolved when it was posted and travel in the event). It adds the
- * followers of the thread, picks for each person the strongest cause their policy does not turn off (policy.c),
- * writes the entries and tells every process's sockets of each person (core NATS chatto.rt.notify.<user>), then
- * acknowledges the event. An event whose notifier dies before that is handed to another after NOTIF_ACK_WAIT_MS,
- * so no notification is lost to a crash; the entries it wrote already are found (KV create) and skipped. An entry
+ * Who an event reaches is worked out from the event stream, not where it was posted: one process at a time (the
+ * holder of the lease "notifier"; any process with chat.notification_worker = true may take it) gets every post
+ * and reaction from its read model's follower once the model has applied it, works out who it reaches and by which
+ * causes (the mentions were resolved when it was posted and travel in the event), adds the followers of the
+ * thread, picks for each person the strongest cause their policy does not turn off (policy.c), writes the entries
+ * and tells every process's sockets of each person (core NATS chatto.rt.notify.<user>). Its position in the stream
+ * is kept in chatto_leases, so a successor (when it stops, or once a crashed holder's lease lapses) goes on from
+ * there; what it does twice is found (KV create) and skipped. An entry
  * whose mode is alert, for someone not in Do-Not-Disturb, is also pushed to their browsers (webpush.c) by the
  * process that created it, so each push leaves once. No lock held across NATS.
  */
@@ -36,9 +36,14 @@
 #define NOTIF_TTL_MS (90LL * 86400 * 1000)
 #define NOTIF_LIST_MAX 500
 #define NOTIF_PREVIEW_CHARS 100
-#define NOTIF_DURABLE "chatto_notifier"     /* the consumer every process's notifier pulls from */
-#define NOTIF_FILTER "chatto.ev.*.msg.>"    /* message events: posts and reactions among them */
-#define NOTIF_ACK_WAIT_MS 30000             /* a notifier that died holding an event: another has it after this */
+#define NOTIF_LEASE "notifier"              /* the process that delivers notifications */
+#define NOTIF_LEASE_MS 15000                /* its lease: renewed every third of it; a dead holder's lapses */
+#define NOTIF_POSITION "notifier-position"  /* in chatto_leases: the last event the notifier is done with */
+#define NOTIF_SAVE_MS 1000                  /* the position is written at most this often */
+#define NOTIF_TOUCH_MS (10 * 60 * 1000)     /* and at least this often (chatto_leases' entries age out) */
+#define NOTIF_FEED_MAX 4096                 /* fed events waiting; past that they are read from the stream */
+#define NOTIF_CATCHUP 256                   /* events read from the stream in one round trip */
+#define NOTIF_DURABLE "chatto_notifier"     /* the shared consumer of releases up to 0.2 (retired) */
 
 static const struct {
     const char *code, *signal;
@@ -399,7 +404,6 @@ job_for_reaction(struct chat *c, const char *room_id, const cJSON *ev, int64_t a
     return j;
 }
 
-/* One event of the stream: true when done with it (notified, or nothing to do), false to have it again later. */
 /* Whether the post msg_id could reach anyone: most posts (no mention, not a DM, not a reply) cannot, and cost no
  * more than this look. Model read-locked. */
 static bool
@@ -412,22 +416,40 @@ post_may_notify(struct chat *c, const char *room_id, const char *msg_id)
            (msg->nmentions || msg->mention_all || r->vis == VIS_DM || msg->in_reply_to[0] || msg->thread_root[0]);
 }
 
+/* A post or a reaction on its way to the notifier. */
+struct notif_event {
+    uint64_t seq;
+    int64_t unix_ms; /* when it was stored; 0 if not known */
+    char *subject, *data;
+    size_t len;
+};
+
+static const char posted_tag[] = "\"type\":\"msg.posted\"", reacted_tag[] = "\"type\":\"reaction.added\"";
+
+/* An event that may notify someone: a post or a reaction. Told without parsing the event: its type is found as we
+ * write it (json_print: no spaces). */
+static bool
+may_notify(const char *subject, const char *data, size_t len, bool *posted)
+{
+    struct store_event_subject subj;
+
+    if (!store_subject_event_parse(subject, &subj) || subj.kind != STORE_EV_MESSAGE)
+        return false;
+    *posted = memmem(data, len, posted_tag, sizeof posted_tag - 1) != NULL;
+    return *posted || memmem(data, len, reacted_tag, sizeof reacted_tag - 1) != NULL;
+}
+
 /* One event of the stream: true when done with it (notified, or nothing to do), false to have it again later.
  * Every message event of the server passes here once, so the common case (an edit, a post that reaches nobody)
- * is decided without parsing the event: its type is found as we write it (json_print: no spaces). */
+ * is decided without parsing the event. */
 static bool
-handle_event(struct chat *c, const struct store_work_msg *m)
+handle_event(struct chat *c, const struct notif_event *m)
 {
-    static const char posted_tag[] = "\"type\":\"msg.posted\"", reacted_tag[] = "\"type\":\"reaction.added\"";
     struct store_event_subject subj;
     struct notif_job *j = NULL;
-    bool posted, reacted, may = true;
+    bool posted = false, may = true;
 
-    if (!store_subject_event_parse(m->subject, &subj) || subj.kind != STORE_EV_MESSAGE)
-        return true;
-    posted = memmem(m->data, m->len, posted_tag, sizeof posted_tag - 1) != NULL;
-    reacted = !posted && memmem(m->data, m->len, reacted_tag, sizeof reacted_tag - 1) != NULL;
-    if (!posted && !reacted)
+    if (!may_notify(m->subject, m->data, m->len, &posted) || !store_subject_event_parse(m->subject, &subj))
         return true;
     /* who it reaches is read from this process's model, which must have applied the event first */
     if (!chat_model_wait(c->m, m->seq, 5000))
@@ -444,7 +466,7 @@ handle_event(struct chat *c, const struct store_work_msg *m)
     pthread_rwlock_rdlock(&c->m->lock);
     uint64_t body_seq = 0;
     j = posted ? job_for_post(c, subj.room, ev)
-               : job_for_reaction(c, subj.room, ev, at ? at : m->unix_ms, &body_seq);
+               : job_for_reaction(c, subj.room, ev, at ? at : m->unix_ms ? m->unix_ms : clock_wall_ms(), &body_seq);
     pthread_rwlock_unlock(&c->m->lock);
     cJSON_Delete(ev);
     char *body = NULL;
@@ -457,6 +479,280 @@ handle_event(struct chat *c, const struct store_work_msg *m)
     return done;
 }
 
+/* ---- the worker ----
+ *
+ * One process at a time delivers notifications: the one holding the lease NOTIF_LEASE. Its position (the last
+ * event it is done with) is kept in chatto_leases as NOTIF_POSITION and written at most once a second, so a
+ * successor (after a crash: once the lease lapses) starts there and does again at most a second of events, which
+ * is harmless: entries are created once (their ids come from the event and the person) and pushed only by the
+ * process that created them. While it holds the lease, the model's follower hands it every post and reaction it
+ * applies (notifier_feed): no consumer of its own, no acknowledgement per event. What came before the feed (from
+ * the position to where the follower was when the lease was taken) and what the feed had to drop (over
+ * NOTIF_FEED_MAX waiting) is read from the stream by sequence. */
+
+static void
+notif_event_clear(struct notif_event *e)
+{
+    if (e->data)
+        sodium_memzero(e->data, e->len);
+    free(e->subject);
+    free(e->data);
+    memset(e, 0, sizeof *e);
+}
+
+/* notifier.mu held */
+static void
+feed_clear(struct chat *c)
+{
+    for (size_t i = c->notifier.fed_head; i < c->notifier.fed_n; i++)
+        notif_event_clear(&c->notifier.fed[i]);
+    c->notifier.fed_head = c->notifier.fed_n = 0;
+}
+
+void
+notifier_feed(struct chat *c, uint64_t seq, const char *subject, const char *data, size_t len, int64_t ms)
+{
+    bool posted;
+
+    if (!atomic_load(&c->notifier.feeding))
+        return;
+    bool want = may_notify(subject, data, len, &posted);
+    pthread_mutex_lock(&c->notifier.mu);
+    if (!atomic_load(&c->notifier.feeding) || seq < c->notifier.fed_from) {
+        pthread_mutex_unlock(&c->notifier.mu); /* (before the feed: the worker reads it from the stream) */
+        return;
+    }
+    if (want) {
+        if (c->notifier.fed_n == c->notifier.fed_cap && c->notifier.fed_head) { /* move the waiting ones down */
+            memmove(c->notifier.fed, c->notifier.fed + c->notifier.fed_head,
+                    (c->notifier.fed_n - c->notifier.fed_head) * sizeof *c->notifier.fed);
+            c->notifier.fed_n -= c->notifier.fed_head;
+            c->notifier.fed_head = 0;
+        }
+        struct notif_event e = { .seq = seq, .unix_ms = ms, .subject = strdup(subject), .data = malloc(len + 1),
+                                 .len = len };
+        if (e.data) {
+            memcpy(e.data, data, len);
+            e.data[len] = '\0';
+        }
+        if (c->notifier.fed_n == c->notifier.fed_cap || !e.subject || !e.data) {
+            /* too much waiting (or no memory): drop what waits; the worker reads from the stream instead */
+            notif_event_clear(&e);
+            feed_clear(c);
+            c->notifier.fed_from = seq + 1;
+            c->notifier.fed_drops++;
+        } else {
+            c->notifier.fed[c->notifier.fed_n++] = e;
+        }
+    }
+    c->notifier.fed_upto = seq;
+    pthread_cond_signal(&c->notifier.cv);
+    pthread_mutex_unlock(&c->notifier.mu);
+}
+
+/* Start the feed from the event after the last one the model applied: the worker reads up to there from the
+ * stream. The follower applies before it feeds, so an event is either applied before this (read from the stream)
+ * or fed after it, never both and never neither. */
+static bool
+feed_start(struct chat *c)
+{
+    pthread_mutex_lock(&c->notifier.mu);
+    /* test hook: a smaller feed, so that tests see it overflow (never set in production) */
+    const char *t = getenv("CHATTO_TEST_NOTIFIER_FEED_MAX");
+    size_t cap = t && atoi(t) > 0 ? (size_t)atoi(t) : NOTIF_FEED_MAX;
+    if (!c->notifier.fed && !(c->notifier.fed = calloc(cap, sizeof *c->notifier.fed))) {
+        pthread_mutex_unlock(&c->notifier.mu);
+        return false;
+    }
+    c->notifier.fed_cap = cap;
+    c->notifier.fed_from = chat_model_applied(c->m) + 1;
+    c->notifier.fed_upto = c->notifier.fed_from - 1;
+    atomic_store(&c->notifier.feeding, true);
+    pthread_mutex_unlock(&c->notifier.mu);
+    return true;
+}
+
+static void
+feed_stop(struct chat *c)
+{
+    pthread_mutex_lock(&c->notifier.mu);
+    atomic_store(&c->notifier.feeding, false);
+    feed_clear(c);
+    free(c->notifier.fed);
+    c->notifier.fed = NULL;
+    c->notifier.fed_cap = 0;
+    pthread_mutex_unlock(&c->notifier.mu);
+}
+
+static enum ch_status
+position_read(struct chat *c, uint64_t *pos, uint64_t *rev, struct ch_err *err)
+{
+    char *v = NULL;
+    size_t len = 0;
+    enum ch_status st = store_kv_get(c->store, STORE_B_LEASES, NOTIF_POSITION, &v, &len, rev, err);
+
+    if (st != CH_OK)
+        return st;
+    cJSON *o = cJSON_ParseWithLength(v, len);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "seq");
+    bool ok = cJSON_IsString(s) && s->valuestring[0];
+    *pos = ok ? strtoull(s->valuestring, NULL, 10) : 0;
+    cJSON_Delete(o);
+    free(v);
+    return ok ? CH_OK : ch_err_set(err, CH_EINTERNAL, NULL, "%s in chatto_leases is malformed", NOTIF_POSITION);
+}
+
+static enum ch_status
+position_write(struct chat *c, uint64_t pos, bool create, uint64_t rev, struct ch_err *err)
+{
+    char v[64];
+    int n = snprintf(v, sizeof v, "{\"seq\":\"%" PRIu64 "\"}", pos);
+
+    if (create)
+        return store_kv_create(c->store, STORE_B_LEASES, NOTIF_POSITION, v, (size_t)n, NULL, err);
+    if (rev)
+        return store_kv_update(c->store, STORE_B_LEASES, NOTIF_POSITION, v, (size_t)n, rev, NULL, err);
+    return store_kv_put(c->store, STORE_B_LEASES, NOTIF_POSITION, v, (size_t)n, NULL, err);
+}
+
+/* Make sure the position exists (every process, notifying or not, before it is ready: what is posted from then on
+ * will be notified). A new one starts where the shared consumer of earlier releases had got to, or else at the
+ * end of the stream (like that consumer: never with the history). */
+static enum ch_status
+position_init(struct chat *c, struct ch_err *err)
+{
+    uint64_t pos = 0, rev = 0;
+    enum ch_status st = position_read(c, &pos, &rev, err);
+
+    if (st != CH_ENOTFOUND)
+        return st;
+    if ((st = store_consumer_retire(c->store, STORE_S_EVENTS, NOTIF_DURABLE, &pos, err)) == CH_OK)
+        log_info("chat: notifications go on from event %" PRIu64 ", where the consumer %s of an earlier release "
+                 "had got to (removed)", pos, NOTIF_DURABLE);
+    else if (st != CH_ENOTFOUND || (st = store_last_seq(c->store, STORE_S_EVENTS, &pos, err)) != CH_OK)
+        return st;
+    /* another process may have made it meanwhile, perhaps further on (it found the old consumer gone because we
+     * had just removed it): the lower of the two stands, so nothing in between goes unnotified */
+    for (int tries = 0; tries < 5; tries++) {
+        uint64_t theirs = 0;
+        if ((st = position_write(c, pos, true, 0, err)) != CH_EEXIST)
+            return st;
+        if ((st = position_read(c, &theirs, &rev, err)) != CH_OK || theirs <= pos)
+            return st;
+        if ((st = position_write(c, pos, false, rev, err)) != CH_ECONFLICT)
+            return st;
+    }
+    return CH_OK;
+}
+
+/* The position lives in chatto_leases, whose entries age out after an hour: whoever is not writing it rewrites it
+ * as it is now and then (compare-and-set: never over a newer one). */
+static void
+position_touch(struct chat *c)
+{
+    uint64_t pos = 0, rev = 0;
+
+    if (position_read(c, &pos, &rev, NULL) == CH_OK)
+        position_write(c, pos, false, rev, NULL);
+}
+
+struct caught {
+    struct notif_event *v;
+    bool failed;
+};
+
+static void
+on_caught(void *arg, size_t i, const char *subject, const char *data, size_t len)
+{
+    struct caught *x = arg;
+    bool posted;
+
+    if (!may_notify(subject, data, len, &posted))
+        return;
+    if (!(x->v[i].subject = strdup(subject)) || !(x->v[i].data = malloc(len + 1))) {
+        x->failed = true;
+        return;
+    }
+    memcpy(x->v[i].data, data, len);
+    x->v[i].data[len] = '\0';
+    x->v[i].len = len;
+}
+
+/* Events from+1 .. to (at most NOTIF_CATCHUP of them) read from the stream and handled; true if all were done. */
+static bool
+catch_up(struct chat *c, uint64_t from, uint64_t to)
+{
+    size_t n = (size_t)(to - from + 1);
+    uint64_t *seqs = malloc(n * sizeof *seqs);
+    struct caught x = { .v = calloc(n, sizeof *x.v) };
+    bool ok = seqs && x.v;
+
+    for (size_t i = 0; ok && i < n; i++) {
+        seqs[i] = from + i;
+        x.v[i].seq = from + i;
+    }
+    /* (an event that is gone was erased: a deleted message's, nothing to notify) */
+    if (ok && (store_get_many(c->store, STORE_S_EVENTS, seqs, n, on_caught, &x, NULL) != CH_OK || x.failed))
+        ok = false;
+    for (size_t i = 0; ok && i < n; i++)
+        if (x.v[i].data && !handle_event(c, &x.v[i]))
+            ok = false;
+    for (size_t i = 0; x.v && i < n; i++)
+        notif_event_clear(&x.v[i]);
+    free(x.v);
+    free(seqs);
+    return ok;
+}
+
+/* Do what is waiting after *pos: from the stream what came before the feed, else the fed events. Returns 1 if it
+ * moved on, 0 if there was nothing to do, -1 if something failed (try again later). */
+static int
+work_step(struct chat *c, uint64_t *pos)
+{
+    pthread_mutex_lock(&c->notifier.mu);
+    uint64_t from = c->notifier.fed_from;
+    pthread_mutex_unlock(&c->notifier.mu);
+    if (*pos + 1 < from) {
+        uint64_t to = from - 1 - *pos > NOTIF_CATCHUP ? *pos + NOTIF_CATCHUP : from - 1;
+        if (!catch_up(c, *pos + 1, to))
+            return -1;
+        *pos = to;
+        return 1;
+    }
+    int moved = 0;
+    for (;;) {
+        struct notif_event e;
+        pthread_mutex_lock(&c->notifier.mu);
+        if (c->notifier.fed_from > *pos + 1) { /* the feed dropped what waited: to the stream */
+            pthread_mutex_unlock(&c->notifier.mu);
+            return 1;
+        }
+        if (c->notifier.fed_head == c->notifier.fed_n) {
+            if (c->notifier.fed_upto > *pos) { /* passed events that notify nobody */
+                *pos = c->notifier.fed_upto;
+                moved = 1;
+            }
+            pthread_mutex_unlock(&c->notifier.mu);
+            return moved;
+        }
+        e = c->notifier.fed[c->notifier.fed_head++];
+        pthread_mutex_unlock(&c->notifier.mu);
+        if (e.seq > *pos && !handle_event(c, &e)) {
+            pthread_mutex_lock(&c->notifier.mu);
+            if (c->notifier.fed_head && c->notifier.fed_from <= e.seq) /* back in front, for the next try */
+                c->notifier.fed[--c->notifier.fed_head] = e;
+            else
+                notif_event_clear(&e);
+            pthread_mutex_unlock(&c->notifier.mu);
+            return -1;
+        }
+        if (e.seq > *pos)
+            *pos = e.seq;
+        notif_event_clear(&e);
+        moved = 1;
+    }
+}
+
 static bool
 notifier_stopping(struct chat *c)
 {
@@ -466,11 +762,11 @@ notifier_stopping(struct chat *c)
     return stop;
 }
 
-/* Sleep ms unless asked to stop. */
+/* Sleep ms unless asked to stop (or, while feeding, until an event is fed). */
 static void
 notifier_pause(struct chat *c, int64_t ms)
 {
-    struct timespec until = clock_deadline(ms);
+    struct timespec until = clock_deadline(ms > 0 ? ms : 1);
     pthread_mutex_lock(&c->notifier.mu);
     if (!c->notifier.stop)
         pthread_cond_timedwait(&c->notifier.cv, &c->notifier.mu, &until);
@@ -481,55 +777,84 @@ static void *
 notifier_main(void *arg)
 {
     struct chat *c = arg;
-    struct store_work *w = NULL;
-    struct store_work_opts o = {
-        .stream = STORE_S_EVENTS,
-        .durable = NOTIF_DURABLE,
-        .description = "Chatto notifications: who each new message and reaction reaches (every process pulls)",
-        .filter = NOTIF_FILTER,
-        .ack_wait_ms = NOTIF_ACK_WAIT_MS,
-    };
-    int64_t warned_ms = 0;
-    bool announced = false;
+    int64_t warned_ms = 0, renew_at = 0, saved_at = 0, touched_at = clock_mono_ms(), drops_logged = -60000;
+    uint64_t pos = 0, saved = 0, drops_seen = 0;
+    bool held = false;
 
     pthread_setname_np(pthread_self(), "chat-notifier");
     while (!notifier_stopping(c)) {
         struct ch_err e = { 0 };
-        struct store_work_batch *b = NULL;
-        size_t n = 0;
-        if (!w && (!store_connected(c->store) || store_work_open(c->store, &o, &w, &e) != CH_OK)) {
-            if (e.status != CH_EUNAVAIL && e.msg[0] && clock_mono_ms() - warned_ms > 60000) {
-                warned_ms = clock_mono_ms();
-                log_warn("chat: notifications wait for storage: %s", e.msg);
-            }
-            notifier_pause(c, atomic_load(&c->notifier.consumer) ? 500 : 100);
-            continue;
+        if (store_connected(c->store) && position_init(c, &e) == CH_OK)
+            break;
+        if (e.status != CH_EUNAVAIL && e.msg[0] && clock_mono_ms() - warned_ms > 60000) {
+            warned_ms = clock_mono_ms();
+            log_warn("chat: notifications wait for storage: %s", e.msg);
         }
-        atomic_store(&c->notifier.consumer, true);
-        if (!c->notifier.pull) {
-            log_info("chat: notifications are left to other processes (consumer %s)", NOTIF_DURABLE);
-            break; /* not a worker: the consumer exists now, so what this process posts waits for one */
-        }
-        if (!announced) {
-            log_info("chat: delivering notifications (consumer %s)", NOTIF_DURABLE);
-            announced = true;
-        }
-        if (store_work_fetch(w, 64, 1000, &b, &n, &e) != CH_OK) {
-            store_work_close(w); /* made again on the next turn (a lost consumer, a new leader) */
-            w = NULL;
-            notifier_pause(c, 250);
-            continue;
-        }
-        for (size_t i = 0; i < n; i++) {
-            struct store_work_msg *m = store_work_msg(b, i);
-            if (handle_event(c, m))
-                store_work_ack(m);
-            else
-                store_work_nak(m, 1000);
-        }
-        store_work_batch_free(b);
+        notifier_pause(c, 100);
     }
-    store_work_close(w);
+    atomic_store(&c->notifier.consumer, true);
+    if (!c->notifier.pull)
+        log_info("chat: notifications are left to other processes (chat.notification_worker = false)");
+    while (!notifier_stopping(c)) {
+        int64_t now = clock_mono_ms();
+        if (c->notifier.pull && now >= renew_at) {
+            bool h = false;
+            if (store_lease_acquire(c->store, NOTIF_LEASE, c->snap.holder, NOTIF_LEASE_MS, &h, NULL) != CH_OK)
+                h = held; /* NATS not answering: go on as we were (the lease lapses if this lasts) */
+            renew_at = now + NOTIF_LEASE_MS / 3;
+            if (h && !held) {
+                uint64_t rev;
+                struct ch_err e = { 0 };
+                if (position_read(c, &pos, &rev, &e) != CH_OK || !feed_start(c)) {
+                    log_warn("chat: cannot start delivering notifications: %s", e.msg[0] ? e.msg : "out of memory");
+                    store_lease_release(c->store, NOTIF_LEASE, c->snap.holder);
+                    h = false;
+                    renew_at = now + 1000;
+                } else {
+                    saved = pos;
+                    saved_at = now;
+                    log_info("chat: delivering notifications from event %" PRIu64 " (lease %s)", pos, NOTIF_LEASE);
+                }
+            } else if (!h && held) {
+                feed_stop(c);
+                log_info("chat: another process delivers notifications now (lease %s)", NOTIF_LEASE);
+            }
+            held = h;
+        }
+        if (!held) {
+            if (now - touched_at >= NOTIF_TOUCH_MS) {
+                position_touch(c);
+                touched_at = now;
+            }
+            notifier_pause(c, c->notifier.pull ? renew_at - now : NOTIF_TOUCH_MS);
+            continue;
+        }
+        int r = work_step(c, &pos);
+        now = clock_mono_ms();
+        pthread_mutex_lock(&c->notifier.mu);
+        uint64_t drops = c->notifier.fed_drops;
+        pthread_mutex_unlock(&c->notifier.mu);
+        if (drops != drops_seen && now - drops_logged >= 60000) {
+            log_warn("chat: notifications fell more than %zu events behind the model; reading them from the stream",
+                     c->notifier.fed_cap);
+            drops_seen = drops;
+            drops_logged = now;
+        }
+        if ((pos != saved && now - saved_at >= NOTIF_SAVE_MS) || now - saved_at >= NOTIF_TOUCH_MS) {
+            if (position_write(c, pos, false, 0, NULL) == CH_OK)
+                saved = pos;
+            saved_at = now; /* (failed: tried again a second later) */
+        }
+        if (r == 0)
+            notifier_pause(c, renew_at - now < NOTIF_SAVE_MS ? renew_at - now : NOTIF_SAVE_MS);
+        else if (r < 0)
+            notifier_pause(c, 1000);
+    }
+    if (held) { /* (what was fed and not done yet is the successor's: it goes on from this position) */
+        feed_stop(c);
+        position_write(c, pos, false, 0, NULL);
+        store_lease_release(c->store, NOTIF_LEASE, c->snap.holder);
+    }
     store_thread_exit();
     return NULL;
 }
@@ -539,6 +864,7 @@ notifier_start(struct chat *c, struct ch_err *err)
 {
     pthread_mutex_init(&c->notifier.mu, NULL);
     pthread_cond_init(&c->notifier.cv, NULL);
+    c->notifier.inited = true;
     if (pthread_create(&c->notifier.thread, NULL, notifier_main, c) != 0)
         return ch_err_set(err, CH_ENOMEM, NULL, "cannot start the notifier thread");
     c->notifier.running = true;
@@ -556,8 +882,17 @@ notifier_stop(struct chat *c)
     pthread_mutex_unlock(&c->notifier.mu);
     pthread_join(c->notifier.thread, NULL);
     c->notifier.running = false;
+    feed_stop(c); /* (the follower may still call notifier_feed: it finds the feed off; the mutex stays) */
+}
+
+void
+notifier_destroy(struct chat *c)
+{
+    if (!c->notifier.inited)
+        return;
     pthread_mutex_destroy(&c->notifier.mu);
     pthread_cond_destroy(&c->notifier.cv);
+    c->notifier.inited = false;
 }
 
 /* ---- reading ---- */

@@ -243,42 +243,10 @@ bool store_follower_attached(struct store_follower *f);
 /* Unsubscribe and free (call before store_close). Accepts NULL. */
 void store_follower_stop(struct store_follower *f);
 
-/* Shared work (work.c): one durable consumer on a stream that every process takes messages from (pushed to a queue
- * group). Each message goes to one process; one not acknowledged within ack_wait_ms goes out again (to any of
- * them), so work a process took survives its crash — handlers must be idempotent. Made on first use delivering
- * only what is appended from then on. */
-struct store_work;
-struct store_work_batch;
-struct store_work_opts {
-    enum store_stream stream;
-    const char *durable;     /* the consumer's name, shared by every process: [A-Za-z0-9_-] */
-    const char *description;
-    const char *filter;      /* one subject filter (nats-server 2.9 takes one) */
-    int64_t ack_wait_ms;
-    int max_pending;         /* handed out and not yet acknowledged, across all processes; 0: 1000 */
-};
-struct store_work_msg {
-    uint64_t seq;       /* stream sequence */
-    uint64_t delivered; /* 1 the first time */
-    int64_t unix_ms;    /* when it was stored */
-    const char *subject, *data;
-    size_t len;
-    void *impl;
-};
-/* Make (or find) the consumer and subscribe to it: NATS round trips. */
-enum ch_status store_work_open(struct store *st, const struct store_work_opts *o, struct store_work **out,
-                               struct ch_err *err);
-/* Up to max messages, waiting at most timeout_ms for the first; *n is 0 when none came (CH_OK). *out (NULL when
- * *n is 0) is freed with store_work_batch_free after each message was acknowledged or not. */
-enum ch_status store_work_fetch(struct store_work *w, int max, int64_t timeout_ms, struct store_work_batch **out,
-                                size_t *n, struct ch_err *err);
-struct store_work_msg *store_work_msg(struct store_work_batch *b, size_t i);
-/* Done with it (fire and forget); or not: hand it out again after delay_ms. */
-void store_work_ack(struct store_work_msg *m);
-void store_work_nak(struct store_work_msg *m, int64_t delay_ms);
-void store_work_batch_free(struct store_work_batch *b);
-/* Stop pulling (the consumer stays). Accepts NULL. */
-void store_work_close(struct store_work *w);
+/* A durable consumer of an earlier release that kept a work position (work.c): where it had got to (every message
+ * at or below *ack_floor was done) and remove it. CH_ENOTFOUND if there is none. NATS round trips. */
+enum ch_status store_consumer_retire(struct store *st, enum store_stream s, const char *durable, uint64_t *ack_floor,
+                                     struct ch_err *err);
 
 /* A KV watcher: fn(key, value, rev) for every current entry, then fn(NULL, ...) once ("initial values done"),
  * then live updates; deleted entries come with value NULL. Runs on a thread of its own. */

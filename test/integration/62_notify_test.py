@@ -5,9 +5,11 @@ against the key the server hands browsers and decrypts the payload with the subs
 import base64
 import json
 import signal
+import threading
 import time
 
 from harness import FAST_AUTH, TIME_SCALE, Client, TestCase, external_env, run_chatto, wait_for
+from natsclient import NatsClient
 from pushsvc import WithPushService
 
 R = "chatto.api.v1.RoomService/"
@@ -341,10 +343,11 @@ class PushConfig(TestCase):
 
 class Worker(TestCase):
     def test_notifications_come_from_the_stream_and_survive_a_dead_worker(self):
-        """Who a post notifies is worked out by whichever process's notifier takes the event from the shared
-        consumer: a process that does not deliver (chat.notification_worker = false) posts, one started later
-        delivers the backlog, and an event taken by a worker that dies is delivered by another after the ack
-        wait."""
+        """Who a post notifies is worked out from the stream by the holder of the lease "notifier", from its own
+        model's follower: a process that does not deliver (chat.notification_worker = false) posts, one started
+        later delivers the backlog, and what a holder that hangs and dies did not get to is delivered by its
+        successor once the lease lapses, from the position it kept, each exactly once. No consumer on the stream
+        is needed for it."""
         n = self.nats(token="worker-test-token")
         env = external_env(n)
         a = self.chatto(embedded=False, env=env, args=FAST_AUTH + ["--chat-notification-worker=false"])
@@ -367,8 +370,83 @@ class Worker(TestCase):
         b.kill9()
         self.chatto(embedded=False, env=env, args=FAST_AUTH)
         wait_for(lambda: len(bob.ok(N + "ListNotificationOccurrences", {})["occurrences"]) == 6, 60 * TIME_SCALE,
-                 "every notification, after the dead worker's ack wait (30 s)")
+                 "every notification, once the dead holder's lease lapsed (15 s)")
+        with NatsClient(n.port, token=n.token) as nc:
+            self.assertNotIn("chatto_notifier", nc.consumers("CHATTO_EVENTS"), "a durable consumer for notifications")
+            # the holder's position moves on (written at most once a second)
+            wait_for(lambda: int(json.loads(nc.kv_get("chatto_leases", "notifier-position"))["seq"]) > 0,
+                     10 * TIME_SCALE, "the notifier's position to be written")
         time.sleep(0.5)
         previews = sorted(o["preview"] for o in bob.ok(N + "ListNotificationOccurrences", {})["occurrences"])
         self.assertEqual(previews, sorted(["@bob before any worker"] + ["@bob while a worker hangs %d" % i
                                                                       for i in range(5)]), "each exactly once")
+
+    def test_an_upgrade_goes_on_from_the_old_shared_consumer_and_removes_it(self):
+        """0.2 kept the notification position in a durable consumer chatto_notifier that every process pulled
+        from. The first process of this release finds no position of its own, starts where that consumer had got
+        to (its ack floor) and deletes it, so nats-server stops tracking every event for it."""
+        n = self.nats(token="upgrade-test-token")
+        env = external_env(n)
+        a = self.chatto(embedded=False, env=env, args=FAST_AUTH + ["--chat-notification-worker=false"])
+        alice, bob = Client(a), Client(a)
+        alice.register("alice")
+        bob.register("bob")
+        r = alice.ok(R + "CreateRoom", {"name": "Upgrade"})["room"]["id"]
+        bob.ok(R + "JoinRoom", {"roomId": r})
+        first = alice.ok(M + "CreateMessage", {"roomId": r, "body": "@bob while 0.2 ran"})["message"]
+        alice.ok(M + "CreateMessage", {"roomId": r, "body": "@bob after it"})
+        seq = int(bob.ok(R + "GetRoomEvents", {"roomId": r, "limit": 10})["page"]["events"][-2]["cursor"])
+        self.assertIn(first["id"], json.dumps(bob.ok(R + "GetRoomEvents", {"roomId": r, "limit": 10})["page"]
+                                                    ["events"][-2]))
+        a.stop()
+        with NatsClient(n.port, token=n.token) as nc:
+            # what 0.2 left: its consumer, done up to the event before the first post; no position of ours
+            nc.kv_delete("chatto_leases", "notifier-position")
+            cfg = {"durable_name": "chatto_notifier", "deliver_subject": "chatto.work.chatto_notifier",
+                   "deliver_group": "chatto_notifier", "deliver_policy": "by_start_sequence", "opt_start_seq": seq,
+                   "ack_policy": "explicit", "ack_wait": 30 * 10**9, "max_ack_pending": 1000,
+                   "filter_subject": "chatto.ev.*.msg.>"}
+            ci = nc.js("CONSUMER.DURABLE.CREATE.CHATTO_EVENTS.chatto_notifier",
+                       {"stream_name": "CHATTO_EVENTS", "config": cfg})
+            self.assertNotIn("error", ci, ci)
+            self.assertEqual(ci["delivered"]["stream_seq"], seq - 1, ci)  # (nothing acknowledged yet)
+        b = self.chatto(embedded=False, env=env, args=FAST_AUTH)
+        bob = Client(b, cookie=bob.cookie)
+        wait_for(lambda: len(bob.ok(N + "ListNotificationOccurrences", {})["occurrences"]) == 2, 30 * TIME_SCALE,
+                 "the posts after the old consumer's ack floor notified")
+        self.assertIn("where the consumer chatto_notifier of an earlier release had got to", b.stderr())
+        with NatsClient(n.port, token=n.token) as nc:
+            self.assertNotIn("chatto_notifier", nc.consumers("CHATTO_EVENTS"), "the old consumer is gone")
+            self.assertIsNotNone(nc.kv_get("chatto_leases", "notifier-position"))
+        time.sleep(0.5)
+        previews = sorted(o["preview"] for o in bob.ok(N + "ListNotificationOccurrences", {})["occurrences"])
+        self.assertEqual(previews, ["@bob after it", "@bob while 0.2 ran"])
+
+    def test_a_feed_that_overflows_reads_the_rest_from_the_stream(self):
+        """The follower hands the notifier at most so many events (4,096; here 1 through a test hook); past that
+        they are dropped and read back from the stream by sequence: every mention is notified exactly once."""
+        c = self.chatto(env={"CHATTO_TEST_NOTIFIER_FEED_MAX": "1"}, args=FAST_AUTH)
+        alice, bob = Client(c), Client(c)
+        alice.register("alice", token=True)
+        bob.register("bob")
+        r = alice.ok(R + "CreateRoom", {"name": "Burst"})["room"]["id"]
+        bob.ok(R + "JoinRoom", {"roomId": r})
+        bodies = ["@bob burst %02d" % i for i in range(40)]
+
+        def post(chunk):
+            cl = Client(c, token=alice.token)
+            for b in chunk:
+                cl.ok(M + "CreateMessage", {"roomId": r, "body": b})
+        threads = [threading.Thread(target=post, args=(bodies[k::4],)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wait_for(lambda: len(bob.ok(N + "ListNotificationOccurrences", {"limit": 100})["occurrences"]) >= 40,
+                 30 * TIME_SCALE, "every mention notified")
+        time.sleep(1)
+        previews = sorted(o["preview"] for o in
+                          bob.ok(N + "ListNotificationOccurrences", {"limit": 100})["occurrences"])
+        self.assertEqual(previews, bodies, "each exactly once")
+        # (whether the feed overflowed depends on timing; it says so when it does)
+        print("\n  feed overflowed: %s" % ("fell more than 1 events behind" in c.stderr()))
