@@ -517,6 +517,12 @@ notifier_feed(struct chat *c, uint64_t seq, const char *subject, const char *dat
     if (!atomic_load(&c->notifier.feeding))
         return;
     bool want = may_notify(subject, data, len, &posted);
+    if (want && posted) { /* most posts reach nobody: the model just applied it and says so */
+        struct store_event_subject subj;
+        pthread_rwlock_rdlock(&c->m->lock);
+        want = store_subject_event_parse(subject, &subj) && post_may_notify(c, subj.room, subj.id);
+        pthread_rwlock_unlock(&c->m->lock);
+    }
     pthread_mutex_lock(&c->notifier.mu);
     if (!atomic_load(&c->notifier.feeding) || seq < c->notifier.fed_from) {
         pthread_mutex_unlock(&c->notifier.mu); /* (before the feed: the worker reads it from the stream) */
@@ -546,7 +552,8 @@ notifier_feed(struct chat *c, uint64_t seq, const char *subject, const char *dat
         }
     }
     c->notifier.fed_upto = seq;
-    pthread_cond_signal(&c->notifier.cv);
+    if (want) /* (events that notify nobody only move the position: the worker sees that on its next turn) */
+        pthread_cond_signal(&c->notifier.cv);
     pthread_mutex_unlock(&c->notifier.mu);
 }
 
