@@ -63,7 +63,6 @@ struct http {
     struct http_opts o;
     char instance[96];
     int port;
-    MHD_socket listen_fd;
     atomic_int inflight;
     atomic_bool draining;
     struct MHD_Response **statics; /* per route: the response of a static_json route, built once */
@@ -432,6 +431,8 @@ accept_cb(void *cls, const struct sockaddr *addr, socklen_t len)
     uintptr_t n;
 
     (void)len;
+    if (atomic_load(&h->draining))
+        return MHD_NO; /* (http_quiesce) */
     if (!peer_address(addr, ip, sizeof ip) || !counted(h, ip))
         return MHD_YES;
     pthread_mutex_lock(&h->ipmu);
@@ -904,7 +905,6 @@ http_start(const struct http_opts *o, const struct http_route *routes, void *env
     }
     h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                              : ((struct sockaddr_in *)&ss)->sin_port);
-    h->listen_fd = MHD_INVALID_SOCKET;
     *out = h;
     return CH_OK;
 }
@@ -933,16 +933,16 @@ http_workers(const struct http *h)
     return n;
 }
 
+/* Draining: new connections are accepted and closed at once (accept_cb), so a balancer's connect fails fast and it
+ * retries elsewhere. Not MHD_quiesce_daemon: in libmicrohttpd 0.9.75 it races with the pool threads taking the
+ * listen socket out of their own epoll sets, and the loser aborts the process ("Failed to remove listen FD from
+ * epoll set", seen in CI when SIGTERM came right after start-up). libmicrohttpd closes the socket at stop. */
 void
 http_quiesce(struct http *h)
 {
-    if (!h || h->listen_fd != MHD_INVALID_SOCKET)
+    if (!h)
         return;
     atomic_store(&h->draining, true);
-    h->listen_fd = MHD_quiesce_daemon(h->d);
-    /* the kernel keeps queueing connects on a quiesced socket, and they would hang: refuse them now */
-    if (h->listen_fd != MHD_INVALID_SOCKET)
-        shutdown(h->listen_fd, SHUT_RDWR);
 }
 
 bool
@@ -985,9 +985,7 @@ http_stop(struct http *h, int64_t timeout_ms)
         log_error("http: %d request(s) never finished; leaving the HTTP server to the exit", stuck);
         return;
     }
-    MHD_stop_daemon(h->d);
-    if (h->listen_fd != MHD_INVALID_SOCKET)
-        close(h->listen_fd);
+    MHD_stop_daemon(h->d); /* (closes the listening socket) */
     for (size_t i = 0; h->statics && h->routes[i].path; i++)
         if (h->statics[i])
             MHD_destroy_response(h->statics[i]);

@@ -57,7 +57,7 @@ enum ch_status http_start(const struct http_opts *o, const struct http_route *ro
                           struct ch_err *err);
 /* The bound port (useful when configured as 0). */
 int http_port(const struct http *h);
-/* Stop accepting connections (new connects are refused at once); in-flight requests continue. */
+/* Stop taking connections (new ones are accepted and closed at once); in-flight requests continue. */
 void http_quiesce(struct http *h);
 /* Wait up to timeout_ms until no request is being handled; false (logged) if some still are. */
 bool http_wait_idle(struct http *h, int64_t timeout_ms);
