@@ -761,6 +761,10 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         goto out;
     }
     env.accounts = accounts;
+    /* a restarted process on the same host and port is its predecessor's successor: it takes over its leases at
+     * once (two processes cannot listen on one port, so the other is gone or going) */
+    char slot[160];
+    snprintf(slot, sizeof slot, "%s:%d", host, bound);
     struct chat_opts co = {
         .store = store,
         .edit_window_ms = cfg_int(cfg, CFG_CHAT_EDIT_WINDOW),
@@ -769,7 +773,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         .snapshots = cfg_bool(cfg, CFG_CORE_PROJECTION_SNAPSHOTS),
         .snapshot_events = (uint64_t)cfg_int(cfg, CFG_CORE_PROJECTION_SNAPSHOT_EVENTS),
         .snapshot_retention_ms = cfg_int(cfg, CFG_CORE_PROJECTION_SNAPSHOT_RETENTION),
-        .holder = instance,
+        .holder = slot,
         .no_notifier = !cfg_bool(cfg, CFG_CHAT_NOTIFICATION_WORKER),
     };
     if (chat_new(&co, &chat, &err) != CH_OK) {

@@ -43,6 +43,8 @@ struct chat_opts {
     bool snapshots;
     uint64_t snapshot_events;
     int64_t snapshot_retention_ms;
+    /* this process in the leases it takes (snapshots, notifications): the same for a process that restarts in its
+     * place (host and port), so that one takes its predecessor's leases at once instead of waiting them out */
     const char *holder;
     bool no_notifier;   /* leave delivering notifications to the other processes */
 };
