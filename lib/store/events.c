@@ -125,26 +125,79 @@ stream_info(struct store *st, const char *name, jsStreamInfo **si, jsErrCode *je
     return s;
 }
 
+/* Remember leader as the one stream named last; true if it named another before (not the first answer). */
+static bool
+leader_changed(struct store *st, const char *stream, const char *leader)
+{
+    size_t n = sizeof st->leaders / sizeof *st->leaders, i;
+    bool changed = false;
+
+    pthread_mutex_lock(&st->lmu);
+    for (i = 0; i < n && st->leaders[i].stream[0] && strcmp(st->leaders[i].stream, stream); i++)
+        ;
+    if (i < n) {
+        if (!st->leaders[i].stream[0])
+            snprintf(st->leaders[i].stream, sizeof st->leaders[i].stream, "%s", stream);
+        else
+            changed = strcmp(st->leaders[i].leader, leader) != 0;
+        snprintf(st->leaders[i].leader, sizeof st->leaders[i].leader, "%s", leader);
+    }
+    pthread_mutex_unlock(&st->lmu);
+    return changed;
+}
+
+/* The last sequence of a stream, including every message acknowledged before the call (read-your-writes across
+ * processes). STREAM.INFO of a clustered stream is not always the leader's word (nats-server 2.9.10): a member that
+ * believes the stream has no leader answers with its own, possibly lagging state and names no leader
+ * (jetstream_api.go, jsStreamInfoRequest), and a leader elected a moment ago answers before it has applied what it
+ * had committed (raft.go, switchToLeader). So an answer that names no leader is asked again, and after a change of
+ * leader the question is asked once more a moment later and the larger answer taken. */
+static natsStatus
+leader_last_seq(struct store *st, const char *name, uint64_t *seq, jsErrCode *jerr)
+{
+    int64_t deadline = clock_mono_ms() + st->timeout_ms;
+    uint64_t best = 0;
+    bool again = false;
+
+    for (;;) {
+        jsStreamInfo *si = NULL;
+        natsStatus s = stream_info(st, name, &si, jerr);
+        if (s != NATS_OK)
+            return s;
+        const jsClusterInfo *ci = si->Cluster;
+        bool clustered = ci && ci->ReplicasLen > 0, leaderless = clustered && (!ci->Leader || !ci->Leader[0]);
+        bool changed = clustered && !leaderless && leader_changed(st, name, ci->Leader);
+        uint64_t last = si->State.LastSeq;
+        jsStreamInfo_Destroy(si);
+        if (!leaderless) {
+            best = last > best ? last : best;
+            if (!changed || again) {
+                *seq = best;
+                return NATS_OK;
+            }
+            again = true;
+        }
+        if (clock_mono_ms() + 100 >= deadline)
+            return leaderless ? NATS_TIMEOUT : (*seq = best, NATS_OK);
+        nats_Sleep(100);
+    }
+}
+
 enum ch_status
 store_last_seq(struct store *st, enum store_stream s, uint64_t *seq, struct ch_err *err)
 {
-    jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     natsStatus ns;
 
     if (!st || !atomic_load(&st->bootstrapped))
         return ch_err_set(err, CH_EUNAVAIL, NULL, "storage is not ready yet");
-    ns = stream_info(st, store_stream_name(s), &si, &jerr);
-    if (ns == NATS_OK)
-        *seq = si->State.LastSeq;
-    jsStreamInfo_Destroy(si);
+    ns = leader_last_seq(st, store_stream_name(s), seq, &jerr);
     return store_map(ns, jerr, store_stream_name(s), err);
 }
 
 enum ch_status
 store_kv_last_rev(struct store *st, enum store_bucket b, uint64_t *rev, struct ch_err *err)
 {
-    jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     natsStatus ns;
     char name[64];
@@ -152,10 +205,7 @@ store_kv_last_rev(struct store *st, enum store_bucket b, uint64_t *rev, struct c
     if (!st || !atomic_load(&st->bootstrapped))
         return ch_err_set(err, CH_EUNAVAIL, NULL, "storage is not ready yet");
     snprintf(name, sizeof name, "KV_%s", store_bucket_name(b));
-    ns = stream_info(st, name, &si, &jerr);
-    if (ns == NATS_OK)
-        *rev = si->State.LastSeq;
-    jsStreamInfo_Destroy(si);
+    ns = leader_last_seq(st, name, rev, &jerr);
     return store_map(ns, jerr, name, err);
 }
 

@@ -304,6 +304,7 @@ store_open(const struct store_opts *o, struct store **out, struct ch_err *err)
     if (!st)
         return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
     pthread_mutex_init(&st->mu, NULL);
+    pthread_mutex_init(&st->lmu, NULL);
     pthread_mutex_init(&st->hmu, NULL);
     pthread_cond_init(&st->cv, NULL);
     pthread_cond_init(&st->attach_cv, NULL);
@@ -428,6 +429,7 @@ store_free(struct store *st)
     }
     free(st->proc_record);
     pthread_mutex_destroy(&st->mu);
+    pthread_mutex_destroy(&st->lmu);
     pthread_mutex_destroy(&st->hmu);
     pthread_cond_destroy(&st->cv);
     pthread_cond_destroy(&st->attach_cv);

@@ -57,6 +57,12 @@ struct store {
     int64_t proc_refreshed_ms; /* monotonic */
     char fatal[640];           /* guarded by mu: why this process must not serve (settings mismatch) */
     bool operator_command;     /* store_opts.operator_command */
+
+    /* the leader each clustered stream last named in a STREAM.INFO answer (events.c, leader_last_seq) */
+    pthread_mutex_t lmu;
+    struct {
+        char stream[64], leader[64];
+    } leaders[32];
 };
 
 #define PROCS_REFRESH_MS 10000
