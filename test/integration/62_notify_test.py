@@ -342,20 +342,25 @@ class PushConfig(TestCase):
 
 
 class Worker(TestCase):
-    def test_notifications_come_from_the_stream_and_survive_a_dead_worker(self):
-        """Who a post notifies is worked out from the stream by the holder of the lease "notifier", from its own
-        model's follower: a process that does not deliver (chat.notification_worker = false) posts, one started
-        later delivers the backlog, and what a holder that hangs and dies did not get to is delivered by its
-        successor once the lease lapses, from the position it kept, each exactly once. No consumer on the stream
-        is needed for it."""
+    def non_worker_with_two_users(self, room):
+        """A NATS, a process that does not deliver notifications on it, alice and bob in a new room."""
         n = self.nats(token="worker-test-token")
         env = external_env(n)
         a = self.chatto(embedded=False, env=env, args=FAST_AUTH + ["--chat-notification-worker=false"])
         alice, bob = Client(a), Client(a)
         alice.register("alice")
         bob.register("bob")
-        r = alice.ok(R + "CreateRoom", {"name": "Work"})["room"]["id"]
+        r = alice.ok(R + "CreateRoom", {"name": room})["room"]["id"]
         bob.ok(R + "JoinRoom", {"roomId": r})
+        return n, env, a, alice, bob, r
+
+    def test_notifications_come_from_the_stream_and_survive_a_dead_worker(self):
+        """Who a post notifies is worked out from the stream by the holder of the lease "notifier", from its own
+        model's follower: a process that does not deliver (chat.notification_worker = false) posts, one started
+        later delivers the backlog, and what a holder that hangs and dies did not get to is delivered by its
+        successor once the lease lapses, from the position it kept, each exactly once. No consumer on the stream
+        is needed for it."""
+        n, env, a, alice, bob, r = self.non_worker_with_two_users("Work")
         alice.ok(M + "CreateMessage", {"roomId": r, "body": "@bob before any worker"})
         time.sleep(0.5)
         self.assertEqual(bob.ok(N + "ListNotificationOccurrences", {})["occurrences"], [], "no worker yet")
@@ -385,14 +390,7 @@ class Worker(TestCase):
         """0.2 kept the notification position in a durable consumer chatto_notifier that every process pulled
         from. The first process of this release finds no position of its own, starts where that consumer had got
         to (its ack floor) and deletes it, so nats-server stops tracking every event for it."""
-        n = self.nats(token="upgrade-test-token")
-        env = external_env(n)
-        a = self.chatto(embedded=False, env=env, args=FAST_AUTH + ["--chat-notification-worker=false"])
-        alice, bob = Client(a), Client(a)
-        alice.register("alice")
-        bob.register("bob")
-        r = alice.ok(R + "CreateRoom", {"name": "Upgrade"})["room"]["id"]
-        bob.ok(R + "JoinRoom", {"roomId": r})
+        n, env, a, alice, bob, r = self.non_worker_with_two_users("Upgrade")
         first = alice.ok(M + "CreateMessage", {"roomId": r, "body": "@bob while 0.2 ran"})["message"]
         alice.ok(M + "CreateMessage", {"roomId": r, "body": "@bob after it"})
         seq = int(bob.ok(R + "GetRoomEvents", {"roomId": r, "limit": 10})["page"]["events"][-2]["cursor"])
