@@ -787,6 +787,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         log_error("app: %s", err.msg);
         goto out;
     }
+    chat_start_notifications(chat); /* (after push: the notifier reads it without a lock) */
     struct assets_opts aso = {
         .store = store,
         .chat = chat,

@@ -72,6 +72,9 @@ struct push_vapid;
 enum ch_status chat_push_start(struct chat *c, const struct push_vapid *vapid, const char *subject,
                                bool allow_loopback, struct ch_err *err);
 bool chat_push_enabled(const struct chat *c);
+/* Everything notifications use is in place (push above, once, if at all): this process may now take the notifier's
+ * lease and deliver. Until then it only makes sure the notifier's position exists. Once, at start-up. */
+void chat_start_notifications(struct chat *c);
 /* The VAPID public key browsers subscribe with (applicationServerKey); NULL when push is off. */
 const char *chat_push_public_key(const struct chat *c);
 

@@ -326,6 +326,7 @@ struct chat {
         atomic_bool consumer; /* the notifier's position exists (ready: what is posted from now on is notified) */
         /* the feed (notify.c): while this process holds the lease "notifier", the follower hands it the message
          * events that may notify, from fed_from on; fed_upto is the last event the follower passed */
+        atomic_bool armed; /* chat_start_notifications: the pusher (if any) is set; deliver from now on */
         atomic_bool feeding;
         struct notif_event *fed;
         size_t fed_head, fed_n, fed_cap;

@@ -804,6 +804,10 @@ notifier_main(void *arg)
         log_info("chat: notifications are left to other processes (chat.notification_worker = false)");
     while (!notifier_stopping(c)) {
         int64_t now = clock_mono_ms();
+        if (c->notifier.pull && !atomic_load(&c->notifier.armed)) {
+            notifier_pause(c, 100); /* (the app is still setting up what delivery uses: Web Push) */
+            continue;
+        }
         if (c->notifier.pull && now >= renew_at) {
             bool h = false;
             if (store_lease_acquire(c->store, NOTIF_LEASE, c->snap.holder, NOTIF_LEASE_MS, &h, NULL) != CH_OK)
@@ -864,6 +868,15 @@ notifier_main(void *arg)
     }
     store_thread_exit();
     return NULL;
+}
+
+void
+chat_start_notifications(struct chat *c)
+{
+    pthread_mutex_lock(&c->notifier.mu);
+    atomic_store(&c->notifier.armed, true);
+    pthread_cond_signal(&c->notifier.cv);
+    pthread_mutex_unlock(&c->notifier.mu);
 }
 
 enum ch_status
