@@ -429,11 +429,9 @@ static const char posted_tag[] = "\"type\":\"msg.posted\"", reacted_tag[] = "\"t
 /* An event that may notify someone: a post or a reaction. Told without parsing the event: its type is found as we
  * write it (json_print: no spaces). */
 static bool
-may_notify(const char *subject, const char *data, size_t len, bool *posted)
+may_notify(const char *subject, const char *data, size_t len, struct store_event_subject *subj, bool *posted)
 {
-    struct store_event_subject subj;
-
-    if (!store_subject_event_parse(subject, &subj) || subj.kind != STORE_EV_MESSAGE)
+    if (!store_subject_event_parse(subject, subj) || subj->kind != STORE_EV_MESSAGE)
         return false;
     *posted = memmem(data, len, posted_tag, sizeof posted_tag - 1) != NULL;
     return *posted || memmem(data, len, reacted_tag, sizeof reacted_tag - 1) != NULL;
@@ -449,7 +447,7 @@ handle_event(struct chat *c, const struct notif_event *m)
     struct notif_job *j = NULL;
     bool posted = false, may = true;
 
-    if (!may_notify(m->subject, m->data, m->len, &posted) || !store_subject_event_parse(m->subject, &subj))
+    if (!may_notify(m->subject, m->data, m->len, &subj, &posted))
         return true;
     /* who it reaches is read from this process's model, which must have applied the event first */
     if (!chat_model_wait(c->m, m->seq, 5000))
@@ -500,6 +498,21 @@ notif_event_clear(struct notif_event *e)
     memset(e, 0, sizeof *e);
 }
 
+/* Fill e with copies of the event (false: out of memory, e cleared). */
+static bool
+notif_event_set(struct notif_event *e, uint64_t seq, int64_t ms, const char *subject, const char *data, size_t len)
+{
+    *e = (struct notif_event){ .seq = seq, .unix_ms = ms, .subject = strdup(subject), .data = malloc(len + 1),
+                               .len = len };
+    if (!e->subject || !e->data) {
+        notif_event_clear(e);
+        return false;
+    }
+    memcpy(e->data, data, len);
+    e->data[len] = '\0';
+    return true;
+}
+
 /* notifier.mu held */
 static void
 feed_clear(struct chat *c)
@@ -512,15 +525,15 @@ feed_clear(struct chat *c)
 void
 notifier_feed(struct chat *c, uint64_t seq, const char *subject, const char *data, size_t len, int64_t ms)
 {
+    struct store_event_subject subj;
     bool posted;
 
     if (!atomic_load(&c->notifier.feeding))
         return;
-    bool want = may_notify(subject, data, len, &posted);
+    bool want = may_notify(subject, data, len, &subj, &posted);
     if (want && posted) { /* most posts reach nobody: the model just applied it and says so */
-        struct store_event_subject subj;
         pthread_rwlock_rdlock(&c->m->lock);
-        want = store_subject_event_parse(subject, &subj) && post_may_notify(c, subj.room, subj.id);
+        want = post_may_notify(c, subj.room, subj.id);
         pthread_rwlock_unlock(&c->m->lock);
     }
     pthread_mutex_lock(&c->notifier.mu);
@@ -535,13 +548,8 @@ notifier_feed(struct chat *c, uint64_t seq, const char *subject, const char *dat
             c->notifier.fed_n -= c->notifier.fed_head;
             c->notifier.fed_head = 0;
         }
-        struct notif_event e = { .seq = seq, .unix_ms = ms, .subject = strdup(subject), .data = malloc(len + 1),
-                                 .len = len };
-        if (e.data) {
-            memcpy(e.data, data, len);
-            e.data[len] = '\0';
-        }
-        if (c->notifier.fed_n == c->notifier.fed_cap || !e.subject || !e.data) {
+        struct notif_event e = { 0 };
+        if (c->notifier.fed_n == c->notifier.fed_cap || !notif_event_set(&e, seq, ms, subject, data, len)) {
             /* too much waiting (or no memory): drop what waits; the worker reads from the stream instead */
             notif_event_clear(&e);
             feed_clear(c);
@@ -672,17 +680,12 @@ static void
 on_caught(void *arg, size_t i, const char *subject, const char *data, size_t len)
 {
     struct caught *x = arg;
+    struct store_event_subject subj;
     bool posted;
 
-    if (!may_notify(subject, data, len, &posted))
-        return;
-    if (!(x->v[i].subject = strdup(subject)) || !(x->v[i].data = malloc(len + 1))) {
+    if (may_notify(subject, data, len, &subj, &posted) &&
+        !notif_event_set(&x->v[i], x->v[i].seq, 0, subject, data, len))
         x->failed = true;
-        return;
-    }
-    memcpy(x->v[i].data, data, len);
-    x->v[i].data[len] = '\0';
-    x->v[i].len = len;
 }
 
 /* Events from+1 .. to (at most NOTIF_CATCHUP of them) read from the stream and handled; true if all were done. */
