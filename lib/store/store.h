@@ -195,7 +195,8 @@ struct store_pub_opts {
 enum ch_status store_publish(struct store *st, const char *subject, const void *data, size_t len,
                              const struct store_pub_opts *o, uint64_t *seq, bool *dup, struct ch_err *err);
 
-/* The last sequence of a stream (0 if empty): one round trip to the stream's leader. */
+/* The last sequence of a stream (0 if empty), as its leader knows it: one round trip, more while a clustered stream
+ * answers without a leader or has just changed leader (events.c, leader_last_seq). */
 enum ch_status store_last_seq(struct store *st, enum store_stream s, uint64_t *seq, struct ch_err *err);
 
 /* One message of a stream by sequence: its subject and data (the caller frees both; data is NUL-terminated). A
