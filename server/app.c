@@ -486,6 +486,7 @@ gauge_model(void *ctx, enum metric_id m)
     chat_stats(ctx, &s);
     return m == MET_MODEL_ROOMS      ? (double)s.rooms
            : m == MET_MODEL_MESSAGES ? (double)s.messages
+           : m == MET_MODEL_COLD_MESSAGES ? (double)s.cold
            : m == MET_MODEL_USERS    ? (double)s.users
            : m == MET_BODY_CACHE_BYTES ? (double)s.body_bytes
                                      : (double)s.lag;
@@ -493,6 +494,7 @@ gauge_model(void *ctx, enum metric_id m)
 
 static double gauge_rooms(void *ctx) { return gauge_model(ctx, MET_MODEL_ROOMS); }
 static double gauge_messages(void *ctx) { return gauge_model(ctx, MET_MODEL_MESSAGES); }
+static double gauge_cold(void *ctx) { return gauge_model(ctx, MET_MODEL_COLD_MESSAGES); }
 static double gauge_users(void *ctx) { return gauge_model(ctx, MET_MODEL_USERS); }
 static double gauge_lag(void *ctx) { return gauge_model(ctx, MET_FOLLOWER_LAG); }
 static double gauge_bodies(void *ctx) { return gauge_model(ctx, MET_BODY_CACHE_BYTES); }
@@ -770,6 +772,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         .edit_window_ms = cfg_int(cfg, CFG_CHAT_EDIT_WINDOW),
         .timeout_ms = cfg_int(cfg, CFG_NATS_REQUEST_TIMEOUT),
         .cache_bytes = (size_t)cfg_int(cfg, CFG_CORE_CACHE_SIZE),
+        .resident_messages = (size_t)cfg_int(cfg, CFG_CORE_RESIDENT_MESSAGES),
         .snapshots = cfg_bool(cfg, CFG_CORE_PROJECTION_SNAPSHOTS),
         .snapshot_events = (uint64_t)cfg_int(cfg, CFG_CORE_PROJECTION_SNAPSHOT_EVENTS),
         .snapshot_retention_ms = cfg_int(cfg, CFG_CORE_PROJECTION_SNAPSHOT_RETENTION),
@@ -902,6 +905,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         metrics_set_gauge(MET_WS_CONNECTIONS, gauge_ws, ws);
         metrics_set_gauge(MET_MODEL_ROOMS, gauge_rooms, chat);
         metrics_set_gauge(MET_MODEL_MESSAGES, gauge_messages, chat);
+        metrics_set_gauge(MET_MODEL_COLD_MESSAGES, gauge_cold, chat);
         metrics_set_gauge(MET_BODY_CACHE_BYTES, gauge_bodies, chat);
         metrics_set_gauge(MET_MODEL_USERS, gauge_users, chat);
         metrics_set_gauge(MET_FOLLOWER_LAG, gauge_lag, chat);

@@ -17,7 +17,9 @@
 #include <string.h>
 
 #include "chat/chat_int.h"
+#include "log/log.h"
 #include "store/store.h"
+#include "store/subject.h"
 
 /* ---- feeding the model ---- */
 
@@ -28,7 +30,18 @@ on_event(void *ctx, uint64_t seq, const char *subject, const char *data, size_t 
 
     if (!atomic_load(&c->m->live))
         atomic_store(&c->m->replay_target, store_follower_replay_end(c->follower));
-    chat_model_apply(c->m, seq, subject, data, len, ms);
+    char need[ID_MAX + 1];
+    /* about a message of the cold timeline (a reply: up to two): bring it back, then apply; anyway after that (one
+     * that cannot be fetched now lands on a stub, and a command naming the message brings its post back later) */
+    int tries = 0;
+    while (!chat_model_apply(c->m, seq, subject, data, len, ms, tries < 2 ? need : NULL)) {
+        struct store_event_subject s;
+        struct ch_err err = { 0 };
+        tries++;
+        if (store_subject_event_parse(subject, &s) && chat_cold_restore(c, s.room, need, &err) != CH_OK &&
+            err.status != CH_ENOTFOUND)
+            log_warn("chat: bringing back message %s of room %s: %s", need, s.room, err.msg);
+    }
     notifier_feed(c, seq, subject, data, len, ms);
 }
 
@@ -54,6 +67,7 @@ chat_new(const struct chat_opts *o, struct chat **out, struct ch_err *err)
         free(c);
         return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
     }
+    chat_model_set_resident(c->m, o->resident_messages);
     c->store = o->store;
     c->edit_window_ms = o->edit_window_ms;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
@@ -150,8 +164,11 @@ chat_stats(struct chat *c, struct chat_stats *out)
     pthread_rwlock_rdlock(&c->m->lock);
     out->rooms = map_len(c->m->rooms);
     out->users = map_len(c->m->users);
-    while (map_next(c->m->rooms, &it, &key, &val))
-        out->messages += map_len(((struct chat_room *)val)->msgs);
+    while (map_next(c->m->rooms, &it, &key, &val)) {
+        const struct chat_room *r = val;
+        out->messages += map_len(r->msgs) + r->cold.n;
+        out->cold += r->cold.n;
+    }
     pthread_rwlock_unlock(&c->m->lock);
     out->lag = store_follower_pending(c->follower);
     struct body_cache_stats bs;

@@ -38,6 +38,7 @@ struct chat_opts {
     int64_t edit_window_ms;
     int64_t timeout_ms; /* read-your-writes waits */
     size_t cache_bytes; /* message bodies kept in memory (core.cache_size) */
+    size_t resident_messages; /* top-level messages per room kept in memory (core.resident_messages; 0: all) */
     /* read-model snapshots (core.projection_snapshots): start from the newest, and write them (one process at a
      * time, named holder) every snapshot_events events; the store ages them out after snapshot_retention_ms */
     bool snapshots;
@@ -84,6 +85,7 @@ void chat_free(struct chat *c);
 /* Sizes of the read model and how far it trails the stream (metrics). Takes the model's read lock briefly. */
 struct chat_stats {
     size_t rooms, messages, users;
+    size_t cold; /* of the messages, those on the cold timeline (not in memory) */
     uint64_t lag; /* events not yet applied */
     size_t body_bytes, bodies; /* message bodies in memory */
 };

@@ -66,6 +66,9 @@ struct chat_msg {
     bool known;        /* a snapshot or tombstone was applied (reactions may arrive first during a replay) */
     bool refused;      /* a post the stream order makes invalid (author no longer a member, room archived):
                         * every process ignores it and its later events; its bytes are erased */
+    _Atomic uint32_t held_until; /* a command needs it (chat_msg_ensure) or it was brought back from the cold
+                                  * timeline: kept in memory until then (monotonic seconds), even while posts pour
+                                  * in (set under either lock) */
     char id[];         /* allocated to its length */
 };
 
@@ -149,6 +152,16 @@ struct chat_room {
     uint64_t pin_seq; /* the last pin event applied (ListPinnedMessages' latestPinMarker) */
     struct chat_call call;
     uint64_t call_seq; /* last event on the room's call subject (compare-and-set for call facts) */
+    /* The cold timeline (core.resident_messages): plain top-level messages no longer in memory, sorted by position
+     * (the stream sequence of their post, which holds all there is to show of them: see model_msg_plain); their
+     * author as an index of the model's author table, for unread counts. */
+    struct cold_list {
+        uint64_t *pos;
+        uint32_t *author;
+        size_t n, cap;
+    } cold;
+    size_t evict_kept; /* timeline items before the resident window the last eviction pass had to keep ... */
+    size_t evict_held; /* ... of them, those only held for a moment (held_until): a sweep looks again */
 };
 
 /* bodies.c: message bodies, a bounded cache by stream sequence (the model holds none). Any thread. */
@@ -196,6 +209,10 @@ struct chat_model {
     struct map *logins;  /* login -> user id (borrowed) */
     struct map *pending_reads; /* "uid.room" -> uint64 pos, for reads seen before the member */
     struct map *interned;      /* id -> its one copy (model_intern) */
+    size_t resident;           /* top-level messages per room kept in memory at least (0: all); set before use */
+    const char **authors;      /* the author table of cold timelines: interned ids ... */
+    size_t nauthors, capauthors;
+    struct map *author_ix;     /* ... and interned id -> its index + 1 */
 
     /* seqs of bodies that belong to deleted messages and may still be on disk (a deleter crashed before erasing) */
     uint64_t *erase;
@@ -219,9 +236,29 @@ struct chat_model {
 /* cache_bytes: the body cache's size (core.cache_size). */
 struct chat_model *chat_model_new(size_t cache_bytes);
 void chat_model_free(struct chat_model *m);
-/* Apply one event of the stream (follower thread). */
-void chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len,
-                      int64_t ms);
+/* Apply one event of the stream (follower thread). With need (ID_MAX + 1 bytes) given, an event about a message of
+ * the cold timeline (an edit, a delete, a reaction, a pin, a reply to it) is not applied: false, and need names
+ * the message, to bring back with chat_model_restore before applying the event again (need NULL: apply anyway). */
+bool chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len,
+                      int64_t ms, char *need);
+/* Bring a message of the cold timeline back into memory from its post (the first event on its subject, at seq):
+ * true if it was cold and now is not. Any thread; takes the write lock. */
+bool chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len);
+/* Keep resident top-level messages per room in memory (0: all); before the model is used. */
+void chat_model_set_resident(struct chat_model *m, size_t resident);
+/* Until when a message used now (for_long: brought back from the cold timeline) stays in memory (held_until). */
+uint32_t model_hold_until(bool for_long);
+/* Move what may leave memory to the cold timelines, in rooms no post has visited since their messages' holds
+ * ended (the eraser thread, every few seconds). */
+void chat_model_sweep(struct chat_model *m);
+/* Index of the first cold timeline entry with pos > p (binary search). */
+size_t model_cold_after(const struct chat_room *r, uint64_t p);
+/* The author table index of an interned id, UINT32_MAX if it has none (no cold message by them). */
+uint32_t model_author_find(const struct chat_model *m, const char *id);
+/* ... and the same, adding it (write lock); UINT32_MAX when out of memory. */
+uint32_t model_author_index(struct chat_model *m, const char *interned);
+/* Append to r's cold timeline (the snapshot loader: in order). */
+bool model_cold_append(struct chat_room *r, uint64_t pos, uint32_t author);
 /* Users directory and read positions (watcher threads). id/key NULL = "initial values done". */
 void chat_model_user(struct chat_model *m, const char *id, const char *json, size_t len, uint64_t rev);
 void chat_model_read(struct chat_model *m, const char *key, const char *val, size_t len, uint64_t rev);
@@ -458,6 +495,17 @@ void chat_body_warm(struct chat *c, uint64_t gen, uint64_t seq, const char *room
 enum ch_status chat_bodies_finish(struct chat *c, struct body_fill *f, enum ch_status st, cJSON **out,
                                   struct ch_err *err);
 
+/* cold.c: the cold timeline. Bring msg_id of room_id back into memory from its post (CH_ENOTFOUND: no post on its
+ * subject). NATS round trip: no lock held. */
+enum ch_status chat_cold_restore(struct chat *c, const char *room_id, const char *msg_id, struct ch_err *err);
+/* Before a command looks msg_id up in the model: bring it back if it is on the cold timeline (CH_OK also when it is
+ * not there at all: the lookup then says so); either way it stays in memory for a while. No lock held. */
+enum ch_status chat_msg_ensure(struct chat *c, const char *room_id, const char *msg_id, struct ch_err *err);
+/* The timeline item (view_item's shape) of the cold message posted at pos, from that post's event data; its author
+ * is added to users (may be NULL). NULL if data is not a post. Model read-locked. */
+cJSON *chat_cold_view(const struct chat_model *m, const char *room_id, uint64_t pos, const char *data, size_t len,
+                      const char *viewer, cJSON *users);
+
 /* rooms.c: hex BLAKE2b-256 of s (room-name and DM keys). */
 void chat_hash_hex(const char *s, char out[65]);
 /* messages.c: {message} as who sees it, from the model as it is (no sync); CH_ENOTFOUND if it is gone. */
@@ -465,4 +513,5 @@ enum ch_status chat_message_out(struct chat *c, const struct user *who, const ch
                                 cJSON **out, struct ch_err *err);
 /* reads.c: unread messages (by others, top level) and mentions of cm's user after cm's read position.
  * Model read-locked. */
-void chat_unread_counts(const struct chat_room *r, const struct chat_member *cm, size_t *unread, size_t *mentions);
+void chat_unread_counts(const struct chat_model *m, const struct chat_room *r, const struct chat_member *cm,
+                        size_t *unread, size_t *mentions);

@@ -2,7 +2,9 @@
 /*
  * The eraser thread: every two seconds it takes the model's backlog of bodies that belong to deleted messages
  * but may still be on disk (a deleter crashed between its tombstone and the erase, maybe in another process) and
- * erases them from CHATTO_EVENTS. Started and stopped by chat_new/chat_free (main thread); runs alone otherwise.
+ * erases them from CHATTO_EVENTS; and it moves old messages a command held in memory a moment ago to the cold
+ * timeline once no post in their room did. Started and stopped by chat_new/chat_free (main thread); runs alone
+ * otherwise.
  */
 #include <stdlib.h>
 
@@ -28,6 +30,7 @@ eraser_main(void *arg)
         pthread_mutex_unlock(&c->eraser.mu);
         if (stop)
             break;
+        chat_model_sweep(c->m); /* (rooms whose old messages were held when the last post came) */
         chat_model_take_erasures(c->m, &v, &n);
         for (size_t i = 0; i < n; i++)
             store_erase(c->store, STORE_S_EVENTS, v[i], NULL);

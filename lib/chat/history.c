@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * History, answered from the read model: a room's timeline paged by cursor (before, after or newest), the page
- * around one event, and a thread's replies. Cursors are timeline positions (stream sequences). The pager renders
- * either a timeline or a thread's replies with the users they mention. HTTP worker threads; model read-locked.
+ * around one event, and a thread's replies. Cursors are timeline positions (stream sequences). A timeline page
+ * merges the items in memory with the cold timeline (cold.c), whose posts are fetched by sequence without the lock.
+ * HTTP worker threads.
  */
 #include <ctype.h>
 #include <stdint.h>
@@ -11,6 +12,8 @@
 
 #include "chat/chat_int.h"
 #include "json/json.h"
+#include "metrics/metrics.h"
+#include "store/store.h"
 
 static enum ch_status
 parse_cursor(const char *field, const char *s, uint64_t *out, struct ch_err *err)
@@ -26,22 +29,15 @@ parse_cursor(const char *field, const char *s, uint64_t *out, struct ch_err *err
     return CH_OK;
 }
 
-/* Render items [from, to) of a position-sorted sequence as a page. get(i) returns the item's position and view. */
+/* A thread's replies [from, to) as a page. */
 struct pager {
     const struct chat_model *m;
     const struct chat_room *r;
     const char *viewer;
-    const struct chat_item *const *items; /* timeline, or NULL */
-    const struct seqlist *replies;        /* thread, or NULL */
+    const struct seqlist *replies;
     size_t n;
     struct body_fill *bf;
 };
-
-static uint64_t
-pager_pos(const struct pager *p, size_t i)
-{
-    return p->items ? p->items[i]->pos : p->replies->v[i]->pos;
-}
 
 static cJSON *
 pager_page(const struct pager *p, size_t from, size_t to)
@@ -50,28 +46,20 @@ pager_page(const struct pager *p, size_t from, size_t to)
     cJSON *users = cJSON_AddObjectToObject(cJSON_AddObjectToObject(page, "includes"), "users");
 
     for (size_t i = from; i < to; i++) {
-        if (p->items) {
-            const struct chat_item *it = p->items[i];
-            cJSON_AddItemToArray(events, view_item(p->m, it, p->r->id, p->viewer, p->bf));
-            view_include_user(p->m, users, it->actor);
-            if (it->subject_user[0])
-                view_include_user(p->m, users, it->subject_user);
-        } else {
-            const struct chat_msg *msg = p->replies->v[i];
-            cJSON *e = cJSON_CreateObject();
-            cJSON_AddStringToObject(e, "id", msg->id);
-            json_add_time(e, "createdAt", msg->created_at);
-            cJSON_AddStringToObject(e, "actorId", msg->author);
-            json_add_int64_str(e, "cursor", (int64_t)msg->pos);
-            cJSON_AddItemToObject(cJSON_AddObjectToObject(e, "messagePosted"), "message",
-                                  view_message(p->m, msg, p->r->id, p->viewer, p->bf));
-            cJSON_AddItemToArray(events, e);
-            view_include_user(p->m, users, msg->author);
-        }
+        const struct chat_msg *msg = p->replies->v[i];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "id", msg->id);
+        json_add_time(e, "createdAt", msg->created_at);
+        cJSON_AddStringToObject(e, "actorId", msg->author);
+        json_add_int64_str(e, "cursor", (int64_t)msg->pos);
+        cJSON_AddItemToObject(cJSON_AddObjectToObject(e, "messagePosted"), "message",
+                              view_message(p->m, msg, p->r->id, p->viewer, p->bf));
+        cJSON_AddItemToArray(events, e);
+        view_include_user(p->m, users, msg->author);
     }
     if (to > from) {
-        json_add_int64_str(page, "startCursor", (int64_t)pager_pos(p, from));
-        json_add_int64_str(page, "endCursor", (int64_t)pager_pos(p, to - 1));
+        json_add_int64_str(page, "startCursor", (int64_t)p->replies->v[from]->pos);
+        json_add_int64_str(page, "endCursor", (int64_t)p->replies->v[to - 1]->pos);
     } else {
         cJSON_AddStringToObject(page, "startCursor", "");
         cJSON_AddStringToObject(page, "endCursor", "");
@@ -81,22 +69,16 @@ pager_page(const struct pager *p, size_t from, size_t to)
     return page;
 }
 
-static size_t
-pager_after(const struct pager *p, uint64_t pos)
-{
-    return p->items ? model_tl_after(p->r, pos) : seqlist_after(p->replies, pos);
-}
-
 /* [from, to) for before/after/newest. */
 static void
 pager_window(const struct pager *p, bool has_before, uint64_t before, bool has_after, uint64_t after, size_t limit,
              size_t *from, size_t *to)
 {
     if (has_after) {
-        *from = pager_after(p, after);
+        *from = seqlist_after(p->replies, after);
         *to = *from + limit < p->n ? *from + limit : p->n;
     } else {
-        *to = has_before ? (before ? pager_after(p, before - 1) : 0) : p->n;
+        *to = has_before ? (before ? seqlist_after(p->replies, before - 1) : 0) : p->n;
         *from = *to > limit ? *to - limit : 0;
     }
 }
@@ -112,16 +94,274 @@ check_limit(int limit, size_t *out, struct ch_err *err)
     return CH_OK;
 }
 
+/* ---- the room timeline: items in memory merged with the cold timeline (cold.c) ---- */
+
+#define PAGE_MAX 100
+
+/* One entry of a timeline page: an item in memory, or (it NULL) a cold message shown from its post. */
+struct tl_entry {
+    uint64_t pos;
+    const struct chat_item *it;
+};
+struct tl_plan {
+    struct tl_entry v[PAGE_MAX];
+    size_t n;
+    bool older, newer; /* items before the first and after the last exist */
+};
+
+/* Up to limit items before position `before` (exclusive), the newest of them, oldest first. Model read-locked. */
+static void
+plan_before(const struct chat_room *r, uint64_t before, size_t limit, struct tl_plan *p)
+{
+    size_t i = before ? model_tl_after(r, before - 1) : 0, k = before ? model_cold_after(r, before - 1) : 0;
+    size_t n = 0;
+
+    p->newer = i < r->ntl || k < r->cold.n;
+    while (n < limit && (i > 0 || k > 0)) {
+        if (k == 0 || (i > 0 && r->tl[i - 1]->pos > r->cold.pos[k - 1])) {
+            i--;
+            p->v[n++] = (struct tl_entry){ r->tl[i]->pos, r->tl[i] };
+        } else {
+            k--;
+            p->v[n++] = (struct tl_entry){ r->cold.pos[k], NULL };
+        }
+    }
+    p->older = i > 0 || k > 0;
+    for (size_t a = 0; a < n / 2; a++) {
+        struct tl_entry t = p->v[a];
+        p->v[a] = p->v[n - 1 - a];
+        p->v[n - 1 - a] = t;
+    }
+    p->n = n;
+}
+
+/* Up to limit items after position `after` (exclusive), appended to p from p->n. Model read-locked. */
+static void
+plan_after(const struct chat_room *r, uint64_t after, size_t limit, struct tl_plan *p)
+{
+    size_t i = model_tl_after(r, after), k = model_cold_after(r, after), n = 0;
+
+    if (!p->n)
+        p->older = i > 0 || k > 0;
+    while (n < limit && p->n < PAGE_MAX && (i < r->ntl || k < r->cold.n)) {
+        if (k == r->cold.n || (i < r->ntl && r->tl[i]->pos < r->cold.pos[k])) {
+            p->v[p->n++] = (struct tl_entry){ r->tl[i]->pos, r->tl[i] };
+            i++;
+        } else {
+            p->v[p->n++] = (struct tl_entry){ r->cold.pos[k], NULL };
+            k++;
+        }
+        n++;
+    }
+    p->newer = i < r->ntl || k < r->cold.n;
+}
+
+/* Posts of cold messages fetched for a page, by position. */
+struct cold_got {
+    struct {
+        uint64_t pos;
+        char *data;
+        size_t len;
+    } v[PAGE_MAX * 2];
+    size_t n;
+};
+
+static const char *
+got_find(const struct cold_got *g, uint64_t pos, size_t *len)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (g->v[i].pos == pos) {
+            *len = g->v[i].len;
+            return g->v[i].data;
+        }
+    return NULL;
+}
+
+struct got_ctx {
+    struct cold_got *g;
+    const uint64_t *seqs;
+};
+
+static void
+got_one(void *ctx, size_t i, const char *subject, const char *data, size_t len)
+{
+    struct got_ctx *x = ctx;
+    struct cold_got *g = x->g;
+
+    (void)subject;
+    if (g->n == sizeof g->v / sizeof g->v[0] || !(g->v[g->n].data = malloc(len + 1)))
+        return;
+    memcpy(g->v[g->n].data, data, len);
+    g->v[g->n].data[len] = '\0';
+    g->v[g->n].len = len;
+    g->v[g->n++].pos = x->seqs[i];
+}
+
+static void
+got_free(struct cold_got *g)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        explicit_bzero(g->v[i].data, g->v[i].len);
+        free(g->v[i].data);
+    }
+    g->n = 0;
+}
+
+/* The page of a plan. A cold message whose post is not in g is left out (erased since: deleted). Model
+ * read-locked. */
+static cJSON *
+plan_page(const struct chat_model *m, const struct chat_room *r, const char *viewer, const struct tl_plan *p,
+          const struct cold_got *g, struct body_fill *bf)
+{
+    cJSON *page = cJSON_CreateObject(), *events = cJSON_AddArrayToObject(page, "events");
+    cJSON *users = cJSON_AddObjectToObject(cJSON_AddObjectToObject(page, "includes"), "users");
+    uint64_t first = 0, last = 0;
+
+    for (size_t i = 0; i < p->n; i++) {
+        const struct chat_item *it = p->v[i].it;
+        cJSON *e = NULL;
+        if (it) {
+            e = view_item(m, it, r->id, viewer, bf);
+            view_include_user(m, users, it->actor);
+            if (it->subject_user[0])
+                view_include_user(m, users, it->subject_user);
+        } else {
+            size_t len = 0;
+            const char *data = got_find(g, p->v[i].pos, &len);
+            if (data)
+                e = chat_cold_view(m, r->id, p->v[i].pos, data, len, viewer, users);
+        }
+        if (!e)
+            continue;
+        cJSON_AddItemToArray(events, e);
+        if (!first)
+            first = p->v[i].pos;
+        last = p->v[i].pos;
+    }
+    if (first) {
+        json_add_int64_str(page, "startCursor", (int64_t)first);
+        json_add_int64_str(page, "endCursor", (int64_t)last);
+    } else {
+        cJSON_AddStringToObject(page, "startCursor", "");
+        cJSON_AddStringToObject(page, "endCursor", "");
+    }
+    cJSON_AddBoolToObject(page, "hasOlder", p->older);
+    cJSON_AddBoolToObject(page, "hasNewer", p->newer);
+    return page;
+}
+
+/* How a page is chosen: before/after a cursor, the newest, or around an event. */
+struct page_want {
+    enum { PW_BEFORE, PW_AFTER, PW_NEWEST, PW_AROUND } kind;
+    uint64_t cursor; /* PW_AROUND: 0 until the event's position is known */
+    const char *event;
+    size_t limit;
+};
+
+/* The event's position in r's timeline, 0 if it is not there. Model read-locked. */
+static uint64_t
+event_pos(struct chat_room *r, const char *event)
+{
+    struct chat_msg *msg = model_msg(r, event);
+
+    if (msg && !msg->thread_root[0]) {
+        size_t i = model_tl_after(r, msg->pos - 1);
+        if (i < r->ntl && r->tl[i]->pos == msg->pos)
+            return msg->pos;
+    }
+    for (size_t i = 0; i < r->ntl; i++)
+        if (!strcmp(r->tl[i]->id, event))
+            return r->tl[i]->pos;
+    return 0;
+}
+
+/* A timeline page of room_id as who sees it: planned under the lock, the cold posts it shows fetched without it
+ * (one round trip), then rendered under the lock from a fresh plan (what moved meanwhile is fetched too). */
+static enum ch_status
+timeline_page(struct chat *c, const struct user *who, const char *room_id, struct page_want *w, cJSON **out,
+              struct ch_err *err)
+{
+    struct cold_got *g = calloc(1, sizeof *g);
+    struct tl_plan *p = malloc(sizeof *p);
+    struct body_fill bf = { 0 };
+    enum ch_status st = CH_OK;
+
+    if (!g || !p) {
+        free(g);
+        free(p);
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    }
+    bool last = false; /* render with what there is: what is still missing is gone (erased: deleted) */
+    for (int round = 0;; round++) {
+        struct chat_room *r;
+        struct chat_member *cm;
+        uint64_t want[PAGE_MAX];
+        size_t nwant = 0;
+
+        pthread_rwlock_rdlock(&c->m->lock);
+        if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) != CH_OK) {
+            pthread_rwlock_unlock(&c->m->lock);
+            break;
+        }
+        memset(p, 0, sizeof *p);
+        switch (w->kind) {
+        case PW_BEFORE:
+            plan_before(r, w->cursor, w->limit, p);
+            break;
+        case PW_NEWEST:
+            plan_before(r, UINT64_MAX, w->limit, p);
+            break;
+        case PW_AFTER:
+            plan_after(r, w->cursor, w->limit, p);
+            break;
+        case PW_AROUND: {
+            uint64_t pos = event_pos(r, w->event);
+            if (!pos) {
+                st = ch_err_set(err, CH_ENOTFOUND, "eventId", "no such event in this room's timeline");
+                break;
+            }
+            plan_before(r, pos, w->limit / 2, p);
+            plan_after(r, pos - 1, w->limit - p->n, p);
+            break;
+        }
+        }
+        for (size_t i = 0; st == CH_OK && i < p->n; i++) {
+            size_t len;
+            if (!p->v[i].it && !got_find(g, p->v[i].pos, &len))
+                want[nwant++] = p->v[i].pos;
+        }
+        if (st != CH_OK || !nwant || last || round == 3) {
+            if (st == CH_OK) {
+                *out = cJSON_CreateObject();
+                cJSON_AddStringToObject(*out, "roomId", room_id);
+                cJSON_AddItemToObject(*out, "page", plan_page(c->m, r, who->id, p, g, &bf));
+            }
+            pthread_rwlock_unlock(&c->m->lock);
+            break;
+        }
+        pthread_rwlock_unlock(&c->m->lock);
+        struct got_ctx x = { g, want };
+        size_t before = g->n;
+        if ((st = store_get_many(c->store, STORE_S_EVENTS, want, nwant, got_one, &x, err)) != CH_OK)
+            break;
+        metrics_add(MET_BODY_FETCHES, NULL, NULL, (double)nwant); /* (each post holds its body) */
+        last = g->n == before;
+        if (g->n + PAGE_MAX > sizeof g->v / sizeof g->v[0])
+            got_free(g); /* (a page that keeps moving: start over) */
+    }
+    got_free(g);
+    free(g);
+    free(p);
+    return chat_bodies_finish(c, &bf, st, out, err);
+}
+
 enum ch_status
 chat_room_events(struct chat *c, const struct user *who, const char *room_id, const char *before, const char *after,
                  int limit_in, cJSON **out, struct ch_err *err)
 {
     uint64_t b = 0, a = 0;
-    size_t limit = 50, from, to;
-    struct chat_room *r;
-    struct chat_member *cm;
+    size_t limit = 50;
     enum ch_status st;
-    struct body_fill bf = { 0 };
 
     if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = check_limit(limit_in, &limit, err)) != CH_OK ||
         (st = parse_cursor("before", before, &b, err)) != CH_OK || (st = parse_cursor("after", after, &a, err)) != CH_OK)
@@ -130,56 +370,24 @@ chat_room_events(struct chat *c, const struct user *who, const char *room_id, co
         return ch_err_set(err, CH_EINVAL, "before", "give before or after, not both");
     if ((st = sync_events(c, err)) != CH_OK)
         return st;
-    pthread_rwlock_rdlock(&c->m->lock);
-    if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
-        struct pager p = { .m = c->m, .r = r, .viewer = who->id, .items = (const struct chat_item *const *)r->tl,
-                           .n = r->ntl, .bf = &bf };
-        pager_window(&p, before && *before, b, after && *after, a, limit, &from, &to);
-        *out = cJSON_CreateObject();
-        cJSON_AddStringToObject(*out, "roomId", room_id);
-        cJSON_AddItemToObject(*out, "page", pager_page(&p, from, to));
-    }
-    pthread_rwlock_unlock(&c->m->lock);
-    return chat_bodies_finish(c, &bf, st, out, err);
+    struct page_want w = { .kind = after && *after ? PW_AFTER : before && *before ? PW_BEFORE : PW_NEWEST,
+                           .cursor = after && *after ? a : b, .limit = limit };
+    return timeline_page(c, who, room_id, &w, out, err);
 }
 
 enum ch_status
 chat_room_events_around(struct chat *c, const struct user *who, const char *room_id, const char *event,
                         int limit_in, cJSON **out, struct ch_err *err)
 {
-    size_t limit = 50, idx = SIZE_MAX;
-    struct chat_room *r;
-    struct chat_member *cm;
+    size_t limit = 50;
     enum ch_status st;
-    struct body_fill bf = { 0 };
 
     if ((st = id_check("roomId", room_id, err)) != CH_OK || (st = id_check("eventId", event, err)) != CH_OK ||
-        (st = check_limit(limit_in, &limit, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
+        (st = check_limit(limit_in, &limit, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK ||
+        (st = chat_msg_ensure(c, room_id, event, err)) != CH_OK)
         return st;
-    pthread_rwlock_rdlock(&c->m->lock);
-    if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
-        struct chat_msg *msg = model_msg(r, event);
-        if (msg && !msg->thread_root[0]) {
-            size_t i = model_tl_after(r, msg->pos - 1);
-            if (i < r->ntl && r->tl[i]->pos == msg->pos)
-                idx = i;
-        }
-        for (size_t i = 0; idx == SIZE_MAX && i < r->ntl; i++)
-            if (!strcmp(r->tl[i]->id, event))
-                idx = i;
-        if (idx == SIZE_MAX) {
-            st = ch_err_set(err, CH_ENOTFOUND, "eventId", "no such event in this room's timeline");
-        } else {
-            struct pager p = { .m = c->m, .r = r, .viewer = who->id, .items = (const struct chat_item *const *)r->tl,
-                               .n = r->ntl, .bf = &bf };
-            size_t from = idx > limit / 2 ? idx - limit / 2 : 0, to = from + limit < r->ntl ? from + limit : r->ntl;
-            *out = cJSON_CreateObject();
-            cJSON_AddStringToObject(*out, "roomId", room_id);
-            cJSON_AddItemToObject(*out, "page", pager_page(&p, from, to));
-        }
-    }
-    pthread_rwlock_unlock(&c->m->lock);
-    return chat_bodies_finish(c, &bf, st, out, err);
+    struct page_want w = { .kind = PW_AROUND, .event = event, .limit = limit };
+    return timeline_page(c, who, room_id, &w, out, err);
 }
 
 enum ch_status
@@ -197,7 +405,8 @@ chat_thread(struct chat *c, const struct user *who, const char *room_id, const c
     if ((st = id_check("roomId", room_id, err)) != CH_OK ||
         (st = id_check("threadRootEventId", root_id, err)) != CH_OK ||
         (st = check_limit(limit_in, &limit, err)) != CH_OK || (st = parse_cursor("before", before, &b, err)) != CH_OK ||
-        (st = parse_cursor("after", after, &a, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
+        (st = parse_cursor("after", after, &a, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK ||
+        (st = chat_msg_ensure(c, room_id, root_id, err)) != CH_OK)
         return st;
     pthread_rwlock_rdlock(&c->m->lock);
     if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {

@@ -273,7 +273,10 @@ chat_message_out(struct chat *c, const struct user *who, const char *room_id, co
                  struct ch_err *err)
 {
     struct body_fill bf = { 0 };
+    enum ch_status st;
 
+    if ((st = chat_msg_ensure(c, room_id, msg_id, err)) != CH_OK)
+        return st;
     pthread_rwlock_rdlock(&c->m->lock);
     struct chat_room *r = model_room(c->m, room_id);
     struct chat_msg *msg = model_msg(r, msg_id);
@@ -338,6 +341,10 @@ chat_post(struct chat *c, const struct user *who, const char *room_id, const cha
         if (!ok)
             return ch_err_set(err, CH_EINVAL, "Idempotency-Key", "must be 1-128 printable ASCII characters");
     }
+    /* the thread's root and the message answered must be in memory (the cold timeline: cold.c) */
+    if ((st = chat_msg_ensure(c, room_id, thread_root, err)) != CH_OK ||
+        (st = chat_msg_ensure(c, room_id, in_reply_to, err)) != CH_OK)
+        return st;
     /* Validate against this process's model first; only when that fails, catch up with the stream and validate
      * again (a room or a membership made a moment ago through another process). A model that trails the stream
      * can only be too permissive about a membership that just ended: the stream order settles that below. */
@@ -463,7 +470,7 @@ msg_for_change(struct chat *c, const struct user *who, const char *room_id, cons
     enum ch_status st;
 
     memset(s, 0, sizeof *s);
-    if ((st = sync_events(c, err)) != CH_OK)
+    if ((st = sync_events(c, err)) != CH_OK || (st = chat_msg_ensure(c, room_id, msg_id, err)) != CH_OK)
         return st;
     pthread_rwlock_rdlock(&c->m->lock);
     if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
@@ -621,6 +628,9 @@ chat_get_messages(struct chat *c, const struct user *who, const char *room_id, c
             return st;
     if ((st = sync_events(c, err)) != CH_OK)
         return st;
+    for (size_t i = 0; i < n; i++)
+        if ((st = chat_msg_ensure(c, room_id, ids[i], err)) != CH_OK)
+            return st;
     pthread_rwlock_rdlock(&c->m->lock);
     if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
         cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "messages");

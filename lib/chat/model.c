@@ -76,6 +76,8 @@ room_free(void *p)
     free(r->mentioned.v);
     free(r->pins);
     free(r->call.parts);
+    free(r->cold.pos);
+    free(r->cold.author);
     free(r);
 }
 
@@ -110,8 +112,10 @@ chat_model_new(size_t cache_bytes)
     m->logins = map_new();
     m->pending_reads = map_new();
     m->interned = map_new_borrowing(); /* each key is its value */
+    m->author_ix = map_new_borrowing();
     m->bodies = body_cache_new(cache_bytes);
-    if (!m->bodies || !m->rooms || !m->dms || !m->users || !m->logins || !m->pending_reads || !m->interned) {
+    if (!m->bodies || !m->rooms || !m->dms || !m->users || !m->logins || !m->pending_reads || !m->interned ||
+        !m->author_ix) {
         chat_model_free(m);
         return NULL;
     }
@@ -128,6 +132,8 @@ chat_model_free(struct chat_model *m)
     map_free(m->users, free);
     map_free(m->logins, NULL);
     map_free(m->pending_reads, free);
+    map_free(m->author_ix, NULL);
+    free(m->authors);
     map_free(m->interned, free);
     free(m->erase);
     body_cache_free(m->bodies);
@@ -195,6 +201,86 @@ seqlist_after(const struct seqlist *l, uint64_t p)
             hi = mid;
     }
     return lo;
+}
+
+size_t
+model_cold_after(const struct chat_room *r, uint64_t p)
+{
+    size_t lo = 0, hi = r->cold.n;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (r->cold.pos[mid] <= p)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+uint32_t
+model_author_find(const struct chat_model *m, const char *id)
+{
+    void *v = id ? map_get(m->author_ix, id) : NULL;
+
+    return v ? (uint32_t)((uintptr_t)v - 1) : UINT32_MAX;
+}
+
+uint32_t
+model_author_index(struct chat_model *m, const char *interned)
+{
+    uint32_t i = model_author_find(m, interned);
+    bool oom = false;
+
+    if (i != UINT32_MAX)
+        return i;
+    if (m->nauthors >= UINT32_MAX - 1)
+        return UINT32_MAX;
+    if (m->nauthors == m->capauthors) {
+        size_t cap = m->capauthors ? m->capauthors * 2 : 64;
+        const char **nv = realloc(m->authors, cap * sizeof *nv);
+        if (!nv)
+            return UINT32_MAX;
+        m->authors = nv;
+        m->capauthors = cap;
+    }
+    map_put(m->author_ix, interned, (void *)(uintptr_t)(m->nauthors + 1), &oom);
+    if (oom)
+        return UINT32_MAX;
+    m->authors[m->nauthors] = interned;
+    return (uint32_t)m->nauthors++;
+}
+
+static bool
+cold_reserve(struct cold_list *c, size_t n)
+{
+    if (n <= c->cap)
+        return true;
+    size_t cap = c->cap ? c->cap : 64;
+    while (cap < n)
+        cap *= 2;
+    uint64_t *p = realloc(c->pos, cap * sizeof *p);
+    if (!p)
+        return false;
+    c->pos = p;
+    uint32_t *a = realloc(c->author, cap * sizeof *a);
+    if (!a)
+        return false;
+    c->author = a;
+    c->cap = cap;
+    return true;
+}
+
+static void cold_drop(struct chat_room *r, uint64_t pos);
+
+bool
+model_cold_append(struct chat_room *r, uint64_t pos, uint32_t author)
+{
+    if ((r->cold.n && r->cold.pos[r->cold.n - 1] >= pos) || !cold_reserve(&r->cold, r->cold.n + 1))
+        return false;
+    r->cold.pos[r->cold.n] = pos;
+    r->cold.author[r->cold.n++] = author;
+    return true;
 }
 
 /* ---- small helpers ---- */
@@ -653,6 +739,7 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
     if (!was_known) {
         msg->known = true;
         msg->pos = (uint64_t)pos;
+        cold_drop(r, msg->pos); /* (a cold message whose post was erased before it could be brought back) */
         msg->author = intern(m, jstr(j, "author"));
         msg->created_at = jint(j, "createdAt");
         msg->thread_root = intern(m, jstr(j, "threadRoot"));
@@ -959,10 +1046,218 @@ apply_call(struct chat_model *m, struct chat_room *r, uint64_t seq, const char *
     }
 }
 
-static void wake_waiters(struct chat_model *m);
+/* ---- the cold timeline ---- */
+
+#define COLD_HOLD_S 60 /* a message brought back stays in memory at least this long ... */
+#define USE_HOLD_S 2   /* ... and one a command is about to look up, this long */
+
+uint32_t
+model_hold_until(bool for_long)
+{
+    return (uint32_t)(clock_mono_ms() / 1000) + (for_long ? COLD_HOLD_S : USE_HOLD_S);
+}
+/* Timeline items past the resident window that make an eviction pass: a quarter of the window, 1 to 64. */
+#define EVICT_SLACK(m) ((m)->resident / 4 > 64 ? 64 : (m)->resident / 4 ? (m)->resident / 4 : 1)
 
 void
-chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len, int64_t ms)
+chat_model_set_resident(struct chat_model *m, size_t resident)
+{
+    m->resident = resident;
+}
+
+/* A message whose post shows all there is of it: a known top-level message never edited, deleted, reacted to,
+ * pinned, replied to in a thread, nor mentioning anyone, without files (the room's file list reads the model), with
+ * no event on its subject after the post. Such a
+ * message is rendered from its post alone (the cold timeline), and anything that happens to it later brings it
+ * back first (chat_model_apply's need). */
+static bool
+msg_plain(const struct chat_room *r, const struct chat_msg *msg)
+{
+    return msg->known && !msg->refused && !msg->deleted_at && !msg->edited_at && !msg->pinned && !msg->nreactions &&
+           !msg->nmentions && !msg->mention_all && !msg->mention_here && !msg->thread_root[0] && !msg->reply_count &&
+           !msg->last_reply_at && !msg->attachments && msg->nbody == 1 && msg->body_seqs[0] == msg->pos &&
+           msg->last_seq == msg->pos && !map_get(r->threads, msg->id);
+}
+
+/* Move the plain messages before r's resident window to its cold timeline (write lock). One brought back lately
+ * lately stays for a while (held_until). */
+static void
+evict(struct chat_model *m, struct chat_room *r)
+{
+    size_t end = r->ntl - m->resident, w = 0, nout = 0, held = 0;
+    uint64_t *opos;
+    uint32_t *oauth;
+    uint32_t now = (uint32_t)(clock_mono_ms() / 1000);
+
+    if (!cold_reserve(&r->cold, r->cold.n + end))
+        return;
+    opos = malloc(end * sizeof *opos);
+    oauth = malloc(end * sizeof *oauth);
+    if (!opos || !oauth) {
+        free(opos);
+        free(oauth);
+        return;
+    }
+    for (size_t i = 0; i < end; i++) {
+        struct chat_item *it = r->tl[i];
+        struct chat_msg *msg = it->kind == IT_MSG ? it->msg : NULL;
+        uint32_t a;
+        if (msg && atomic_load_explicit(&msg->held_until, memory_order_relaxed) > now) {
+            held++;
+        } else if (msg && msg_plain(r, msg) && (a = model_author_index(m, msg->author)) != UINT32_MAX) {
+            opos[nout] = it->pos;
+            oauth[nout++] = a;
+            map_del(r->msgs, msg->id);
+            msg_free(msg);
+            free(it);
+            continue;
+        }
+        r->tl[w++] = it;
+    }
+    memmove(r->tl + w, r->tl + end, (r->ntl - end) * sizeof *r->tl);
+    r->ntl = w + (r->ntl - end);
+    r->evict_kept = w;
+    r->evict_held = held;
+    /* merge (usually an append: all of them are newer than the cold ones, unless some were brought back) */
+    struct cold_list *c = &r->cold;
+    size_t i = c->n, j = nout, k = c->n + nout;
+    while (j > 0) {
+        if (i > 0 && c->pos[i - 1] > opos[j - 1]) {
+            c->pos[k - 1] = c->pos[i - 1];
+            c->author[k - 1] = c->author[i - 1];
+            i--;
+        } else {
+            c->pos[k - 1] = opos[j - 1];
+            c->author[k - 1] = oauth[j - 1];
+            j--;
+        }
+        k--;
+    }
+    c->n += nout;
+    free(opos);
+    free(oauth);
+}
+
+void
+chat_model_sweep(struct chat_model *m)
+{
+    size_t it = 0;
+    const char *key;
+    void *val;
+
+    if (!m->resident)
+        return;
+    pthread_rwlock_wrlock(&m->lock);
+    while (map_next(m->rooms, &it, &key, &val)) {
+        struct chat_room *r = val;
+        if (r->ntl > m->resident && (r->evict_held || r->ntl > r->evict_kept + m->resident + EVICT_SLACK(m)))
+            evict(m, r);
+    }
+    pthread_rwlock_unlock(&m->lock);
+}
+
+/* Take position pos off r's cold timeline, if it is there (write lock). */
+static void
+cold_drop(struct chat_room *r, uint64_t pos)
+{
+    size_t k;
+
+    if (!r->cold.n || pos > r->cold.pos[r->cold.n - 1] || !pos)
+        return;
+    k = model_cold_after(r, pos - 1);
+    if (k < r->cold.n && r->cold.pos[k] == pos) {
+        memmove(r->cold.pos + k, r->cold.pos + k + 1, (r->cold.n - k - 1) * sizeof *r->cold.pos);
+        memmove(r->cold.author + k, r->cold.author + k + 1, (r->cold.n - k - 1) * sizeof *r->cold.author);
+        r->cold.n--;
+    }
+}
+
+/* The message an event is about, when it is on r's cold timeline (so it must be brought back first); NULL if none.
+ * Write lock. */
+static const char *
+cold_target(struct chat_room *r, const char *type, const cJSON *ev)
+{
+    const char *id = NULL;
+    const struct chat_msg *msg;
+
+    if (!r->cold.n)
+        return NULL;
+    if (!strcmp(type, "msg.edited") || !strcmp(type, "msg.deleted"))
+        id = jstr(cJSON_GetObjectItemCaseSensitive(ev, "msg"), "id");
+    else if (!strncmp(type, "reaction.", 9) || !strcmp(type, "msg.pinned") || !strcmp(type, "msg.unpinned"))
+        id = jstr(ev, "msgId");
+    else if (!strcmp(type, "msg.posted")) { /* a reply: its root, and the message it answers (its author hears) */
+        const cJSON *j = cJSON_GetObjectItemCaseSensitive(ev, "msg");
+        const char *root = jstr(j, "threadRoot"), *quoted = jstr(j, "inReplyTo");
+        if (root && *root && id_valid(root) && !((msg = map_get(r->msgs, root)) && msg->known))
+            return root;
+        id = quoted;
+    }
+    if (!id || !*id || !id_valid(id))
+        return NULL;
+    msg = map_get(r->msgs, id);
+    return msg && msg->known ? NULL : id;
+}
+
+bool
+chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len)
+{
+    cJSON *ev = cJSON_ParseWithLength(data, len);
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(ev, "msg");
+    const char *type = jstr(ev, "type"), *id = jstr(j, "id");
+    struct store_event_subject subj;
+    struct chat_room *r;
+    struct chat_msg *msg;
+    struct chat_item *it;
+    bool done = false;
+
+    if (!store_subject_event_parse(subject, &subj) || subj.kind != STORE_EV_MESSAGE || !type ||
+        strcmp(type, "msg.posted") || !id || strcmp(id, subj.id)) {
+        cJSON_Delete(ev);
+        return false;
+    }
+    pthread_rwlock_wrlock(&m->lock);
+    r = model_room(m, subj.room);
+    size_t k = r ? model_cold_after(r, seq - 1) : 0;
+    if (r && k < r->cold.n && r->cold.pos[k] == seq) {
+        msg = map_get(r->msgs, id);
+        if ((!msg || !msg->known) && (msg = model_msg_get_or_new(r, id)) && (it = model_tl_insert(r, seq, IT_MSG))) {
+            const char *body = jstr(j, "body");
+            const cJSON *att = cJSON_GetObjectItemCaseSensitive(j, "attachments");
+            msg->known = true;
+            atomic_store_explicit(&msg->held_until, model_hold_until(true), memory_order_relaxed);
+            msg->pos = seq;
+            msg->author = intern(m, jstr(j, "author"));
+            msg->created_at = jint(j, "createdAt");
+            msg->in_reply_to = intern(m, jstr(j, "inReplyTo"));
+            msg->body_one = seq;
+            msg->body_seqs = &msg->body_one;
+            msg->nbody = 1;
+            if (msg->last_seq < seq)
+                msg->last_seq = seq;
+            msg->attachments =
+                cJSON_IsArray(att) && cJSON_GetArraySize(att) > 0 ? cJSON_PrintUnformatted(att) : NULL;
+            if (body)
+                body_cache_put(m->bodies, seq, body, strlen(body));
+            it->id = msg->id;
+            it->actor = msg->author;
+            it->at = msg->created_at;
+            it->msg = msg;
+            done = true;
+        }
+        if (done || (msg && msg->known)) /* (known: it is back already; the entry must not show it twice) */
+            cold_drop(r, seq);
+    }
+    pthread_rwlock_unlock(&m->lock);
+    cJSON_Delete(ev);
+    return done;
+}
+
+static void wake_waiters(struct chat_model *m);
+
+bool
+chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len, int64_t ms,
+                 char *need)
 {
     cJSON *ev = cJSON_ParseWithLength(data, len);
     const char *type = jstr(ev, "type"), *actor = jstr(ev, "actor");
@@ -978,6 +1273,13 @@ chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const 
 
     pthread_rwlock_wrlock(&m->lock);
     struct chat_room *r = model_room_get_or_new(m, subj.room);
+    const char *cold = need && r ? cold_target(r, type, ev) : NULL;
+    if (cold) { /* not applied: the caller brings the message back first */
+        snprintf(need, ID_MAX + 1, "%s", cold);
+        pthread_rwlock_unlock(&m->lock);
+        cJSON_Delete(ev);
+        return false;
+    }
     if (!r)
         atomic_fetch_add(&m->bad_events, 1);
     else if (!strcmp(type, "room.created"))
@@ -998,6 +1300,8 @@ chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const 
         atomic_fetch_add(&m->bad_events, 1);
     if (seq > m->state_seq)
         m->state_seq = seq;
+    if (r && m->resident && r->ntl > r->evict_kept + m->resident + EVICT_SLACK(m))
+        evict(m, r);
     pthread_rwlock_unlock(&m->lock);
 done_unlocked:
     cJSON_Delete(ev);
@@ -1006,6 +1310,7 @@ done_unlocked:
         m->applied = seq;
     wake_waiters(m);
     pthread_mutex_unlock(&m->mu);
+    return true;
 }
 
 /* ---- a snapshot's state ---- */
@@ -1029,7 +1334,18 @@ chat_model_adopt(struct chat_model *m, struct chat_model *from, uint64_t seq)
     SWAP(rooms);
     SWAP(dms);
     SWAP(interned);
+    SWAP(author_ix);
 #undef SWAP
+    {
+        const char **a = m->authors;
+        size_t n1 = m->nauthors, c1 = m->capauthors;
+        m->authors = from->authors;
+        m->nauthors = from->nauthors;
+        m->capauthors = from->capauthors;
+        from->authors = a;
+        from->nauthors = n1;
+        from->capauthors = c1;
+    }
     free(m->erase);
     m->erase = from->erase;
     m->nerase = from->nerase;
@@ -1037,6 +1353,14 @@ chat_model_adopt(struct chat_model *m, struct chat_model *from, uint64_t seq)
     from->erase = NULL;
     from->nerase = from->caperase = 0;
     m->state_seq = seq;
+    /* a snapshot written by a process that keeps more in memory than this one */
+    it = 0;
+    while (m->resident && map_next(m->rooms, &it, &key, &val)) {
+        struct chat_room *r = val;
+        if (r->ntl > m->resident + EVICT_SLACK(m))
+            evict(m, r);
+    }
+    it = 0;
     /* read positions the watcher brought before the members existed */
     keys = calloc(map_len(m->pending_reads) + 1, sizeof *keys);
     while (keys && map_next(m->pending_reads, &it, &key, &val)) {

@@ -452,7 +452,14 @@ handle_event(struct chat *c, const struct notif_event *m)
     /* who it reaches is read from this process's model, which must have applied the event first */
     if (!chat_model_wait(c->m, m->seq, 5000))
         return false;
-    if (posted) {
+    if (posted) { /* a worker far behind may find the post, or the one it answers, out of memory by now */
+        chat_msg_ensure(c, subj.room, subj.id, NULL);
+        if (memmem(m->data, m->len, "\"inReplyTo\"", 11)) {
+            cJSON *ev = cJSON_ParseWithLength(m->data, m->len);
+            chat_msg_ensure(c, subj.room,
+                            json_str_or(cJSON_GetObjectItemCaseSensitive(ev, "msg"), "inReplyTo", NULL), NULL);
+            cJSON_Delete(ev);
+        }
         pthread_rwlock_rdlock(&c->m->lock);
         may = post_may_notify(c, subj.room, subj.id);
         pthread_rwlock_unlock(&c->m->lock);

@@ -45,7 +45,7 @@ chat_pin(struct chat *c, const struct user *who, const char *room_id, const char
         uint64_t expect = 0, body_seq = 0, gen = 0;
         bool noop = false;
 
-        if ((st = sync_events(c, err)) != CH_OK)
+        if ((st = sync_events(c, err)) != CH_OK || (st = chat_msg_ensure(c, room_id, msg_id, err)) != CH_OK)
             return st;
         pthread_rwlock_rdlock(&c->m->lock);
         if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {

@@ -15,9 +15,17 @@
 
 /* Unread messages (by others, top level) and mentions of uid after the member's read position. */
 void
-chat_unread_counts(const struct chat_room *r, const struct chat_member *cm, size_t *unread, size_t *mentions)
+chat_unread_counts(const struct chat_model *m, const struct chat_room *r, const struct chat_member *cm,
+                   size_t *unread, size_t *mentions)
 {
     *unread = *mentions = 0;
+    /* the cold timeline holds plain messages only: none deleted, none mentioning anyone */
+    size_t k = model_cold_after(r, cm->last_read);
+    if (k < r->cold.n) {
+        uint32_t me = model_author_find(m, cm->user);
+        for (; k < r->cold.n; k++)
+            *unread += r->cold.author[k] != me;
+    }
     for (size_t i = model_tl_after(r, cm->last_read); i < r->ntl; i++) {
         const struct chat_msg *msg = r->tl[i]->msg;
         if (r->tl[i]->kind == IT_MSG && !msg->deleted_at && strcmp(msg->author, cm->user) != 0)
@@ -50,7 +58,8 @@ chat_mark_read(struct chat *c, const struct user *who, const char *room_id, cons
     char key[2 * ID_MAX + 2], val[32];
 
     if ((st = id_check("roomId", room_id, err)) != CH_OK ||
-        (st = chat_id_or_empty("eventId", event, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
+        (st = chat_id_or_empty("eventId", event, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK ||
+        (st = chat_msg_ensure(c, room_id, event, err)) != CH_OK)
         return st;
     pthread_rwlock_rdlock(&c->m->lock);
     if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
@@ -100,7 +109,7 @@ chat_mark_read(struct chat *c, const struct user *who, const char *room_id, cons
     *out = cJSON_CreateObject();
     if (cm) {
         size_t unread, mentions;
-        chat_unread_counts(r, cm, &unread, &mentions);
+        chat_unread_counts(c->m, r, cm, &unread, &mentions);
         json_add_int64_str(*out, "lastReadCursor", (int64_t)cm->last_read);
         cJSON_AddNumberToObject(*out, "unreadCount", (double)unread);
         cJSON_AddNumberToObject(*out, "mentionCount", (double)mentions);

@@ -373,7 +373,7 @@ chat_list_rooms(struct chat *c, const struct user *who, cJSON **out, struct ch_e
         cJSON_AddItemToObject(x, "room", view_room(r));
         cJSON_AddBoolToObject(x, "joined", cm != NULL);
         if (cm) {
-            chat_unread_counts(r, cm, &unread, &mentions);
+            chat_unread_counts(c->m, r, cm, &unread, &mentions);
             cJSON_AddStringToObject(x, "role", room_role_str(cm->role));
         }
         cJSON_AddNumberToObject(x, "unreadCount", (double)unread);

@@ -142,6 +142,9 @@ chat_search_hydrate(struct chat *c, const struct user *who, const cJSON *hits, c
     }
     if (newest > chat_model_applied(c->m))
         chat_model_wait(c->m, newest, c->timeout_ms);
+    /* hits on the cold timeline are brought back into memory (best effort: one that cannot be is left out) */
+    cJSON_ArrayForEach(h, hits)
+        chat_msg_ensure(c, json_str(h, "roomId"), json_str(h, "messageId"), NULL);
 
     pthread_rwlock_rdlock(&c->m->lock);
     cJSON_ArrayForEach(h, hits)

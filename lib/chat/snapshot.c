@@ -40,7 +40,7 @@
 #include "store/store.h"
 
 #define SNAP_MAGIC "CHATSNAP"
-#define SNAP_FORMAT 1
+#define SNAP_FORMAT 2 /* 2: rooms end with their cold timeline; 1 is still read */
 #define SNAP_OBJECT "model"
 #define SNAP_LEASE "projection-snapshot"
 #define SNAP_CHUNK (512u * 1024u)
@@ -61,6 +61,7 @@ struct wbuf {
     size_t n, cap;
     bool oom, bad;
     struct reftab refs;
+    const char *const *authors; /* the model's author table (cold timelines) */
 };
 
 static size_t
@@ -283,12 +284,18 @@ w_room(struct wbuf *b, const struct chat_room *r)
         w_i64(b, r->pins[i].at);
         w_str(b, r->pins[i].by);
     }
+    /* the cold timeline: positions as increments, authors as references */
+    w_u64(b, r->cold.n);
+    for (size_t i = 0; i < r->cold.n; i++) {
+        w_u64(b, r->cold.pos[i] - (i ? r->cold.pos[i - 1] : 0));
+        w_ref(b, b->authors[r->cold.author[i]]);
+    }
 }
 
 enum ch_status
 snapshot_encode(struct chat_model *m, unsigned char **out, size_t *len, uint64_t *seq, struct ch_err *err)
 {
-    struct wbuf b = { 0 };
+    struct wbuf b = { .authors = m->authors };
     size_t it = 0;
     const char *key;
     void *val;
@@ -327,6 +334,7 @@ struct rbuf {
     size_t n, at;
     bool bad;
     struct chat_model *m;
+    uint32_t fmt;
     const char **strings;
     size_t nstrings, cap;
     char tmp[4096];
@@ -663,6 +671,22 @@ r_room(struct rbuf *b)
         r_id(b, r->pins[i].by);
         r->npins = i + 1;
     }
+    if (b->fmt < 2 || b->bad)
+        return;
+    n = r_u64(b);
+    if (n > b->n - b->at) { /* (each takes two bytes at least) */
+        b->bad = true;
+        return;
+    }
+    uint64_t pos = 0;
+    for (uint64_t i = 0; i < n && !b->bad; i++) {
+        uint64_t step = r_u64(b);
+        const char *author = r_ref(b);
+        uint32_t a = b->bad || !*author ? UINT32_MAX : model_author_index(b->m, author);
+        if (!step || pos + step < pos || a == UINT32_MAX || !model_cold_append(r, pos + step, a))
+            b->bad = true;
+        pos += step;
+    }
 }
 
 enum ch_status
@@ -676,7 +700,8 @@ snapshot_decode(const unsigned char *buf, size_t len, struct chat_model **out, u
     if (len < 44 + 4 || memcmp(buf, SNAP_MAGIC, 8))
         return ch_err_set(err, CH_EINVAL, NULL, "not a read-model snapshot");
     memcpy(&fmt, buf + 8, sizeof fmt);
-    if (fmt != SNAP_FORMAT)
+    b.fmt = fmt;
+    if (fmt != SNAP_FORMAT && fmt != 1)
         return ch_err_set(err, CH_EINVAL, NULL, "snapshot format %u, this chatto reads %u", fmt, SNAP_FORMAT);
     if (memcmp(buf + len - 4, "END.", 4))
         return ch_err_set(err, CH_EINVAL, NULL, "snapshot cut short");

@@ -125,7 +125,8 @@ thread_check(struct chat *c, const struct user *who, const char *room, const cha
     enum ch_status st;
 
     if ((st = id_check("roomId", room, err)) != CH_OK ||
-        (st = id_check("threadRootEventId", root, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK)
+        (st = id_check("threadRootEventId", root, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK ||
+        (st = chat_msg_ensure(c, room, root, err)) != CH_OK)
         return st;
     pthread_rwlock_rdlock(&c->m->lock);
     if ((st = chat_room_access(c, room, who, true, &r, &cm, err)) == CH_OK) {
@@ -233,6 +234,8 @@ chat_list_followed_threads(struct chat *c, const struct user *who, int limit, in
         n++;
     }
     store_kv_keys_free(keys);
+    for (size_t i = 0; i < n; i++) /* (a root nobody answered yet may be on the cold timeline) */
+        chat_msg_ensure(c, v[i].room, v[i].root, NULL);
     cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "threads");
     size_t shown = 0, total = 0, unread_threads = 0;
     struct body_fill bf = { 0 };

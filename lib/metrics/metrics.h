@@ -24,6 +24,7 @@ enum metric_id {
     MET_FOLLOWER_REPAIRS,    /* counter {kind}: followers' skipped messages fetched, stalls resubscribed */
     MET_MODEL_ROOMS,         /* gauge */
     MET_MODEL_MESSAGES,      /* gauge */
+    MET_MODEL_COLD_MESSAGES, /* gauge: of those, on the cold timeline (not in memory) */
     MET_MODEL_USERS,         /* gauge */
     MET_BODY_CACHE_BYTES,    /* gauge: message bodies held in memory */
     MET_BODY_CACHE_HITS,     /* counter: bodies shown from memory */

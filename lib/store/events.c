@@ -9,8 +9,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "log/log.h"
 #include "base/clock.h"
+#include "crypto/crypto.h"
+#include "json/json.h"
 #include "metrics/metrics.h"
 #include "store/store_int.h"
 #include "store/subject.h"
@@ -276,6 +280,111 @@ store_get(struct store *st, enum store_stream s, uint64_t seq, char **subject, c
     cs = copy_msg(m, subject, data, len, err);
     natsMsg_Destroy(m);
     return cs;
+}
+
+void
+store_fetched_free(struct store_fetched *m)
+{
+    free(m->subject);
+    free(m->data);
+    memset(m, 0, sizeof *m);
+}
+
+natsStatus
+store_leader_next(struct store *st, enum store_stream s, const char *filter, uint64_t from, struct store_fetched *out)
+{
+    char subj[128], req[STORE_SUBJECT_MAX + 64];
+    natsMsg *reply = NULL;
+    natsStatus ns;
+    cJSON *doc = NULL;
+    const cJSON *msg, *e;
+
+    memset(out, 0, sizeof *out);
+    snprintf(subj, sizeof subj, "$JS.API.STREAM.MSG.GET.%s", store_stream_name(s));
+    if (snprintf(req, sizeof req, "{\"seq\":%llu,\"next_by_subj\":\"%s\"}", (unsigned long long)from, filter) >=
+        (int)sizeof req)
+        return NATS_INVALID_ARG;
+    ns = natsConnection_Request(&reply, st->nc, subj, req, (int)strlen(req), st->timeout_ms < 2000 ? st->timeout_ms : 2000);
+    if (ns != NATS_OK)
+        return ns;
+    doc = cJSON_ParseWithLength(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply));
+    natsMsg_Destroy(reply);
+    if ((e = cJSON_GetObjectItemCaseSensitive(doc, "error"))) {
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
+        ns = cJSON_IsNumber(code) && code->valuedouble == 404 ? NATS_NOT_FOUND : NATS_ERR;
+    } else if (!(msg = cJSON_GetObjectItemCaseSensitive(doc, "message")) ||
+               !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(msg, "seq")) ||
+               !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(msg, "subject"))) {
+        ns = NATS_ERR;
+    } else {
+        const cJSON *data = cJSON_GetObjectItemCaseSensitive(msg, "data");
+        const char *b64 = cJSON_IsString(data) ? data->valuestring : "";
+        size_t max = strlen(b64) / 4 * 3 + 3;
+        out->seq = (uint64_t)cJSON_GetObjectItemCaseSensitive(msg, "seq")->valuedouble;
+        out->subject = strdup(cJSON_GetObjectItemCaseSensitive(msg, "subject")->valuestring);
+        out->data = malloc(max + 1);
+        if (!json_parse_time(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "time")), &out->unix_ms))
+            out->unix_ms = 0;
+        if (!out->subject || !out->data || !crypto_base64_decode_any(b64, strlen(b64), out->data, max, &out->len)) {
+            store_fetched_free(out);
+            ns = NATS_ERR;
+        } else {
+            out->data[out->len] = '\0';
+        }
+    }
+    cJSON_Delete(doc);
+    return ns;
+}
+
+enum ch_status
+store_get_first(struct store *st, enum store_stream s, const char *subject, uint64_t *seq, char **data, size_t *len,
+                struct ch_err *err)
+{
+    jsDirectGetMsgOptions dg;
+    jsOptions jo;
+    natsMsg *m = NULL;
+    natsStatus ns;
+    char *subj = NULL;
+    enum ch_status cs;
+    const char *seqh = NULL;
+
+    *seq = 0;
+    *data = NULL;
+    *len = 0;
+    if (!st || !atomic_load(&st->bootstrapped))
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "storage is not ready yet");
+    jsDirectGetMsgOptions_Init(&dg);
+    dg.Sequence = 1;
+    dg.NextBySubject = subject;
+    jsOptions_Init(&jo);
+    jo.Wait = st->timeout_ms;
+    ns = js_DirectGetMsg(&m, st->js, store_stream_name(s), &jo, &dg);
+    if (ns == NATS_OK) {
+        if (natsMsgHeader_Get(m, "Nats-Sequence", &seqh) != NATS_OK || !seqh) {
+            natsMsg_Destroy(m);
+            return ch_err_set(err, CH_EUNAVAIL, NULL, "a direct get answered without a sequence");
+        }
+        *seq = strtoull(seqh, NULL, 10);
+        cs = copy_msg(m, &subj, data, len, err);
+        free(subj);
+        natsMsg_Destroy(m);
+        return cs;
+    }
+    if (ns != NATS_NOT_FOUND)
+        return store_map(ns, 0, "get", err);
+    /* a replica a moment behind, or really none: the leader knows */
+    struct store_fetched f;
+    ns = store_leader_next(st, s, subject, 1, &f);
+    if (ns == NATS_NOT_FOUND)
+        return ch_err_set(err, CH_ENOTFOUND, NULL, "nothing on %s", subject);
+    if (ns != NATS_OK)
+        return store_map(ns, 0, "get", err);
+    *seq = f.seq;
+    *data = (char *)f.data;
+    *len = f.len;
+    f.data = NULL;
+    store_fetched_free(&f);
+    return CH_OK;
 }
 
 enum ch_status

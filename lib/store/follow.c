@@ -77,71 +77,6 @@ deliver(struct store_follower *f, uint64_t seq, const char *subject, const char 
     atomic_store(&f->last, seq);
 }
 
-/* A message fetched from the stream's leader. */
-struct fetched {
-    uint64_t seq;
-    char *subject;
-    unsigned char *data;
-    size_t len;
-    int64_t unix_ms;
-};
-
-static void
-fetched_free(struct fetched *m)
-{
-    free(m->subject);
-    free(m->data);
-    memset(m, 0, sizeof *m);
-}
-
-/* The first message on f's subjects at or after sequence from, asked of the stream's leader (STREAM.MSG.GET with
- * next_by_subj): unlike a direct get, which any replica may answer from a moment behind, the leader holds every
- * acknowledged message, so "nothing there" means erased. NATS_NOT_FOUND when there is none. */
-static natsStatus
-leader_next(struct store_follower *f, uint64_t from, struct fetched *out)
-{
-    struct store *st = f->st;
-    char subj[128], req[160];
-    natsMsg *reply = NULL;
-    natsStatus ns;
-    cJSON *doc = NULL;
-    const cJSON *msg, *e;
-
-    memset(out, 0, sizeof *out);
-    snprintf(subj, sizeof subj, "$JS.API.STREAM.MSG.GET.%s", store_stream_name(f->stream));
-    snprintf(req, sizeof req, "{\"seq\":%llu,\"next_by_subj\":\"%s\"}", (unsigned long long)from, follow_filter(f));
-    ns = natsConnection_Request(&reply, st->nc, subj, req, (int)strlen(req), st->timeout_ms < 2000 ? st->timeout_ms : 2000);
-    if (ns != NATS_OK)
-        return ns;
-    doc = cJSON_ParseWithLength(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply));
-    natsMsg_Destroy(reply);
-    if ((e = cJSON_GetObjectItemCaseSensitive(doc, "error"))) {
-        const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
-        ns = cJSON_IsNumber(code) && code->valuedouble == 404 ? NATS_NOT_FOUND : NATS_ERR;
-    } else if (!(msg = cJSON_GetObjectItemCaseSensitive(doc, "message")) ||
-               !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(msg, "seq")) ||
-               !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(msg, "subject"))) {
-        ns = NATS_ERR;
-    } else {
-        const cJSON *data = cJSON_GetObjectItemCaseSensitive(msg, "data");
-        const char *b64 = cJSON_IsString(data) ? data->valuestring : "";
-        size_t max = strlen(b64) / 4 * 3 + 3;
-        out->seq = (uint64_t)cJSON_GetObjectItemCaseSensitive(msg, "seq")->valuedouble;
-        out->subject = strdup(cJSON_GetObjectItemCaseSensitive(msg, "subject")->valuestring);
-        out->data = malloc(max + 1);
-        if (!json_parse_time(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "time")), &out->unix_ms))
-            out->unix_ms = 0;
-        if (!out->subject || !out->data || !crypto_base64_decode_any(b64, strlen(b64), out->data, max, &out->len)) {
-            fetched_free(out);
-            ns = NATS_ERR;
-        } else {
-            out->data[out->len] = '\0';
-        }
-    }
-    cJSON_Delete(doc);
-    return ns;
-}
-
 /* Deliver what the stream holds between the last delivered message and upto (exclusive), in order, at most max
  * messages (deliver_mu held), asking the leader for the next message on our subjects from last + 1: before upto it
  * was skipped; upto itself (or nothing) means the hole is erased messages. False if the leader could not be asked
@@ -154,9 +89,9 @@ fill_gap(struct store_follower *f, uint64_t upto, int max)
     bool ok = true;
 
     while (atomic_load(&f->last) + 1 < upto && n < max) {
-        struct fetched m;
+        struct store_fetched m;
         uint64_t from = atomic_load(&f->last) + 1;
-        natsStatus ns = leader_next(f, from, &m);
+        natsStatus ns = store_leader_next(f->st, f->stream, follow_filter(f), from, &m);
 
         if (ns == NATS_NOT_FOUND)
             break;
@@ -174,12 +109,12 @@ fill_gap(struct store_follower *f, uint64_t upto, int max)
         }
         tries = 0;
         if (m.seq >= upto || m.seq < from) {
-            fetched_free(&m);
+            store_fetched_free(&m);
             break;
         }
         n++;
         deliver(f, m.seq, m.subject, (const char *)m.data, m.len, m.unix_ms);
-        fetched_free(&m);
+        store_fetched_free(&m);
     }
     if (n) {
         log_warn("store: %s follower: the server did not deliver %d message%s between %llu and %llu; fetched %s",
@@ -392,11 +327,11 @@ store_followers_check(struct store *st)
          * still holds a message after the last one delivered (the newest may have been erased since) */
         bool stalled = ok && last == f->check_last && f->check_stream_last > last;
         if (stalled) {
-            struct fetched next;
-            natsStatus ns = leader_next(f, last + 1, &next);
+            struct store_fetched next;
+            natsStatus ns = store_leader_next(f->st, f->stream, follow_filter(f), last + 1, &next);
             stalled = ns == NATS_OK || ns == NATS_TIMEOUT;
             if (ns == NATS_OK)
-                fetched_free(&next);
+                store_fetched_free(&next);
         }
         pthread_mutex_lock(&st->mu);
         if (stalled) {

@@ -159,3 +159,17 @@ enum ch_status store_restore_check(struct store *st, struct ch_err *err);
 /* nats.c's last error text for this thread, without its "(file.c:123): " prefix; never NULL. */
 const char *store_last_error(void);
 
+/* A message fetched from a stream's leader (events.c; the caller frees it with store_fetched_free). */
+struct store_fetched {
+    uint64_t seq;
+    char *subject;
+    unsigned char *data; /* NUL-terminated */
+    size_t len;
+    int64_t unix_ms;
+};
+void store_fetched_free(struct store_fetched *m);
+/* The first message on filter's subjects at or after sequence from, asked of the stream's leader (STREAM.MSG.GET
+ * with next_by_subj): unlike a direct get, which any replica may answer from a moment behind, the leader holds
+ * every acknowledged message, so "nothing there" means erased. NATS_NOT_FOUND when there is none. */
+natsStatus store_leader_next(struct store *st, enum store_stream s, const char *filter, uint64_t from,
+                             struct store_fetched *out);

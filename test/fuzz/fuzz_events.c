@@ -7,6 +7,10 @@
  *
  * Input: records separated by '\n'. A record is "<kind><key> <payload>": kind 'E' is an event (key = subject),
  * 'U' a user record (key = user id), 'R' a read marker (key = "uid.room"). The payload is the record's bytes.
+ *
+ * The model keeps 2 messages per room in memory (core.resident_messages), so the cold timeline is exercised: an
+ * event about a cold message brings it back from the first earlier event on its subject, as the follower does
+ * from the stream.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +18,7 @@
 #include <string.h>
 
 #include "chat/chat_int.h"
+#include "store/subject.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,7 +39,7 @@ views(struct chat_model *m)
         void *mv;
         while (map_next(r->members, &mit, &uid, &mv)) {
             size_t unread, mentions;
-            chat_unread_counts(r, mv, &unread, &mentions);
+            chat_unread_counts(m, r, mv, &unread, &mentions);
             cJSON_Delete(view_user(m, uid));
         }
         size_t tit = 0;
@@ -70,9 +75,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct chat_model *m = chat_model_new(1 << 20);
     const char *p = (const char *)data, *end = p + size;
     uint64_t seq = 0, rev = 0;
+    struct {
+        char *subject;
+        const char *data;
+        size_t len;
+    } *seen = calloc(size + 1, sizeof *seen); /* the events so far, by seq - 1 (the stream) */
 
-    if (!m)
+    if (!m || !seen) {
+        chat_model_free(m);
+        free(seen);
         return 0;
+    }
+    chat_model_set_resident(m, 2);
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p)), *rec_end = nl ? nl : end;
         const char *sp = memchr(p, ' ', (size_t)(rec_end - p));
@@ -84,8 +98,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t plen = (size_t)(rec_end - payload);
             if (key && !memchr(p + 1, '\0', klen)) {
                 if (kind == 'E') {
+                    char need[ID_MAX + 1];
                     seq++;
-                    chat_model_apply(m, seq, key, payload, plen, 1700000000000 + (int64_t)seq * 1000);
+                    seen[seq - 1].subject = strdup(key);
+                    seen[seq - 1].data = payload;
+                    seen[seq - 1].len = plen;
+                    if (!chat_model_apply(m, seq, key, payload, plen, 1700000000000 + (int64_t)seq * 1000, need)) {
+                        struct store_event_subject s;
+                        char subj[STORE_SUBJECT_MAX];
+                        if (store_subject_event_parse(key, &s) &&
+                            store_subject_event_message(subj, sizeof subj, s.room, need) == CH_OK)
+                            for (uint64_t i = 0; i + 1 < seq; i++)
+                                if (seen[i].subject && !strcmp(seen[i].subject, subj)) {
+                                    chat_model_restore(m, i + 1, subj, seen[i].data, seen[i].len);
+                                    break;
+                                }
+                        chat_model_apply(m, seq, key, payload, plen, 1700000000000 + (int64_t)seq * 1000, NULL);
+                    }
                 }
                 else if (kind == 'U')
                     chat_model_user(m, key, payload, plen, ++rev);
@@ -98,5 +127,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     views(m);
     chat_model_free(m);
+    for (uint64_t i = 0; i < seq; i++)
+        free(seen[i].subject);
+    free(seen);
     return 0;
 }

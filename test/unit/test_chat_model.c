@@ -15,7 +15,7 @@
 static void
 ev(struct chat_model *m, uint64_t seq, const char *subject, const char *json)
 {
-    chat_model_apply(m, seq, subject, json, strlen(json), 1000 + (int64_t)seq);
+    chat_model_apply(m, seq, subject, json, strlen(json), 1000 + (int64_t)seq, NULL);
 }
 
 #define ROOM "chatto.ev.r1.room"
@@ -455,6 +455,112 @@ test_posts_after_leaving_or_archiving_are_refused(void **state)
     chat_model_free(m);
 }
 
+/* The cold timeline (core.resident_messages): plain messages past the window leave memory, keep their place and
+ * author (unread counts), and come back before anything is applied to them; snapshots keep them. */
+static void
+post_json(char *buf, size_t len, int i)
+{
+    snprintf(buf, len,
+             "{\"type\":\"msg.posted\",\"actor\":\"%s\",\"msg\":{\"id\":\"m%d\",\"author\":\"%s\",\"createdAt\":%d,"
+             "\"body\":\"body %d\"}}",
+             i % 2 ? "alice" : "bob", i, i % 2 ? "alice" : "bob", 100 + i, i);
+}
+
+static void
+test_cold_timeline(void **state)
+{
+    (void)state;
+    struct chat_model *m = room_with_members(), *back = NULL;
+    struct chat_room *r = model_room(m, "r1");
+    char json[256], subj[64], need[ID_MAX + 1];
+    size_t alice = 0;
+
+    chat_model_set_resident(m, 10);
+    for (int i = 1; i <= 200; i++) { /* seq = i + 2 */
+        post_json(json, sizeof json, i);
+        snprintf(subj, sizeof subj, "chatto.ev.r1.msg.m%d", i);
+        ev(m, (uint64_t)i + 2, subj, json);
+        alice += i % 2;
+        if (i == 5)
+            ev(m, 1000, MSG("m5"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"m5\",\"emoji\":\"+1\"}");
+    }
+    /* everything is somewhere, once, in order */
+    size_t msgs = 0;
+    for (size_t i = 0; i < r->ntl; i++)
+        msgs += r->tl[i]->kind == IT_MSG;
+    assert_int_equal(msgs + r->cold.n, 200);
+    assert_true(r->cold.n >= 200 - 10 - 64 - 1);
+    for (size_t i = 1; i < r->cold.n; i++)
+        assert_true(r->cold.pos[i - 1] < r->cold.pos[i]);
+    assert_null(model_msg(r, "m1"));
+    assert_non_null(model_msg(r, "m5")); /* reacted to: kept */
+    assert_non_null(model_msg(r, "m200"));
+    assert_int_equal(r->cold.pos[0], 3); /* m1 */
+    /* unread: bob has read nothing and alice wrote the odd ones */
+    struct chat_member *bob = model_member(r, "bob");
+    size_t unread, mentions;
+    chat_unread_counts(m, r, bob, &unread, &mentions);
+    assert_int_equal(unread, alice);
+    bob->last_read = 3 + 99; /* up to m100 */
+    chat_unread_counts(m, r, bob, &unread, &mentions);
+    assert_int_equal(unread, 50);
+    bob->last_read = 0;
+
+    /* an event about a cold message is not applied before it is back */
+    const char *react = "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"m1\",\"emoji\":\"+1\"}";
+    assert_false(chat_model_apply(m, 2000, MSG("m1"), react, strlen(react), 1, need));
+    assert_string_equal(need, "m1");
+    const char *reply = "{\"type\":\"msg.posted\",\"actor\":\"bob\",\"msg\":{\"id\":\"x1\",\"author\":\"bob\","
+                        "\"createdAt\":5,\"body\":\"re\",\"threadRoot\":\"m3\"}}";
+    assert_false(chat_model_apply(m, 2000, MSG("x1"), reply, strlen(reply), 1, need));
+    assert_string_equal(need, "m3");
+    size_t cold = r->cold.n;
+    post_json(json, sizeof json, 1);
+    assert_false(chat_model_restore(m, 9999, MSG("m1"), json, strlen(json))); /* no cold message there */
+    assert_true(chat_model_restore(m, 3, MSG("m1"), json, strlen(json)));
+    assert_false(chat_model_restore(m, 3, MSG("m1"), json, strlen(json))); /* once */
+    assert_int_equal(r->cold.n, cold - 1);
+    struct chat_msg *m1 = model_msg(r, "m1");
+    assert_non_null(m1);
+    assert_int_equal(m1->pos, 3);
+    assert_string_equal(m1->author, "alice");
+    assert_int_equal(r->tl[model_tl_after(r, 2)]->msg, m1);
+    assert_true(chat_model_apply(m, 2000, MSG("m1"), react, strlen(react), 1, need));
+    assert_int_equal(m1->nreactions, 1);
+    chat_unread_counts(m, r, bob, &unread, &mentions);
+    assert_int_equal(unread, alice); /* the same, wherever m1 is */
+
+    /* a snapshot keeps the cold timeline */
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    uint64_t seq = 0, seq2 = 0;
+    struct ch_err err = { 0 };
+    assert_int_equal(snapshot_encode(m, &buf, &len, &seq, &err), CH_OK);
+    assert_int_equal(snapshot_decode(buf, len, &back, &seq2, &err), CH_OK);
+    struct chat_room *r2 = model_room(back, "r1");
+    assert_int_equal(r2->cold.n, r->cold.n);
+    for (size_t i = 0; i < r->cold.n; i++) {
+        assert_int_equal(r2->cold.pos[i], r->cold.pos[i]);
+        assert_string_equal(back->authors[r2->cold.author[i]], m->authors[r->cold.author[i]]);
+    }
+    chat_unread_counts(back, r2, model_member(r2, "bob"), &unread, &mentions);
+    assert_int_equal(unread, alice);
+    /* a model that keeps fewer evicts what a snapshot brings */
+    struct chat_model *small = chat_model_new(1 << 20);
+    chat_model_set_resident(small, 1);
+    r2->evict_kept = 0;
+    chat_model_adopt(small, back, seq2);
+    struct chat_room *r3 = model_room(small, "r1");
+    msgs = 0;
+    for (size_t i = 0; i < r3->ntl; i++)
+        msgs += r3->tl[i]->kind == IT_MSG;
+    assert_int_equal(msgs + r3->cold.n, 200);
+    chat_model_free(small);
+    chat_model_free(back);
+    free(buf);
+    chat_model_free(m);
+}
+
 int
 main(void)
 {
@@ -470,6 +576,7 @@ main(void)
         cmocka_unit_test(test_malformed_events_are_counted_and_skipped),
         cmocka_unit_test(test_users_directory_and_read_positions),
         cmocka_unit_test(test_posts_after_leaving_or_archiving_are_refused),
+        cmocka_unit_test(test_cold_timeline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The cold timeline (core.resident_messages): a room keeps its newest top-level messages in memory, and of the older
+ * plain ones (model.c, msg_plain) only their positions and authors. Such a message is shown from its post, read
+ * from the stream by sequence; whatever needs more of it (an event about it, a command naming it) brings it back
+ * into memory first, from the first event on its subject. HTTP worker threads and the follower thread; no lock
+ * held across NATS.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat/chat_int.h"
+#include "json/json.h"
+#include "store/store.h"
+#include "store/subject.h"
+
+enum ch_status
+chat_cold_restore(struct chat *c, const char *room_id, const char *msg_id, struct ch_err *err)
+{
+    char subject[STORE_SUBJECT_MAX], *data = NULL;
+    uint64_t seq = 0;
+    size_t len = 0;
+    enum ch_status st;
+
+    if (store_subject_event_message(subject, sizeof subject, room_id, msg_id) != CH_OK)
+        return ch_err_set(err, CH_EINVAL, "eventId", "not a message id");
+    if ((st = store_get_first(c->store, STORE_S_EVENTS, subject, &seq, &data, &len, err)) != CH_OK)
+        return st;
+    chat_model_restore(c->m, seq, subject, data, len);
+    explicit_bzero(data, len);
+    free(data);
+    return CH_OK;
+}
+
+enum ch_status
+chat_msg_ensure(struct chat *c, const char *room_id, const char *msg_id, struct ch_err *err)
+{
+    bool cold = false;
+
+    if (!room_id || !msg_id || !*msg_id || !id_valid(room_id) || !id_valid(msg_id))
+        return CH_OK;
+    pthread_rwlock_rdlock(&c->m->lock);
+    struct chat_room *r = model_room(c->m, room_id);
+    struct chat_msg *msg = model_msg(r, msg_id);
+    if (msg && c->m->resident) /* (it must not leave memory before the caller looks it up) */
+        atomic_store_explicit(&msg->held_until, model_hold_until(false), memory_order_relaxed);
+    cold = r && r->cold.n && !msg;
+    pthread_rwlock_unlock(&c->m->lock);
+    if (!cold)
+        return CH_OK;
+    enum ch_status st = chat_cold_restore(c, room_id, msg_id, err);
+    return st == CH_ENOTFOUND ? CH_OK : st; /* (never posted, or erased: the caller says it is not there) */
+}
+
+/* The timeline item of a cold message, from its post (the stream message at its position): what view_item shows of
+ * a plain message, with its author added to users (may be NULL). NULL if data is not such a post. Model read-locked
+ * (users are looked up). */
+cJSON *
+chat_cold_view(const struct chat_model *m, const char *room_id, uint64_t pos, const char *data, size_t len,
+               const char *viewer, cJSON *users)
+{
+    cJSON *ev = cJSON_ParseWithLength(data, len), *o = NULL;
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(ev, "msg");
+    const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "type"));
+    const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "id"));
+    const char *author = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "author"));
+    const char *reply = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "inReplyTo"));
+    const char *body = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "body"));
+    const cJSON *created = cJSON_GetObjectItemCaseSensitive(j, "createdAt"), *att;
+    struct chat_msg *msg;
+
+    if (!type || strcmp(type, "msg.posted") || !id || !id_valid(id) || !author || !id_valid(author) ||
+        !(msg = calloc(1, sizeof *msg + strlen(id) + 1))) {
+        cJSON_Delete(ev);
+        return NULL;
+    }
+    memcpy(msg->id, id, strlen(id) + 1);
+    msg->author = author;
+    msg->thread_root = "";
+    msg->in_reply_to = reply && id_valid(reply) ? reply : "";
+    msg->pos = pos;
+    msg->known = true;
+    msg->created_at = cJSON_IsNumber(created)   ? (int64_t)created->valuedouble
+                      : cJSON_IsString(created) ? strtoll(created->valuestring, NULL, 10)
+                                                : 0;
+    att = cJSON_GetObjectItemCaseSensitive(j, "attachments");
+    msg->attachments = cJSON_IsArray(att) && cJSON_GetArraySize(att) > 0 ? cJSON_PrintUnformatted(att) : NULL;
+    struct chat_item it = { .pos = pos, .kind = IT_MSG, .id = msg->id, .actor = author, .subject_user = "",
+                            .at = msg->created_at, .msg = msg };
+    o = view_item(m, &it, room_id, viewer, NULL);
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "messagePosted"), "message");
+    cJSON_AddStringToObject(v, "body", body ? body : "");
+    if (users)
+        view_include_user(m, users, author);
+    free(msg->attachments);
+    free(msg);
+    cJSON_Delete(ev);
+    return o;
+}

@@ -1,0 +1,171 @@
+# SPDX-License-Identifier: MIT
+"""The cold timeline (core.resident_messages): a process keeps a room's newest messages in memory and, of the older
+plain ones, only where they are and who wrote them. It shows them from their posts in the stream, and brings one
+back into memory before anything changes it (a reaction, an edit, a delete, a pin, a reply), whichever process
+made the change. Here two processes keep 3 messages per room and a third keeps everything: all three must answer
+the same."""
+import re
+
+from harness import FAST_AUTH, Client, TestCase, external_env, http_request, wait_for
+
+R = "chatto.api.v1.RoomService/"
+M = "chatto.api.v1.MessageService/"
+T = "chatto.api.v1.ThreadService/"
+S = "chatto.api.v1.MessageSearchService/"
+METRICS = ["--metrics-enabled=true", "--metrics-port", "0"]
+COLD = ["--core-resident-messages", "3"] + METRICS
+
+
+class Cold(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.n = self.nats(token="cold-test-token")
+        self.env = external_env(self.n, CHATTO_CORE_PROJECTION_SNAPSHOT_EVENTS="20")
+        self.a = self.chatto(embedded=False, env=self.env, args=FAST_AUTH + COLD)
+        self.b = self.chatto(embedded=False, env=self.env, args=FAST_AUTH + COLD)
+        self.full = self.chatto(embedded=False, env=self.env, args=FAST_AUTH + ["--core-resident-messages", "0"] + METRICS)
+        self.alice = Client(self.a)
+        self.alice_id = self.alice.register("alice").json()["user"]["id"]
+        self.bob = Client(self.b)
+        self.bob_id = self.bob.register("bob").json()["user"]["id"]
+        self.room = self.alice.ok(R + "CreateRoom", {"name": "Old times"})["room"]["id"]
+        self.bob.ok(R + "JoinRoom", {"roomId": self.room})
+        self.posted = []
+        for i in range(30):
+            who = self.alice if i % 3 else self.bob
+            self.posted.append(who.ok(M + "CreateMessage", {"roomId": self.room, "body": "old %02d" % i})["message"])
+        wait_for(lambda: self.cold(self.a) >= 20 and self.cold(self.b) >= 20, 30, "old messages out of memory")
+        self.assertEqual(self.cold(self.full), 0)
+
+    def cold(self, proc):
+        """Messages the process keeps out of memory (its metric)."""
+        port = wait_for(lambda: re.findall(r"metrics: listening on [\d.]+:(\d+)(/\S*)", proc.stderr()), 10,
+                        "the metrics listener")[-1]
+        text = http_request(int(port[0]), "GET", port[1]).body.decode()
+        m = re.search(r"^chatto_model_cold_messages (\d+)", text, re.M)
+        return int(m[1]) if m else -1
+
+    def history(self, client, limit=7):
+        """Every event of the room, paged backwards, with each page's flags."""
+        events, cursor, flags = [], None, []
+        while True:
+            req = {"roomId": self.room, "limit": limit}
+            if cursor:
+                req["before"] = cursor
+            page = client.ok(R + "GetRoomEvents", req)["page"]
+            events = page["events"] + events
+            flags.append((page["hasOlder"], page["hasNewer"], page["startCursor"], page["endCursor"]))
+            if not page["hasOlder"]:
+                return events, flags
+            cursor = page["startCursor"]
+
+    def forwards(self, client, limit=6):
+        events, cursor = [], "0"
+        while True:
+            page = client.ok(R + "GetRoomEvents", {"roomId": self.room, "after": cursor, "limit": limit})["page"]
+            events += page["events"]
+            if not page["hasNewer"]:
+                return events
+            cursor = page["endCursor"]
+
+    def same_everywhere(self, client):
+        """The room's history, forwards and backwards, is the same from every process."""
+        want, flags = self.history(client.on(self.full))
+        for proc in (self.a, self.b):
+            got, got_flags = self.history(client.on(proc))
+            self.assertEqual(got, want, "history from %d" % proc.port)
+            self.assertEqual(got_flags, flags)
+            self.assertEqual(self.forwards(client.on(proc)), want)
+        return want
+
+    def counts(self, client):
+        x = [x for x in client.ok(R + "ListRooms")["rooms"] if x["room"]["id"] == self.room][0]
+        return x["unreadCount"], x["mentionCount"]
+
+    def test_history_pages_unread_counts_and_around_are_the_same_as_in_memory(self):
+        events = self.same_everywhere(self.alice)
+        bodies = [e["messagePosted"]["message"]["body"] for e in events if "messagePosted" in e]
+        self.assertEqual(bodies, ["old %02d" % i for i in range(30)])
+        # the page around an old message
+        for proc in (self.a, self.b, self.full):
+            page = self.alice.on(proc).ok(R + "GetRoomEventsAround",
+                                          {"roomId": self.room, "eventId": self.posted[4]["id"], "limit": 5})
+            self.assertEqual([e["id"] for e in page["page"]["events"]], [p["id"] for p in self.posted[2:7]])
+        # unread counts reach back into the cold part: bob has read nothing; 20 of the 30 are alice's
+        for proc in (self.a, self.b, self.full):
+            self.assertEqual(self.counts(self.bob.on(proc)), (20, 0))
+        # read up to an old message, named by its id
+        self.bob.ok(R + "MarkRoomAsRead", {"roomId": self.room, "eventId": self.posted[9]["id"]})
+        for proc in (self.a, self.b, self.full):
+            wait_for(lambda: self.counts(self.bob.on(proc)) == (14, 0), 10, "unread after the old message")
+        # an old message by id, alone and in a batch
+        for proc in (self.a, self.b):
+            got = self.bob.on(proc).ok(M + "GetMessage", {"roomId": self.room, "eventId": self.posted[0]["id"]})
+            self.assertEqual(got["message"]["body"], "old 00")
+            batch = self.bob.on(proc).ok(M + "BatchGetMessages", {"roomId": self.room,
+                                                                  "eventIds": [self.posted[1]["id"], "nosuch"]})
+            self.assertEqual([m["body"] for m in batch["messages"]], ["old 01"])
+
+    def test_old_messages_change_alike_on_every_process(self):
+        old = self.posted
+        # each change through one process, to messages both cold processes keep out of memory
+        self.bob.ok(M + "AddReaction", {"roomId": self.room, "eventId": old[1]["id"], "emoji": "👍"})
+        self.alice.ok(M + "UpdateMessage", {"roomId": self.room, "eventId": old[2]["id"], "body": "old 02, edited"})
+        reply = self.bob.ok(M + "CreateMessage", {"roomId": self.room, "body": "about that",
+                                                   "threadRootEventId": old[4]["id"]})["message"]
+        self.alice.ok(R + "CreatePinnedMessage", {"roomId": self.room, "messageEventId": old[5]["id"]})
+        self.bob.ok(M + "DeleteMessage", {"roomId": self.room, "eventId": old[6]["id"]})
+        quote = self.alice.ok(M + "CreateMessage", {"roomId": self.room, "body": "as bob said",
+                                                     "inReplyTo": old[0]["id"]})["message"]
+        for proc in (self.a, self.b, self.full):
+            c = self.alice.on(proc)
+            wait_for(lambda: c.ok(M + "GetMessage", {"roomId": self.room, "eventId": quote["id"]}), 10, "the quote")
+            got = c.ok(M + "GetMessage", {"roomId": self.room, "eventId": old[1]["id"]})["message"]
+            self.assertEqual([(x["emoji"], x["count"]) for x in got["reactions"]], [("👍", 1)])
+            got = c.ok(M + "GetMessage", {"roomId": self.room, "eventId": old[2]["id"]})["message"]
+            self.assertEqual((got["body"], got["edited"]), ("old 02, edited", True))
+            root = c.ok(M + "GetMessage", {"roomId": self.room, "eventId": old[4]["id"]})["message"]
+            self.assertEqual(root["thread"]["replyCount"], 1)
+            replies = c.ok(T + "GetThreadReplies", {"roomId": self.room, "threadRootEventId": old[4]["id"]})
+            self.assertEqual([e["id"] for e in replies["page"]["events"]], [reply["id"]])
+            pins = c.ok(R + "ListPinnedMessages", {"roomId": self.room})["pinnedMessages"]
+            self.assertEqual([p["message"]["id"] for p in pins], [old[5]["id"]])
+            tomb = c.ok(M + "GetMessage", {"roomId": self.room, "eventId": old[6]["id"]})["message"]
+            self.assertNotIn("body", tomb)
+            self.assertIn("deletedAt", tomb)
+        events = self.same_everywhere(self.alice)
+        shown = {e["id"]: e["messagePosted"]["message"] for e in events if "messagePosted" in e}
+        self.assertEqual(shown[old[1]["id"]]["reactions"][0]["count"], 1)
+        self.assertIn("deletedAt", shown[old[6]["id"]])
+        self.assertNotIn("body", shown[old[6]["id"]])
+        # more posts push the changed ones out again only when they are plain: the history stays the same
+        for i in range(10):
+            self.alice.ok(M + "CreateMessage", {"roomId": self.room, "body": "new %d" % i})
+        self.same_everywhere(self.bob)
+        # a search hit on an old message is shown whole
+        wait_for(lambda: self.alice.ok(S + "GetStatus")["state"] == "MESSAGE_SEARCH_STATE_READY", 20, "search")
+        wait_for(lambda: [r["eventId"] for r in
+                          self.alice.ok(S + "SearchMessages", {"query": "old 03"})["results"]][:1] == [old[3]["id"]],
+                 20, "the old message found")
+
+    def test_a_restart_from_a_snapshot_keeps_the_cold_timeline(self):
+        for i in range(30):
+            self.alice.ok(M + "CreateMessage", {"roomId": self.room, "body": "more %02d" % i})
+
+        end = int(self.alice.ok(R + "GetRoomEvents", {"roomId": self.room, "limit": 1})["page"]["endCursor"])
+
+        def snapshot():  # (written every 20 events: one covers the second batch)
+            got = [int(x) for x in re.findall(r"read-model snapshot at event (\d+) written",
+                                              self.a.stderr() + self.b.stderr() + self.full.stderr())]
+            return got and max(got) >= end - 20
+
+        wait_for(snapshot, 30, "a read-model snapshot")
+        self.b.stop()
+        self.b.start()
+        self.assertRegex(self.b.stderr(), r"read model loaded from the snapshot at event \d+")
+        wait_for(lambda: self.cold(self.b) >= 40, 20, "old messages out of memory after the restart")
+        events = self.same_everywhere(self.bob)
+        self.assertEqual(len([e for e in events if "messagePosted" in e]), 60)
+        # and it goes on changing old messages after the restart
+        self.bob.ok(M + "AddReaction", {"roomId": self.room, "eventId": self.posted[0]["id"], "emoji": "🎉"})
+        self.same_everywhere(self.alice)
