@@ -6,7 +6,8 @@ History: for each size N (CHATTO_BENCH_SCALE_SIZES, default 100000,1000000; add 
 row, which needs about 3 GB of RAM and a few minutes), a fresh chatto with embedded NATS gets N messages appended
 straight to CHATTO_EVENTS in the format the product writes (bench/evpub, one room), waits until its model has
 them, then (once the newest read-model snapshot is within 20,000 events of the end, as in steady use; the table says how
-many events the restart replayed after it) is restarted: time from start to /readyz 200, RSS when ready, and
+many events the restart replayed after it) is restarted: time from start to /readyz 200, RSS when ready (and the
+same for a replica: a second process joining that NATS in external mode, as a scale-up adds one), and
 GetRoomEvents latency (50 per page,
 keep-alive, one connection) for the newest page and for a page 1,000,000 messages back (or the oldest page).
 
@@ -173,6 +174,28 @@ def history(n):
         snap = re.findall(r"loaded from the snapshot at event (\d+) \((\d+) bytes, (\d+) ms", c.stderr())
         writes = re.findall(r"snapshot at event \d+ written: (\d+) bytes \((\d+) ms under the model's read lock",
                             c.stderr())
+        # a replica joining: another process on the same NATS (external mode), as a scale-up adds one; it does not
+        # wait for nats-server to recover the stream (the restart above does)
+        url, ntoken = nats_creds(c)
+        rep = Chatto(embedded=False, config=open(os.path.join(c.data_dir, "secrets.ini")).read(),
+                     env={"CHATTO_NATS_EMBEDDED_ENABLED": "false", "CHATTO_NATS_CLIENT_URL": url,
+                          "CHATTO_NATS_CLIENT_AUTH_METHOD": "token", "CHATTO_NATS_CLIENT_TOKEN": ntoken},
+                     args=FAST_AUTH + ["--search-provider-enabled=false"])
+        try:
+            t0 = time.time()
+            rep.start(wait_ready=False)
+
+            def rep_ready():
+                if rep.proc.poll() is not None:
+                    raise SystemExit("the replica exited:\n" + rep.stderr()[-3000:])
+                try:
+                    return rep.get("/readyz", timeout=3).status == 200
+                except OSError:
+                    return False
+            wait_for(rep_ready, 1800, "a replica ready with %d messages" % n, interval=0.01)
+            t_rep, rep_rss = time.time() - t0, rss_kib(rep.pid)
+        finally:
+            rep.cleanup()
         me = Api(c.port, token)
         newest = me.call(R + "GetRoomEvents", {"roomId": room, "limit": 1})["page"]["events"][-1]
         top = int(newest["cursor"])
@@ -180,7 +203,7 @@ def history(n):
         recent = page_latency(me, room, None)
         deep = page_latency(me, room, str(top - depth))
         out = dict(n=n, seed_s=t_seed, ready_s=t_ready, ready_rss=ready_rss, live_rss=live_rss, recent=recent,
-                   deep=deep, depth=depth)
+                   deep=deep, depth=depth, replica_s=t_rep, replica_rss=rep_rss)
         if snap:
             seq, size, ms = (int(x) for x in snap[-1])
             out.update(snap_mb=size / 1e6, snap_load_ms=ms, snap_tail=max(0, top - seq))
@@ -317,11 +340,14 @@ def main():
             print("  %d messages: %r" % (n, rows[-1]), flush=True)
         print("\nChatto %s scale: history (one room; %d cores shared with nats-server; load average %.2f)"
               % (version, os.cpu_count(), os.getloadavg()[0]))
-        fmt = "%10s %9s %10s %11s %13s %13s %19s"
-        print(fmt % ("messages", "append s", "ready s", "RSS ready", "RSS live", "newest page", "deep page"))
-        print(fmt % ("", "(evpub)", "(restart)", "MB", "MB", "p50/p99 ms", "p50/p99 ms (depth)"))
+        fmt = "%10s %9s %10s %9s %11s %11s %9s %13s %19s"
+        print(fmt % ("messages", "append s", "ready s", "RSS MB", "replica", "replica", "RSS live", "newest page",
+                     "deep page"))
+        print(fmt % ("", "(evpub)", "(restart)", "(ready)", "ready s", "RSS MB", "MB", "p50/p99 ms",
+                     "p50/p99 ms (depth)"))
         for r in rows:
             print(fmt % (r["n"], "%.1f" % r["seed_s"], "%.2f" % r["ready_s"], "%.0f" % (r["ready_rss"] / 1024),
+                         "%.2f" % r["replica_s"], "%.0f" % (r["replica_rss"] / 1024),
                          "%.0f" % (r["live_rss"] / 1024), "%.2f/%.2f" % r["recent"][:2],
                          "%.2f/%.2f (%d)" % (r["deep"][0], r["deep"][1], r["depth"])))
         for r in rows:
@@ -332,6 +358,8 @@ def main():
                          if "snap_write_lock_ms" in r else ""))
             else:
                 print("  %d: no read-model snapshot was used: the whole stream was replayed" % r["n"])
+        print("restart: the embedded nats-server recovers the stream first; replica: another process joining the same "
+              "NATS (external mode, search off)")
         print("goals: RSS <= 64 MB and ready <= 1 s at 3M messages; newest page p99 <= 5 ms, 1M back <= 20 ms")
     if "users" in PARTS:
         u = users(USERS)

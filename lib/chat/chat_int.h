@@ -153,15 +153,18 @@ struct chat_room {
     struct chat_call call;
     uint64_t call_seq; /* last event on the room's call subject (compare-and-set for call facts) */
     /* The cold timeline (core.resident_messages): plain top-level messages no longer in memory, sorted by position
-     * (the stream sequence of their post, which holds all there is to show of them: see model_msg_plain); their
-     * author as an index of the model's author table, for unread counts. */
+     * (the stream sequence of their post, which holds all there is to show of them: see model.c msg_plain), kept
+     * as an offset from base (one that does not fit stays in memory); their author as an index of the model's
+     * author table, for unread counts. 8 bytes each: model_cold_pos reads a position. */
     struct cold_list {
-        uint64_t *pos;
+        uint64_t base;
+        uint32_t *off;
         uint32_t *author;
         size_t n, cap;
     } cold;
     size_t evict_kept; /* timeline items before the resident window the last eviction pass had to keep ... */
     size_t evict_held; /* ... of them, those only held for a moment (held_until): a sweep looks again */
+    size_t evict_scan; /* the timeline items before this one are kept for good: a pass starts here */
 };
 
 /* bodies.c: message bodies, a bounded cache by stream sequence (the model holds none). Any thread. */
@@ -251,6 +254,12 @@ uint32_t model_hold_until(bool for_long);
 /* Move what may leave memory to the cold timelines, in rooms no post has visited since their messages' holds
  * ended (the eraser thread, every few seconds). */
 void chat_model_sweep(struct chat_model *m);
+/* The position of r's cold timeline entry i. */
+static inline uint64_t
+model_cold_pos(const struct chat_room *r, size_t i)
+{
+    return r->cold.base + r->cold.off[i];
+}
 /* Index of the first cold timeline entry with pos > p (binary search). */
 size_t model_cold_after(const struct chat_room *r, uint64_t p);
 /* The author table index of an interned id, UINT32_MAX if it has none (no cold message by them). */

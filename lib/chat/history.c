@@ -118,12 +118,12 @@ plan_before(const struct chat_room *r, uint64_t before, size_t limit, struct tl_
 
     p->newer = i < r->ntl || k < r->cold.n;
     while (n < limit && (i > 0 || k > 0)) {
-        if (k == 0 || (i > 0 && r->tl[i - 1]->pos > r->cold.pos[k - 1])) {
+        if (k == 0 || (i > 0 && r->tl[i - 1]->pos > model_cold_pos(r, k - 1))) {
             i--;
             p->v[n++] = (struct tl_entry){ r->tl[i]->pos, r->tl[i] };
         } else {
             k--;
-            p->v[n++] = (struct tl_entry){ r->cold.pos[k], NULL };
+            p->v[n++] = (struct tl_entry){ model_cold_pos(r, k), NULL };
         }
     }
     p->older = i > 0 || k > 0;
@@ -144,11 +144,11 @@ plan_after(const struct chat_room *r, uint64_t after, size_t limit, struct tl_pl
     if (!p->n)
         p->older = i > 0 || k > 0;
     while (n < limit && p->n < PAGE_MAX && (i < r->ntl || k < r->cold.n)) {
-        if (k == r->cold.n || (i < r->ntl && r->tl[i]->pos < r->cold.pos[k])) {
+        if (k == r->cold.n || (i < r->ntl && r->tl[i]->pos < model_cold_pos(r, k))) {
             p->v[p->n++] = (struct tl_entry){ r->tl[i]->pos, r->tl[i] };
             i++;
         } else {
-            p->v[p->n++] = (struct tl_entry){ r->cold.pos[k], NULL };
+            p->v[p->n++] = (struct tl_entry){ model_cold_pos(r, k), NULL };
             k++;
         }
         n++;

@@ -76,7 +76,7 @@ room_free(void *p)
     free(r->mentioned.v);
     free(r->pins);
     free(r->call.parts);
-    free(r->cold.pos);
+    free(r->cold.off);
     free(r->cold.author);
     free(r);
 }
@@ -210,7 +210,7 @@ model_cold_after(const struct chat_room *r, uint64_t p)
 
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (r->cold.pos[mid] <= p)
+        if (model_cold_pos(r, mid) <= p)
             lo = mid + 1;
         else
             hi = mid;
@@ -259,10 +259,10 @@ cold_reserve(struct cold_list *c, size_t n)
     size_t cap = c->cap ? c->cap : 64;
     while (cap < n)
         cap *= 2;
-    uint64_t *p = realloc(c->pos, cap * sizeof *p);
+    uint32_t *p = realloc(c->off, cap * sizeof *p);
     if (!p)
         return false;
-    c->pos = p;
+    c->off = p;
     uint32_t *a = realloc(c->author, cap * sizeof *a);
     if (!a)
         return false;
@@ -276,9 +276,12 @@ static void cold_drop(struct chat_room *r, uint64_t pos);
 bool
 model_cold_append(struct chat_room *r, uint64_t pos, uint32_t author)
 {
-    if ((r->cold.n && r->cold.pos[r->cold.n - 1] >= pos) || !cold_reserve(&r->cold, r->cold.n + 1))
+    if (!r->cold.n)
+        r->cold.base = r->ntl && r->tl[0]->pos < pos ? r->tl[0]->pos : pos;
+    if ((r->cold.n && model_cold_pos(r, r->cold.n - 1) >= pos) || pos - r->cold.base > UINT32_MAX ||
+        !cold_reserve(&r->cold, r->cold.n + 1))
         return false;
-    r->cold.pos[r->cold.n] = pos;
+    r->cold.off[r->cold.n] = (uint32_t)(pos - r->cold.base);
     r->cold.author[r->cold.n++] = author;
     return true;
 }
@@ -401,6 +404,8 @@ model_tl_insert(struct chat_room *r, uint64_t pos, enum item_kind kind)
     it->kind = kind;
     /* live events append; replays of edited messages insert earlier */
     at = !r->ntl || r->tl[r->ntl - 1]->pos <= pos ? r->ntl : model_tl_after(r, pos);
+    if (at < r->evict_scan) /* (an eviction pass must look at it) */
+        r->evict_scan = at;
     memmove(r->tl + at + 1, r->tl + at, (r->ntl - at) * sizeof *r->tl);
     r->tl[at] = it;
     r->ntl++;
@@ -1084,33 +1089,44 @@ msg_plain(const struct chat_room *r, const struct chat_msg *msg)
 static void
 evict(struct chat_model *m, struct chat_room *r)
 {
-    size_t end = r->ntl - m->resident, w = 0, nout = 0, held = 0;
+    size_t end = r->ntl - m->resident, start = r->evict_scan < end ? r->evict_scan : end;
+    size_t w = start, scan = start, nout = 0, held = 0;
     uint64_t *opos;
     uint32_t *oauth;
     uint32_t now = (uint32_t)(clock_mono_ms() / 1000);
+    bool settled = true; /* every item kept so far stays for good (what the next pass can skip) */
 
-    if (!cold_reserve(&r->cold, r->cold.n + end))
+    if (end == start || !cold_reserve(&r->cold, r->cold.n + (end - start)))
         return;
-    opos = malloc(end * sizeof *opos);
-    oauth = malloc(end * sizeof *oauth);
+    if (!r->cold.n)
+        r->cold.base = r->tl[0]->pos; /* (the oldest item: no message of the room is older) */
+    opos = malloc((end - start) * sizeof *opos);
+    oauth = malloc((end - start) * sizeof *oauth);
     if (!opos || !oauth) {
         free(opos);
         free(oauth);
         return;
     }
-    for (size_t i = 0; i < end; i++) {
+    for (size_t i = start; i < end; i++) {
         struct chat_item *it = r->tl[i];
         struct chat_msg *msg = it->kind == IT_MSG ? it->msg : NULL;
         uint32_t a;
-        if (msg && atomic_load_explicit(&msg->held_until, memory_order_relaxed) > now) {
+        if (!msg || !msg_plain(r, msg)) { /* (a message that is not plain never is again) */
+            if (settled)
+                scan = w + 1;
+        } else if (atomic_load_explicit(&msg->held_until, memory_order_relaxed) > now) {
             held++;
-        } else if (msg && msg_plain(r, msg) && (a = model_author_index(m, msg->author)) != UINT32_MAX) {
+            settled = false;
+        } else if (it->pos >= r->cold.base && it->pos - r->cold.base <= UINT32_MAX &&
+                   (a = model_author_index(m, msg->author)) != UINT32_MAX) {
             opos[nout] = it->pos;
             oauth[nout++] = a;
             map_del(r->msgs, msg->id);
             msg_free(msg);
             free(it);
             continue;
+        } else {
+            settled = false;
         }
         r->tl[w++] = it;
     }
@@ -1118,16 +1134,17 @@ evict(struct chat_model *m, struct chat_room *r)
     r->ntl = w + (r->ntl - end);
     r->evict_kept = w;
     r->evict_held = held;
+    r->evict_scan = scan;
     /* merge (usually an append: all of them are newer than the cold ones, unless some were brought back) */
     struct cold_list *c = &r->cold;
     size_t i = c->n, j = nout, k = c->n + nout;
     while (j > 0) {
-        if (i > 0 && c->pos[i - 1] > opos[j - 1]) {
-            c->pos[k - 1] = c->pos[i - 1];
+        if (i > 0 && model_cold_pos(r, i - 1) > opos[j - 1]) {
+            c->off[k - 1] = c->off[i - 1];
             c->author[k - 1] = c->author[i - 1];
             i--;
         } else {
-            c->pos[k - 1] = opos[j - 1];
+            c->off[k - 1] = (uint32_t)(opos[j - 1] - c->base);
             c->author[k - 1] = oauth[j - 1];
             j--;
         }
@@ -1162,11 +1179,11 @@ cold_drop(struct chat_room *r, uint64_t pos)
 {
     size_t k;
 
-    if (!r->cold.n || pos > r->cold.pos[r->cold.n - 1] || !pos)
+    if (!r->cold.n || pos > model_cold_pos(r, r->cold.n - 1) || !pos)
         return;
     k = model_cold_after(r, pos - 1);
-    if (k < r->cold.n && r->cold.pos[k] == pos) {
-        memmove(r->cold.pos + k, r->cold.pos + k + 1, (r->cold.n - k - 1) * sizeof *r->cold.pos);
+    if (k < r->cold.n && model_cold_pos(r, k) == pos) {
+        memmove(r->cold.off + k, r->cold.off + k + 1, (r->cold.n - k - 1) * sizeof *r->cold.off);
         memmove(r->cold.author + k, r->cold.author + k + 1, (r->cold.n - k - 1) * sizeof *r->cold.author);
         r->cold.n--;
     }
@@ -1219,7 +1236,7 @@ chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, cons
     pthread_rwlock_wrlock(&m->lock);
     r = model_room(m, subj.room);
     size_t k = r ? model_cold_after(r, seq - 1) : 0;
-    if (r && k < r->cold.n && r->cold.pos[k] == seq) {
+    if (r && k < r->cold.n && model_cold_pos(r, k) == seq) {
         msg = map_get(r->msgs, id);
         if ((!msg || !msg->known) && (msg = model_msg_get_or_new(r, id)) && (it = model_tl_insert(r, seq, IT_MSG))) {
             const char *body = jstr(j, "body");

@@ -287,7 +287,7 @@ w_room(struct wbuf *b, const struct chat_room *r)
     /* the cold timeline: positions as increments, authors as references */
     w_u64(b, r->cold.n);
     for (size_t i = 0; i < r->cold.n; i++) {
-        w_u64(b, r->cold.pos[i] - (i ? r->cold.pos[i - 1] : 0));
+        w_u64(b, model_cold_pos(r, i) - (i ? model_cold_pos(r, i - 1) : 0));
         w_ref(b, b->authors[r->cold.author[i]]);
     }
 }
