@@ -210,7 +210,7 @@ tsan:
 
 # ThreadSanitizer over the unit tests and the suites where threads meet: chat, realtime, the stall tests and the
 # cluster. test/tsan.supp silences only libraries we do not own (each entry says why).
-TSAN_SUITES := 27_follower,45_stall,60_chat,62_notify,70_realtime,75_websocket,85_cluster
+TSAN_SUITES := 27_follower,45_stall,60_chat,61_cold,62_notify,70_realtime,75_websocket,85_cluster
 test-tsan: deps-test
 	$(Q)$(MAKE) --no-print-directory tsan
 	$(Q)TSAN_OPTIONS="suppressions=$(CURDIR)/test/tsan.supp halt_on_error=0 second_deadlock_stack=1 history_size=4" \
