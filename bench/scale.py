@@ -197,6 +197,9 @@ def history(n):
         finally:
             rep.cleanup()
         me = Api(c.port, token)
+        # in steady state: the search index has caught up with the stream (while it indexes, it shares the cores)
+        wait_for(lambda: me.call("chatto.api.v1.MessageSearchService/GetStatus", {})["state"] ==
+                 "MESSAGE_SEARCH_STATE_READY", 1800, "the search index to catch up", interval=0.5)
         newest = me.call(R + "GetRoomEvents", {"roomId": room, "limit": 1})["page"]["events"][-1]
         top = int(newest["cursor"])
         depth = min(DEEP, n - 100)

@@ -1315,15 +1315,17 @@ function countUnread(m) {
 }
 
 // Mark a room read a moment after its messages were shown (one request for a burst). The room is the one shown
-// when it was asked for: switching rooms within that moment must not leave the first one unread.
+// when it was asked for: switching rooms within that moment must not leave the first one unread. It is read up to
+// the newest event shown then: what arrives after one has left the room stays unread.
 const readTimers = new Map(); // room id -> pending timer
 function markRead(id = S.current) {
   if (!id) return;
+  const t = S.timeline.get(id), upto = t && t.items.length ? t.items[t.items.length - 1].id : "";
   clearTimeout(readTimers.get(id));
   readTimers.set(id, setTimeout(async () => {
     readTimers.delete(id);
     try {
-      const r = await api("chatto.api.v1.RoomService/MarkRoomAsRead", { roomId: id });
+      const r = await api("chatto.api.v1.RoomService/MarkRoomAsRead", upto ? { roomId: id, eventId: upto } : { roomId: id });
       const x = S.rooms.get(id);
       if (x) { x.unreadCount = r.unreadCount || 0; x.mentionCount = r.mentionCount || 0; renderSidebar(); }
     } catch (e) { /* not a member any more */ }
