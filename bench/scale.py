@@ -122,7 +122,8 @@ def page_latency(api, room, before):
 
 
 def history(n):
-    c = Chatto(args=FAST_AUTH)
+    # CHATTO_BENCH_ARGS: extra chatto flags (as bench/run.py), e.g. "--search-provider-enabled=false"
+    c = Chatto(args=FAST_AUTH + os.environ.get("CHATTO_BENCH_ARGS", "").split())
     try:
         c.start()
         reg = Client(c).register("scale", token=True).json()
@@ -198,8 +199,9 @@ def history(n):
             rep.cleanup()
         me = Api(c.port, token)
         # in steady state: the search index has caught up with the stream (while it indexes, it shares the cores)
-        wait_for(lambda: me.call("chatto.api.v1.MessageSearchService/GetStatus", {})["state"] ==
-                 "MESSAGE_SEARCH_STATE_READY", 1800, "the search index to catch up", interval=0.5)
+        if "--search-provider-enabled=false" not in os.environ.get("CHATTO_BENCH_ARGS", ""):
+            wait_for(lambda: me.call("chatto.api.v1.MessageSearchService/GetStatus", {})["state"] ==
+                     "MESSAGE_SEARCH_STATE_READY", 1800, "the search index to catch up", interval=0.5)
         newest = me.call(R + "GetRoomEvents", {"roomId": room, "limit": 1})["page"]["events"][-1]
         top = int(newest["cursor"])
         depth = min(DEEP, n - 100)
