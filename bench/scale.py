@@ -121,6 +121,22 @@ def page_latency(api, room, before):
     return lat[len(lat) // 2], lat[int(len(lat) * 0.99)], len(r["page"]["events"])
 
 
+def start_timed(proc, what):
+    """Start proc and return the seconds until its /readyz answers 200."""
+    t0 = time.time()
+    proc.start(wait_ready=False)
+
+    def ready():
+        if proc.proc.poll() is not None:
+            raise SystemExit("chatto exited:\n" + proc.stderr()[-3000:])
+        try:
+            return proc.get("/readyz", timeout=3).status == 200
+        except OSError:
+            return False
+    wait_for(ready, 1800, what, interval=0.01)
+    return time.time() - t0
+
+
 def history(n):
     # CHATTO_BENCH_ARGS: extra chatto flags (as bench/run.py), e.g. "--search-provider-enabled=false"
     c = Chatto(args=FAST_AUTH + os.environ.get("CHATTO_BENCH_ARGS", "").split())
@@ -158,18 +174,7 @@ def history(n):
         except Exception:  # noqa: B902 - reported by the tail count below
             pass
         c.stop()
-        t0 = time.time()
-        c.start(wait_ready=False)
-
-        def ready():
-            if c.proc.poll() is not None:
-                raise SystemExit("chatto exited:\n" + c.stderr()[-3000:])
-            try:
-                return c.get("/readyz", timeout=3).status == 200
-            except OSError:
-                return False
-        wait_for(ready, 1800, "chatto ready after a restart with %d messages" % n, interval=0.01)
-        t_ready = time.time() - t0
+        t_ready = start_timed(c, "chatto ready after a restart with %d messages" % n)
         ready_rss = rss_kib(c.pid)
         # what it started from: the read-model snapshot (core.projection_snapshots) and the events after it
         snap = re.findall(r"loaded from the snapshot at event (\d+) \((\d+) bytes, (\d+) ms", c.stderr())
@@ -183,18 +188,8 @@ def history(n):
                           "CHATTO_NATS_CLIENT_AUTH_METHOD": "token", "CHATTO_NATS_CLIENT_TOKEN": ntoken},
                      args=FAST_AUTH + ["--search-provider-enabled=false"])
         try:
-            t0 = time.time()
-            rep.start(wait_ready=False)
-
-            def rep_ready():
-                if rep.proc.poll() is not None:
-                    raise SystemExit("the replica exited:\n" + rep.stderr()[-3000:])
-                try:
-                    return rep.get("/readyz", timeout=3).status == 200
-                except OSError:
-                    return False
-            wait_for(rep_ready, 1800, "a replica ready with %d messages" % n, interval=0.01)
-            t_rep, rep_rss = time.time() - t0, rss_kib(rep.pid)
+            t_rep = start_timed(rep, "a replica ready with %d messages" % n)
+            rep_rss = rss_kib(rep.pid)
         finally:
             rep.cleanup()
         me = Api(c.port, token)
