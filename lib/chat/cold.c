@@ -66,7 +66,6 @@ chat_cold_view(const struct chat_model *m, const char *room_id, uint64_t pos, co
     const char *author = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "author"));
     const char *reply = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "inReplyTo"));
     const char *body = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "body"));
-    const cJSON *created = cJSON_GetObjectItemCaseSensitive(j, "createdAt"), *att;
     struct chat_msg *msg;
 
     if (!type || strcmp(type, "msg.posted") || !id || !id_valid(id) || !author || !id_valid(author) ||
@@ -80,11 +79,7 @@ chat_cold_view(const struct chat_model *m, const char *room_id, uint64_t pos, co
     msg->in_reply_to = reply && id_valid(reply) ? reply : "";
     msg->pos = pos;
     msg->known = true;
-    msg->created_at = cJSON_IsNumber(created)   ? (int64_t)created->valuedouble
-                      : cJSON_IsString(created) ? strtoll(created->valuestring, NULL, 10)
-                                                : 0;
-    att = cJSON_GetObjectItemCaseSensitive(j, "attachments");
-    msg->attachments = cJSON_IsArray(att) && cJSON_GetArraySize(att) > 0 ? cJSON_PrintUnformatted(att) : NULL;
+    msg->created_at = json_int64_or(j, "createdAt", 0); /* (plain: no files, mentions or thread to show) */
     struct chat_item it = { .pos = pos, .kind = IT_MSG, .id = msg->id, .actor = author, .subject_user = "",
                             .at = msg->created_at, .msg = msg };
     o = view_item(m, &it, room_id, viewer, NULL);
@@ -92,7 +87,6 @@ chat_cold_view(const struct chat_model *m, const char *room_id, uint64_t pos, co
     cJSON_AddStringToObject(v, "body", body ? body : "");
     if (users)
         view_include_user(m, users, author);
-    free(msg->attachments);
     free(msg);
     cJSON_Delete(ev);
     return o;

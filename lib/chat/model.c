@@ -412,6 +412,21 @@ model_tl_insert(struct chat_room *r, uint64_t pos, enum item_kind kind)
     return it;
 }
 
+/* A top-level message's timeline item, at its position (write lock). False when out of memory. */
+static bool
+tl_add_msg(struct chat_room *r, struct chat_msg *msg)
+{
+    struct chat_item *it = model_tl_insert(r, msg->pos, IT_MSG);
+
+    if (!it)
+        return false;
+    it->id = msg->id;
+    it->actor = msg->author;
+    it->at = msg->created_at;
+    it->msg = msg;
+    return true;
+}
+
 struct chat_room *
 model_room_get_or_new(struct chat_model *m, const char *id)
 {
@@ -756,13 +771,7 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
             if (l)
                 model_seqlist_insert(l, msg);
         } else {
-            struct chat_item *it = model_tl_insert(r, msg->pos, IT_MSG);
-            if (it) {
-                it->id = msg->id;
-                it->actor = msg->author;
-                it->at = msg->created_at;
-                it->msg = msg;
-            }
+            tl_add_msg(r, msg);
         }
     }
     if (deleted) {
@@ -1084,7 +1093,16 @@ msg_plain(const struct chat_room *r, const struct chat_msg *msg)
            msg->last_seq == msg->pos && !map_get(r->threads, msg->id);
 }
 
-/* Move the plain messages before r's resident window to its cold timeline (write lock). One brought back lately
+/* Whether r has grown past its window by the slack since the last pass (or, for a sweep, the last pass skipped
+ * messages held for a moment). */
+static bool
+evict_due(const struct chat_model *m, const struct chat_room *r, bool sweep)
+{
+    return m->resident && r->ntl > m->resident &&
+           ((sweep && r->evict_held) || r->ntl > r->evict_kept + m->resident + EVICT_SLACK(m));
+}
+
+/* Move the plain messages before r's resident window to its cold timeline (write lock). One brought back or used
  * lately stays for a while (held_until). */
 static void
 evict(struct chat_model *m, struct chat_room *r)
@@ -1161,15 +1179,22 @@ chat_model_sweep(struct chat_model *m)
     size_t it = 0;
     const char *key;
     void *val;
+    bool due = false;
 
     if (!m->resident)
         return;
+    /* (looked at under the read lock first: most ticks find nothing to do and block no reader) */
+    pthread_rwlock_rdlock(&m->lock);
+    while (!due && map_next(m->rooms, &it, &key, &val))
+        due = evict_due(m, val, true);
+    pthread_rwlock_unlock(&m->lock);
+    if (!due)
+        return;
+    it = 0;
     pthread_rwlock_wrlock(&m->lock);
-    while (map_next(m->rooms, &it, &key, &val)) {
-        struct chat_room *r = val;
-        if (r->ntl > m->resident && (r->evict_held || r->ntl > r->evict_kept + m->resident + EVICT_SLACK(m)))
-            evict(m, r);
-    }
+    while (map_next(m->rooms, &it, &key, &val))
+        if (evict_due(m, val, true))
+            evict(m, val);
     pthread_rwlock_unlock(&m->lock);
 }
 
@@ -1225,7 +1250,6 @@ chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, cons
     struct store_event_subject subj;
     struct chat_room *r;
     struct chat_msg *msg;
-    struct chat_item *it;
     bool done = false;
 
     if (!store_subject_event_parse(subject, &subj) || subj.kind != STORE_EV_MESSAGE || !type ||
@@ -1238,29 +1262,24 @@ chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, cons
     size_t k = r ? model_cold_after(r, seq - 1) : 0;
     if (r && k < r->cold.n && model_cold_pos(r, k) == seq) {
         msg = map_get(r->msgs, id);
-        if ((!msg || !msg->known) && (msg = model_msg_get_or_new(r, id)) && (it = model_tl_insert(r, seq, IT_MSG))) {
+        if ((!msg || !msg->known) && (msg = model_msg_get_or_new(r, id))) {
+            /* a plain message: its post says all there is (no files, mentions or thread) */
             const char *body = jstr(j, "body");
-            const cJSON *att = cJSON_GetObjectItemCaseSensitive(j, "attachments");
-            msg->known = true;
-            atomic_store_explicit(&msg->held_until, model_hold_until(true), memory_order_relaxed);
             msg->pos = seq;
             msg->author = intern(m, jstr(j, "author"));
             msg->created_at = jint(j, "createdAt");
             msg->in_reply_to = intern(m, jstr(j, "inReplyTo"));
-            msg->body_one = seq;
-            msg->body_seqs = &msg->body_one;
-            msg->nbody = 1;
-            if (msg->last_seq < seq)
-                msg->last_seq = seq;
-            msg->attachments =
-                cJSON_IsArray(att) && cJSON_GetArraySize(att) > 0 ? cJSON_PrintUnformatted(att) : NULL;
-            if (body)
-                body_cache_put(m->bodies, seq, body, strlen(body));
-            it->id = msg->id;
-            it->actor = msg->author;
-            it->at = msg->created_at;
-            it->msg = msg;
-            done = true;
+            if ((done = tl_add_msg(r, msg))) {
+                msg->known = true;
+                atomic_store_explicit(&msg->held_until, model_hold_until(true), memory_order_relaxed);
+                msg->body_one = seq;
+                msg->body_seqs = &msg->body_one;
+                msg->nbody = 1;
+                if (msg->last_seq < seq)
+                    msg->last_seq = seq;
+                if (body)
+                    body_cache_put(m->bodies, seq, body, strlen(body));
+            }
         }
         if (done || (msg && msg->known)) /* (known: it is back already; the entry must not show it twice) */
             cold_drop(r, seq);
@@ -1317,7 +1336,7 @@ chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const 
         atomic_fetch_add(&m->bad_events, 1);
     if (seq > m->state_seq)
         m->state_seq = seq;
-    if (r && m->resident && r->ntl > r->evict_kept + m->resident + EVICT_SLACK(m))
+    if (r && evict_due(m, r, false))
         evict(m, r);
     pthread_rwlock_unlock(&m->lock);
 done_unlocked:
@@ -1374,7 +1393,7 @@ chat_model_adopt(struct chat_model *m, struct chat_model *from, uint64_t seq)
     it = 0;
     while (m->resident && map_next(m->rooms, &it, &key, &val)) {
         struct chat_room *r = val;
-        if (r->ntl > m->resident + EVICT_SLACK(m))
+        if (evict_due(m, r, false))
             evict(m, r);
     }
     it = 0;
