@@ -38,6 +38,9 @@ static const struct {
     [MET_WS_CONNECTIONS] = { "chatto_websocket_connections", "Open WebSocket connections", K_GAUGE, NULL, NULL },
     [MET_WS_FRAMES] = { "chatto_websocket_frames_sent_total", "Realtime frames sent to WebSocket clients",
                         K_COUNTER, NULL, NULL },
+    [MET_WS_HANDOFFS] = { "chatto_websocket_handoffs_total",
+                          "Realtime frames handed to the WebSocket loop (once a frame, for all its sockets here; "
+                          "none when none of its audience is connected here)", K_COUNTER, NULL, NULL },
     [MET_WS_SLOW] = { "chatto_websocket_slow_consumers_total",
                       "WebSocket clients disconnected for not reading what was sent to them", K_COUNTER, NULL, NULL },
     [MET_JS_PUBLISH_DURATION] = { "chatto_jetstream_publish_duration_seconds",

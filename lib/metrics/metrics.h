@@ -17,6 +17,7 @@ enum metric_id {
     MET_HTTP_INFLIGHT,       /* gauge */
     MET_WS_CONNECTIONS,      /* gauge */
     MET_WS_FRAMES,           /* counter: frames sent */
+    MET_WS_HANDOFFS,         /* counter: frames realtime handed to the WebSocket loop */
     MET_WS_SLOW,             /* counter: sockets closed for not reading */
     MET_JS_PUBLISH_DURATION, /* histogram: JetStream publish round trips */
     MET_JS_ERRORS,           /* counter {op} */

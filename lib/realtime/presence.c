@@ -181,6 +181,8 @@ link_unhook(struct rt *rt, struct pres_watch *w, uint32_t i)
     struct pres_conns *pc = w->links[i].pc;
     uint32_t at = w->links[i].at;
 
+    if (i == 0)
+        pc->own--;
     pc->v[at] = pc->v[--pc->n];
     if (at < pc->n)
         pc->v[at].w->links[pc->v[at].at].at = at;
@@ -548,7 +550,7 @@ rt_presence_flush(struct rt *rt, int64_t now)
     }
 }
 
-void
+bool
 rt_presence_admit(struct rt *rt, uint64_t conn, const char *uid)
 {
     struct pres_watch *w = calloc(1, sizeof *w);
@@ -556,18 +558,36 @@ rt_presence_admit(struct rt *rt, uint64_t conn, const char *uid)
     bool oom = false;
 
     if (!w)
-        return;
+        return false;
     w->conn = conn;
     if (!link_add(rt, w, uid)) { /* links[0]: its own user */
         watch_free(w);
-        return;
+        return false;
     }
+    w->links[0].pc->own++;
     conn_key(conn, key);
     map_put(rt->watches, key, w, &oom);
     if (oom) {
         link_unhook(rt, w, 0);
         watch_free(w);
+        return false;
     }
+    atomic_fetch_add(&rt->nlocal, 1);
+    return true;
+}
+
+size_t
+rt_presence_local_only(struct rt *rt, char (*ids)[ID_MAX + 1], size_t n)
+{
+    size_t w = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct pres_conns *pc = map_get(rt->watchers, ids[i]);
+        if (pc && pc->own && w != i)
+            memcpy(ids[w], ids[i], sizeof ids[w]);
+        w += pc && pc->own;
+    }
+    return w;
 }
 
 void
@@ -615,6 +635,7 @@ rt_presence_gone(struct rt *rt, uint64_t conn)
         link_unhook(rt, w, --w->n);
     due_del(rt, w);
     watch_free(map_del(rt->watches, key));
+    atomic_fetch_sub(&rt->nlocal, 1);
 }
 
 /* ---- rt-io: our announcements ---- */

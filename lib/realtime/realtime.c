@@ -37,6 +37,11 @@ rt_item_free(struct rt_item *it)
     free(it);
 }
 
+/* Changes and notifications queued while no socket is admitted here wait for the worker's next tick (or for this
+ * many of them) instead of waking it for each: they only go to the ring then, and a socket's hello, which wakes
+ * it, comes after them in the queue. */
+#define RT_LAZY_MAX 256
+
 void
 rt_enqueue(struct rt *rt, struct rt_item *it)
 {
@@ -51,7 +56,10 @@ rt_enqueue(struct rt *rt, struct rt_item *it)
     else
         rt->q = it;
     rt->qtail = it;
-    pthread_cond_signal(&rt->qcv);
+    rt->nq++;
+    if ((it->kind != RT_CHANGE && it->kind != RT_NOTIFY) || rt->nq >= RT_LAZY_MAX ||
+        atomic_load(&rt->nlocal) > 0)
+        pthread_cond_signal(&rt->qcv);
     pthread_mutex_unlock(&rt->qmu);
 }
 
@@ -71,6 +79,14 @@ rt_frame_simple(const char *type, const char *k, const char *v, size_t *len)
 
 /* ---- rt-worker ---- */
 
+/* A change or notification goes to the sockets of its audience that are here (none: nothing to wake). */
+static void
+deliver_local(struct rt *rt, struct rt_item *it)
+{
+    if ((it->naud = rt_presence_local_only(rt, it->aud, it->naud)))
+        rt->tx->deliver(rt->tx_ctx, it->frame, it->frame_len, (const char(*)[ID_MAX + 1])it->aud, it->naud, false);
+}
+
 static void
 worker_handle(struct rt *rt, struct rt_item *it)
 {
@@ -79,10 +95,10 @@ worker_handle(struct rt *rt, struct rt_item *it)
         if (!strcmp(it->type, "user.updated") && it->subject_user[0])
             rt_presence_touch(rt, it->subject_user);
         rt_ring_push(rt, it);
-        rt->tx->deliver(rt->tx_ctx, it->frame, it->frame_len, (const char(*)[ID_MAX + 1])it->aud, it->naud, false);
+        deliver_local(rt, it);
         break;
     case RT_NOTIFY:
-        rt->tx->deliver(rt->tx_ctx, it->frame, it->frame_len, (const char(*)[ID_MAX + 1])it->aud, it->naud, false);
+        deliver_local(rt, it);
         break;
     case RT_TYPING:
         rt_typing_update(rt, it);
@@ -113,8 +129,11 @@ worker_handle(struct rt *rt, struct rt_item *it)
         break;
     }
     case RT_ADMIT:
-        rt_presence_admit(rt, it->conn, it->user); /* before the admit goes out: a watch frame may follow it */
-        rt_ring_admit(rt, it);
+        /* before the admit goes out: a watch frame may follow it, and frames go to users with a watch here */
+        if (rt_presence_admit(rt, it->conn, it->user))
+            rt_ring_admit(rt, it);
+        else
+            rt->tx->refuse(rt->tx_ctx, it->conn, 1011, "out of memory");
         break;
     case RT_REFUSE:
         rt->tx->refuse(rt->tx_ctx, it->conn, it->code, it->reason);
@@ -142,6 +161,7 @@ worker_main(void *arg)
         }
         list = rt->q;
         rt->q = rt->qtail = NULL;
+        rt->nq = 0;
         stop = rt->stop;
         pthread_mutex_unlock(&rt->qmu);
         while (list) {

@@ -84,6 +84,7 @@ struct pres_conns {
     char uid[ID_MAX + 1];
     struct pres_slot *v;
     uint32_t n, cap;
+    uint32_t own; /* how many of them are uid's own sockets (links[0]): uid is connected here */
 };
 
 /* One socket's watch list and what changed for it since its last presence frame (rt-worker). The list holds
@@ -117,10 +118,12 @@ struct rt {
     pthread_t worker, io;
     bool started, io_running; /* main thread only */
 
-    pthread_mutex_t qmu; /* guards q, qtail, stop */
+    pthread_mutex_t qmu; /* guards q, qtail, nq, stop */
     pthread_cond_t qcv;
     struct rt_item *q, *qtail;
+    size_t nq;
     bool stop;
+    atomic_size_t nlocal; /* sockets admitted here (written by rt-worker, read by whoever enqueues) */
 
     pthread_mutex_t iomu; /* guards auth, pending, io_busy, io_stop */
     pthread_cond_t iocv;
@@ -183,8 +186,12 @@ void rt_presence_heard(struct rt *rt, const struct rt_item *it);
 /* uid's record changed (custom status): the sockets that show uid get a fresh presence entry for them. */
 void rt_presence_touch(struct rt *rt, const char *uid);
 void rt_presence_local(struct rt *rt, const char *uid, int status);
-/* rt-worker: a socket was admitted (conn, its user) / says what it shows / is gone. */
-void rt_presence_admit(struct rt *rt, uint64_t conn, const char *uid);
+/* rt-worker: a socket was admitted (conn, its user; false: out of memory, refuse it) / says what it shows / is
+ * gone. */
+bool rt_presence_admit(struct rt *rt, uint64_t conn, const char *uid);
+/* rt-worker: keep those of ids[0..n) with a socket admitted here, in place; how many are left. A frame for the
+ * others has nobody to reach in this process. */
+size_t rt_presence_local_only(struct rt *rt, char (*ids)[ID_MAX + 1], size_t n);
 void rt_presence_watch(struct rt *rt, const struct rt_item *it);
 void rt_presence_gone(struct rt *rt, uint64_t conn);
 /* rt-worker: age out silent processes; send what is due. */

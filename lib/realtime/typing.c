@@ -35,7 +35,7 @@ broadcast(struct rt *rt, const char *room)
     }
     s = json_print(o, &len);
     cJSON_Delete(o);
-    if (s && chat_room_member_ids(rt->o.chat, room, &ids, &n))
+    if (s && chat_room_member_ids(rt->o.chat, room, &ids, &n) && (n = rt_presence_local_only(rt, ids, n)))
         rt->tx->deliver(rt->tx_ctx, s, len, (const char(*)[ID_MAX + 1])ids, n, false);
     free(ids);
     free(s);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log/log.h"
+#include "metrics/metrics.h"
 #include "ws/ws_int.h"
 
 /* This process's view of uid: dnd if any socket says so (a choice), else online if any socket is online, away if
@@ -240,6 +241,7 @@ tx_deliver(void *ctx, const char *frame, size_t len, const char (*users)[ID_MAX 
         return;
     }
     it->kind = WQ_DELIVER;
+    metrics_inc(MET_WS_HANDOFFS, NULL, NULL);
     memcpy(it->frame, frame, len);
     it->len = len;
     it->all = all;

@@ -89,6 +89,30 @@ class Metrics(TestCase):
         alice.ok(M + "CreateMessage", {"roomId": "general", "body": "live"})
         wait_for(lambda: value(parse(self.scrape()), "chatto_websocket_frames_sent_total") >= 1, 10, "frames counted")
 
+    def test_frames_go_to_the_websocket_loop_only_for_audiences_connected_here(self):
+        """A change none of whose audience has a socket on this process is not handed to its WebSocket loop (with
+        no socket at all it does not even wake the realtime worker); one that has is, once."""
+        alice, bob = Client(self.c), Client(self.c)
+        alice.register("alice", token=True)
+        bob.register("bob", token=True)
+        for i in range(3):  # nobody connected
+            alice.ok(M + "CreateMessage", {"roomId": "general", "body": "unheard %d" % i})
+        quiet = alice.ok("chatto.api.v1.RoomService/CreateRoom", {"name": "quiet"})["room"]["id"]
+        ws = WS(self.c.port)
+        self.addCleanup(ws.sock.close)
+        ws.hello(token=bob.token)
+        before = value(parse(self.scrape()), "chatto_websocket_handoffs_total")
+        self.assertEqual(before, 0)  # the posts before bob's socket and its admission went nowhere
+        for i in range(5):  # only alice is in the room, and she has no socket here
+            alice.ok(M + "CreateMessage", {"roomId": quiet, "body": "alone %d" % i})
+        alice.ok(M + "CreateMessage", {"roomId": "general", "body": "marker"})
+        seen = []
+        while not any(m.get("type") == "message.created" and m["message"]["body"] == "marker" for m in seen):
+            seen.append(ws.recv_type("message.created"))
+        self.assertNotIn("alone 0", [m["message"]["body"] for m in seen])
+        # the realtime worker handled the quiet posts before the marker (one queue, in order)
+        self.assertEqual(value(parse(self.scrape()), "chatto_websocket_handoffs_total") - before, 1)
+
     def test_only_the_metrics_path_on_its_own_port(self):
         self.assertEqual(http_request(self.port, "GET", "/other").status, 404)
         self.assertEqual(http_request(self.port, "POST", self.path, body=b"x").status, 405)
