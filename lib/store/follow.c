@@ -31,6 +31,8 @@
 #include "store/subject.h"
 
 #define FOLLOW_CHECK_MS 2000 /* how often the keeper looks for a stalled follower */
+#define FOLLOW_HOLD_LIVE 32          /* spent messages a caught-up follower destroys together ... */
+#define FOLLOW_HOLD_BYTES (256 << 10) /* ... unless they hold this much */
 #define FILL_TRIES 3         /* attempts to fetch the messages of a gap before delivering past it */
 
 /* Test hook (CHATTO_TEST_FOLLOWER_FAULT): "drop:N" loses every N-th message a subscription receives, as if the
@@ -145,6 +147,7 @@ release_spent(struct store_follower *f)
     for (int i = 0; i < f->nspent; i++)
         natsMsg_Destroy(f->spent[i]);
     f->nspent = 0;
+    f->spent_bytes = 0;
 }
 
 static void
@@ -174,10 +177,13 @@ on_follow_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *clo
         jsMsgMetaData_Destroy(meta);
     }
     /* nats.c hands every destroyed message to its collector thread and wakes that thread whenever it sleeps: a
-     * wake-up per event was a quarter of a replay's CPU. While more events are on their way (a replay, a burst),
-     * destroy them a batch at a time (one wake-up each); once caught up, at once, holding nothing back. */
+     * wake-up per event was a quarter of a replay's CPU, and one of a dozen per post. While more events are on
+     * their way (a replay, a burst), destroy them a batch at a time (one wake-up each); live, a few at a time, at
+     * most FOLLOW_HOLD_BYTES, and the keeper's check lets go of what a quiet stream left held. */
     f->spent[f->nspent++] = msg;
-    if (!more || f->nspent == (int)(sizeof f->spent / sizeof *f->spent))
+    f->spent_bytes += (size_t)natsMsg_GetDataLength(msg) + 256;
+    if (f->nspent == (int)(sizeof f->spent / sizeof *f->spent) || f->spent_bytes >= FOLLOW_HOLD_BYTES ||
+        (!more && f->nspent >= FOLLOW_HOLD_LIVE))
         release_spent(f);
     pthread_mutex_unlock(&f->deliver_mu);
 }
@@ -342,6 +348,10 @@ store_followers_check(struct store *st)
         f->check_last = last;
         f->check_stream_last = ok ? stream_last : 0;
         pthread_mutex_unlock(&st->mu);
+        if (!old && pthread_mutex_trylock(&f->deliver_mu) == 0) { /* (busy delivering: it lets go itself) */
+            release_spent(f);
+            pthread_mutex_unlock(&f->deliver_mu);
+        }
         if (old) {
             log_warn("store: %s follower has not moved past %llu for %d s while the stream holds %llu: "
                      "subscribing again",

@@ -119,6 +119,7 @@ struct store_follower {
      * returned) */
     natsMsg *spent[256];
     int nspent;
+    size_t spent_bytes;
     struct store_follower *next;
 };
 
