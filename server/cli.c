@@ -197,7 +197,7 @@ cli_build_config(const struct cli_args *a, char *const *envp, struct cfg **out, 
     /* not config keys: the config file's path, a secret read where it is used, and hooks of the integration tests
      * (lib/store/follow.c, lib/chat/notify.c) */
     static const char *const ignore[] = { "CHATTO_CONFIG", "CHATTO_BACKUP_PASSPHRASE", "CHATTO_TEST_FOLLOWER_FAULT",
-                                          "CHATTO_TEST_NOTIFIER_FEED_MAX", NULL };
+                                          "CHATTO_TEST_NOTIFIER_FEED_MAX", "CHATTO_TEST_FOLLOWER_TRIM_BACKLOG", NULL };
     struct cfg *c = cfg_new();
     enum ch_status st = CH_OK;
 

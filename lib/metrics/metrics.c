@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/proc.h"
 #include "metrics/metrics.h"
 
 #define SERIES_MAX 512 /* per family; past it, new label values are counted under "other" */
@@ -298,7 +299,7 @@ put_number(struct buf *b, double v)
 static double
 proc_value(enum metric_id m)
 {
-    long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    long ticks = sysconf(_SC_CLK_TCK);
     char buf[1024];
     FILE *f;
 
@@ -330,12 +331,8 @@ proc_value(enum metric_id m)
         return btime + (double)start / (double)ticks;
     }
     case MET_PROC_RSS: {
-        unsigned long long size, rss;
-        if (!(f = fopen("/proc/self/statm", "r")))
-            return NAN;
-        int ok = fscanf(f, "%llu %llu", &size, &rss);
-        fclose(f);
-        return ok == 2 ? (double)rss * (double)page : NAN;
+        long kib = proc_rss_kib();
+        return kib >= 0 ? (double)kib * 1024.0 : NAN;
     }
     case MET_PROC_FDS: {
         DIR *d = opendir("/proc/self/fd");

@@ -16,6 +16,7 @@
  * at the same time.
  */
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 
 #include "log/log.h"
 #include "base/clock.h"
+#include "base/proc.h"
 #include "crypto/crypto.h"
 #include "json/json.h"
 #include "metrics/metrics.h"
@@ -33,6 +35,7 @@
 #define FOLLOW_CHECK_MS 2000 /* how often the keeper looks for a stalled follower */
 #define FOLLOW_HOLD_LIVE 32          /* spent messages a caught-up follower destroys together ... */
 #define FOLLOW_HOLD_BYTES (256 << 10) /* ... unless they hold this much */
+#define FOLLOW_TRIM_BACKLOG 20000 /* a backlog this long, once worked off, makes the keeper give memory back */
 #define FILL_TRIES 3         /* attempts to fetch the messages of a gap before delivering past it */
 
 /* Test hook (CHATTO_TEST_FOLLOWER_FAULT): "drop:N" loses every N-th message a subscription receives, as if the
@@ -173,6 +176,8 @@ on_follow_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *clo
                         meta->Timestamp / 1000000);
         }
         atomic_store(&f->pending, meta->NumPending);
+        if (meta->NumPending > f->backlog)
+            f->backlog = meta->NumPending;
         more = meta->NumPending > 0;
         jsMsgMetaData_Destroy(meta);
     }
@@ -317,6 +322,30 @@ claim_due(struct store *st, int64_t now)
     return f;
 }
 
+static uint64_t
+trim_backlog(void)
+{
+    /* test hook: a shorter backlog, so that a test need not append tens of thousands of events */
+    const char *t = getenv("CHATTO_TEST_FOLLOWER_TRIM_BACKLOG");
+
+    return t && atoll(t) > 0 ? (uint64_t)atoll(t) : FOLLOW_TRIM_BACKLOG;
+}
+
+/* A follower worked off a long backlog (a replay, a burst of appends faster than it applies them). nats.c buffered
+ * what the server sent ahead of it, tens of megabytes at millions of events, and the allocator keeps the freed
+ * space: at 3M appended events, 175 MB of RSS with 63 MB in use. Those buffers are inherent to catching up with a
+ * push consumer, so once it is done, hand the free pages back. */
+static void
+give_back(struct store_follower *f, uint64_t backlog)
+{
+    long before = proc_rss_kib();
+
+    malloc_trim(0);
+    log_info("store: the %s follower worked off a backlog of %llu events; freed memory given back (RSS %ld -> "
+             "%ld KiB)",
+             store_stream_name(f->stream), (unsigned long long)backlog, before, proc_rss_kib());
+}
+
 void
 store_followers_check(struct store *st)
 {
@@ -348,9 +377,16 @@ store_followers_check(struct store *st)
         f->check_last = last;
         f->check_stream_last = ok ? stream_last : 0;
         pthread_mutex_unlock(&st->mu);
+        bool trim = false;
         if (!old && pthread_mutex_trylock(&f->deliver_mu) == 0) { /* (busy delivering: it lets go itself) */
             release_spent(f);
+            trim = f->backlog >= trim_backlog() && atomic_load(&f->pending) == 0;
+            uint64_t backlog = f->backlog;
+            if (trim)
+                f->backlog = 0;
             pthread_mutex_unlock(&f->deliver_mu);
+            if (trim)
+                give_back(f, backlog);
         }
         if (old) {
             log_warn("store: %s follower has not moved past %llu for %d s while the stream holds %llu: "

@@ -114,6 +114,7 @@ struct store_follower {
     _Atomic uint64_t last;      /* the last sequence handed on (start - 1 before the first) */
     _Atomic uint64_t target; /* the stream's last sequence when the current subscription was made */
     _Atomic uint64_t pending; /* events after the last one delivered, as the server counted when it sent it */
+    uint64_t backlog;         /* the most pending seen since memory was last given back (under deliver_mu) */
     unsigned long fault_drop, fault_stall, fault_count; /* test hook (follow.c); count under deliver_mu */
     /* delivered messages not destroyed yet (under deliver_mu; store_follower_stop's once the last callback
      * returned) */

@@ -4,7 +4,9 @@ message the server did not send it (seen after stream-leader failovers under loa
 acknowledged event, or stayed silent behind the stream while it said it was ready), so the follower checks the
 stream sequence itself and fetches what is missing, and the keeper resubscribes a follower that has stalled. A test
 hook (CHATTO_TEST_FOLLOWER_FAULT) makes the subscription lose messages the way the server did."""
-from harness import FAST_AUTH, Client, TestCase, wait_for
+import re
+
+from harness import FAST_AUTH, Client, TestCase, external_env, wait_for
 
 POSTS = 24
 
@@ -59,3 +61,26 @@ class Follower(TestCase):
         # and it keeps following live afterwards
         self.user.ok("chatto.api.v1.MessageService/CreateMessage", {"roomId": self.room, "body": "after"})
         wait_for(lambda: self.bodies()[-1:] == ["after"], 30, "a message after the repair")
+
+    def test_a_follower_that_worked_off_a_backlog_gives_memory_back(self):
+        """A process joining a stream with a long history (here 150 events; 20,000 in production) replays it;
+        what nats.c buffered ahead of it is handed back to the system once it has caught up, once."""
+        n = self.nats(token="follow-test-token")
+        env = external_env(n)
+        a = self.chatto(embedded=False, env=env, args=FAST_AUTH)
+        user = Client(a)
+        user.register("backlog", token=True)
+        room = user.ok("chatto.api.v1.RoomService/CreateRoom", {"name": "backlog"})["room"]["id"]
+        for i in range(150):
+            user.ok("chatto.api.v1.MessageService/CreateMessage", {"roomId": room, "body": "m %d" % i})
+        self.assertNotIn("worked off a backlog", a.stderr())  # it kept up: nothing to give back
+        b = self.chatto(embedded=False, env=dict(env, CHATTO_TEST_FOLLOWER_TRIM_BACKLOG="100"), args=FAST_AUTH)
+        line = wait_for(lambda: re.search(r"the CHATTO_EVENTS follower worked off a backlog of (\d+) events; freed "
+                                          r"memory given back \(RSS (\d+) -> (\d+) KiB\)", b.stderr()), 30,
+                        "memory given back after the replay")
+        self.assertGreaterEqual(int(line[1]), 100)
+        self.assertGreater(int(line[2]), 0)
+        # and the process it came back to serves the whole history
+        page = Client(b, token=user.token).ok("chatto.api.v1.RoomService/GetRoomEvents",
+                                             {"roomId": room, "limit": 1})["page"]["events"]
+        self.assertEqual(page[-1]["messagePosted"]["message"]["body"], "m 149")
