@@ -15,7 +15,13 @@ Users: CHATTO_BENCH_SCALE_USERS (default 10000) distinct accounts, each in #gene
 each holding one WebSocket (bench/fanout with one token per socket); then 100 posts/s (CHATTO_BENCH_SCALE_RATE)
 for 60 s (CHATTO_BENCH_SCALE_SECONDS) going round all 201 rooms. Reports deliveries made against deliveries due
 (every member of a room holds a socket), post-to-frame latency, chatto's RSS before the users, with them connected
-and at the end, and chatto's and nats-server's CPU while posting. CHATTO_BENCH_SCALE_PARTS=history,users picks.
+and at the end, and chatto's and nats-server's CPU while posting.
+
+Rooms: CHATTO_BENCH_SCALE_ROOMS (default 1000) rooms of CHATTO_BENCH_SCALE_ROOM_MESSAGES (500) messages each, appended
+straight to the stream; one room in ten had a message a minute ago, the others last a day ago. The process's
+in-memory and cold message counts and RSS once it holds them all, and after a restart, with the default
+core.resident_idle_after (quiet rooms keep a page) and with 0 (every room keeps core.resident_messages).
+CHATTO_BENCH_SCALE_PARTS=history,users,rooms picks (default history,users).
 """
 import http.client
 import json
@@ -38,6 +44,8 @@ RATE = int(os.environ.get("CHATTO_BENCH_SCALE_RATE", "100"))
 SECONDS = int(os.environ.get("CHATTO_BENCH_SCALE_SECONDS", "60"))
 PARTS = os.environ.get("CHATTO_BENCH_SCALE_PARTS", "history,users").split(",")
 ROOMS, ROOMS_EACH = 200, 3
+MANY_ROOMS = int(os.environ.get("CHATTO_BENCH_SCALE_ROOMS", "1000"))
+ROOM_MESSAGES = int(os.environ.get("CHATTO_BENCH_SCALE_ROOM_MESSAGES", "500"))
 DEEP = 1000000
 PAGES = 300
 R = "chatto.api.v1.RoomService/"
@@ -326,6 +334,65 @@ def users(n):
         c.cleanup()
 
 
+def model_counts(c):
+    """(messages in memory, messages out of memory) from the process's metrics."""
+    port = re.findall(r"metrics: listening on [\d.]+:(\d+)(/\S*)", c.stderr())[-1]
+    conn = http.client.HTTPConnection("127.0.0.1", int(port[0]), timeout=30)
+    conn.request("GET", port[1])
+    text = conn.getresponse().read().decode()
+    conn.close()
+    got = {k: int(float(v)) for k, v in re.findall(r"^(chatto_model_(?:cold_)?messages) (\S+)$", text, re.M)}
+    cold = got.get("chatto_model_cold_messages", 0)
+    return got.get("chatto_model_messages", 0) - cold, cold  # (the first counts every message the model knows)
+
+
+def rooms(idle_after):
+    """MANY_ROOMS rooms of ROOM_MESSAGES messages, one in ten active: memory with core.resident_idle_after."""
+    c = Chatto(args=FAST_AUTH + ["--metrics-enabled=true", "--metrics-port", "0", "--core-resident-idle-after",
+                                 idle_after] + os.environ.get("CHATTO_BENCH_ARGS", "").split())
+    try:
+        c.start()
+        reg = Client(c).register("rooms", token=True).json()
+        token, uid = reg["token"], reg["user"]["id"]
+        me = Api(c.port, token)
+        ids = [me.call(R + "CreateRoom", {"name": "room %04d" % i})["room"]["id"] for i in range(MANY_ROOMS)]
+        url, nats_token = nats_creds(c)
+        p = subprocess.Popen([os.path.join(BUILD, "bench", "evpub"), url, nats_token], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        now = int(time.time() * 1000)
+        for k, room in enumerate(ids):
+            newest = now - (60000 if k % 10 == 0 else 86400000)
+            for i in range(ROOM_MESSAGES):
+                mid = "rm%06d%012d" % (k, i)
+                at = newest - (ROOM_MESSAGES - 1 - i) * 1000
+                ev = {"type": "msg.posted", "id": "re%06d%012d" % (k, i), "actor": uid, "at": at,
+                      "msg": {"id": mid, "author": uid, "body": "message %d of room %d" % (i, k), "createdAt": at}}
+                p.stdin.write("chatto.ev.%s.msg.%s\t%s\n" % (room, mid, json.dumps(ev)))
+        p.stdin.close()
+        p.stdout.read()
+        if p.wait() != 0:
+            raise SystemExit("evpub failed")
+        last = "rm%06d%012d" % (MANY_ROOMS - 1, ROOM_MESSAGES - 1)
+
+        def caught_up():
+            try:
+                ev = me.call(R + "GetRoomEvents", {"roomId": ids[-1], "limit": 1})["page"]["events"]
+            except SystemExit as e:
+                if " 503 " in str(e):
+                    return False
+                raise
+            return ev and last in json.dumps(ev[-1])
+        wait_for(caught_up, 1800, "the model to hold every room's messages", interval=0.5)
+        time.sleep(5)  # the eraser's sweep (every 2 s) shrinks the rooms that went quiet
+        live = dict(rss=rss_kib(c.pid), counts=model_counts(c))
+        c.stop()
+        start_timed(c, "chatto ready after a restart with %d rooms" % MANY_ROOMS)
+        time.sleep(5)
+        return dict(idle_after=idle_after, live=live, ready=dict(rss=rss_kib(c.pid), counts=model_counts(c)))
+    finally:
+        c.cleanup()
+
+
 def on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
@@ -361,6 +428,17 @@ def main():
         print("restart: the embedded nats-server recovers the stream first; replica: another process joining the same "
               "NATS (external mode, search off)")
         print("goals: RSS <= 64 MB and ready <= 1 s at 3M messages; newest page p99 <= 5 ms, 1M back <= 20 ms")
+    if "rooms" in PARTS:
+        rows = [rooms("15m"), rooms("0")]
+        print("\nChatto %s scale: %d rooms of %d messages, one in ten active (load average %.2f)"
+              % (version, MANY_ROOMS, ROOM_MESSAGES, os.getloadavg()[0]))
+        fmt = "%-28s %12s %12s %9s %12s %12s %9s"
+        print(fmt % ("core.resident_idle_after", "in memory", "cold", "RSS MB", "in memory", "cold", "RSS MB"))
+        print(fmt % ("", "(live)", "(live)", "(live)", "(restart)", "(restart)", "(restart)"))
+        for r in rows:
+            live, ready = r["live"], r["ready"]
+            print(fmt % (r["idle_after"], live["counts"][0], live["counts"][1], "%.0f" % (live["rss"] / 1024),
+                         ready["counts"][0], ready["counts"][1], "%.0f" % (ready["rss"] / 1024)))
     if "users" in PARTS:
         u = users(USERS)
         res = u["res"]

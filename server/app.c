@@ -773,6 +773,7 @@ app_run(struct cfg *cfg, const struct cli_args *args)
         .timeout_ms = cfg_int(cfg, CFG_NATS_REQUEST_TIMEOUT),
         .cache_bytes = (size_t)cfg_int(cfg, CFG_CORE_CACHE_SIZE),
         .resident_messages = (size_t)cfg_int(cfg, CFG_CORE_RESIDENT_MESSAGES),
+        .resident_idle_ms = cfg_int(cfg, CFG_CORE_RESIDENT_IDLE_AFTER),
         .snapshots = cfg_bool(cfg, CFG_CORE_PROJECTION_SNAPSHOTS),
         .snapshot_events = (uint64_t)cfg_int(cfg, CFG_CORE_PROJECTION_SNAPSHOT_EVENTS),
         .snapshot_retention_ms = cfg_int(cfg, CFG_CORE_PROJECTION_SNAPSHOT_RETENTION),

@@ -68,6 +68,7 @@ chat_new(const struct chat_opts *o, struct chat **out, struct ch_err *err)
         return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
     }
     chat_model_set_resident(c->m, o->resident_messages);
+    chat_model_set_idle(c->m, o->resident_idle_ms);
     c->store = o->store;
     c->edit_window_ms = o->edit_window_ms;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;

@@ -39,6 +39,7 @@ struct chat_opts {
     int64_t timeout_ms; /* read-your-writes waits */
     size_t cache_bytes; /* message bodies kept in memory (core.cache_size) */
     size_t resident_messages; /* top-level messages per room kept in memory (core.resident_messages; 0: all) */
+    int64_t resident_idle_ms; /* ... a page of them in a room quiet this long (core.resident_idle_after; 0: never) */
     /* read-model snapshots (core.projection_snapshots): start from the newest, and write them (one process at a
      * time, named holder) every snapshot_events events; the store ages them out after snapshot_retention_ms */
     bool snapshots;

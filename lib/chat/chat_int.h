@@ -213,6 +213,7 @@ struct chat_model {
     struct map *pending_reads; /* "uid.room" -> uint64 pos, for reads seen before the member */
     struct map *interned;      /* id -> its one copy (model_intern) */
     size_t resident;           /* top-level messages per room kept in memory at least (0: all); set before use */
+    int64_t idle_ms;           /* ... in a room with a new one in this long; MODEL_IDLE_WINDOW in the others */
     const char **authors;      /* the author table of cold timelines: interned ids ... */
     size_t nauthors, capauthors;
     struct map *author_ix;     /* ... and interned id -> its index + 1 */
@@ -249,6 +250,9 @@ bool chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, c
 bool chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len);
 /* Keep resident top-level messages per room in memory (0: all); before the model is used. */
 void chat_model_set_resident(struct chat_model *m, size_t resident);
+/* A room without a new top-level message for idle_ms keeps only MODEL_IDLE_WINDOW of them (0: never shrinks). */
+void chat_model_set_idle(struct chat_model *m, int64_t idle_ms);
+#define MODEL_IDLE_WINDOW 50 /* one page of the web client */
 /* Until when a message used now (for_long: brought back from the cold timeline) stays in memory (held_until). */
 uint32_t model_hold_until(bool for_long);
 /* Move what may leave memory to the cold timelines, in rooms no post has visited since their messages' holds

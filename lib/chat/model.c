@@ -1071,12 +1071,29 @@ model_hold_until(bool for_long)
     return (uint32_t)(clock_mono_ms() / 1000) + (for_long ? COLD_HOLD_S : USE_HOLD_S);
 }
 /* Timeline items past the resident window that make an eviction pass: a quarter of the window, 1 to 64. */
-#define EVICT_SLACK(m) ((m)->resident / 4 > 64 ? 64 : (m)->resident / 4 ? (m)->resident / 4 : 1)
+#define EVICT_SLACK(w) ((w) / 4 > 64 ? 64 : (w) / 4 ? (w) / 4 : 1)
 
 void
 chat_model_set_resident(struct chat_model *m, size_t resident)
 {
     m->resident = resident;
+}
+
+void
+chat_model_set_idle(struct chat_model *m, int64_t idle_ms)
+{
+    m->idle_ms = idle_ms;
+}
+
+/* How many of r's newest top-level items stay in memory: the whole window while people post in it, a page once it
+ * has been quiet for idle_ms (most rooms of a team, and every old DM, most of the time). A room that wakes up
+ * grows back as it gets new messages; what left memory is read from the stream when shown. */
+static size_t
+room_window(const struct chat_model *m, const struct chat_room *r)
+{
+    if (m->idle_ms > 0 && m->resident > MODEL_IDLE_WINDOW && clock_wall_ms() - r->last_activity > m->idle_ms)
+        return MODEL_IDLE_WINDOW;
+    return m->resident;
 }
 
 /* A message whose post shows all there is of it: a known top-level message never edited, deleted, reacted to,
@@ -1098,8 +1115,9 @@ msg_plain(const struct chat_room *r, const struct chat_msg *msg)
 static bool
 evict_due(const struct chat_model *m, const struct chat_room *r, bool sweep)
 {
-    return m->resident && r->ntl > m->resident &&
-           ((sweep && r->evict_held) || r->ntl > r->evict_kept + m->resident + EVICT_SLACK(m));
+    size_t w = room_window(m, r);
+
+    return m->resident && r->ntl > w && ((sweep && r->evict_held) || r->ntl > r->evict_kept + w + EVICT_SLACK(w));
 }
 
 /* Move the plain messages before r's resident window to its cold timeline (write lock). One brought back or used
@@ -1107,7 +1125,7 @@ evict_due(const struct chat_model *m, const struct chat_room *r, bool sweep)
 static void
 evict(struct chat_model *m, struct chat_room *r)
 {
-    size_t end = r->ntl - m->resident, start = r->evict_scan < end ? r->evict_scan : end;
+    size_t end = r->ntl - room_window(m, r), start = r->evict_scan < end ? r->evict_scan : end;
     size_t w = start, scan = start, nout = 0, held = 0;
     uint64_t *opos;
     uint32_t *oauth;

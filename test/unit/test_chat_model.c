@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "chat/chat_int.h"
 
 static void
@@ -466,6 +467,48 @@ post_json(char *buf, size_t len, int i)
              i % 2 ? "alice" : "bob", i, i % 2 ? "alice" : "bob", 100 + i, i);
 }
 
+static size_t
+resident_msgs(const struct chat_room *r)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < r->ntl; i++)
+        n += r->tl[i]->kind == IT_MSG;
+    return n;
+}
+
+/* core.resident_idle_after: a room quiet for that long keeps one page in memory, an active one the whole window. */
+static void
+test_cold_idle_room(void **state)
+{
+    (void)state;
+    struct chat_model *m = room_with_members();
+    struct chat_room *r = model_room(m, "r1");
+    char json[256], subj[64];
+
+    chat_model_set_resident(m, 200);
+    for (int i = 1; i <= 300; i++) { /* (createdAt 101..400: long ago) */
+        post_json(json, sizeof json, i);
+        snprintf(subj, sizeof subj, "chatto.ev.r1.msg.m%d", i);
+        ev(m, (uint64_t)i + 2, subj, json);
+    }
+    assert_true(resident_msgs(r) >= 200 && resident_msgs(r) <= 200 + 50);
+    /* once the process counts a room as idle after a while, the eraser's sweep shrinks it to a page */
+    chat_model_set_idle(m, 60000);
+    chat_model_sweep(m);
+    assert_int_equal(resident_msgs(r), MODEL_IDLE_WINDOW);
+    assert_int_equal(resident_msgs(r) + r->cold.n, 300);
+    /* a new message wakes it up: it grows back to the window as messages come (nothing comes back by itself) */
+    snprintf(json, sizeof json,
+             "{\"type\":\"msg.posted\",\"actor\":\"bob\",\"msg\":{\"id\":\"now\",\"author\":\"bob\","
+             "\"createdAt\":%lld,\"body\":\"awake\"}}", (long long)clock_wall_ms());
+    ev(m, 1000, MSG("now"), json);
+    chat_model_sweep(m);
+    assert_int_equal(resident_msgs(r), MODEL_IDLE_WINDOW + 1);
+    assert_int_equal(resident_msgs(r) + r->cold.n, 301);
+    chat_model_free(m);
+}
+
 static void
 test_cold_timeline(void **state)
 {
@@ -577,6 +620,7 @@ main(void)
         cmocka_unit_test(test_users_directory_and_read_positions),
         cmocka_unit_test(test_posts_after_leaving_or_archiving_are_refused),
         cmocka_unit_test(test_cold_timeline),
+        cmocka_unit_test(test_cold_idle_room),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
