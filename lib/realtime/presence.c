@@ -572,7 +572,6 @@ rt_presence_admit(struct rt *rt, uint64_t conn, const char *uid)
         watch_free(w);
         return false;
     }
-    atomic_fetch_add(&rt->nlocal, 1);
     return true;
 }
 

@@ -57,6 +57,8 @@ rt_enqueue(struct rt *rt, struct rt_item *it)
         rt->q = it;
     rt->qtail = it;
     rt->nq++;
+    if (it->kind == RT_ADMIT) /* counted from here: a change queued after it must carry its audience */
+        atomic_fetch_add(&rt->nlocal, 1);
     if ((it->kind != RT_CHANGE && it->kind != RT_NOTIFY) || rt->nq >= RT_LAZY_MAX ||
         atomic_load(&rt->nlocal) > 0)
         pthread_cond_signal(&rt->qcv);
@@ -130,10 +132,12 @@ worker_handle(struct rt *rt, struct rt_item *it)
     }
     case RT_ADMIT:
         /* before the admit goes out: a watch frame may follow it, and frames go to users with a watch here */
-        if (rt_presence_admit(rt, it->conn, it->user))
+        if (rt_presence_admit(rt, it->conn, it->user)) {
             rt_ring_admit(rt, it);
-        else
+        } else {
+            atomic_fetch_sub(&rt->nlocal, 1);
             rt->tx->refuse(rt->tx_ctx, it->conn, 1011, "out of memory");
+        }
         break;
     case RT_REFUSE:
         rt->tx->refuse(rt->tx_ctx, it->conn, it->code, it->reason);
@@ -293,14 +297,17 @@ on_change(void *ctx, const struct chat_change *ch)
     if (cJSON_IsString(u))
         snprintf(it->subject_user, sizeof it->subject_user, "%s", u->valuestring);
     it->frame = json_print(ch->payload, &it->frame_len);
-    it->aud = calloc(ch->naudience ? ch->naudience : 1, sizeof *it->aud);
+    /* with no socket here, nor one being admitted (that is counted before its hello is queued, so it comes after
+     * this), nobody here can get it: it only goes to the ring, and a room of 10,000 members is 650 KB of ids */
+    size_t naud = atomic_load(&rt->nlocal) > 0 ? ch->naudience : 0;
+    it->aud = calloc(naud ? naud : 1, sizeof *it->aud);
     if (!it->frame || !it->aud) {
         rt_item_free(it);
         return;
     }
-    for (size_t i = 0; i < ch->naudience; i++)
+    for (size_t i = 0; i < naud; i++)
         snprintf(it->aud[i], sizeof it->aud[i], "%s", ch->audience[i]);
-    it->naud = ch->naudience;
+    it->naud = naud;
     rt_enqueue(rt, it);
 }
 

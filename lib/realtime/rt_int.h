@@ -123,7 +123,8 @@ struct rt {
     struct rt_item *q, *qtail;
     size_t nq;
     bool stop;
-    atomic_size_t nlocal; /* sockets admitted here (written by rt-worker, read by whoever enqueues) */
+    atomic_size_t nlocal; /* sockets admitted here or whose admission is queued (up when it is queued, down when it
+                           * fails or the socket's watch goes; read by whoever enqueues) */
 
     pthread_mutex_t iomu; /* guards auth, pending, io_busy, io_stop */
     pthread_cond_t iocv;
