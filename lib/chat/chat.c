@@ -167,8 +167,8 @@ chat_stats(struct chat *c, struct chat_stats *out)
     out->users = map_len(c->m->users);
     while (map_next(c->m->rooms, &it, &key, &val)) {
         const struct chat_room *r = val;
-        out->messages += map_len(r->msgs) + r->cold.n;
-        out->cold += r->cold.n;
+        out->messages += map_len(r->msgs) + r->cold.n + r->thread_cold;
+        out->cold += r->cold.n + r->thread_cold;
     }
     pthread_rwlock_unlock(&c->m->lock);
     out->lag = store_follower_pending(c->follower);

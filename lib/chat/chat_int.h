@@ -103,9 +103,23 @@ struct chat_member {
     uint64_t seq;       /* last event on this member's subject */
 };
 
+/* Messages out of memory (core.resident_messages): positions (the stream sequence of their post, which holds all
+ * there is to show of them: see model.c msg_plain), sorted, as offsets from base (one that does not fit stays in
+ * memory); their authors as indexes of the model's author table, for unread counts. 8 bytes each. */
+struct cold_list {
+    uint64_t base;
+    uint32_t *off;
+    uint32_t *author;
+    size_t n, cap;
+};
+
 struct seqlist {
     struct chat_msg **v; /* sorted by pos */
     size_t n, cap;
+    /* a thread's replies only: the plain ones of a quiet thread out of memory (cold), disjoint from v; settled
+     * once an eviction pass left nothing it could move (until a reply comes or one is brought back) */
+    struct cold_list cold;
+    bool settled;
 };
 
 #define PINS_MAX 100 /* pinned messages per room */
@@ -152,16 +166,10 @@ struct chat_room {
     uint64_t pin_seq; /* the last pin event applied (ListPinnedMessages' latestPinMarker) */
     struct chat_call call;
     uint64_t call_seq; /* last event on the room's call subject (compare-and-set for call facts) */
-    /* The cold timeline (core.resident_messages): plain top-level messages no longer in memory, sorted by position
-     * (the stream sequence of their post, which holds all there is to show of them: see model.c msg_plain), kept
-     * as an offset from base (one that does not fit stays in memory); their author as an index of the model's
-     * author table, for unread counts. 8 bytes each: model_cold_pos reads a position. */
-    struct cold_list {
-        uint64_t base;
-        uint32_t *off;
-        uint32_t *author;
-        size_t n, cap;
-    } cold;
+    /* The cold timeline (core.resident_messages): plain top-level messages no longer in memory (model_cold_pos
+     * reads a position); cold thread replies are in their thread's seqlist, thread_cold counts them */
+    struct cold_list cold;
+    size_t thread_cold;
     size_t evict_kept; /* timeline items before the resident window the last eviction pass had to keep ... */
     size_t evict_held; /* ... of them, those only held for a moment (held_until): a sweep looks again */
     size_t evict_scan; /* the timeline items before this one are kept for good: a pass starts here */
@@ -213,7 +221,9 @@ struct chat_model {
     struct map *pending_reads; /* "uid.room" -> uint64 pos, for reads seen before the member */
     struct map *interned;      /* id -> its one copy (model_intern) */
     size_t resident;           /* top-level messages per room kept in memory at least (0: all); set before use */
-    int64_t idle_ms;           /* ... in a room with a new one in this long; MODEL_IDLE_WINDOW in the others */
+    int64_t idle_ms;           /* ... in a room with a new one in this long; MODEL_IDLE_WINDOW in the others; and
+                                * a thread without a reply for this long keeps no plain reply in memory */
+    int64_t threads_swept_ms;  /* when the sweep last looked at threads (the eraser thread only) */
     const char **authors;      /* the author table of cold timelines: interned ids ... */
     size_t nauthors, capauthors;
     struct map *author_ix;     /* ... and interned id -> its index + 1 */
@@ -266,6 +276,15 @@ model_cold_pos(const struct chat_room *r, size_t i)
 }
 /* Index of the first cold timeline entry with pos > p (binary search). */
 size_t model_cold_after(const struct chat_room *r, uint64_t p);
+/* The same for any cold list (a thread's). */
+static inline uint64_t
+cold_list_pos(const struct cold_list *c, size_t i)
+{
+    return c->base + c->off[i];
+}
+size_t cold_list_after(const struct cold_list *c, uint64_t p);
+/* Append to a thread's cold replies (the snapshot loader: in order; base is the root's position). */
+bool model_thread_cold_append(struct chat_room *r, struct seqlist *l, uint64_t base, uint64_t pos, uint32_t author);
 /* The author table index of an interned id, UINT32_MAX if it has none (no cold message by them). */
 uint32_t model_author_find(const struct chat_model *m, const char *id);
 /* ... and the same, adding it (write lock); UINT32_MAX when out of memory. */

@@ -44,7 +44,7 @@ chat_msg_ensure(struct chat *c, const char *room_id, const char *msg_id, struct 
     struct chat_msg *msg = model_msg(r, msg_id);
     if (msg && c->m->resident) /* (it must not leave memory before the caller looks it up) */
         atomic_store_explicit(&msg->held_until, model_hold_until(false), memory_order_relaxed);
-    cold = r && r->cold.n && !msg;
+    cold = r && (r->cold.n || r->thread_cold) && !msg;
     pthread_rwlock_unlock(&c->m->lock);
     if (!cold)
         return CH_OK;
@@ -65,6 +65,7 @@ chat_cold_view(const struct chat_model *m, const char *room_id, uint64_t pos, co
     const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "id"));
     const char *author = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "author"));
     const char *reply = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "inReplyTo"));
+    const char *root = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "threadRoot"));
     const char *body = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "body"));
     struct chat_msg *msg;
 
@@ -75,7 +76,7 @@ chat_cold_view(const struct chat_model *m, const char *room_id, uint64_t pos, co
     }
     memcpy(msg->id, id, strlen(id) + 1);
     msg->author = author;
-    msg->thread_root = "";
+    msg->thread_root = root && id_valid(root) ? root : ""; /* (a reply of a quiet thread) */
     msg->in_reply_to = reply && id_valid(reply) ? reply : "";
     msg->pos = pos;
     msg->known = true;

@@ -29,60 +29,6 @@ parse_cursor(const char *field, const char *s, uint64_t *out, struct ch_err *err
     return CH_OK;
 }
 
-/* A thread's replies [from, to) as a page. */
-struct pager {
-    const struct chat_model *m;
-    const struct chat_room *r;
-    const char *viewer;
-    const struct seqlist *replies;
-    size_t n;
-    struct body_fill *bf;
-};
-
-static cJSON *
-pager_page(const struct pager *p, size_t from, size_t to)
-{
-    cJSON *page = cJSON_CreateObject(), *events = cJSON_AddArrayToObject(page, "events");
-    cJSON *users = cJSON_AddObjectToObject(cJSON_AddObjectToObject(page, "includes"), "users");
-
-    for (size_t i = from; i < to; i++) {
-        const struct chat_msg *msg = p->replies->v[i];
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "id", msg->id);
-        json_add_time(e, "createdAt", msg->created_at);
-        cJSON_AddStringToObject(e, "actorId", msg->author);
-        json_add_int64_str(e, "cursor", (int64_t)msg->pos);
-        cJSON_AddItemToObject(cJSON_AddObjectToObject(e, "messagePosted"), "message",
-                              view_message(p->m, msg, p->r->id, p->viewer, p->bf));
-        cJSON_AddItemToArray(events, e);
-        view_include_user(p->m, users, msg->author);
-    }
-    if (to > from) {
-        json_add_int64_str(page, "startCursor", (int64_t)p->replies->v[from]->pos);
-        json_add_int64_str(page, "endCursor", (int64_t)p->replies->v[to - 1]->pos);
-    } else {
-        cJSON_AddStringToObject(page, "startCursor", "");
-        cJSON_AddStringToObject(page, "endCursor", "");
-    }
-    cJSON_AddBoolToObject(page, "hasOlder", from > 0);
-    cJSON_AddBoolToObject(page, "hasNewer", to < p->n);
-    return page;
-}
-
-/* [from, to) for before/after/newest. */
-static void
-pager_window(const struct pager *p, bool has_before, uint64_t before, bool has_after, uint64_t after, size_t limit,
-             size_t *from, size_t *to)
-{
-    if (has_after) {
-        *from = seqlist_after(p->replies, after);
-        *to = *from + limit < p->n ? *from + limit : p->n;
-    } else {
-        *to = has_before ? (before ? seqlist_after(p->replies, before - 1) : 0) : p->n;
-        *from = *to > limit ? *to - limit : 0;
-    }
-}
-
 static enum ch_status
 check_limit(int limit, size_t *out, struct ch_err *err)
 {
@@ -390,17 +336,125 @@ chat_room_events_around(struct chat *c, const struct user *who, const char *room
     return timeline_page(c, who, room_id, &w, out, err);
 }
 
+/* ---- a thread: its replies in memory merged with those of a quiet thread out of it (seqlist.cold) ---- */
+
+struct th_plan {
+    struct {
+        uint64_t pos;
+        const struct chat_msg *msg; /* NULL: a cold reply, shown from its post */
+    } v[PAGE_MAX];
+    size_t n;
+    bool older, newer;
+};
+
+/* Up to limit replies of l after `after`, or else before `before` (exclusive; 0: none) or the newest. Model
+ * read-locked; l may be NULL. */
+static void
+thread_plan(const struct seqlist *l, bool has_before, uint64_t before, bool has_after, uint64_t after, size_t limit,
+            struct th_plan *p)
+{
+    size_t nh = l ? l->n : 0, nc = l ? l->cold.n : 0, i, k, n = 0;
+
+    memset(p, 0, sizeof *p);
+    if (!l)
+        return;
+    if (has_after) {
+        i = seqlist_after(l, after);
+        k = cold_list_after(&l->cold, after);
+        p->older = i > 0 || k > 0;
+        while (n < limit && (i < nh || k < nc)) {
+            if (k == nc || (i < nh && l->v[i]->pos < cold_list_pos(&l->cold, k))) {
+                p->v[n].pos = l->v[i]->pos;
+                p->v[n++].msg = l->v[i++];
+            } else {
+                p->v[n].pos = cold_list_pos(&l->cold, k++);
+                p->v[n++].msg = NULL;
+            }
+        }
+        p->newer = i < nh || k < nc;
+        p->n = n;
+        return;
+    }
+    i = has_before ? (before ? seqlist_after(l, before - 1) : 0) : nh;
+    k = has_before ? (before ? cold_list_after(&l->cold, before - 1) : 0) : nc;
+    p->newer = i < nh || k < nc;
+    while (n < limit && (i > 0 || k > 0)) {
+        if (k == 0 || (i > 0 && l->v[i - 1]->pos > cold_list_pos(&l->cold, k - 1))) {
+            i--;
+            p->v[n].pos = l->v[i]->pos;
+            p->v[n++].msg = l->v[i];
+        } else {
+            k--;
+            p->v[n].pos = cold_list_pos(&l->cold, k);
+            p->v[n++].msg = NULL;
+        }
+    }
+    p->older = i > 0 || k > 0;
+    for (size_t a = 0; a < n / 2; a++) {
+        uint64_t tp = p->v[a].pos;
+        const struct chat_msg *tm = p->v[a].msg;
+        p->v[a] = p->v[n - 1 - a];
+        p->v[n - 1 - a].pos = tp;
+        p->v[n - 1 - a].msg = tm;
+    }
+    p->n = n;
+}
+
+/* The page of a thread plan (a cold reply whose post is not in g is left out: erased since). Model read-locked. */
+static cJSON *
+thread_page(const struct chat_model *m, const struct chat_room *r, const char *viewer, const struct th_plan *p,
+            const struct cold_got *g, struct body_fill *bf)
+{
+    cJSON *page = cJSON_CreateObject(), *events = cJSON_AddArrayToObject(page, "events");
+    cJSON *users = cJSON_AddObjectToObject(cJSON_AddObjectToObject(page, "includes"), "users");
+    uint64_t first = 0, last = 0;
+
+    for (size_t i = 0; i < p->n; i++) {
+        const struct chat_msg *msg = p->v[i].msg;
+        cJSON *e = NULL;
+        if (msg) {
+            e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "id", msg->id);
+            json_add_time(e, "createdAt", msg->created_at);
+            cJSON_AddStringToObject(e, "actorId", msg->author);
+            json_add_int64_str(e, "cursor", (int64_t)msg->pos);
+            cJSON_AddItemToObject(cJSON_AddObjectToObject(e, "messagePosted"), "message",
+                                  view_message(m, msg, r->id, viewer, bf));
+            view_include_user(m, users, msg->author);
+        } else {
+            size_t len = 0;
+            const char *data = got_find(g, p->v[i].pos, &len);
+            if (data)
+                e = chat_cold_view(m, r->id, p->v[i].pos, data, len, viewer, users);
+        }
+        if (!e)
+            continue;
+        cJSON_AddItemToArray(events, e);
+        if (!first)
+            first = p->v[i].pos;
+        last = p->v[i].pos;
+    }
+    if (first) {
+        json_add_int64_str(page, "startCursor", (int64_t)first);
+        json_add_int64_str(page, "endCursor", (int64_t)last);
+    } else {
+        cJSON_AddStringToObject(page, "startCursor", "");
+        cJSON_AddStringToObject(page, "endCursor", "");
+    }
+    cJSON_AddBoolToObject(page, "hasOlder", p->older);
+    cJSON_AddBoolToObject(page, "hasNewer", p->newer);
+    return page;
+}
+
 enum ch_status
 chat_thread(struct chat *c, const struct user *who, const char *room_id, const char *root_id, const char *before,
             const char *after, int limit_in, cJSON **out, struct ch_err *err)
 {
     uint64_t b = 0, a = 0;
-    size_t limit = 50, from, to;
-    struct chat_room *r;
-    struct chat_member *cm;
+    size_t limit = 50;
     enum ch_status st;
     struct body_fill bf = { 0 };
-    static const struct seqlist empty;
+    bool has_before = before && *before, has_after = after && *after;
 
     if ((st = id_check("roomId", room_id, err)) != CH_OK ||
         (st = id_check("threadRootEventId", root_id, err)) != CH_OK ||
@@ -408,21 +462,56 @@ chat_thread(struct chat *c, const struct user *who, const char *room_id, const c
         (st = parse_cursor("after", after, &a, err)) != CH_OK || (st = sync_events(c, err)) != CH_OK ||
         (st = chat_msg_ensure(c, room_id, root_id, err)) != CH_OK)
         return st;
-    pthread_rwlock_rdlock(&c->m->lock);
-    if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) == CH_OK) {
+    struct cold_got *g = calloc(1, sizeof *g);
+    struct th_plan *p = malloc(sizeof *p);
+    if (!g || !p) {
+        free(g);
+        free(p);
+        return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+    }
+    /* as a timeline page: planned under the lock, the cold replies' posts fetched without it, rendered from a
+     * fresh plan */
+    bool last = false;
+    for (int round = 0;; round++) {
+        struct chat_room *r;
+        struct chat_member *cm;
+        uint64_t want[PAGE_MAX];
+        size_t nwant = 0, len;
+
+        pthread_rwlock_rdlock(&c->m->lock);
+        if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) != CH_OK) {
+            pthread_rwlock_unlock(&c->m->lock);
+            break;
+        }
         struct chat_msg *root = model_msg(r, root_id);
-        const struct seqlist *l = map_get(r->threads, root_id);
         if (!root || root->thread_root[0]) {
             st = ch_err_set(err, CH_ENOTFOUND, "threadRootEventId", "no such thread in this room");
-        } else {
-            struct pager p = { .m = c->m, .r = r, .viewer = who->id, .replies = l ? l : &empty, .n = l ? l->n : 0,
-                               .bf = &bf };
-            pager_window(&p, before && *before, b, after && *after, a, limit, &from, &to);
+            pthread_rwlock_unlock(&c->m->lock);
+            break;
+        }
+        thread_plan(map_get(r->threads, root_id), has_before, b, has_after, a, limit, p);
+        for (size_t i = 0; i < p->n; i++)
+            if (!p->v[i].msg && !got_find(g, p->v[i].pos, &len))
+                want[nwant++] = p->v[i].pos;
+        if (!nwant || last || round == 3) {
             *out = cJSON_CreateObject();
             cJSON_AddItemToObject(*out, "root", view_message(c->m, root, room_id, who->id, &bf));
-            cJSON_AddItemToObject(*out, "page", pager_page(&p, from, to));
+            cJSON_AddItemToObject(*out, "page", thread_page(c->m, r, who->id, p, g, &bf));
+            pthread_rwlock_unlock(&c->m->lock);
+            break;
         }
+        pthread_rwlock_unlock(&c->m->lock);
+        struct got_ctx x = { g, want };
+        size_t got_before = g->n;
+        if ((st = store_get_many(c->store, STORE_S_EVENTS, want, nwant, got_one, &x, err)) != CH_OK)
+            break;
+        metrics_add(MET_BODY_FETCHES, NULL, NULL, (double)nwant);
+        last = g->n == got_before;
+        if (g->n + PAGE_MAX > sizeof g->v / sizeof g->v[0])
+            got_free(g);
     }
-    pthread_rwlock_unlock(&c->m->lock);
+    got_free(g);
+    free(g);
+    free(p);
     return chat_bodies_finish(c, &bf, st, out, err);
 }

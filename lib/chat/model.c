@@ -55,8 +55,11 @@ seqlist_free(void *p)
 {
     struct seqlist *l = p;
 
-    if (l)
+    if (l) {
         free(l->v);
+        free(l->cold.off);
+        free(l->cold.author);
+    }
     free(l);
 }
 
@@ -204,18 +207,24 @@ seqlist_after(const struct seqlist *l, uint64_t p)
 }
 
 size_t
-model_cold_after(const struct chat_room *r, uint64_t p)
+cold_list_after(const struct cold_list *c, uint64_t p)
 {
-    size_t lo = 0, hi = r->cold.n;
+    size_t lo = 0, hi = c->n;
 
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (model_cold_pos(r, mid) <= p)
+        if (cold_list_pos(c, mid) <= p)
             lo = mid + 1;
         else
             hi = mid;
     }
     return lo;
+}
+
+size_t
+model_cold_after(const struct chat_room *r, uint64_t p)
+{
+    return cold_list_after(&r->cold, p);
 }
 
 uint32_t
@@ -272,6 +281,7 @@ cold_reserve(struct cold_list *c, size_t n)
 }
 
 static void cold_drop(struct chat_room *r, uint64_t pos);
+static void thread_cold_drop(struct chat_room *r, struct seqlist *l, uint64_t pos);
 
 bool
 model_cold_append(struct chat_room *r, uint64_t pos, uint32_t author)
@@ -283,6 +293,22 @@ model_cold_append(struct chat_room *r, uint64_t pos, uint32_t author)
         return false;
     r->cold.off[r->cold.n] = (uint32_t)(pos - r->cold.base);
     r->cold.author[r->cold.n++] = author;
+    return true;
+}
+
+bool
+model_thread_cold_append(struct chat_room *r, struct seqlist *l, uint64_t base, uint64_t pos, uint32_t author)
+{
+    struct cold_list *c = &l->cold;
+
+    if (!c->n)
+        c->base = base;
+    if (pos < c->base || (c->n && cold_list_pos(c, c->n - 1) >= pos) || pos - c->base > UINT32_MAX ||
+        !cold_reserve(c, c->n + 1))
+        return false;
+    c->off[c->n] = (uint32_t)(pos - c->base);
+    c->author[c->n++] = author;
+    r->thread_cold++;
     return true;
 }
 
@@ -768,8 +794,11 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
             struct seqlist *l = map_get(r->threads, msg->thread_root);
             if (!l && (l = calloc(1, sizeof *l)))
                 map_put(r->threads, msg->thread_root, l, NULL);
-            if (l)
+            thread_cold_drop(r, l, msg->pos); /* (the same, of a cold reply) */
+            if (l) {
                 model_seqlist_insert(l, msg);
+                l->settled = false;
+            }
         } else {
             tl_add_msg(r, msg);
         }
@@ -1062,6 +1091,7 @@ apply_call(struct chat_model *m, struct chat_room *r, uint64_t seq, const char *
 
 /* ---- the cold timeline ---- */
 
+#define THREAD_SWEEP_MS 30000 /* how often the sweep looks for quiet threads (at most: the idle time if shorter) */
 #define COLD_HOLD_S 60 /* a message brought back stays in memory at least this long ... */
 #define USE_HOLD_S 2   /* ... and one a command is about to look up, this long */
 
@@ -1108,6 +1138,80 @@ msg_plain(const struct chat_room *r, const struct chat_msg *msg)
            !msg->nmentions && !msg->mention_all && !msg->mention_here && !msg->thread_root[0] && !msg->reply_count &&
            !msg->last_reply_at && !msg->attachments && msg->nbody == 1 && msg->body_seqs[0] == msg->pos &&
            msg->last_seq == msg->pos && !map_get(r->threads, msg->id);
+}
+
+/* A reply whose post shows all there is of it (as msg_plain, for a thread's reply). */
+static bool
+reply_plain(const struct chat_room *r, const struct chat_msg *msg)
+{
+    return msg->known && !msg->refused && !msg->deleted_at && !msg->edited_at && !msg->pinned && !msg->nreactions &&
+           !msg->nmentions && !msg->mention_all && !msg->mention_here && msg->thread_root[0] && !msg->reply_count &&
+           !msg->last_reply_at && !msg->attachments && msg->nbody == 1 && msg->body_seqs[0] == msg->pos &&
+           msg->last_seq == msg->pos && !map_get(r->threads, msg->id);
+}
+
+/* Whether the thread of root (its replies l) has been quiet for the idle time and may have replies to move out. */
+static bool
+thread_due(const struct chat_model *m, const struct chat_msg *root, const struct seqlist *l, int64_t now)
+{
+    return m->resident && m->idle_ms > 0 && root && !l->settled && l->n &&
+           now - (root->last_reply_at ? root->last_reply_at : root->created_at) > m->idle_ms;
+}
+
+/* Move the plain replies of a quiet thread out of memory (write lock); the root keeps its counts. */
+static void
+thread_evict(struct chat_model *m, struct chat_room *r, struct chat_msg *root, struct seqlist *l)
+{
+    uint32_t now = (uint32_t)(clock_mono_ms() / 1000);
+    size_t w = 0, nout = 0;
+    bool settled = true;
+    uint64_t *opos = malloc(l->n * sizeof *opos);
+    uint32_t *oauth = malloc(l->n * sizeof *oauth);
+
+    if (!opos || !oauth || !cold_reserve(&l->cold, l->cold.n + l->n)) {
+        free(opos);
+        free(oauth);
+        return;
+    }
+    if (!l->cold.n)
+        l->cold.base = root->pos;
+    for (size_t i = 0; i < l->n; i++) {
+        struct chat_msg *msg = l->v[i];
+        uint32_t a;
+        if (reply_plain(r, msg) && atomic_load_explicit(&msg->held_until, memory_order_relaxed) <= now &&
+            msg->pos >= l->cold.base && msg->pos - l->cold.base <= UINT32_MAX &&
+            (a = model_author_index(m, msg->author)) != UINT32_MAX) {
+            opos[nout] = msg->pos;
+            oauth[nout++] = a;
+            map_del(r->msgs, msg->id);
+            msg_free(msg);
+            continue;
+        }
+        settled = settled && !(reply_plain(r, msg) &&
+                               atomic_load_explicit(&msg->held_until, memory_order_relaxed) > now);
+        l->v[w++] = msg;
+    }
+    l->n = w;
+    /* merge: the replies brought back interleave with the cold ones */
+    struct cold_list *c = &l->cold;
+    size_t i = c->n, j = nout, k = c->n + nout;
+    while (j > 0) {
+        if (i > 0 && cold_list_pos(c, i - 1) > opos[j - 1]) {
+            c->off[k - 1] = c->off[i - 1];
+            c->author[k - 1] = c->author[i - 1];
+            i--;
+        } else {
+            c->off[k - 1] = (uint32_t)(opos[j - 1] - c->base);
+            c->author[k - 1] = oauth[j - 1];
+            j--;
+        }
+        k--;
+    }
+    c->n += nout;
+    r->thread_cold += nout;
+    l->settled = settled;
+    free(opos);
+    free(oauth);
 }
 
 /* Whether r has grown past its window by the slack since the last pass (or, for a sweep, the last pass skipped
@@ -1201,35 +1305,73 @@ chat_model_sweep(struct chat_model *m)
 
     if (!m->resident)
         return;
+    /* quiet threads are looked at every THREAD_SWEEP_MS (a room may have tens of thousands) */
+    int64_t mono = clock_mono_ms(), now = clock_wall_ms();
+    bool threads = m->idle_ms > 0 && mono - m->threads_swept_ms >= (m->idle_ms < THREAD_SWEEP_MS ? m->idle_ms
+                                                                                                 : THREAD_SWEEP_MS);
+    if (threads)
+        m->threads_swept_ms = mono;
     /* (looked at under the read lock first: most ticks find nothing to do and block no reader) */
     pthread_rwlock_rdlock(&m->lock);
-    while (!due && map_next(m->rooms, &it, &key, &val))
-        due = evict_due(m, val, true);
+    while (!due && map_next(m->rooms, &it, &key, &val)) {
+        struct chat_room *r = val;
+        due = evict_due(m, r, true);
+        size_t t = 0;
+        const char *root;
+        void *l;
+        while (threads && !due && map_next(r->threads, &t, &root, &l))
+            due = thread_due(m, map_get(r->msgs, root), l, now);
+    }
     pthread_rwlock_unlock(&m->lock);
     if (!due)
         return;
     it = 0;
     pthread_rwlock_wrlock(&m->lock);
-    while (map_next(m->rooms, &it, &key, &val))
-        if (evict_due(m, val, true))
-            evict(m, val);
+    while (map_next(m->rooms, &it, &key, &val)) {
+        struct chat_room *r = val;
+        if (evict_due(m, r, true))
+            evict(m, r);
+        size_t t = 0;
+        const char *root;
+        void *l;
+        while (threads && map_next(r->threads, &t, &root, &l)) {
+            struct chat_msg *rm = map_get(r->msgs, root);
+            if (thread_due(m, rm, l, now))
+                thread_evict(m, r, rm, l);
+        }
+    }
     pthread_rwlock_unlock(&m->lock);
 }
 
-/* Take position pos off r's cold timeline, if it is there (write lock). */
-static void
-cold_drop(struct chat_room *r, uint64_t pos)
+/* Take position pos off a cold list, if it is there (write lock). */
+static bool
+cold_list_drop(struct cold_list *c, uint64_t pos)
 {
     size_t k;
 
-    if (!r->cold.n || pos > model_cold_pos(r, r->cold.n - 1) || !pos)
-        return;
-    k = model_cold_after(r, pos - 1);
-    if (k < r->cold.n && model_cold_pos(r, k) == pos) {
-        memmove(r->cold.off + k, r->cold.off + k + 1, (r->cold.n - k - 1) * sizeof *r->cold.off);
-        memmove(r->cold.author + k, r->cold.author + k + 1, (r->cold.n - k - 1) * sizeof *r->cold.author);
-        r->cold.n--;
-    }
+    if (!c->n || pos > cold_list_pos(c, c->n - 1) || !pos)
+        return false;
+    k = cold_list_after(c, pos - 1);
+    if (k >= c->n || cold_list_pos(c, k) != pos)
+        return false;
+    memmove(c->off + k, c->off + k + 1, (c->n - k - 1) * sizeof *c->off);
+    memmove(c->author + k, c->author + k + 1, (c->n - k - 1) * sizeof *c->author);
+    c->n--;
+    return true;
+}
+
+static void
+cold_drop(struct chat_room *r, uint64_t pos)
+{
+    cold_list_drop(&r->cold, pos);
+}
+
+/* ... off a thread's cold replies. */
+static void
+thread_cold_drop(struct chat_room *r, struct seqlist *l, uint64_t pos)
+{
+    if (l && cold_list_drop(&l->cold, pos))
+        r->thread_cold--;
 }
 
 /* The message an event is about, when it is on r's cold timeline (so it must be brought back first); NULL if none.
@@ -1240,7 +1382,7 @@ cold_target(struct chat_room *r, const char *type, const cJSON *ev)
     const char *id = NULL;
     const struct chat_msg *msg;
 
-    if (!r->cold.n)
+    if (!r->cold.n && !r->thread_cold)
         return NULL;
     if (!strcmp(type, "msg.edited") || !strcmp(type, "msg.deleted"))
         id = jstr(cJSON_GetObjectItemCaseSensitive(ev, "msg"), "id");
@@ -1301,6 +1443,35 @@ chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, cons
         }
         if (done || (msg && msg->known)) /* (known: it is back already; the entry must not show it twice) */
             cold_drop(r, seq);
+    } else if (r && r->thread_cold) { /* a reply of a quiet thread */
+        const char *root = jstr(j, "threadRoot");
+        struct seqlist *l = root && id_valid(root) ? map_get(r->threads, root) : NULL;
+        size_t t = l ? cold_list_after(&l->cold, seq - 1) : 0;
+        if (l && t < l->cold.n && cold_list_pos(&l->cold, t) == seq) {
+            msg = map_get(r->msgs, id);
+            if ((!msg || !msg->known) && (msg = model_msg_get_or_new(r, id))) {
+                const char *body = jstr(j, "body");
+                msg->pos = seq;
+                msg->author = intern(m, jstr(j, "author"));
+                msg->created_at = jint(j, "createdAt");
+                msg->thread_root = intern(m, root);
+                msg->in_reply_to = intern(m, jstr(j, "inReplyTo"));
+                if ((done = model_seqlist_insert(l, msg))) {
+                    msg->known = true;
+                    atomic_store_explicit(&msg->held_until, model_hold_until(true), memory_order_relaxed);
+                    msg->body_one = seq;
+                    msg->body_seqs = &msg->body_one;
+                    msg->nbody = 1;
+                    if (msg->last_seq < seq)
+                        msg->last_seq = seq;
+                    if (body)
+                        body_cache_put(m->bodies, seq, body, strlen(body));
+                    l->settled = false;
+                }
+            }
+            if (done || (msg && msg->known))
+                thread_cold_drop(r, l, seq);
+        }
     }
     pthread_rwlock_unlock(&m->lock);
     cJSON_Delete(ev);

@@ -40,7 +40,8 @@
 #include "store/store.h"
 
 #define SNAP_MAGIC "CHATSNAP"
-#define SNAP_FORMAT 2 /* 2: rooms end with their cold timeline; 1 is still read */
+#define SNAP_FORMAT 3 /* 2: rooms end with their cold timeline; 3: and their quiet threads' cold replies; 1, 2 are
+                       * still read */
 #define SNAP_OBJECT "model"
 #define SNAP_LEASE "projection-snapshot"
 #define SNAP_CHUNK (512u * 1024u)
@@ -290,6 +291,29 @@ w_room(struct wbuf *b, const struct chat_room *r)
         w_u64(b, model_cold_pos(r, i) - (i ? model_cold_pos(r, i - 1) : 0));
         w_ref(b, b->authors[r->cold.author[i]]);
     }
+    /* the quiet threads' cold replies: root, base, then as the timeline's */
+    size_t threads = 0, seen = 0;
+    const char *root;
+    it = 0;
+    while (map_next(r->threads, &it, &root, &val))
+        threads += ((struct seqlist *)val)->cold.n > 0;
+    w_u64(b, threads);
+    it = 0;
+    while (map_next(r->threads, &it, &root, &val)) {
+        const struct cold_list *c = &((struct seqlist *)val)->cold;
+        if (!c->n)
+            continue;
+        w_str(b, root);
+        w_u64(b, c->base);
+        w_u64(b, c->n);
+        for (size_t i = 0; i < c->n; i++) {
+            w_u64(b, cold_list_pos(c, i) - (i ? cold_list_pos(c, i - 1) : c->base));
+            w_ref(b, b->authors[c->author[i]]);
+        }
+        seen += c->n;
+    }
+    if (seen != r->thread_cold)
+        b->bad = true;
 }
 
 enum ch_status
@@ -687,6 +711,38 @@ r_room(struct rbuf *b)
             b->bad = true;
         pos += step;
     }
+    if (b->fmt < 3 || b->bad)
+        return;
+    uint64_t threads = r_u64(b);
+    if (threads > b->n - b->at) {
+        b->bad = true;
+        return;
+    }
+    for (uint64_t t = 0; t < threads && !b->bad; t++) {
+        r_str(b, b->tmp, ID_MAX + 1);
+        const char *root = model_intern(b->m, b->tmp);
+        uint64_t base = r_u64(b);
+        n = r_u64(b);
+        struct seqlist *l = root && *root ? map_get(r->threads, root) : NULL;
+        if (root && *root && !l && (l = calloc(1, sizeof *l)) && !map_put(r->threads, root, l, NULL)) {
+            free(l);
+            l = NULL;
+        }
+        if (!l || n > b->n - b->at) {
+            b->bad = true;
+            break;
+        }
+        pos = base;
+        for (uint64_t i = 0; i < n && !b->bad; i++) {
+            uint64_t step = r_u64(b);
+            const char *author = r_ref(b);
+            uint32_t a = b->bad || !*author ? UINT32_MAX : model_author_index(b->m, author);
+            if (!step || pos + step < pos || a == UINT32_MAX || !model_thread_cold_append(r, l, base, pos + step, a))
+                b->bad = true;
+            pos += step;
+        }
+        l->settled = true;
+    }
 }
 
 enum ch_status
@@ -701,7 +757,7 @@ snapshot_decode(const unsigned char *buf, size_t len, struct chat_model **out, u
         return ch_err_set(err, CH_EINVAL, NULL, "not a read-model snapshot");
     memcpy(&fmt, buf + 8, sizeof fmt);
     b.fmt = fmt;
-    if (fmt != SNAP_FORMAT && fmt != 1)
+    if (fmt != SNAP_FORMAT && fmt != 1 && fmt != 2)
         return ch_err_set(err, CH_EINVAL, NULL, "snapshot format %u, this chatto reads %u", fmt, SNAP_FORMAT);
     if (memcmp(buf + len - 4, "END.", 4))
         return ch_err_set(err, CH_EINVAL, NULL, "snapshot cut short");

@@ -134,8 +134,11 @@ thread_check(struct chat *c, const struct user *who, const char *room, const cha
         const struct seqlist *l = map_get(r->threads, root);
         if (!m || !m->known || m->refused || m->thread_root[0])
             st = ch_err_set(err, CH_ENOTFOUND, "threadRootEventId", "no such thread in this room");
-        else if (last_pos)
+        else if (last_pos) {
             *last_pos = l && l->n ? l->v[l->n - 1]->pos : m->pos;
+            if (l && l->cold.n && cold_list_pos(&l->cold, l->cold.n - 1) > *last_pos) /* (a quiet thread) */
+                *last_pos = cold_list_pos(&l->cold, l->cold.n - 1);
+        }
     }
     pthread_rwlock_unlock(&c->m->lock);
     return st;
@@ -168,7 +171,8 @@ chat_mark_thread_read(struct chat *c, const struct user *who, const char *room, 
     enum ch_status st;
 
     if ((st = chat_id_or_empty("eventId", event, err)) != CH_OK ||
-        (st = thread_check(c, who, room, root, &pos, err)) != CH_OK)
+        (st = thread_check(c, who, room, root, &pos, err)) != CH_OK ||
+        (event && *event && (st = chat_msg_ensure(c, room, event, err)) != CH_OK)) /* (a reply of a quiet thread) */
         return st;
     if (event && *event) { /* up to that reply (one of this thread's) */
         pthread_rwlock_rdlock(&c->m->lock);
@@ -262,6 +266,11 @@ chat_list_followed_threads(struct chat *c, const struct user *who, int limit, in
         size_t unread = 0;
         for (size_t k = l ? seqlist_after(l, v[i].f.read) : 0; l && k < l->n; k++)
             unread += !l->v[k]->deleted_at && strcmp(l->v[k]->author, who->id) != 0;
+        if (l && l->cold.n) { /* the cold replies of a quiet thread: by author (none is deleted: plain) */
+            uint32_t me = model_author_find(c->m, who->id);
+            for (size_t k = cold_list_after(&l->cold, v[i].f.read); k < l->cold.n; k++)
+                unread += l->cold.author[k] != me;
+        }
         unread_threads += unread > 0;
         if (total++ < (size_t)offset || shown >= (size_t)limit)
             continue;

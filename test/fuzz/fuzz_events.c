@@ -8,9 +8,10 @@
  * Input: records separated by '\n'. A record is "<kind><key> <payload>": kind 'E' is an event (key = subject),
  * 'U' a user record (key = user id), 'R' a read marker (key = "uid.room"). The payload is the record's bytes.
  *
- * The model keeps 2 messages per room in memory (core.resident_messages), so the cold timeline is exercised: an
- * event about a cold message brings it back from the first earlier event on its subject, as the follower does
- * from the stream.
+ * The model keeps 2 messages per room in memory (core.resident_messages), and counts every thread quiet after a
+ * millisecond (core.resident_idle_after; swept after every event), so the cold timeline and cold thread replies are
+ * exercised: an event about a cold message brings it back from the first earlier event on its subject, as the
+ * follower does from the stream.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -87,6 +88,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     chat_model_set_resident(m, 2);
+    chat_model_set_idle(m, 1);
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p)), *rec_end = nl ? nl : end;
         const char *sp = memchr(p, ' ', (size_t)(rec_end - p));
@@ -115,6 +117,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 }
                         chat_model_apply(m, seq, key, payload, plen, 1700000000000 + (int64_t)seq * 1000, NULL);
                     }
+                    chat_model_sweep(m);
                 }
                 else if (kind == 'U')
                     chat_model_user(m, key, payload, plen, ++rev);

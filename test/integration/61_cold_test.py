@@ -39,10 +39,13 @@ class Cold(TestCase):
 
     def cold(self, proc):
         """Messages the process keeps out of memory (its metric)."""
+        return self.metric(proc, "chatto_model_cold_messages")
+
+    def metric(self, proc, name):
         port = wait_for(lambda: re.findall(r"metrics: listening on [\d.]+:(\d+)(/\S*)", proc.stderr()), 10,
                         "the metrics listener")[-1]
         text = http_request(int(port[0]), "GET", port[1]).body.decode()
-        m = re.search(r"^chatto_model_cold_messages (\d+)", text, re.M)
+        m = re.search(r"^%s (\d+)" % name, text, re.M)
         return int(m[1]) if m else -1
 
     def history(self, client, limit=7):
@@ -169,3 +172,78 @@ class Cold(TestCase):
         # and it goes on changing old messages after the restart
         self.bob.ok(M + "AddReaction", {"roomId": self.room, "eventId": self.posted[0]["id"], "emoji": "🎉"})
         self.same_everywhere(self.alice)
+
+    def test_a_quiet_thread_keeps_its_replies_out_of_memory_and_shows_them_alike(self):
+        # a process that counts a thread quiet after a second without a reply
+        q = self.chatto(embedded=False, env=self.env, args=FAST_AUTH + COLD + ["--core-resident-idle-after", "1s"])
+        root = self.posted[29]
+        replies = []
+        for i in range(12):
+            who = self.bob if i % 2 else self.alice
+            replies.append(who.ok(M + "CreateMessage", {"roomId": self.room, "body": "reply %02d" % i,
+                                                         "threadRootEventId": root["id"]})["message"])
+        want_ids = [x["id"] for x in replies]
+        ask = {"roomId": self.room, "threadRootEventId": root["id"], "limit": 100}
+
+        def shown_from_the_stream():
+            """The whole thread from q, its replies read from their posts (q fetched them)."""
+            before = self.metric(q, "chatto_message_body_fetches_total")
+            got = self.alice.on(q).ok(T + "GetThreadReplies", ask)["page"]["events"]
+            return [e["id"] for e in got] == want_ids and \
+                self.metric(q, "chatto_message_body_fetches_total") - before >= 12
+        wait_for(shown_from_the_stream, 30, "the quiet thread's replies out of q's memory")
+
+        def thread(client, limit):
+            """The thread paged backwards from the newest, then forwards from the start."""
+            back, cursor = [], None
+            while True:
+                req = {"roomId": self.room, "threadRootEventId": root["id"], "limit": limit}
+                if cursor:
+                    req["before"] = cursor
+                page = client.ok(T + "GetThreadReplies", req)["page"]
+                back = page["events"] + back
+                if not page["hasOlder"]:
+                    break
+                cursor = page["startCursor"]
+            fwd, cursor = [], "0"
+            while True:
+                page = client.ok(T + "GetThreadReplies", {"roomId": self.room, "threadRootEventId": root["id"],
+                                                          "limit": limit, "after": cursor})["page"]
+                fwd += page["events"]
+                if not page["hasNewer"]:
+                    break
+                cursor = page["endCursor"]
+            self.assertEqual(fwd, back)
+            return back
+
+        def followed(client):
+            out = client.ok(T + "ListFollowedThreads", {})
+            return {t["threadRootEventId"]: t["unreadCount"] for t in out["threads"]}, out["unreadThreadCount"]
+
+        want = thread(self.alice.on(self.full), 5)
+        self.assertEqual([e["messagePosted"]["message"]["body"] for e in want], ["reply %02d" % i for i in range(12)])
+        self.assertEqual(thread(self.alice.on(q), 5), want)
+        # unread replies of a followed thread count the cold ones: alice (the root's author) has bob's 6 unread
+        self.assertEqual(followed(self.alice.on(q)), followed(self.alice.on(self.full)))
+        self.assertEqual(followed(self.alice.on(q))[0][root["id"]], 6)
+        # read up to a cold reply, named by its id
+        self.alice.on(q).ok(T + "MarkThreadAsRead", {"roomId": self.room, "threadRootEventId": root["id"],
+                                                     "eventId": replies[5]["id"]})
+        wait_for(lambda: followed(self.alice.on(q))[0][root["id"]] == 3, 10, "3 of bob's replies unread")
+        self.assertEqual(followed(self.alice.on(self.full)), followed(self.alice.on(q)))
+        # a reaction to a cold reply brings it back first, on every process
+        self.bob.on(q).ok(M + "AddReaction", {"roomId": self.room, "eventId": replies[2]["id"], "emoji": "👀"})
+        for proc in (q, self.a, self.full):
+            wait_for(lambda: self.alice.on(proc).ok(M + "GetMessage", {"roomId": self.room,
+                                                                      "eventId": replies[2]["id"]})["message"]
+                     .get("reactions"), 10, "the reaction")
+        want = thread(self.alice.on(self.full), 5)
+        self.assertEqual(want[2]["messagePosted"]["message"]["reactions"][0]["emoji"], "👀")
+        self.assertEqual(thread(self.alice.on(q), 5), want)
+        # a new reply: the thread goes on, in order
+        late = self.bob.on(q).ok(M + "CreateMessage", {"roomId": self.room, "body": "late reply",
+                                                        "threadRootEventId": root["id"]})["message"]
+        got = self.alice.on(q).ok(T + "GetThreadReplies", ask)["page"]["events"]
+        self.assertEqual([e["id"] for e in got], want_ids + [late["id"]])
+        self.assertEqual(self.alice.on(q).ok(M + "GetMessage", {"roomId": self.room, "eventId": root["id"]})
+                         ["message"]["thread"]["replyCount"], 13)

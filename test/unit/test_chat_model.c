@@ -509,6 +509,83 @@ test_cold_idle_room(void **state)
     chat_model_free(m);
 }
 
+/* A thread quiet for core.resident_idle_after keeps no plain reply in memory: their places and authors only; an
+ * event about one brings it back first; a snapshot keeps them. */
+static void
+test_cold_thread_replies(void **state)
+{
+    (void)state;
+    struct chat_model *m = room_with_members(), *back = NULL;
+    struct chat_room *r = model_room(m, "r1");
+    char json[320], subj[64], need[ID_MAX + 1];
+
+    chat_model_set_resident(m, 10);
+    chat_model_set_idle(m, 60000);
+    ev(m, 3, MSG("root"), "{\"type\":\"msg.posted\",\"actor\":\"alice\",\"msg\":{\"id\":\"root\",\"author\":"
+                          "\"alice\",\"createdAt\":100,\"body\":\"a thread\"}}");
+    for (int i = 1; i <= 30; i++) { /* seq = i + 3; replies long ago */
+        snprintf(json, sizeof json,
+                 "{\"type\":\"msg.posted\",\"actor\":\"%s\",\"msg\":{\"id\":\"x%d\",\"author\":\"%s\","
+                 "\"createdAt\":%d,\"body\":\"reply %d\",\"threadRoot\":\"root\"}}",
+                 i % 3 ? "bob" : "alice", i, i % 3 ? "bob" : "alice", 100 + i, i);
+        snprintf(subj, sizeof subj, "chatto.ev.r1.msg.x%d", i);
+        ev(m, (uint64_t)i + 3, subj, json);
+    }
+    ev(m, 40, MSG("x7"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"x7\",\"emoji\":\"+1\"}");
+    struct seqlist *l = map_get(r->threads, model_msg(r, "root")->id);
+    assert_non_null(l);
+    assert_int_equal(l->n, 30);
+    chat_model_sweep(m);
+    assert_int_equal(l->n, 1); /* x7 was reacted to: it stays */
+    assert_int_equal(l->cold.n, 29);
+    assert_int_equal(r->thread_cold, 29);
+    assert_null(model_msg(r, "x1"));
+    assert_non_null(model_msg(r, "x7"));
+    assert_int_equal(model_msg(r, "root")->reply_count, 30);
+    for (size_t i = 1; i < l->cold.n; i++)
+        assert_true(cold_list_pos(&l->cold, i - 1) < cold_list_pos(&l->cold, i));
+    assert_int_equal(cold_list_pos(&l->cold, 0), 4); /* x1 */
+    /* an event about a cold reply waits for it to come back */
+    const char *react = "{\"type\":\"reaction.added\",\"actor\":\"alice\",\"msgId\":\"x2\",\"emoji\":\"+1\"}";
+    assert_false(chat_model_apply(m, 41, MSG("x2"), react, strlen(react), 1, need));
+    assert_string_equal(need, "x2");
+    snprintf(json, sizeof json,
+             "{\"type\":\"msg.posted\",\"actor\":\"bob\",\"msg\":{\"id\":\"x2\",\"author\":\"bob\","
+             "\"createdAt\":102,\"body\":\"reply 2\",\"threadRoot\":\"root\"}}");
+    assert_true(chat_model_restore(m, 5, MSG("x2"), json, strlen(json)));
+    assert_false(chat_model_restore(m, 5, MSG("x2"), json, strlen(json))); /* once */
+    assert_int_equal(l->cold.n, 28);
+    assert_int_equal(r->thread_cold, 28);
+    struct chat_msg *x2 = model_msg(r, "x2");
+    assert_non_null(x2);
+    assert_string_equal(x2->thread_root, "root");
+    assert_int_equal(l->n, 2);
+    assert_true(l->v[0] == x2 && l->v[1] == model_msg(r, "x7"));
+    assert_true(chat_model_apply(m, 41, MSG("x2"), react, strlen(react), 1, need));
+    assert_int_equal(x2->nreactions, 1);
+
+    /* a snapshot keeps the cold replies */
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    uint64_t seq = 0, seq2 = 0;
+    struct ch_err err = { 0 };
+    assert_int_equal(snapshot_encode(m, &buf, &len, &seq, &err), CH_OK);
+    assert_int_equal(snapshot_decode(buf, len, &back, &seq2, &err), CH_OK);
+    struct chat_room *r2 = model_room(back, "r1");
+    struct seqlist *l2 = map_get(r2->threads, model_msg(r2, "root")->id);
+    assert_non_null(l2);
+    assert_int_equal(r2->thread_cold, 28);
+    assert_int_equal(l2->cold.n, 28);
+    assert_int_equal(l2->n, 2);
+    for (size_t i = 0; i < l->cold.n; i++) {
+        assert_int_equal(cold_list_pos(&l2->cold, i), cold_list_pos(&l->cold, i));
+        assert_string_equal(back->authors[l2->cold.author[i]], m->authors[l->cold.author[i]]);
+    }
+    chat_model_free(back);
+    free(buf);
+    chat_model_free(m);
+}
+
 static void
 test_cold_timeline(void **state)
 {
@@ -621,6 +698,7 @@ main(void)
         cmocka_unit_test(test_posts_after_leaving_or_archiving_are_refused),
         cmocka_unit_test(test_cold_timeline),
         cmocka_unit_test(test_cold_idle_room),
+        cmocka_unit_test(test_cold_thread_replies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
