@@ -44,20 +44,26 @@ _EPHEMERAL = _ephemeral_range()
 _rng = random.Random(os.getpid() ^ int(time.time() * 1000))
 
 
+_handed_out = set()
+
+
 def free_port():
     """A TCP port that was free a moment ago. Picked below the kernel's ephemeral range, so the outgoing
-    connections of the processes under test (NATS routes, clients) cannot take it before its owner binds it."""
+    connections of the processes under test (NATS routes, clients) cannot take it before its owner binds it, and
+    never one this test process handed out before: a port chosen early (a load balancer's, bound last) was once
+    handed out again to a NATS node started in between."""
     lo = 10000
     hi = _EPHEMERAL[0] - 1 if _EPHEMERAL[0] > lo + 1000 else 65535
     for _ in range(200):
         port = _rng.randint(lo, hi)
-        if _EPHEMERAL[0] <= port <= _EPHEMERAL[1]:
+        if _EPHEMERAL[0] <= port <= _EPHEMERAL[1] or port in _handed_out:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _handed_out.add(port)
             return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # fall back to the kernel's choice
         s.bind(("127.0.0.1", 0))
