@@ -724,9 +724,13 @@ r_room(struct rbuf *b)
         uint64_t base = r_u64(b);
         n = r_u64(b);
         struct seqlist *l = root && *root ? map_get(r->threads, root) : NULL;
-        if (root && *root && !l && (l = calloc(1, sizeof *l)) && !map_put(r->threads, root, l, NULL)) {
-            free(l);
-            l = NULL;
+        bool oom = false;
+        if (root && *root && !l && (l = calloc(1, sizeof *l))) { /* (every reply of it is cold) */
+            map_put(r->threads, root, l, &oom);
+            if (oom) {
+                free(l);
+                l = NULL;
+            }
         }
         if (!l || n > b->n - b->at) {
             b->bad = true;

@@ -583,6 +583,29 @@ test_cold_thread_replies(void **state)
     }
     chat_model_free(back);
     free(buf);
+    /* a thread all of whose replies are cold: the loader makes its list */
+    ev(m, 50, MSG("root2"), "{\"type\":\"msg.posted\",\"actor\":\"alice\",\"msg\":{\"id\":\"root2\",\"author\":"
+                            "\"alice\",\"createdAt\":200,\"body\":\"another\"}}");
+    for (int i = 1; i <= 3; i++) {
+        snprintf(json, sizeof json,
+                 "{\"type\":\"msg.posted\",\"actor\":\"bob\",\"msg\":{\"id\":\"y%d\",\"author\":\"bob\","
+                 "\"createdAt\":%d,\"body\":\"y %d\",\"threadRoot\":\"root2\"}}", i, 200 + i, i);
+        snprintf(subj, sizeof subj, "chatto.ev.r1.msg.y%d", i);
+        ev(m, (uint64_t)i + 50, subj, json);
+    }
+    m->threads_swept_ms = 0;
+    chat_model_sweep(m);
+    assert_int_equal(r->thread_cold, 28 + 3);
+    assert_int_equal(snapshot_encode(m, &buf, &len, &seq, &err), CH_OK);
+    assert_int_equal(snapshot_decode(buf, len, &back, &seq2, &err), CH_OK);
+    r2 = model_room(back, "r1");
+    l2 = map_get(r2->threads, model_msg(r2, "root2")->id);
+    assert_non_null(l2);
+    assert_int_equal(l2->n, 0);
+    assert_int_equal(l2->cold.n, 3);
+    assert_int_equal(r2->thread_cold, 31);
+    chat_model_free(back);
+    free(buf);
     chat_model_free(m);
 }
 
