@@ -265,7 +265,7 @@ cold_reserve(struct cold_list *c, size_t n)
 {
     if (n <= c->cap)
         return true;
-    size_t cap = c->cap ? c->cap : 64;
+    size_t cap = c->cap ? c->cap : n < 8 ? n : 64; /* (a thread's: often a few replies; a room's grows) */
     while (cap < n)
         cap *= 2;
     uint32_t *p = realloc(c->off, cap * sizeof *p);
@@ -1163,14 +1163,17 @@ static void
 thread_evict(struct chat_model *m, struct chat_room *r, struct chat_msg *root, struct seqlist *l)
 {
     uint32_t now = (uint32_t)(clock_mono_ms() / 1000);
-    size_t w = 0, nout = 0;
+    size_t w = 0, nout = 0, can = 0;
     bool settled = true;
-    uint64_t *opos = malloc(l->n * sizeof *opos);
-    uint32_t *oauth = malloc(l->n * sizeof *oauth);
 
-    if (!opos || !oauth || !cold_reserve(&l->cold, l->cold.n + l->n)) {
+    for (size_t i = 0; i < l->n; i++)
+        can += reply_plain(r, l->v[i]);
+    uint64_t *opos = can ? malloc(can * sizeof *opos) : NULL;
+    uint32_t *oauth = can ? malloc(can * sizeof *oauth) : NULL;
+    if (!can || !opos || !oauth || !cold_reserve(&l->cold, l->cold.n + can)) {
         free(opos);
         free(oauth);
+        l->settled = !can;
         return;
     }
     if (!l->cold.n)
@@ -1192,6 +1195,11 @@ thread_evict(struct chat_model *m, struct chat_room *r, struct chat_msg *root, s
         l->v[w++] = msg;
     }
     l->n = w;
+    if (!w) { /* (the list of replies in memory is often empty now: give its array back) */
+        free(l->v);
+        l->v = NULL;
+        l->cap = 0;
+    }
     /* merge: the replies brought back interleave with the cold ones */
     struct cold_list *c = &l->cold;
     size_t i = c->n, j = nout, k = c->n + nout;
