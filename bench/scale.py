@@ -18,9 +18,12 @@ for 60 s (CHATTO_BENCH_SCALE_SECONDS) going round all 201 rooms. Reports deliver
 and at the end, and chatto's and nats-server's CPU while posting.
 
 Rooms: CHATTO_BENCH_SCALE_ROOMS (default 1000) rooms of CHATTO_BENCH_SCALE_ROOM_MESSAGES (500) messages each, appended
-straight to the stream; one room in ten had a message a minute ago, the others last a day ago. The process's
-in-memory and cold message counts and RSS once it holds them all, and after a restart, with the default
-core.resident_idle_after (quiet rooms keep a page) and with 0 (every room keeps core.resident_messages).
+straight to the stream, four in five of them replies in threads of four; one room in ten had a message a minute
+ago, the others last a day ago. The process's
+in-memory and cold message counts and RSS once it holds them all (35 s later), and after a restart from a snapshot
+written after that (20,000 more messages appended to an active room make one), with the default
+core.resident_idle_after (quiet rooms keep a page, quiet threads no plain reply) and with 0 (every room keeps
+core.resident_messages, every thread its replies).
 CHATTO_BENCH_SCALE_PARTS=history,users,rooms picks (default history,users).
 """
 import http.client
@@ -367,12 +370,14 @@ def rooms(idle_after):
                 at = newest - (ROOM_MESSAGES - 1 - i) * 1000
                 ev = {"type": "msg.posted", "id": "re%06d%012d" % (k, i), "actor": uid, "at": at,
                       "msg": {"id": mid, "author": uid, "body": "message %d of room %d" % (i, k), "createdAt": at}}
+                if i % 5:  # four in five are replies in a thread (its root: the last top-level one)
+                    ev["msg"]["threadRoot"] = "rm%06d%012d" % (k, i - i % 5)
                 p.stdin.write("chatto.ev.%s.msg.%s\t%s\n" % (room, mid, json.dumps(ev)))
         p.stdin.close()
         p.stdout.read()
         if p.wait() != 0:
             raise SystemExit("evpub failed")
-        last = "rm%06d%012d" % (MANY_ROOMS - 1, ROOM_MESSAGES - 1)
+        last = "rm%06d%012d" % (MANY_ROOMS - 1, (ROOM_MESSAGES - 1) // 5 * 5)  # (the newest top-level one)
 
         def caught_up():
             try:
@@ -383,8 +388,25 @@ def rooms(idle_after):
                 raise
             return ev and last in json.dumps(ev[-1])
         wait_for(caught_up, 1800, "the model to hold every room's messages", interval=0.5)
-        time.sleep(5)  # the eraser's sweep (every 2 s) shrinks the rooms that went quiet
+        time.sleep(35)  # the eraser's sweep shrinks the rooms that went quiet (every 2 s) and their threads (30 s)
         live = dict(rss=rss_kib(c.pid), counts=model_counts(c))
+        # as in steady use, the restart starts from a snapshot written after that (one comes every 20,000 events:
+        # append as many to the first, active room), not from one written while every thread was new
+        snaps = len(re.findall(r"read-model snapshot at event \d+ written", c.stderr()))
+        p = subprocess.Popen([os.path.join(BUILD, "bench", "evpub"), url, nats_token], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        for i in range(20000):
+            mid = "rx%018d" % i
+            at = int(time.time() * 1000) - 20000 + i
+            ev = {"type": "msg.posted", "id": "rf%018d" % i, "actor": uid, "at": at,
+                  "msg": {"id": mid, "author": uid, "body": "more %d" % i, "createdAt": at}}
+            p.stdin.write("chatto.ev.%s.msg.%s\t%s\n" % (ids[0], mid, json.dumps(ev)))
+        p.stdin.close()
+        p.stdout.read()
+        if p.wait() != 0:
+            raise SystemExit("evpub failed")
+        wait_for(lambda: len(re.findall(r"read-model snapshot at event \d+ written", c.stderr())) > snaps, 300,
+                 "a snapshot after the sweep")
         c.stop()
         start_timed(c, "chatto ready after a restart with %d rooms" % MANY_ROOMS)
         time.sleep(5)
@@ -430,7 +452,7 @@ def main():
         print("goals: RSS <= 64 MB and ready <= 1 s at 3M messages; newest page p99 <= 5 ms, 1M back <= 20 ms")
     if "rooms" in PARTS:
         rows = [rooms("15m"), rooms("0")]
-        print("\nChatto %s scale: %d rooms of %d messages, one in ten active (load average %.2f)"
+        print("\nChatto %s scale: %d rooms of %d messages (4 in 5 thread replies), one in ten active (load %.2f)"
               % (version, MANY_ROOMS, ROOM_MESSAGES, os.getloadavg()[0]))
         fmt = "%-28s %12s %12s %9s %12s %12s %9s"
         print(fmt % ("core.resident_idle_after", "in memory", "cold", "RSS MB", "in memory", "cold", "RSS MB"))

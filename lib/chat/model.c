@@ -5,6 +5,7 @@
  * chat_model_user / chat_model_read on their watcher threads; all under the write lock. Malformed events are
  * counted and skipped: one bad record must not stop a server from starting.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1159,7 +1160,7 @@ thread_due(const struct chat_model *m, const struct chat_msg *root, const struct
 }
 
 /* Move the plain replies of a quiet thread out of memory (write lock); the root keeps its counts. */
-static void
+static size_t
 thread_evict(struct chat_model *m, struct chat_room *r, struct chat_msg *root, struct seqlist *l)
 {
     uint32_t now = (uint32_t)(clock_mono_ms() / 1000);
@@ -1174,7 +1175,7 @@ thread_evict(struct chat_model *m, struct chat_room *r, struct chat_msg *root, s
         free(opos);
         free(oauth);
         l->settled = !can;
-        return;
+        return 0;
     }
     if (!l->cold.n)
         l->cold.base = root->pos;
@@ -1220,6 +1221,17 @@ thread_evict(struct chat_model *m, struct chat_room *r, struct chat_msg *root, s
     l->settled = settled;
     free(opos);
     free(oauth);
+    return nout;
+}
+
+/* After a pass that moved many messages out (the threads of a quiet day at once, a snapshot of a process that kept
+ * more): the allocator keeps what they took, scattered among what stays, unless told to hand free pages back. */
+#define GIVE_BACK_MOVED 20000
+static void
+give_back(size_t moved)
+{
+    if (moved >= GIVE_BACK_MOVED)
+        malloc_trim(0);
 }
 
 /* Whether r has grown past its window by the slack since the last pass (or, for a sweep, the last pass skipped
@@ -1234,7 +1246,7 @@ evict_due(const struct chat_model *m, const struct chat_room *r, bool sweep)
 
 /* Move the plain messages before r's resident window to its cold timeline (write lock). One brought back or used
  * lately stays for a while (held_until). */
-static void
+static size_t
 evict(struct chat_model *m, struct chat_room *r)
 {
     size_t end = r->ntl - room_window(m, r), start = r->evict_scan < end ? r->evict_scan : end;
@@ -1245,7 +1257,7 @@ evict(struct chat_model *m, struct chat_room *r)
     bool settled = true; /* every item kept so far stays for good (what the next pass can skip) */
 
     if (end == start || !cold_reserve(&r->cold, r->cold.n + (end - start)))
-        return;
+        return 0;
     if (!r->cold.n)
         r->cold.base = r->tl[0]->pos; /* (the oldest item: no message of the room is older) */
     opos = malloc((end - start) * sizeof *opos);
@@ -1253,7 +1265,7 @@ evict(struct chat_model *m, struct chat_room *r)
     if (!opos || !oauth) {
         free(opos);
         free(oauth);
-        return;
+        return 0;
     }
     for (size_t i = start; i < end; i++) {
         struct chat_item *it = r->tl[i];
@@ -1301,6 +1313,7 @@ evict(struct chat_model *m, struct chat_room *r)
     c->n += nout;
     free(opos);
     free(oauth);
+    return nout;
 }
 
 void
@@ -1334,21 +1347,23 @@ chat_model_sweep(struct chat_model *m)
     if (!due)
         return;
     it = 0;
+    size_t moved = 0;
     pthread_rwlock_wrlock(&m->lock);
     while (map_next(m->rooms, &it, &key, &val)) {
         struct chat_room *r = val;
         if (evict_due(m, r, true))
-            evict(m, r);
+            moved += evict(m, r);
         size_t t = 0;
         const char *root;
         void *l;
         while (threads && map_next(r->threads, &t, &root, &l)) {
             struct chat_msg *rm = map_get(r->msgs, root);
             if (thread_due(m, rm, l, now))
-                thread_evict(m, r, rm, l);
+                moved += thread_evict(m, r, rm, l);
         }
     }
     pthread_rwlock_unlock(&m->lock);
+    give_back(moved);
 }
 
 /* Take position pos off a cold list, if it is there (write lock). */
