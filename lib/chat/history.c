@@ -338,22 +338,34 @@ chat_room_events_around(struct chat *c, const struct user *who, const char *room
 
 /* ---- a thread: its replies in memory merged with those of a quiet thread out of it (seqlist.cold) ---- */
 
+/* A thread page's plan: a timeline plan whose items in memory are made for its replies here. */
 struct th_plan {
-    struct {
-        uint64_t pos;
-        const struct chat_msg *msg; /* NULL: a cold reply, shown from its post */
-    } v[PAGE_MAX];
-    size_t n;
-    bool older, newer;
+    struct tl_plan p;
+    struct chat_item items[PAGE_MAX];
 };
+
+/* Entry n of q: reply msg (in memory), or a cold one at pos (msg NULL). */
+static void
+th_entry(struct th_plan *q, size_t n, uint64_t pos, const struct chat_msg *msg)
+{
+    struct chat_item *it = NULL;
+
+    if (msg) {
+        it = &q->items[n];
+        *it = (struct chat_item){ .pos = msg->pos, .kind = IT_MSG, .id = msg->id, .actor = msg->author,
+                                  .subject_user = "", .at = msg->created_at, .msg = (struct chat_msg *)msg };
+    }
+    q->p.v[n] = (struct tl_entry){ pos, it };
+}
 
 /* Up to limit replies of l after `after`, or else before `before` (exclusive; 0: none) or the newest. Model
  * read-locked; l may be NULL. */
 static void
 thread_plan(const struct seqlist *l, bool has_before, uint64_t before, bool has_after, uint64_t after, size_t limit,
-            struct th_plan *p)
+            struct th_plan *q)
 {
     size_t nh = l ? l->n : 0, nc = l ? l->cold.n : 0, i, k, n = 0;
+    struct tl_plan *p = &q->p;
 
     memset(p, 0, sizeof *p);
     if (!l)
@@ -362,13 +374,12 @@ thread_plan(const struct seqlist *l, bool has_before, uint64_t before, bool has_
         i = seqlist_after(l, after);
         k = cold_list_after(&l->cold, after);
         p->older = i > 0 || k > 0;
-        while (n < limit && (i < nh || k < nc)) {
+        for (; n < limit && (i < nh || k < nc); n++) {
             if (k == nc || (i < nh && l->v[i]->pos < cold_list_pos(&l->cold, k))) {
-                p->v[n].pos = l->v[i]->pos;
-                p->v[n++].msg = l->v[i++];
+                th_entry(q, n, l->v[i]->pos, l->v[i]);
+                i++;
             } else {
-                p->v[n].pos = cold_list_pos(&l->cold, k++);
-                p->v[n++].msg = NULL;
+                th_entry(q, n, cold_list_pos(&l->cold, k++), NULL);
             }
         }
         p->newer = i < nh || k < nc;
@@ -378,72 +389,22 @@ thread_plan(const struct seqlist *l, bool has_before, uint64_t before, bool has_
     i = has_before ? (before ? seqlist_after(l, before - 1) : 0) : nh;
     k = has_before ? (before ? cold_list_after(&l->cold, before - 1) : 0) : nc;
     p->newer = i < nh || k < nc;
-    while (n < limit && (i > 0 || k > 0)) {
+    for (; n < limit && (i > 0 || k > 0); n++) {
         if (k == 0 || (i > 0 && l->v[i - 1]->pos > cold_list_pos(&l->cold, k - 1))) {
             i--;
-            p->v[n].pos = l->v[i]->pos;
-            p->v[n++].msg = l->v[i];
+            th_entry(q, n, l->v[i]->pos, l->v[i]);
         } else {
             k--;
-            p->v[n].pos = cold_list_pos(&l->cold, k);
-            p->v[n++].msg = NULL;
+            th_entry(q, n, cold_list_pos(&l->cold, k), NULL);
         }
     }
     p->older = i > 0 || k > 0;
-    for (size_t a = 0; a < n / 2; a++) {
-        uint64_t tp = p->v[a].pos;
-        const struct chat_msg *tm = p->v[a].msg;
+    for (size_t a = 0; a < n / 2; a++) { /* (the entries point at their items: swapping them is enough) */
+        struct tl_entry t = p->v[a];
         p->v[a] = p->v[n - 1 - a];
-        p->v[n - 1 - a].pos = tp;
-        p->v[n - 1 - a].msg = tm;
+        p->v[n - 1 - a] = t;
     }
     p->n = n;
-}
-
-/* The page of a thread plan (a cold reply whose post is not in g is left out: erased since). Model read-locked. */
-static cJSON *
-thread_page(const struct chat_model *m, const struct chat_room *r, const char *viewer, const struct th_plan *p,
-            const struct cold_got *g, struct body_fill *bf)
-{
-    cJSON *page = cJSON_CreateObject(), *events = cJSON_AddArrayToObject(page, "events");
-    cJSON *users = cJSON_AddObjectToObject(cJSON_AddObjectToObject(page, "includes"), "users");
-    uint64_t first = 0, last = 0;
-
-    for (size_t i = 0; i < p->n; i++) {
-        const struct chat_msg *msg = p->v[i].msg;
-        cJSON *e = NULL;
-        if (msg) {
-            e = cJSON_CreateObject();
-            cJSON_AddStringToObject(e, "id", msg->id);
-            json_add_time(e, "createdAt", msg->created_at);
-            cJSON_AddStringToObject(e, "actorId", msg->author);
-            json_add_int64_str(e, "cursor", (int64_t)msg->pos);
-            cJSON_AddItemToObject(cJSON_AddObjectToObject(e, "messagePosted"), "message",
-                                  view_message(m, msg, r->id, viewer, bf));
-            view_include_user(m, users, msg->author);
-        } else {
-            size_t len = 0;
-            const char *data = got_find(g, p->v[i].pos, &len);
-            if (data)
-                e = chat_cold_view(m, r->id, p->v[i].pos, data, len, viewer, users);
-        }
-        if (!e)
-            continue;
-        cJSON_AddItemToArray(events, e);
-        if (!first)
-            first = p->v[i].pos;
-        last = p->v[i].pos;
-    }
-    if (first) {
-        json_add_int64_str(page, "startCursor", (int64_t)first);
-        json_add_int64_str(page, "endCursor", (int64_t)last);
-    } else {
-        cJSON_AddStringToObject(page, "startCursor", "");
-        cJSON_AddStringToObject(page, "endCursor", "");
-    }
-    cJSON_AddBoolToObject(page, "hasOlder", p->older);
-    cJSON_AddBoolToObject(page, "hasNewer", p->newer);
-    return page;
 }
 
 enum ch_status
@@ -490,13 +451,13 @@ chat_thread(struct chat *c, const struct user *who, const char *room_id, const c
             break;
         }
         thread_plan(map_get(r->threads, root_id), has_before, b, has_after, a, limit, p);
-        for (size_t i = 0; i < p->n; i++)
-            if (!p->v[i].msg && !got_find(g, p->v[i].pos, &len))
-                want[nwant++] = p->v[i].pos;
+        for (size_t i = 0; i < p->p.n; i++)
+            if (!p->p.v[i].it && !got_find(g, p->p.v[i].pos, &len))
+                want[nwant++] = p->p.v[i].pos;
         if (!nwant || last || round == 3) {
             *out = cJSON_CreateObject();
             cJSON_AddItemToObject(*out, "root", view_message(c->m, root, room_id, who->id, &bf));
-            cJSON_AddItemToObject(*out, "page", thread_page(c->m, r, who->id, p, g, &bf));
+            cJSON_AddItemToObject(*out, "page", plan_page(c->m, r, who->id, &p->p, g, &bf));
             pthread_rwlock_unlock(&c->m->lock);
             break;
         }

@@ -1141,6 +1141,27 @@ msg_plain(const struct chat_room *r, const struct chat_msg *msg)
            msg->last_seq == msg->pos && !map_get(r->threads, msg->id);
 }
 
+/* Merge n positions (sorted) and their authors into c, whose capacity is reserved (write lock). */
+static void
+cold_merge(struct cold_list *c, const uint64_t *pos, const uint32_t *author, size_t n)
+{
+    size_t i = c->n, j = n, k = c->n + n;
+
+    while (j > 0) {
+        if (i > 0 && cold_list_pos(c, i - 1) > pos[j - 1]) {
+            c->off[k - 1] = c->off[i - 1];
+            c->author[k - 1] = c->author[i - 1];
+            i--;
+        } else {
+            c->off[k - 1] = (uint32_t)(pos[j - 1] - c->base);
+            c->author[k - 1] = author[j - 1];
+            j--;
+        }
+        k--;
+    }
+    c->n += n;
+}
+
 /* A reply whose post shows all there is of it (as msg_plain, for a thread's reply). */
 static bool
 reply_plain(const struct chat_room *r, const struct chat_msg *msg)
@@ -1201,22 +1222,7 @@ thread_evict(struct chat_model *m, struct chat_room *r, struct chat_msg *root, s
         l->v = NULL;
         l->cap = 0;
     }
-    /* merge: the replies brought back interleave with the cold ones */
-    struct cold_list *c = &l->cold;
-    size_t i = c->n, j = nout, k = c->n + nout;
-    while (j > 0) {
-        if (i > 0 && cold_list_pos(c, i - 1) > opos[j - 1]) {
-            c->off[k - 1] = c->off[i - 1];
-            c->author[k - 1] = c->author[i - 1];
-            i--;
-        } else {
-            c->off[k - 1] = (uint32_t)(opos[j - 1] - c->base);
-            c->author[k - 1] = oauth[j - 1];
-            j--;
-        }
-        k--;
-    }
-    c->n += nout;
+    cold_merge(&l->cold, opos, oauth, nout); /* (the replies brought back interleave with the cold ones) */
     r->thread_cold += nout;
     l->settled = settled;
     free(opos);
@@ -1295,22 +1301,8 @@ evict(struct chat_model *m, struct chat_room *r)
     r->evict_kept = w;
     r->evict_held = held;
     r->evict_scan = scan;
-    /* merge (usually an append: all of them are newer than the cold ones, unless some were brought back) */
-    struct cold_list *c = &r->cold;
-    size_t i = c->n, j = nout, k = c->n + nout;
-    while (j > 0) {
-        if (i > 0 && model_cold_pos(r, i - 1) > opos[j - 1]) {
-            c->off[k - 1] = c->off[i - 1];
-            c->author[k - 1] = c->author[i - 1];
-            i--;
-        } else {
-            c->off[k - 1] = (uint32_t)(opos[j - 1] - c->base);
-            c->author[k - 1] = oauth[j - 1];
-            j--;
-        }
-        k--;
-    }
-    c->n += nout;
+    /* (usually an append: all of them are newer than the cold ones, unless some were brought back) */
+    cold_merge(&r->cold, opos, oauth, nout);
     free(opos);
     free(oauth);
     return nout;
