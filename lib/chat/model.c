@@ -1416,6 +1416,33 @@ cold_target(struct chat_room *r, const char *type, const cJSON *ev)
     return msg && msg->known ? NULL : id;
 }
 
+/* A message back from its post j at seq: what the post says (before it is put in its place) ... */
+static void
+restore_from_post(struct chat_model *m, struct chat_msg *msg, const cJSON *j, uint64_t seq)
+{
+    msg->pos = seq;
+    msg->author = intern(m, jstr(j, "author"));
+    msg->created_at = jint(j, "createdAt");
+    msg->in_reply_to = intern(m, jstr(j, "inReplyTo"));
+}
+
+/* ... and once it is there: known, its body (the post's), held in memory a while. */
+static void
+restore_known(struct chat_model *m, struct chat_msg *msg, const cJSON *j, uint64_t seq)
+{
+    const char *body = jstr(j, "body");
+
+    msg->known = true;
+    atomic_store_explicit(&msg->held_until, model_hold_until(true), memory_order_relaxed);
+    msg->body_one = seq;
+    msg->body_seqs = &msg->body_one;
+    msg->nbody = 1;
+    if (msg->last_seq < seq)
+        msg->last_seq = seq;
+    if (body)
+        body_cache_put(m->bodies, seq, body, strlen(body));
+}
+
 bool
 chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len)
 {
@@ -1439,22 +1466,9 @@ chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, cons
         msg = map_get(r->msgs, id);
         if ((!msg || !msg->known) && (msg = model_msg_get_or_new(r, id))) {
             /* a plain message: its post says all there is (no files, mentions or thread) */
-            const char *body = jstr(j, "body");
-            msg->pos = seq;
-            msg->author = intern(m, jstr(j, "author"));
-            msg->created_at = jint(j, "createdAt");
-            msg->in_reply_to = intern(m, jstr(j, "inReplyTo"));
-            if ((done = tl_add_msg(r, msg))) {
-                msg->known = true;
-                atomic_store_explicit(&msg->held_until, model_hold_until(true), memory_order_relaxed);
-                msg->body_one = seq;
-                msg->body_seqs = &msg->body_one;
-                msg->nbody = 1;
-                if (msg->last_seq < seq)
-                    msg->last_seq = seq;
-                if (body)
-                    body_cache_put(m->bodies, seq, body, strlen(body));
-            }
+            restore_from_post(m, msg, j, seq);
+            if ((done = tl_add_msg(r, msg)))
+                restore_known(m, msg, j, seq);
         }
         if (done || (msg && msg->known)) /* (known: it is back already; the entry must not show it twice) */
             cold_drop(r, seq);
@@ -1465,22 +1479,10 @@ chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, cons
         if (l && t < l->cold.n && cold_list_pos(&l->cold, t) == seq) {
             msg = map_get(r->msgs, id);
             if ((!msg || !msg->known) && (msg = model_msg_get_or_new(r, id))) {
-                const char *body = jstr(j, "body");
-                msg->pos = seq;
-                msg->author = intern(m, jstr(j, "author"));
-                msg->created_at = jint(j, "createdAt");
+                restore_from_post(m, msg, j, seq);
                 msg->thread_root = intern(m, root);
-                msg->in_reply_to = intern(m, jstr(j, "inReplyTo"));
                 if ((done = model_seqlist_insert(l, msg))) {
-                    msg->known = true;
-                    atomic_store_explicit(&msg->held_until, model_hold_until(true), memory_order_relaxed);
-                    msg->body_one = seq;
-                    msg->body_seqs = &msg->body_one;
-                    msg->nbody = 1;
-                    if (msg->last_seq < seq)
-                        msg->last_seq = seq;
-                    if (body)
-                        body_cache_put(m->bodies, seq, body, strlen(body));
+                    restore_known(m, msg, j, seq);
                     l->settled = false;
                 }
             }
