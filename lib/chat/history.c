@@ -153,6 +153,35 @@ got_free(struct cold_got *g)
     g->n = 0;
 }
 
+/* The positions of p's cold entries whose posts g does not hold yet, into want (PAGE_MAX); how many. */
+static size_t
+plan_wants(const struct tl_plan *p, const struct cold_got *g, uint64_t *want)
+{
+    size_t n = 0, len;
+
+    for (size_t i = 0; i < p->n; i++)
+        if (!p->v[i].it && !got_find(g, p->v[i].pos, &len))
+            want[n++] = p->v[i].pos;
+    return n;
+}
+
+/* Fetch those posts into g (no lock held); *last: nothing came (erased since: render without them). */
+static enum ch_status
+got_fetch(struct chat *c, struct cold_got *g, const uint64_t *want, size_t n, bool *last, struct ch_err *err)
+{
+    struct got_ctx x = { g, want };
+    size_t before = g->n;
+    enum ch_status st = store_get_many(c->store, STORE_S_EVENTS, want, n, got_one, &x, err);
+
+    if (st != CH_OK)
+        return st;
+    metrics_add(MET_BODY_FETCHES, NULL, NULL, (double)n); /* (each post holds its body) */
+    *last = g->n == before;
+    if (g->n + PAGE_MAX > sizeof g->v / sizeof g->v[0])
+        got_free(g); /* (a page that keeps moving: start over) */
+    return CH_OK;
+}
+
 /* The page of a plan. A cold message whose post is not in g is left out (erased since: deleted). Model
  * read-locked. */
 static cJSON *
@@ -271,11 +300,8 @@ timeline_page(struct chat *c, const struct user *who, const char *room_id, struc
             break;
         }
         }
-        for (size_t i = 0; st == CH_OK && i < p->n; i++) {
-            size_t len;
-            if (!p->v[i].it && !got_find(g, p->v[i].pos, &len))
-                want[nwant++] = p->v[i].pos;
-        }
+        if (st == CH_OK)
+            nwant = plan_wants(p, g, want);
         if (st != CH_OK || !nwant || last || round == 3) {
             if (st == CH_OK) {
                 *out = cJSON_CreateObject();
@@ -286,14 +312,8 @@ timeline_page(struct chat *c, const struct user *who, const char *room_id, struc
             break;
         }
         pthread_rwlock_unlock(&c->m->lock);
-        struct got_ctx x = { g, want };
-        size_t before = g->n;
-        if ((st = store_get_many(c->store, STORE_S_EVENTS, want, nwant, got_one, &x, err)) != CH_OK)
+        if ((st = got_fetch(c, g, want, nwant, &last, err)) != CH_OK)
             break;
-        metrics_add(MET_BODY_FETCHES, NULL, NULL, (double)nwant); /* (each post holds its body) */
-        last = g->n == before;
-        if (g->n + PAGE_MAX > sizeof g->v / sizeof g->v[0])
-            got_free(g); /* (a page that keeps moving: start over) */
     }
     got_free(g);
     free(g);
@@ -437,7 +457,7 @@ chat_thread(struct chat *c, const struct user *who, const char *room_id, const c
         struct chat_room *r;
         struct chat_member *cm;
         uint64_t want[PAGE_MAX];
-        size_t nwant = 0, len;
+        size_t nwant = 0;
 
         pthread_rwlock_rdlock(&c->m->lock);
         if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) != CH_OK) {
@@ -451,9 +471,7 @@ chat_thread(struct chat *c, const struct user *who, const char *room_id, const c
             break;
         }
         thread_plan(map_get(r->threads, root_id), has_before, b, has_after, a, limit, p);
-        for (size_t i = 0; i < p->p.n; i++)
-            if (!p->p.v[i].it && !got_find(g, p->p.v[i].pos, &len))
-                want[nwant++] = p->p.v[i].pos;
+        nwant = plan_wants(&p->p, g, want);
         if (!nwant || last || round == 3) {
             *out = cJSON_CreateObject();
             cJSON_AddItemToObject(*out, "root", view_message(c->m, root, room_id, who->id, &bf));
@@ -462,14 +480,8 @@ chat_thread(struct chat *c, const struct user *who, const char *room_id, const c
             break;
         }
         pthread_rwlock_unlock(&c->m->lock);
-        struct got_ctx x = { g, want };
-        size_t got_before = g->n;
-        if ((st = store_get_many(c->store, STORE_S_EVENTS, want, nwant, got_one, &x, err)) != CH_OK)
+        if ((st = got_fetch(c, g, want, nwant, &last, err)) != CH_OK)
             break;
-        metrics_add(MET_BODY_FETCHES, NULL, NULL, (double)nwant);
-        last = g->n == got_before;
-        if (g->n + PAGE_MAX > sizeof g->v / sizeof g->v[0])
-            got_free(g);
     }
     got_free(g);
     free(g);

@@ -282,26 +282,11 @@ cold_reserve(struct cold_list *c, size_t n)
 }
 
 static void cold_drop(struct chat_room *r, uint64_t pos);
-static void thread_cold_drop(struct chat_room *r, struct seqlist *l, uint64_t pos);
 
-bool
-model_cold_append(struct chat_room *r, uint64_t pos, uint32_t author)
+/* Append pos (after every position in c) and its author to c; base is c's when it is empty. */
+static bool
+cold_list_append(struct cold_list *c, uint64_t base, uint64_t pos, uint32_t author)
 {
-    if (!r->cold.n)
-        r->cold.base = r->ntl && r->tl[0]->pos < pos ? r->tl[0]->pos : pos;
-    if ((r->cold.n && model_cold_pos(r, r->cold.n - 1) >= pos) || pos - r->cold.base > UINT32_MAX ||
-        !cold_reserve(&r->cold, r->cold.n + 1))
-        return false;
-    r->cold.off[r->cold.n] = (uint32_t)(pos - r->cold.base);
-    r->cold.author[r->cold.n++] = author;
-    return true;
-}
-
-bool
-model_thread_cold_append(struct chat_room *r, struct seqlist *l, uint64_t base, uint64_t pos, uint32_t author)
-{
-    struct cold_list *c = &l->cold;
-
     if (!c->n)
         c->base = base;
     if (pos < c->base || (c->n && cold_list_pos(c, c->n - 1) >= pos) || pos - c->base > UINT32_MAX ||
@@ -309,6 +294,21 @@ model_thread_cold_append(struct chat_room *r, struct seqlist *l, uint64_t base, 
         return false;
     c->off[c->n] = (uint32_t)(pos - c->base);
     c->author[c->n++] = author;
+    return true;
+}
+static void thread_cold_drop(struct chat_room *r, struct seqlist *l, uint64_t pos);
+
+bool
+model_cold_append(struct chat_room *r, uint64_t pos, uint32_t author)
+{
+    return cold_list_append(&r->cold, r->ntl && r->tl[0]->pos < pos ? r->tl[0]->pos : pos, pos, author);
+}
+
+bool
+model_thread_cold_append(struct chat_room *r, struct seqlist *l, uint64_t base, uint64_t pos, uint32_t author)
+{
+    if (!cold_list_append(&l->cold, base, pos, author))
+        return false;
     r->thread_cold++;
     return true;
 }
