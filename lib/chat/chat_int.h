@@ -103,15 +103,17 @@ struct chat_member {
     uint64_t seq;       /* last event on this member's subject */
 };
 
-/* Messages out of memory (core.resident_messages): positions (the stream sequence of their post, which holds all
- * there is to show of them: see model.c msg_plain), sorted, as offsets from base (one that does not fit stays in
- * memory); their authors as indexes of the model's author table, for unread counts. 8 bytes each. */
+/* Messages out of memory (core.resident_messages): positions (the stream sequence of their post), sorted, as
+ * offsets from base (one that does not fit stays in memory); their authors as indexes of the model's author table,
+ * for unread counts, with COLD_RICH set when the post is not all there is (reactions, a pin undone came after it:
+ * model.c msg_coldable; it is shown after being brought back from every event on its subject). 8 bytes each. */
 struct cold_list {
     uint64_t base;
     uint32_t *off;
-    uint32_t *author;
+    uint32_t *author; /* cold_list_author, cold_list_rich */
     size_t n, cap;
 };
+#define COLD_RICH 0x80000000u
 
 struct seqlist {
     struct chat_msg **v; /* sorted by pos */
@@ -237,6 +239,7 @@ struct chat_model {
     struct model_waiter *waiters;
     uint64_t applied, users_rev, reads_rev;
     uint64_t state_seq; /* the last event applied to the state (under the write lock; read under either) */
+    bool quiet;         /* a restore replays old events of a message: nobody's news (under the write lock) */
     bool users_loaded, reads_loaded;
 
     chat_listener_fn listener;
@@ -255,9 +258,17 @@ void chat_model_free(struct chat_model *m);
  * the message, to bring back with chat_model_restore before applying the event again (need NULL: apply anyway). */
 bool chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len,
                       int64_t ms, char *need);
-/* Bring a message of the cold timeline back into memory from its post (the first event on its subject, at seq):
- * true if it was cold and now is not. Any thread; takes the write lock. */
-bool chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len);
+/* An event read back from the stream. */
+struct chat_event_ref {
+    uint64_t seq;
+    const char *data;
+    size_t len;
+};
+/* Bring a message of the cold timeline back into memory from its post (the first event on its subject, at seq)
+ * and, for a rich one, the later events on its subject (in stream order; those the model has not applied yet are
+ * skipped: the follower applies them): true if it was cold and now is not. Any thread; takes the write lock. */
+bool chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len,
+                        const struct chat_event_ref *later, size_t nlater);
 /* Keep resident top-level messages per room in memory (0: all); before the model is used. */
 void chat_model_set_resident(struct chat_model *m, size_t resident);
 /* A room without a new top-level message for idle_ms keeps only MODEL_IDLE_WINDOW of them (0: never shrinks). */
@@ -283,6 +294,20 @@ cold_list_pos(const struct cold_list *c, size_t i)
     return c->base + c->off[i];
 }
 size_t cold_list_after(const struct cold_list *c, uint64_t p);
+/* Entry i's author (an index of the model's author table) and whether its post alone does not show it. */
+static inline uint32_t
+cold_list_author(const struct cold_list *c, size_t i)
+{
+    return c->author[i] & ~COLD_RICH;
+}
+static inline bool
+cold_list_rich(const struct cold_list *c, size_t i)
+{
+    return (c->author[i] & COLD_RICH) != 0;
+}
+/* Whether the cold entry at seq (in its room's timeline, or of the thread its post names) is rich: its post (data)
+ * is not all there is of it. Takes the read lock. */
+bool chat_model_cold_rich(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len);
 /* Append to a thread's cold replies (the snapshot loader: in order; base is the root's position). */
 bool model_thread_cold_append(struct chat_room *r, struct seqlist *l, uint64_t base, uint64_t pos, uint32_t author);
 /* The author table index of an interned id, UINT32_MAX if it has none (no cold message by them). */
@@ -527,9 +552,12 @@ void chat_body_warm(struct chat *c, uint64_t gen, uint64_t seq, const char *room
 enum ch_status chat_bodies_finish(struct chat *c, struct body_fill *f, enum ch_status st, cJSON **out,
                                   struct ch_err *err);
 
-/* cold.c: the cold timeline. Bring msg_id of room_id back into memory from its post (CH_ENOTFOUND: no post on its
- * subject). NATS round trip: no lock held. */
+/* cold.c: the cold timeline. Bring msg_id of room_id back into memory from its post, and a rich one from the later
+ * events on its subject too (CH_ENOTFOUND: no post on its subject). NATS round trips: no lock held. */
 enum ch_status chat_cold_restore(struct chat *c, const char *room_id, const char *msg_id, struct ch_err *err);
+/* The same, with its post (at seq on subject) read already (a page's). */
+enum ch_status chat_cold_restore_post(struct chat *c, uint64_t seq, const char *subject, const char *data, size_t len,
+                                      struct ch_err *err);
 /* Before a command looks msg_id up in the model: bring it back if it is on the cold timeline (CH_OK also when it is
  * not there at all: the lookup then says so); either way it stays in memory for a while. No lock held. */
 enum ch_status chat_msg_ensure(struct chat *c, const char *room_id, const char *msg_id, struct ch_err *err);

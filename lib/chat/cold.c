@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The cold timeline (core.resident_messages): a room keeps its newest top-level messages in memory, and of the older
- * plain ones (model.c, msg_plain) only their positions and authors. Such a message is shown from its post, read
- * from the stream by sequence; whatever needs more of it (an event about it, a command naming it) brings it back
- * into memory first, from the first event on its subject. HTTP worker threads and the follower thread; no lock
- * held across NATS.
+ * ones that may leave it (model.c, msg_coldable) only their positions and authors. A plain one is shown from its
+ * post, read from the stream by sequence; a rich one (reacted to, pinned once) is brought back into memory from
+ * every event on its subject before it is shown; whatever needs more of either (an event about it, a command naming
+ * it) brings it back first. HTTP worker threads and the follower thread; no lock held across NATS.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +13,74 @@
 #include "json/json.h"
 #include "store/store.h"
 #include "store/subject.h"
+
+/* Later events read to bring back one rich message. It left memory with at most COLD_RICH_EVENTS of them as its
+ * state shows them; reactions taken back and pins undone add to that. */
+#define RESTORE_LATER_MAX 1000
+
+struct later {
+    struct chat_event_ref *v;
+    size_t n, cap;
+};
+
+static void
+later_free(struct later *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        explicit_bzero((char *)l->v[i].data, l->v[i].len);
+        free((char *)l->v[i].data);
+    }
+    free(l->v);
+}
+
+/* Every event on subject after seq, in stream order, up to the stream's end as its leader knows it. */
+static enum ch_status
+later_read(struct chat *c, const char *subject, uint64_t seq, struct later *l, struct ch_err *err)
+{
+    for (uint64_t from = seq + 1;;) {
+        uint64_t got = 0;
+        char *data = NULL;
+        size_t len = 0;
+        enum ch_status st = store_get_next(c->store, STORE_S_EVENTS, subject, from, &got, &data, &len, err);
+        if (st == CH_ENOTFOUND)
+            return CH_OK;
+        if (st != CH_OK)
+            return st;
+        if (l->n == RESTORE_LATER_MAX) {
+            explicit_bzero(data, len);
+            free(data);
+            return ch_err_set(err, CH_EUNAVAIL, NULL, "an old message has too many events to show (over %d)",
+                              RESTORE_LATER_MAX);
+        }
+        if (l->n == l->cap) {
+            size_t cap = l->cap ? l->cap * 2 : 8;
+            struct chat_event_ref *nv = realloc(l->v, cap * sizeof *nv);
+            if (!nv) {
+                free(data);
+                return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+            }
+            l->v = nv;
+            l->cap = cap;
+        }
+        l->v[l->n++] = (struct chat_event_ref){ got, data, len };
+        from = got + 1;
+    }
+}
+
+enum ch_status
+chat_cold_restore_post(struct chat *c, uint64_t seq, const char *subject, const char *data, size_t len,
+                       struct ch_err *err)
+{
+    struct later l = { 0 };
+    enum ch_status st = CH_OK;
+
+    if (chat_model_cold_rich(c->m, seq, subject, data, len))
+        st = later_read(c, subject, seq, &l, err);
+    if (st == CH_OK)
+        chat_model_restore(c->m, seq, subject, data, len, l.v, l.n);
+    later_free(&l);
+    return st;
+}
 
 enum ch_status
 chat_cold_restore(struct chat *c, const char *room_id, const char *msg_id, struct ch_err *err)
@@ -24,12 +92,12 @@ chat_cold_restore(struct chat *c, const char *room_id, const char *msg_id, struc
 
     if (store_subject_event_message(subject, sizeof subject, room_id, msg_id) != CH_OK)
         return ch_err_set(err, CH_EINVAL, "eventId", "not a message id");
-    if ((st = store_get_first(c->store, STORE_S_EVENTS, subject, &seq, &data, &len, err)) != CH_OK)
+    if ((st = store_get_next(c->store, STORE_S_EVENTS, subject, 1, &seq, &data, &len, err)) != CH_OK)
         return st;
-    chat_model_restore(c->m, seq, subject, data, len);
+    st = chat_cold_restore_post(c, seq, subject, data, len, err);
     explicit_bzero(data, len);
     free(data);
-    return CH_OK;
+    return st;
 }
 
 enum ch_status

@@ -44,10 +44,12 @@ check_limit(int limit, size_t *out, struct ch_err *err)
 
 #define PAGE_MAX 100
 
-/* One entry of a timeline page: an item in memory, or (it NULL) a cold message shown from its post. */
+/* One entry of a timeline page: an item in memory, or (it NULL) a cold message: shown from its post, or (rich)
+ * brought back into memory first. */
 struct tl_entry {
     uint64_t pos;
     const struct chat_item *it;
+    bool rich;
 };
 struct tl_plan {
     struct tl_entry v[PAGE_MAX];
@@ -66,10 +68,10 @@ plan_before(const struct chat_room *r, uint64_t before, size_t limit, struct tl_
     while (n < limit && (i > 0 || k > 0)) {
         if (k == 0 || (i > 0 && r->tl[i - 1]->pos > model_cold_pos(r, k - 1))) {
             i--;
-            p->v[n++] = (struct tl_entry){ r->tl[i]->pos, r->tl[i] };
+            p->v[n++] = (struct tl_entry){ r->tl[i]->pos, r->tl[i], false };
         } else {
             k--;
-            p->v[n++] = (struct tl_entry){ model_cold_pos(r, k), NULL };
+            p->v[n++] = (struct tl_entry){ model_cold_pos(r, k), NULL, cold_list_rich(&r->cold, k) };
         }
     }
     p->older = i > 0 || k > 0;
@@ -91,10 +93,10 @@ plan_after(const struct chat_room *r, uint64_t after, size_t limit, struct tl_pl
         p->older = i > 0 || k > 0;
     while (n < limit && p->n < PAGE_MAX && (i < r->ntl || k < r->cold.n)) {
         if (k == r->cold.n || (i < r->ntl && r->tl[i]->pos < model_cold_pos(r, k))) {
-            p->v[p->n++] = (struct tl_entry){ r->tl[i]->pos, r->tl[i] };
+            p->v[p->n++] = (struct tl_entry){ r->tl[i]->pos, r->tl[i], false };
             i++;
         } else {
-            p->v[p->n++] = (struct tl_entry){ model_cold_pos(r, k), NULL };
+            p->v[p->n++] = (struct tl_entry){ model_cold_pos(r, k), NULL, cold_list_rich(&r->cold, k) };
             k++;
         }
         n++;
@@ -106,7 +108,7 @@ plan_after(const struct chat_room *r, uint64_t after, size_t limit, struct tl_pl
 struct cold_got {
     struct {
         uint64_t pos;
-        char *data;
+        char *subject, *data;
         size_t len;
     } v[PAGE_MAX * 2];
     size_t n;
@@ -134,9 +136,12 @@ got_one(void *ctx, size_t i, const char *subject, const char *data, size_t len)
     struct got_ctx *x = ctx;
     struct cold_got *g = x->g;
 
-    (void)subject;
     if (g->n == sizeof g->v / sizeof g->v[0] || !(g->v[g->n].data = malloc(len + 1)))
         return;
+    if (!(g->v[g->n].subject = strdup(subject))) {
+        free(g->v[g->n].data);
+        return;
+    }
     memcpy(g->v[g->n].data, data, len);
     g->v[g->n].data[len] = '\0';
     g->v[g->n].len = len;
@@ -149,27 +154,19 @@ got_free(struct cold_got *g)
     for (size_t i = 0; i < g->n; i++) {
         explicit_bzero(g->v[i].data, g->v[i].len);
         free(g->v[i].data);
+        free(g->v[i].subject);
     }
     g->n = 0;
 }
 
-/* The positions of p's cold entries whose posts g does not hold yet, into want (PAGE_MAX); how many. */
-static size_t
-plan_wants(const struct tl_plan *p, const struct cold_got *g, uint64_t *want)
-{
-    size_t n = 0, len;
-
-    for (size_t i = 0; i < p->n; i++)
-        if (!p->v[i].it && !got_find(g, p->v[i].pos, &len))
-            want[n++] = p->v[i].pos;
-    return n;
-}
-
-/* Fetch those posts into g (no lock held); *last: nothing came (erased since: render without them). */
+/* Fetch the posts at want into g (no lock held); *last: nothing came (erased since: render without them). */
 static enum ch_status
 got_fetch(struct chat *c, struct cold_got *g, const uint64_t *want, size_t n, bool *last, struct ch_err *err)
 {
     struct got_ctx x = { g, want };
+
+    if (g->n + n > sizeof g->v / sizeof g->v[0])
+        got_free(g); /* (a page that keeps moving: start over) */
     size_t before = g->n;
     enum ch_status st = store_get_many(c->store, STORE_S_EVENTS, want, n, got_one, &x, err);
 
@@ -177,9 +174,54 @@ got_fetch(struct chat *c, struct cold_got *g, const uint64_t *want, size_t n, bo
         return st;
     metrics_add(MET_BODY_FETCHES, NULL, NULL, (double)n); /* (each post holds its body) */
     *last = g->n == before;
-    if (g->n + PAGE_MAX > sizeof g->v / sizeof g->v[0])
-        got_free(g); /* (a page that keeps moving: start over) */
     return CH_OK;
+}
+
+/* The positions of p's cold entries whose posts g does not hold yet, into want (PAGE_MAX); how many. *rich: how
+ * many of its rich cold entries g holds the posts of (to bring back: plan_restore). */
+static size_t
+plan_wants(const struct tl_plan *p, const struct cold_got *g, uint64_t *want, size_t *rich)
+{
+    size_t n = 0, len;
+
+    *rich = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->v[i].it)
+            continue;
+        if (!got_find(g, p->v[i].pos, &len))
+            want[n++] = p->v[i].pos;
+        else
+            *rich += p->v[i].rich;
+    }
+    return n;
+}
+
+/* Bring p's rich cold entries whose posts g holds back into memory (no lock held: p's positions only). */
+static enum ch_status
+plan_restore(struct chat *c, const struct tl_plan *p, const struct cold_got *g, struct ch_err *err)
+{
+    enum ch_status st = CH_OK;
+
+    for (size_t i = 0; i < p->n && st == CH_OK; i++) {
+        if (p->v[i].it || !p->v[i].rich)
+            continue;
+        for (size_t k = 0; k < g->n; k++)
+            if (g->v[k].pos == p->v[i].pos) {
+                st = chat_cold_restore_post(c, g->v[k].pos, g->v[k].subject, g->v[k].data, g->v[k].len, err);
+                break;
+            }
+    }
+    return st;
+}
+
+/* Fetch what a plan wants (no lock held): the posts in want, then the rich entries brought back. */
+static enum ch_status
+plan_fetch(struct chat *c, const struct tl_plan *p, struct cold_got *g, const uint64_t *want, size_t n, bool *last,
+           struct ch_err *err)
+{
+    enum ch_status st = n ? got_fetch(c, g, want, n, last, err) : CH_OK;
+
+    return st == CH_OK ? plan_restore(c, p, g, err) : st;
 }
 
 /* The page of a plan. A cold message whose post is not in g is left out (erased since: deleted). Model
@@ -200,7 +242,7 @@ plan_page(const struct chat_model *m, const struct chat_room *r, const char *vie
             view_include_user(m, users, it->actor);
             if (it->subject_user[0])
                 view_include_user(m, users, it->subject_user);
-        } else {
+        } else if (!p->v[i].rich) { /* (a rich one not brought back is left out: its post is not what it shows) */
             size_t len = 0;
             const char *data = got_find(g, p->v[i].pos, &len);
             if (data)
@@ -271,7 +313,7 @@ timeline_page(struct chat *c, const struct user *who, const char *room_id, struc
         struct chat_room *r;
         struct chat_member *cm;
         uint64_t want[PAGE_MAX];
-        size_t nwant = 0;
+        size_t nwant = 0, nrich = 0;
 
         pthread_rwlock_rdlock(&c->m->lock);
         if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) != CH_OK) {
@@ -301,8 +343,8 @@ timeline_page(struct chat *c, const struct user *who, const char *room_id, struc
         }
         }
         if (st == CH_OK)
-            nwant = plan_wants(p, g, want);
-        if (st != CH_OK || !nwant || last || round == 3) {
+            nwant = plan_wants(p, g, want, &nrich);
+        if (st != CH_OK || (!nwant && !nrich) || last || round == 3) {
             if (st == CH_OK) {
                 *out = cJSON_CreateObject();
                 cJSON_AddStringToObject(*out, "roomId", room_id);
@@ -312,7 +354,7 @@ timeline_page(struct chat *c, const struct user *who, const char *room_id, struc
             break;
         }
         pthread_rwlock_unlock(&c->m->lock);
-        if ((st = got_fetch(c, g, want, nwant, &last, err)) != CH_OK)
+        if ((st = plan_fetch(c, p, g, want, nwant, &last, err)) != CH_OK)
             break;
     }
     got_free(g);
@@ -364,9 +406,9 @@ struct th_plan {
     struct chat_item items[PAGE_MAX];
 };
 
-/* Entry n of q: reply msg (in memory), or a cold one at pos (msg NULL). */
+/* Entry n of q: reply msg (in memory), or a cold one at pos (msg NULL; rich as the cold list says). */
 static void
-th_entry(struct th_plan *q, size_t n, uint64_t pos, const struct chat_msg *msg)
+th_entry(struct th_plan *q, size_t n, uint64_t pos, const struct chat_msg *msg, bool rich)
 {
     struct chat_item *it = NULL;
 
@@ -375,7 +417,7 @@ th_entry(struct th_plan *q, size_t n, uint64_t pos, const struct chat_msg *msg)
         *it = (struct chat_item){ .pos = msg->pos, .kind = IT_MSG, .id = msg->id, .actor = msg->author,
                                   .subject_user = "", .at = msg->created_at, .msg = (struct chat_msg *)msg };
     }
-    q->p.v[n] = (struct tl_entry){ pos, it };
+    q->p.v[n] = (struct tl_entry){ pos, it, !msg && rich };
 }
 
 /* Up to limit replies of l after `after`, or else before `before` (exclusive; 0: none) or the newest. Model
@@ -396,10 +438,11 @@ thread_plan(const struct seqlist *l, bool has_before, uint64_t before, bool has_
         p->older = i > 0 || k > 0;
         for (; n < limit && (i < nh || k < nc); n++) {
             if (k == nc || (i < nh && l->v[i]->pos < cold_list_pos(&l->cold, k))) {
-                th_entry(q, n, l->v[i]->pos, l->v[i]);
+                th_entry(q, n, l->v[i]->pos, l->v[i], false);
                 i++;
             } else {
-                th_entry(q, n, cold_list_pos(&l->cold, k++), NULL);
+                th_entry(q, n, cold_list_pos(&l->cold, k), NULL, cold_list_rich(&l->cold, k));
+                k++;
             }
         }
         p->newer = i < nh || k < nc;
@@ -412,10 +455,10 @@ thread_plan(const struct seqlist *l, bool has_before, uint64_t before, bool has_
     for (; n < limit && (i > 0 || k > 0); n++) {
         if (k == 0 || (i > 0 && l->v[i - 1]->pos > cold_list_pos(&l->cold, k - 1))) {
             i--;
-            th_entry(q, n, l->v[i]->pos, l->v[i]);
+            th_entry(q, n, l->v[i]->pos, l->v[i], false);
         } else {
             k--;
-            th_entry(q, n, cold_list_pos(&l->cold, k), NULL);
+            th_entry(q, n, cold_list_pos(&l->cold, k), NULL, cold_list_rich(&l->cold, k));
         }
     }
     p->older = i > 0 || k > 0;
@@ -457,7 +500,7 @@ chat_thread(struct chat *c, const struct user *who, const char *room_id, const c
         struct chat_room *r;
         struct chat_member *cm;
         uint64_t want[PAGE_MAX];
-        size_t nwant = 0;
+        size_t nwant = 0, nrich = 0;
 
         pthread_rwlock_rdlock(&c->m->lock);
         if ((st = chat_room_access(c, room_id, who, true, &r, &cm, err)) != CH_OK) {
@@ -471,8 +514,8 @@ chat_thread(struct chat *c, const struct user *who, const char *room_id, const c
             break;
         }
         thread_plan(map_get(r->threads, root_id), has_before, b, has_after, a, limit, p);
-        nwant = plan_wants(&p->p, g, want);
-        if (!nwant || last || round == 3) {
+        nwant = plan_wants(&p->p, g, want, &nrich);
+        if ((!nwant && !nrich) || last || round == 3) {
             *out = cJSON_CreateObject();
             cJSON_AddItemToObject(*out, "root", view_message(c->m, root, room_id, who->id, &bf));
             cJSON_AddItemToObject(*out, "page", plan_page(c->m, r, who->id, &p->p, g, &bf));
@@ -480,7 +523,7 @@ chat_thread(struct chat *c, const struct user *who, const char *room_id, const c
             break;
         }
         pthread_rwlock_unlock(&c->m->lock);
-        if ((st = got_fetch(c, g, want, nwant, &last, err)) != CH_OK)
+        if ((st = plan_fetch(c, &p->p, g, want, nwant, &last, err)) != CH_OK)
             break;
     }
     got_free(g);

@@ -85,6 +85,20 @@ room_free(void *p)
     free(r);
 }
 
+/* A message that could not leave memory may now (unpinned, its files edited away): the next eviction pass of its
+ * room or thread looks at it again (write lock). */
+static void
+coldable_again(struct chat_room *r, const struct chat_msg *msg)
+{
+    if (msg->thread_root[0]) {
+        struct seqlist *l = map_get(r->threads, msg->thread_root);
+        if (l)
+            l->settled = false;
+    } else {
+        r->evict_scan = 0;
+    }
+}
+
 /* Take msg out of r's pins (a message unpinned or deleted). */
 static void
 pin_drop(struct chat_room *r, struct chat_msg *msg)
@@ -244,7 +258,7 @@ model_author_index(struct chat_model *m, const char *interned)
 
     if (i != UINT32_MAX)
         return i;
-    if (m->nauthors >= UINT32_MAX - 1)
+    if (m->nauthors >= COLD_RICH - 1) /* (the top bit marks a cold list's rich entries) */
         return UINT32_MAX;
     if (m->nauthors == m->capauthors) {
         size_t cap = m->capauthors ? m->capauthors * 2 : 64;
@@ -541,7 +555,7 @@ thread_summary(struct chat_room *r, const char *root_id)
 static bool
 news(struct chat_model *m, uint64_t seq)
 {
-    if (!m->listener)
+    if (!m->listener || m->quiet)
         return false;
     if (!atomic_load(&m->live)) {
         if (seq && seq < atomic_load(&m->replay_target))
@@ -859,8 +873,11 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
         if (!posted)
             msg->edited_at = jint(j, "editedAt");
         const cJSON *att = cJSON_GetObjectItemCaseSensitive(j, "attachments");
+        bool had_files = msg->attachments != NULL;
         free(msg->attachments);
         msg->attachments = cJSON_IsArray(att) && cJSON_GetArraySize(att) > 0 ? cJSON_PrintUnformatted(att) : NULL;
+        if (had_files && !msg->attachments)
+            coldable_again(r, msg);
         bool had_mentions = msg->nmentions > 0 || msg->mention_all;
         set_list(m, &msg->mentions, &msg->nmentions, cJSON_GetObjectItemCaseSensitive(j, "mentions"));
         msg->mention_all = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "mentionsAll"));
@@ -924,7 +941,8 @@ apply_pin(struct chat_model *m, struct chat_room *r, uint64_t seq, bool pin, con
     if (!r->exists || !id || !actor || !id_valid(actor) || !(msg = model_msg_get_or_new(r, id)))
         return;
     msg->last_seq = seq;
-    r->pin_seq = seq;
+    if (seq > r->pin_seq) /* (a restore replays older pins) */
+        r->pin_seq = seq;
     if (msg->deleted_at || !msg->known || msg->refused || msg->pinned == pin)
         return;
     if (pin) {
@@ -939,6 +957,7 @@ apply_pin(struct chat_model *m, struct chat_room *r, uint64_t seq, bool pin, con
         msg->pinned = true;
     } else {
         pin_drop(r, msg);
+        coldable_again(r, msg);
     }
     if (news(m, seq)) {
         cJSON *p = cJSON_CreateObject();
@@ -1127,18 +1146,34 @@ room_window(const struct chat_model *m, const struct chat_room *r)
     return m->resident;
 }
 
-/* A message whose post shows all there is of it: a known top-level message never edited, deleted, reacted to,
- * pinned, replied to in a thread, nor mentioning anyone, without files (the room's file list reads the model), with
- * no event on its subject after the post. Such a
- * message is rendered from its post alone (the cold timeline), and anything that happens to it later brings it
- * back first (chat_model_apply's need). */
+/* Events on a rich message's subject beyond which it stays in memory: bringing one back reads them one round trip
+ * each. Counted from its state (its reactions); reactions taken back and pins undone are not seen. */
+#define COLD_RICH_EVENTS 32
+
+/* Whether msg may leave memory for a cold list (a room's timeline, or with reply a thread's replies), and *rich:
+ * whether its post is not all there is of it. A known message may if its post is still in the stream and holds its
+ * body (never edited: an edit erases the versions before it), unless it was deleted or refused, is pinned,
+ * mentions anyone (mention counts read the model), carries files (so does the room's file list) or starts a
+ * thread. A plain one (no event on its subject after the post) is shown from its post alone; a rich one (*rich:
+ * reacted to, or pinned once) is brought back from every event on its subject before it is shown
+ * (chat_model_restore). Anything that happens to either later brings it back first (chat_model_apply's need). */
 static bool
-msg_plain(const struct chat_room *r, const struct chat_msg *msg)
+msg_coldable(const struct chat_room *r, const struct chat_msg *msg, bool reply, bool *rich)
 {
-    return msg->known && !msg->refused && !msg->deleted_at && !msg->edited_at && !msg->pinned && !msg->nreactions &&
-           !msg->nmentions && !msg->mention_all && !msg->mention_here && !msg->thread_root[0] && !msg->reply_count &&
-           !msg->last_reply_at && !msg->attachments && msg->nbody == 1 && msg->body_seqs[0] == msg->pos &&
-           msg->last_seq == msg->pos && !map_get(r->threads, msg->id);
+    if (!msg->known || msg->refused || msg->deleted_at || msg->edited_at || msg->nbody != 1 ||
+        msg->body_seqs[0] != msg->pos || msg->pinned || msg->nmentions || msg->mention_all || msg->mention_here ||
+        !msg->thread_root[0] != !reply || msg->reply_count || msg->last_reply_at || msg->attachments ||
+        map_get(r->threads, msg->id))
+        return false;
+    *rich = msg->nreactions || msg->last_seq != msg->pos;
+    if (*rich) {
+        size_t events = 0;
+        for (size_t i = 0; i < msg->nreactions && events <= COLD_RICH_EVENTS; i++)
+            events += msg->reactions[i].n;
+        if (events > COLD_RICH_EVENTS)
+            return false;
+    }
+    return true;
 }
 
 /* Merge n positions (sorted) and their authors into c, whose capacity is reserved (write lock). */
@@ -1162,16 +1197,6 @@ cold_merge(struct cold_list *c, const uint64_t *pos, const uint32_t *author, siz
     c->n += n;
 }
 
-/* A reply whose post shows all there is of it (as msg_plain, for a thread's reply). */
-static bool
-reply_plain(const struct chat_room *r, const struct chat_msg *msg)
-{
-    return msg->known && !msg->refused && !msg->deleted_at && !msg->edited_at && !msg->pinned && !msg->nreactions &&
-           !msg->nmentions && !msg->mention_all && !msg->mention_here && msg->thread_root[0] && !msg->reply_count &&
-           !msg->last_reply_at && !msg->attachments && msg->nbody == 1 && msg->body_seqs[0] == msg->pos &&
-           msg->last_seq == msg->pos && !map_get(r->threads, msg->id);
-}
-
 /* Whether the thread of root (its replies l) has been quiet for the idle time and may have replies to move out. */
 static bool
 thread_due(const struct chat_model *m, const struct chat_msg *root, const struct seqlist *l, int64_t now)
@@ -1188,8 +1213,9 @@ thread_evict(struct chat_model *m, struct chat_room *r, struct chat_msg *root, s
     size_t w = 0, nout = 0, can = 0;
     bool settled = true;
 
+    bool rich;
     for (size_t i = 0; i < l->n; i++)
-        can += reply_plain(r, l->v[i]);
+        can += msg_coldable(r, l->v[i], true, &rich);
     uint64_t *opos = can ? malloc(can * sizeof *opos) : NULL;
     uint32_t *oauth = can ? malloc(can * sizeof *oauth) : NULL;
     if (!can || !opos || !oauth || !cold_reserve(&l->cold, l->cold.n + can)) {
@@ -1203,17 +1229,17 @@ thread_evict(struct chat_model *m, struct chat_room *r, struct chat_msg *root, s
     for (size_t i = 0; i < l->n; i++) {
         struct chat_msg *msg = l->v[i];
         uint32_t a;
-        if (reply_plain(r, msg) && atomic_load_explicit(&msg->held_until, memory_order_relaxed) <= now &&
+        bool coldable = msg_coldable(r, msg, true, &rich);
+        if (coldable && atomic_load_explicit(&msg->held_until, memory_order_relaxed) <= now &&
             msg->pos >= l->cold.base && msg->pos - l->cold.base <= UINT32_MAX &&
             (a = model_author_index(m, msg->author)) != UINT32_MAX) {
             opos[nout] = msg->pos;
-            oauth[nout++] = a;
+            oauth[nout++] = a | (rich ? COLD_RICH : 0);
             map_del(r->msgs, msg->id);
             msg_free(msg);
             continue;
         }
-        settled = settled && !(reply_plain(r, msg) &&
-                               atomic_load_explicit(&msg->held_until, memory_order_relaxed) > now);
+        settled = settled && !(coldable && atomic_load_explicit(&msg->held_until, memory_order_relaxed) > now);
         l->v[w++] = msg;
     }
     l->n = w;
@@ -1277,7 +1303,8 @@ evict(struct chat_model *m, struct chat_room *r)
         struct chat_item *it = r->tl[i];
         struct chat_msg *msg = it->kind == IT_MSG ? it->msg : NULL;
         uint32_t a;
-        if (!msg || !msg_plain(r, msg)) { /* (a message that is not plain never is again) */
+        bool rich = false;
+        if (!msg || !msg_coldable(r, msg, false, &rich)) { /* (rarely may later: coldable_again) */
             if (settled)
                 scan = w + 1;
         } else if (atomic_load_explicit(&msg->held_until, memory_order_relaxed) > now) {
@@ -1286,7 +1313,7 @@ evict(struct chat_model *m, struct chat_room *r)
         } else if (it->pos >= r->cold.base && it->pos - r->cold.base <= UINT32_MAX &&
                    (a = model_author_index(m, msg->author)) != UINT32_MAX) {
             opos[nout] = it->pos;
-            oauth[nout++] = a;
+            oauth[nout++] = a | (rich ? COLD_RICH : 0);
             map_del(r->msgs, msg->id);
             msg_free(msg);
             free(it);
@@ -1443,8 +1470,34 @@ restore_known(struct chat_model *m, struct chat_msg *msg, const cJSON *j, uint64
         body_cache_put(m->bodies, seq, body, strlen(body));
 }
 
+/* The later events of a rich message brought back (write lock): what the model applied of them before it left
+ * memory, as then, and nobody's news. One the model has not applied yet is the follower's to apply. */
+static void
+restore_later(struct chat_model *m, struct chat_room *r, struct chat_msg *msg, const struct chat_event_ref *later,
+              size_t n)
+{
+    m->quiet = true;
+    for (size_t i = 0; i < n; i++) {
+        if (later[i].seq <= msg->last_seq || later[i].seq > m->state_seq)
+            continue;
+        cJSON *ev = cJSON_ParseWithLength(later[i].data, later[i].len);
+        const char *type = jstr(ev, "type"), *actor = jstr(ev, "actor");
+        if (!type)
+            ;
+        else if (!strcmp(type, "msg.edited") || !strcmp(type, "msg.deleted"))
+            apply_message(m, r, later[i].seq, type, ev, actor);
+        else if (!strcmp(type, "reaction.added") || !strcmp(type, "reaction.removed"))
+            apply_reaction(m, r, later[i].seq, type[9] == 'a', ev, actor);
+        else if (!strcmp(type, "msg.pinned") || !strcmp(type, "msg.unpinned"))
+            apply_pin(m, r, later[i].seq, type[4] == 'p', ev, actor, jint(ev, "at"));
+        cJSON_Delete(ev);
+    }
+    m->quiet = false;
+}
+
 bool
-chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len)
+chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len,
+                   const struct chat_event_ref *later, size_t nlater)
 {
     cJSON *ev = cJSON_ParseWithLength(data, len);
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(ev, "msg");
@@ -1465,7 +1518,7 @@ chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, cons
     if (r && k < r->cold.n && model_cold_pos(r, k) == seq) {
         msg = map_get(r->msgs, id);
         if ((!msg || !msg->known) && (msg = model_msg_get_or_new(r, id))) {
-            /* a plain message: its post says all there is (no files, mentions or thread) */
+            /* top level: its post says all there is but what the later events did (no files, mentions or thread) */
             restore_from_post(m, msg, j, seq);
             if ((done = tl_add_msg(r, msg)))
                 restore_known(m, msg, j, seq);
@@ -1490,9 +1543,36 @@ chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, cons
                 thread_cold_drop(r, l, seq);
         }
     }
+    if (done && nlater)
+        restore_later(m, r, msg, later, nlater);
     pthread_rwlock_unlock(&m->lock);
     cJSON_Delete(ev);
     return done;
+}
+
+bool
+chat_model_cold_rich(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len)
+{
+    struct store_event_subject subj;
+    bool rich = false;
+
+    if (!store_subject_event_parse(subject, &subj) || subj.kind != STORE_EV_MESSAGE)
+        return false;
+    cJSON *ev = cJSON_ParseWithLength(data, len);
+    const char *root = jstr(cJSON_GetObjectItemCaseSensitive(ev, "msg"), "threadRoot");
+    pthread_rwlock_rdlock(&m->lock);
+    struct chat_room *r = model_room(m, subj.room);
+    const struct cold_list *c = r ? &r->cold : NULL;
+    size_t k = c ? cold_list_after(c, seq - 1) : 0;
+    if (c && !(k < c->n && cold_list_pos(c, k) == seq)) { /* not on the timeline: a reply of a quiet thread? */
+        const struct seqlist *l = root && *root && id_valid(root) ? map_get(r->threads, root) : NULL;
+        c = l ? &l->cold : NULL;
+        k = c ? cold_list_after(c, seq - 1) : 0;
+    }
+    rich = c && k < c->n && cold_list_pos(c, k) == seq && cold_list_rich(c, k);
+    pthread_rwlock_unlock(&m->lock);
+    cJSON_Delete(ev);
+    return rich;
 }
 
 static void wake_waiters(struct chat_model *m);

@@ -19,12 +19,12 @@ chat_unread_counts(const struct chat_model *m, const struct chat_room *r, const 
                    size_t *unread, size_t *mentions)
 {
     *unread = *mentions = 0;
-    /* the cold timeline holds plain messages only: none deleted, none mentioning anyone */
+    /* the cold timeline holds no message deleted or mentioning anyone (model.c, msg_coldable) */
     size_t k = model_cold_after(r, cm->last_read);
     if (k < r->cold.n) {
         uint32_t me = model_author_find(m, cm->user);
         for (; k < r->cold.n; k++)
-            *unread += r->cold.author[k] != me;
+            *unread += cold_list_author(&r->cold, k) != me;
     }
     for (size_t i = model_tl_after(r, cm->last_read); i < r->ntl; i++) {
         const struct chat_msg *msg = r->tl[i]->msg;

@@ -40,8 +40,8 @@
 #include "store/store.h"
 
 #define SNAP_MAGIC "CHATSNAP"
-#define SNAP_FORMAT 3 /* 2: rooms end with their cold timeline; 3: and their quiet threads' cold replies; 1, 2 are
-                       * still read */
+#define SNAP_FORMAT 4 /* 2: rooms end with their cold timeline; 3: and their quiet threads' cold replies; 4: cold
+                       * entries say whether they are rich; 1-3 are still read */
 #define SNAP_OBJECT "model"
 #define SNAP_LEASE "projection-snapshot"
 #define SNAP_CHUNK (512u * 1024u)
@@ -285,11 +285,11 @@ w_room(struct wbuf *b, const struct chat_room *r)
         w_i64(b, r->pins[i].at);
         w_str(b, r->pins[i].by);
     }
-    /* the cold timeline: positions as increments, authors as references */
+    /* the cold timeline: positions as increments (doubled, plus one when rich), authors as references */
     w_u64(b, r->cold.n);
     for (size_t i = 0; i < r->cold.n; i++) {
-        w_u64(b, model_cold_pos(r, i) - (i ? model_cold_pos(r, i - 1) : 0));
-        w_ref(b, b->authors[r->cold.author[i]]);
+        w_u64(b, (model_cold_pos(r, i) - (i ? model_cold_pos(r, i - 1) : 0)) << 1 | cold_list_rich(&r->cold, i));
+        w_ref(b, b->authors[cold_list_author(&r->cold, i)]);
     }
     /* the quiet threads' cold replies: root, base, then as the timeline's */
     size_t threads = 0, seen = 0;
@@ -307,8 +307,8 @@ w_room(struct wbuf *b, const struct chat_room *r)
         w_u64(b, c->base);
         w_u64(b, c->n);
         for (size_t i = 0; i < c->n; i++) {
-            w_u64(b, cold_list_pos(c, i) - (i ? cold_list_pos(c, i - 1) : c->base));
-            w_ref(b, b->authors[c->author[i]]);
+            w_u64(b, (cold_list_pos(c, i) - (i ? cold_list_pos(c, i - 1) : c->base)) << 1 | cold_list_rich(c, i));
+            w_ref(b, b->authors[cold_list_author(c, i)]);
         }
         seen += c->n;
     }
@@ -704,10 +704,11 @@ r_room(struct rbuf *b)
     }
     uint64_t pos = 0;
     for (uint64_t i = 0; i < n && !b->bad; i++) {
-        uint64_t step = r_u64(b);
+        uint64_t step = r_u64(b), rich = b->fmt >= 4 ? step & 1 : 0;
+        step = b->fmt >= 4 ? step >> 1 : step;
         const char *author = r_ref(b);
         uint32_t a = b->bad || !*author ? UINT32_MAX : model_author_index(b->m, author);
-        if (!step || pos + step < pos || a == UINT32_MAX || !model_cold_append(r, pos + step, a))
+        if (!step || pos + step < pos || a == UINT32_MAX || !model_cold_append(r, pos + step, a | (rich ? COLD_RICH : 0)))
             b->bad = true;
         pos += step;
     }
@@ -738,10 +739,12 @@ r_room(struct rbuf *b)
         }
         pos = base;
         for (uint64_t i = 0; i < n && !b->bad; i++) {
-            uint64_t step = r_u64(b);
+            uint64_t step = r_u64(b), rich = b->fmt >= 4 ? step & 1 : 0;
+            step = b->fmt >= 4 ? step >> 1 : step;
             const char *author = r_ref(b);
             uint32_t a = b->bad || !*author ? UINT32_MAX : model_author_index(b->m, author);
-            if (!step || pos + step < pos || a == UINT32_MAX || !model_thread_cold_append(r, l, base, pos + step, a))
+            if (!step || pos + step < pos || a == UINT32_MAX ||
+                !model_thread_cold_append(r, l, base, pos + step, a | (rich ? COLD_RICH : 0)))
                 b->bad = true;
             pos += step;
         }
@@ -761,7 +764,7 @@ snapshot_decode(const unsigned char *buf, size_t len, struct chat_model **out, u
         return ch_err_set(err, CH_EINVAL, NULL, "not a read-model snapshot");
     memcpy(&fmt, buf + 8, sizeof fmt);
     b.fmt = fmt;
-    if (fmt != SNAP_FORMAT && fmt != 1 && fmt != 2)
+    if (fmt != SNAP_FORMAT && fmt != 1 && fmt != 2 && fmt != 3)
         return ch_err_set(err, CH_EINVAL, NULL, "snapshot format %u, this chatto reads %u", fmt, SNAP_FORMAT);
     if (memcmp(buf + len - 4, "END.", 4))
         return ch_err_set(err, CH_EINVAL, NULL, "snapshot cut short");

@@ -266,10 +266,10 @@ chat_list_followed_threads(struct chat *c, const struct user *who, int limit, in
         size_t unread = 0;
         for (size_t k = l ? seqlist_after(l, v[i].f.read) : 0; l && k < l->n; k++)
             unread += !l->v[k]->deleted_at && strcmp(l->v[k]->author, who->id) != 0;
-        if (l && l->cold.n) { /* the cold replies of a quiet thread: by author (none is deleted: plain) */
+        if (l && l->cold.n) { /* the cold replies of a quiet thread: by author (none is deleted) */
             uint32_t me = model_author_find(c->m, who->id);
             for (size_t k = cold_list_after(&l->cold, v[i].f.read); k < l->cold.n; k++)
-                unread += l->cold.author[k] != me;
+                unread += cold_list_author(&l->cold, k) != me;
         }
         unread_threads += unread > 0;
         if (total++ < (size_t)offset || shown >= (size_t)limit)

@@ -337,8 +337,8 @@ store_leader_next(struct store *st, enum store_stream s, const char *filter, uin
 }
 
 enum ch_status
-store_get_first(struct store *st, enum store_stream s, const char *subject, uint64_t *seq, char **data, size_t *len,
-                struct ch_err *err)
+store_get_next(struct store *st, enum store_stream s, const char *subject, uint64_t from, uint64_t *seq, char **data,
+               size_t *len, struct ch_err *err)
 {
     jsDirectGetMsgOptions dg;
     jsOptions jo;
@@ -354,7 +354,7 @@ store_get_first(struct store *st, enum store_stream s, const char *subject, uint
     if (!st || !atomic_load(&st->bootstrapped))
         return ch_err_set(err, CH_EUNAVAIL, NULL, "storage is not ready yet");
     jsDirectGetMsgOptions_Init(&dg);
-    dg.Sequence = 1;
+    dg.Sequence = from ? from : 1;
     dg.NextBySubject = subject;
     jsOptions_Init(&jo);
     jo.Wait = st->timeout_ms;
@@ -374,7 +374,7 @@ store_get_first(struct store *st, enum store_stream s, const char *subject, uint
         return store_map(ns, 0, "get", err);
     /* a replica a moment behind, or really none: the leader knows */
     struct store_fetched f;
-    ns = store_leader_next(st, s, subject, 1, &f);
+    ns = store_leader_next(st, s, subject, from ? from : 1, &f);
     if (ns == NATS_NOT_FOUND)
         return ch_err_set(err, CH_ENOTFOUND, NULL, "nothing on %s", subject);
     if (ns != NATS_OK)

@@ -213,11 +213,11 @@ typedef void (*store_got_fn)(void *ctx, size_t i, const char *subject, const cha
 enum ch_status store_get_many(struct store *st, enum store_stream s, const uint64_t *seqs, size_t n, store_got_fn fn,
                               void *ctx, struct ch_err *err);
 
-/* The first message a stream holds on subject (a literal subject): its sequence and data (the caller frees it;
- * NUL-terminated). A direct get first; when no replica has one, the leader is asked, so CH_ENOTFOUND means there is
- * none (never written, or erased). */
-enum ch_status store_get_first(struct store *st, enum store_stream s, const char *subject, uint64_t *seq,
-                               char **data, size_t *len, struct ch_err *err);
+/* The first message a stream holds on subject (a literal subject) at sequence from or later (from 1: its first):
+ * its sequence and data (the caller frees it; NUL-terminated). A direct get first; when no replica has one, the
+ * leader is asked, so CH_ENOTFOUND means there is none (never written, erased, or none after from yet). */
+enum ch_status store_get_next(struct store *st, enum store_stream s, const char *subject, uint64_t from,
+                              uint64_t *seq, char **data, size_t *len, struct ch_err *err);
 
 /* Securely erase one message: JetStream overwrites its bytes on disk (unlike a plain delete). Absent is fine. */
 enum ch_status store_erase(struct store *st, enum store_stream s, uint64_t seq, struct ch_err *err);

@@ -112,7 +112,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                             store_subject_event_message(subj, sizeof subj, s.room, need) == CH_OK)
                             for (uint64_t i = 0; i + 1 < seq; i++)
                                 if (seen[i].subject && !strcmp(seen[i].subject, subj)) {
-                                    chat_model_restore(m, i + 1, subj, seen[i].data, seen[i].len);
+                                    /* its post, and (as cold.c reads them) every later event on its subject */
+                                    struct chat_event_ref *later = calloc(seq, sizeof *later);
+                                    size_t nlater = 0;
+                                    for (uint64_t k = i + 1; later && k < seq; k++)
+                                        if (seen[k].subject && !strcmp(seen[k].subject, subj))
+                                            later[nlater++] = (struct chat_event_ref){ k + 1, seen[k].data,
+                                                                                        seen[k].len };
+                                    chat_model_restore(m, i + 1, subj, seen[i].data, seen[i].len, later, nlater);
+                                    free(later);
                                     break;
                                 }
                         chat_model_apply(m, seq, key, payload, plen, 1700000000000 + (int64_t)seq * 1000, NULL);

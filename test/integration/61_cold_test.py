@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 """The cold timeline (core.resident_messages): a process keeps a room's newest messages in memory and, of the older
-plain ones, only where they are and who wrote them. It shows them from their posts in the stream, and brings one
-back into memory before anything changes it (a reaction, an edit, a delete, a pin, a reply), whichever process
-made the change. Here two processes keep 3 messages per room and a third keeps everything: all three must answer
+ones (plain, or edited and reacted to), only where they are and who wrote them. It shows a plain one from its post
+in the stream and brings an edited or reacted one back from every event on its subject; it brings one back into
+memory before anything changes it (a reaction, an edit, a delete, a pin, a reply), whichever process made the
+change. Here two processes keep 3 messages per room and a third keeps everything: all three must answer
 the same."""
 import re
 
@@ -17,6 +18,7 @@ COLD = ["--core-resident-messages", "3"] + METRICS
 
 
 class Cold(TestCase):
+    maxDiff = None
     def setUp(self):
         super().setUp()
         self.n = self.nats(token="cold-test-token")
@@ -150,6 +152,63 @@ class Cold(TestCase):
         wait_for(lambda: [r["eventId"] for r in
                           self.alice.ok(S + "SearchMessages", {"query": "old 03"})["results"]][:1] == [old[3]["id"]],
                  20, "the old message found")
+
+    def test_reacted_and_edited_old_messages_leave_memory_too_and_show_alike(self):
+        carol = Client(self.a)
+        token = carol.register("carol", token=True).json()["token"]
+        carol.ok(R + "JoinRoom", {"roomId": self.room})
+        # changed while they are the newest: reactions, an edit, a reaction taken back, a pin undone
+        fresh = [self.alice.ok(M + "CreateMessage", {"roomId": self.room, "body": "fresh %d" % i})["message"]
+                 for i in range(4)]
+        self.bob.ok(M + "AddReaction", {"roomId": self.room, "eventId": fresh[0]["id"], "emoji": "🎉"})
+        self.alice.ok(M + "AddReaction", {"roomId": self.room, "eventId": fresh[0]["id"], "emoji": "🎉"})
+        self.alice.ok(M + "UpdateMessage", {"roomId": self.room, "eventId": fresh[1]["id"], "body": "fresh 1, edited"})
+        self.bob.ok(M + "AddReaction", {"roomId": self.room, "eventId": fresh[2]["id"], "emoji": "👀"})
+        self.bob.ok(M + "RemoveReaction", {"roomId": self.room, "eventId": fresh[2]["id"], "emoji": "👀"})
+        self.alice.ok(R + "CreatePinnedMessage", {"roomId": self.room, "messageEventId": fresh[3]["id"]})
+        self.alice.ok(R + "DeletePinnedMessage", {"roomId": self.room, "messageEventId": fresh[3]["id"]})
+        # then enough posts that they are old: every message but the newest few leaves memory, the reacted ones
+        # too; the edited one stays (the edit erased its post, where an old message is read from)
+        for i in range(8):
+            self.bob.ok(M + "CreateMessage", {"roomId": self.room, "body": "later %d" % i})
+        total = 30 + 4 + 8
+        for proc in (self.a, self.b):
+            wait_for(lambda: self.cold(proc) >= total - 5, 30, "the changed messages out of memory")
+        # a socket on a process that brings them back hears nothing of it
+        from wsclient import connect
+        ws, _ = connect(self.a, token=token)
+        try:
+            events = self.same_everywhere(self.alice)
+            shown = {e["id"]: e["messagePosted"]["message"] for e in events if "messagePosted" in e}
+            self.assertEqual([(x["emoji"], x["count"]) for x in shown[fresh[0]["id"]]["reactions"]], [("🎉", 2)])
+            self.assertEqual((shown[fresh[1]["id"]]["body"], shown[fresh[1]["id"]]["edited"]),
+                             ("fresh 1, edited", True))
+            self.assertFalse(shown[fresh[2]["id"]].get("reactions"))
+            self.assertEqual(self.alice.ok(R + "ListPinnedMessages", {"roomId": self.room})["pinnedMessages"], [])
+            sentinel = carol.ok(M + "CreateMessage", {"roomId": self.room, "body": "sentinel"})["message"]
+            heard = []
+            while True:
+                x = ws.recv(10)
+                heard.append(x["type"])
+                if x["type"] == "message.created" and x["message"]["id"] == sentinel["id"]:
+                    break
+            self.assertNotIn("reaction.added", heard)
+            self.assertNotIn("message.updated", heard)
+        finally:
+            ws.sock.close()
+        # unread counts count them as before, and they change again through any process
+        for proc in (self.a, self.b, self.full):
+            self.assertEqual(self.counts(self.bob.on(proc))[0], 20 + 4 + 1)
+        self.bob.ok(M + "AddReaction", {"roomId": self.room, "eventId": fresh[1]["id"], "emoji": "👍"})
+        self.alice.ok(M + "RemoveReaction", {"roomId": self.room, "eventId": fresh[0]["id"], "emoji": "🎉"})
+        for proc in (self.a, self.b, self.full):
+            c = self.alice.on(proc)
+            wait_for(lambda: [(x["emoji"], x["count"]) for x in c.ok(M + "GetMessage", {
+                "roomId": self.room, "eventId": fresh[0]["id"]})["message"]["reactions"]] == [("🎉", 1)], 10,
+                "the reaction taken back")
+            got = c.ok(M + "GetMessage", {"roomId": self.room, "eventId": fresh[1]["id"]})["message"]
+            self.assertEqual((got["body"], [x["emoji"] for x in got["reactions"]]), ("fresh 1, edited", ["👍"]))
+        self.same_everywhere(self.bob)
 
     def test_a_restart_from_a_snapshot_keeps_the_cold_timeline(self):
         for i in range(30):

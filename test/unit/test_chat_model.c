@@ -531,16 +531,26 @@ test_cold_thread_replies(void **state)
         snprintf(subj, sizeof subj, "chatto.ev.r1.msg.x%d", i);
         ev(m, (uint64_t)i + 3, subj, json);
     }
-    ev(m, 40, MSG("x7"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"x7\",\"emoji\":\"+1\"}");
+    ev(m, 40, MSG("x7"), "{\"type\":\"msg.pinned\",\"actor\":\"bob\",\"msgId\":\"x7\"}");
+    ev(m, 41, MSG("x8"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"x8\",\"emoji\":\"+1\"}");
     struct seqlist *l = map_get(r->threads, model_msg(r, "root")->id);
     assert_non_null(l);
     assert_int_equal(l->n, 30);
     chat_model_sweep(m);
-    assert_int_equal(l->n, 1); /* x7 was reacted to: it stays */
+    assert_int_equal(l->n, 1); /* x7 is pinned: it stays */
     assert_int_equal(l->cold.n, 29);
     assert_int_equal(r->thread_cold, 29);
     assert_null(model_msg(r, "x1"));
     assert_non_null(model_msg(r, "x7"));
+    assert_null(model_msg(r, "x8")); /* reacted to: out too, rich */
+    size_t k8 = cold_list_after(&l->cold, 10);
+    assert_int_equal(cold_list_pos(&l->cold, k8), 11);
+    assert_true(cold_list_rich(&l->cold, k8));
+    assert_false(cold_list_rich(&l->cold, 0));
+    assert_true(l->settled); /* (x7 cannot leave) */
+    /* unpinned, x7 may leave too: the next pass looks again */
+    ev(m, 42, MSG("x7"), "{\"type\":\"msg.unpinned\",\"actor\":\"bob\",\"msgId\":\"x7\"}");
+    assert_false(l->settled);
     assert_int_equal(model_msg(r, "root")->reply_count, 30);
     for (size_t i = 1; i < l->cold.n; i++)
         assert_true(cold_list_pos(&l->cold, i - 1) < cold_list_pos(&l->cold, i));
@@ -552,8 +562,8 @@ test_cold_thread_replies(void **state)
     snprintf(json, sizeof json,
              "{\"type\":\"msg.posted\",\"actor\":\"bob\",\"msg\":{\"id\":\"x2\",\"author\":\"bob\","
              "\"createdAt\":102,\"body\":\"reply 2\",\"threadRoot\":\"root\"}}");
-    assert_true(chat_model_restore(m, 5, MSG("x2"), json, strlen(json)));
-    assert_false(chat_model_restore(m, 5, MSG("x2"), json, strlen(json))); /* once */
+    assert_true(chat_model_restore(m, 5, MSG("x2"), json, strlen(json), NULL, 0));
+    assert_false(chat_model_restore(m, 5, MSG("x2"), json, strlen(json), NULL, 0)); /* once */
     assert_int_equal(l->cold.n, 28);
     assert_int_equal(r->thread_cold, 28);
     struct chat_msg *x2 = model_msg(r, "x2");
@@ -563,6 +573,18 @@ test_cold_thread_replies(void **state)
     assert_true(l->v[0] == x2 && l->v[1] == model_msg(r, "x7"));
     assert_true(chat_model_apply(m, 41, MSG("x2"), react, strlen(react), 1, need));
     assert_int_equal(x2->nreactions, 1);
+    /* a rich reply comes back with its reaction */
+    snprintf(json, sizeof json,
+             "{\"type\":\"msg.posted\",\"actor\":\"alice\",\"msg\":{\"id\":\"x8\",\"author\":\"bob\","
+             "\"createdAt\":108,\"body\":\"reply 8\",\"threadRoot\":\"root\"}}");
+    assert_true(chat_model_cold_rich(m, 11, MSG("x8"), json, strlen(json)));
+    const char *react8 = "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"x8\",\"emoji\":\"+1\"}";
+    struct chat_event_ref later8[] = { { 41, react8, strlen(react8) } };
+    assert_true(chat_model_restore(m, 11, MSG("x8"), json, strlen(json), later8, 1));
+    assert_non_null(model_msg(r, "x8"));
+    assert_int_equal(model_msg(r, "x8")->nreactions, 1);
+    assert_int_equal(l->cold.n, 27);
+    assert_int_equal(r->thread_cold, 27);
 
     /* a snapshot keeps the cold replies */
     unsigned char *buf = NULL;
@@ -574,12 +596,13 @@ test_cold_thread_replies(void **state)
     struct chat_room *r2 = model_room(back, "r1");
     struct seqlist *l2 = map_get(r2->threads, model_msg(r2, "root")->id);
     assert_non_null(l2);
-    assert_int_equal(r2->thread_cold, 28);
-    assert_int_equal(l2->cold.n, 28);
-    assert_int_equal(l2->n, 2);
+    assert_int_equal(r2->thread_cold, 27);
+    assert_int_equal(l2->cold.n, 27);
+    assert_int_equal(l2->n, 3);
     for (size_t i = 0; i < l->cold.n; i++) {
         assert_int_equal(cold_list_pos(&l2->cold, i), cold_list_pos(&l->cold, i));
-        assert_string_equal(back->authors[l2->cold.author[i]], m->authors[l->cold.author[i]]);
+        assert_string_equal(back->authors[cold_list_author(&l2->cold, i)], m->authors[cold_list_author(&l->cold, i)]);
+        assert_int_equal(cold_list_rich(&l2->cold, i), cold_list_rich(&l->cold, i));
     }
     chat_model_free(back);
     free(buf);
@@ -625,7 +648,14 @@ test_cold_timeline(void **state)
         ev(m, (uint64_t)i + 2, subj, json);
         alice += i % 2;
         if (i == 5)
-            ev(m, 1000, MSG("m5"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"m5\",\"emoji\":\"+1\"}");
+            ev(m, 1000, MSG("m5"), "{\"type\":\"msg.pinned\",\"actor\":\"bob\",\"msgId\":\"m5\"}");
+        if (i == 6)
+            ev(m, 1001, MSG("m6"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"m6\",\"emoji\":\"+1\"}");
+        if (i == 7)
+            ev(m, 1002, MSG("m7"), "{\"type\":\"msg.edited\",\"actor\":\"alice\",\"msg\":{\"id\":\"m7\",\"author\":"
+                                   "\"alice\",\"createdAt\":107,\"editedAt\":500,\"body\":\"body 7, edited\"}}");
+        if (i == 10)
+            ev(m, 1003, MSG("m10"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"m10\",\"emoji\":\"x\"}");
     }
     /* everything is somewhere, once, in order */
     size_t msgs = 0;
@@ -636,9 +666,21 @@ test_cold_timeline(void **state)
     for (size_t i = 1; i < r->cold.n; i++)
         assert_true(model_cold_pos(r, i - 1) < model_cold_pos(r, i));
     assert_null(model_msg(r, "m1"));
-    assert_non_null(model_msg(r, "m5")); /* reacted to: kept */
+    assert_non_null(model_msg(r, "m5")); /* pinned: kept */
     assert_non_null(model_msg(r, "m200"));
     assert_int_equal(model_cold_pos(r, 0), 3); /* m1 */
+    /* reacted to: out of memory too, as a rich entry; plain ones are not rich. Edited: kept (the edit erased the
+     * post, which is where a cold message is read from) */
+    assert_null(model_msg(r, "m6"));
+    assert_non_null(model_msg(r, "m7"));
+    size_t k6 = model_cold_after(r, 7);
+    assert_int_equal(model_cold_pos(r, k6), 8);
+    assert_true(cold_list_rich(&r->cold, k6));
+    assert_false(cold_list_rich(&r->cold, 0));
+    post_json(json, sizeof json, 6);
+    assert_true(chat_model_cold_rich(m, 8, MSG("m6"), json, strlen(json)));
+    post_json(json, sizeof json, 1);
+    assert_false(chat_model_cold_rich(m, 3, MSG("m1"), json, strlen(json)));
     /* unread: bob has read nothing and alice wrote the odd ones */
     struct chat_member *bob = model_member(r, "bob");
     size_t unread, mentions;
@@ -659,9 +701,9 @@ test_cold_timeline(void **state)
     assert_string_equal(need, "m3");
     size_t cold = r->cold.n;
     post_json(json, sizeof json, 1);
-    assert_false(chat_model_restore(m, 9999, MSG("m1"), json, strlen(json))); /* no cold message there */
-    assert_true(chat_model_restore(m, 3, MSG("m1"), json, strlen(json)));
-    assert_false(chat_model_restore(m, 3, MSG("m1"), json, strlen(json))); /* once */
+    assert_false(chat_model_restore(m, 9999, MSG("m1"), json, strlen(json), NULL, 0)); /* no cold message there */
+    assert_true(chat_model_restore(m, 3, MSG("m1"), json, strlen(json), NULL, 0));
+    assert_false(chat_model_restore(m, 3, MSG("m1"), json, strlen(json), NULL, 0)); /* once */
     assert_int_equal(r->cold.n, cold - 1);
     struct chat_msg *m1 = model_msg(r, "m1");
     assert_non_null(m1);
@@ -672,6 +714,21 @@ test_cold_timeline(void **state)
     assert_int_equal(m1->nreactions, 1);
     chat_unread_counts(m, r, bob, &unread, &mentions);
     assert_int_equal(unread, alice); /* the same, wherever m1 is */
+
+    /* a rich one comes back from its post and the later events on its subject the model had applied, quietly */
+    const char *react6 = "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"m6\",\"emoji\":\"+1\"}";
+    const char *late6 = "{\"type\":\"reaction.added\",\"actor\":\"alice\",\"msgId\":\"m6\",\"emoji\":\"+1\"}";
+    struct chat_event_ref later6[] = { { 1001, react6, strlen(react6) }, { 900000, late6, strlen(late6) } };
+    post_json(json, sizeof json, 6);
+    assert_true(chat_model_restore(m, 8, MSG("m6"), json, strlen(json), later6, 2));
+    struct chat_msg *m6 = model_msg(r, "m6");
+    assert_non_null(m6);
+    assert_int_equal(m6->nreactions, 1);
+    assert_int_equal(m6->reactions[0].n, 1); /* (not the event the model has not applied yet) */
+    assert_string_equal(m6->reactions[0].users[0], "bob");
+    assert_int_equal(m6->last_seq, 1001);
+    chat_unread_counts(m, r, bob, &unread, &mentions);
+    assert_int_equal(unread, alice);
 
     /* a snapshot keeps the cold timeline */
     unsigned char *buf = NULL;
@@ -684,8 +741,10 @@ test_cold_timeline(void **state)
     assert_int_equal(r2->cold.n, r->cold.n);
     for (size_t i = 0; i < r->cold.n; i++) {
         assert_int_equal(model_cold_pos(r2, i), model_cold_pos(r, i));
-        assert_string_equal(back->authors[r2->cold.author[i]], m->authors[r->cold.author[i]]);
+        assert_string_equal(back->authors[cold_list_author(&r2->cold, i)], m->authors[cold_list_author(&r->cold, i)]);
+        assert_int_equal(cold_list_rich(&r2->cold, i), cold_list_rich(&r->cold, i));
     }
+    assert_true(cold_list_rich(&r2->cold, model_cold_after(r2, 11))); /* m10, still out */
     chat_unread_counts(back, r2, model_member(r2, "bob"), &unread, &mentions);
     assert_int_equal(unread, alice);
     /* a model that keeps fewer evicts what a snapshot brings */
