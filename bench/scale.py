@@ -9,7 +9,9 @@ them, then (once the newest read-model snapshot is within 20,000 events of the e
 many events the restart replayed after it) is restarted: time from start to /readyz 200, RSS when ready (and the
 same for a replica: a second process joining that NATS in external mode, as a scale-up adds one), and
 GetRoomEvents latency (50 per page,
-keep-alive, one connection) for the newest page and for a page 1,000,000 messages back (or the oldest page).
+keep-alive, one connection) for the newest page and for a page 1,000,000 messages back (or the oldest page), and
+how long the first request for that deep page took. CHATTO_BENCH_SCALE_REACTED=0.2 has one message in five
+reacted to (a reaction.added event right after its post), as teams do.
 
 Users: CHATTO_BENCH_SCALE_USERS (default 10000) distinct accounts, each in #general and in 3 of 200 other rooms,
 each holding one WebSocket (bench/fanout with one token per socket); then 100 posts/s (CHATTO_BENCH_SCALE_RATE)
@@ -49,6 +51,7 @@ PARTS = os.environ.get("CHATTO_BENCH_SCALE_PARTS", "history,users").split(",")
 ROOMS, ROOMS_EACH = 200, 3
 MANY_ROOMS = int(os.environ.get("CHATTO_BENCH_SCALE_ROOMS", "1000"))
 ROOM_MESSAGES = int(os.environ.get("CHATTO_BENCH_SCALE_ROOM_MESSAGES", "500"))
+REACTED = float(os.environ.get("CHATTO_BENCH_SCALE_REACTED", "0"))
 DEEP = 1000000
 PAGES = 300
 R = "chatto.api.v1.RoomService/"
@@ -86,6 +89,10 @@ def seed(c, room, uid, n):
         ev = {"type": "msg.posted", "id": "se%018d" % i, "actor": uid, "at": at,
               "msg": {"id": mid, "author": uid, "body": body, "createdAt": at}}
         p.stdin.write("chatto.ev.%s.msg.%s\t%s\n" % (room, mid, json.dumps(ev)))
+        if REACTED and i % max(1, round(1 / REACTED)) == 0:
+            ev = {"type": "reaction.added", "id": "sr%018d" % i, "actor": uid, "at": at + 1, "msgId": mid,
+                  "emoji": "\U0001F44D"}
+            p.stdin.write("chatto.ev.%s.msg.%s\t%s\n" % (room, mid, json.dumps(ev)))
     p.stdin.close()
     out = p.stdout.read()
     if p.wait() != 0:
@@ -120,6 +127,7 @@ class Api:
 
 
 def page_latency(api, room, before):
+    """p50 and p99 ms of PAGES requests for the same page, how many events it had, and the first request's ms."""
     lat = []
     body = {"roomId": room, "limit": 50}
     if before:
@@ -128,8 +136,9 @@ def page_latency(api, room, before):
         t = time.perf_counter()
         r = api.call(R + "GetRoomEvents", body)
         lat.append((time.perf_counter() - t) * 1000)
+    first = lat[0]
     lat.sort()
-    return lat[len(lat) // 2], lat[int(len(lat) * 0.99)], len(r["page"]["events"])
+    return lat[len(lat) // 2], lat[int(len(lat) * 0.99)], len(r["page"]["events"]), first
 
 
 def start_timed(proc, what):
@@ -427,8 +436,9 @@ def main():
         for n in SIZES:
             rows.append(history(n))
             print("  %d messages: %r" % (n, rows[-1]), flush=True)
-        print("\nChatto %s scale: history (one room; %d cores shared with nats-server; load average %.2f)"
-              % (version, os.cpu_count(), os.getloadavg()[0]))
+        print("\nChatto %s scale: history (one room%s; %d cores shared with nats-server; load average %.2f)"
+              % (version, ", one message in %d reacted to" % round(1 / REACTED) if REACTED else "", os.cpu_count(),
+                 os.getloadavg()[0]))
         fmt = "%10s %9s %10s %9s %11s %11s %9s %13s %19s"
         print(fmt % ("messages", "append s", "ready s", "RSS MB", "replica", "replica", "RSS live", "newest page",
                      "deep page"))
@@ -439,6 +449,8 @@ def main():
                          "%.2f" % r["replica_s"], "%.0f" % (r["replica_rss"] / 1024),
                          "%.0f" % (r["live_rss"] / 1024), "%.2f/%.2f" % r["recent"][:2],
                          "%.2f/%.2f (%d)" % (r["deep"][0], r["deep"][1], r["depth"])))
+        for r in rows:
+            print("  %d: the first request for the deep page took %.2f ms" % (r["n"], r["deep"][3]))
         for r in rows:
             if "snap_mb" in r:
                 print("  %d: started from a %.1f MB read-model snapshot (loaded in %d ms) and %d events after it%s"

@@ -51,6 +51,7 @@ struct chat_msg {
     size_t nmentions;
     bool mention_all, mention_here; /* @all (every member when it was posted), @here */
     bool pinned;                    /* in its room's pins */
+    uint8_t nlater; /* events applied on its subject after the post (saturating; UINT8_MAX also when unknown) */
     char *attachments; /* the files, as the snapshot's JSON array of {id, filename, contentType, size, width,
                         * height}; NULL if none (or once deleted) */
     struct chat_reaction *reactions;
@@ -105,15 +106,18 @@ struct chat_member {
 
 /* Messages out of memory (core.resident_messages): positions (the stream sequence of their post), sorted, as
  * offsets from base (one that does not fit stays in memory); their authors as indexes of the model's author table,
- * for unread counts, with COLD_RICH set when the post is not all there is (reactions, a pin undone came after it:
- * model.c msg_coldable; it is shown after being brought back from every event on its subject). 8 bytes each. */
+ * for unread counts. 8 bytes each. A rich one, whose post is not all there is (reactions, a pin undone came after
+ * it: model.c msg_coldable), is brought back from the events on its subject up to the last one, which `later`
+ * holds (its distance from the post, with COLD_LATER_ONE when it is the only one; 0 for a plain one): once a list
+ * has one, 4 bytes more each. */
 struct cold_list {
     uint64_t base;
     uint32_t *off;
-    uint32_t *author; /* cold_list_author, cold_list_rich */
+    uint32_t *author;
+    uint32_t *later; /* NULL until a rich entry comes */
     size_t n, cap;
 };
-#define COLD_RICH 0x80000000u
+#define COLD_LATER_ONE 0x80000000u
 
 struct seqlist {
     struct chat_msg **v; /* sorted by pos */
@@ -294,28 +298,37 @@ cold_list_pos(const struct cold_list *c, size_t i)
     return c->base + c->off[i];
 }
 size_t cold_list_after(const struct cold_list *c, uint64_t p);
-/* Entry i's author (an index of the model's author table) and whether its post alone does not show it. */
-static inline uint32_t
-cold_list_author(const struct cold_list *c, size_t i)
-{
-    return c->author[i] & ~COLD_RICH;
-}
+/* Whether entry i's post alone does not show it (rich), and the last event on its subject (its post's if plain). */
 static inline bool
 cold_list_rich(const struct cold_list *c, size_t i)
 {
-    return (c->author[i] & COLD_RICH) != 0;
+    return c->later && c->later[i];
 }
-/* Whether the cold entry at seq (in its room's timeline, or of the thread its post names) is rich: its post (data)
- * is not all there is of it. Takes the read lock. */
-bool chat_model_cold_rich(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len);
-/* Append to a thread's cold replies (the snapshot loader: in order; base is the root's position). */
-bool model_thread_cold_append(struct chat_room *r, struct seqlist *l, uint64_t base, uint64_t pos, uint32_t author);
+static inline uint64_t
+cold_list_last(const struct cold_list *c, size_t i)
+{
+    return cold_list_pos(c, i) + (c->later ? c->later[i] & ~COLD_LATER_ONE : 0);
+}
+/* ... and whether that last one is the only event after the post. */
+static inline bool
+cold_list_one(const struct cold_list *c, size_t i)
+{
+    return c->later && (c->later[i] & COLD_LATER_ONE);
+}
+/* The last event on the subject of the cold entry at seq (in its room's timeline, or of the thread its post data
+ * names) when it is rich, else 0; *one: it is the only event after the post. Takes the read lock. */
+uint64_t chat_model_cold_last(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len,
+                              bool *one);
+/* Append to a thread's cold replies (the snapshot loader: in order; base is the root's position; later as in
+ * struct cold_list). */
+bool model_thread_cold_append(struct chat_room *r, struct seqlist *l, uint64_t base, uint64_t pos, uint32_t author,
+                              uint32_t later);
 /* The author table index of an interned id, UINT32_MAX if it has none (no cold message by them). */
 uint32_t model_author_find(const struct chat_model *m, const char *id);
 /* ... and the same, adding it (write lock); UINT32_MAX when out of memory. */
 uint32_t model_author_index(struct chat_model *m, const char *interned);
 /* Append to r's cold timeline (the snapshot loader: in order). */
-bool model_cold_append(struct chat_room *r, uint64_t pos, uint32_t author);
+bool model_cold_append(struct chat_room *r, uint64_t pos, uint32_t author, uint32_t later);
 /* Users directory and read positions (watcher threads). id/key NULL = "initial values done". */
 void chat_model_user(struct chat_model *m, const char *id, const char *json, size_t len, uint64_t rev);
 void chat_model_read(struct chat_model *m, const char *key, const char *val, size_t len, uint64_t rev);
@@ -555,9 +568,10 @@ enum ch_status chat_bodies_finish(struct chat *c, struct body_fill *f, enum ch_s
 /* cold.c: the cold timeline. Bring msg_id of room_id back into memory from its post, and a rich one from the later
  * events on its subject too (CH_ENOTFOUND: no post on its subject). NATS round trips: no lock held. */
 enum ch_status chat_cold_restore(struct chat *c, const char *room_id, const char *msg_id, struct ch_err *err);
-/* The same, with its post (at seq on subject) read already (a page's). */
+/* The same, with its post (at seq on subject) read already (a page's), and maybe its last event (last_ev, NULL if
+ * not: read here when needed). */
 enum ch_status chat_cold_restore_post(struct chat *c, uint64_t seq, const char *subject, const char *data, size_t len,
-                                      struct ch_err *err);
+                                      const struct chat_event_ref *last_ev, struct ch_err *err);
 /* Before a command looks msg_id up in the model: bring it back if it is on the cold timeline (CH_OK also when it is
  * not there at all: the lookup then says so); either way it stays in memory for a while. No lock held. */
 enum ch_status chat_msg_ensure(struct chat *c, const char *room_id, const char *msg_id, struct ch_err *err);

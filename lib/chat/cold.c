@@ -14,8 +14,8 @@
 #include "store/store.h"
 #include "store/subject.h"
 
-/* Later events read to bring back one rich message. It left memory with at most COLD_RICH_EVENTS of them as its
- * state shows them; reactions taken back and pins undone add to that. */
+/* Later events read to bring back one rich message. It left memory with at most COLD_RICH_EVENTS (model.c) of them
+ * as its state showed them; reactions taken back and pins undone add to that. */
 #define RESTORE_LATER_MAX 1000
 
 struct later {
@@ -33,50 +33,80 @@ later_free(struct later *l)
     free(l->v);
 }
 
-/* Every event on subject after seq, in stream order, up to the stream's end as its leader knows it. */
 static enum ch_status
-later_read(struct chat *c, const char *subject, uint64_t seq, struct later *l, struct ch_err *err)
+later_add(struct later *l, uint64_t seq, char *data, size_t len, struct ch_err *err)
 {
-    for (uint64_t from = seq + 1;;) {
+    if (l->n == RESTORE_LATER_MAX) {
+        explicit_bzero(data, len);
+        free(data);
+        return ch_err_set(err, CH_EUNAVAIL, NULL, "an old message has too many events to show (over %d)",
+                          RESTORE_LATER_MAX);
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        struct chat_event_ref *nv = realloc(l->v, cap * sizeof *nv);
+        if (!nv) {
+            free(data);
+            return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
+        }
+        l->v = nv;
+        l->cap = cap;
+    }
+    l->v[l->n++] = (struct chat_event_ref){ seq, data, len };
+    return CH_OK;
+}
+
+/* The events on subject after seq up to last, in stream order. The only one (one): read by its sequence, like a
+ * post. Else the next one on the subject each time (one round trip each), never past last: to learn there is no
+ * next one, the server would read every block after it. */
+static enum ch_status
+later_read(struct chat *c, const char *subject, uint64_t seq, uint64_t last, bool one, struct later *l,
+           struct ch_err *err)
+{
+    enum ch_status st;
+
+    if (one) {
+        char *subj = NULL, *data = NULL;
+        size_t len = 0;
+        st = store_get(c->store, STORE_S_EVENTS, last, &subj, &data, &len, err);
+        bool ours = st == CH_OK && !strcmp(subj, subject);
+        free(subj);
+        if (ours)
+            return later_add(l, last, data, len, err);
+        if (data) {
+            explicit_bzero(data, len);
+            free(data);
+        }
+        if (st != CH_OK && st != CH_ENOTFOUND)
+            return st;
+        /* (not what it was: read them one by one) */
+    }
+    for (uint64_t from = seq + 1; from <= last;) {
         uint64_t got = 0;
         char *data = NULL;
         size_t len = 0;
-        enum ch_status st = store_get_next(c->store, STORE_S_EVENTS, subject, from, &got, &data, &len, err);
+        st = store_get_next(c->store, STORE_S_EVENTS, subject, from, &got, &data, &len, err);
         if (st == CH_ENOTFOUND)
             return CH_OK;
-        if (st != CH_OK)
+        if (st != CH_OK || (st = later_add(l, got, data, len, err)) != CH_OK)
             return st;
-        if (l->n == RESTORE_LATER_MAX) {
-            explicit_bzero(data, len);
-            free(data);
-            return ch_err_set(err, CH_EUNAVAIL, NULL, "an old message has too many events to show (over %d)",
-                              RESTORE_LATER_MAX);
-        }
-        if (l->n == l->cap) {
-            size_t cap = l->cap ? l->cap * 2 : 8;
-            struct chat_event_ref *nv = realloc(l->v, cap * sizeof *nv);
-            if (!nv) {
-                free(data);
-                return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
-            }
-            l->v = nv;
-            l->cap = cap;
-        }
-        l->v[l->n++] = (struct chat_event_ref){ got, data, len };
         from = got + 1;
     }
+    return CH_OK;
 }
 
 enum ch_status
 chat_cold_restore_post(struct chat *c, uint64_t seq, const char *subject, const char *data, size_t len,
-                       struct ch_err *err)
+                       const struct chat_event_ref *last_ev, struct ch_err *err)
 {
     struct later l = { 0 };
     enum ch_status st = CH_OK;
+    bool one = false;
+    uint64_t last = chat_model_cold_last(c->m, seq, subject, data, len, &one);
 
-    if (chat_model_cold_rich(c->m, seq, subject, data, len))
-        st = later_read(c, subject, seq, &l, err);
-    if (st == CH_OK)
+    if (last > seq && one && last_ev && last_ev->seq == last) /* (read with the page's posts) */
+        chat_model_restore(c->m, seq, subject, data, len, last_ev, 1);
+    else if (last <= seq || (st = later_read(c, subject, seq, last, one, &l, err)) == CH_OK)
         chat_model_restore(c->m, seq, subject, data, len, l.v, l.n);
     later_free(&l);
     return st;
@@ -94,7 +124,7 @@ chat_cold_restore(struct chat *c, const char *room_id, const char *msg_id, struc
         return ch_err_set(err, CH_EINVAL, "eventId", "not a message id");
     if ((st = store_get_next(c->store, STORE_S_EVENTS, subject, 1, &seq, &data, &len, err)) != CH_OK)
         return st;
-    st = chat_cold_restore_post(c, seq, subject, data, len, err);
+    st = chat_cold_restore_post(c, seq, subject, data, len, NULL, err);
     explicit_bzero(data, len);
     free(data);
     return st;

@@ -45,12 +45,21 @@ check_limit(int limit, size_t *out, struct ch_err *err)
 #define PAGE_MAX 100
 
 /* One entry of a timeline page: an item in memory, or (it NULL) a cold message: shown from its post, or (rich)
- * brought back into memory first. */
+ * brought back into memory first, with its last event (last, when it is the only one after the post). */
 struct tl_entry {
     uint64_t pos;
     const struct chat_item *it;
     bool rich;
+    uint64_t last;
 };
+
+/* The entry of cold list c's entry k. */
+static struct tl_entry
+cold_entry(const struct cold_list *c, size_t k)
+{
+    return (struct tl_entry){ cold_list_pos(c, k), NULL, cold_list_rich(c, k),
+                              cold_list_one(c, k) ? cold_list_last(c, k) : 0 };
+}
 struct tl_plan {
     struct tl_entry v[PAGE_MAX];
     size_t n;
@@ -68,10 +77,10 @@ plan_before(const struct chat_room *r, uint64_t before, size_t limit, struct tl_
     while (n < limit && (i > 0 || k > 0)) {
         if (k == 0 || (i > 0 && r->tl[i - 1]->pos > model_cold_pos(r, k - 1))) {
             i--;
-            p->v[n++] = (struct tl_entry){ r->tl[i]->pos, r->tl[i], false };
+            p->v[n++] = (struct tl_entry){ r->tl[i]->pos, r->tl[i], false, 0 };
         } else {
             k--;
-            p->v[n++] = (struct tl_entry){ model_cold_pos(r, k), NULL, cold_list_rich(&r->cold, k) };
+            p->v[n++] = cold_entry(&r->cold, k);
         }
     }
     p->older = i > 0 || k > 0;
@@ -93,10 +102,10 @@ plan_after(const struct chat_room *r, uint64_t after, size_t limit, struct tl_pl
         p->older = i > 0 || k > 0;
     while (n < limit && p->n < PAGE_MAX && (i < r->ntl || k < r->cold.n)) {
         if (k == r->cold.n || (i < r->ntl && r->tl[i]->pos < model_cold_pos(r, k))) {
-            p->v[p->n++] = (struct tl_entry){ r->tl[i]->pos, r->tl[i], false };
+            p->v[p->n++] = (struct tl_entry){ r->tl[i]->pos, r->tl[i], false, 0 };
             i++;
         } else {
-            p->v[p->n++] = (struct tl_entry){ model_cold_pos(r, k), NULL, cold_list_rich(&r->cold, k) };
+            p->v[p->n++] = cold_entry(&r->cold, k);
             k++;
         }
         n++;
@@ -177,8 +186,9 @@ got_fetch(struct chat *c, struct cold_got *g, const uint64_t *want, size_t n, bo
     return CH_OK;
 }
 
-/* The positions of p's cold entries whose posts g does not hold yet, into want (PAGE_MAX); how many. *rich: how
- * many of its rich cold entries g holds the posts of (to bring back: plan_restore). */
+/* The positions of p's cold entries whose posts g does not hold yet (and the last events of rich ones, when that
+ * is their only event after the post), into want (PAGE_MAX * 2); how many. *rich: how many of its rich cold entries
+ * g holds the posts of (to bring back: plan_restore). */
 static size_t
 plan_wants(const struct tl_plan *p, const struct cold_got *g, uint64_t *want, size_t *rich)
 {
@@ -188,10 +198,13 @@ plan_wants(const struct tl_plan *p, const struct cold_got *g, uint64_t *want, si
     for (size_t i = 0; i < p->n; i++) {
         if (p->v[i].it)
             continue;
-        if (!got_find(g, p->v[i].pos, &len))
+        if (!got_find(g, p->v[i].pos, &len)) {
             want[n++] = p->v[i].pos;
-        else
+            if (p->v[i].last)
+                want[n++] = p->v[i].last;
+        } else {
             *rich += p->v[i].rich;
+        }
     }
     return n;
 }
@@ -207,7 +220,11 @@ plan_restore(struct chat *c, const struct tl_plan *p, const struct cold_got *g, 
             continue;
         for (size_t k = 0; k < g->n; k++)
             if (g->v[k].pos == p->v[i].pos) {
-                st = chat_cold_restore_post(c, g->v[k].pos, g->v[k].subject, g->v[k].data, g->v[k].len, err);
+                size_t len = 0;
+                const char *data = p->v[i].last ? got_find(g, p->v[i].last, &len) : NULL;
+                struct chat_event_ref last = { p->v[i].last, data, len };
+                st = chat_cold_restore_post(c, g->v[k].pos, g->v[k].subject, g->v[k].data, g->v[k].len,
+                                            data ? &last : NULL, err);
                 break;
             }
     }
@@ -312,7 +329,7 @@ timeline_page(struct chat *c, const struct user *who, const char *room_id, struc
     for (int round = 0;; round++) {
         struct chat_room *r;
         struct chat_member *cm;
-        uint64_t want[PAGE_MAX];
+        uint64_t want[PAGE_MAX * 2];
         size_t nwant = 0, nrich = 0;
 
         pthread_rwlock_rdlock(&c->m->lock);
@@ -406,18 +423,22 @@ struct th_plan {
     struct chat_item items[PAGE_MAX];
 };
 
-/* Entry n of q: reply msg (in memory), or a cold one at pos (msg NULL; rich as the cold list says). */
+/* Entry n of q: reply msg (in memory) ... */
 static void
-th_entry(struct th_plan *q, size_t n, uint64_t pos, const struct chat_msg *msg, bool rich)
+th_entry(struct th_plan *q, size_t n, const struct chat_msg *msg)
 {
-    struct chat_item *it = NULL;
+    struct chat_item *it = &q->items[n];
 
-    if (msg) {
-        it = &q->items[n];
-        *it = (struct chat_item){ .pos = msg->pos, .kind = IT_MSG, .id = msg->id, .actor = msg->author,
-                                  .subject_user = "", .at = msg->created_at, .msg = (struct chat_msg *)msg };
-    }
-    q->p.v[n] = (struct tl_entry){ pos, it, !msg && rich };
+    *it = (struct chat_item){ .pos = msg->pos, .kind = IT_MSG, .id = msg->id, .actor = msg->author,
+                              .subject_user = "", .at = msg->created_at, .msg = (struct chat_msg *)msg };
+    q->p.v[n] = (struct tl_entry){ msg->pos, it, false, 0 };
+}
+
+/* ... or cold reply k of c. */
+static void
+th_cold(struct th_plan *q, size_t n, const struct cold_list *c, size_t k)
+{
+    q->p.v[n] = cold_entry(c, k);
 }
 
 /* Up to limit replies of l after `after`, or else before `before` (exclusive; 0: none) or the newest. Model
@@ -438,10 +459,10 @@ thread_plan(const struct seqlist *l, bool has_before, uint64_t before, bool has_
         p->older = i > 0 || k > 0;
         for (; n < limit && (i < nh || k < nc); n++) {
             if (k == nc || (i < nh && l->v[i]->pos < cold_list_pos(&l->cold, k))) {
-                th_entry(q, n, l->v[i]->pos, l->v[i], false);
+                th_entry(q, n, l->v[i]);
                 i++;
             } else {
-                th_entry(q, n, cold_list_pos(&l->cold, k), NULL, cold_list_rich(&l->cold, k));
+                th_cold(q, n, &l->cold, k);
                 k++;
             }
         }
@@ -455,10 +476,10 @@ thread_plan(const struct seqlist *l, bool has_before, uint64_t before, bool has_
     for (; n < limit && (i > 0 || k > 0); n++) {
         if (k == 0 || (i > 0 && l->v[i - 1]->pos > cold_list_pos(&l->cold, k - 1))) {
             i--;
-            th_entry(q, n, l->v[i]->pos, l->v[i], false);
+            th_entry(q, n, l->v[i]);
         } else {
             k--;
-            th_entry(q, n, cold_list_pos(&l->cold, k), NULL, cold_list_rich(&l->cold, k));
+            th_cold(q, n, &l->cold, k);
         }
     }
     p->older = i > 0 || k > 0;
@@ -499,7 +520,7 @@ chat_thread(struct chat *c, const struct user *who, const char *room_id, const c
     for (int round = 0;; round++) {
         struct chat_room *r;
         struct chat_member *cm;
-        uint64_t want[PAGE_MAX];
+        uint64_t want[PAGE_MAX * 2];
         size_t nwant = 0, nrich = 0;
 
         pthread_rwlock_rdlock(&c->m->lock);

@@ -60,6 +60,7 @@ seqlist_free(void *p)
         free(l->v);
         free(l->cold.off);
         free(l->cold.author);
+        free(l->cold.later);
     }
     free(l);
 }
@@ -82,6 +83,7 @@ room_free(void *p)
     free(r->call.parts);
     free(r->cold.off);
     free(r->cold.author);
+    free(r->cold.later);
     free(r);
 }
 
@@ -97,6 +99,15 @@ coldable_again(struct chat_room *r, const struct chat_msg *msg)
     } else {
         r->evict_scan = 0;
     }
+}
+
+/* An event on msg's subject applied at seq: its last; one more after the post unless it is the post. */
+static void
+msg_saw(struct chat_msg *msg, uint64_t seq, bool post)
+{
+    msg->last_seq = seq;
+    if (!post && msg->nlater < UINT8_MAX)
+        msg->nlater++;
 }
 
 /* Take msg out of r's pins (a message unpinned or deleted). */
@@ -258,7 +269,7 @@ model_author_index(struct chat_model *m, const char *interned)
 
     if (i != UINT32_MAX)
         return i;
-    if (m->nauthors >= COLD_RICH - 1) /* (the top bit marks a cold list's rich entries) */
+    if (m->nauthors >= UINT32_MAX - 1)
         return UINT32_MAX;
     if (m->nauthors == m->capauthors) {
         size_t cap = m->capauthors ? m->capauthors * 2 : 64;
@@ -291,37 +302,56 @@ cold_reserve(struct cold_list *c, size_t n)
     if (!a)
         return false;
     c->author = a;
+    if (c->later) {
+        uint32_t *l = realloc(c->later, cap * sizeof *l);
+        if (!l)
+            return false;
+        c->later = l;
+    }
     c->cap = cap;
     return true;
 }
 
+/* Give c its array of later distances (its first rich entry), 0 for the entries it has (capacity reserved). */
+static bool
+cold_later_need(struct cold_list *c)
+{
+    if (!c->later)
+        c->later = calloc(c->cap ? c->cap : 1, sizeof *c->later);
+    return c->later != NULL;
+}
+
 static void cold_drop(struct chat_room *r, uint64_t pos);
 
-/* Append pos (after every position in c) and its author to c; base is c's when it is empty. */
+/* Append pos (after every position in c), its author and later distance to c; base is c's when it is empty. */
 static bool
-cold_list_append(struct cold_list *c, uint64_t base, uint64_t pos, uint32_t author)
+cold_list_append(struct cold_list *c, uint64_t base, uint64_t pos, uint32_t author, uint32_t later)
 {
     if (!c->n)
         c->base = base;
     if (pos < c->base || (c->n && cold_list_pos(c, c->n - 1) >= pos) || pos - c->base > UINT32_MAX ||
-        !cold_reserve(c, c->n + 1))
+        !cold_reserve(c, c->n + 1) || (later && !cold_later_need(c)))
         return false;
     c->off[c->n] = (uint32_t)(pos - c->base);
-    c->author[c->n++] = author;
+    c->author[c->n] = author;
+    if (c->later)
+        c->later[c->n] = later;
+    c->n++;
     return true;
 }
 static void thread_cold_drop(struct chat_room *r, struct seqlist *l, uint64_t pos);
 
 bool
-model_cold_append(struct chat_room *r, uint64_t pos, uint32_t author)
+model_cold_append(struct chat_room *r, uint64_t pos, uint32_t author, uint32_t later)
 {
-    return cold_list_append(&r->cold, r->ntl && r->tl[0]->pos < pos ? r->tl[0]->pos : pos, pos, author);
+    return cold_list_append(&r->cold, r->ntl && r->tl[0]->pos < pos ? r->tl[0]->pos : pos, pos, author, later);
 }
 
 bool
-model_thread_cold_append(struct chat_room *r, struct seqlist *l, uint64_t base, uint64_t pos, uint32_t author)
+model_thread_cold_append(struct chat_room *r, struct seqlist *l, uint64_t base, uint64_t pos, uint32_t author,
+                         uint32_t later)
 {
-    if (!cold_list_append(&l->cold, base, pos, author))
+    if (!cold_list_append(&l->cold, base, pos, author, later))
         return false;
     r->thread_cold++;
     return true;
@@ -796,7 +826,7 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
     pos = posted ? (int64_t)seq : jint(j, "pos");
     if (pos <= 0)
         pos = (int64_t)seq;
-    msg->last_seq = seq;
+    msg_saw(msg, seq, posted && !was_known);
     if (!was_known) {
         msg->known = true;
         msg->pos = (uint64_t)pos;
@@ -940,7 +970,7 @@ apply_pin(struct chat_model *m, struct chat_room *r, uint64_t seq, bool pin, con
 
     if (!r->exists || !id || !actor || !id_valid(actor) || !(msg = model_msg_get_or_new(r, id)))
         return;
-    msg->last_seq = seq;
+    msg_saw(msg, seq, false);
     if (seq > r->pin_seq) /* (a restore replays older pins) */
         r->pin_seq = seq;
     if (msg->deleted_at || !msg->known || msg->refused || msg->pinned == pin)
@@ -978,7 +1008,7 @@ apply_reaction(struct chat_model *m, struct chat_room *r, uint64_t seq, bool add
     if (!r->exists || !id || !emoji || !actor || !id_valid(actor) || strlen(emoji) > EMOJI_MAX_BYTES ||
         !(msg = model_msg_get_or_new(r, id)))
         return;
-    msg->last_seq = seq;
+    msg_saw(msg, seq, false);
     if (msg->deleted_at)
         return;
     for (i = 0; i < msg->nreactions; i++)
@@ -1176,25 +1206,69 @@ msg_coldable(const struct chat_room *r, const struct chat_msg *msg, bool reply, 
     return true;
 }
 
-/* Merge n positions (sorted) and their authors into c, whose capacity is reserved (write lock). */
-static void
-cold_merge(struct cold_list *c, const uint64_t *pos, const uint32_t *author, size_t n)
-{
-    size_t i = c->n, j = n, k = c->n + n;
+/* The entries an eviction pass moves out of memory, before they are merged into a cold list. */
+struct cold_out {
+    uint64_t *pos;
+    uint32_t *author, *later;
+    size_t n;
+    bool rich; /* one of them is */
+};
 
+static bool
+cold_out_init(struct cold_out *o, size_t n)
+{
+    *o = (struct cold_out){ malloc(n * sizeof *o->pos), malloc(n * sizeof *o->author),
+                            malloc(n * sizeof *o->later), 0, false };
+    return o->pos && o->author && o->later;
+}
+
+static void
+cold_out_free(struct cold_out *o)
+{
+    free(o->pos);
+    free(o->author);
+    free(o->later);
+}
+
+/* Out of memory into o, if it may: msg (at pos, by author index a), rich or not. */
+static bool
+cold_out_add(struct cold_out *o, const struct chat_msg *msg, uint32_t a, bool rich)
+{
+    if (rich && (msg->last_seq <= msg->pos || msg->last_seq - msg->pos >= COLD_LATER_ONE))
+        return false;
+    o->pos[o->n] = msg->pos;
+    o->author[o->n] = a;
+    o->later[o->n++] = rich ? (uint32_t)(msg->last_seq - msg->pos) | (msg->nlater == 1 ? COLD_LATER_ONE : 0) : 0;
+    o->rich = o->rich || rich;
+    return true;
+}
+
+/* Merge o (sorted) into c, whose capacity is reserved (write lock); false (nothing merged) out of memory. */
+static bool
+cold_merge(struct cold_list *c, const struct cold_out *o)
+{
+    size_t i = c->n, j = o->n, k = c->n + o->n;
+
+    if (o->rich && !cold_later_need(c))
+        return false;
     while (j > 0) {
-        if (i > 0 && cold_list_pos(c, i - 1) > pos[j - 1]) {
+        if (i > 0 && cold_list_pos(c, i - 1) > o->pos[j - 1]) {
             c->off[k - 1] = c->off[i - 1];
             c->author[k - 1] = c->author[i - 1];
+            if (c->later)
+                c->later[k - 1] = c->later[i - 1];
             i--;
         } else {
-            c->off[k - 1] = (uint32_t)(pos[j - 1] - c->base);
-            c->author[k - 1] = author[j - 1];
+            c->off[k - 1] = (uint32_t)(o->pos[j - 1] - c->base);
+            c->author[k - 1] = o->author[j - 1];
+            if (c->later)
+                c->later[k - 1] = o->later[j - 1];
             j--;
         }
         k--;
     }
-    c->n += n;
+    c->n += o->n;
+    return true;
 }
 
 /* Whether the thread of root (its replies l) has been quiet for the idle time and may have replies to move out. */
@@ -1210,17 +1284,19 @@ static size_t
 thread_evict(struct chat_model *m, struct chat_room *r, struct chat_msg *root, struct seqlist *l)
 {
     uint32_t now = (uint32_t)(clock_mono_ms() / 1000);
-    size_t w = 0, nout = 0, can = 0;
-    bool settled = true;
+    size_t w = 0, can = 0, rich_can = 0;
+    bool settled = true, rich;
+    struct cold_out o;
 
-    bool rich;
     for (size_t i = 0; i < l->n; i++)
-        can += msg_coldable(r, l->v[i], true, &rich);
-    uint64_t *opos = can ? malloc(can * sizeof *opos) : NULL;
-    uint32_t *oauth = can ? malloc(can * sizeof *oauth) : NULL;
-    if (!can || !opos || !oauth || !cold_reserve(&l->cold, l->cold.n + can)) {
-        free(opos);
-        free(oauth);
+        if (msg_coldable(r, l->v[i], true, &rich)) {
+            can++;
+            rich_can += rich;
+        }
+    if (!can || !cold_out_init(&o, can) || !cold_reserve(&l->cold, l->cold.n + can) ||
+        (rich_can && !cold_later_need(&l->cold))) {
+        if (can)
+            cold_out_free(&o);
         l->settled = !can;
         return 0;
     }
@@ -1232,9 +1308,7 @@ thread_evict(struct chat_model *m, struct chat_room *r, struct chat_msg *root, s
         bool coldable = msg_coldable(r, msg, true, &rich);
         if (coldable && atomic_load_explicit(&msg->held_until, memory_order_relaxed) <= now &&
             msg->pos >= l->cold.base && msg->pos - l->cold.base <= UINT32_MAX &&
-            (a = model_author_index(m, msg->author)) != UINT32_MAX) {
-            opos[nout] = msg->pos;
-            oauth[nout++] = a | (rich ? COLD_RICH : 0);
+            (a = model_author_index(m, msg->author)) != UINT32_MAX && cold_out_add(&o, msg, a, rich)) {
             map_del(r->msgs, msg->id);
             msg_free(msg);
             continue;
@@ -1248,12 +1322,11 @@ thread_evict(struct chat_model *m, struct chat_room *r, struct chat_msg *root, s
         l->v = NULL;
         l->cap = 0;
     }
-    cold_merge(&l->cold, opos, oauth, nout); /* (the replies brought back interleave with the cold ones) */
-    r->thread_cold += nout;
+    cold_merge(&l->cold, &o); /* (the replies brought back interleave with the cold ones; its arrays are there) */
+    r->thread_cold += o.n;
     l->settled = settled;
-    free(opos);
-    free(oauth);
-    return nout;
+    cold_out_free(&o);
+    return o.n;
 }
 
 /* After a pass that moved many messages out (the threads of a quiet day at once, a snapshot of a process that kept
@@ -1282,21 +1355,17 @@ static size_t
 evict(struct chat_model *m, struct chat_room *r)
 {
     size_t end = r->ntl - room_window(m, r), start = r->evict_scan < end ? r->evict_scan : end;
-    size_t w = start, scan = start, nout = 0, held = 0;
-    uint64_t *opos;
-    uint32_t *oauth;
+    size_t w = start, scan = start, held = 0;
     uint32_t now = (uint32_t)(clock_mono_ms() / 1000);
     bool settled = true; /* every item kept so far stays for good (what the next pass can skip) */
+    struct cold_out o;
 
     if (end == start || !cold_reserve(&r->cold, r->cold.n + (end - start)))
         return 0;
     if (!r->cold.n)
         r->cold.base = r->tl[0]->pos; /* (the oldest item: no message of the room is older) */
-    opos = malloc((end - start) * sizeof *opos);
-    oauth = malloc((end - start) * sizeof *oauth);
-    if (!opos || !oauth) {
-        free(opos);
-        free(oauth);
+    if (!cold_out_init(&o, end - start)) {
+        cold_out_free(&o);
         return 0;
     }
     for (size_t i = start; i < end; i++) {
@@ -1311,9 +1380,8 @@ evict(struct chat_model *m, struct chat_room *r)
             held++;
             settled = false;
         } else if (it->pos >= r->cold.base && it->pos - r->cold.base <= UINT32_MAX &&
-                   (a = model_author_index(m, msg->author)) != UINT32_MAX) {
-            opos[nout] = it->pos;
-            oauth[nout++] = a | (rich ? COLD_RICH : 0);
+                   (a = model_author_index(m, msg->author)) != UINT32_MAX && (!rich || cold_later_need(&r->cold)) &&
+                   cold_out_add(&o, msg, a, rich)) {
             map_del(r->msgs, msg->id);
             msg_free(msg);
             free(it);
@@ -1328,11 +1396,11 @@ evict(struct chat_model *m, struct chat_room *r)
     r->evict_kept = w;
     r->evict_held = held;
     r->evict_scan = scan;
-    /* (usually an append: all of them are newer than the cold ones, unless some were brought back) */
-    cold_merge(&r->cold, opos, oauth, nout);
-    free(opos);
-    free(oauth);
-    return nout;
+    /* (usually an append: all of them are newer than the cold ones, unless some were brought back; the arrays are
+     * there) */
+    cold_merge(&r->cold, &o);
+    cold_out_free(&o);
+    return o.n;
 }
 
 void
@@ -1398,6 +1466,8 @@ cold_list_drop(struct cold_list *c, uint64_t pos)
         return false;
     memmove(c->off + k, c->off + k + 1, (c->n - k - 1) * sizeof *c->off);
     memmove(c->author + k, c->author + k + 1, (c->n - k - 1) * sizeof *c->author);
+    if (c->later)
+        memmove(c->later + k, c->later + k + 1, (c->n - k - 1) * sizeof *c->later);
     c->n--;
     return true;
 }
@@ -1550,14 +1620,16 @@ chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, cons
     return done;
 }
 
-bool
-chat_model_cold_rich(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len)
+uint64_t
+chat_model_cold_last(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len,
+                     bool *one)
 {
     struct store_event_subject subj;
-    bool rich = false;
+    uint64_t last = 0;
 
+    *one = false;
     if (!store_subject_event_parse(subject, &subj) || subj.kind != STORE_EV_MESSAGE)
-        return false;
+        return 0;
     cJSON *ev = cJSON_ParseWithLength(data, len);
     const char *root = jstr(cJSON_GetObjectItemCaseSensitive(ev, "msg"), "threadRoot");
     pthread_rwlock_rdlock(&m->lock);
@@ -1569,10 +1641,14 @@ chat_model_cold_rich(struct chat_model *m, uint64_t seq, const char *subject, co
         c = l ? &l->cold : NULL;
         k = c ? cold_list_after(c, seq - 1) : 0;
     }
-    rich = c && k < c->n && cold_list_pos(c, k) == seq && cold_list_rich(c, k);
+    *one = false;
+    if (c && k < c->n && cold_list_pos(c, k) == seq && cold_list_rich(c, k)) {
+        last = cold_list_last(c, k);
+        *one = cold_list_one(c, k);
+    }
     pthread_rwlock_unlock(&m->lock);
     cJSON_Delete(ev);
-    return rich;
+    return last;
 }
 
 static void wake_waiters(struct chat_model *m);

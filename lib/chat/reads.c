@@ -24,7 +24,7 @@ chat_unread_counts(const struct chat_model *m, const struct chat_room *r, const 
     if (k < r->cold.n) {
         uint32_t me = model_author_find(m, cm->user);
         for (; k < r->cold.n; k++)
-            *unread += cold_list_author(&r->cold, k) != me;
+            *unread += r->cold.author[k] != me;
     }
     for (size_t i = model_tl_after(r, cm->last_read); i < r->ntl; i++) {
         const struct chat_msg *msg = r->tl[i]->msg;

@@ -41,7 +41,7 @@
 
 #define SNAP_MAGIC "CHATSNAP"
 #define SNAP_FORMAT 4 /* 2: rooms end with their cold timeline; 3: and their quiet threads' cold replies; 4: cold
-                       * entries say whether they are rich; 1-3 are still read */
+                       * entries say whether they are rich, and where their last event is; 1-3 are still read */
 #define SNAP_OBJECT "model"
 #define SNAP_LEASE "projection-snapshot"
 #define SNAP_CHUNK (512u * 1024u)
@@ -196,7 +196,7 @@ w_msg(struct wbuf *b, const struct chat_msg *msg)
     for (size_t i = 0; i < msg->nmentions; i++)
         w_ref(b, msg->mentions[i]);
     w_u64(b, (uint64_t)msg->mention_all | (uint64_t)msg->mention_here << 1 | (uint64_t)msg->known << 2 |
-                 (uint64_t)msg->refused << 3 | (uint64_t)(msg->attachments != NULL) << 4);
+                 (uint64_t)msg->refused << 3 | (uint64_t)(msg->attachments != NULL) << 4 | (uint64_t)msg->nlater << 5);
     if (msg->attachments)
         w_str(b, msg->attachments);
     w_u64(b, msg->nreactions);
@@ -285,11 +285,14 @@ w_room(struct wbuf *b, const struct chat_room *r)
         w_i64(b, r->pins[i].at);
         w_str(b, r->pins[i].by);
     }
-    /* the cold timeline: positions as increments (doubled, plus one when rich), authors as references */
+    /* the cold timeline: positions as increments (doubled, plus one when rich: then the later distance follows),
+     * authors as references */
     w_u64(b, r->cold.n);
     for (size_t i = 0; i < r->cold.n; i++) {
         w_u64(b, (model_cold_pos(r, i) - (i ? model_cold_pos(r, i - 1) : 0)) << 1 | cold_list_rich(&r->cold, i));
-        w_ref(b, b->authors[cold_list_author(&r->cold, i)]);
+        if (cold_list_rich(&r->cold, i))
+            w_u64(b, r->cold.later[i]);
+        w_ref(b, b->authors[r->cold.author[i]]);
     }
     /* the quiet threads' cold replies: root, base, then as the timeline's */
     size_t threads = 0, seen = 0;
@@ -308,7 +311,9 @@ w_room(struct wbuf *b, const struct chat_room *r)
         w_u64(b, c->n);
         for (size_t i = 0; i < c->n; i++) {
             w_u64(b, (cold_list_pos(c, i) - (i ? cold_list_pos(c, i - 1) : c->base)) << 1 | cold_list_rich(c, i));
-            w_ref(b, b->authors[cold_list_author(c, i)]);
+            if (cold_list_rich(c, i))
+                w_u64(b, c->later[i]);
+            w_ref(b, b->authors[c->author[i]]);
         }
         seen += c->n;
     }
@@ -527,6 +532,7 @@ r_msg(struct rbuf *b, struct chat_room *r)
     msg->mention_here = flags & 2;
     msg->known = flags & 4;
     msg->refused = flags & 8;
+    msg->nlater = b->fmt >= 4 ? (uint8_t)(flags >> 5) : UINT8_MAX; /* (format 3 and before: not known) */
     if (flags & 16)
         msg->attachments = r_strdup(b);
     n = r_u64(b);
@@ -704,11 +710,12 @@ r_room(struct rbuf *b)
     }
     uint64_t pos = 0;
     for (uint64_t i = 0; i < n && !b->bad; i++) {
-        uint64_t step = r_u64(b), rich = b->fmt >= 4 ? step & 1 : 0;
+        uint64_t step = r_u64(b), later = b->fmt >= 4 && (step & 1) ? r_u64(b) : 0;
         step = b->fmt >= 4 ? step >> 1 : step;
         const char *author = r_ref(b);
         uint32_t a = b->bad || !*author ? UINT32_MAX : model_author_index(b->m, author);
-        if (!step || pos + step < pos || a == UINT32_MAX || !model_cold_append(r, pos + step, a | (rich ? COLD_RICH : 0)))
+        if (!step || pos + step < pos || a == UINT32_MAX || later > UINT32_MAX ||
+            !model_cold_append(r, pos + step, a, (uint32_t)later))
             b->bad = true;
         pos += step;
     }
@@ -739,12 +746,12 @@ r_room(struct rbuf *b)
         }
         pos = base;
         for (uint64_t i = 0; i < n && !b->bad; i++) {
-            uint64_t step = r_u64(b), rich = b->fmt >= 4 ? step & 1 : 0;
+            uint64_t step = r_u64(b), later = b->fmt >= 4 && (step & 1) ? r_u64(b) : 0;
             step = b->fmt >= 4 ? step >> 1 : step;
             const char *author = r_ref(b);
             uint32_t a = b->bad || !*author ? UINT32_MAX : model_author_index(b->m, author);
-            if (!step || pos + step < pos || a == UINT32_MAX ||
-                !model_thread_cold_append(r, l, base, pos + step, a | (rich ? COLD_RICH : 0)))
+            if (!step || pos + step < pos || a == UINT32_MAX || later > UINT32_MAX ||
+                !model_thread_cold_append(r, l, base, pos + step, a, (uint32_t)later))
                 b->bad = true;
             pos += step;
         }

@@ -269,7 +269,7 @@ chat_list_followed_threads(struct chat *c, const struct user *who, int limit, in
         if (l && l->cold.n) { /* the cold replies of a quiet thread: by author (none is deleted) */
             uint32_t me = model_author_find(c->m, who->id);
             for (size_t k = cold_list_after(&l->cold, v[i].f.read); k < l->cold.n; k++)
-                unread += cold_list_author(&l->cold, k) != me;
+                unread += l->cold.author[k] != me;
         }
         unread_threads += unread > 0;
         if (total++ < (size_t)offset || shown >= (size_t)limit)

@@ -159,7 +159,7 @@ class Cold(TestCase):
         carol.ok(R + "JoinRoom", {"roomId": self.room})
         # changed while they are the newest: reactions, an edit, a reaction taken back, a pin undone
         fresh = [self.alice.ok(M + "CreateMessage", {"roomId": self.room, "body": "fresh %d" % i})["message"]
-                 for i in range(4)]
+                 for i in range(5)]
         self.bob.ok(M + "AddReaction", {"roomId": self.room, "eventId": fresh[0]["id"], "emoji": "🎉"})
         self.alice.ok(M + "AddReaction", {"roomId": self.room, "eventId": fresh[0]["id"], "emoji": "🎉"})
         self.alice.ok(M + "UpdateMessage", {"roomId": self.room, "eventId": fresh[1]["id"], "body": "fresh 1, edited"})
@@ -167,11 +167,12 @@ class Cold(TestCase):
         self.bob.ok(M + "RemoveReaction", {"roomId": self.room, "eventId": fresh[2]["id"], "emoji": "👀"})
         self.alice.ok(R + "CreatePinnedMessage", {"roomId": self.room, "messageEventId": fresh[3]["id"]})
         self.alice.ok(R + "DeletePinnedMessage", {"roomId": self.room, "messageEventId": fresh[3]["id"]})
+        self.bob.ok(M + "AddReaction", {"roomId": self.room, "eventId": fresh[4]["id"], "emoji": "🙂"})  # (its only)
         # then enough posts that they are old: every message but the newest few leaves memory, the reacted ones
         # too; the edited one stays (the edit erased its post, where an old message is read from)
         for i in range(8):
             self.bob.ok(M + "CreateMessage", {"roomId": self.room, "body": "later %d" % i})
-        total = 30 + 4 + 8
+        total = 30 + 5 + 8
         for proc in (self.a, self.b):
             wait_for(lambda: self.cold(proc) >= total - 5, 30, "the changed messages out of memory")
         # a socket on a process that brings them back hears nothing of it
@@ -184,6 +185,7 @@ class Cold(TestCase):
             self.assertEqual((shown[fresh[1]["id"]]["body"], shown[fresh[1]["id"]]["edited"]),
                              ("fresh 1, edited", True))
             self.assertFalse(shown[fresh[2]["id"]].get("reactions"))
+            self.assertEqual([(x["emoji"], x["count"]) for x in shown[fresh[4]["id"]]["reactions"]], [("🙂", 1)])
             self.assertEqual(self.alice.ok(R + "ListPinnedMessages", {"roomId": self.room})["pinnedMessages"], [])
             sentinel = carol.ok(M + "CreateMessage", {"roomId": self.room, "body": "sentinel"})["message"]
             heard = []
@@ -198,7 +200,7 @@ class Cold(TestCase):
             ws.sock.close()
         # unread counts count them as before, and they change again through any process
         for proc in (self.a, self.b, self.full):
-            self.assertEqual(self.counts(self.bob.on(proc))[0], 20 + 4 + 1)
+            self.assertEqual(self.counts(self.bob.on(proc))[0], 20 + 5 + 1)
         self.bob.ok(M + "AddReaction", {"roomId": self.room, "eventId": fresh[1]["id"], "emoji": "👍"})
         self.alice.ok(M + "RemoveReaction", {"roomId": self.room, "eventId": fresh[0]["id"], "emoji": "🎉"})
         for proc in (self.a, self.b, self.full):

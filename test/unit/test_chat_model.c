@@ -577,7 +577,9 @@ test_cold_thread_replies(void **state)
     snprintf(json, sizeof json,
              "{\"type\":\"msg.posted\",\"actor\":\"alice\",\"msg\":{\"id\":\"x8\",\"author\":\"bob\","
              "\"createdAt\":108,\"body\":\"reply 8\",\"threadRoot\":\"root\"}}");
-    assert_true(chat_model_cold_rich(m, 11, MSG("x8"), json, strlen(json)));
+    bool one = false;
+    assert_int_equal(chat_model_cold_last(m, 11, MSG("x8"), json, strlen(json), &one), 41);
+    assert_true(one);
     const char *react8 = "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"x8\",\"emoji\":\"+1\"}";
     struct chat_event_ref later8[] = { { 41, react8, strlen(react8) } };
     assert_true(chat_model_restore(m, 11, MSG("x8"), json, strlen(json), later8, 1));
@@ -601,8 +603,9 @@ test_cold_thread_replies(void **state)
     assert_int_equal(l2->n, 3);
     for (size_t i = 0; i < l->cold.n; i++) {
         assert_int_equal(cold_list_pos(&l2->cold, i), cold_list_pos(&l->cold, i));
-        assert_string_equal(back->authors[cold_list_author(&l2->cold, i)], m->authors[cold_list_author(&l->cold, i)]);
+        assert_string_equal(back->authors[l2->cold.author[i]], m->authors[l->cold.author[i]]);
         assert_int_equal(cold_list_rich(&l2->cold, i), cold_list_rich(&l->cold, i));
+        assert_int_equal(cold_list_last(&l2->cold, i), cold_list_last(&l->cold, i));
     }
     chat_model_free(back);
     free(buf);
@@ -656,6 +659,10 @@ test_cold_timeline(void **state)
                                    "\"alice\",\"createdAt\":107,\"editedAt\":500,\"body\":\"body 7, edited\"}}");
         if (i == 10)
             ev(m, 1003, MSG("m10"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"m10\",\"emoji\":\"x\"}");
+        if (i == 12) {
+            ev(m, 1004, MSG("m12"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"m12\",\"emoji\":\"x\"}");
+            ev(m, 1005, MSG("m12"), "{\"type\":\"reaction.removed\",\"actor\":\"bob\",\"msgId\":\"m12\",\"emoji\":\"x\"}");
+        }
     }
     /* everything is somewhere, once, in order */
     size_t msgs = 0;
@@ -678,9 +685,14 @@ test_cold_timeline(void **state)
     assert_true(cold_list_rich(&r->cold, k6));
     assert_false(cold_list_rich(&r->cold, 0));
     post_json(json, sizeof json, 6);
-    assert_true(chat_model_cold_rich(m, 8, MSG("m6"), json, strlen(json)));
+    bool one = false;
+    assert_int_equal(chat_model_cold_last(m, 8, MSG("m6"), json, strlen(json), &one), 1001);
+    assert_true(one); /* (its only event after the post) */
     post_json(json, sizeof json, 1);
-    assert_false(chat_model_cold_rich(m, 3, MSG("m1"), json, strlen(json)));
+    assert_int_equal(chat_model_cold_last(m, 3, MSG("m1"), json, strlen(json), &one), 0);
+    post_json(json, sizeof json, 12);
+    assert_int_equal(chat_model_cold_last(m, 14, MSG("m12"), json, strlen(json), &one), 1005);
+    assert_false(one); /* (a reaction taken back before it) */
     /* unread: bob has read nothing and alice wrote the odd ones */
     struct chat_member *bob = model_member(r, "bob");
     size_t unread, mentions;
@@ -741,10 +753,13 @@ test_cold_timeline(void **state)
     assert_int_equal(r2->cold.n, r->cold.n);
     for (size_t i = 0; i < r->cold.n; i++) {
         assert_int_equal(model_cold_pos(r2, i), model_cold_pos(r, i));
-        assert_string_equal(back->authors[cold_list_author(&r2->cold, i)], m->authors[cold_list_author(&r->cold, i)]);
+        assert_string_equal(back->authors[r2->cold.author[i]], m->authors[r->cold.author[i]]);
         assert_int_equal(cold_list_rich(&r2->cold, i), cold_list_rich(&r->cold, i));
+        assert_int_equal(cold_list_last(&r2->cold, i), cold_list_last(&r->cold, i));
+        assert_int_equal(cold_list_one(&r2->cold, i), cold_list_one(&r->cold, i));
     }
     assert_true(cold_list_rich(&r2->cold, model_cold_after(r2, 11))); /* m10, still out */
+    assert_int_equal(model_msg(r2, "m7")->nlater, 1); /* (its edit: kept by the snapshot) */
     chat_unread_counts(back, r2, model_member(r2, "bob"), &unread, &mentions);
     assert_int_equal(unread, alice);
     /* a model that keeps fewer evicts what a snapshot brings */
