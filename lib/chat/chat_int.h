@@ -52,6 +52,7 @@ struct chat_msg {
     bool mention_all, mention_here; /* @all (every member when it was posted), @here */
     bool pinned;                    /* in its room's pins */
     uint8_t nlater; /* events applied on its subject after the post (saturating; UINT8_MAX also when unknown) */
+    bool touched;   /* of them, one was not an edit (a reaction, a pin; also when unknown) */
     char *attachments; /* the files, as the snapshot's JSON array of {id, filename, contentType, size, width,
                         * height}; NULL if none (or once deleted) */
     struct chat_reaction *reactions;
@@ -268,9 +269,10 @@ struct chat_event_ref {
     const char *data;
     size_t len;
 };
-/* Bring a message of the cold timeline back into memory from its post (the first event on its subject, at seq)
- * and, for a rich one, the later events on its subject (in stream order; those the model has not applied yet are
- * skipped: the follower applies them): true if it was cold and now is not. Any thread; takes the write lock. */
+/* Bring a message of the cold timeline back into memory from the first event on its subject still in the stream
+ * (at seq: its post, or an edit when that erased the post: a whole snapshot with the post's position) and, for a
+ * rich one, the later events on its subject (in stream order; those the model has not applied yet are skipped: the
+ * follower applies them): true if it was cold and now is not. Any thread; takes the write lock. */
 bool chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, const char *data, size_t len,
                         const struct chat_event_ref *later, size_t nlater);
 /* Keep resident top-level messages per room in memory (0: all); before the model is used. */

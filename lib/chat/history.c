@@ -123,15 +123,26 @@ struct cold_got {
     size_t n;
 };
 
+/* The index of the event at seq in g, g->n if it is not there. */
+static size_t
+got_index(const struct cold_got *g, uint64_t seq)
+{
+    size_t i = 0;
+
+    while (i < g->n && g->v[i].pos != seq)
+        i++;
+    return i;
+}
+
 static const char *
 got_find(const struct cold_got *g, uint64_t pos, size_t *len)
 {
-    for (size_t i = 0; i < g->n; i++)
-        if (g->v[i].pos == pos) {
-            *len = g->v[i].len;
-            return g->v[i].data;
-        }
-    return NULL;
+    size_t i = got_index(g, pos);
+
+    if (i == g->n)
+        return NULL;
+    *len = g->v[i].len;
+    return g->v[i].data;
 }
 
 struct got_ctx {
@@ -198,12 +209,12 @@ plan_wants(const struct tl_plan *p, const struct cold_got *g, uint64_t *want, si
     for (size_t i = 0; i < p->n; i++) {
         if (p->v[i].it)
             continue;
-        if (!got_find(g, p->v[i].pos, &len)) {
+        if (got_find(g, p->v[i].pos, &len) || (p->v[i].last && got_find(g, p->v[i].last, &len))) {
+            *rich += p->v[i].rich; /* (an edited one's post is gone: its last edit replaced it) */
+        } else {
             want[n++] = p->v[i].pos;
             if (p->v[i].last)
                 want[n++] = p->v[i].last;
-        } else {
-            *rich += p->v[i].rich;
         }
     }
     return n;
@@ -218,15 +229,14 @@ plan_restore(struct chat *c, const struct tl_plan *p, const struct cold_got *g, 
     for (size_t i = 0; i < p->n && st == CH_OK; i++) {
         if (p->v[i].it || !p->v[i].rich)
             continue;
-        for (size_t k = 0; k < g->n; k++)
-            if (g->v[k].pos == p->v[i].pos) {
-                size_t len = 0;
-                const char *data = p->v[i].last ? got_find(g, p->v[i].last, &len) : NULL;
-                struct chat_event_ref last = { p->v[i].last, data, len };
-                st = chat_cold_restore_post(c, g->v[k].pos, g->v[k].subject, g->v[k].data, g->v[k].len,
-                                            data ? &last : NULL, err);
-                break;
-            }
+        size_t b = got_index(g, p->v[i].pos), l = p->v[i].last ? got_index(g, p->v[i].last) : g->n;
+        if (b == g->n) /* (no post: the last edit, a whole snapshot, replaced it) */
+            b = l;
+        if (b == g->n)
+            continue;
+        struct chat_event_ref last = { p->v[i].last, l < g->n ? g->v[l].data : NULL, l < g->n ? g->v[l].len : 0 };
+        st = chat_cold_restore_post(c, g->v[b].pos, g->v[b].subject, g->v[b].data, g->v[b].len,
+                                    l < g->n && l != b ? &last : NULL, err);
     }
     return st;
 }

@@ -101,13 +101,15 @@ coldable_again(struct chat_room *r, const struct chat_msg *msg)
     }
 }
 
-/* An event on msg's subject applied at seq: its last; one more after the post unless it is the post. */
+/* An event on msg's subject applied at seq: its last; one more after the post unless it is the post; touch: not
+ * an edit either. */
 static void
-msg_saw(struct chat_msg *msg, uint64_t seq, bool post)
+msg_saw(struct chat_msg *msg, uint64_t seq, bool post, bool touch)
 {
     msg->last_seq = seq;
     if (!post && msg->nlater < UINT8_MAX)
         msg->nlater++;
+    msg->touched = msg->touched || touch;
 }
 
 /* Take msg out of r's pins (a message unpinned or deleted). */
@@ -826,7 +828,7 @@ apply_message(struct chat_model *m, struct chat_room *r, uint64_t seq, const cha
     pos = posted ? (int64_t)seq : jint(j, "pos");
     if (pos <= 0)
         pos = (int64_t)seq;
-    msg_saw(msg, seq, posted && !was_known);
+    msg_saw(msg, seq, posted && !was_known, deleted || (posted && was_known));
     if (!was_known) {
         msg->known = true;
         msg->pos = (uint64_t)pos;
@@ -970,7 +972,7 @@ apply_pin(struct chat_model *m, struct chat_room *r, uint64_t seq, bool pin, con
 
     if (!r->exists || !id || !actor || !id_valid(actor) || !(msg = model_msg_get_or_new(r, id)))
         return;
-    msg_saw(msg, seq, false);
+    msg_saw(msg, seq, false, true);
     if (seq > r->pin_seq) /* (a restore replays older pins) */
         r->pin_seq = seq;
     if (msg->deleted_at || !msg->known || msg->refused || msg->pinned == pin)
@@ -1008,7 +1010,7 @@ apply_reaction(struct chat_model *m, struct chat_room *r, uint64_t seq, bool add
     if (!r->exists || !id || !emoji || !actor || !id_valid(actor) || strlen(emoji) > EMOJI_MAX_BYTES ||
         !(msg = model_msg_get_or_new(r, id)))
         return;
-    msg_saw(msg, seq, false);
+    msg_saw(msg, seq, false, true);
     if (msg->deleted_at)
         return;
     for (i = 0; i < msg->nreactions; i++)
@@ -1190,12 +1192,16 @@ room_window(const struct chat_model *m, const struct chat_room *r)
 static bool
 msg_coldable(const struct chat_room *r, const struct chat_msg *msg, bool reply, bool *rich)
 {
-    if (!msg->known || msg->refused || msg->deleted_at || msg->edited_at || msg->nbody != 1 ||
-        msg->body_seqs[0] != msg->pos || msg->pinned || msg->nmentions || msg->mention_all || msg->mention_here ||
-        !msg->thread_root[0] != !reply || msg->reply_count || msg->last_reply_at || msg->attachments ||
-        map_get(r->threads, msg->id))
+    if (!msg->known || msg->refused || msg->deleted_at || !msg->nbody || msg->pinned || msg->nmentions ||
+        msg->mention_all || msg->mention_here || !msg->thread_root[0] != !reply || msg->reply_count ||
+        msg->last_reply_at || msg->attachments || map_get(r->threads, msg->id))
         return false;
-    *rich = msg->nreactions || msg->last_seq != msg->pos;
+    /* its body is in its post, or, edited and nothing else since, in its last edit: a whole snapshot that replaced
+     * the post (an edit erases the versions before it) */
+    if (msg->edited_at ? msg->touched || msg->body_seqs[msg->nbody - 1] != msg->last_seq
+                       : msg->nbody != 1 || msg->body_seqs[0] != msg->pos)
+        return false;
+    *rich = msg->edited_at || msg->nreactions || msg->last_seq != msg->pos;
     if (*rich) {
         size_t events = 0;
         for (size_t i = 0; i < msg->nreactions && events <= COLD_RICH_EVENTS; i++)
@@ -1238,7 +1244,9 @@ cold_out_add(struct cold_out *o, const struct chat_msg *msg, uint32_t a, bool ri
         return false;
     o->pos[o->n] = msg->pos;
     o->author[o->n] = a;
-    o->later[o->n++] = rich ? (uint32_t)(msg->last_seq - msg->pos) | (msg->nlater == 1 ? COLD_LATER_ONE : 0) : 0;
+    /* the only event after the post, or the last edit, a whole snapshot, when that is all that came */
+    bool one = msg->edited_at ? !msg->touched : msg->nlater == 1;
+    o->later[o->n++] = rich ? (uint32_t)(msg->last_seq - msg->pos) | (one ? COLD_LATER_ONE : 0) : 0;
     o->rich = o->rich || rich;
     return true;
 }
@@ -1523,13 +1531,18 @@ restore_from_post(struct chat_model *m, struct chat_msg *msg, const cJSON *j, ui
     msg->in_reply_to = intern(m, jstr(j, "inReplyTo"));
 }
 
-/* ... and once it is there: known, its body (the post's), held in memory a while. */
+/* ... and once it is there: known, its body (that of the post, or of the edit at seq that replaced it), held in
+ * memory a while. */
 static void
-restore_known(struct chat_model *m, struct chat_msg *msg, const cJSON *j, uint64_t seq)
+restore_known(struct chat_model *m, struct chat_msg *msg, const cJSON *j, uint64_t seq, bool edit)
 {
     const char *body = jstr(j, "body");
 
     msg->known = true;
+    if (edit) {
+        msg->edited_at = jint(j, "editedAt");
+        msg->nlater = 1; /* (what there is after the post now: this edit) */
+    }
     atomic_store_explicit(&msg->held_until, model_hold_until(true), memory_order_relaxed);
     msg->body_one = seq;
     msg->body_seqs = &msg->body_one;
@@ -1575,42 +1588,44 @@ chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, cons
     struct store_event_subject subj;
     struct chat_room *r;
     struct chat_msg *msg;
-    bool done = false;
+    bool done = false, edit = type && !strcmp(type, "msg.edited");
+    uint64_t pos = edit && jint(j, "pos") > 0 ? (uint64_t)jint(j, "pos") : seq; /* (an edit names the post's) */
 
     if (!store_subject_event_parse(subject, &subj) || subj.kind != STORE_EV_MESSAGE || !type ||
-        strcmp(type, "msg.posted") || !id || strcmp(id, subj.id)) {
+        (strcmp(type, "msg.posted") && !edit) || !id || strcmp(id, subj.id) || pos > seq) {
         cJSON_Delete(ev);
         return false;
     }
     pthread_rwlock_wrlock(&m->lock);
     r = model_room(m, subj.room);
-    size_t k = r ? model_cold_after(r, seq - 1) : 0;
-    if (r && k < r->cold.n && model_cold_pos(r, k) == seq) {
+    size_t k = r ? model_cold_after(r, pos - 1) : 0;
+    if (r && k < r->cold.n && model_cold_pos(r, k) == pos) {
         msg = map_get(r->msgs, id);
         if ((!msg || !msg->known) && (msg = model_msg_get_or_new(r, id))) {
-            /* top level: its post says all there is but what the later events did (no files, mentions or thread) */
-            restore_from_post(m, msg, j, seq);
+            /* top level: its snapshot says all there is but what the later events did (no files, mentions or
+             * thread) */
+            restore_from_post(m, msg, j, pos);
             if ((done = tl_add_msg(r, msg)))
-                restore_known(m, msg, j, seq);
+                restore_known(m, msg, j, seq, edit);
         }
         if (done || (msg && msg->known)) /* (known: it is back already; the entry must not show it twice) */
-            cold_drop(r, seq);
+            cold_drop(r, pos);
     } else if (r && r->thread_cold) { /* a reply of a quiet thread */
         const char *root = jstr(j, "threadRoot");
         struct seqlist *l = root && id_valid(root) ? map_get(r->threads, root) : NULL;
-        size_t t = l ? cold_list_after(&l->cold, seq - 1) : 0;
-        if (l && t < l->cold.n && cold_list_pos(&l->cold, t) == seq) {
+        size_t t = l ? cold_list_after(&l->cold, pos - 1) : 0;
+        if (l && t < l->cold.n && cold_list_pos(&l->cold, t) == pos) {
             msg = map_get(r->msgs, id);
             if ((!msg || !msg->known) && (msg = model_msg_get_or_new(r, id))) {
-                restore_from_post(m, msg, j, seq);
+                restore_from_post(m, msg, j, pos);
                 msg->thread_root = intern(m, root);
                 if ((done = model_seqlist_insert(l, msg))) {
-                    restore_known(m, msg, j, seq);
+                    restore_known(m, msg, j, seq, edit);
                     l->settled = false;
                 }
             }
             if (done || (msg && msg->known))
-                thread_cold_drop(r, l, seq);
+                thread_cold_drop(r, l, pos);
         }
     }
     if (done && nlater)
@@ -1631,7 +1646,10 @@ chat_model_cold_last(struct chat_model *m, uint64_t seq, const char *subject, co
     if (!store_subject_event_parse(subject, &subj) || subj.kind != STORE_EV_MESSAGE)
         return 0;
     cJSON *ev = cJSON_ParseWithLength(data, len);
-    const char *root = jstr(cJSON_GetObjectItemCaseSensitive(ev, "msg"), "threadRoot");
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(ev, "msg");
+    const char *root = jstr(j, "threadRoot"), *type = jstr(ev, "type");
+    if (type && !strcmp(type, "msg.edited") && jint(j, "pos") > 0 && (uint64_t)jint(j, "pos") < seq)
+        seq = (uint64_t)jint(j, "pos"); /* (the edit that replaced the post: its entry is at the post's position) */
     pthread_rwlock_rdlock(&m->lock);
     struct chat_room *r = model_room(m, subj.room);
     const struct cold_list *c = r ? &r->cold : NULL;

@@ -196,7 +196,8 @@ w_msg(struct wbuf *b, const struct chat_msg *msg)
     for (size_t i = 0; i < msg->nmentions; i++)
         w_ref(b, msg->mentions[i]);
     w_u64(b, (uint64_t)msg->mention_all | (uint64_t)msg->mention_here << 1 | (uint64_t)msg->known << 2 |
-                 (uint64_t)msg->refused << 3 | (uint64_t)(msg->attachments != NULL) << 4 | (uint64_t)msg->nlater << 5);
+                 (uint64_t)msg->refused << 3 | (uint64_t)(msg->attachments != NULL) << 4 | (uint64_t)msg->nlater << 5 |
+                 (uint64_t)msg->touched << 13);
     if (msg->attachments)
         w_str(b, msg->attachments);
     w_u64(b, msg->nreactions);
@@ -533,6 +534,7 @@ r_msg(struct rbuf *b, struct chat_room *r)
     msg->known = flags & 4;
     msg->refused = flags & 8;
     msg->nlater = b->fmt >= 4 ? (uint8_t)(flags >> 5) : UINT8_MAX; /* (format 3 and before: not known) */
+    msg->touched = b->fmt >= 4 ? (flags >> 13) & 1 : true;
     if (flags & 16)
         msg->attachments = r_strdup(b);
     n = r_u64(b);

@@ -10,8 +10,8 @@
  *
  * The model keeps 2 messages per room in memory (core.resident_messages), and counts every thread quiet after a
  * millisecond (core.resident_idle_after; swept after every event), so the cold timeline and cold thread replies are
- * exercised: an event about a cold message brings it back from the first earlier event on its subject, as the
- * follower does from the stream.
+ * exercised: an event about a cold message brings it back from the earlier events on its subject the stream would
+ * still hold (an edit erases the versions before it), as the follower does.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -110,19 +110,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         char subj[STORE_SUBJECT_MAX];
                         if (store_subject_event_parse(key, &s) &&
                             store_subject_event_message(subj, sizeof subj, s.room, need) == CH_OK)
-                            for (uint64_t i = 0; i + 1 < seq; i++)
-                                if (seen[i].subject && !strcmp(seen[i].subject, subj)) {
-                                    /* its post, and (as cold.c reads them) every later event on its subject */
-                                    struct chat_event_ref *later = calloc(seq, sizeof *later);
-                                    size_t nlater = 0;
-                                    for (uint64_t k = i + 1; later && k < seq; k++)
-                                        if (seen[k].subject && !strcmp(seen[k].subject, subj))
-                                            later[nlater++] = (struct chat_event_ref){ k + 1, seen[k].data,
-                                                                                        seen[k].len };
-                                    chat_model_restore(m, i + 1, subj, seen[i].data, seen[i].len, later, nlater);
-                                    free(later);
-                                    break;
-                                }
+                        {
+                            /* what the stream still holds on its subject (an edit erased the versions before it):
+                             * the first as the base, the others after it, as cold.c reads them */
+                            struct chat_event_ref *evs = calloc(seq, sizeof *evs);
+                            size_t n = 0;
+                            for (uint64_t i = 0; evs && i + 1 < seq; i++) {
+                                if (!seen[i].subject || strcmp(seen[i].subject, subj))
+                                    continue;
+                                if (memmem(seen[i].data, seen[i].len, "\"msg.edited\"", 12))
+                                    for (size_t k = n; k-- > 0;)
+                                        if (memmem(evs[k].data, evs[k].len, "\"msg.edited\"", 12) ||
+                                            memmem(evs[k].data, evs[k].len, "\"msg.posted\"", 12)) {
+                                            memmove(evs + k, evs + k + 1, (n - k - 1) * sizeof *evs);
+                                            n--;
+                                        }
+                                evs[n++] = (struct chat_event_ref){ i + 1, seen[i].data, seen[i].len };
+                            }
+                            if (n)
+                                chat_model_restore(m, evs[0].seq, subj, evs[0].data, evs[0].len, evs + 1, n - 1);
+                            free(evs);
+                        }
                         chat_model_apply(m, seq, key, payload, plen, 1700000000000 + (int64_t)seq * 1000, NULL);
                     }
                     chat_model_sweep(m);

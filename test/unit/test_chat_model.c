@@ -656,12 +656,17 @@ test_cold_timeline(void **state)
             ev(m, 1001, MSG("m6"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"m6\",\"emoji\":\"+1\"}");
         if (i == 7)
             ev(m, 1002, MSG("m7"), "{\"type\":\"msg.edited\",\"actor\":\"alice\",\"msg\":{\"id\":\"m7\",\"author\":"
-                                   "\"alice\",\"createdAt\":107,\"editedAt\":500,\"body\":\"body 7, edited\"}}");
+                                   "\"alice\",\"createdAt\":107,\"editedAt\":500,\"pos\":9,\"body\":\"body 7, edited\"}}");
         if (i == 10)
             ev(m, 1003, MSG("m10"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"m10\",\"emoji\":\"x\"}");
         if (i == 12) {
             ev(m, 1004, MSG("m12"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"m12\",\"emoji\":\"x\"}");
             ev(m, 1005, MSG("m12"), "{\"type\":\"reaction.removed\",\"actor\":\"bob\",\"msgId\":\"m12\",\"emoji\":\"x\"}");
+        }
+        if (i == 14) { /* edited, then reacted to: no one event holds all of it */
+            ev(m, 1006, MSG("m14"), "{\"type\":\"msg.edited\",\"actor\":\"bob\",\"msg\":{\"id\":\"m14\",\"author\":"
+                                    "\"bob\",\"createdAt\":114,\"editedAt\":600,\"pos\":16,\"body\":\"14!\"}}");
+            ev(m, 1007, MSG("m14"), "{\"type\":\"reaction.added\",\"actor\":\"bob\",\"msgId\":\"m14\",\"emoji\":\"x\"}");
         }
     }
     /* everything is somewhere, once, in order */
@@ -676,10 +681,10 @@ test_cold_timeline(void **state)
     assert_non_null(model_msg(r, "m5")); /* pinned: kept */
     assert_non_null(model_msg(r, "m200"));
     assert_int_equal(model_cold_pos(r, 0), 3); /* m1 */
-    /* reacted to: out of memory too, as a rich entry; plain ones are not rich. Edited: kept (the edit erased the
-     * post, which is where a cold message is read from) */
+    /* reacted to, edited: out of memory too, as rich entries; plain ones are not rich */
     assert_null(model_msg(r, "m6"));
-    assert_non_null(model_msg(r, "m7"));
+    assert_null(model_msg(r, "m7"));
+    assert_non_null(model_msg(r, "m14")); /* (edited and reacted to: kept) */
     size_t k6 = model_cold_after(r, 7);
     assert_int_equal(model_cold_pos(r, k6), 8);
     assert_true(cold_list_rich(&r->cold, k6));
@@ -693,6 +698,20 @@ test_cold_timeline(void **state)
     post_json(json, sizeof json, 12);
     assert_int_equal(chat_model_cold_last(m, 14, MSG("m12"), json, strlen(json), &one), 1005);
     assert_false(one); /* (a reaction taken back before it) */
+    /* an edited one: its last edit replaced the post (erased), and is all there is of it */
+    const char *edit7 = "{\"type\":\"msg.edited\",\"actor\":\"alice\",\"msg\":{\"id\":\"m7\",\"author\":"
+                        "\"alice\",\"createdAt\":107,\"editedAt\":500,\"pos\":9,\"body\":\"body 7, edited\"}}";
+    assert_int_equal(chat_model_cold_last(m, 1002, MSG("m7"), edit7, strlen(edit7), &one), 1002);
+    assert_true(one);
+    assert_true(chat_model_restore(m, 1002, MSG("m7"), edit7, strlen(edit7), NULL, 0));
+    struct chat_msg *m7 = model_msg(r, "m7");
+    assert_non_null(m7);
+    assert_int_equal(m7->pos, 9);
+    assert_int_equal(m7->edited_at, 500);
+    assert_int_equal(m7->nbody, 1);
+    assert_int_equal(m7->body_seqs[0], 1002); /* the body shown: the edit's */
+    assert_int_equal(m7->last_seq, 1002);
+    assert_int_equal(r->tl[model_tl_after(r, 8)]->msg, m7);
     /* unread: bob has read nothing and alice wrote the odd ones */
     struct chat_member *bob = model_member(r, "bob");
     size_t unread, mentions;
