@@ -2,9 +2,9 @@
 /*
  * The cold timeline (core.resident_messages): a room keeps its newest top-level messages in memory, and of the older
  * ones that may leave it (model.c, msg_coldable) only their positions and authors. A plain one is shown from its
- * post, read from the stream by sequence; a rich one (reacted to, pinned once) is brought back into memory from
- * every event on its subject before it is shown; whatever needs more of either (an event about it, a command naming
- * it) brings it back first. HTTP worker threads and the follower thread; no lock held across NATS.
+ * post, read from the stream by sequence; a rich one (reacted to, pinned once, edited) is brought back into memory
+ * from the events its subject still holds before it is shown (an edited one from its last edit, which erased the
+ * post); whatever needs more of either (an event about it, a command naming it) brings it back first. HTTP worker threads and the follower thread; no lock held across NATS.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +46,7 @@ later_add(struct later *l, uint64_t seq, char *data, size_t len, struct ch_err *
         size_t cap = l->cap ? l->cap * 2 : 8;
         struct chat_event_ref *nv = realloc(l->v, cap * sizeof *nv);
         if (!nv) {
+            explicit_bzero(data, len);
             free(data);
             return ch_err_set(err, CH_ENOMEM, NULL, "out of memory");
         }

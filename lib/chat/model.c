@@ -1183,12 +1183,13 @@ room_window(const struct chat_model *m, const struct chat_room *r)
 #define COLD_RICH_EVENTS 32
 
 /* Whether msg may leave memory for a cold list (a room's timeline, or with reply a thread's replies), and *rich:
- * whether its post is not all there is of it. A known message may if its post is still in the stream and holds its
- * body (never edited: an edit erases the versions before it), unless it was deleted or refused, is pinned,
- * mentions anyone (mention counts read the model), carries files (so does the room's file list) or starts a
- * thread. A plain one (no event on its subject after the post) is shown from its post alone; a rich one (*rich:
- * reacted to, or pinned once) is brought back from every event on its subject before it is shown
- * (chat_model_restore). Anything that happens to either later brings it back first (chat_model_apply's need). */
+ * whether its post is not all there is of it. A known message may unless it was deleted or refused, is pinned,
+ * mentions anyone (mention counts read the model), carries files (so does the room's file list), starts a thread,
+ * or was edited and also reacted to or pinned (an edit erases the versions before it, the post included: an edited
+ * one is read from its last edit, a whole snapshot, which must then be all there is besides the post). A plain one
+ * (no event on its subject after the post) is shown from its post alone; a rich one (*rich: reacted to, pinned
+ * once, edited) is brought back from the events its subject still holds before it is shown (chat_model_restore).
+ * Anything that happens to either later brings it back first (chat_model_apply's need). */
 static bool
 msg_coldable(const struct chat_room *r, const struct chat_msg *msg, bool reply, bool *rich)
 {
