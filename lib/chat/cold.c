@@ -4,7 +4,8 @@
  * ones that may leave it (model.c, msg_coldable) only their positions and authors. A plain one is shown from its
  * post, read from the stream by sequence; a rich one (reacted to, pinned once, edited) is brought back into memory
  * from the events its subject still holds before it is shown (an edited one from its last edit, which erased the
- * post); whatever needs more of either (an event about it, a command naming it) brings it back first. HTTP worker threads and the follower thread; no lock held across NATS.
+ * post); whatever needs more of either (an event about it, a command naming it) brings it back first. HTTP worker
+ * threads and the follower thread; no lock held across NATS.
  */
 #include <stdlib.h>
 #include <string.h>

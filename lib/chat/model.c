@@ -1061,6 +1061,23 @@ apply_reaction(struct chat_model *m, struct chat_room *r, uint64_t seq, bool add
     }
 }
 
+/* An event on a message's subject (a post, edit, delete, reaction or pin), as the stream or a restore has it:
+ * false if type is none of those. */
+static bool
+apply_msg_event(struct chat_model *m, struct chat_room *r, uint64_t seq, const char *type, const cJSON *ev,
+                const char *actor, int64_t at)
+{
+    if (!strcmp(type, "msg.posted") || !strcmp(type, "msg.edited") || !strcmp(type, "msg.deleted"))
+        apply_message(m, r, seq, type, ev, actor);
+    else if (!strcmp(type, "reaction.added") || !strcmp(type, "reaction.removed"))
+        apply_reaction(m, r, seq, type[9] == 'a', ev, actor);
+    else if (!strcmp(type, "msg.pinned") || !strcmp(type, "msg.unpinned"))
+        apply_pin(m, r, seq, type[4] == 'p', ev, actor, at);
+    else
+        return false;
+    return true;
+}
+
 /* The room's call facts (calls.c): call.started {callId, user} starts a call with its first participant,
  * call.joined / call.left {callId, user} change who is in it, call.ended {callId} ends it. A fact for another
  * call than the active one changes nothing (it only moves the subject's sequence). */
@@ -1565,18 +1582,43 @@ restore_later(struct chat_model *m, struct chat_room *r, struct chat_msg *msg, c
         if (later[i].seq <= msg->last_seq || later[i].seq > m->state_seq)
             continue;
         cJSON *ev = cJSON_ParseWithLength(later[i].data, later[i].len);
-        const char *type = jstr(ev, "type"), *actor = jstr(ev, "actor");
-        if (!type)
-            ;
-        else if (!strcmp(type, "msg.edited") || !strcmp(type, "msg.deleted"))
-            apply_message(m, r, later[i].seq, type, ev, actor);
-        else if (!strcmp(type, "reaction.added") || !strcmp(type, "reaction.removed"))
-            apply_reaction(m, r, later[i].seq, type[9] == 'a', ev, actor);
-        else if (!strcmp(type, "msg.pinned") || !strcmp(type, "msg.unpinned"))
-            apply_pin(m, r, later[i].seq, type[4] == 'p', ev, actor, jint(ev, "at"));
+        const char *type = jstr(ev, "type");
+        if (type && strcmp(type, "msg.posted")) /* (the post is the base) */
+            apply_msg_event(m, r, later[i].seq, type, ev, jstr(ev, "actor"), jint(ev, "at"));
         cJSON_Delete(ev);
     }
     m->quiet = false;
+}
+
+/* The position of the message whose base event ev (at seq) is: its post's, or the one the edit that replaced the
+ * post names; 0 if ev is neither. */
+static uint64_t
+base_pos(const cJSON *ev, uint64_t seq)
+{
+    const char *type = jstr(ev, "type");
+    int64_t pos = jint(cJSON_GetObjectItemCaseSensitive(ev, "msg"), "pos");
+
+    if (type && !strcmp(type, "msg.posted"))
+        return seq;
+    return type && !strcmp(type, "msg.edited") && pos > 0 && (uint64_t)pos <= seq ? (uint64_t)pos : 0;
+}
+
+/* r's cold entry at pos: on its timeline (*l NULL), or else among the cold replies of the thread of root; its list
+ * and index (*k), NULL if there is none. Either lock. */
+static struct cold_list *
+cold_find(struct chat_room *r, uint64_t pos, const char *root, struct seqlist **l, size_t *k)
+{
+    struct cold_list *c = &r->cold;
+
+    *l = NULL;
+    *k = cold_list_after(c, pos - 1);
+    if (*k < c->n && cold_list_pos(c, *k) == pos)
+        return c;
+    if (!r->thread_cold || !root || !id_valid(root) || !(*l = map_get(r->threads, root)))
+        return NULL;
+    c = &(*l)->cold;
+    *k = cold_list_after(c, pos - 1);
+    return *k < c->n && cold_list_pos(c, *k) == pos ? c : NULL;
 }
 
 bool
@@ -1585,48 +1627,40 @@ chat_model_restore(struct chat_model *m, uint64_t seq, const char *subject, cons
 {
     cJSON *ev = cJSON_ParseWithLength(data, len);
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(ev, "msg");
-    const char *type = jstr(ev, "type"), *id = jstr(j, "id");
+    const char *id = jstr(j, "id"), *root = jstr(j, "threadRoot");
+    uint64_t pos = base_pos(ev, seq);
+    bool done = false, edit = pos && pos != seq;
     struct store_event_subject subj;
     struct chat_room *r;
-    struct chat_msg *msg;
-    bool done = false, edit = type && !strcmp(type, "msg.edited");
-    uint64_t pos = edit && jint(j, "pos") > 0 ? (uint64_t)jint(j, "pos") : seq; /* (an edit names the post's) */
+    struct chat_msg *msg = NULL;
+    struct seqlist *l;
+    size_t k;
 
-    if (!store_subject_event_parse(subject, &subj) || subj.kind != STORE_EV_MESSAGE || !type ||
-        (strcmp(type, "msg.posted") && !edit) || !id || strcmp(id, subj.id) || pos > seq) {
+    if (!pos || !store_subject_event_parse(subject, &subj) || subj.kind != STORE_EV_MESSAGE || !id ||
+        strcmp(id, subj.id)) {
         cJSON_Delete(ev);
         return false;
     }
     pthread_rwlock_wrlock(&m->lock);
     r = model_room(m, subj.room);
-    size_t k = r ? model_cold_after(r, pos - 1) : 0;
-    if (r && k < r->cold.n && model_cold_pos(r, k) == pos) {
+    if (r && cold_find(r, pos, root, &l, &k)) {
         msg = map_get(r->msgs, id);
         if ((!msg || !msg->known) && (msg = model_msg_get_or_new(r, id))) {
-            /* top level: its snapshot says all there is but what the later events did (no files, mentions or
-             * thread) */
+            /* its snapshot says all there is but what the later events did (no files, mentions or thread) */
             restore_from_post(m, msg, j, pos);
-            if ((done = tl_add_msg(r, msg)))
-                restore_known(m, msg, j, seq, edit);
-        }
-        if (done || (msg && msg->known)) /* (known: it is back already; the entry must not show it twice) */
-            cold_drop(r, pos);
-    } else if (r && r->thread_cold) { /* a reply of a quiet thread */
-        const char *root = jstr(j, "threadRoot");
-        struct seqlist *l = root && id_valid(root) ? map_get(r->threads, root) : NULL;
-        size_t t = l ? cold_list_after(&l->cold, pos - 1) : 0;
-        if (l && t < l->cold.n && cold_list_pos(&l->cold, t) == pos) {
-            msg = map_get(r->msgs, id);
-            if ((!msg || !msg->known) && (msg = model_msg_get_or_new(r, id))) {
-                restore_from_post(m, msg, j, pos);
+            if (l)
                 msg->thread_root = intern(m, root);
-                if ((done = model_seqlist_insert(l, msg))) {
-                    restore_known(m, msg, j, seq, edit);
+            if ((done = l ? model_seqlist_insert(l, msg) : tl_add_msg(r, msg))) {
+                restore_known(m, msg, j, seq, edit);
+                if (l)
                     l->settled = false;
-                }
             }
-            if (done || (msg && msg->known))
+        }
+        if (done || (msg && msg->known)) { /* (known: it is back already; the entry must not show it twice) */
+            if (l)
                 thread_cold_drop(r, l, pos);
+            else
+                cold_drop(r, pos);
         }
     }
     if (done && nlater)
@@ -1642,26 +1676,19 @@ chat_model_cold_last(struct chat_model *m, uint64_t seq, const char *subject, co
 {
     struct store_event_subject subj;
     uint64_t last = 0;
+    struct seqlist *l;
+    size_t k;
 
     *one = false;
     if (!store_subject_event_parse(subject, &subj) || subj.kind != STORE_EV_MESSAGE)
         return 0;
     cJSON *ev = cJSON_ParseWithLength(data, len);
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(ev, "msg");
-    const char *root = jstr(j, "threadRoot"), *type = jstr(ev, "type");
-    if (type && !strcmp(type, "msg.edited") && jint(j, "pos") > 0 && (uint64_t)jint(j, "pos") < seq)
-        seq = (uint64_t)jint(j, "pos"); /* (the edit that replaced the post: its entry is at the post's position) */
+    uint64_t pos = base_pos(ev, seq);
     pthread_rwlock_rdlock(&m->lock);
     struct chat_room *r = model_room(m, subj.room);
-    const struct cold_list *c = r ? &r->cold : NULL;
-    size_t k = c ? cold_list_after(c, seq - 1) : 0;
-    if (c && !(k < c->n && cold_list_pos(c, k) == seq)) { /* not on the timeline: a reply of a quiet thread? */
-        const struct seqlist *l = root && *root && id_valid(root) ? map_get(r->threads, root) : NULL;
-        c = l ? &l->cold : NULL;
-        k = c ? cold_list_after(c, seq - 1) : 0;
-    }
-    *one = false;
-    if (c && k < c->n && cold_list_pos(c, k) == seq && cold_list_rich(c, k)) {
+    const struct cold_list *c =
+        r && pos ? cold_find(r, pos, jstr(cJSON_GetObjectItemCaseSensitive(ev, "msg"), "threadRoot"), &l, &k) : NULL;
+    if (c && cold_list_rich(c, k)) {
         last = cold_list_last(c, k);
         *one = cold_list_one(c, k);
     }
@@ -1705,12 +1732,8 @@ chat_model_apply(struct chat_model *m, uint64_t seq, const char *subject, const 
         apply_room_event(m, r, seq, type, ev, actor, at);
     else if (!strncmp(type, "member.", 7))
         apply_member(m, r, seq, type, ev, actor, at);
-    else if (!strcmp(type, "msg.posted") || !strcmp(type, "msg.edited") || !strcmp(type, "msg.deleted"))
-        apply_message(m, r, seq, type, ev, actor);
-    else if (!strcmp(type, "reaction.added") || !strcmp(type, "reaction.removed"))
-        apply_reaction(m, r, seq, type[9] == 'a', ev, actor);
-    else if (!strcmp(type, "msg.pinned") || !strcmp(type, "msg.unpinned"))
-        apply_pin(m, r, seq, type[4] == 'p', ev, actor, at);
+    else if (apply_msg_event(m, r, seq, type, ev, actor, at))
+        ;
     else if (subj.kind == STORE_EV_CALL && !strncmp(type, "call.", 5))
         apply_call(m, r, seq, type, ev, actor, at);
     else

@@ -452,8 +452,9 @@ handle_event(struct chat *c, const struct notif_event *m)
     /* who it reaches is read from this process's model, which must have applied the event first */
     if (!chat_model_wait(c->m, m->seq, 5000))
         return false;
-    if (posted) { /* a worker far behind may find the post, or the one it answers, out of memory by now */
-        chat_msg_ensure(c, subj.room, subj.id, NULL);
+    /* a worker far behind may find the message (a post, or the one a reaction is to) out of memory by now */
+    chat_msg_ensure(c, subj.room, subj.id, NULL);
+    if (posted) { /* ... and the one a post answers */
         if (memmem(m->data, m->len, "\"inReplyTo\"", 11)) {
             cJSON *ev = cJSON_ParseWithLength(m->data, m->len);
             chat_msg_ensure(c, subj.room,

@@ -215,6 +215,17 @@ w_msg(struct wbuf *b, const struct chat_msg *msg)
     w_u64(b, msg->last_seq);
 }
 
+/* Cold list c's entry i, after the entry (or base) at prev: its position as an increment (doubled, plus one when
+ * rich: then its later distance follows), its author as a reference. */
+static void
+w_cold_entry(struct wbuf *b, const struct cold_list *c, size_t i, uint64_t prev)
+{
+    w_u64(b, (cold_list_pos(c, i) - prev) << 1 | cold_list_rich(c, i));
+    if (cold_list_rich(c, i))
+        w_u64(b, c->later[i]);
+    w_ref(b, b->authors[c->author[i]]);
+}
+
 static void
 w_room(struct wbuf *b, const struct chat_room *r)
 {
@@ -286,15 +297,10 @@ w_room(struct wbuf *b, const struct chat_room *r)
         w_i64(b, r->pins[i].at);
         w_str(b, r->pins[i].by);
     }
-    /* the cold timeline: positions as increments (doubled, plus one when rich: then the later distance follows),
-     * authors as references */
+    /* the cold timeline */
     w_u64(b, r->cold.n);
-    for (size_t i = 0; i < r->cold.n; i++) {
-        w_u64(b, (model_cold_pos(r, i) - (i ? model_cold_pos(r, i - 1) : 0)) << 1 | cold_list_rich(&r->cold, i));
-        if (cold_list_rich(&r->cold, i))
-            w_u64(b, r->cold.later[i]);
-        w_ref(b, b->authors[r->cold.author[i]]);
-    }
+    for (size_t i = 0; i < r->cold.n; i++)
+        w_cold_entry(b, &r->cold, i, i ? model_cold_pos(r, i - 1) : 0);
     /* the quiet threads' cold replies: root, base, then as the timeline's */
     size_t threads = 0, seen = 0;
     const char *root;
@@ -310,12 +316,8 @@ w_room(struct wbuf *b, const struct chat_room *r)
         w_str(b, root);
         w_u64(b, c->base);
         w_u64(b, c->n);
-        for (size_t i = 0; i < c->n; i++) {
-            w_u64(b, (cold_list_pos(c, i) - (i ? cold_list_pos(c, i - 1) : c->base)) << 1 | cold_list_rich(c, i));
-            if (cold_list_rich(c, i))
-                w_u64(b, c->later[i]);
-            w_ref(b, b->authors[c->author[i]]);
-        }
+        for (size_t i = 0; i < c->n; i++)
+            w_cold_entry(b, c, i, i ? cold_list_pos(c, i - 1) : c->base);
         seen += c->n;
     }
     if (seen != r->thread_cold)
@@ -587,6 +589,23 @@ r_msg(struct rbuf *b, struct chat_room *r)
     return msg;
 }
 
+/* A cold entry after the one at *pos (or the list's base): *pos moves to it; its author's index and its later
+ * distance (formats 4 on: see w_cold_entry; before, none is rich). False when it makes no sense. */
+static bool
+r_cold_entry(struct rbuf *b, uint64_t *pos, uint32_t *author, uint32_t *later)
+{
+    uint64_t step = r_u64(b), l = b->fmt >= 4 && (step & 1) ? r_u64(b) : 0;
+    const char *who = r_ref(b);
+
+    step = b->fmt >= 4 ? step >> 1 : step;
+    *author = b->bad || !*who ? UINT32_MAX : model_author_index(b->m, who);
+    *later = (uint32_t)l;
+    if (!step || *pos + step < *pos || *author == UINT32_MAX || l > UINT32_MAX)
+        return false;
+    *pos += step;
+    return true;
+}
+
 static void
 r_room(struct rbuf *b)
 {
@@ -712,14 +731,9 @@ r_room(struct rbuf *b)
     }
     uint64_t pos = 0;
     for (uint64_t i = 0; i < n && !b->bad; i++) {
-        uint64_t step = r_u64(b), later = b->fmt >= 4 && (step & 1) ? r_u64(b) : 0;
-        step = b->fmt >= 4 ? step >> 1 : step;
-        const char *author = r_ref(b);
-        uint32_t a = b->bad || !*author ? UINT32_MAX : model_author_index(b->m, author);
-        if (!step || pos + step < pos || a == UINT32_MAX || later > UINT32_MAX ||
-            !model_cold_append(r, pos + step, a, (uint32_t)later))
+        uint32_t a, later;
+        if (!r_cold_entry(b, &pos, &a, &later) || !model_cold_append(r, pos, a, later))
             b->bad = true;
-        pos += step;
     }
     if (b->fmt < 3 || b->bad)
         return;
@@ -748,14 +762,9 @@ r_room(struct rbuf *b)
         }
         pos = base;
         for (uint64_t i = 0; i < n && !b->bad; i++) {
-            uint64_t step = r_u64(b), later = b->fmt >= 4 && (step & 1) ? r_u64(b) : 0;
-            step = b->fmt >= 4 ? step >> 1 : step;
-            const char *author = r_ref(b);
-            uint32_t a = b->bad || !*author ? UINT32_MAX : model_author_index(b->m, author);
-            if (!step || pos + step < pos || a == UINT32_MAX || later > UINT32_MAX ||
-                !model_thread_cold_append(r, l, base, pos + step, a, (uint32_t)later))
+            uint32_t a, later;
+            if (!r_cold_entry(b, &pos, &a, &later) || !model_thread_cold_append(r, l, base, pos, a, later))
                 b->bad = true;
-            pos += step;
         }
         l->settled = true;
     }

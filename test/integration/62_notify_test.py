@@ -4,6 +4,7 @@ pushing to a push service on loopback written with Node's crypto (pushsvc.cjs): 
 against the key the server hands browsers and decrypts the payload with the subscription's keys."""
 import base64
 import json
+import re
 import signal
 import threading
 import time
@@ -385,6 +386,40 @@ class Worker(TestCase):
         previews = sorted(o["preview"] for o in bob.ok(N + "ListNotificationOccurrences", {})["occurrences"])
         self.assertEqual(previews, sorted(["@bob before any worker"] + ["@bob while a worker hangs %d" % i
                                                                       for i in range(5)]), "each exactly once")
+
+    def test_a_reaction_to_a_message_out_of_memory_by_then_still_notifies(self):
+        """A worker far behind finds the message a reaction is to out of memory by the time it gets to it (a reacted
+        message leaves memory too: core.resident_messages): it brings it back, as it does for posts, and its author
+        hears of the reaction. Here a worker is done with the post and stops; the reaction and more posts come; the
+        next worker starts from a read-model snapshot in which the message is out of memory already."""
+        n = self.nats(token="worker-test-token")
+        env = external_env(n, CHATTO_CORE_PROJECTION_SNAPSHOT_EVENTS="10")
+        cold = FAST_AUTH + ["--core-resident-messages", "3"]
+        a = self.chatto(embedded=False, env=env, args=cold + ["--chat-notification-worker=false"])
+        alice, bob = Client(a), Client(a)
+        alice.register("alice")
+        bob.register("bob")
+        r = alice.ok(R + "CreateRoom", {"name": "Far behind"})["room"]["id"]
+        bob.ok(R + "JoinRoom", {"roomId": r})
+        w = self.chatto(embedded=False, env=env, args=cold)
+        mine = bob.ok(M + "CreateMessage", {"roomId": r, "body": "react to me"})["message"]
+        with NatsClient(n.port, token=n.token) as nc:
+            def done_with_the_post():
+                v = nc.kv_get("chatto_leases", "notifier-position")
+                return v is not None and int(json.loads(v)["seq"]) >= int(mine["cursor"])
+            wait_for(done_with_the_post, 15 * TIME_SCALE, "the worker done with the post")
+        w.stop()
+        alice.ok(M + "AddReaction", {"roomId": r, "eventId": mine["id"], "emoji": "🎉"})
+        for i in range(12):
+            last = alice.ok(M + "CreateMessage", {"roomId": r, "body": "and then %d" % i})["message"]
+        wait_for(lambda: any(int(x) >= int(last["cursor"]) for x in re.findall(
+            r"read-model snapshot at event (\d+) written", a.stderr())), 30 * TIME_SCALE, "a snapshot after them")
+        b = self.chatto(embedded=False, env=env, args=cold)
+        self.assertRegex(b.stderr(), r"read model loaded from the snapshot at event \d+")
+        wait_for(lambda: [next(iter(o["signal"])) for o in bob.ok(N + "ListNotificationOccurrences", {})[
+            "occurrences"]] == ["reactionReceived"], 15 * TIME_SCALE, "the reaction's notification")
+        got = bob.ok(N + "ListNotificationOccurrences", {})["occurrences"][0]["signal"]["reactionReceived"]
+        self.assertEqual(got["message"]["eventId"], mine["id"])
 
     def test_an_upgrade_goes_on_from_the_old_shared_consumer_and_removes_it(self):
         """0.2 kept the notification position in a durable consumer chatto_notifier that every process pulled
